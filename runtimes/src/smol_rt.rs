@@ -1,0 +1,57 @@
+use crate::{BoxFuture, SpawnError, Spawner};
+use smol::Executor;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Spawns on smol: its global executor, or an [`Executor`] of your own.
+///
+/// Timers come from `async-io`, which smol uses for everything.
+///
+/// ```
+/// use async_taskpool_runtime::{SmolSpawner, Spawner};
+/// use std::sync::Arc;
+///
+/// let ex = Arc::new(smol::Executor::new());
+/// let spawner = SmolSpawner::from_executor(ex.clone());
+/// let (tx, rx) = smol::channel::bounded(1);
+/// spawner.spawn(Box::pin(async move { tx.send(3).await.unwrap() })).unwrap();
+/// assert_eq!(smol::block_on(ex.run(rx.recv())).unwrap(), 3);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct SmolSpawner {
+    executor: Option<Arc<Executor<'static>>>,
+}
+
+impl SmolSpawner {
+    /// Spawns with `smol::spawn`, on smol's global executor (threads start on demand).
+    pub fn global() -> Self {
+        Self { executor: None }
+    }
+
+    /// Spawns on `executor`. Someone must drive it (`executor.run(..)`) for tasks to progress.
+    pub fn from_executor(executor: Arc<Executor<'static>>) -> Self {
+        Self {
+            executor: Some(executor),
+        }
+    }
+}
+
+impl Spawner for SmolSpawner {
+    fn spawn(&self, fut: BoxFuture) -> Result<(), SpawnError> {
+        match &self.executor {
+            Some(ex) => ex.spawn(fut).detach(),
+            None => smol::spawn(fut).detach(),
+        }
+        Ok(())
+    }
+
+    fn sleep(&self, duration: Duration) -> BoxFuture {
+        Box::pin(async move {
+            smol::Timer::after(duration).await;
+        })
+    }
+
+    fn runtime_name(&self) -> &'static str {
+        "smol"
+    }
+}

@@ -1,0 +1,276 @@
+use crate::TaskId;
+use std::any::Any;
+use std::fmt;
+use std::sync::Mutex;
+use std::time::Duration;
+
+pub use async_taskpool_runtime::SpawnError;
+
+/// Why the pool refused a request.
+///
+/// Every message names the pool and says what to do instead.
+///
+/// ```
+/// use async_taskpool::PoolError;
+/// let err = PoolError::Locked { pool: "crawler".into() };
+/// assert_eq!(err.to_string(), "pool `crawler` is locked and accepts no new work; call `unlock()` first");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PoolError {
+    /// The pool was closed (by `close` or `gather_and_close`) and takes no new work, ever.
+    #[error("pool `{pool}` is closed and accepts no new work; create a new pool")]
+    Closed {
+        /// The pool's name.
+        pool: String,
+    },
+    /// The pool is locked: new work is refused until `unlock`.
+    #[error("pool `{pool}` is locked and accepts no new work; call `unlock()` first")]
+    Locked {
+        /// The pool's name.
+        pool: String,
+    },
+    /// `try_spawn` found no free slot (or earlier work still queued).
+    #[error(
+        "pool `{pool}` is full ({limit} tasks running); use `spawn().await` to wait for room \
+         or `spawn_queued` to queue"
+    )]
+    Full {
+        /// The pool's name.
+        pool: String,
+        /// The limit in force.
+        limit: usize,
+    },
+    /// No task with this id was ever submitted to the pool.
+    #[error("pool `{pool}` has no task with id {id}")]
+    TaskNotFound {
+        /// The pool's name.
+        pool: String,
+        /// The id asked for.
+        id: TaskId,
+    },
+    /// The task was already asked to cancel and is winding down.
+    #[error("task {id} of pool `{pool}` is already being cancelled")]
+    AlreadyCancelled {
+        /// The pool's name.
+        pool: String,
+        /// The id asked for.
+        id: TaskId,
+    },
+    /// The task's future already finished (it may still be running its callbacks).
+    #[error("task {id} of pool `{pool}` has already ended")]
+    AlreadyEnded {
+        /// The pool's name.
+        pool: String,
+        /// The id asked for.
+        id: TaskId,
+    },
+    /// No group of that name is known (it never existed, or was cancelled or flushed).
+    #[error("pool `{pool}` has no group named `{name}`")]
+    GroupNotFound {
+        /// The pool's name.
+        pool: String,
+        /// The group name asked for.
+        name: String,
+    },
+    /// A group of that name is still known to the pool; pick another or `flush` first.
+    #[error("pool `{pool}` already has a group named `{name}`; choose another name or flush ended groups")]
+    GroupExists {
+        /// The pool's name.
+        pool: String,
+        /// The group name asked for.
+        name: String,
+    },
+    /// A limit (pool size or `num_concurrent`) was out of range.
+    #[error("invalid {what} {value}: it must be at least 1 (use `None` for no limit)")]
+    InvalidLimit {
+        /// Which limit.
+        what: &'static str,
+        /// The value given.
+        value: usize,
+    },
+    /// The call would wait for the very task it is called from, which can never happen.
+    #[error(
+        "`{method}` was called from inside a task of pool `{pool}` and would wait for itself \
+         forever; call it from outside the pool"
+    )]
+    CalledFromOwnTask {
+        /// The pool's name.
+        pool: String,
+        /// The method called.
+        method: &'static str,
+    },
+}
+
+/// How a task failed: the error half of a [`TaskHandle`](crate::TaskHandle)'s output.
+///
+/// ```
+/// use async_taskpool::{TaskError, TaskId};
+/// let err = TaskError::Cancelled { id: TaskId::new(4) };
+/// assert!(err.is_cancelled());
+/// assert_eq!(err.id(), TaskId::new(4));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TaskError {
+    /// Cancelled before it finished (by id, group, `cancel_all`, `stop`, or runtime shutdown).
+    #[error("task {id} was cancelled")]
+    Cancelled {
+        /// The task.
+        id: TaskId,
+    },
+    /// Ran longer than its run timeout (queue time is not counted).
+    #[error("task {id} timed out after running for {after:?}")]
+    TimedOut {
+        /// The task.
+        id: TaskId,
+        /// The timeout that expired.
+        after: Duration,
+    },
+    /// The task panicked; the pool and the runtime thread carried on.
+    #[error("task {id} panicked: {message}")]
+    Panicked {
+        /// The task.
+        id: TaskId,
+        /// The panic message, when it was a string.
+        message: String,
+        /// The original payload.
+        payload: PanicPayload,
+    },
+}
+
+impl TaskError {
+    /// The task this error is about.
+    pub fn id(&self) -> TaskId {
+        match self {
+            Self::Cancelled { id } | Self::TimedOut { id, .. } | Self::Panicked { id, .. } => *id,
+        }
+    }
+
+    /// Whether the task was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, Self::Cancelled { .. })
+    }
+
+    /// Whether the task hit its run timeout.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Self::TimedOut { .. })
+    }
+
+    /// Whether the task panicked.
+    pub fn is_panic(&self) -> bool {
+        matches!(self, Self::Panicked { .. })
+    }
+
+    pub(crate) fn panicked(id: TaskId, payload: Box<dyn Any + Send>) -> Self {
+        let message = panic_message(&*payload);
+        Self::Panicked {
+            id,
+            message,
+            payload: PanicPayload(Mutex::new(Some(payload))),
+        }
+    }
+}
+
+/// The value a task panicked with. Take it with [`PanicPayload::take`] to re-raise it with
+/// `std::panic::resume_unwind`.
+///
+/// ```
+/// use async_taskpool::TaskError;
+/// # fn check(err: TaskError) {
+/// if let TaskError::Panicked { payload, .. } = err {
+///     if let Some(p) = payload.take() { std::panic::resume_unwind(p) }
+/// }
+/// # }
+/// ```
+pub struct PanicPayload(Mutex<Option<Box<dyn Any + Send>>>);
+
+impl PanicPayload {
+    /// Takes the payload out; later calls return `None`.
+    pub fn take(&self) -> Option<Box<dyn Any + Send>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+impl fmt::Debug for PanicPayload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PanicPayload(..)")
+    }
+}
+
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}
+
+/// The error of [`TaskPool::exec`](crate::TaskPool::exec): refused, or ran and failed.
+///
+/// ```
+/// use async_taskpool::{ExecError, PoolError};
+/// let err: ExecError = PoolError::Closed { pool: "p".into() }.into();
+/// assert!(matches!(err, ExecError::Pool(_)));
+/// ```
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The pool refused the task.
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+    /// The task ran and failed.
+    #[error(transparent)]
+    Task(#[from] TaskError),
+}
+
+/// The error of `try_spawn`: why, plus the future back so no work is lost.
+///
+/// ```
+/// use async_taskpool::{PoolError, TrySpawnError};
+/// let err = TrySpawnError::new(PoolError::Closed { pool: "p".into() }, async { 1 });
+/// let fut = err.into_future(); // still yours to run elsewhere
+/// # drop(fut);
+/// ```
+pub struct TrySpawnError<F> {
+    error: PoolError,
+    future: F,
+}
+
+impl<F> TrySpawnError<F> {
+    /// Pairs an error with the future that was refused.
+    pub fn new(error: PoolError, future: F) -> Self {
+        Self { error, future }
+    }
+
+    /// Why the future was refused.
+    pub fn error(&self) -> &PoolError {
+        &self.error
+    }
+
+    /// The refused future.
+    pub fn into_future(self) -> F {
+        self.future
+    }
+}
+
+impl<F> fmt::Debug for TrySpawnError<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TrySpawnError")
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F> fmt::Display for TrySpawnError<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl<F> std::error::Error for TrySpawnError<F> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}

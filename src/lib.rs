@@ -1,0 +1,97 @@
+//! Pools that start, limit, resize, cancel, observe and await async tasks, on any executor.
+//!
+//! `async-taskpool` gives async Rust what Python's `asyncio-taskpool` and `asyncio-pool` give
+//! asyncio: a [`TaskPool`] for tasks of any kind, with a concurrency limit you can change at
+//! run time, task ids, groups, cancellation by id, group or all, end and cancel callbacks, run
+//! timeouts and typed results; and a [`SimpleTaskPool`] that starts and stops copies of one job.
+//! The same code runs on tokio, smol and async-std: the pool takes a
+//! [`Spawner`](runtime::Spawner) value, and each runtime is an optional cargo feature.
+//!
+//! ```
+//! # #[cfg(feature = "tokio")] {
+//! # let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+//! # rt.block_on(async {
+//! use async_taskpool::{runtime::TokioSpawner, TaskPool};
+//! use futures::StreamExt;
+//!
+//! let pool = TaskPool::builder(TokioSpawner::current()).name("crawler").limit(3).build()?;
+//! let pages = pool.map(["/a", "/b", "/c", "/d"], 2, |path| async move {
+//!     format!("fetched {path}")          // at most 2 of these run at once
+//! })?;
+//! let lengths: Vec<usize> = pages.map(|page| page.unwrap().len()).collect().await;
+//! assert_eq!(lengths, [10, 10, 10, 10]);
+//! pool.gather_and_close().await?;
+//! # Ok::<_, async_taskpool::PoolError>(())
+//! # }).unwrap(); }
+//! ```
+//!
+//! # Features
+//!
+//! | feature     | what it adds                                                      |
+//! |-------------|-------------------------------------------------------------------|
+//! | `tokio`     | `runtime::TokioSpawner`                                           |
+//! | `smol`      | `runtime::SmolSpawner`                                            |
+//! | `async-std` | `runtime::AsyncStdSpawner` (deprecated upstream; prefer smol)     |
+//!
+//! No feature is on by default, and any combination builds. Without one, implement
+//! [`runtime::Spawner`] or adapt a `futures` executor with [`runtime::FuturesSpawner`].
+//!
+//! # Choosing a method
+//!
+//! | you want to                                  | use                                  |
+//! |----------------------------------------------|--------------------------------------|
+//! | start one task, waiting for room             | [`TaskPool::spawn`]                  |
+//! | queue one task without waiting               | [`TaskPool::spawn_queued`]           |
+//! | start one task only if there is room now     | [`TaskPool::try_spawn`]              |
+//! | run one task and get its output              | [`TaskPool::exec`]                   |
+//! | start `n` copies of a job                    | [`TaskPool::apply`]                  |
+//! | process an iterator or stream, bounded       | [`TaskPool::map`], [`TaskPool::map_stream`] |
+//! | keep `n` identical workers, resize by count  | [`SimpleTaskPool`]                   |
+//!
+//! # When not to use this crate
+//!
+//! A pool adds a little bookkeeping to each task (an id, a record, a slot). If you spawn a
+//! few tasks and await them, use your runtime's `spawn` or tokio's `JoinSet`. If the work is
+//! CPU-bound or blocking, use a thread pool: async tasks must not block their thread.
+//!
+//! # Logging
+//!
+//! The crate logs through [`tracing`]: pool created (debug), `Started <task>` and
+//! `Ended <task>` (info), cancelled (debug), timed out (warn), panicked (error), locked,
+//! unlocked and closed (info), `cancelling all tasks` (warn). Events carry `pool` and `task_id`
+//! fields.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod abort;
+mod builder;
+mod current;
+mod error;
+mod group;
+mod handle;
+mod id;
+mod inner;
+mod map;
+mod pool;
+mod queue;
+mod run;
+mod simple;
+mod stats;
+mod task;
+
+/// The runtime layer: the [`Spawner`](runtime::Spawner) trait and one adapter per executor
+/// (re-exported from the `async-taskpool-runtime` crate).
+pub mod runtime {
+    pub use async_taskpool_runtime::*;
+}
+
+pub use builder::{GroupBuilder, PoolBuilder, TaskBuilder};
+pub use current::current_task_id;
+pub use error::{ExecError, PanicPayload, PoolError, SpawnError, TaskError, TrySpawnError};
+pub use group::Group;
+pub use handle::TaskHandle;
+pub use id::TaskId;
+pub use pool::TaskPool;
+pub use simple::{SimpleTaskPool, SimpleTaskPoolBuilder};
+pub use stats::{GroupSummary, PoolStats, TaskInfo, TaskState};

@@ -1,0 +1,318 @@
+//! `SimpleTaskPool`: one work factory, started and stopped by count.
+
+use crate::builder::start_batch;
+use crate::run::{Callbacks, RunOptions};
+use crate::stats::{PoolStats, TaskInfo};
+use crate::{Group, PoolError, TaskId, TaskPool};
+use async_taskpool_runtime::Spawner;
+use std::collections::BTreeSet;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+type Factory<T> = dyn Fn() -> Pin<Box<dyn Future<Output = T> + Send>> + Send + Sync;
+
+/// A pool that runs copies of one job, started and stopped by count (asyncio-taskpool's
+/// `SimpleTaskPool`): typically N identical workers consuming a queue.
+///
+/// It is a thin layer over [`TaskPool`]: ids, limits, locking, callbacks and waiting behave
+/// exactly as there. Its tasks get ids when [`start`](Self::start) is called, so
+/// [`stop`](Self::stop) can pick the newest, queued ones first.
+///
+/// ```
+/// # #[cfg(feature = "tokio")] {
+/// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+/// # rt.block_on(async {
+/// use async_taskpool::{runtime::TokioSpawner, SimpleTaskPool};
+///
+/// let workers = SimpleTaskPool::builder(TokioSpawner::current(), || async {
+///     loop { tokio::task::yield_now().await } // a worker that runs until stopped
+/// })
+/// .func_name("consumer")
+/// .build()?;
+/// workers.start(3)?;
+/// assert_eq!(workers.num_running() + workers.num_queued(), 3);
+/// let stopped = workers.stop(2);                  // the two newest
+/// assert_eq!(stopped.len(), 2);
+/// workers.stop_all();
+/// workers.gather_and_close().await?;
+/// assert_eq!(workers.num_cancelled(), 3);
+/// # Ok::<_, async_taskpool::PoolError>(())
+/// # }).unwrap(); }
+/// ```
+pub struct SimpleTaskPool<T = ()> {
+    pool: TaskPool,
+    factory: Arc<Factory<T>>,
+    func_name: Arc<str>,
+    options: RunOptions,
+}
+
+impl<T> Clone for SimpleTaskPool<T> {
+    fn clone(&self) -> Self {
+        Self {
+            pool: self.pool.clone(),
+            factory: self.factory.clone(),
+            func_name: self.func_name.clone(),
+            options: self.options.clone(),
+        }
+    }
+}
+
+/// Configures a [`SimpleTaskPool`]. Made by [`SimpleTaskPool::builder`].
+///
+/// ```
+/// # #[cfg(feature = "smol")] {
+/// use async_taskpool::{runtime::SmolSpawner, SimpleTaskPool};
+/// let pool = SimpleTaskPool::builder(SmolSpawner::global(), || async {})
+///     .name("workers")
+///     .limit(4)
+///     .func_name("work")
+///     .build()?;
+/// assert_eq!(pool.func_name(), "work");
+/// # }
+/// # Ok::<_, async_taskpool::PoolError>(())
+/// ```
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct SimpleTaskPoolBuilder<T> {
+    pool: crate::PoolBuilder,
+    factory: Arc<Factory<T>>,
+    func_name: Option<String>,
+    options: RunOptions,
+    callbacks: Callbacks,
+}
+
+impl<T: Send + 'static> SimpleTaskPoolBuilder<T> {
+    /// The pool's name (default `TaskPool-{k}`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.pool = self.pool.name(name);
+        self
+    }
+
+    /// At most `limit` tasks at once (default: no limit).
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.pool = self.pool.limit(limit);
+        self
+    }
+
+    /// The name reported by [`SimpleTaskPool::func_name`] (default `"work"`).
+    pub fn func_name(mut self, name: impl Into<String>) -> Self {
+        self.func_name = Some(name.into());
+        self
+    }
+
+    /// A run timeout for each task (queue time excluded).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.options.timeout = Some(timeout);
+        self
+    }
+
+    /// Runs `f(id)` when a task ends, however it ends.
+    pub fn on_end<C, Fut>(mut self, f: C) -> Self
+    where
+        C: Fn(TaskId) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.callbacks.on_end = Some(Arc::new(move |id| Box::pin(f(id))));
+        self
+    }
+
+    /// Runs `f(id)` when a task is cancelled, before `on_end`.
+    pub fn on_cancel<C, Fut>(mut self, f: C) -> Self
+    where
+        C: Fn(TaskId) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.callbacks.on_cancel = Some(Arc::new(move |id| Box::pin(f(id))));
+        self
+    }
+
+    /// Builds the pool; fails only for a limit of 0.
+    pub fn build(mut self) -> Result<SimpleTaskPool<T>, PoolError> {
+        if !self.callbacks.is_empty() {
+            self.options.callbacks = Some(Arc::new(self.callbacks));
+        }
+        Ok(SimpleTaskPool {
+            pool: self.pool.build()?,
+            factory: self.factory,
+            func_name: self.func_name.as_deref().unwrap_or("work").into(),
+            options: self.options,
+        })
+    }
+}
+
+impl<T: Send + 'static> SimpleTaskPool<T> {
+    /// A pool without a limit running copies of `factory()`.
+    pub fn new<F, Fut>(spawner: impl Spawner, factory: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = T> + Send + 'static,
+    {
+        Self::builder(spawner, factory)
+            .build()
+            .expect("no limit set, so nothing to refuse")
+    }
+
+    /// A builder for a pool with a name, a limit, a timeout or callbacks.
+    pub fn builder<F, Fut>(spawner: impl Spawner, factory: F) -> SimpleTaskPoolBuilder<T>
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = T> + Send + 'static,
+    {
+        SimpleTaskPoolBuilder {
+            pool: TaskPool::builder(spawner),
+            factory: Arc::new(move || Box::pin(factory())),
+            func_name: None,
+            options: RunOptions::default(),
+            callbacks: Callbacks::default(),
+        }
+    }
+
+    /// The underlying [`TaskPool`], for everything not repeated here.
+    pub fn as_task_pool(&self) -> &TaskPool {
+        &self.pool
+    }
+
+    /// The job's name, for operators.
+    pub fn func_name(&self) -> &str {
+        &self.func_name
+    }
+
+    /// Submits `num` copies of the job as one group (`start-group-K`) and returns at once; they
+    /// start as room frees. All are accepted or none (if the pool is locked or closed).
+    pub fn start(&self, num: usize) -> Result<Group<T>, PoolError> {
+        let futs = (0..num).map(|_| (self.factory)()).collect();
+        start_batch(&self.pool, futs, self.options.clone())
+    }
+
+    /// Cancels the `num` newest tasks, queued ones before running ones; returns their ids,
+    /// newest first. Stopping more than exist stops all.
+    pub fn stop(&self, num: usize) -> Vec<TaskId> {
+        let mut ids = self.pool.newest(|_| true);
+        ids.truncate(num);
+        for &id in &ids {
+            self.pool.cancel_quietly(id);
+        }
+        ids
+    }
+
+    /// Cancels every task; returns their ids, newest first.
+    pub fn stop_all(&self) -> Vec<TaskId> {
+        self.stop(usize::MAX)
+    }
+
+    /// Tasks whose future is running.
+    pub fn num_running(&self) -> usize {
+        self.pool.num_running()
+    }
+
+    /// Tasks waiting for room.
+    pub fn num_queued(&self) -> usize {
+        self.pool.num_queued()
+    }
+
+    /// Tasks ended since the last flush.
+    pub fn num_ended(&self) -> u64 {
+        self.pool.num_ended()
+    }
+
+    /// Tasks cancelled since the last flush.
+    pub fn num_cancelled(&self) -> u64 {
+        self.pool.num_cancelled()
+    }
+
+    /// Tasks that panicked since the last flush.
+    pub fn num_panicked(&self) -> u64 {
+        self.pool.num_panicked()
+    }
+
+    /// Whether the limit is reached.
+    pub fn is_full(&self) -> bool {
+        self.pool.is_full()
+    }
+
+    /// See [`TaskPool::cancel`].
+    pub fn cancel(&self, ids: impl IntoIterator<Item = TaskId>) -> Result<(), PoolError> {
+        self.pool.cancel(ids)
+    }
+
+    /// See [`TaskPool::cancel_group`].
+    pub fn cancel_group(&self, name: &str) -> Result<(), PoolError> {
+        self.pool.cancel_group(name)
+    }
+
+    /// See [`TaskPool::group_ids`].
+    pub fn group_ids<'n>(&self, names: impl IntoIterator<Item = &'n str>) -> Result<BTreeSet<TaskId>, PoolError> {
+        self.pool.group_ids(names)
+    }
+
+    /// See [`TaskPool::lock`].
+    pub fn lock(&self) {
+        self.pool.lock();
+    }
+
+    /// See [`TaskPool::unlock`].
+    pub fn unlock(&self) {
+        self.pool.unlock();
+    }
+
+    /// See [`TaskPool::is_locked`].
+    pub fn is_locked(&self) -> bool {
+        self.pool.is_locked()
+    }
+
+    /// See [`TaskPool::close`].
+    pub fn close(&self) {
+        self.pool.close();
+    }
+
+    /// See [`TaskPool::set_limit`].
+    pub fn set_limit(&self, limit: impl Into<Option<usize>>) -> Result<(), PoolError> {
+        self.pool.set_limit(limit)
+    }
+
+    /// See [`TaskPool::limit`].
+    pub fn limit(&self) -> Option<usize> {
+        self.pool.limit()
+    }
+
+    /// See [`TaskPool::join`].
+    pub async fn join(&self) -> Result<(), PoolError> {
+        self.pool.join().await
+    }
+
+    /// See [`TaskPool::flush`].
+    pub async fn flush(&self) -> Result<(), PoolError> {
+        self.pool.flush().await
+    }
+
+    /// See [`TaskPool::until_closed`].
+    pub async fn until_closed(&self) {
+        self.pool.until_closed().await;
+    }
+
+    /// See [`TaskPool::gather_and_close`].
+    pub async fn gather_and_close(&self) -> Result<(), PoolError> {
+        self.pool.gather_and_close().await
+    }
+
+    /// See [`TaskPool::tasks`].
+    pub fn tasks(&self) -> Vec<TaskInfo> {
+        self.pool.tasks()
+    }
+
+    /// See [`TaskPool::stats`].
+    pub fn stats(&self) -> PoolStats {
+        self.pool.stats()
+    }
+}
+
+impl<T> fmt::Debug for SimpleTaskPool<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimpleTaskPool")
+            .field("func_name", &&*self.func_name)
+            .field("pool", &self.pool)
+            .finish()
+    }
+}
