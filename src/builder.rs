@@ -178,7 +178,11 @@ impl<'a> TaskBuilder<'a> {
         self
     }
 
-    fn submit<F>(self, fut: F, only_now: bool) -> Result<(TaskHandle<F::Output>, bool), (PoolError, F)>
+    fn submit<F>(
+        self,
+        fut: F,
+        only_now: bool,
+    ) -> Result<Submitted<F::Output>, (PoolError, F)>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
@@ -200,7 +204,8 @@ impl<'a> TaskBuilder<'a> {
             sink: Sink::Handle(cell.clone()),
         };
         let pool = inner.clone();
-        let (id, started) = inner.submit(sub, fut, move |fut, id| task::wrap(pool, id, fut, spec))?;
+        let (id, started) =
+            inner.submit(sub, fut, move |fut, id| task::wrap(pool, id, fut, spec))?;
         Ok((TaskHandle::new(id, cell, inner.clone()), started))
     }
 
@@ -262,6 +267,9 @@ impl<'a> TaskBuilder<'a> {
         Ok(out?)
     }
 }
+
+/// A submitted task's handle, and whether it started at once.
+type Submitted<T> = (TaskHandle<T>, bool);
 
 /// Cancels a task if the future waiting on it is dropped (cancel safety of `spawn`/`exec`).
 struct CancelOnDrop<'a> {
@@ -354,11 +362,18 @@ impl<'a> GroupBuilder<'a> {
         Fut::Output: Send + 'static,
     {
         let source: Source<usize> = Box::pin(futures_util::stream::iter(0..num));
-        self.launch(GroupKind::Apply, source, usize::MAX, false, move |_| factory())
+        self.launch(GroupKind::Apply, source, usize::MAX, false, move |_| {
+            factory()
+        })
     }
 
     /// `f(item)` for each item, results in input order. See [`TaskPool::map`].
-    pub fn map<I, F, Fut>(self, items: I, num_concurrent: usize, f: F) -> Result<Group<Fut::Output>, PoolError>
+    pub fn map<I, F, Fut>(
+        self,
+        items: I,
+        num_concurrent: usize,
+        f: F,
+    ) -> Result<Group<Fut::Output>, PoolError>
     where
         I: IntoIterator,
         I::IntoIter: Send + 'static,
@@ -372,7 +387,12 @@ impl<'a> GroupBuilder<'a> {
     }
 
     /// Like [`map`](Self::map), results in completion order.
-    pub fn map_unordered<I, F, Fut>(self, items: I, num_concurrent: usize, f: F) -> Result<Group<Fut::Output>, PoolError>
+    pub fn map_unordered<I, F, Fut>(
+        self,
+        items: I,
+        num_concurrent: usize,
+        f: F,
+    ) -> Result<Group<Fut::Output>, PoolError>
     where
         I: IntoIterator,
         I::IntoIter: Send + 'static,
@@ -386,7 +406,12 @@ impl<'a> GroupBuilder<'a> {
     }
 
     /// `f(item)` for each item of a [`Stream`], results in input order.
-    pub fn map_stream<S, F, Fut>(self, items: S, num_concurrent: usize, f: F) -> Result<Group<Fut::Output>, PoolError>
+    pub fn map_stream<S, F, Fut>(
+        self,
+        items: S,
+        num_concurrent: usize,
+        f: F,
+    ) -> Result<Group<Fut::Output>, PoolError>
     where
         S: Stream + Send + 'static,
         S::Item: Send + 'static,
@@ -439,7 +464,14 @@ impl<'a> GroupBuilder<'a> {
         let mut made = None;
         inner.register_group(kind, self.options.name, |name| {
             let core = Arc::new(GroupCore::new(name, ordered));
-            let engine = MapEngine::new(inner.clone(), core.clone(), source, num_concurrent, f, options);
+            let engine = MapEngine::new(
+                inner.clone(),
+                core.clone(),
+                source,
+                num_concurrent,
+                f,
+                options,
+            );
             let entry = GroupEntry {
                 pulling: Some(engine.clone()),
                 finished: core.entry().finished,
@@ -490,7 +522,10 @@ where
             sink: Sink::Group(core.clone(), seq),
         };
         let p = inner.clone();
-        if inner.submit(sub, fut, move |fut, id| task::wrap(p, id, fut, spec)).is_err() {
+        if inner
+            .submit(sub, fut, move |fut, id| task::wrap(p, id, fut, spec))
+            .is_err()
+        {
             unreachable!("accepted submissions are never refused");
         }
     }

@@ -142,7 +142,11 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    pub(crate) fn new(spawner: Arc<dyn Spawner>, name: Option<String>, limit: Option<usize>) -> Self {
+    pub(crate) fn new(
+        spawner: Arc<dyn Spawner>,
+        name: Option<String>,
+        limit: Option<usize>,
+    ) -> Self {
         let serial = POOL_SERIAL.fetch_add(1, Ordering::Relaxed);
         let name: Arc<str> = match name {
             Some(n) => n.into(),
@@ -357,7 +361,9 @@ impl Inner {
     pub(crate) fn enter_callbacks(&self, id: TaskId) {
         let futs = {
             let mut st = self.state();
-            let Some(rec) = st.tasks.get_mut(&id.get()) else { return };
+            let Some(rec) = st.tasks.get_mut(&id.get()) else {
+                return;
+            };
             let was = std::mem::replace(&mut rec.phase, Phase::Ending);
             st.ending += 1;
             match was {
@@ -430,9 +436,15 @@ impl Inner {
         };
         match outcome {
             Outcome::Completed => {}
-            Outcome::Cancelled => tracing::debug!(pool = %self.name, task_id = id.get(), "Cancelled {name}"),
-            Outcome::Panicked => tracing::error!(pool = %self.name, task_id = id.get(), "{name} panicked"),
-            Outcome::TimedOut => tracing::warn!(pool = %self.name, task_id = id.get(), "{name} timed out"),
+            Outcome::Cancelled => {
+                tracing::debug!(pool = %self.name, task_id = id.get(), "Cancelled {name}")
+            }
+            Outcome::Panicked => {
+                tracing::error!(pool = %self.name, task_id = id.get(), "{name} panicked")
+            }
+            Outcome::TimedOut => {
+                tracing::warn!(pool = %self.name, task_id = id.get(), "{name} timed out")
+            }
         }
         tracing::info!(pool = %self.name, task_id = id.get(), ?outcome, "Ended {name}");
         self.changed.notify(usize::MAX);
@@ -447,7 +459,11 @@ impl Inner {
             st.pulling_groups -= 1;
             // Drop the registry's reference (the engine refers back to the pool).
             for entry in st.groups.values_mut() {
-                if entry.pulling.as_ref().is_some_and(|p| same_source(p, source)) {
+                if entry
+                    .pulling
+                    .as_ref()
+                    .is_some_and(|p| same_source(p, source))
+                {
                     entry.pulling = None;
                 }
             }
@@ -593,7 +609,9 @@ impl Inner {
         if let Some(source) = entry.pulling {
             source.stop_pulling();
             // Its queued worker claims would only wait for a slot to find nothing to do.
-            let dropped = st.queue.remove_where(|c| matches!(c, Claim::Worker(s) if same_source(s, &source)));
+            let dropped = st
+                .queue
+                .remove_where(|c| matches!(c, Claim::Worker(s) if same_source(s, &source)));
             for _ in 0..dropped {
                 if source.claim_dropped() {
                     st.pulling_groups -= 1;
@@ -622,7 +640,10 @@ impl Inner {
             }
             let mut ids: Vec<u64> = st.tasks.keys().copied().collect();
             ids.sort_unstable();
-            futs.extend(ids.into_iter().filter_map(|id| Self::cancel_record(&mut st, id)));
+            futs.extend(
+                ids.into_iter()
+                    .filter_map(|id| Self::cancel_record(&mut st, id)),
+            );
             futs
         };
         self.changed.notify(usize::MAX);
@@ -787,7 +808,10 @@ impl Inner {
     }
 
     pub(crate) fn group_of(&self, id: TaskId) -> Option<Arc<str>> {
-        self.state().tasks.get(&id.get()).and_then(|r| r.group.clone())
+        self.state()
+            .tasks
+            .get(&id.get())
+            .and_then(|r| r.group.clone())
     }
 }
 

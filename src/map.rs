@@ -228,10 +228,14 @@ where
                 // ends, and a fresh one (queued behind waiting work) takes the next item.
                 self.pool.enter_callbacks(id);
                 w.give_back_slot();
-                callbacks.run(&self.pool, id, outcome == Outcome::Cancelled).await;
+                callbacks
+                    .run(&self.pool, id, outcome == Outcome::Cancelled)
+                    .await;
             }
             guard.armed = false;
-            let should_yield = self.pool.retire(id, outcome, || self.core.deliver(seq, res));
+            let should_yield = self
+                .pool
+                .retire(id, outcome, || self.core.deliver(seq, res));
             if should_yield || callbacks.is_some() {
                 return;
             }

@@ -254,7 +254,12 @@ impl TaskPool {
     /// # Ok::<_, async_taskpool::PoolError>(())
     /// # }).unwrap(); }
     /// ```
-    pub fn map<I, F, Fut>(&self, items: I, num_concurrent: usize, f: F) -> Result<Group<Fut::Output>, PoolError>
+    pub fn map<I, F, Fut>(
+        &self,
+        items: I,
+        num_concurrent: usize,
+        f: F,
+    ) -> Result<Group<Fut::Output>, PoolError>
     where
         I: IntoIterator,
         I::IntoIter: Send + 'static,
@@ -267,7 +272,12 @@ impl TaskPool {
     }
 
     /// Like [`map`](Self::map), with results in completion order (asyncio-pool's `itermap`).
-    pub fn map_unordered<I, F, Fut>(&self, items: I, num_concurrent: usize, f: F) -> Result<Group<Fut::Output>, PoolError>
+    pub fn map_unordered<I, F, Fut>(
+        &self,
+        items: I,
+        num_concurrent: usize,
+        f: F,
+    ) -> Result<Group<Fut::Output>, PoolError>
     where
         I: IntoIterator,
         I::IntoIter: Send + 'static,
@@ -298,7 +308,12 @@ impl TaskPool {
     /// # Ok::<_, async_taskpool::PoolError>(())
     /// # }).unwrap(); }
     /// ```
-    pub fn map_stream<S, F, Fut>(&self, items: S, num_concurrent: usize, f: F) -> Result<Group<Fut::Output>, PoolError>
+    pub fn map_stream<S, F, Fut>(
+        &self,
+        items: S,
+        num_concurrent: usize,
+        f: F,
+    ) -> Result<Group<Fut::Output>, PoolError>
     where
         S: Stream + Send + 'static,
         S::Item: Send + 'static,
@@ -323,7 +338,8 @@ impl TaskPool {
         Fut: Future + Send + 'static,
         Fut::Output: Send + 'static,
     {
-        self.build_group().map_stream_unordered(items, num_concurrent, f)
+        self.build_group()
+            .map_stream_unordered(items, num_concurrent, f)
     }
 
     /// Cancels the tasks with these ids, atomically: if any id is unknown
@@ -500,7 +516,10 @@ impl TaskPool {
 
     /// The ids of the live tasks of the named groups. [`PoolError::GroupNotFound`] for an
     /// unknown name.
-    pub fn group_ids<'n>(&self, names: impl IntoIterator<Item = &'n str>) -> Result<BTreeSet<TaskId>, PoolError> {
+    pub fn group_ids<'n>(
+        &self,
+        names: impl IntoIterator<Item = &'n str>,
+    ) -> Result<BTreeSet<TaskId>, PoolError> {
         self.inner.with_state(|st| {
             let mut out = BTreeSet::new();
             for name in names {

@@ -243,7 +243,10 @@ impl<T: Send + 'static> SimpleTaskPool<T> {
     }
 
     /// See [`TaskPool::group_ids`].
-    pub fn group_ids<'n>(&self, names: impl IntoIterator<Item = &'n str>) -> Result<BTreeSet<TaskId>, PoolError> {
+    pub fn group_ids<'n>(
+        &self,
+        names: impl IntoIterator<Item = &'n str>,
+    ) -> Result<BTreeSet<TaskId>, PoolError> {
         self.pool.group_ids(names)
     }
 

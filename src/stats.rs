@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
 /// # rt.block_on(async {
 /// use async_taskpool::{runtime::TokioSpawner, TaskPool};
-/// let pool = TaskPool::builder(TokioSpawner::current()).name("crawler").limit(4).build();
+/// let pool = TaskPool::builder(TokioSpawner::current()).name("crawler").limit(4).build().unwrap();
 /// let stats = pool.stats();
 /// assert_eq!(stats.limit, Some(4));
 /// let json = serde_json::to_string(&stats).unwrap();

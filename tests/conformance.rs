@@ -1,0 +1,142 @@
+//! The conformance suite: every case in `conformance/cases.rs` runs on every runtime and
+//! flavour compiled in (tokio multi-thread and current-thread, smol, async-std).
+#![allow(clippy::bool_assert_comparison)]
+
+#[path = "conformance/support.rs"]
+mod support;
+
+#[path = "conformance/cases.rs"]
+mod cases;
+
+use support::{Case, Sp, WATCHDOG};
+
+/// Runs `case` under the watchdog on `sp`, with `block_on` from the runtime.
+async fn guarded(case: Case, sp: Sp) {
+    let timer = sp.sleep(WATCHDOG);
+    match futures::future::select(case(sp), timer).await {
+        futures::future::Either::Left(((), _)) => {}
+        futures::future::Either::Right(_) => panic!("case did not finish within {WATCHDOG:?}"),
+    }
+}
+
+macro_rules! for_each_case {
+    ($run:path) => {
+        for_each_case!(@emit $run;
+            spawn_returns_output,
+            ids_are_sequential_and_names_follow_the_pool,
+            exec_returns_output_and_errors,
+            limit_is_never_exceeded,
+            queued_work_starts_in_fifo_order,
+            spawn_waits_for_room,
+            dropped_spawn_withdraws_the_task,
+            try_spawn_gives_the_future_back,
+            cancel_running_task,
+            cancel_queued_task_releases_slot_and_fires_callbacks,
+            cancel_before_first_poll_releases_slot,
+            cancel_is_atomic,
+            cancel_group_stops_pulling,
+            cancel_all_cancels_everything,
+            panics_are_isolated,
+            panicking_callback_is_contained,
+            timeout_fires,
+            timeout_excludes_queue_time,
+            lock_refuses_new_work_but_finishes_accepted,
+            close_is_final,
+            set_limit_grows_and_shrinks,
+            invalid_limits_are_refused,
+            gather_and_close_waits_for_unpulled_items,
+            join_from_own_task_is_an_error,
+            map_keeps_input_order,
+            map_unordered_yields_everything,
+            map_respects_group_and_pool_limits,
+            map_stream_waits_without_a_slot,
+            map_items_panic_and_cancel_individually,
+            apply_runs_n_copies,
+            group_names_and_errors,
+            flush_forgets_ended,
+            handle_drop_detaches,
+            dropping_last_pool_handle_lets_work_finish,
+            cancel_on_drop_cancels,
+            until_closed_wakes,
+            stats_and_tasks_snapshot,
+            simple_pool_start_stop,
+            simple_pool_lock_and_close,
+            callbacks_run_exactly_once,
+        );
+    };
+    (@emit $run:path; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                $run(|sp| Box::pin(crate::cases::$case(sp)));
+            }
+        )*
+    };
+}
+
+#[cfg(feature = "tokio")]
+mod tokio_multi_thread {
+    use super::*;
+    fn run(case: Case) {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let sp: Sp = std::sync::Arc::new(async_taskpool::runtime::TokioSpawner::from_handle(
+            rt.handle().clone(),
+        ));
+        rt.block_on(guarded(case, sp));
+    }
+    for_each_case!(run);
+}
+
+#[cfg(feature = "tokio")]
+mod tokio_current_thread {
+    use super::*;
+    fn run(case: Case) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let sp: Sp = std::sync::Arc::new(async_taskpool::runtime::TokioSpawner::from_handle(
+            rt.handle().clone(),
+        ));
+        rt.block_on(guarded(case, sp));
+    }
+    for_each_case!(run);
+}
+
+#[cfg(feature = "smol")]
+mod smol_global {
+    use super::*;
+    fn run(case: Case) {
+        let sp: Sp = std::sync::Arc::new(async_taskpool::runtime::SmolSpawner::global());
+        smol::block_on(guarded(case, sp));
+    }
+    for_each_case!(run);
+}
+
+#[cfg(feature = "smol")]
+mod smol_own_executor {
+    use super::*;
+    fn run(case: Case) {
+        let ex = std::sync::Arc::new(smol::Executor::new());
+        let sp: Sp = std::sync::Arc::new(async_taskpool::runtime::SmolSpawner::from_executor(
+            ex.clone(),
+        ));
+        smol::block_on(ex.run(guarded(case, sp)));
+    }
+    for_each_case!(run);
+}
+
+#[cfg(feature = "async-std")]
+mod async_std_global {
+    use super::*;
+    #[allow(deprecated)]
+    fn run(case: Case) {
+        let sp: Sp = std::sync::Arc::new(async_taskpool::runtime::AsyncStdSpawner::new());
+        async_std::task::block_on(guarded(case, sp));
+    }
+    for_each_case!(run);
+}
