@@ -1,1 +1,18 @@
-fn main() {}
+//! A `TaskPool` limited to 3 tasks on async-std: `apply` two copies of one job, then a
+//! "starmap" (`map` over argument tuples, at most 2 at once) whose results come in input order,
+//! then `gather_and_close`. The body is shared with the other runtimes, in
+//! `common/advanced.rs`.
+//!
+//! async-std is discontinued upstream (its adapter is deprecated): prefer `advanced_smol`.
+//!
+//! Run it with `cargo run --example advanced_async_std --features async-std`.
+
+#[path = "common/advanced.rs"]
+mod advanced;
+
+fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    tracing_subscriber::fmt().with_target(false).init();
+    #[allow(deprecated)]
+    let spawner = async_taskpool::runtime::AsyncStdSpawner::new();
+    async_std::task::block_on(advanced::run(spawner))
+}

@@ -1,1 +1,17 @@
-fn main() {}
+//! A `SimpleTaskPool` of counting workers on async-std: start 3, start 1 more, stop the 2
+//! newest, then gather the rest. The body is shared with the other runtimes, in
+//! `common/simple.rs`.
+//!
+//! async-std is discontinued upstream (its adapter is deprecated): prefer `simple_smol`.
+//!
+//! Run it with `cargo run --example simple_async_std --features async-std`.
+
+#[path = "common/simple.rs"]
+mod simple;
+
+fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    tracing_subscriber::fmt().with_target(false).init();
+    #[allow(deprecated)]
+    let spawner = async_taskpool::runtime::AsyncStdSpawner::new();
+    async_std::task::block_on(simple::run(spawner))
+}

@@ -178,11 +178,7 @@ impl<'a> TaskBuilder<'a> {
         self
     }
 
-    fn submit<F>(
-        self,
-        fut: F,
-        only_now: bool,
-    ) -> Result<Submitted<F::Output>, (PoolError, F)>
+    fn submit<F>(self, fut: F, only_now: bool) -> Result<Submitted<F::Output>, (PoolError, F)>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,

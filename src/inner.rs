@@ -349,7 +349,7 @@ impl Inner {
             },
         );
         drop(st);
-        tracing::info!(pool = %self.name, task_id = id.get(), "Started {}", TaskName { pool: &self.name, custom: None, id });
+        self.log_started(id, None);
     }
 
     pub(crate) fn log_started(&self, id: TaskId, custom: Option<&str>) {

@@ -220,7 +220,7 @@ where
                 armed: true,
             };
             let fut = (self.f)(item);
-            let res = Run::new(fut, &*abort, &*self.pool.spawner, id, self.options.timeout).await;
+            let res = Run::new(fut, &*abort, &self.pool, id, self.options.timeout).await;
             let outcome = outcome_of(&res);
             let callbacks = self.options.callbacks.as_ref();
             if let Some(callbacks) = callbacks {

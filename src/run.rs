@@ -3,7 +3,7 @@
 use crate::abort::Abort;
 use crate::inner::{Inner, Outcome};
 use crate::{current, TaskError, TaskId};
-use async_taskpool_runtime::{BoxFuture, Spawner};
+use async_taskpool_runtime::BoxFuture;
 use futures_util::FutureExt;
 use pin_project_lite::pin_project;
 use std::future::Future;
@@ -63,7 +63,7 @@ pin_project! {
         #[pin]
         fut: F,
         abort: &'a dyn Abort,
-        spawner: &'a dyn Spawner,
+        pool: &'a Inner,
         id: TaskId,
         timeout: Option<Duration>,
         sleep: Option<BoxFuture>,
@@ -74,14 +74,14 @@ impl<'a, F: Future> Run<'a, F> {
     pub(crate) fn new(
         fut: F,
         abort: &'a dyn Abort,
-        spawner: &'a dyn Spawner,
+        pool: &'a Inner,
         id: TaskId,
         timeout: Option<Duration>,
     ) -> Self {
         Self {
             fut,
             abort,
-            spawner,
+            pool,
             id,
             timeout,
             sleep: None,
@@ -103,11 +103,17 @@ impl<F: Future> Future for Run<'_, F> {
         match catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
             Ok(Poll::Ready(v)) => return Poll::Ready(Ok(v)),
             Ok(Poll::Pending) => {}
-            Err(payload) => return Poll::Ready(Err(TaskError::panicked(id, payload))),
+            Err(payload) => {
+                let err = TaskError::panicked(id, payload);
+                tracing::error!(pool = %this.pool.name, task_id = id.get(), "{err}");
+                return Poll::Ready(Err(err));
+            }
         }
         if let Some(after) = *this.timeout {
             // Created on the first poll: time spent queued does not count.
-            let sleep = this.sleep.get_or_insert_with(|| this.spawner.sleep(after));
+            let sleep = this
+                .sleep
+                .get_or_insert_with(|| this.pool.spawner.sleep(after));
             if sleep.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(Err(TaskError::TimedOut { id, after }));
             }

@@ -89,7 +89,7 @@ where
     if !spec.abort.is_cancelled(id) {
         pool.log_started(id, spec.name.as_deref());
     }
-    let res = Run::new(fut, &*spec.abort, &*pool.spawner, id, spec.options.timeout).await;
+    let res = Run::new(fut, &*spec.abort, pool, id, spec.options.timeout).await;
     let outcome = outcome_of(&res);
     if let Some(callbacks) = &spec.options.callbacks {
         pool.enter_callbacks(id);
