@@ -1,6 +1,6 @@
 //! The conformance suite: every case in `conformance/cases.rs` runs on every runtime and
 //! flavour compiled in (tokio multi-thread and current-thread, smol, async-std).
-#![allow(clippy::bool_assert_comparison)]
+#![cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
 
 #[path = "conformance/support.rs"]
 mod support;
