@@ -4,6 +4,7 @@ use crate::TaskId;
 use pin_project_lite::pin_project;
 use std::cell::Cell;
 use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -53,9 +54,9 @@ impl<F> Marked<F> {
     }
 }
 
-impl<F: Future> Future for Marked<F> {
-    type Output = F::Output;
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+impl<F: Future<Output = ()>> Future for Marked<F> {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.project();
         let prev = CURRENT.with(|c| c.replace((*this.serial + 1, *this.id)));
         // Restore even if the poll unwinds, so a panic cannot leave a stale marker behind.
@@ -66,6 +67,19 @@ impl<F: Future> Future for Marked<F> {
             }
         }
         let _restore = Restore(prev);
-        this.fut.poll(cx)
+        // User panics are caught where they happen; this is the last line of defence (for
+        // example a destructor that panics when a cancelled future is dropped), so that no
+        // panic ever reaches the executor's thread. The task's guards retire it on unwind.
+        let fut = this.fut;
+        match catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
+            Ok(poll) => poll,
+            Err(payload) => {
+                let msg = crate::error::panic_message(&*payload);
+                tracing::error!(
+                    "a pool task panicked outside its future (in a destructor?): {msg}"
+                );
+                Poll::Ready(())
+            }
+        }
     }
 }

@@ -19,6 +19,7 @@ use crate::{TaskError, TaskId};
 use async_taskpool_runtime::BoxFuture;
 use futures_core::Stream;
 use std::future::{poll_fn, Future};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -79,6 +80,22 @@ struct WorkerState {
     holds_slot: bool,
 }
 
+/// Polls the input; a panicking input counts as ended (logged), so it cannot take the
+/// worker down.
+fn poll_source<I>(source: &mut Source<I>, cx: &mut Context<'_>, group: &str) -> Poll<Option<I>> {
+    match catch_unwind(AssertUnwindSafe(|| source.as_mut().poll_next(cx))) {
+        Ok(poll) => poll,
+        Err(payload) => {
+            let msg = crate::error::panic_message(&*payload);
+            tracing::error!(
+                group,
+                "the input of group {group} panicked; no more items are pulled: {msg}"
+            );
+            Poll::Ready(None)
+        }
+    }
+}
+
 impl<I, F, T> MapEngine<I, F, T> {
     fn feed(&self) -> MutexGuard<'_, Feed<I>> {
         self.feed.lock().unwrap_or_else(|e| e.into_inner())
@@ -106,7 +123,7 @@ impl<I, F, T> MapEngine<I, F, T> {
             let Some(source) = feed.source.as_mut() else {
                 return Poll::Ready(Pulled::Exit);
             };
-            return match source.as_mut().poll_next(cx) {
+            return match poll_source(source, cx, &self.core.name) {
                 Poll::Ready(item) => {
                     // Hand the item to a worker with a slot; this puller's job is done.
                     feed.puller = None;
@@ -131,7 +148,7 @@ impl<I, F, T> MapEngine<I, F, T> {
             let Some(source) = feed.source.as_mut() else {
                 return Poll::Ready(Pulled::Exit);
             };
-            match source.as_mut().poll_next(cx) {
+            match poll_source(source, cx, &self.core.name) {
                 Poll::Ready(Some(item)) => item,
                 Poll::Ready(None) => {
                     self.settle(&mut feed);
@@ -219,8 +236,11 @@ where
                 seq,
                 armed: true,
             };
-            let fut = (self.f)(item);
-            let res = Run::new(fut, &*abort, &self.pool, id, self.options.timeout).await;
+            // Calling `f` may itself panic: that is this item's panic, like one in its future.
+            let res = match catch_unwind(AssertUnwindSafe(|| (self.f)(item))) {
+                Ok(fut) => Run::new(fut, &*abort, &self.pool, id, self.options.timeout).await,
+                Err(payload) => Err(TaskError::panicked(id, payload)),
+            };
             let outcome = outcome_of(&res);
             let callbacks = self.options.callbacks.as_ref();
             if let Some(callbacks) = callbacks {

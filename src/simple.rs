@@ -227,6 +227,11 @@ impl<T: Send + 'static> SimpleTaskPool<T> {
         self.pool.num_panicked()
     }
 
+    /// Tasks that timed out since the last flush.
+    pub fn num_timed_out(&self) -> u64 {
+        self.pool.num_timed_out()
+    }
+
     /// Whether the limit is reached.
     pub fn is_full(&self) -> bool {
         self.pool.is_full()
@@ -268,6 +273,11 @@ impl<T: Send + 'static> SimpleTaskPool<T> {
     /// See [`TaskPool::close`].
     pub fn close(&self) {
         self.pool.close();
+    }
+
+    /// See [`TaskPool::is_closed`].
+    pub fn is_closed(&self) -> bool {
+        self.pool.is_closed()
     }
 
     /// See [`TaskPool::set_limit`].

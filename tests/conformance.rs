@@ -62,6 +62,8 @@ macro_rules! for_each_case {
             simple_pool_start_stop,
             simple_pool_lock_and_close,
             callbacks_run_exactly_once,
+            panics_in_map_closure_and_input_are_contained,
+            panicking_destructor_is_contained,
         );
     };
     (@emit $run:path; $($case:ident),* $(,)?) => {

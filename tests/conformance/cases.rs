@@ -1091,3 +1091,65 @@ pub async fn callbacks_run_exactly_once(sp: Sp) {
     assert_eq!(cancelled_total as u64, p.num_cancelled());
     assert_eq!(p.num_ended(), 20);
 }
+
+pub async fn panics_in_map_closure_and_input_are_contained(sp: Sp) {
+    let p = pool(&sp);
+    let items = (0..10u32).inspect(|&i| {
+        if i == 3 {
+            panic!("input broke at 3");
+        }
+    });
+    let group = p
+        .map(items, 2, |i| {
+            if i == 1 {
+                panic!("closure broke at 1");
+            }
+            async move { i }
+        })
+        .unwrap();
+    let out: Vec<_> = group.collect().await;
+    assert_eq!(
+        out.len(),
+        3,
+        "items before the broken input ran, then pulling stopped"
+    );
+    assert_eq!(*out[0].as_ref().unwrap(), 0);
+    assert!(out[1].as_ref().unwrap_err().is_panic());
+    assert_eq!(*out[2].as_ref().unwrap(), 2);
+    p.join().await.unwrap();
+    assert_eq!(p.num_panicked(), 1);
+    assert_eq!(p.exec(async { 4 }).await.unwrap(), 4);
+}
+
+struct PanicOnDrop;
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("destructor panicked");
+        }
+    }
+}
+
+pub async fn panicking_destructor_is_contained(sp: Sp) {
+    let p = limited(&sp, 1);
+    let started = Counter::new();
+    let s = started.clone();
+    let h = p
+        .spawn(async move {
+            let _bomb = PanicOnDrop;
+            s.bump();
+            pending::<()>().await
+        })
+        .await
+        .unwrap();
+    started.wait_for(1).await;
+    h.cancel().unwrap();
+    assert!(h.await.unwrap_err().is_cancelled());
+    p.join().await.unwrap();
+    assert_eq!(p.num_cancelled(), 1);
+    assert_eq!(
+        p.exec(async { 8 }).await.unwrap(),
+        8,
+        "slot released, runtime alive"
+    );
+}

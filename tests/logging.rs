@@ -1,0 +1,73 @@
+//! The pool's tracing events: what an operator sees in the logs.
+#![cfg(feature = "tokio")]
+
+use async_taskpool::{runtime::TokioSpawner, TaskPool};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn lifecycle_events_name_the_pool_and_task() {
+    let capture = Capture::default();
+    let sink = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || sink.clone())
+        .finish();
+    // A current-thread runtime: every task runs on this thread, under this subscriber.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let pool = TaskPool::builder(TokioSpawner::current())
+            .name("logs")
+            .build()
+            .unwrap();
+        pool.exec(async {}).await.unwrap();
+        let h = pool.spawn(std::future::pending::<()>()).await.unwrap();
+        h.cancel().unwrap();
+        let _ = h.await;
+        let _ = pool
+            .exec(async {
+                if true {
+                    panic!("bad input");
+                }
+            })
+            .await;
+        pool.lock();
+        pool.unlock();
+        pool.cancel_all();
+        pool.gather_and_close().await.unwrap();
+    });
+    let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    for expected in [
+        "logs initialized",
+        "Started logs_Task-0",
+        "Ended logs_Task-0",
+        "Cancelled logs_Task-1",
+        "task 2 panicked: bad input",
+        "logs is locked!",
+        "logs was unlocked.",
+        "logs cancelling all tasks!",
+        "logs is closed",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    assert!(text.contains("pool=logs"), "events carry the pool field");
+    assert!(text.contains("task_id=1"), "events carry the task id");
+}
