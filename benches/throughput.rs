@@ -1,0 +1,373 @@
+//! Side-by-side throughput: the pool's ways of running N tasks against raw runtime spawns and
+//! the usual hand-rolled patterns, on every runtime, in one process.
+//!
+//! ```text
+//! cargo bench --bench throughput --all-features                  # full run (N = 200,000)
+//! cargo bench --bench throughput --all-features -- --quick       # seconds; what CI runs
+//! cargo bench --bench throughput --all-features -- --json out.json --filter tokio
+//! ```
+//!
+//! Prints markdown tables of ns per task (median of the rounds) and, for every row, the ratio
+//! to the raw-spawn baseline of the same runtime and workload measured in the same run.
+
+#[path = "common/rt.rs"]
+mod rt;
+
+use async_taskpool::TaskPool;
+use futures::StreamExt;
+use rt::{yield_n, Rt};
+use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize)]
+enum Work {
+    /// Returns at once.
+    Ready,
+    /// Yields to the scheduler 4 times, then returns.
+    Yield4,
+}
+
+async fn work(kind: Work, i: u64) -> u64 {
+    if kind == Work::Yield4 {
+        yield_n(4).await;
+    }
+    i
+}
+
+/// A concurrency limit; `None` is unlimited.
+type Limit = Option<usize>;
+const LIMITS: [Limit; 4] = [Some(1), Some(16), Some(1000), None];
+
+fn limit_name(c: Limit) -> String {
+    c.map_or("∞".to_owned(), |c| c.to_string())
+}
+
+#[derive(Serialize)]
+struct Row {
+    runtime: &'static str,
+    work: Work,
+    pattern: String,
+    ours: bool,
+    ns_per_task: f64,
+    ratio: f64,
+}
+
+struct Config {
+    n: u64,
+    rounds: usize,
+    filter: Option<String>,
+    json: Option<String>,
+}
+
+fn parse_args() -> Config {
+    let mut cfg = Config {
+        n: 200_000,
+        rounds: 5,
+        filter: None,
+        json: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--quick" => {
+                cfg.n = 2_000;
+                cfg.rounds = 1;
+            }
+            "--n" => {
+                cfg.n = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--n NUMBER")
+            }
+            "--rounds" => {
+                cfg.rounds = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--rounds NUMBER")
+            }
+            "--filter" => cfg.filter = args.next(),
+            "--json" => cfg.json = args.next(),
+            "--bench" => {} // passed by `cargo bench`
+            other => eprintln!("ignoring unknown argument {other:?}"),
+        }
+    }
+    cfg
+}
+
+/// Median of `rounds` timings of `f`, in ns per task.
+fn measure(rt: &Rt, rounds: usize, tasks: u64, f: &dyn Fn(&Rt) -> Duration) -> f64 {
+    let mut ns: Vec<f64> = (0..rounds)
+        .map(|_| f(rt).as_nanos() as f64 / tasks as f64)
+        .collect();
+    ns.sort_by(f64::total_cmp);
+    ns[ns.len() / 2]
+}
+
+type Pattern = (String, bool, u64, Box<dyn Fn(&Rt) -> Duration>);
+
+/// Every pattern for one workload: (name, ours?, tasks per run, run).
+fn patterns(kind: Work, n: u64) -> Vec<Pattern> {
+    // Spawn-and-await-one-at-a-time is latency-bound: a tenth of the tasks keeps it short.
+    let n_loop = (n / 10).max(1);
+    let mut p: Vec<Pattern> = Vec::new();
+    p.push((
+        "raw spawn, then await all".into(),
+        false,
+        n,
+        Box::new(move |rt: &Rt| {
+            rt.block_on_timed(async {
+                let hs: Vec<_> = (0..n).map(|i| rt.spawn(work(kind, i))).collect();
+                for h in hs {
+                    h.await;
+                }
+            })
+        }),
+    ));
+    p.push((
+        "raw spawn+await, in a loop".into(),
+        false,
+        n_loop,
+        Box::new(move |rt: &Rt| {
+            rt.block_on_timed(async {
+                for i in 0..n_loop {
+                    rt.spawn(work(kind, i)).await;
+                }
+            })
+        }),
+    ));
+    p.push((
+        "pool exec, in a loop".into(),
+        true,
+        n_loop,
+        Box::new(move |rt: &Rt| {
+            let pool = TaskPool::new(rt.spawner());
+            rt.block_on_timed(async {
+                for i in 0..n_loop {
+                    pool.exec(work(kind, i)).await.unwrap();
+                }
+            })
+        }),
+    ));
+    for c in LIMITS {
+        let cn = c.unwrap_or(usize::MAX);
+        let lim = limit_name(c);
+        let sem_permits = c.unwrap_or(tokio::sync::Semaphore::MAX_PERMITS);
+        p.push((
+            format!("spawn + Semaphore({lim}) per task"),
+            false,
+            n,
+            Box::new(move |rt: &Rt| {
+                rt.block_on_timed(async {
+                    let sem = Arc::new(tokio::sync::Semaphore::new(sem_permits));
+                    rt.spawn_all_with_semaphore(n, sem, move |i| work(kind, i))
+                        .await;
+                })
+            }),
+        ));
+        p.push((
+            format!("spawn, buffer_unordered({lim})"),
+            false,
+            n,
+            Box::new(move |rt: &Rt| {
+                rt.block_on_timed(async {
+                    futures::stream::iter(0..n)
+                        .map(|i| rt.spawn(work(kind, i)))
+                        .buffer_unordered(cn.min(n as usize))
+                        .for_each(|_| async {})
+                        .await;
+                })
+            }),
+        ));
+        p.push((
+            format!("buffer_unordered({lim}), no spawn"),
+            false,
+            n,
+            Box::new(move |rt: &Rt| {
+                rt.block_on_timed(async {
+                    futures::stream::iter(0..n)
+                        .map(|i| work(kind, i))
+                        .buffer_unordered(cn.min(n as usize))
+                        .for_each(|_| async {})
+                        .await;
+                })
+            }),
+        ));
+        p.push((
+            format!("{lim} workers pulling a shared iterator"),
+            false,
+            n,
+            Box::new(move |rt: &Rt| {
+                rt.block_on_timed(async {
+                    let next = Arc::new(AtomicU64::new(0));
+                    let workers = cn.min(n as usize);
+                    let hs: Vec<_> = (0..workers)
+                        .map(|_| {
+                            let next = next.clone();
+                            rt.spawn(async move {
+                                loop {
+                                    let i = next.fetch_add(1, Ordering::Relaxed);
+                                    if i >= n {
+                                        break;
+                                    }
+                                    work(kind, i).await;
+                                }
+                            })
+                        })
+                        .collect();
+                    for h in hs {
+                        h.await;
+                    }
+                })
+            }),
+        ));
+        p.push((
+            format!("pool spawn().await, limit {lim}"),
+            true,
+            n,
+            Box::new(move |rt: &Rt| {
+                let pool = limited(rt, c);
+                rt.block_on_timed(async {
+                    let mut hs = Vec::with_capacity(n as usize);
+                    for i in 0..n {
+                        hs.push(pool.spawn(work(kind, i)).await.unwrap());
+                    }
+                    for h in hs {
+                        h.await.unwrap();
+                    }
+                })
+            }),
+        ));
+        p.push((
+            format!("pool spawn_queued, limit {lim}"),
+            true,
+            n,
+            Box::new(move |rt: &Rt| {
+                let pool = limited(rt, c);
+                rt.block_on_timed(async {
+                    let hs: Vec<_> = (0..n)
+                        .map(|i| pool.spawn_queued(work(kind, i)).unwrap())
+                        .collect();
+                    for h in hs {
+                        h.await.unwrap();
+                    }
+                })
+            }),
+        ));
+        p.push((
+            format!("pool map, num_concurrent {lim}"),
+            true,
+            n,
+            Box::new(move |rt: &Rt| {
+                let pool = TaskPool::new(rt.spawner());
+                rt.block_on_timed(async {
+                    let g = pool.map(0..n, cn, move |i| work(kind, i)).unwrap();
+                    assert_eq!(g.count().await as u64, n);
+                })
+            }),
+        ));
+        p.push((
+            format!("pool map_unordered, num_concurrent {lim}"),
+            true,
+            n,
+            Box::new(move |rt: &Rt| {
+                let pool = TaskPool::new(rt.spawner());
+                rt.block_on_timed(async {
+                    let g = pool
+                        .map_unordered(0..n, cn, move |i| work(kind, i))
+                        .unwrap();
+                    assert_eq!(g.count().await as u64, n);
+                })
+            }),
+        ));
+        p.push((
+            format!("pool apply, limit {lim}"),
+            true,
+            n,
+            Box::new(move |rt: &Rt| {
+                let pool = limited(rt, c);
+                rt.block_on_timed(async {
+                    let g = pool.apply(n as usize, move || work(kind, 0)).unwrap();
+                    assert_eq!(g.join().await.unwrap().completed, n);
+                })
+            }),
+        ));
+    }
+    p
+}
+
+fn limited(rt: &Rt, c: Limit) -> TaskPool {
+    let b = TaskPool::builder(rt.spawner());
+    match c {
+        Some(c) => b.limit(c),
+        None => b,
+    }
+    .build()
+    .unwrap()
+}
+
+fn main() {
+    let cfg = parse_args();
+    let started = Instant::now();
+    let mut rows: Vec<Row> = Vec::new();
+    println!(
+        "# async-taskpool throughput: N = {} tasks, median of {} round(s), ns per task (ratio to raw spawn)\n",
+        cfg.n, cfg.rounds
+    );
+    for kind in [Work::Ready, Work::Yield4] {
+        let runtimes = Rt::all();
+        let names: Vec<&str> = runtimes.iter().map(Rt::name).collect();
+        let pats = patterns(kind, cfg.n);
+        let mut table: Vec<(String, Vec<String>)> = pats
+            .iter()
+            .map(|(n, _, _, _)| (n.clone(), Vec::new()))
+            .collect();
+        for rt in &runtimes {
+            let selected = cfg.filter.as_deref().is_none_or(|f| rt.name().contains(f));
+            let mut raw = f64::NAN;
+            let mut raw_loop = f64::NAN;
+            for (i, (name, ours, tasks, run)) in pats.iter().enumerate() {
+                if !selected {
+                    table[i].1.push("-".into());
+                    continue;
+                }
+                let ns = measure(rt, cfg.rounds, *tasks, run.as_ref());
+                match i {
+                    0 => raw = ns,
+                    1 => raw_loop = ns,
+                    _ => {}
+                }
+                // `exec` in a loop is held against spawn-then-await in a loop; all else
+                // against spawning every task, then awaiting every handle.
+                let (ratio, mark) = if i == 2 {
+                    (ns / raw_loop, "†")
+                } else {
+                    (ns / raw, "")
+                };
+                table[i].1.push(format!("{ns:.0} ({ratio:.2}x{mark})"));
+                rows.push(Row {
+                    runtime: rt.name(),
+                    work: kind,
+                    pattern: name.clone(),
+                    ours: *ours,
+                    ns_per_task: ns,
+                    ratio,
+                });
+            }
+        }
+        println!("## {kind:?}\n");
+        println!("| pattern | {} |", names.join(" | "));
+        println!("|---|{}", "---:|".repeat(names.len()));
+        for (name, cells) in table {
+            println!("| {name} | {} |", cells.join(" | "));
+        }
+        println!();
+    }
+    println!("† relative to \"raw spawn+await, in a loop\" (one task at a time).\n");
+    println!("(ran in {:.0?})", started.elapsed());
+    if let Some(path) = cfg.json {
+        std::fs::write(&path, serde_json::to_string_pretty(&rows).unwrap()).unwrap();
+        eprintln!("wrote {path}");
+    }
+}
