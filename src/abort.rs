@@ -1,39 +1,29 @@
-//! Cancellation signals: how the pool tells a running task to stop.
+//! How the pool reaches a task it does not own: to cancel it, to start it, and to list it.
 
+use crate::inner::Inner;
+use crate::task::BoxJob;
 use crate::TaskId;
 use futures_util::task::AtomicWaker;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::task::Waker;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
-/// The pool's view of a task's cancellation and start signals.
-pub(crate) trait Abort: Send + Sync {
+/// The pool's handle on one task (or, for map items, on the worker running it).
+pub(crate) trait TaskControl: Send + Sync {
     /// Asks task `id` to stop at its next poll, and wakes it.
     fn cancel(&self, id: TaskId);
-    /// Whether task `id` has been asked to stop.
-    fn is_cancelled(&self, id: TaskId) -> bool;
-    /// Registers the waker of the task's wrapper, woken by `cancel`.
-    fn register(&self, waker: &Waker);
     /// The task left the queue and now owns a slot.
     fn started(&self) {}
-}
-
-/// One flag for one task.
-#[derive(Default)]
-pub(crate) struct AbortFlag {
-    cancelled: AtomicBool,
-    waker: AtomicWaker,
-}
-
-impl Abort for AbortFlag {
-    fn cancel(&self, _id: TaskId) {
-        self.cancelled.store(true, Ordering::Release);
-        self.waker.wake();
+    /// The custom name, if any.
+    fn name(&self) -> Option<&str> {
+        None
     }
-    fn is_cancelled(&self, _id: TaskId) -> bool {
-        self.cancelled.load(Ordering::Acquire)
+    /// The group the task belongs to, if any.
+    fn group(&self) -> Option<&str> {
+        None
     }
-    fn register(&self, waker: &Waker) {
-        self.waker.register(waker);
+    /// The job of a queued task (called once, when it leaves the queue).
+    fn launch(self: Arc<Self>, _pool: &Arc<Inner>, _id: TaskId) -> Option<BoxJob> {
+        None
     }
 }
 
@@ -42,26 +32,33 @@ impl Abort for AbortFlag {
 pub(crate) struct WorkerAbort {
     target: AtomicU64,
     waker: AtomicWaker,
+    group: Arc<str>,
 }
 
-impl Default for WorkerAbort {
-    fn default() -> Self {
+impl WorkerAbort {
+    pub(crate) fn new(group: Arc<str>) -> Self {
         Self {
             target: AtomicU64::new(u64::MAX),
             waker: AtomicWaker::new(),
+            group,
         }
+    }
+
+    pub(crate) fn is_cancelled(&self, id: TaskId) -> bool {
+        self.target.load(Ordering::Acquire) == id.get()
+    }
+
+    pub(crate) fn register(&self, waker: &std::task::Waker) {
+        self.waker.register(waker);
     }
 }
 
-impl Abort for WorkerAbort {
+impl TaskControl for WorkerAbort {
     fn cancel(&self, id: TaskId) {
         self.target.store(id.get(), Ordering::Release);
         self.waker.wake();
     }
-    fn is_cancelled(&self, id: TaskId) -> bool {
-        self.target.load(Ordering::Acquire) == id.get()
-    }
-    fn register(&self, waker: &Waker) {
-        self.waker.register(waker);
+    fn group(&self) -> Option<&str> {
+        Some(&self.group)
     }
 }

@@ -1,12 +1,12 @@
 //! Builders: for a pool, for one task, and for a group of tasks.
 
+use crate::cell::{Cell, Spec};
 use crate::group::{Group, GroupCore};
-use crate::handle::{HandleCell, TaskHandle};
-use crate::inner::{GroupEntry, GroupKind, Inner, Submission};
+use crate::handle::TaskHandle;
+use crate::inner::{GroupEntry, GroupKind, Inner};
 use crate::map::{MapEngine, Source};
 use crate::pool::TaskPool;
 use crate::run::{Callbacks, RunOptions};
-use crate::task::{self, Sink, TaskSpec};
 use crate::{ExecError, PoolError, TaskId, TrySpawnError};
 use async_taskpool_runtime::Spawner;
 use futures_core::Stream;
@@ -184,24 +184,20 @@ impl<'a> TaskBuilder<'a> {
         F::Output: Send + 'static,
     {
         let inner = self.pool.inner();
-        let cell = Arc::new(HandleCell::new(false));
+        let options = self.options.run_options();
         let name: Option<Arc<str>> = self.options.name.as_deref().map(Into::into);
-        let sub = Submission {
-            name: name.clone(),
-            group: None,
-            control: cell.clone(),
-            only_now,
-            accepted: false,
-        };
-        let spec = TaskSpec {
-            abort: cell.clone(),
-            options: self.options.run_options(),
-            name,
-            sink: Sink::Handle(cell.clone()),
-        };
-        let pool = inner.clone();
-        let (id, started) =
-            inner.submit(sub, fut, move |fut, id| task::wrap(pool, id, fut, spec))?;
+        // Plain tasks carry no spec at all: nothing optional to store.
+        let spec = (name.is_some() || options.timeout.is_some() || options.callbacks.is_some())
+            .then(|| {
+                Box::new(Spec {
+                    name,
+                    group: None,
+                    options,
+                    sink: None,
+                })
+            });
+        let cell = Arc::new(Cell::new(spec));
+        let (id, started) = inner.submit(cell.clone(), fut, only_now, false)?;
         Ok((TaskHandle::new(id, cell, inner.clone()), started))
     }
 
@@ -219,7 +215,7 @@ impl<'a> TaskBuilder<'a> {
                 id: handle.id(),
                 armed: true,
             };
-            poll_fn(|cx| handle.cell().poll_started(cx)).await;
+            poll_fn(|cx| handle.poll_started(cx)).await;
             withdraw.armed = false;
         }
         Ok(handle)
@@ -502,28 +498,15 @@ where
     })?;
     let core = core.expect("registered");
     for fut in futs {
-        let cell = Arc::new(HandleCell::<T>::new(false));
-        let seq = core.issue();
-        let sub = Submission {
+        let spec = Spec {
             name: None,
             group: Some(name.clone()),
-            control: cell.clone(),
-            only_now: false,
-            accepted: true,
-        };
-        let spec = TaskSpec {
-            abort: cell,
             options: options.clone(),
-            name: None,
-            sink: Sink::Group(core.clone(), seq),
+            sink: Some((core.clone(), core.issue())),
         };
-        let p = inner.clone();
-        if inner
-            .submit(sub, fut, move |fut, id| task::wrap(p, id, fut, spec))
-            .is_err()
-        {
-            unreachable!("accepted submissions are never refused");
-        }
+        let cell = Arc::new(Cell::new(Some(Box::new(spec))));
+        // The batch was accepted as a whole above, so these are never refused.
+        let _ = inner.submit(cell, fut, false, true);
     }
     core.close_issuing();
     inner.group_batch_done();

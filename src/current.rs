@@ -58,28 +58,31 @@ impl<F: Future<Output = ()>> Future for Marked<F> {
     type Output = ();
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.project();
-        let prev = CURRENT.with(|c| c.replace((*this.serial + 1, *this.id)));
-        // Restore even if the poll unwinds, so a panic cannot leave a stale marker behind.
-        struct Restore((u64, u64));
-        impl Drop for Restore {
-            fn drop(&mut self) {
-                CURRENT.with(|c| c.set(self.0));
-            }
-        }
-        let _restore = Restore(prev);
-        // User panics are caught where they happen; this is the last line of defence (for
-        // example a destructor that panics when a cancelled future is dropped), so that no
-        // panic ever reaches the executor's thread. The task's guards retire it on unwind.
+        let _inside = enter(*this.serial, TaskId::new(*this.id));
+        // User panics are caught where they happen; this is the last line of defence, so
+        // that no panic ever reaches the executor's thread. The task's guards retire it.
         let fut = this.fut;
         match catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
             Ok(poll) => poll,
             Err(payload) => {
                 let msg = crate::error::panic_message(&*payload);
-                tracing::error!(
-                    "a pool task panicked outside its future (in a destructor?): {msg}"
-                );
+                tracing::error!("a pool worker panicked outside a task's future: {msg}");
                 Poll::Ready(())
             }
         }
+    }
+}
+
+/// Marks this thread as polling task `id` of pool `serial` until the guard drops (also on
+/// unwind, so a panic cannot leave a stale marker behind).
+pub(crate) fn enter(serial: u64, id: TaskId) -> Inside {
+    Inside(CURRENT.with(|c| c.replace((serial + 1, id.get()))))
+}
+
+pub(crate) struct Inside((u64, u64));
+
+impl Drop for Inside {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(self.0));
     }
 }

@@ -4,16 +4,20 @@
 //! state lock may be held while taking a group's feed, results or a handle's slot lock. Nothing
 //! takes the pool state lock while holding another lock.
 
-use crate::abort::Abort;
+use crate::abort::TaskControl;
+use crate::cell::Cell;
 use crate::id::TaskName;
 use crate::queue::Queue;
 use crate::stats::{PoolStats, TaskInfo, TaskState};
+use crate::table::IdTable;
+use crate::task::{BoxJob, Job, TaskFuture};
 use crate::{current, PoolError, TaskId};
 use async_taskpool_runtime::{BoxFuture, Spawner};
 use event_listener::Event;
+use std::cell::{Cell as StdCell, RefCell};
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 
@@ -28,10 +32,11 @@ pub(crate) enum Outcome {
     TimedOut,
 }
 
-/// Work waiting for a slot, in FIFO order.
+/// Work waiting for a slot, in FIFO order. Queued tasks live only here (keyed by their id),
+/// not in the task table: a queued task costs its cell and one queue slot.
 pub(crate) enum Claim {
-    /// A submitted task: its wrapper future, spawned once a slot is granted.
-    Task { id: u64, fut: BoxFuture },
+    /// A submitted task; its future waits in its cell.
+    Task(Arc<dyn TaskControl>),
     /// A map or apply group that wants one more worker.
     Worker(Arc<dyn WorkerSource>),
 }
@@ -59,7 +64,6 @@ pub(crate) struct GroupEntry {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
-    Queued(u64),
     /// Running; the task owns a slot.
     Running,
     /// A map item running on a worker, which owns the slot.
@@ -68,30 +72,11 @@ enum Phase {
     Ending,
 }
 
-struct Record {
+/// A task that left the queue and has not retired yet.
+struct Entry {
+    control: Arc<dyn TaskControl>,
     phase: Phase,
-    name: Option<Arc<str>>,
-    group: Option<Arc<str>>,
-    control: Arc<dyn Abort>,
     cancel_requested: bool,
-}
-
-/// Ids are sequential, so hashing them is a multiply.
-#[derive(Default)]
-pub(crate) struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 << 8 | u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -108,7 +93,7 @@ pub(crate) struct State {
     locked: bool,
     closed: bool,
     queue: Queue<Claim>,
-    tasks: HashMap<u64, Record, BuildHasherDefault<IdHasher>>,
+    tasks: IdTable<Entry>,
     running: usize,
     queued: usize,
     ending: usize,
@@ -120,15 +105,20 @@ pub(crate) struct State {
     counters: Counters,
 }
 
-/// Options a task is submitted with.
-pub(crate) struct Submission {
-    pub(crate) name: Option<Arc<str>>,
-    pub(crate) group: Option<Arc<str>>,
-    pub(crate) control: Arc<dyn Abort>,
-    /// Refuse unless the task can start at once.
-    pub(crate) only_now: bool,
-    /// Skip the lock and close checks: the rest of a batch accepted earlier.
-    pub(crate) accepted: bool,
+thread_local! {
+    /// Whether this thread is inside `Inner::spawn`. A runtime that drops a future inside
+    /// `spawn` (it has shut down) retires its task, which may start the next queued task, and
+    /// so on: nested spawns are deferred to `DEFERRED`, turning that recursion into a loop.
+    static SPAWNING: StdCell<bool> = const { StdCell::new(false) };
+    static DEFERRED: RefCell<Vec<(Arc<dyn Spawner>, BoxFuture)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Leaves the spawning state even if a spawner panics, so later spawns are not held back.
+struct SpawnScope;
+impl Drop for SpawnScope {
+    fn drop(&mut self) {
+        SPAWNING.set(false);
+    }
 }
 
 pub(crate) struct Inner {
@@ -137,8 +127,10 @@ pub(crate) struct Inner {
     pub(crate) spawner: Arc<dyn Spawner>,
     next_id: AtomicU64,
     state: Mutex<State>,
-    /// Notified whenever a task retires, a group stops pulling or the pool closes.
+    /// Notified whenever a task retires, a group stops pulling or the pool closes...
     changed: Event,
+    /// ...if anyone waits: most retirements have no waiter and skip the notification.
+    waiters: AtomicUsize,
 }
 
 impl Inner {
@@ -164,7 +156,7 @@ impl Inner {
                 locked: false,
                 closed: false,
                 queue: Queue::default(),
-                tasks: HashMap::default(),
+                tasks: IdTable::default(),
                 running: 0,
                 queued: 0,
                 ending: 0,
@@ -176,12 +168,19 @@ impl Inner {
                 counters: Counters::default(),
             }),
             changed: Event::new(),
+            waiters: AtomicUsize::new(0),
+        }
+    }
+
+    fn notify_changed(&self) {
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            self.changed.notify(usize::MAX);
         }
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        // Nothing user-supplied runs under this lock, so poisoning can only come from a bug in
-        // this crate; carrying on with the data is better than panicking every later caller.
+        // No user code runs under this lock, so poisoning can only come from a bug here;
+        // carrying on with the data beats panicking every later caller.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -220,68 +219,75 @@ impl Inner {
         st.limit.is_none_or(|l| st.slots_used < l)
     }
 
-    /// Admits a task. `wrap` builds its wrapper future once the id is known. On refusal the
-    /// future comes back to the caller.
+    /// Admits a task: starts it if there is room (and nothing queued ahead), else parks its
+    /// future in its cell and queues it. On refusal the future comes back.
     pub(crate) fn submit<F>(
-        &self,
-        sub: Submission,
+        self: &Arc<Self>,
+        cell: Arc<Cell<F>>,
         fut: F,
-        wrap: impl FnOnce(F, TaskId) -> BoxFuture,
-    ) -> Result<(TaskId, bool), (PoolError, F)> {
-        let (id, start) = {
+        only_now: bool,
+        accepted: bool,
+    ) -> Result<(TaskId, bool), (PoolError, F)>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let (id, fut) = {
             let mut st = self.state();
-            if !sub.accepted {
+            if !accepted {
                 if let Err(e) = self.check_open(&st) {
                     return Err((e, fut));
                 }
             }
             let room = Self::has_room(&st) && st.queue.is_empty();
-            if sub.only_now && !room {
+            if only_now && !room {
                 let limit = st.limit.unwrap_or(usize::MAX);
-                return Err((
-                    PoolError::Full {
-                        pool: self.pool_name(),
-                        limit,
-                    },
-                    fut,
-                ));
+                let pool = self.pool_name();
+                return Err((PoolError::Full { pool, limit }, fut));
             }
             let id = self.allocate_id();
-            let wrapped = wrap(fut, id);
-            let (phase, start) = if room {
+            if room {
                 st.slots_used += 1;
                 st.running += 1;
-                (Phase::Running, Some(wrapped))
+                st.tasks.insert(
+                    id.get(),
+                    Entry {
+                        control: cell.clone(),
+                        phase: Phase::Running,
+                        cancel_requested: false,
+                    },
+                );
+                (id, Some(fut))
             } else {
+                cell.park(fut);
                 st.queued += 1;
-                let q = st.queue.push(Claim::Task {
-                    id: id.get(),
-                    fut: wrapped,
-                });
-                (Phase::Queued(q), None)
-            };
-            st.tasks.insert(
-                id.get(),
-                Record {
-                    phase,
-                    name: sub.name,
-                    group: sub.group,
-                    control: sub.control,
-                    cancel_requested: false,
-                },
-            );
-            (id, start)
+                st.queue.push(id.get(), Claim::Task(cell.clone()));
+                (id, None)
+            }
         };
-        let started = start.is_some();
-        if let Some(fut) = start {
-            self.spawn(fut);
+        let started = fut.is_some();
+        if let Some(fut) = fut {
+            self.spawn(Box::pin(TaskFuture::new(self.clone(), id, fut, cell)));
         }
         Ok((id, started))
     }
 
     pub(crate) fn spawn(&self, fut: BoxFuture) {
-        if let Err(e) = self.spawner.spawn(fut) {
-            // The wrapper was dropped unpolled; its guard has retired the task as cancelled.
+        if SPAWNING.get() {
+            DEFERRED.with_borrow_mut(|d| d.push((self.spawner.clone(), fut)));
+            return;
+        }
+        SPAWNING.set(true);
+        let _scope = SpawnScope;
+        self.spawn_on(&*self.spawner, fut);
+        while let Some((spawner, fut)) = DEFERRED.with_borrow_mut(Vec::pop) {
+            self.spawn_on(&*spawner, fut);
+        }
+    }
+
+    fn spawn_on(&self, spawner: &dyn Spawner, fut: BoxFuture) {
+        if let Err(e) = spawner.spawn(fut) {
+            // The future was dropped unpolled; its drop has retired the task as cancelled.
             tracing::error!(pool = %self.name, error = %e, "{}: could not spawn a task: {e}", self.name);
         }
     }
@@ -293,20 +299,27 @@ impl Inner {
     }
 
     /// Hands free slots to the head of the queue. Returns the futures to spawn after unlocking.
-    fn grant(st: &mut State) -> Vec<BoxFuture> {
+    fn grant(self: &Arc<Self>, st: &mut State) -> Vec<BoxFuture> {
         let mut out = Vec::new();
         while Self::has_room(st) {
-            let Some(claim) = st.queue.pop() else { break };
+            let Some((key, claim)) = st.queue.pop() else {
+                break;
+            };
             st.slots_used += 1;
             match claim {
-                Claim::Task { id, fut } => {
-                    if let Some(rec) = st.tasks.get_mut(&id) {
-                        rec.phase = Phase::Running;
-                        rec.control.started();
-                    }
+                Claim::Task(control) => {
                     st.queued -= 1;
                     st.running += 1;
-                    out.push(fut);
+                    control.started();
+                    st.tasks.insert(
+                        key,
+                        Entry {
+                            control: control.clone(),
+                            phase: Phase::Running,
+                            cancel_requested: false,
+                        },
+                    );
+                    out.extend(control.launch(self, TaskId::new(key)).map(Job::into_future));
                 }
                 Claim::Worker(source) => out.push(source.worker()),
             }
@@ -315,40 +328,41 @@ impl Inner {
     }
 
     /// Queues a worker claim for a group; it starts at once if there is room.
-    pub(crate) fn request_worker(&self, source: Arc<dyn WorkerSource>) {
+    pub(crate) fn request_worker(self: &Arc<Self>, source: Arc<dyn WorkerSource>) {
         let futs = {
             let mut st = self.state();
-            st.queue.push(Claim::Worker(source));
-            Self::grant(&mut st)
+            // Keyed by the next id, so the queue's keys stay ordered for lookups.
+            let key = self.next_id.load(Ordering::Relaxed);
+            st.queue.push(key, Claim::Worker(source));
+            self.grant(&mut st)
         };
         self.spawn_all(futs);
     }
 
     /// A worker gives back its slot.
-    pub(crate) fn release_worker_slot(&self) {
+    pub(crate) fn release_worker_slot(self: &Arc<Self>) {
         let futs = {
             let mut st = self.state();
             st.slots_used -= 1;
-            Self::grant(&mut st)
+            self.grant(&mut st)
         };
         self.spawn_all(futs);
     }
 
     /// Registers a map item that a worker (holding a slot) is about to run.
-    pub(crate) fn start_item(&self, id: TaskId, group: &Arc<str>, control: Arc<dyn Abort>) {
-        let mut st = self.state();
-        st.running += 1;
-        st.tasks.insert(
-            id.get(),
-            Record {
-                phase: Phase::Item,
-                name: None,
-                group: Some(group.clone()),
-                control,
-                cancel_requested: false,
-            },
-        );
-        drop(st);
+    pub(crate) fn start_item(&self, id: TaskId, control: Arc<dyn TaskControl>) {
+        {
+            let mut st = self.state();
+            st.running += 1;
+            st.tasks.insert(
+                id.get(),
+                Entry {
+                    control,
+                    phase: Phase::Item,
+                    cancel_requested: false,
+                },
+            );
+        }
         self.log_started(id, None);
     }
 
@@ -358,61 +372,84 @@ impl Inner {
 
     /// The task's future is done and its callbacks are about to run: free its slot now, so
     /// queued work can start while they run. For map items the worker frees its own slot.
-    pub(crate) fn enter_callbacks(&self, id: TaskId) {
+    pub(crate) fn enter_callbacks(self: &Arc<Self>, id: TaskId) {
         let futs = {
             let mut st = self.state();
-            let Some(rec) = st.tasks.get_mut(&id.get()) else {
+            let Some(entry) = st.tasks.get_mut(id.get()) else {
                 return;
             };
-            let was = std::mem::replace(&mut rec.phase, Phase::Ending);
-            st.ending += 1;
+            let was = std::mem::replace(&mut entry.phase, Phase::Ending);
             match was {
                 Phase::Running => {
+                    st.ending += 1;
                     st.running -= 1;
                     st.slots_used -= 1;
-                    Self::grant(&mut st)
+                    self.grant(&mut st)
                 }
                 Phase::Item => {
+                    st.ending += 1;
                     st.running -= 1;
                     Vec::new()
                 }
-                Phase::Ending => {
-                    st.ending -= 1;
-                    Vec::new()
-                }
-                Phase::Queued(_) => unreachable!("a queued task is never polled"),
+                Phase::Ending => Vec::new(),
             }
         };
         self.spawn_all(futs);
     }
 
-    /// Removes a finished task, updates the counters and delivers its result (under the lock, so
-    /// that a resolved handle and the counters always agree). Returns whether a map worker
-    /// should give up its slot (others are waiting, or the limit shrank).
+    /// Removes a finished map item or task, updates the counters and delivers its result (under
+    /// the lock, so that a resolved handle and the counters always agree). Returns whether a
+    /// map worker should give up its slot (others are waiting, or the limit shrank).
     pub(crate) fn retire(
-        &self,
+        self: &Arc<Self>,
         id: TaskId,
         outcome: Outcome,
         deliver: impl FnOnce() -> Option<Waker>,
     ) -> bool {
-        let (waker, futs, custom, should_yield) = {
+        self.retire_inner(id, outcome, false, deliver).0
+    }
+
+    /// Like [`retire`](Self::retire) for a task running on its own runtime task: if the next
+    /// claim in the queue is a task, its slot and the runtime task are handed over to it.
+    pub(crate) fn retire_task(
+        self: &Arc<Self>,
+        id: TaskId,
+        outcome: Outcome,
+        take_next: bool,
+        deliver: impl FnOnce() -> Option<Waker>,
+    ) -> Option<BoxJob> {
+        self.retire_inner(id, outcome, take_next, deliver).1
+    }
+
+    fn retire_inner(
+        self: &Arc<Self>,
+        id: TaskId,
+        outcome: Outcome,
+        take_next: bool,
+        deliver: impl FnOnce() -> Option<Waker>,
+    ) -> (bool, Option<BoxJob>) {
+        let (waker, futs, entry, should_yield, next) = {
             let mut st = self.state();
-            let Some(rec) = st.tasks.remove(&id.get()) else {
-                return false;
+            let Some(entry) = st.tasks.remove(id.get()) else {
+                return (false, None);
             };
             let mut futs = Vec::new();
-            match rec.phase {
+            let mut next = None;
+            match entry.phase {
                 Phase::Running => {
                     st.running -= 1;
-                    st.slots_used -= 1;
-                    futs = Self::grant(&mut st);
+                    let keep_slot = take_next
+                        && matches!(st.queue.front(), Some(Claim::Task(_)))
+                        && st.limit.is_none_or(|l| st.slots_used <= l);
+                    if keep_slot {
+                        next = self.hand_over(&mut st);
+                    } else {
+                        st.slots_used -= 1;
+                        futs = self.grant(&mut st);
+                    }
                 }
                 Phase::Item => st.running -= 1,
                 Phase::Ending => st.ending -= 1,
-                Phase::Queued(q) => {
-                    st.queued -= 1;
-                    st.queue.take(q);
-                }
             }
             let c = &mut st.counters;
             c.ended += 1;
@@ -424,32 +461,49 @@ impl Inner {
             }
             let waker = deliver();
             let should_yield = !st.queue.is_empty() || st.limit.is_some_and(|l| st.slots_used > l);
-            (waker, futs, rec.name, should_yield)
+            (waker, futs, entry, should_yield, next)
         };
         if let Some(w) = waker {
             w.wake();
         }
         let name = TaskName {
             pool: &self.name,
-            custom: custom.as_deref(),
+            custom: entry.control.name(),
             id,
         };
         match outcome {
-            Outcome::Completed => {}
+            Outcome::Completed | Outcome::Panicked => {}
             Outcome::Cancelled => {
                 tracing::debug!(pool = %self.name, task_id = id.get(), "Cancelled {name}")
-            }
-            Outcome::Panicked => {
-                tracing::error!(pool = %self.name, task_id = id.get(), "{name} panicked")
             }
             Outcome::TimedOut => {
                 tracing::warn!(pool = %self.name, task_id = id.get(), "{name} timed out")
             }
         }
         tracing::info!(pool = %self.name, task_id = id.get(), ?outcome, "Ended {name}");
-        self.changed.notify(usize::MAX);
+        drop(entry);
+        self.notify_changed();
         self.spawn_all(futs);
-        should_yield
+        (should_yield, next)
+    }
+
+    /// Starts the task at the head of the queue in a slot its caller already holds.
+    fn hand_over(self: &Arc<Self>, st: &mut State) -> Option<BoxJob> {
+        let Some((key, Claim::Task(control))) = st.queue.pop() else {
+            unreachable!("checked: the queue's head is a task");
+        };
+        st.queued -= 1;
+        st.running += 1;
+        control.started();
+        st.tasks.insert(
+            key,
+            Entry {
+                control: control.clone(),
+                phase: Phase::Running,
+                cancel_requested: false,
+            },
+        );
+        control.launch(self, TaskId::new(key))
     }
 
     /// A group's last worker ended with nothing left to pull.
@@ -468,13 +522,13 @@ impl Inner {
                 }
             }
         }
-        self.changed.notify(usize::MAX);
+        self.notify_changed();
     }
 
     /// A batch group (no worker source) has submitted all its tasks.
     pub(crate) fn group_batch_done(&self) {
         self.state().pulling_groups -= 1;
-        self.changed.notify(usize::MAX);
+        self.notify_changed();
     }
 
     /// Registers a group under `name` (or a generated one), if the pool accepts work.
@@ -519,62 +573,60 @@ impl Inner {
 
     // ----- control -----
 
-    /// Requests cancellation of one record; returns a wrapper to spawn if it was queued.
-    fn cancel_record(st: &mut State, id: u64) -> Option<BoxFuture> {
-        let rec = st.tasks.get_mut(&id)?;
-        if rec.cancel_requested || rec.phase == Phase::Ending {
+    /// Requests cancellation of one task; returns a future to spawn if it was queued (it then
+    /// runs without a slot: it sees the cancellation at once, runs its callbacks and resolves
+    /// its handle, however busy the pool is).
+    fn cancel_record(self: &Arc<Self>, st: &mut State, id: u64) -> Option<BoxFuture> {
+        if let Some(entry) = st.tasks.get_mut(id) {
+            if !entry.cancel_requested && entry.phase != Phase::Ending {
+                entry.cancel_requested = true;
+                entry.control.cancel(TaskId::new(id));
+            }
             return None;
         }
-        rec.cancel_requested = true;
-        rec.control.cancel(TaskId::new(id));
-        if let Phase::Queued(q) = rec.phase {
-            rec.phase = Phase::Ending;
-            st.queued -= 1;
-            st.ending += 1;
-            // Spawned without a slot: it sees the cancellation on its first poll, runs the
-            // callbacks and resolves its handle, however busy the pool is.
-            if let Some(Claim::Task { fut, .. }) = st.queue.take(q) {
-                return Some(fut);
-            }
-        }
-        None
+        let ticket = st.queue.find(id, |c| matches!(c, Claim::Task(_)))?;
+        let Some(Claim::Task(control)) = st.queue.take(ticket) else {
+            return None;
+        };
+        st.queued -= 1;
+        st.ending += 1;
+        control.cancel(TaskId::new(id));
+        st.tasks.insert(
+            id,
+            Entry {
+                control: control.clone(),
+                phase: Phase::Ending,
+                cancel_requested: true,
+            },
+        );
+        control.launch(self, TaskId::new(id)).map(Job::into_future)
     }
 
-    pub(crate) fn cancel(&self, ids: &[TaskId]) -> Result<(), PoolError> {
+    fn is_queued_task(st: &State, id: u64) -> bool {
+        st.queue.find(id, |c| matches!(c, Claim::Task(_))).is_some()
+    }
+
+    pub(crate) fn cancel(self: &Arc<Self>, ids: &[TaskId]) -> Result<(), PoolError> {
         let futs = {
             let mut st = self.state();
             let next = self.next_id.load(Ordering::Relaxed);
             for &id in ids {
-                match st.tasks.get(&id.get()) {
-                    None if id.get() < next => {
-                        return Err(PoolError::AlreadyEnded {
-                            pool: self.pool_name(),
-                            id,
-                        })
+                let pool = self.pool_name();
+                match st.tasks.get(id.get()) {
+                    Some(e) if e.cancel_requested => {
+                        return Err(PoolError::AlreadyCancelled { pool, id })
                     }
-                    None => {
-                        return Err(PoolError::TaskNotFound {
-                            pool: self.pool_name(),
-                            id,
-                        })
-                    }
-                    Some(rec) if rec.cancel_requested => {
-                        return Err(PoolError::AlreadyCancelled {
-                            pool: self.pool_name(),
-                            id,
-                        })
-                    }
-                    Some(rec) if rec.phase == Phase::Ending => {
-                        return Err(PoolError::AlreadyEnded {
-                            pool: self.pool_name(),
-                            id,
-                        })
+                    Some(e) if e.phase == Phase::Ending => {
+                        return Err(PoolError::AlreadyEnded { pool, id })
                     }
                     Some(_) => {}
+                    None if Self::is_queued_task(&st, id.get()) => {}
+                    None if id.get() < next => return Err(PoolError::AlreadyEnded { pool, id }),
+                    None => return Err(PoolError::TaskNotFound { pool, id }),
                 }
             }
             ids.iter()
-                .filter_map(|id| Self::cancel_record(&mut st, id.get()))
+                .filter_map(|id| self.cancel_record(&mut st, id.get()))
                 .collect::<Vec<_>>()
         };
         self.spawn_all(futs);
@@ -582,14 +634,14 @@ impl Inner {
     }
 
     /// Cancels without validation; used by `stop` and handles. Unknown ids are skipped.
-    pub(crate) fn cancel_quietly(&self, id: TaskId) {
-        let fut = Self::cancel_record(&mut self.state(), id.get());
+    pub(crate) fn cancel_quietly(self: &Arc<Self>, id: TaskId) {
+        let fut = self.cancel_record(&mut self.state(), id.get());
         if let Some(fut) = fut {
             self.spawn(fut);
         }
     }
 
-    pub(crate) fn cancel_group(&self, name: &str) -> Result<(), PoolError> {
+    pub(crate) fn cancel_group(self: &Arc<Self>, name: &str) -> Result<(), PoolError> {
         let futs = {
             let mut st = self.state();
             let Some(entry) = st.groups.remove(name) else {
@@ -599,55 +651,67 @@ impl Inner {
                 });
             };
             tracing::debug!(pool = %self.name, group = name, "{} cancelling tasks in group {name}", self.name);
-            Self::cancel_group_locked(&mut st, name, entry)
+            self.cancel_group_locked(&mut st, name, entry)
         };
         self.spawn_all(futs);
         Ok(())
     }
 
-    fn cancel_group_locked(st: &mut State, name: &str, entry: GroupEntry) -> Vec<BoxFuture> {
+    fn cancel_group_locked(
+        self: &Arc<Self>,
+        st: &mut State,
+        name: &str,
+        entry: GroupEntry,
+    ) -> Vec<BoxFuture> {
         if let Some(source) = entry.pulling {
             source.stop_pulling();
             // Its queued worker claims would only wait for a slot to find nothing to do.
             let dropped = st
                 .queue
                 .remove_where(|c| matches!(c, Claim::Worker(s) if same_source(s, &source)));
-            for _ in 0..dropped {
+            for _ in dropped {
                 if source.claim_dropped() {
                     st.pulling_groups -= 1;
                 }
             }
         }
-        let ids: Vec<u64> = st
-            .tasks
-            .iter()
-            .filter(|(_, r)| r.group.as_deref() == Some(name))
-            .map(|(id, _)| *id)
-            .collect();
+        let ids = Self::ids_in_group(st, name);
         ids.into_iter()
-            .filter_map(|id| Self::cancel_record(st, id))
+            .filter_map(|id| self.cancel_record(st, id.get()))
             .collect()
     }
 
-    pub(crate) fn cancel_all(&self) {
+    pub(crate) fn cancel_all(self: &Arc<Self>) {
         tracing::warn!(pool = %self.name, "{} cancelling all tasks!", self.name);
         let futs = {
             let mut st = self.state();
             let groups: Vec<_> = st.groups.drain().collect();
             let mut futs = Vec::new();
             for (name, entry) in groups {
-                futs.extend(Self::cancel_group_locked(&mut st, &name, entry));
+                futs.extend(self.cancel_group_locked(&mut st, &name, entry));
             }
-            let mut ids: Vec<u64> = st.tasks.keys().copied().collect();
-            ids.sort_unstable();
+            let ids = Self::live_ids(&st);
             futs.extend(
                 ids.into_iter()
-                    .filter_map(|id| Self::cancel_record(&mut st, id)),
+                    .filter_map(|id| self.cancel_record(&mut st, id)),
             );
             futs
         };
-        self.changed.notify(usize::MAX);
+        self.notify_changed();
         self.spawn_all(futs);
+    }
+
+    /// Every live task's id, ascending.
+    fn live_ids(st: &State) -> Vec<u64> {
+        let mut ids = st.tasks.ids();
+        ids.extend(
+            st.queue
+                .iter()
+                .filter(|(_, c)| matches!(c, Claim::Task(_)))
+                .map(|(k, _)| k),
+        );
+        ids.sort_unstable();
+        ids
     }
 
     pub(crate) fn set_locked(&self, locked: bool) {
@@ -670,11 +734,11 @@ impl Inner {
         };
         if changed {
             tracing::info!(pool = %self.name, "{} is closed", self.name);
-            self.changed.notify(usize::MAX);
+            self.notify_changed();
         }
     }
 
-    pub(crate) fn set_limit(&self, limit: Option<usize>) -> Result<(), PoolError> {
+    pub(crate) fn set_limit(self: &Arc<Self>, limit: Option<usize>) -> Result<(), PoolError> {
         if limit == Some(0) {
             return Err(PoolError::InvalidLimit {
                 what: "pool limit",
@@ -684,7 +748,7 @@ impl Inner {
         let futs = {
             let mut st = self.state();
             st.limit = limit;
-            Self::grant(&mut st)
+            self.grant(&mut st)
         };
         tracing::info!(pool = %self.name, ?limit, "{} limit set to {limit:?}", self.name);
         self.spawn_all(futs);
@@ -711,6 +775,14 @@ impl Inner {
 
     /// Waits until `done(state)` holds, from any context.
     pub(crate) async fn wait_until_from_anywhere(&self, done: impl Fn(&State) -> bool) {
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Waiting(&self.waiters);
         loop {
             if done(&self.state()) {
                 return;
@@ -774,20 +846,27 @@ impl Inner {
 
     pub(crate) fn tasks(&self) -> Vec<TaskInfo> {
         let st = self.state();
+        let info = |id: u64, control: &Arc<dyn TaskControl>, state| TaskInfo {
+            id: TaskId::new(id),
+            name: self.task_name(control.name(), TaskId::new(id)),
+            group: control.group().map(str::to_owned),
+            state,
+        };
         let mut out: Vec<TaskInfo> = st
             .tasks
             .iter()
-            .map(|(&id, r)| TaskInfo {
-                id: TaskId::new(id),
-                name: self.task_name(r.name.as_deref(), TaskId::new(id)),
-                group: r.group.as_deref().map(str::to_owned),
-                state: match r.phase {
-                    Phase::Queued(_) => TaskState::Queued,
+            .map(|(id, e)| {
+                let state = match e.phase {
                     Phase::Running | Phase::Item => TaskState::Running,
                     Phase::Ending => TaskState::Ending,
-                },
+                };
+                info(id, &e.control, state)
             })
             .collect();
+        out.extend(st.queue.iter().filter_map(|(id, c)| match c {
+            Claim::Task(control) => Some(info(id, control, TaskState::Queued)),
+            Claim::Worker(_) => None,
+        }));
         out.sort_by_key(|t| t.id);
         out
     }
@@ -796,22 +875,25 @@ impl Inner {
         self.state().groups.contains_key(name)
     }
 
+    /// Live tasks of the group (queued or running), ascending.
     pub(crate) fn ids_in_group(st: &State, name: &str) -> Vec<TaskId> {
         let mut ids: Vec<TaskId> = st
             .tasks
             .iter()
-            .filter(|(_, r)| r.group.as_deref() == Some(name))
-            .map(|(&id, _)| TaskId::new(id))
+            .filter(|(_, e)| e.control.group() == Some(name))
+            .map(|(id, _)| TaskId::new(id))
             .collect();
+        ids.extend(st.queue.iter().filter_map(|(id, c)| match c {
+            Claim::Task(control) if control.group() == Some(name) => Some(TaskId::new(id)),
+            _ => None,
+        }));
         ids.sort_unstable();
         ids
     }
 
-    pub(crate) fn group_of(&self, id: TaskId) -> Option<Arc<str>> {
-        self.state()
-            .tasks
-            .get(&id.get())
-            .and_then(|r| r.group.clone())
+    pub(crate) fn group_of(&self, id: TaskId) -> Option<String> {
+        let st = self.state();
+        st.tasks.get(id.get())?.control.group().map(str::to_owned)
     }
 }
 
@@ -840,23 +922,22 @@ impl State {
     pub(crate) fn has_group(&self, name: &str) -> bool {
         self.groups.contains_key(name)
     }
-    /// Live ids, newest first: queued ones, then running ones.
-    pub(crate) fn newest_live(&self, in_group: impl Fn(Option<&str>) -> bool) -> Vec<TaskId> {
-        let mut queued = Vec::new();
-        let mut running = Vec::new();
-        for (&id, r) in &self.tasks {
-            if r.cancel_requested || !in_group(r.group.as_deref()) {
-                continue;
-            }
-            match r.phase {
-                Phase::Queued(_) => queued.push(id),
-                Phase::Running | Phase::Item => running.push(id),
-                Phase::Ending => {}
-            }
-        }
-        queued.sort_unstable_by(|a, b| b.cmp(a));
+    /// Live ids, newest first: queued ones, then running ones (not those being cancelled).
+    pub(crate) fn newest_live(&self) -> Vec<TaskId> {
+        let queued = self
+            .queue
+            .iter()
+            .rev()
+            .filter(|(_, c)| matches!(c, Claim::Task(_)))
+            .map(|(id, _)| id);
+        let mut running: Vec<u64> = self
+            .tasks
+            .iter()
+            .filter(|(_, e)| !e.cancel_requested && e.phase != Phase::Ending)
+            .map(|(id, _)| id)
+            .collect();
         running.sort_unstable_by(|a, b| b.cmp(a));
-        queued.into_iter().chain(running).map(TaskId::new).collect()
+        queued.chain(running).map(TaskId::new).collect()
     }
 }
 

@@ -66,6 +66,7 @@
 
 mod abort;
 mod builder;
+mod cell;
 mod current;
 mod error;
 mod group;
@@ -78,6 +79,7 @@ mod queue;
 mod run;
 mod simple;
 mod stats;
+mod table;
 mod task;
 
 /// The runtime layer: the [`Spawner`](runtime::Spawner) trait and one adapter per executor

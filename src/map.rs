@@ -10,7 +10,7 @@
 //! A `Stream` input that is not ready is awaited by one worker at a time, which holds no slot
 //! while it waits: a slow input never pins pool capacity.
 
-use crate::abort::{Abort, WorkerAbort};
+use crate::abort::{TaskControl, WorkerAbort};
 use crate::current::Marked;
 use crate::group::GroupCore;
 use crate::inner::{Inner, Outcome, WorkerSource};
@@ -217,7 +217,7 @@ where
     }
 
     async fn work(self: Arc<Self>, mut w: WorkerGuard<I, F, Fut::Output>) {
-        let abort = Arc::new(WorkerAbort::default());
+        let abort = Arc::new(WorkerAbort::new(self.core.name.clone()));
         loop {
             let pulled = poll_fn(|cx| self.pull(cx, &mut w.state)).await;
             let Pulled::Item(id, seq, item, more) = pulled else {
@@ -226,7 +226,7 @@ where
             if more {
                 self.pool.request_worker(self.clone());
             }
-            self.pool.start_item(id, &self.core.name, abort.clone());
+            self.pool.start_item(id, abort.clone());
             if self.cancelled.load(Ordering::Acquire) {
                 abort.cancel(id);
             }
@@ -238,7 +238,7 @@ where
             };
             // Calling `f` may itself panic: that is this item's panic, like one in its future.
             let res = match catch_unwind(AssertUnwindSafe(|| (self.f)(item))) {
-                Ok(fut) => Run::new(fut, &*abort, &self.pool, id, self.options.timeout).await,
+                Ok(fut) => Run::new(fut, &abort, &self.pool, id, self.options.timeout).await,
                 Err(payload) => Err(TaskError::panicked(id, payload)),
             };
             let outcome = outcome_of(&res);

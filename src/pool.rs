@@ -545,10 +545,9 @@ impl TaskPool {
         self.inner.stats()
     }
 
-    /// The live tasks' ids, newest first: queued ones, then running ones. Only tasks of
-    /// groups accepted by `in_group` are listed.
-    pub(crate) fn newest(&self, in_group: impl Fn(Option<&str>) -> bool) -> Vec<TaskId> {
-        self.inner.with_state(|st| st.newest_live(in_group))
+    /// The live tasks' ids, newest first: queued ones, then running ones.
+    pub(crate) fn newest(&self) -> Vec<TaskId> {
+        self.inner.with_state(|st| st.newest_live())
     }
 
     pub(crate) fn cancel_quietly(&self, id: TaskId) {

@@ -1,11 +1,13 @@
-//! A FIFO queue with O(1) removal by ticket, for cancelling queued work without a scan.
+//! The FIFO of work waiting for a slot, with O(1) removal by ticket and O(log n) lookup by
+//! key (task id), so cancelling queued work never scans the queue.
 
 use std::collections::VecDeque;
 
 pub(crate) struct Queue<T> {
     /// Ticket of `items[0]`.
     head: u64,
-    items: VecDeque<Option<T>>,
+    /// `(key, item)`; keys never decrease from front to back, vacated slots keep theirs.
+    items: VecDeque<(u64, Option<T>)>,
     live: usize,
 }
 
@@ -20,48 +22,74 @@ impl<T> Default for Queue<T> {
 }
 
 impl<T> Queue<T> {
-    /// Appends `item`; returns its ticket.
-    pub(crate) fn push(&mut self, item: T) -> u64 {
-        self.items.push_back(Some(item));
+    /// Appends `item` under `key` (not smaller than any key before it); returns its ticket.
+    pub(crate) fn push(&mut self, key: u64, item: T) -> u64 {
+        debug_assert!(self.items.back().is_none_or(|(k, _)| *k <= key));
+        self.items.push_back((key, Some(item)));
         self.live += 1;
         self.head + self.items.len() as u64 - 1
     }
 
-    /// Removes and returns the oldest item.
-    pub(crate) fn pop(&mut self) -> Option<T> {
-        while let Some(slot) = self.items.pop_front() {
+    /// Removes and returns the oldest item with its key.
+    pub(crate) fn pop(&mut self) -> Option<(u64, T)> {
+        while let Some((key, slot)) = self.items.pop_front() {
             self.head += 1;
             if let Some(item) = slot {
                 self.live -= 1;
-                return Some(item);
+                return Some((key, item));
             }
         }
         None
     }
 
+    /// The oldest item.
+    pub(crate) fn front(&self) -> Option<&T> {
+        self.items.iter().find_map(|(_, item)| item.as_ref())
+    }
+
     /// Removes the item with `ticket`, wherever it is.
     pub(crate) fn take(&mut self, ticket: u64) -> Option<T> {
         let idx = usize::try_from(ticket.checked_sub(self.head)?).ok()?;
-        let item = self.items.get_mut(idx)?.take()?;
+        let item = self.items.get_mut(idx)?.1.take()?;
         self.live -= 1;
         // Trim vacated slots at the front so memory follows the live count.
-        while matches!(self.items.front(), Some(None)) {
+        while matches!(self.items.front(), Some((_, None))) {
             self.items.pop_front();
             self.head += 1;
         }
         Some(item)
     }
 
-    /// Removes every item matching `pred`; returns how many. O(n): for rare bulk cancels.
-    pub(crate) fn remove_where(&mut self, mut pred: impl FnMut(&T) -> bool) -> usize {
-        let mut removed = 0;
-        for slot in &mut self.items {
+    /// The ticket of the live item under `key` that matches `pred`.
+    pub(crate) fn find(&self, key: u64, pred: impl Fn(&T) -> bool) -> Option<u64> {
+        let start = self.items.partition_point(|(k, _)| *k < key);
+        self.items
+            .range(start..)
+            .take_while(|(k, _)| *k == key)
+            .position(|(_, item)| item.as_ref().is_some_and(&pred))
+            .map(|i| self.head + (start + i) as u64)
+    }
+
+    /// Live items with their keys, oldest first.
+    pub(crate) fn iter(&self) -> impl DoubleEndedIterator<Item = (u64, &T)> {
+        self.items
+            .iter()
+            .filter_map(|(k, item)| item.as_ref().map(|i| (*k, i)))
+    }
+
+    /// Removes every item matching `pred`; returns them. O(n): for rare bulk cancels.
+    pub(crate) fn remove_where(&mut self, mut pred: impl FnMut(&T) -> bool) -> Vec<(u64, T)> {
+        let mut removed = Vec::new();
+        for (key, slot) in &mut self.items {
             if slot.as_ref().is_some_and(&mut pred) {
-                *slot = None;
-                removed += 1;
+                removed.push((*key, slot.take().expect("checked")));
             }
         }
-        self.live -= removed;
+        self.live -= removed.len();
+        while matches!(self.items.front(), Some((_, None))) {
+            self.items.pop_front();
+            self.head += 1;
+        }
         removed
     }
 
@@ -75,20 +103,26 @@ mod tests {
     use super::Queue;
 
     #[test]
-    fn fifo_with_removal() {
+    fn fifo_with_removal_and_lookup() {
         let mut q = Queue::default();
-        let a = q.push('a');
-        let b = q.push('b');
-        let c = q.push('c');
+        let a = q.push(0, 'a');
+        let w = q.push(1, 'w');
+        let b = q.push(1, 'b');
+        let c = q.push(2, 'c');
+        assert_eq!(q.find(1, |x| *x == 'b'), Some(b));
+        assert_eq!(q.find(1, |x| *x == 'w'), Some(w));
+        assert_eq!(q.find(3, |_| true), None);
         assert_eq!(q.take(b), Some('b'));
         assert_eq!(q.take(b), None);
-        assert_eq!(q.pop(), Some('a'));
+        assert_eq!(q.find(1, |x| *x == 'b'), None);
+        assert_eq!(q.pop(), Some((0, 'a')));
         assert_eq!(q.take(a), None);
-        assert!(!q.is_empty());
+        assert_eq!(q.iter().map(|(_, x)| *x).collect::<String>(), "wc");
+        assert_eq!(q.remove_where(|x| *x == 'w'), [(1, 'w')]);
         assert_eq!(q.take(c), Some('c'));
         assert!(q.is_empty());
         assert_eq!(q.pop(), None);
-        let d = q.push('d');
-        assert_eq!(q.take(d), Some('d'));
+        let d = q.push(5, 'd');
+        assert_eq!(q.find(5, |_| true), Some(d));
     }
 }

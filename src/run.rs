@@ -1,6 +1,6 @@
 //! Running one task's future: cancellation, panic isolation, run timeout, callbacks.
 
-use crate::abort::Abort;
+use crate::abort::WorkerAbort;
 use crate::inner::{Inner, Outcome};
 use crate::{current, TaskError, TaskId};
 use async_taskpool_runtime::BoxFuture;
@@ -62,7 +62,7 @@ pin_project! {
     pub(crate) struct Run<'a, F> {
         #[pin]
         fut: F,
-        abort: &'a dyn Abort,
+        abort: &'a WorkerAbort,
         pool: &'a Inner,
         id: TaskId,
         timeout: Option<Duration>,
@@ -73,7 +73,7 @@ pin_project! {
 impl<'a, F: Future> Run<'a, F> {
     pub(crate) fn new(
         fut: F,
-        abort: &'a dyn Abort,
+        abort: &'a WorkerAbort,
         pool: &'a Inner,
         id: TaskId,
         timeout: Option<Duration>,

@@ -1,100 +1,289 @@
-//! The wrapper every single task (not a map item) runs in.
+//! `TaskFuture`: the runtime future of a single task (not a map item).
+//!
+//! When a task that holds a slot finishes while other tasks wait in the queue, the pool hands
+//! it the next one (with the slot) instead of spawning a new runtime task: the finished task's
+//! runtime future goes on to run it, and so on. Each task keeps its own id, cell, cancellation,
+//! panic isolation and result; only the runtime task is reused. A runner yields to its executor
+//! after [`RUN_BUDGET`] tasks in one poll, so it never hogs a thread.
 
-use crate::abort::Abort;
-use crate::current::Marked;
-use crate::group::GroupCore;
-use crate::handle::HandleCell;
+use crate::cell::Cell;
+use crate::current;
 use crate::inner::{Inner, Outcome};
-use crate::run::{outcome_of, Run, RunOptions};
+use crate::run::outcome_of;
 use crate::{TaskError, TaskId};
 use async_taskpool_runtime::BoxFuture;
+use futures_util::FutureExt;
+use pin_project_lite::pin_project;
 use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Waker;
+use std::task::{ready, Context, Poll};
 
-/// Where a task's result goes.
-pub(crate) enum Sink<T> {
-    Handle(Arc<HandleCell<T>>),
-    Group(Arc<GroupCore<T>>, u64),
+/// Tasks a runner may finish in one poll before it yields to its executor.
+const RUN_BUDGET: usize = 32;
+
+/// A queued task's runtime future, seen from whoever runs it.
+pub(crate) trait Job: Send {
+    /// Runs the task; when it ends, returns the next queued task handed over to this runner
+    /// (with the slot), if any.
+    fn poll_job(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<BoxJob>>;
+    /// The job as a runtime future of its own, to spawn.
+    fn into_future(self: Pin<Box<Self>>) -> BoxFuture;
 }
 
-impl<T> Sink<T> {
-    fn deliver(self, res: Result<T, TaskError>) -> Option<Waker> {
-        match self {
-            Self::Handle(cell) => cell.deliver(res),
-            Self::Group(core, seq) => core.deliver(seq, res),
+pub(crate) type BoxJob = Pin<Box<dyn Job>>;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Fresh,
+    Running,
+    Callbacks,
+    Done,
+}
+
+/// What only tasks with a timeout or callbacks need.
+struct Extra<T> {
+    sleep: Option<BoxFuture>,
+    callbacks: Option<BoxFuture>,
+    held: Option<Result<T, TaskError>>,
+}
+
+impl<T> Default for Extra<T> {
+    fn default() -> Self {
+        Self {
+            sleep: None,
+            callbacks: None,
+            held: None,
         }
     }
 }
 
-/// Retires the task as cancelled if the runtime drops it before it finished (for example at
-/// shutdown, or when it refused to spawn it): the handle resolves and the slot comes back.
-struct Guard<T> {
-    pool: Arc<Inner>,
+pin_project! {
+    /// Polls the task's future, then its callbacks, then retires it; then runs whatever the
+    /// pool hands over. If the runtime drops it first (shutdown, refusal to spawn), the drop
+    /// retires the task as cancelled: the slot comes back and the handle resolves.
+    pub(crate) struct TaskFuture<F: Future> {
+        #[pin]
+        fut: Option<F>,
+        cell: Arc<Cell<F>>,
+        pool: Arc<Inner>,
+        id: TaskId,
+        step: Step,
+        extra: Option<Box<Extra<F::Output>>>,
+        // The task this runner runs now that its own has ended.
+        next: Option<BoxJob>,
+    }
+
+    impl<F: Future> PinnedDrop for TaskFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if *this.step != Step::Done {
+                let id = *this.id;
+                let res = this
+                    .extra
+                    .as_mut()
+                    .and_then(|e| e.held.take())
+                    .unwrap_or(Err(TaskError::Cancelled { id }));
+                // Not running any more: a handed-over task would have nobody to run it.
+                let _ = finish(this.pool, this.cell, id, res, false);
+            }
+        }
+    }
+}
+
+impl<F> TaskFuture<F>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    pub(crate) fn new(pool: Arc<Inner>, id: TaskId, fut: F, cell: Arc<Cell<F>>) -> Self {
+        Self {
+            fut: Some(fut),
+            cell,
+            pool,
+            id,
+            step: Step::Fresh,
+            extra: None,
+            next: None,
+        }
+    }
+}
+
+/// Hands the result to its handle or group and removes the task from the pool; returns the
+/// next queued task if the pool hands it (and the slot) to this runner.
+fn finish<F: Future>(
+    pool: &Arc<Inner>,
+    cell: &Cell<F>,
     id: TaskId,
-    sink: Option<Sink<T>>,
+    res: Result<F::Output, TaskError>,
+    take_next: bool,
+) -> Option<BoxJob> {
+    let outcome = outcome_of(&res);
+    match cell.spec.as_ref().and_then(|s| s.sink.as_ref()) {
+        Some((core, seq)) => pool.retire_task(id, outcome, take_next, || core.deliver(*seq, res)),
+        None => pool.retire_task(id, outcome, take_next, || cell.deliver(res)),
+    }
 }
 
-impl<T> Drop for Guard<T> {
-    fn drop(&mut self) {
-        if let Some(sink) = self.sink.take() {
-            let id = self.id;
-            self.pool.retire(id, Outcome::Cancelled, || {
-                sink.deliver(Err(TaskError::Cancelled { id }))
-            });
+impl<F> Job for TaskFuture<F>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn poll_job(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<BoxJob>> {
+        let _inside = current::enter(self.pool.serial, self.id);
+        // User panics are caught where they happen; this catches the rest (a destructor that
+        // panics when the future is dropped), so no panic reaches the executor thread. The
+        // drop of this future then retires the task.
+        match catch_unwind(AssertUnwindSafe(|| self.as_mut().step(cx))) {
+            Ok(poll) => poll,
+            Err(payload) => {
+                let msg = crate::error::panic_message(&*payload);
+                tracing::error!(pool = %self.pool.name, task_id = self.id.get(),
+                    "a pool task panicked outside its future (in a destructor?): {msg}");
+                Poll::Ready(None)
+            }
+        }
+    }
+
+    fn into_future(self: Pin<Box<Self>>) -> BoxFuture {
+        self
+    }
+}
+
+impl<F> Future for TaskFuture<F>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut finished = 0;
+        loop {
+            let handed_over = if let Some(job) = self.as_mut().project().next.as_mut() {
+                ready!(job.as_mut().poll_job(cx))
+            } else if self.step == Step::Done {
+                return Poll::Ready(());
+            } else {
+                ready!(self.as_mut().poll_job(cx))
+            };
+            // The job that just ended is dropped here; the one it handed over (if any) runs
+            // on this runtime task next.
+            *self.as_mut().project().next = handed_over;
+            if self.next.is_none() {
+                return Poll::Ready(());
+            }
+            finished += 1;
+            if finished == RUN_BUDGET {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
         }
     }
 }
 
-pub(crate) struct TaskSpec<T> {
-    pub(crate) abort: Arc<dyn Abort>,
-    pub(crate) options: RunOptions,
-    pub(crate) name: Option<Arc<str>>,
-    pub(crate) sink: Sink<T>,
-}
-
-/// Builds the boxed runtime task for `fut`.
-pub(crate) fn wrap<F>(pool: Arc<Inner>, id: TaskId, fut: F, spec: TaskSpec<F::Output>) -> BoxFuture
+impl<F> TaskFuture<F>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let serial = pool.serial;
-    // The guard exists before the first poll, so a task dropped unpolled still retires.
-    let guard = Guard {
-        pool,
-        id,
-        sink: Some(spec.sink),
-    };
-    let rest = TaskRest {
-        abort: spec.abort,
-        options: spec.options,
-        name: spec.name,
-    };
-    Box::pin(Marked::new(run(guard, fut, rest), serial, id.get()))
+    fn step(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<BoxJob>> {
+        let mut this = self.project();
+        let id = *this.id;
+        loop {
+            match *this.step {
+                Step::Fresh => {
+                    if !this.cell.is_cancelled() {
+                        let name = this.cell.spec.as_ref().and_then(|s| s.name.as_deref());
+                        this.pool.log_started(id, name);
+                    }
+                    *this.step = Step::Running;
+                }
+                Step::Running => {
+                    let res = ready!(poll_task(
+                        this.fut.as_mut(),
+                        this.cell,
+                        this.pool,
+                        this.extra,
+                        id,
+                        cx
+                    ));
+                    // The future's destructors run before callbacks and before the handle
+                    // resolves.
+                    this.fut.set(None);
+                    let callbacks = this
+                        .cell
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.options.callbacks.clone());
+                    let Some(callbacks) = callbacks else {
+                        *this.step = Step::Done;
+                        return Poll::Ready(finish(this.pool, this.cell, id, res, true));
+                    };
+                    this.pool.enter_callbacks(id);
+                    let cancelled = outcome_of(&res) == Outcome::Cancelled;
+                    let extra = this.extra.get_or_insert_with(Default::default);
+                    extra.held = Some(res);
+                    let pool = this.pool.clone();
+                    extra.callbacks = Some(Box::pin(async move {
+                        callbacks.run(&pool, id, cancelled).await;
+                    }));
+                    *this.step = Step::Callbacks;
+                }
+                Step::Callbacks => {
+                    let extra = this.extra.as_mut().expect("callbacks are in extra");
+                    if let Some(cb) = extra.callbacks.as_mut() {
+                        ready!(cb.poll_unpin(cx));
+                    }
+                    let res = extra.held.take().expect("result held during callbacks");
+                    *this.step = Step::Done;
+                    // Its slot went back before the callbacks: nothing to hand over.
+                    return Poll::Ready(finish(this.pool, this.cell, id, res, false));
+                }
+                Step::Done => return Poll::Ready(None),
+            }
+        }
+    }
 }
 
-struct TaskRest {
-    abort: Arc<dyn Abort>,
-    options: RunOptions,
-    name: Option<Arc<str>>,
-}
-
-async fn run<F>(mut guard: Guard<F::Output>, fut: F, spec: TaskRest)
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    let (pool, id) = (&guard.pool, guard.id);
-    if !spec.abort.is_cancelled(id) {
-        pool.log_started(id, spec.name.as_deref());
+/// One poll of the task's own future: cancelled, finished, panicked, timed out or pending.
+fn poll_task<F: Future>(
+    fut: Pin<&mut Option<F>>,
+    cell: &Cell<F>,
+    pool: &Inner,
+    extra: &mut Option<Box<Extra<F::Output>>>,
+    id: TaskId,
+    cx: &mut Context<'_>,
+) -> Poll<Result<F::Output, TaskError>> {
+    if cell.is_cancelled() {
+        return Poll::Ready(Err(TaskError::Cancelled { id }));
     }
-    let res = Run::new(fut, &*spec.abort, pool, id, spec.options.timeout).await;
-    let outcome = outcome_of(&res);
-    if let Some(callbacks) = &spec.options.callbacks {
-        pool.enter_callbacks(id);
-        callbacks.run(pool, id, outcome == Outcome::Cancelled).await;
+    let Some(fut) = fut.as_pin_mut() else {
+        return Poll::Ready(Err(TaskError::Cancelled { id }));
+    };
+    match catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
+        Ok(Poll::Ready(v)) => return Poll::Ready(Ok(v)),
+        Ok(Poll::Pending) => {}
+        Err(payload) => {
+            let err = TaskError::panicked(id, payload);
+            tracing::error!(pool = %pool.name, task_id = id.get(), "{err}");
+            return Poll::Ready(Err(err));
+        }
     }
-    let sink = guard.sink.take().expect("delivered once");
-    guard.pool.retire(id, outcome, || sink.deliver(res));
+    let timeout = cell.spec.as_ref().and_then(|s| s.options.timeout);
+    if let Some(after) = timeout {
+        // Created on the first poll: time spent queued does not count.
+        let extra = extra.get_or_insert_with(Default::default);
+        let sleep = extra.sleep.get_or_insert_with(|| pool.spawner.sleep(after));
+        if sleep.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Err(TaskError::TimedOut { id, after }));
+        }
+    }
+    cell.register(cx.waker());
+    if cell.is_cancelled() {
+        return Poll::Ready(Err(TaskError::Cancelled { id }));
+    }
+    Poll::Pending
 }

@@ -1,0 +1,53 @@
+//! One pattern at a time, for profilers: `raw` (tokio spawn, then await every handle) or
+//! `queued` (`spawn_queued`, then await every handle), on tokio current-thread.
+//!
+//! ```text
+//! cargo bench --bench profile --features tokio --no-run
+//! N=20000 ROUNDS=1 LIMIT=1000 valgrind --tool=callgrind target/release/deps/profile-* queued
+//! ```
+//! Instruction counts are the steady measure on a shared machine; wall time is in `throughput`.
+
+use async_taskpool::{runtime::TokioSpawner, TaskPool};
+use std::time::Instant;
+
+fn main() {
+    let n: u64 = std::env::var("N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let rounds: usize = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let mode = std::env::args().nth(1).unwrap_or_default();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for _ in 0..rounds {
+            let pool = match std::env::var("LIMIT").ok().and_then(|v| v.parse().ok()) {
+                Some(l) => TaskPool::builder(TokioSpawner::current())
+                    .limit(l)
+                    .build()
+                    .unwrap(),
+                None => TaskPool::new(TokioSpawner::current()),
+            };
+            let t = Instant::now();
+            if mode == "raw" {
+                let hs: Vec<_> = (0..n).map(|i| tokio::spawn(async move { i })).collect();
+                for h in hs {
+                    h.await.unwrap();
+                }
+            } else {
+                let hs: Vec<_> = (0..n)
+                    .map(|i| pool.spawn_queued(async move { i }).unwrap())
+                    .collect();
+                for h in hs {
+                    h.await.unwrap();
+                }
+            }
+            println!("{mode} {:.0}", t.elapsed().as_nanos() as f64 / n as f64);
+        }
+    });
+}
