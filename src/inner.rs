@@ -327,13 +327,18 @@ impl Inner {
         out
     }
 
-    /// Queues a worker claim for a group; it starts at once if there is room.
-    pub(crate) fn request_worker(self: &Arc<Self>, source: Arc<dyn WorkerSource>) {
+    /// Queues `n` worker claims for a group; they start at once if there is room.
+    pub(crate) fn request_workers(self: &Arc<Self>, source: Arc<dyn WorkerSource>, n: usize) {
+        if n == 0 {
+            return;
+        }
         let futs = {
             let mut st = self.state();
             // Keyed by the next id, so the queue's keys stay ordered for lookups.
             let key = self.next_id.load(Ordering::Relaxed);
-            st.queue.push(key, Claim::Worker(source));
+            for _ in 0..n {
+                st.queue.push(key, Claim::Worker(source.clone()));
+            }
             self.grant(&mut st)
         };
         self.spawn_all(futs);

@@ -47,29 +47,41 @@ struct Feed<I> {
     workers: usize,
     /// Worker futures alive or queued, the puller included.
     live: usize,
-    claim_pending: bool,
+    /// Worker claims queued in the pool and not yet started.
+    claims_pending: usize,
     /// No more items will be pulled.
     settled: bool,
 }
 
 impl<I> Feed<I> {
-    /// Whether to queue one more worker; books it if so.
-    fn want_worker(&mut self, num_concurrent: usize) -> bool {
-        let has_input = self.ahead.is_some() || (self.source.is_some() && self.puller.is_none());
-        let want =
-            !self.settled && !self.claim_pending && self.workers < num_concurrent && has_input;
-        if want {
-            self.claim_pending = true;
-            self.workers += 1;
-            self.live += 1;
+    /// How many more workers to queue (0 if none); books them.
+    ///
+    /// Ramps straight to the number of items known to be left (exact for ranges and
+    /// collections, up to `num_concurrent`), as asyncio-taskpool's `map` starts its tasks at
+    /// once; an input of unknown length ramps one worker per pulled item.
+    fn workers_wanted(&mut self, num_concurrent: usize) -> usize {
+        let pulling = self.source.is_some() && self.puller.is_none();
+        let has_input = self.ahead.is_some() || pulling;
+        if self.settled || self.claims_pending > 0 || self.workers >= num_concurrent || !has_input {
+            return 0;
         }
-        want
+        let known_left = usize::from(self.ahead.is_some())
+            + if pulling {
+                self.source.as_ref().map_or(0, |s| s.size_hint().0)
+            } else {
+                0
+            };
+        let n = known_left.clamp(1, num_concurrent - self.workers);
+        self.claims_pending += n;
+        self.workers += n;
+        self.live += n;
+        n
     }
 }
 
 enum Pulled<I> {
-    /// An item to run, and whether to queue another worker beside this one.
-    Item(TaskId, u64, I, bool),
+    /// An item to run, and how many more workers to queue beside this one.
+    Item(TaskId, u64, I, usize),
     Exit,
 }
 
@@ -78,6 +90,20 @@ struct WorkerState {
     puller: bool,
     counted: bool,
     holds_slot: bool,
+}
+
+/// Returns `Pending` once after waking itself: lets the executor run other tasks.
+async fn yield_now() {
+    let mut yielded = false;
+    poll_fn(|cx| {
+        if std::mem::replace(&mut yielded, true) {
+            Poll::Ready(())
+        } else {
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await;
 }
 
 /// Polls the input; a panicking input counts as ended (logged), so it cannot take the
@@ -117,7 +143,7 @@ impl<I, F, T> MapEngine<I, F, T> {
     fn pull(&self, cx: &mut Context<'_>, w: &mut WorkerState) -> Poll<Pulled<I>> {
         let mut feed = self.feed();
         if std::mem::take(&mut w.fresh) {
-            feed.claim_pending = false;
+            feed.claims_pending -= 1;
         }
         if w.puller {
             let Some(source) = feed.source.as_mut() else {
@@ -170,7 +196,7 @@ impl<I, F, T> MapEngine<I, F, T> {
         // Sequence and id are taken under the feed lock, so both follow input order.
         let seq = self.core.issue();
         let id = self.pool.allocate_id();
-        let more = feed.want_worker(self.num_concurrent);
+        let more = feed.workers_wanted(self.num_concurrent);
         Poll::Ready(Pulled::Item(id, seq, item, more))
     }
 }
@@ -203,7 +229,7 @@ where
                 puller: None,
                 workers: 0,
                 live: 0,
-                claim_pending: false,
+                claims_pending: 0,
                 settled: false,
             }),
         })
@@ -211,21 +237,25 @@ where
 
     /// Asks the pool for a first worker.
     pub(crate) fn launch(self: &Arc<Self>) {
-        if self.feed().want_worker(self.num_concurrent) {
-            self.pool.request_worker(self.clone());
-        }
+        let n = self.feed().workers_wanted(self.num_concurrent);
+        self.pool.request_workers(self.clone(), n);
     }
 
     async fn work(self: Arc<Self>, mut w: WorkerGuard<I, F, Fut::Output>) {
         let abort = Arc::new(WorkerAbort::new(self.core.name.clone()));
+        let mut ran = 0usize;
         loop {
+            // Ready items would otherwise run back to back in one poll and starve the
+            // executor's other tasks (the results' consumer among them).
+            ran += 1;
+            if ran % crate::task::RUN_BUDGET == 0 {
+                yield_now().await;
+            }
             let pulled = poll_fn(|cx| self.pull(cx, &mut w.state)).await;
             let Pulled::Item(id, seq, item, more) = pulled else {
                 return;
             };
-            if more {
-                self.pool.request_worker(self.clone());
-            }
+            self.pool.request_workers(self.clone(), more);
             self.pool.start_item(id, abort.clone());
             if self.cancelled.load(Ordering::Acquire) {
                 abort.cancel(id);
@@ -289,7 +319,7 @@ impl<I, F, T> Drop for WorkerGuard<I, F, T> {
             if self.state.fresh {
                 // Dropped before its first poll: the runtime refused it or is shutting down.
                 // Stop the group rather than ask for a replacement that would meet the same fate.
-                feed.claim_pending = false;
+                feed.claims_pending -= 1;
                 e.settle(&mut feed);
             }
             if self.state.counted {
@@ -299,15 +329,13 @@ impl<I, F, T> Drop for WorkerGuard<I, F, T> {
                 feed.puller = None;
             }
             feed.live -= 1;
-            let want = feed.want_worker(e.num_concurrent);
+            let want = feed.workers_wanted(e.num_concurrent);
             (want, feed.settled && feed.live == 0)
         };
         if self.state.holds_slot {
             e.pool.release_worker_slot();
         }
-        if want {
-            e.pool.request_worker(self.source.clone());
-        }
+        e.pool.request_workers(self.source.clone(), want);
         if stopped {
             e.pool.group_stopped_pulling(&self.source);
         }
@@ -363,7 +391,7 @@ where
 
     fn claim_dropped(&self) -> bool {
         let mut feed = self.feed();
-        feed.claim_pending = false;
+        feed.claims_pending -= 1;
         feed.workers -= 1;
         feed.live -= 1;
         feed.settled && feed.live == 0

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 /// Tasks a runner may finish in one poll before it yields to its executor.
-const RUN_BUDGET: usize = 32;
+pub(crate) const RUN_BUDGET: usize = 32;
 
 /// A queued task's runtime future, seen from whoever runs it.
 pub(crate) trait Job: Send {

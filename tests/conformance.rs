@@ -64,6 +64,7 @@ macro_rules! for_each_case {
             callbacks_run_exactly_once,
             panics_in_map_closure_and_input_are_contained,
             panicking_destructor_is_contained,
+            long_runs_of_ready_work_let_other_tasks_run,
         );
     };
     (@emit $run:path; $($case:ident),* $(,)?) => {

@@ -1153,3 +1153,53 @@ pub async fn panicking_destructor_is_contained(sp: Sp) {
         "slot released, runtime alive"
     );
 }
+
+/// A long run of ready tasks must not monopolise the executor: a task spawned by the first
+/// item gets to run before the last item does, on every runtime (a current-thread one too).
+pub async fn long_runs_of_ready_work_let_other_tasks_run(sp: Sp) {
+    let n = 10_000u32;
+    let p = limited(&sp, 1);
+    // Queued tasks handed from runner to runner.
+    let flag = Arc::new(AtomicBool::new(false));
+    let mut handles = Vec::new();
+    for i in 0..n {
+        let (f, s) = (flag.clone(), sp.clone());
+        handles.push(
+            p.spawn_queued(async move {
+                if i == 0 {
+                    let f = f.clone();
+                    s.spawn(Box::pin(async move { f.store(true, Ordering::SeqCst) }))
+                        .unwrap();
+                }
+                i < n - 1 || f.load(Ordering::SeqCst)
+            })
+            .unwrap(),
+        );
+    }
+    let last = handles.pop().unwrap();
+    for h in handles {
+        h.await.unwrap();
+    }
+    assert!(last.await.unwrap(), "queued tasks yielded to the executor");
+
+    // Map items on a reused worker.
+    let flag = Arc::new(AtomicBool::new(false));
+    let s = sp.clone();
+    let group = pool(&sp)
+        .map(0..n, 1, move |i| {
+            let (f, s) = (flag.clone(), s.clone());
+            async move {
+                if i == 0 {
+                    let f = f.clone();
+                    s.spawn(Box::pin(async move { f.store(true, Ordering::SeqCst) }))
+                        .unwrap();
+                }
+                i < n - 1 || f.load(Ordering::SeqCst)
+            }
+        })
+        .unwrap();
+    assert!(
+        group.map(Result::unwrap).all(|ok| async move { ok }).await,
+        "map workers yielded"
+    );
+}
