@@ -40,6 +40,14 @@ async fn work(kind: Work, i: u64) -> u64 {
 type Limit = Option<usize>;
 const LIMITS: [Limit; 4] = [Some(1), Some(16), Some(1000), None];
 
+/// The limit-dependent patterns at one extra limit (not in `LIMITS`).
+fn patterns_at(kind: Work, n: u64, limit: usize) -> Vec<Pattern> {
+    if LIMITS.contains(&Some(limit)) {
+        return Vec::new();
+    }
+    limit_patterns(kind, n, Some(limit))
+}
+
 fn limit_name(c: Limit) -> String {
     c.map_or("∞".to_owned(), |c| c.to_string())
 }
@@ -59,6 +67,7 @@ struct Config {
     rounds: usize,
     filter: Option<String>,
     json: Option<String>,
+    cross: bool,
 }
 
 fn parse_args() -> Config {
@@ -67,6 +76,7 @@ fn parse_args() -> Config {
         rounds: 5,
         filter: None,
         json: None,
+        cross: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -89,6 +99,7 @@ fn parse_args() -> Config {
             }
             "--filter" => cfg.filter = args.next(),
             "--json" => cfg.json = args.next(),
+            "--cross" => cfg.cross = true,
             "--bench" => {} // passed by `cargo bench`
             other => eprintln!("ignoring unknown argument {other:?}"),
         }
@@ -151,7 +162,19 @@ fn patterns(kind: Work, n: u64) -> Vec<Pattern> {
         }),
     ));
     for c in LIMITS {
+        p.extend(limit_patterns(kind, n, c));
+    }
+    p
+}
+
+/// The patterns that take a concurrency limit, at limit `c`.
+fn limit_patterns(kind: Work, n: u64, c: Limit) -> Vec<Pattern> {
+    let mut p: Vec<Pattern> = Vec::new();
+    {
         let cn = c.unwrap_or(usize::MAX);
+        // With a limit of 1 and a runtime spawn per task, every task waits for the previous
+        // one to finish and wake the producer: latency-bound, so a tenth of the tasks will do.
+        let n_serial = if c == Some(1) { (n / 10).max(1) } else { n };
         let lim = limit_name(c);
         let sem_permits = c.unwrap_or(tokio::sync::Semaphore::MAX_PERMITS);
         p.push((
@@ -169,10 +192,10 @@ fn patterns(kind: Work, n: u64) -> Vec<Pattern> {
         p.push((
             format!("spawn, buffer_unordered({lim})"),
             false,
-            n,
+            n_serial,
             Box::new(move |rt: &Rt| {
                 rt.block_on_timed(async {
-                    futures::stream::iter(0..n)
+                    futures::stream::iter(0..n_serial)
                         .map(|i| rt.spawn(work(kind, i)))
                         .buffer_unordered(cn.min(n as usize))
                         .for_each(|_| async {})
@@ -225,12 +248,12 @@ fn patterns(kind: Work, n: u64) -> Vec<Pattern> {
         p.push((
             format!("pool spawn().await, limit {lim}"),
             true,
-            n,
+            n_serial,
             Box::new(move |rt: &Rt| {
                 let pool = limited(rt, c);
                 rt.block_on_timed(async {
-                    let mut hs = Vec::with_capacity(n as usize);
-                    for i in 0..n {
+                    let mut hs = Vec::with_capacity(n_serial as usize);
+                    for i in 0..n_serial {
                         hs.push(pool.spawn(work(kind, i)).await.unwrap());
                     }
                     for h in hs {
@@ -307,8 +330,49 @@ fn limited(rt: &Rt, c: Limit) -> TaskPool {
     .unwrap()
 }
 
+/// The Python peers' workload (benches/python): 100,000 no-op tasks at limits 100 and 1000,
+/// in tasks/s, for a cross-language table.
+fn cross_language(cfg: &Config) {
+    let n = cfg.n.min(100_000);
+    println!(
+        "## Cross-language workload: {n} no-op tasks, tasks/s (median of {} rounds)\n",
+        cfg.rounds
+    );
+    let runtimes = Rt::all();
+    let names: Vec<&str> = runtimes.iter().map(Rt::name).collect();
+    println!("| method | limit | {} |", names.join(" | "));
+    println!("|---|---:|{}", "---:|".repeat(names.len()));
+    for limit in [100usize, 1000] {
+        let all = patterns(Work::Ready, n);
+        let wanted = [
+            format!("pool spawn().await, limit {limit}"),
+            format!("pool spawn_queued, limit {limit}"),
+            format!("pool map, num_concurrent {limit}"),
+            format!("spawn + Semaphore({limit}) per task"),
+        ];
+        let mut extra = patterns_at(Work::Ready, n, limit);
+        extra.extend(all.into_iter().filter(|(name, ..)| wanted.contains(name)));
+        for (name, _, tasks, run) in extra.iter().filter(|(name, ..)| wanted.contains(name)) {
+            let cells: Vec<String> = runtimes
+                .iter()
+                .map(|rt| {
+                    let ns = measure(rt, cfg.rounds, *tasks, run.as_ref());
+                    format!("{:.0}", 1e9 / ns)
+                })
+                .collect();
+            let method = name.split(',').next().unwrap_or(name);
+            println!("| {method} | {limit} | {} |", cells.join(" | "));
+        }
+    }
+    println!();
+}
+
 fn main() {
     let cfg = parse_args();
+    if cfg.cross {
+        cross_language(&cfg);
+        return;
+    }
     let started = Instant::now();
     let mut rows: Vec<Row> = Vec::new();
     println!(
