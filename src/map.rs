@@ -27,6 +27,10 @@ use std::task::{Context, Poll, Waker};
 
 pub(crate) type Source<I> = Pin<Box<dyn Stream<Item = I> + Send>>;
 
+/// Most workers queued at once: a huge `num_concurrent` keeps ramping as items are pulled,
+/// rather than spawning a worker per item up front.
+const MAX_BURST: usize = 1024;
+
 pub(crate) struct MapEngine<I, F, T> {
     pool: Arc<Inner>,
     core: Arc<GroupCore<T>>,
@@ -71,7 +75,7 @@ impl<I> Feed<I> {
             } else {
                 0
             };
-        let n = known_left.clamp(1, num_concurrent - self.workers);
+        let n = known_left.clamp(1, (num_concurrent - self.workers).min(MAX_BURST));
         self.claims_pending += n;
         self.workers += n;
         self.live += n;
