@@ -32,6 +32,8 @@
 //! | `tokio`     | `runtime::TokioSpawner`                                           |
 //! | `smol`      | `runtime::SmolSpawner`                                            |
 //! | `async-std` | `runtime::AsyncStdSpawner` (deprecated upstream; prefer smol)     |
+//! | `control`   | [`control`]: a control server (TCP, Unix socket) and its client   |
+//! | `cli`       | the `taskpool-ctl` binary, a command-line client (implies `control`) |
 //!
 //! No feature is on by default, and any combination builds. Without one, implement
 //! [`runtime::Spawner`] or adapt a `futures` executor with [`runtime::FuturesSpawner`].
@@ -65,6 +67,9 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod abort;
+#[cfg(feature = "control")]
+#[cfg_attr(docsrs, doc(cfg(feature = "control")))]
+pub mod control;
 mod builder;
 mod current;
 mod error;
