@@ -67,10 +67,10 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod abort;
+mod builder;
 #[cfg(feature = "control")]
 #[cfg_attr(docsrs, doc(cfg(feature = "control")))]
 pub mod control;
-mod builder;
 mod current;
 mod error;
 mod group;

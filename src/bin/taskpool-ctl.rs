@@ -40,7 +40,12 @@ struct Cli {
     #[arg(long, global = true)]
     json: bool,
     /// The server's shared token, if it requires one.
-    #[arg(long, global = true, env = "TASKPOOL_CTL_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "TASKPOOL_CTL_TOKEN",
+        hide_env_values = true
+    )]
     token: Option<String>,
     #[command(subcommand)]
     target: Target,
@@ -96,9 +101,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let token = cli.token.as_deref();
     let (connected, run) = match &cli.target {
-        Target::Tcp { host, port, run } => {
-            (ControlClient::connect_tcp((host.as_str(), *port), token), run)
-        }
+        Target::Tcp { host, port, run } => (
+            ControlClient::connect_tcp((host.as_str(), *port), token),
+            run,
+        ),
         #[cfg(unix)]
         Target::Unix { path, run } => (ControlClient::connect_unix(path, token), run),
         #[cfg(not(unix))]
@@ -113,7 +119,9 @@ fn main() -> ExitCode {
             eprintln!("taskpool-ctl: {e}");
             if matches!(e, ClientError::Refused { ref kind, .. } if kind.as_str() == "auth_failed")
             {
-                eprintln!("taskpool-ctl: pass the server's token with --token or $TASKPOOL_CTL_TOKEN");
+                eprintln!(
+                    "taskpool-ctl: pass the server's token with --token or $TASKPOOL_CTL_TOKEN"
+                );
             }
             return ExitCode::from(EXIT_NO_CONNECTION);
         }

@@ -176,8 +176,8 @@ impl ControlClient {
     /// Sends one command and reads its reply. Error replies are `Ok(Reply::Error {..})`:
     /// the session goes on after them.
     pub fn request(&mut self, command: &Command) -> Result<Reply, ClientError> {
-        let mut line = serde_json::to_string(command)
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let mut line =
+            serde_json::to_string(command).map_err(|e| ClientError::Protocol(e.to_string()))?;
         line.push('\n');
         self.writer.write_all(line.as_bytes())?;
         self.writer.flush()?;
@@ -192,6 +192,8 @@ impl ControlClient {
 
 impl std::fmt::Debug for ControlClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ControlClient").field("info", &self.info).finish()
+        f.debug_struct("ControlClient")
+            .field("info", &self.info)
+            .finish()
     }
 }

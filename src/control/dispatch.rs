@@ -128,10 +128,14 @@ impl Context {
             Command::NumEnded => pool.num_ended().into(),
             Command::NumCancelled => pool.num_cancelled().into(),
             Command::PoolSize { value } => {
-                if let Some(limit) = value {
-                    pool.set_limit(limit)?;
+                // Answer with the limit this request set: another session may change it next.
+                match value {
+                    Some(limit) => {
+                        pool.set_limit(limit)?;
+                        json!(limit)
+                    }
+                    None => json!(pool.limit()),
                 }
-                json!(pool.limit())
             }
             Command::Cancel { ids } => {
                 pool.cancel(ids.into_iter().map(crate::TaskId::new))?;
@@ -145,12 +149,11 @@ impl Context {
                 pool.cancel_all();
                 Value::Null
             }
-            Command::GetGroupIds { names } => {
-                ids(pool.group_ids(names.iter().map(String::as_str))?.into_iter().collect())
-            }
-            Command::Flush => {
-                self.wait(async { pool.flush().await.map(|()| Value::Null) })??
-            }
+            Command::GetGroupIds { names } => ids(pool
+                .group_ids(names.iter().map(String::as_str))?
+                .into_iter()
+                .collect()),
+            Command::Flush => self.wait(async { pool.flush().await.map(|()| Value::Null) })??,
             Command::GatherAndClose => {
                 self.wait(async { pool.gather_and_close().await.map(|()| Value::Null) })??
             }

@@ -123,6 +123,7 @@ mod tests {
             Ok(())
         }
         fn shutdown_both(&self) {}
+        fn shutdown_read(&self) {}
         fn try_clone_conn(&self) -> io::Result<Box<dyn Conn>> {
             Err(io::ErrorKind::Unsupported.into())
         }

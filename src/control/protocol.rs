@@ -215,23 +215,35 @@ impl Command {
         };
         let id = map.remove("id");
         let fail = |e: WireError| Err(e.with_id(id.clone()));
-        let name = match map.get("cmd") {
-            Some(Value::String(s)) => s.clone(),
-            Some(_) => {
-                return fail(WireError::new(
-                    ErrorKind::BadRequest,
-                    "`cmd` must be a string naming a command",
-                ))
-            }
-            None => {
-                return fail(WireError::new(
+        let name =
+            match map.get("cmd") {
+                Some(Value::String(s)) => s.clone(),
+                Some(_) => {
+                    return fail(WireError::new(
+                        ErrorKind::BadRequest,
+                        "`cmd` must be a string naming a command",
+                    ))
+                }
+                None => return fail(WireError::new(
                     ErrorKind::BadRequest,
                     "the request has no `cmd` field; send {\"cmd\":\"help\"} for the command list",
-                ))
+                )),
+            };
+        match spec(&name) {
+            None if name != "hello" => return fail(unknown_command(&name)),
+            // serde ignores extra fields on unit variants; refuse them like on the others.
+            Some(s) if s.args.is_empty() && map.len() > 1 => {
+                let extra = map
+                    .keys()
+                    .find(|k| *k != "cmd")
+                    .cloned()
+                    .unwrap_or_default();
+                return fail(WireError::new(
+                    ErrorKind::BadRequest,
+                    format!("`{name}` takes no arguments, but got `{extra}`"),
+                ));
             }
-        };
-        if name != "hello" && spec(&name).is_none() {
-            return fail(unknown_command(&name));
+            _ => {}
         }
         match Command::deserialize(Value::Object(map)) {
             Ok(cmd) => Ok((id, cmd)),
@@ -588,24 +600,79 @@ macro_rules! spec {
 
 /// Every command, in the order `help` lists them.
 pub const COMMANDS: &[CommandSpec] = &[
-    spec!("stats", "stats", "A snapshot: limit, running, queued, ended, cancelled, groups...", Both),
-    spec!("tasks", "tasks", "The live tasks: id, name, group and state.", Both),
+    spec!(
+        "stats",
+        "stats",
+        "A snapshot: limit, running, queued, ended, cancelled, groups...",
+        Both
+    ),
+    spec!(
+        "tasks",
+        "tasks",
+        "The live tasks: id, name, group and state.",
+        Both
+    ),
     spec!("pool-size", "pool-size [N|inf]", "Shows the limit, or sets it (growing starts queued work at once).", Both,
         "N" => "the new limit, at least 1; `inf` (or `none`) removes the limit"),
-    spec!("num-running", "num-running", "How many tasks are running.", Both),
-    spec!("num-queued", "num-queued", "How many tasks wait for room.", Both),
-    spec!("num-ended", "num-ended", "How many tasks ended since the last flush.", Both),
-    spec!("num-cancelled", "num-cancelled", "How many tasks were cancelled since the last flush.", Both),
+    spec!(
+        "num-running",
+        "num-running",
+        "How many tasks are running.",
+        Both
+    ),
+    spec!(
+        "num-queued",
+        "num-queued",
+        "How many tasks wait for room.",
+        Both
+    ),
+    spec!(
+        "num-ended",
+        "num-ended",
+        "How many tasks ended since the last flush.",
+        Both
+    ),
+    spec!(
+        "num-cancelled",
+        "num-cancelled",
+        "How many tasks were cancelled since the last flush.",
+        Both
+    ),
     spec!("is-full", "is-full", "Whether the limit is reached.", Both),
-    spec!("is-locked", "is-locked", "Whether new work is refused.", Both),
-    spec!("lock", "lock", "Refuses new work; accepted work carries on.", Both),
-    spec!("unlock", "unlock", "Accepts new work again (a closed pool stays closed).", Both),
+    spec!(
+        "is-locked",
+        "is-locked",
+        "Whether new work is refused.",
+        Both
+    ),
+    spec!(
+        "lock",
+        "lock",
+        "Refuses new work; accepted work carries on.",
+        Both
+    ),
+    spec!(
+        "unlock",
+        "unlock",
+        "Accepts new work again (a closed pool stays closed).",
+        Both
+    ),
     spec!("start", "start NUM", "Starts NUM copies of the pool's job.", Simple,
         "NUM" => "how many tasks to start"),
     spec!("stop", "stop NUM", "Stops the NUM newest tasks (queued first); prints their ids.", Simple,
         "NUM" => "how many tasks to stop"),
-    spec!("stop-all", "stop-all", "Stops every task; prints their ids.", Simple),
-    spec!("func-name", "func-name", "The name of the pool's job.", Simple),
+    spec!(
+        "stop-all",
+        "stop-all",
+        "Stops every task; prints their ids.",
+        Simple
+    ),
+    spec!(
+        "func-name",
+        "func-name",
+        "The name of the pool's job.",
+        Simple
+    ),
     spec!("apply", "apply JOB [ARGS_JSON] [--num N] [--group NAME]",
         "Starts N tasks of a job the program registered, all with the same argument.", Task,
         "JOB" => "the registered job's name",
@@ -622,12 +689,32 @@ pub const COMMANDS: &[CommandSpec] = &[
         "ID" => "a task id (see `tasks`)"),
     spec!("cancel-group", "cancel-group NAME", "Cancels a group's tasks and forgets the group.", Both,
         "NAME" => "the group's name (see `stats`)"),
-    spec!("cancel-all", "cancel-all", "Cancels every task and group.", Both),
+    spec!(
+        "cancel-all",
+        "cancel-all",
+        "Cancels every task and group.",
+        Both
+    ),
     spec!("get-group-ids", "get-group-ids NAME...", "The live task ids of these groups.", Both,
         "NAME" => "a group's name"),
-    spec!("flush", "flush", "Waits for callbacks, then forgets ended tasks and finished groups.", Both),
-    spec!("gather-and-close", "gather-and-close", "Locks, waits for all accepted work to end, closes the pool for good.", Both),
-    spec!("until-closed", "until-closed", "Waits until the pool is closed.", Both),
+    spec!(
+        "flush",
+        "flush",
+        "Waits for callbacks, then forgets ended tasks and finished groups.",
+        Both
+    ),
+    spec!(
+        "gather-and-close",
+        "gather-and-close",
+        "Locks, waits for all accepted work to end, closes the pool for good.",
+        Both
+    ),
+    spec!(
+        "until-closed",
+        "until-closed",
+        "Waits until the pool is closed.",
+        Both
+    ),
     spec!("help", "help [COMMAND]", "Lists the commands, or describes one.", Both,
         "COMMAND" => "a command's name"),
 ];

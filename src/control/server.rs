@@ -387,6 +387,9 @@ fn accept_loop(shared: &Arc<Shared>, listener: &Listener) {
 /// it stops accepting, closes every session (a session waiting in `until-closed` or
 /// `gather-and-close` gets a `shutting_down` error), waits for their threads, and removes
 /// its Unix socket file. The pool itself is left as it is.
+///
+/// Stopping waits at most the write timeout (10 s) for a session whose client stopped
+/// reading in the middle of a reply.
 pub struct ServerHandle {
     shared: Arc<Shared>,
     listener: Arc<Listener>,
@@ -426,12 +429,14 @@ impl ServerHandle {
             // The acceptor ends at its next accept; don't wait for it.
             Err(e) => tracing::warn!("could not wake the control server's thread: {e}"),
         }
+        // Shutting the read side ends sessions waiting for a request; a session waiting in
+        // the pool wakes on the stop signal and can still write its `shutting_down` reply.
         let threads: Vec<JoinHandle<()>> = {
             let mut sessions = self.shared.sessions();
             sessions
                 .values_mut()
                 .filter_map(|s| {
-                    s.conn.shutdown_both();
+                    s.conn.shutdown_read();
                     s.thread.take()
                 })
                 .collect()
@@ -439,7 +444,10 @@ impl ServerHandle {
         for t in threads {
             let _ = t.join();
         }
-        tracing::info!(pool = self.shared.ctx.target.pool().name(), "control server stopped");
+        tracing::info!(
+            pool = self.shared.ctx.target.pool().name(),
+            "control server stopped"
+        );
     }
 }
 

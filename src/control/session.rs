@@ -47,7 +47,11 @@ impl Session<'_> {
             }
         };
         conn.shutdown_both();
-        tracing::info!(session = self.id, reason = end, "control session disconnected");
+        tracing::info!(
+            session = self.id,
+            reason = end,
+            "control session disconnected"
+        );
     }
 
     fn deadline(&self) -> Instant {
@@ -93,6 +97,8 @@ impl Session<'_> {
                     self.reply(conn, &mode, "", Err(self.too_long()))?;
                     continue;
                 }
+                // The server shut our read side: say why before closing.
+                Line::Eof if self.ctx.stop.is_stopped() => continue,
                 Line::Eof => return Ok("closed by client"),
                 Line::TimedOut => {
                     self.reply(conn, &mode, "", Err(idle(self.cfg.idle_timeout)))?;
@@ -116,7 +122,11 @@ impl Session<'_> {
                         Reply::Ok { id: slot, .. } | Reply::Error { id: slot, .. } => *slot = id,
                     }
                     self.log_error(&reply);
+                    let stopping = is_shutting_down(&reply);
                     self.send_json(conn, reply)?;
+                    if stopping {
+                        return Ok("server stopped");
+                    }
                 }
                 Mode::Legacy => {
                     let text = String::from_utf8_lossy(&line);
@@ -132,10 +142,16 @@ impl Session<'_> {
                         Ok(Some(cmd)) => (cmd.name(), self.execute(cmd)),
                         Err(e) => ("", Err(e)),
                     };
+                    let mut stopping = false;
                     if let Err(e) = &result {
-                        self.log_error(&Reply::from(e.clone()));
+                        let reply = Reply::from(e.clone());
+                        self.log_error(&reply);
+                        stopping = is_shutting_down(&reply);
                     }
                     self.reply(conn, &mode, name, result)?;
+                    if stopping {
+                        return Ok("server stopped");
+                    }
                 }
             }
         }
@@ -148,7 +164,11 @@ impl Session<'_> {
 
     fn log_error(&self, reply: &Reply) {
         if let Reply::Error { kind, message, .. } = reply {
-            tracing::info!(session = self.id, kind = kind.as_str(), "control command failed: {message}");
+            tracing::info!(
+                session = self.id,
+                kind = kind.as_str(),
+                "control command failed: {message}"
+            );
         }
     }
 
@@ -166,7 +186,10 @@ impl Session<'_> {
                     write_all(conn, format!("error: {why} [auth_failed]\n").as_bytes())?;
                     return Err(io::Error::new(io::ErrorKind::PermissionDenied, why));
                 }
-                write_all(conn, format!("{}\n", self.ctx.target.pool().name()).as_bytes())?;
+                write_all(
+                    conn,
+                    format!("{}\n", self.ctx.target.pool().name()).as_bytes(),
+                )?;
                 return Ok(Some(Mode::Legacy));
             }
         }
@@ -174,15 +197,25 @@ impl Session<'_> {
             "start with a hello such as {{\"cmd\":\"hello\",\"version\":{PROTOCOL_VERSION}}}"
         );
         let (id, version, token, client) = match Command::from_line(line) {
-            Ok((id, Command::Hello { version, token, client })) => (id, version, token, client),
+            Ok((
+                id,
+                Command::Hello {
+                    version,
+                    token,
+                    client,
+                },
+            )) => (id, version, token, client),
             Ok((id, _)) => {
                 let e = WireError::new(ErrorKind::HelloRequired, example).with_id(id);
                 self.send_json(conn, e.into())?;
                 return Ok(None);
             }
             Err(e) => {
-                let e = WireError::new(ErrorKind::HelloRequired, format!("{}; {example}", e.message))
-                    .with_id(e.id);
+                let e = WireError::new(
+                    ErrorKind::HelloRequired,
+                    format!("{}; {example}", e.message),
+                )
+                .with_id(e.id);
                 self.send_json(conn, e.into())?;
                 return Ok(None);
             }
@@ -194,8 +227,16 @@ impl Session<'_> {
                 } else {
                     "this server requires a token in the hello; pass --token"
                 };
-                tracing::warn!(session = self.id, "control client refused: bad or missing token");
-                self.send_json(conn, WireError::new(ErrorKind::AuthFailed, msg).with_id(id).into())?;
+                tracing::warn!(
+                    session = self.id,
+                    "control client refused: bad or missing token"
+                );
+                self.send_json(
+                    conn,
+                    WireError::new(ErrorKind::AuthFailed, msg)
+                        .with_id(id)
+                        .into(),
+                )?;
                 return Err(io::Error::new(io::ErrorKind::PermissionDenied, msg));
             }
         }
@@ -207,7 +248,11 @@ impl Session<'_> {
             self.send_json(conn, e.with_id(id).into())?;
             return Ok(None);
         }
-        tracing::debug!(session = self.id, client = client.as_deref().unwrap_or("?"), "control hello");
+        tracing::debug!(
+            session = self.id,
+            client = client.as_deref().unwrap_or("?"),
+            "control hello"
+        );
         let info = ServerInfo {
             server: concat!("async-taskpool ", env!("CARGO_PKG_VERSION")).to_owned(),
             version: version.min(PROTOCOL_VERSION),
@@ -260,6 +305,16 @@ impl Session<'_> {
 fn write_all(conn: &mut dyn Conn, bytes: &[u8]) -> io::Result<()> {
     conn.write_all(bytes)?;
     conn.flush()
+}
+
+fn is_shutting_down(reply: &Reply) -> bool {
+    matches!(
+        reply,
+        Reply::Error {
+            kind: ErrorKind::ShuttingDown,
+            ..
+        }
+    )
 }
 
 fn idle(after: Duration) -> WireError {

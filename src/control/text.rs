@@ -1,7 +1,9 @@
 //! The text form of commands and replies: what an operator types (in `taskpool-ctl` or
 //! asyncio-taskpool's Python client) and what they read back.
 
-use super::protocol::{spec, unknown_command, Applies, Command, ErrorKind, PoolKind, WireError, COMMANDS};
+use super::protocol::{
+    spec, unknown_command, Applies, Command, ErrorKind, PoolKind, WireError, COMMANDS,
+};
 use serde_json::Value;
 use std::fmt::Write as _;
 
@@ -255,7 +257,10 @@ impl Args<'_, '_> {
     fn done(&self) -> Result<(), WireError> {
         match self.words.first() {
             None => Ok(()),
-            Some(w) => Err(bad(format!("unexpected argument `{w}`; {}", (self.usage)()))),
+            Some(w) => Err(bad(format!(
+                "unexpected argument `{w}`; {}",
+                (self.usage)()
+            ))),
         }
     }
 }
@@ -265,8 +270,12 @@ fn bad(message: impl Into<String>) -> WireError {
 }
 
 fn number(word: &str, what: &str, usage: &dyn Fn() -> String) -> Result<usize, WireError> {
-    word.parse()
-        .map_err(|_| bad(format!("{what} must be a whole number, not `{word}`; {}", usage())))
+    word.parse().map_err(|_| {
+        bad(format!(
+            "{what} must be a whole number, not `{word}`; {}",
+            usage()
+        ))
+    })
 }
 
 /// How booleans, sets and "nothing" look in text replies.
@@ -402,7 +411,12 @@ mod tests {
 
     #[test]
     fn python_client_spellings() {
-        assert_eq!(parse("pool-size 3"), Command::PoolSize { value: Some(Some(3)) });
+        assert_eq!(
+            parse("pool-size 3"),
+            Command::PoolSize {
+                value: Some(Some(3))
+            }
+        );
         assert_eq!(parse("pool-size"), Command::PoolSize { value: None });
         assert_eq!(parse("cancel 1 2"), Command::Cancel { ids: vec![1, 2] });
         assert_eq!(parse("cancel 1 -m why"), Command::Cancel { ids: vec![1] });
@@ -412,9 +426,16 @@ mod tests {
         assert_eq!(parse("gather-and-close"), Command::GatherAndClose);
         assert_eq!(
             parse("get-group-ids a b"),
-            Command::GetGroupIds { names: vec!["a".into(), "b".into()] }
+            Command::GetGroupIds {
+                names: vec!["a".into(), "b".into()]
+            }
         );
-        assert_eq!(parse("stop -h"), Command::Help { command: Some("stop".into()) });
+        assert_eq!(
+            parse("stop -h"),
+            Command::Help {
+                command: Some("stop".into())
+            }
+        );
         assert_eq!(parse("-h"), Command::Help { command: None });
         assert_eq!(parse("STATS"), Command::Stats);
     }
@@ -432,11 +453,21 @@ mod tests {
         );
         assert_eq!(
             parse("apply greet world"),
-            Command::Apply { name: "greet".into(), args: "world".into(), num: 1, group: None }
+            Command::Apply {
+                name: "greet".into(),
+                args: "world".into(),
+                num: 1,
+                group: None
+            }
         );
         assert_eq!(
             parse("apply tick --num 2"),
-            Command::Apply { name: "tick".into(), args: Value::Null, num: 2, group: None }
+            Command::Apply {
+                name: "tick".into(),
+                args: Value::Null,
+                num: 2,
+                group: None
+            }
         );
         assert_eq!(
             parse("map job [1, 2] --num-concurrent 2"),
@@ -455,7 +486,9 @@ mod tests {
         assert_eq!(err("bogus").kind, ErrorKind::UnknownCommand);
         assert!(err("stop").message.contains("missing argument NUM"));
         assert!(err("stop x").message.contains("whole number"));
-        assert!(err("lock now").message.contains("unexpected argument `now`"));
+        assert!(err("lock now")
+            .message
+            .contains("unexpected argument `now`"));
         assert!(err("map job 3").message.contains("JSON array"));
         assert!(err("apply job -n").message.contains("needs a value"));
         assert!(err("pool-size -1").message.contains("whole number"));
@@ -463,7 +496,14 @@ mod tests {
 
     #[test]
     fn unbalanced_json_does_not_panic() {
-        for s in ["map j [", "map j ]]]", "apply j \"", "apply j {\"a\":", "\\\"", "[[[{"] {
+        for s in [
+            "map j [",
+            "map j ]]]",
+            "apply j \"",
+            "apply j {\"a\":",
+            "\\\"",
+            "[[[{",
+        ] {
             let _ = parse_line(s);
         }
     }

@@ -11,6 +11,7 @@ pub(crate) trait Conn: Read + Write + Send + 'static {
     fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()>;
     fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()>;
     fn shutdown_both(&self);
+    fn shutdown_read(&self);
     fn try_clone_conn(&self) -> io::Result<Box<dyn Conn>>;
 }
 
@@ -23,6 +24,9 @@ impl Conn for TcpStream {
     }
     fn shutdown_both(&self) {
         let _ = self.shutdown(Shutdown::Both);
+    }
+    fn shutdown_read(&self) {
+        let _ = self.shutdown(Shutdown::Read);
     }
     fn try_clone_conn(&self) -> io::Result<Box<dyn Conn>> {
         Ok(Box::new(self.try_clone()?))
@@ -39,6 +43,9 @@ impl Conn for std::os::unix::net::UnixStream {
     }
     fn shutdown_both(&self) {
         let _ = self.shutdown(Shutdown::Both);
+    }
+    fn shutdown_read(&self) {
+        let _ = self.shutdown(Shutdown::Read);
     }
     fn try_clone_conn(&self) -> io::Result<Box<dyn Conn>> {
         Ok(Box::new(self.try_clone()?))
