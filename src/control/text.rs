@@ -303,8 +303,22 @@ pub fn render(command: &str, value: &Value, style: Style) -> String {
     match (command, value) {
         ("pool-size", Value::Null) => if py { "inf" } else { "none" }.into(),
         ("stats", Value::Object(map)) => {
+            // The operator's order: the numbers that move first, then the rest.
+            const FIRST: [&str; 9] = [
+                "name",
+                "limit",
+                "running",
+                "queued",
+                "ending",
+                "ended",
+                "cancelled",
+                "panicked",
+                "timed_out",
+            ];
+            let known = FIRST.iter().filter_map(|k| map.get_key_value(*k));
+            let rest = map.iter().filter(|(k, _)| !FIRST.contains(&k.as_str()));
             let mut out = String::new();
-            for (k, v) in map {
+            for (k, v) in known.chain(rest) {
                 let v = match (k.as_str(), v) {
                     ("limit", Value::Null) => "none".to_owned(),
                     _ => render("", v, style),
