@@ -394,3 +394,49 @@ fn interactive(client: &mut ControlClient, out: &Output) -> u8 {
     eprintln!("Disconnected.");
     0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustyline::history::History;
+
+    fn complete(line: &str) -> (usize, Vec<String>) {
+        let helper = CtlHelper {
+            commands: ["start", "stats", "stop", "stop-all", "tasks"]
+                .map(String::from)
+                .to_vec(),
+        };
+        let history = DefaultHistory::new();
+        let ctx = rustyline::Context::new(&history as &dyn History);
+        helper.complete(line, line.len(), &ctx).unwrap()
+    }
+
+    #[test]
+    fn completes_command_names() {
+        assert_eq!(
+            complete("st"),
+            (
+                0,
+                vec![
+                    "start".into(),
+                    "stats".into(),
+                    "stop".into(),
+                    "stop-all".into()
+                ]
+            )
+        );
+        assert_eq!(complete("stop-"), (0, vec!["stop-all".into()]));
+        assert_eq!(complete("help ta"), (5, vec!["tasks".into()]));
+        assert_eq!(complete("stop 1"), (6, vec![]));
+    }
+
+    #[test]
+    fn stats_line_shows_what_an_operator_watches() {
+        let stats = serde_json::json!({"name":"w","limit":null,"running":2,"queued":1,"ended":5,
+            "cancelled":1,"locked":true,"closed":false});
+        assert_eq!(
+            stats_line(&stats),
+            "w  running 2  queued 1  ended 5  cancelled 1  limit none  [locked]"
+        );
+    }
+}

@@ -139,7 +139,8 @@ impl ControlServer {
         self
     }
 
-    /// At most this many sessions at once (default 16; at least 1).
+    /// At most this many sessions at once (default 16; at least 1). A session waiting in
+    /// `until-closed` counts; further clients get a `busy` error.
     pub fn max_connections(mut self, max: usize) -> Self {
         self.max_connections = max;
         self

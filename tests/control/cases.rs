@@ -539,6 +539,16 @@ pub async fn python_client_text_mode(sp: Sp, net: Net) {
             w.send_raw(format!("{line}\n").as_bytes());
             w.recv().unwrap()
         };
+        // Random text: one marked error line per line, and the session goes on.
+        let mut rng = XorShift(0x7e57_0000_1111_2222);
+        for _ in 0..100 {
+            let len = 1 + (rng.next() % 80) as usize;
+            let line: String = (0..len)
+                .map(|_| char::from_u32(0x21 + (rng.next() % 0x2000) as u32).unwrap_or('?'))
+                .collect();
+            let reply = say(&line);
+            assert!(reply.starts_with("error: "), "{line:?} -> {reply:?}");
+        }
         assert_eq!(say("stop-all"), "[0]");
         assert_eq!(say("gather-and-close -r"), "ok");
         assert_eq!(say("until-closed"), "True");
