@@ -61,7 +61,8 @@
 //! The crate logs through [`tracing`]: pool created (debug), `Started <task>` and
 //! `Ended <task>` (info), cancelled (debug), timed out (warn), panicked (error), locked,
 //! unlocked and closed (info), `cancelling all tasks` (warn). Events carry `pool` and `task_id`
-//! fields.
+//! fields. The control server logs each session (connected, command, failed command,
+//! disconnected) with a `session` field.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
