@@ -41,6 +41,7 @@ impl Session<'_> {
         let mut reader = LineReader::new(self.cfg.max_line);
         let end = match self.serve(&mut *conn, &mut reader) {
             Ok(reason) => reason,
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => "refused",
             Err(e) => {
                 tracing::debug!(session = self.id, "control session I/O error: {e}");
                 "connection error"
