@@ -32,6 +32,8 @@
 //! | `tokio`     | `runtime::TokioSpawner`                                           |
 //! | `smol`      | `runtime::SmolSpawner`                                            |
 //! | `async-std` | `runtime::AsyncStdSpawner` (deprecated upstream; prefer smol)     |
+//! | `control`   | [`control`]: a control server (TCP, Unix socket) and its client   |
+//! | `cli`       | the `taskpool-ctl` binary, a command-line client (implies `control`) |
 //!
 //! No feature is on by default, and any combination builds. Without one, implement
 //! [`runtime::Spawner`] or adapt a `futures` executor with [`runtime::FuturesSpawner`].
@@ -59,7 +61,8 @@
 //! The crate logs through [`tracing`]: pool created (debug), `Started <task>` and
 //! `Ended <task>` (info), cancelled (debug), timed out (warn), panicked (error), locked,
 //! unlocked and closed (info), `cancelling all tasks` (warn). Events carry `pool` and `task_id`
-//! fields.
+//! fields. The control server logs each session (connected, command, failed command,
+//! disconnected) with a `session` field.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -67,6 +70,9 @@
 mod abort;
 mod builder;
 mod cell;
+#[cfg(feature = "control")]
+#[cfg_attr(docsrs, doc(cfg(feature = "control")))]
+pub mod control;
 mod current;
 mod error;
 mod group;

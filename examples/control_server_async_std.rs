@@ -1,0 +1,16 @@
+//! A SimpleTaskPool of queue workers on async-std, steerable from outside through a control
+//! server on 127.0.0.1:9999 (or the address given as the first argument). The body is shared
+//! with the other runtimes, in `common/control_server.rs`.
+//!
+//! Run it with `cargo run --example control_server_async_std --features async-std,control`, and from
+//! another terminal `cargo run --features cli --bin taskpool-ctl -- tcp 127.0.0.1 9999`.
+
+#[path = "common/control_server.rs"]
+mod control_server;
+
+fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    tracing_subscriber::fmt().with_target(false).init();
+    #[allow(deprecated)]
+    let spawner = async_taskpool::runtime::AsyncStdSpawner::new();
+    async_std::task::block_on(control_server::run(spawner))
+}

@@ -1,0 +1,214 @@
+//! Runs one command against the pool and returns the reply's value.
+
+use super::jobs::{JobCall, Jobs};
+use super::protocol::{spec, Command, ErrorKind, PoolKind, WireError, COMMANDS};
+use super::target::ControlTarget;
+use event_listener::Event;
+use futures_util::future::{select, Either};
+use serde_json::{json, Value};
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// The server's stop signal: set once, wakes every waiting session.
+#[derive(Default)]
+pub(crate) struct StopSignal {
+    stopped: AtomicBool,
+    event: Event,
+}
+
+impl StopSignal {
+    pub(crate) fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.event.notify(usize::MAX);
+    }
+
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
+
+    async fn wait(&self) {
+        loop {
+            if self.is_stopped() {
+                return;
+            }
+            let l = self.event.listen();
+            if self.is_stopped() {
+                return;
+            }
+            l.await;
+        }
+    }
+}
+
+/// The shared, read-only context every session dispatches against.
+pub(crate) struct Context {
+    pub(crate) target: ControlTarget,
+    pub(crate) jobs: Jobs,
+    pub(crate) stop: StopSignal,
+}
+
+impl Context {
+    /// Waits for one of the pool's async methods on the session's own thread.
+    ///
+    /// The pool's waits are event listeners, not runtime futures, so `block_on` here needs
+    /// no runtime and takes no executor thread, however busy the pool's executor is.
+    fn wait<T, F: Future<Output = T>>(&self, fut: F) -> Result<T, WireError> {
+        let stop = pin!(self.stop.wait());
+        let fut = pin!(fut);
+        match futures_executor::block_on(select(fut, stop)) {
+            Either::Left((v, _)) => Ok(v),
+            Either::Right(_) => Err(shutting_down()),
+        }
+    }
+
+    fn not_for(&self, name: &str) -> WireError {
+        let (this, other) = match self.target.kind() {
+            PoolKind::Task => ("TaskPool", "SimpleTaskPool"),
+            PoolKind::Simple => ("SimpleTaskPool", "TaskPool"),
+        };
+        WireError::new(
+            ErrorKind::Unsupported,
+            format!("`{name}` is a {other} command and this pool is a {this}; `help` lists its commands"),
+        )
+    }
+
+    pub(crate) fn command_names(&self) -> Vec<String> {
+        let kind = self.target.kind();
+        COMMANDS
+            .iter()
+            .filter(|c| c.applies.to(kind))
+            .map(|c| c.name.to_owned())
+            .collect()
+    }
+
+    /// Runs `cmd`. `hello` is handled by the session, before this is ever called.
+    pub(crate) fn execute(&self, cmd: Command) -> Result<Value, WireError> {
+        let name = cmd.name();
+        if let Some(s) = spec(name) {
+            if !s.applies.to(self.target.kind()) {
+                return Err(self.not_for(name));
+            }
+        }
+        let pool = self.target.pool();
+        let simple = || self.target.simple().ok_or_else(|| self.not_for(name));
+        let ids = |ids: Vec<crate::TaskId>| json!(ids.iter().map(|i| i.get()).collect::<Vec<_>>());
+        Ok(match cmd {
+            Command::Hello { .. } => {
+                return Err(WireError::new(
+                    ErrorKind::BadRequest,
+                    "this session has already said hello",
+                ))
+            }
+            Command::Help { command } => match command {
+                None => Value::Array(
+                    COMMANDS
+                        .iter()
+                        .filter(|c| c.applies.to(self.target.kind()))
+                        .map(spec_json)
+                        .collect(),
+                ),
+                Some(c) => match spec(&c) {
+                    Some(s) => spec_json(s),
+                    None => return Err(super::protocol::unknown_command(&c)),
+                },
+            },
+            Command::Lock => {
+                pool.lock();
+                Value::Null
+            }
+            Command::Unlock => {
+                pool.unlock();
+                Value::Null
+            }
+            Command::IsLocked => pool.is_locked().into(),
+            Command::IsFull => pool.is_full().into(),
+            Command::NumRunning => pool.num_running().into(),
+            Command::NumQueued => pool.num_queued().into(),
+            Command::NumEnded => pool.num_ended().into(),
+            Command::NumCancelled => pool.num_cancelled().into(),
+            Command::PoolSize { value } => {
+                // Answer with the limit this request set: another session may change it next.
+                match value {
+                    Some(limit) => {
+                        pool.set_limit(limit)?;
+                        json!(limit)
+                    }
+                    None => json!(pool.limit()),
+                }
+            }
+            Command::Cancel { ids } => {
+                pool.cancel(ids.into_iter().map(crate::TaskId::new))?;
+                Value::Null
+            }
+            Command::CancelGroup { name } => {
+                pool.cancel_group(&name)?;
+                Value::Null
+            }
+            Command::CancelAll => {
+                pool.cancel_all();
+                Value::Null
+            }
+            Command::GetGroupIds { names } => ids(pool
+                .group_ids(names.iter().map(String::as_str))?
+                .into_iter()
+                .collect()),
+            Command::Flush => self.wait(async { pool.flush().await.map(|()| Value::Null) })??,
+            Command::GatherAndClose => {
+                self.wait(async { pool.gather_and_close().await.map(|()| Value::Null) })??
+            }
+            Command::UntilClosed => self.wait(async {
+                pool.until_closed().await;
+                Value::Bool(true)
+            })?,
+            Command::Stats => json!(pool.stats()),
+            Command::Tasks => json!(pool.tasks()),
+            Command::Start { num } => simple()?.start(num)?.into(),
+            Command::Stop { num } => ids(simple()?.stop(num)),
+            Command::StopAll => ids(simple()?.stop(usize::MAX)),
+            Command::FuncName => simple()?.func_name().into(),
+            Command::Apply {
+                name,
+                args,
+                num,
+                group,
+            } => self
+                .jobs
+                .launch(pool, &name, JobCall::Apply { args, num, group })?
+                .into(),
+            Command::Map {
+                name,
+                args,
+                num_concurrent,
+                group,
+            } => self
+                .jobs
+                .launch(
+                    pool,
+                    &name,
+                    JobCall::Map {
+                        items: args,
+                        num_concurrent,
+                        group,
+                    },
+                )?
+                .into(),
+        })
+    }
+}
+
+fn spec_json(s: &super::protocol::CommandSpec) -> Value {
+    json!({
+        "name": s.name,
+        "usage": s.usage,
+        "summary": s.summary,
+        "args": s.args.iter().map(|(a, d)| json!({"name": a, "doc": d})).collect::<Vec<_>>(),
+    })
+}
+
+pub(crate) fn shutting_down() -> WireError {
+    WireError::new(
+        ErrorKind::ShuttingDown,
+        "the control server is shutting down; the connection will close",
+    )
+}

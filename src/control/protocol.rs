@@ -1,0 +1,782 @@
+//! The wire protocol: requests, replies, error kinds and the command table.
+//!
+//! One JSON object per line each way (UTF-8, `\n`-terminated). `PROTOCOL.md` at the root of
+//! the repository documents it with a full session transcript.
+
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+use std::fmt;
+
+/// The protocol version this crate speaks. A client sends the highest version it speaks in its
+/// hello; the server answers with the version the session will use.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The default bound on one line, newline excluded: 64 KiB.
+pub const DEFAULT_MAX_LINE: usize = 64 * 1024;
+
+/// A command, as sent on the wire: `{"cmd": "<name>", ...arguments}`.
+///
+/// The JSON names of the commands are kebab-case (`pool-size`, `cancel-group`), those of
+/// their arguments snake_case (`num_concurrent`). Unknown fields are refused, so a typo is an
+/// error reply rather than a silently ignored argument.
+///
+/// ```
+/// use async_taskpool::control::protocol::Command;
+/// let cmd: Command = serde_json::from_str(r#"{"cmd":"cancel","ids":[1,2]}"#).unwrap();
+/// assert_eq!(cmd, Command::Cancel { ids: vec![1, 2] });
+/// assert_eq!(cmd.name(), "cancel");
+/// let set: Command = serde_json::from_str(r#"{"cmd":"pool-size","value":3}"#).unwrap();
+/// assert_eq!(set, Command::PoolSize { value: Some(Some(3)) });
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "kebab-case", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum Command {
+    /// Opens a session (first line only).
+    Hello {
+        /// The highest protocol version the client speaks.
+        version: u32,
+        /// The shared token, required when the server has one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+        /// The client's name and version, for the server's logs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client: Option<String>,
+    },
+    /// The command table, or one command's help (`{"command": "stop"}`).
+    Help {
+        /// One command to describe.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        command: Option<String>,
+    },
+    /// Refuse new work until `unlock`.
+    Lock,
+    /// Accept new work again.
+    Unlock,
+    /// Whether new work is refused.
+    IsLocked,
+    /// Whether the limit is reached.
+    IsFull,
+    /// Tasks running now.
+    NumRunning,
+    /// Tasks waiting for room.
+    NumQueued,
+    /// Tasks ended since the last flush.
+    NumEnded,
+    /// Tasks cancelled since the last flush.
+    NumCancelled,
+    /// Without `value`: the limit (`null` for none). With `value`: sets it (`null`: no limit).
+    PoolSize {
+        /// `None`: get; `Some(None)`: no limit; `Some(Some(n))`: limit `n`.
+        #[serde(
+            default,
+            deserialize_with = "present",
+            skip_serializing_if = "Option::is_none"
+        )]
+        value: Option<Option<usize>>,
+    },
+    /// Cancels these tasks, atomically.
+    Cancel {
+        /// Task ids.
+        ids: Vec<u64>,
+    },
+    /// Cancels a group and forgets it.
+    CancelGroup {
+        /// The group's name.
+        name: String,
+    },
+    /// Cancels everything.
+    CancelAll,
+    /// The live task ids of these groups.
+    GetGroupIds {
+        /// Group names.
+        #[serde(default)]
+        names: Vec<String>,
+    },
+    /// Waits for callbacks, then forgets ended tasks and finished groups.
+    Flush,
+    /// Locks, waits for all accepted work, closes.
+    GatherAndClose,
+    /// Waits until the pool is closed.
+    UntilClosed,
+    /// A [`PoolStats`](crate::PoolStats) snapshot.
+    Stats,
+    /// The live tasks, as [`TaskInfo`](crate::TaskInfo)s.
+    Tasks,
+    /// SimpleTaskPool: starts `num` copies of the job.
+    Start {
+        /// How many.
+        num: usize,
+    },
+    /// SimpleTaskPool: stops the `num` newest tasks.
+    Stop {
+        /// How many.
+        num: usize,
+    },
+    /// SimpleTaskPool: stops every task.
+    StopAll,
+    /// SimpleTaskPool: the job's name.
+    FuncName,
+    /// TaskPool: starts `num` tasks of a registered job, all with the same argument.
+    Apply {
+        /// The job's registered name.
+        name: String,
+        /// The job's argument, decoded into its Rust type (`null` for `()`).
+        #[serde(default)]
+        args: Value,
+        /// How many tasks.
+        #[serde(default = "one")]
+        num: usize,
+        /// A name for the group (default `apply-group-K`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        group: Option<String>,
+    },
+    /// TaskPool: runs a registered job once per item, at most `num_concurrent` at once.
+    Map {
+        /// The job's registered name.
+        name: String,
+        /// One argument per task.
+        args: Vec<Value>,
+        /// At most this many items at once.
+        #[serde(default = "one")]
+        num_concurrent: usize,
+        /// A name for the group (default `map-group-K`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        group: Option<String>,
+    },
+}
+
+fn one() -> usize {
+    1
+}
+
+/// Tells "absent" (`None`, by `default`) from "null" (`Some(None)`).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<usize>>, D::Error> {
+    Option::<usize>::deserialize(d).map(Some)
+}
+
+impl Command {
+    /// The command's wire name, e.g. `"pool-size"`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Hello { .. } => "hello",
+            Self::Help { .. } => "help",
+            Self::Lock => "lock",
+            Self::Unlock => "unlock",
+            Self::IsLocked => "is-locked",
+            Self::IsFull => "is-full",
+            Self::NumRunning => "num-running",
+            Self::NumQueued => "num-queued",
+            Self::NumEnded => "num-ended",
+            Self::NumCancelled => "num-cancelled",
+            Self::PoolSize { .. } => "pool-size",
+            Self::Cancel { .. } => "cancel",
+            Self::CancelGroup { .. } => "cancel-group",
+            Self::CancelAll => "cancel-all",
+            Self::GetGroupIds { .. } => "get-group-ids",
+            Self::Flush => "flush",
+            Self::GatherAndClose => "gather-and-close",
+            Self::UntilClosed => "until-closed",
+            Self::Stats => "stats",
+            Self::Tasks => "tasks",
+            Self::Start { .. } => "start",
+            Self::Stop { .. } => "stop",
+            Self::StopAll => "stop-all",
+            Self::FuncName => "func-name",
+            Self::Apply { .. } => "apply",
+            Self::Map { .. } => "map",
+        }
+    }
+
+    /// Parses one request line: a JSON object with a `cmd` field and an optional `id`, which
+    /// the reply echoes. Errors are the reply to send.
+    ///
+    /// ```
+    /// use async_taskpool::control::protocol::{Command, ErrorKind};
+    /// let (id, cmd) = Command::from_line(br#"{"id":7,"cmd":"stop","num":2}"#).unwrap();
+    /// assert_eq!((id, cmd), (Some(7.into()), Command::Stop { num: 2 }));
+    /// let err = Command::from_line(b"{\"cmd\":\"stop\",\"num\":\"two\"}").unwrap_err();
+    /// assert_eq!(err.kind, ErrorKind::BadRequest);
+    /// assert_eq!(Command::from_line(b"stop 2").unwrap_err().kind, ErrorKind::BadJson);
+    /// ```
+    pub fn from_line(line: &[u8]) -> Result<(Option<Value>, Command), WireError> {
+        let value: Value = serde_json::from_slice(line).map_err(|e| {
+            WireError::new(
+                ErrorKind::BadJson,
+                format!("the line is not valid JSON ({e}); send one JSON object per line"),
+            )
+        })?;
+        let Value::Object(mut map) = value else {
+            return Err(WireError::new(
+                ErrorKind::BadRequest,
+                "a request must be a JSON object such as {\"cmd\":\"stats\"}",
+            ));
+        };
+        let id = map.remove("id");
+        let fail = |e: WireError| Err(e.with_id(id.clone()));
+        let name =
+            match map.get("cmd") {
+                Some(Value::String(s)) => s.clone(),
+                Some(_) => {
+                    return fail(WireError::new(
+                        ErrorKind::BadRequest,
+                        "`cmd` must be a string naming a command",
+                    ))
+                }
+                None => return fail(WireError::new(
+                    ErrorKind::BadRequest,
+                    "the request has no `cmd` field; send {\"cmd\":\"help\"} for the command list",
+                )),
+            };
+        match spec(&name) {
+            None if name != "hello" => return fail(unknown_command(&name)),
+            // serde ignores extra fields on unit variants; refuse them like on the others.
+            Some(s) if s.args.is_empty() && map.len() > 1 => {
+                let extra = map
+                    .keys()
+                    .find(|k| *k != "cmd")
+                    .cloned()
+                    .unwrap_or_default();
+                return fail(WireError::new(
+                    ErrorKind::BadRequest,
+                    format!("`{name}` takes no arguments, but got `{extra}`"),
+                ));
+            }
+            _ => {}
+        }
+        match Command::deserialize(Value::Object(map)) {
+            Ok(cmd) => Ok((id, cmd)),
+            Err(e) => fail(WireError::new(
+                ErrorKind::BadRequest,
+                format!("bad arguments for `{name}`: {e}; usage: {}", usage(&name)),
+            )),
+        }
+    }
+}
+
+fn usage(name: &str) -> String {
+    spec(name).map_or_else(|| name.to_owned(), |s| s.usage.to_owned())
+}
+
+pub(crate) fn unknown_command(name: &str) -> WireError {
+    WireError::new(
+        ErrorKind::UnknownCommand,
+        format!("unknown command `{name}`; `help` lists the commands"),
+    )
+}
+
+/// A reply: `{"status":"ok","value":...}` or
+/// `{"status":"error","kind":"...","message":"..."}`, plus the request's `id` if it had one.
+///
+/// ```
+/// use async_taskpool::control::protocol::{ErrorKind, Reply};
+/// let ok = Reply::ok(serde_json::json!(3));
+/// assert_eq!(serde_json::to_string(&ok).unwrap(), r#"{"status":"ok","value":3}"#);
+/// let back: Reply = serde_json::from_str(
+///     r#"{"status":"error","kind":"locked","message":"pool `p` is locked"}"#).unwrap();
+/// assert!(matches!(back, Reply::Error { kind: ErrorKind::Locked, .. }));
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Reply {
+    /// The command succeeded.
+    Ok {
+        /// Its result (`null` for commands that return nothing).
+        #[serde(default)]
+        value: Value,
+        /// The request's `id`, echoed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<Value>,
+    },
+    /// The command failed; the session goes on unless the kind says otherwise.
+    Error {
+        /// A stable, machine-readable kind.
+        kind: ErrorKind,
+        /// What went wrong and what to do, for people.
+        message: String,
+        /// The request's `id`, echoed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<Value>,
+    },
+}
+
+impl Reply {
+    /// A success with this value.
+    pub fn ok(value: Value) -> Self {
+        Self::Ok { value, id: None }
+    }
+
+    /// Whether this is an error reply.
+    pub fn is_error(&self) -> bool {
+        matches!(self, Self::Error { .. })
+    }
+
+    /// The reply as one line of JSON, newline included.
+    pub fn to_line(&self) -> String {
+        let mut s = serde_json::to_string(self).unwrap_or_else(|_| {
+            // Values are built from serde_json::Value, which always serializes.
+            r#"{"status":"error","kind":"internal","message":"unserializable reply"}"#.into()
+        });
+        s.push('\n');
+        s
+    }
+}
+
+impl From<Result<Value, WireError>> for Reply {
+    fn from(r: Result<Value, WireError>) -> Self {
+        match r {
+            Ok(value) => Self::ok(value),
+            Err(e) => e.into(),
+        }
+    }
+}
+
+impl From<WireError> for Reply {
+    fn from(e: WireError) -> Self {
+        Self::Error {
+            kind: e.kind,
+            message: e.message,
+            id: e.id,
+        }
+    }
+}
+
+/// A failed command: the error half of a [`Reply`].
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message} ({kind})")]
+pub struct WireError {
+    /// The stable kind.
+    pub kind: ErrorKind,
+    /// The human message.
+    pub message: String,
+    /// The request's `id`, if known.
+    pub id: Option<Value>,
+}
+
+impl WireError {
+    /// An error of this kind.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            id: None,
+        }
+    }
+
+    pub(crate) fn with_id(mut self, id: Option<Value>) -> Self {
+        self.id = id;
+        self
+    }
+}
+
+impl From<crate::PoolError> for WireError {
+    fn from(e: crate::PoolError) -> Self {
+        use crate::PoolError as P;
+        let kind = match &e {
+            P::Closed { .. } => ErrorKind::Closed,
+            P::Locked { .. } => ErrorKind::Locked,
+            P::Full { .. } => ErrorKind::Full,
+            P::TaskNotFound { .. } => ErrorKind::TaskNotFound,
+            P::AlreadyCancelled { .. } => ErrorKind::AlreadyCancelled,
+            P::AlreadyEnded { .. } => ErrorKind::AlreadyEnded,
+            P::GroupNotFound { .. } => ErrorKind::GroupNotFound,
+            P::GroupExists { .. } => ErrorKind::GroupExists,
+            P::InvalidLimit { .. } => ErrorKind::InvalidLimit,
+            _ => ErrorKind::Other(String::from("pool_error")),
+        };
+        Self::new(kind, e.to_string())
+    }
+}
+
+/// The stable kinds of error replies. They serialize as snake_case strings; a kind this
+/// version does not know deserializes as [`ErrorKind::Other`].
+///
+/// ```
+/// use async_taskpool::control::protocol::ErrorKind;
+/// assert_eq!(ErrorKind::TaskNotFound.as_str(), "task_not_found");
+/// assert_eq!("line_too_long".parse::<ErrorKind>().unwrap(), ErrorKind::LineTooLong);
+/// assert_eq!("new_kind".parse::<ErrorKind>().unwrap(), ErrorKind::Other("new_kind".into()));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The line is not JSON.
+    BadJson,
+    /// Valid JSON, but not a valid request: missing or mistyped arguments, unknown fields.
+    BadRequest,
+    /// No command of that name.
+    UnknownCommand,
+    /// The command exists, but not for this kind of pool (e.g. `start` on a `TaskPool`).
+    Unsupported,
+    /// The line was longer than the server's bound; it was discarded unread.
+    LineTooLong,
+    /// The first line must be a hello.
+    HelloRequired,
+    /// The client's protocol version is not spoken here.
+    UnsupportedVersion,
+    /// The token was missing or wrong; the server closes the connection.
+    AuthFailed,
+    /// Too many sessions; the server closes the connection.
+    Busy,
+    /// The session was idle too long; the server closes the connection.
+    IdleTimeout,
+    /// The server is shutting down; it closes the connection.
+    ShuttingDown,
+    /// No job is registered under that name.
+    UnknownJob,
+    /// The job's arguments do not decode into its argument type.
+    BadArgs,
+    /// The pool is closed.
+    Closed,
+    /// The pool is locked.
+    Locked,
+    /// The pool is full.
+    Full,
+    /// No task with that id.
+    TaskNotFound,
+    /// The task is already being cancelled.
+    AlreadyCancelled,
+    /// The task already ended.
+    AlreadyEnded,
+    /// No group of that name.
+    GroupNotFound,
+    /// A group of that name exists.
+    GroupExists,
+    /// A limit out of range (0).
+    InvalidLimit,
+    /// Another kind, from a newer server (or `pool_error`, `internal`).
+    Other(String),
+}
+
+const KINDS: &[(&str, ErrorKind)] = &[
+    ("bad_json", ErrorKind::BadJson),
+    ("bad_request", ErrorKind::BadRequest),
+    ("unknown_command", ErrorKind::UnknownCommand),
+    ("unsupported", ErrorKind::Unsupported),
+    ("line_too_long", ErrorKind::LineTooLong),
+    ("hello_required", ErrorKind::HelloRequired),
+    ("unsupported_version", ErrorKind::UnsupportedVersion),
+    ("auth_failed", ErrorKind::AuthFailed),
+    ("busy", ErrorKind::Busy),
+    ("idle_timeout", ErrorKind::IdleTimeout),
+    ("shutting_down", ErrorKind::ShuttingDown),
+    ("unknown_job", ErrorKind::UnknownJob),
+    ("bad_args", ErrorKind::BadArgs),
+    ("closed", ErrorKind::Closed),
+    ("locked", ErrorKind::Locked),
+    ("full", ErrorKind::Full),
+    ("task_not_found", ErrorKind::TaskNotFound),
+    ("already_cancelled", ErrorKind::AlreadyCancelled),
+    ("already_ended", ErrorKind::AlreadyEnded),
+    ("group_not_found", ErrorKind::GroupNotFound),
+    ("group_exists", ErrorKind::GroupExists),
+    ("invalid_limit", ErrorKind::InvalidLimit),
+];
+
+impl ErrorKind {
+    /// The wire name.
+    pub fn as_str(&self) -> &str {
+        if let Self::Other(s) = self {
+            return s;
+        }
+        KINDS
+            .iter()
+            .find(|(_, k)| k == self)
+            .map_or("internal", |(s, _)| s)
+    }
+}
+
+impl std::str::FromStr for ErrorKind {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(KINDS
+            .iter()
+            .find(|(n, _)| *n == s)
+            .map_or_else(|| Self::Other(s.to_owned()), |(_, k)| k.clone()))
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for ErrorKind {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ErrorKind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.is_empty() {
+            return Err(D::Error::custom("an error kind must not be empty"));
+        }
+        Ok(s.parse().unwrap_or_else(|never| match never {}))
+    }
+}
+
+/// What the server answers to a hello: the `value` of its `ok` reply.
+///
+/// ```
+/// use async_taskpool::control::protocol::ServerInfo;
+/// let info: ServerInfo = serde_json::from_str(r#"{"server":"async-taskpool 0.1.0","version":1,
+///     "pool":"workers","kind":"simple","commands":["stop"],"jobs":[]}"#).unwrap();
+/// assert_eq!(info.pool, "workers");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ServerInfo {
+    /// The server's name and version.
+    pub server: String,
+    /// The protocol version of this session.
+    pub version: u32,
+    /// The pool's name.
+    pub pool: String,
+    /// `"task"` for a `TaskPool`, `"simple"` for a `SimpleTaskPool`.
+    pub kind: PoolKind,
+    /// The commands this pool accepts.
+    pub commands: Vec<String>,
+    /// The jobs registered for `apply` and `map`.
+    pub jobs: Vec<String>,
+}
+
+/// Which kind of pool a server steers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PoolKind {
+    /// A [`TaskPool`](crate::TaskPool).
+    Task,
+    /// A [`SimpleTaskPool`](crate::SimpleTaskPool).
+    Simple,
+}
+
+/// Which pools a command applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applies {
+    /// Both kinds.
+    Both,
+    /// `TaskPool` only.
+    Task,
+    /// `SimpleTaskPool` only.
+    Simple,
+}
+
+impl Applies {
+    /// Whether a command with this applicability exists on a pool of `kind`.
+    pub fn to(self, kind: PoolKind) -> bool {
+        matches!(
+            (self, kind),
+            (Self::Both, _) | (Self::Task, PoolKind::Task) | (Self::Simple, PoolKind::Simple)
+        )
+    }
+}
+
+/// One command's documentation: the text usage (as typed in `taskpool-ctl` or the Python
+/// client), a summary, and each argument's meaning.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct CommandSpec {
+    /// The command's name.
+    pub name: &'static str,
+    /// Its text usage.
+    pub usage: &'static str,
+    /// One line on what it does.
+    pub summary: &'static str,
+    /// `(argument, meaning)` pairs.
+    pub args: &'static [(&'static str, &'static str)],
+    /// The pools it applies to.
+    pub applies: Applies,
+}
+
+macro_rules! spec {
+    ($name:literal, $usage:literal, $summary:literal, $applies:ident $(, $a:literal => $d:literal)* $(,)?) => {
+        CommandSpec { name: $name, usage: $usage, summary: $summary, args: &[$(($a, $d)),*], applies: Applies::$applies }
+    };
+}
+
+/// Every command, in the order `help` lists them.
+pub const COMMANDS: &[CommandSpec] = &[
+    spec!(
+        "stats",
+        "stats",
+        "A snapshot: limit, running, queued, ended, cancelled, groups...",
+        Both
+    ),
+    spec!(
+        "tasks",
+        "tasks",
+        "The live tasks: id, name, group and state.",
+        Both
+    ),
+    spec!("pool-size", "pool-size [N|inf]", "Shows the limit, or sets it (growing starts queued work at once).", Both,
+        "N" => "the new limit, at least 1; `inf` (or `none`) removes the limit"),
+    spec!(
+        "num-running",
+        "num-running",
+        "How many tasks are running.",
+        Both
+    ),
+    spec!(
+        "num-queued",
+        "num-queued",
+        "How many tasks wait for room.",
+        Both
+    ),
+    spec!(
+        "num-ended",
+        "num-ended",
+        "How many tasks ended since the last flush.",
+        Both
+    ),
+    spec!(
+        "num-cancelled",
+        "num-cancelled",
+        "How many tasks were cancelled since the last flush.",
+        Both
+    ),
+    spec!("is-full", "is-full", "Whether the limit is reached.", Both),
+    spec!(
+        "is-locked",
+        "is-locked",
+        "Whether new work is refused.",
+        Both
+    ),
+    spec!(
+        "lock",
+        "lock",
+        "Refuses new work; accepted work carries on.",
+        Both
+    ),
+    spec!(
+        "unlock",
+        "unlock",
+        "Accepts new work again (a closed pool stays closed).",
+        Both
+    ),
+    spec!("start", "start NUM", "Starts NUM copies of the pool's job.", Simple,
+        "NUM" => "how many tasks to start"),
+    spec!("stop", "stop NUM", "Stops the NUM newest tasks (queued first); prints their ids.", Simple,
+        "NUM" => "how many tasks to stop"),
+    spec!(
+        "stop-all",
+        "stop-all",
+        "Stops every task; prints their ids.",
+        Simple
+    ),
+    spec!(
+        "func-name",
+        "func-name",
+        "The name of the pool's job.",
+        Simple
+    ),
+    spec!("apply", "apply JOB [ARGS_JSON] [--num N] [--group NAME]",
+        "Starts N tasks of a job the program registered, all with the same argument.", Task,
+        "JOB" => "the registered job's name",
+        "ARGS_JSON" => "the job's argument as JSON, e.g. \"https://x\" or {\"n\":3}; omit for none",
+        "--num, -n N" => "how many tasks (default 1)",
+        "--group, -g NAME" => "a name for the group (default apply-group-K)"),
+    spec!("map", "map JOB ARGS_JSON [--num-concurrent N] [--group NAME]",
+        "Runs a registered job once per item of a JSON array, at most N at once.", Task,
+        "JOB" => "the registered job's name",
+        "ARGS_JSON" => "a JSON array with one argument per task, e.g. [1,2,3]",
+        "--num-concurrent, -n N" => "at most N items at once (default 1)",
+        "--group, -g NAME" => "a name for the group (default map-group-K)"),
+    spec!("cancel", "cancel ID...", "Cancels these tasks; if any id is invalid, none is cancelled.", Both,
+        "ID" => "a task id (see `tasks`)"),
+    spec!("cancel-group", "cancel-group NAME", "Cancels a group's tasks and forgets the group.", Both,
+        "NAME" => "the group's name (see `stats`)"),
+    spec!(
+        "cancel-all",
+        "cancel-all",
+        "Cancels every task and group.",
+        Both
+    ),
+    spec!("get-group-ids", "get-group-ids NAME...", "The live task ids of these groups.", Both,
+        "NAME" => "a group's name"),
+    spec!(
+        "flush",
+        "flush",
+        "Waits for callbacks, then forgets ended tasks and finished groups.",
+        Both
+    ),
+    spec!(
+        "gather-and-close",
+        "gather-and-close",
+        "Locks, waits for all accepted work to end, closes the pool for good.",
+        Both
+    ),
+    spec!(
+        "until-closed",
+        "until-closed",
+        "Waits until the pool is closed.",
+        Both
+    ),
+    spec!("help", "help [COMMAND]", "Lists the commands, or describes one.", Both,
+        "COMMAND" => "a command's name"),
+];
+
+/// The documentation of the command called `name`.
+///
+/// ```
+/// let stop = async_taskpool::control::protocol::spec("stop").unwrap();
+/// assert_eq!(stop.usage, "stop NUM");
+/// ```
+pub fn spec(name: &str) -> Option<&'static CommandSpec> {
+    COMMANDS.iter().find(|c| c.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_round_trips() {
+        for (name, kind) in KINDS {
+            assert_eq!(kind.as_str(), *name);
+            let json = serde_json::to_string(kind).unwrap();
+            assert_eq!(serde_json::from_str::<ErrorKind>(&json).unwrap(), *kind);
+        }
+    }
+
+    #[test]
+    fn every_command_has_a_spec_and_the_same_name() {
+        let samples = [
+            r#"{"cmd":"lock"}"#,
+            r#"{"cmd":"pool-size"}"#,
+            r#"{"cmd":"pool-size","value":null}"#,
+            r#"{"cmd":"cancel","ids":[]}"#,
+            r#"{"cmd":"cancel-group","name":"g"}"#,
+            r#"{"cmd":"get-group-ids"}"#,
+            r#"{"cmd":"start","num":1}"#,
+            r#"{"cmd":"apply","name":"j"}"#,
+            r#"{"cmd":"map","name":"j","args":[]}"#,
+            r#"{"cmd":"help"}"#,
+        ];
+        for s in samples {
+            let (_, cmd) = Command::from_line(s.as_bytes()).unwrap();
+            assert!(spec(cmd.name()).is_some(), "{s}");
+            let back = serde_json::to_string(&cmd).unwrap();
+            assert_eq!(Command::from_line(back.as_bytes()).unwrap().1, cmd);
+        }
+        let (_, c) = Command::from_line(br#"{"cmd":"pool-size","value":null}"#).unwrap();
+        assert_eq!(c, Command::PoolSize { value: Some(None) });
+    }
+
+    #[test]
+    fn request_errors_are_classified() {
+        let kind = |s: &str| Command::from_line(s.as_bytes()).unwrap_err().kind;
+        assert_eq!(kind("{"), ErrorKind::BadJson);
+        assert_eq!(kind("[1]"), ErrorKind::BadRequest);
+        assert_eq!(kind(r#"{"cmd":1}"#), ErrorKind::BadRequest);
+        assert_eq!(kind(r#"{"cmd":"bogus"}"#), ErrorKind::UnknownCommand);
+        assert_eq!(kind(r#"{"cmd":"stop"}"#), ErrorKind::BadRequest);
+        assert_eq!(kind(r#"{"cmd":"stop","num":-1}"#), ErrorKind::BadRequest);
+        assert_eq!(kind(r#"{"cmd":"lock","extra":1}"#), ErrorKind::BadRequest);
+        let e = Command::from_line(br#"{"id":"a","cmd":"nope"}"#).unwrap_err();
+        assert_eq!(e.id, Some(Value::from("a")));
+    }
+}

@@ -1,0 +1,524 @@
+//! The text form of commands and replies: what an operator types (in `taskpool-ctl` or
+//! asyncio-taskpool's Python client) and what they read back.
+
+use super::protocol::{
+    spec, unknown_command, Applies, Command, ErrorKind, PoolKind, WireError, COMMANDS,
+};
+use serde_json::Value;
+use std::fmt::Write as _;
+
+/// Splits a typed line into words on whitespace, keeping JSON together: spaces inside
+/// `"strings"`, `[arrays]` and `{objects}` do not split, so `map fetch ["a b", "c"]` is three
+/// words.
+///
+/// ```
+/// use async_taskpool::control::text::split_words;
+/// assert_eq!(split_words(r#"map job [1, {"a": "b c"}] -n 2"#),
+///            ["map", "job", r#"[1, {"a": "b c"}]"#, "-n", "2"]);
+/// ```
+pub fn split_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let (mut depth, mut in_str, mut escaped) = (0usize, false, false);
+    for ch in line.chars() {
+        if in_str {
+            cur.push(ch);
+            if escaped {
+                escaped = false;
+            } else if ch == '\\' {
+                escaped = true;
+            } else if ch == '"' {
+                in_str = false;
+            }
+            continue;
+        }
+        match ch {
+            '"' => in_str = true,
+            '[' | '{' => depth += 1,
+            ']' | '}' => depth = depth.saturating_sub(1),
+            c if c.is_whitespace() && depth == 0 => {
+                if !cur.is_empty() {
+                    words.push(std::mem::take(&mut cur));
+                }
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(ch);
+    }
+    if !cur.is_empty() {
+        words.push(cur);
+    }
+    words
+}
+
+/// Parses a typed command line into a [`Command`]. Returns `Ok(None)` for a blank line.
+///
+/// The spellings are asyncio-taskpool's: `pool-size 3`, `cancel 1 2`, `start 2`, `stop 1`,
+/// `get-group-ids a b`, plus `apply JOB [ARGS_JSON] -n N -g NAME` and
+/// `map JOB ARGS_JSON -n N -g NAME`; `CMD -h` asks for help. Its ignored options are accepted:
+/// `-r`/`--return-exceptions` on `flush` and `gather-and-close`, `-m`/`--msg TEXT` on the
+/// cancel commands.
+///
+/// ```
+/// use async_taskpool::control::{protocol::Command, text::parse_line};
+/// assert_eq!(parse_line("stop 2").unwrap(), Some(Command::Stop { num: 2 }));
+/// assert_eq!(parse_line("pool-size inf").unwrap(), Some(Command::PoolSize { value: Some(None) }));
+/// assert!(parse_line("stop two").is_err());
+/// assert_eq!(parse_line("   ").unwrap(), None);
+/// ```
+pub fn parse_line(line: &str) -> Result<Option<Command>, WireError> {
+    let words = split_words(line);
+    if words.is_empty() {
+        return Ok(None);
+    }
+    parse_words(&words).map(Some)
+}
+
+/// Parses a command already split into words (e.g. a program's arguments after `--`).
+///
+/// ```
+/// use async_taskpool::control::{protocol::Command, text::parse_words};
+/// assert_eq!(parse_words(&["cancel", "1", "2"]).unwrap(), Command::Cancel { ids: vec![1, 2] });
+/// ```
+pub fn parse_words<S: AsRef<str>>(words: &[S]) -> Result<Command, WireError> {
+    let Some((first, rest)) = words.split_first() else {
+        return Err(bad("empty command; `help` lists the commands"));
+    };
+    let name = first.as_ref().to_ascii_lowercase();
+    let rest: Vec<&str> = rest.iter().map(AsRef::as_ref).collect();
+    let Some(spec) = spec(&name) else {
+        if name == "-h" || name == "--help" {
+            return Ok(Command::Help { command: None });
+        }
+        return Err(unknown_command(&name));
+    };
+    if rest.iter().any(|w| *w == "-h" || *w == "--help") && name != "help" {
+        return Ok(Command::Help {
+            command: Some(name),
+        });
+    }
+    let usage = || format!("usage: {}", spec.usage);
+    let mut args = Args {
+        words: rest,
+        usage: &usage,
+    };
+    let cmd = match name.as_str() {
+        "help" => Command::Help {
+            command: args.optional(),
+        },
+        "stats" => Command::Stats,
+        "tasks" => Command::Tasks,
+        "lock" => Command::Lock,
+        "unlock" => Command::Unlock,
+        "is-locked" => Command::IsLocked,
+        "is-full" => Command::IsFull,
+        "num-running" => Command::NumRunning,
+        "num-queued" => Command::NumQueued,
+        "num-ended" => Command::NumEnded,
+        "num-cancelled" => Command::NumCancelled,
+        "stop-all" => Command::StopAll,
+        "func-name" => Command::FuncName,
+        "until-closed" => Command::UntilClosed,
+        "flush" | "gather-and-close" => {
+            args.flag(&["-r", "--return-exceptions"]);
+            if name == "flush" {
+                Command::Flush
+            } else {
+                Command::GatherAndClose
+            }
+        }
+        "cancel-all" => {
+            args.option(&["-m", "--msg"])?;
+            Command::CancelAll
+        }
+        "cancel-group" => {
+            args.option(&["-m", "--msg"])?;
+            Command::CancelGroup {
+                name: args.required("NAME")?,
+            }
+        }
+        "cancel" => {
+            args.option(&["-m", "--msg"])?;
+            let ids = args
+                .rest()
+                .iter()
+                .map(|w| number(w, "ID", &usage).map(|n| n as u64))
+                .collect::<Result<_, _>>()?;
+            Command::Cancel { ids }
+        }
+        "get-group-ids" => Command::GetGroupIds {
+            names: args.rest().iter().map(|s| s.to_string()).collect(),
+        },
+        "pool-size" => Command::PoolSize {
+            value: match args.optional() {
+                None => None,
+                Some(w) if ["inf", "none", "unlimited"].contains(&&*w.to_ascii_lowercase()) => {
+                    Some(None)
+                }
+                Some(w) => Some(Some(number(&w, "N", &usage)?)),
+            },
+        },
+        "start" | "stop" => {
+            let num = number(&args.required("NUM")?, "NUM", &usage)?;
+            if name == "start" {
+                Command::Start { num }
+            } else {
+                Command::Stop { num }
+            }
+        }
+        "apply" => {
+            let num = args.option(&["-n", "--num"])?;
+            let group = args.option(&["-g", "--group", "--group-name"])?;
+            let flagged = args.option(&["-a", "--args"])?;
+            let job = args.required("JOB")?;
+            let raw = match flagged {
+                Some(a) => Some(a),
+                None => args.optional(),
+            };
+            Command::Apply {
+                name: job,
+                // A bare word that is not JSON is taken as a string: `apply greet world`.
+                args: raw.map_or(Value::Null, |r| {
+                    serde_json::from_str(&r).unwrap_or(Value::String(r))
+                }),
+                num: num.map_or(Ok(1), |n| number(&n, "N", &usage))?,
+                group,
+            }
+        }
+        "map" => {
+            let num = args.option(&["-n", "--num-concurrent"])?;
+            let group = args.option(&["-g", "--group", "--group-name"])?;
+            let job = args.required("JOB")?;
+            let raw = args.required("ARGS_JSON")?;
+            let items = match serde_json::from_str(&raw) {
+                Ok(Value::Array(items)) => items,
+                _ => {
+                    return Err(bad(format!(
+                        "ARGS_JSON must be a JSON array such as [1,2,3], not `{raw}`; {}",
+                        usage()
+                    )))
+                }
+            };
+            Command::Map {
+                name: job,
+                args: items,
+                num_concurrent: num.map_or(Ok(1), |n| number(&n, "N", &usage))?,
+                group,
+            }
+        }
+        _ => return Err(unknown_command(&name)),
+    };
+    args.done()?;
+    Ok(cmd)
+}
+
+struct Args<'a, 'u> {
+    words: Vec<&'a str>,
+    usage: &'u dyn Fn() -> String,
+}
+
+impl Args<'_, '_> {
+    fn flag(&mut self, names: &[&str]) -> bool {
+        let before = self.words.len();
+        self.words.retain(|w| !names.contains(w));
+        before != self.words.len()
+    }
+
+    fn option(&mut self, names: &[&str]) -> Result<Option<String>, WireError> {
+        let Some(i) = self.words.iter().position(|w| names.contains(w)) else {
+            return Ok(None);
+        };
+        if i + 1 >= self.words.len() {
+            return Err(bad(format!(
+                "option {} needs a value; {}",
+                self.words[i],
+                (self.usage)()
+            )));
+        }
+        let value = self.words[i + 1].to_owned();
+        self.words.drain(i..=i + 1);
+        Ok(Some(value))
+    }
+
+    fn optional(&mut self) -> Option<String> {
+        (!self.words.is_empty()).then(|| self.words.remove(0).to_owned())
+    }
+
+    fn required(&mut self, what: &str) -> Result<String, WireError> {
+        self.optional()
+            .ok_or_else(|| bad(format!("missing argument {what}; {}", (self.usage)())))
+    }
+
+    fn rest(&mut self) -> Vec<&str> {
+        std::mem::take(&mut self.words)
+    }
+
+    fn done(&self) -> Result<(), WireError> {
+        match self.words.first() {
+            None => Ok(()),
+            Some(w) => Err(bad(format!(
+                "unexpected argument `{w}`; {}",
+                (self.usage)()
+            ))),
+        }
+    }
+}
+
+fn bad(message: impl Into<String>) -> WireError {
+    WireError::new(ErrorKind::BadRequest, message)
+}
+
+fn number(word: &str, what: &str, usage: &dyn Fn() -> String) -> Result<usize, WireError> {
+    word.parse().map_err(|_| {
+        bad(format!(
+            "{what} must be a whole number, not `{word}`; {}",
+            usage()
+        ))
+    })
+}
+
+/// How booleans, sets and "nothing" look in text replies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// As asyncio-taskpool prints them: `True`, `{0, 1}`, `ok`, `inf`.
+    Python,
+    /// As `taskpool-ctl` prints them: `true`, `[0, 1]`, `ok`, `none`.
+    Plain,
+}
+
+/// Renders a command's `ok` value as text.
+///
+/// ```
+/// use async_taskpool::control::text::{render, Style};
+/// use serde_json::json;
+/// assert_eq!(render("lock", &json!(null), Style::Python), "ok");
+/// assert_eq!(render("is-locked", &json!(true), Style::Python), "True");
+/// assert_eq!(render("get-group-ids", &json!([0, 1]), Style::Python), "{0, 1}");
+/// assert_eq!(render("pool-size", &json!(null), Style::Python), "inf");
+/// assert_eq!(render("stop", &json!([3, 2]), Style::Plain), "[3, 2]");
+/// ```
+pub fn render(command: &str, value: &Value, style: Style) -> String {
+    let py = style == Style::Python;
+    match (command, value) {
+        ("pool-size", Value::Null) => if py { "inf" } else { "none" }.into(),
+        ("stats", Value::Object(map)) => {
+            // The operator's order: the numbers that move first, then the rest.
+            const FIRST: [&str; 9] = [
+                "name",
+                "limit",
+                "running",
+                "queued",
+                "ending",
+                "ended",
+                "cancelled",
+                "panicked",
+                "timed_out",
+            ];
+            let known = FIRST.iter().filter_map(|k| map.get_key_value(*k));
+            let rest = map.iter().filter(|(k, _)| !FIRST.contains(&k.as_str()));
+            let mut out = String::new();
+            for (k, v) in known.chain(rest) {
+                let v = match (k.as_str(), v) {
+                    ("limit", Value::Null) => "none".to_owned(),
+                    _ => render("", v, style),
+                };
+                let _ = writeln!(out, "{k:>10}: {v}");
+            }
+            out.pop();
+            out
+        }
+        ("tasks", Value::Array(tasks)) if tasks.is_empty() => "(no live tasks)".into(),
+        ("tasks", Value::Array(tasks)) => {
+            let mut out = String::new();
+            for t in tasks {
+                let field = |k: &str| match t.get(k) {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(Value::Null) | None => "-".into(),
+                    Some(v) => v.to_string(),
+                };
+                let _ = writeln!(
+                    out,
+                    "{:>6}  {:<8}  {}  (group {})",
+                    field("id"),
+                    field("state"),
+                    field("name"),
+                    field("group")
+                );
+            }
+            out.pop();
+            out
+        }
+        ("get-group-ids", Value::Array(ids)) if py => {
+            if ids.is_empty() {
+                "set()".into()
+            } else {
+                format!("{{{}}}", join(ids, style))
+            }
+        }
+        (_, Value::Null) => "ok".into(),
+        (_, Value::Bool(b)) => match (py, b) {
+            (true, true) => "True".into(),
+            (true, false) => "False".into(),
+            (false, b) => b.to_string(),
+        },
+        (_, Value::String(s)) => s.clone(),
+        (_, Value::Number(n)) => n.to_string(),
+        (_, Value::Array(items)) => format!("[{}]", join(items, style)),
+        (_, Value::Object(_)) => value.to_string(),
+    }
+}
+
+fn join(items: &[Value], style: Style) -> String {
+    items
+        .iter()
+        .map(|v| render("", v, style))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Help text: the command list for a pool of `kind`, or one command's usage and arguments.
+///
+/// ```
+/// use async_taskpool::control::{protocol::PoolKind, text::help_text};
+/// assert!(help_text(PoolKind::Simple, None).contains("stop NUM"));
+/// assert!(!help_text(PoolKind::Task, None).contains("stop NUM"));
+/// assert!(help_text(PoolKind::Simple, Some("stop")).contains("how many tasks to stop"));
+/// ```
+pub fn help_text(kind: PoolKind, command: Option<&str>) -> String {
+    let mut out = String::new();
+    match command {
+        Some(name) => match spec(&name.to_ascii_lowercase()) {
+            None => return format!("unknown command `{name}`; `help` lists the commands"),
+            Some(s) => {
+                let _ = write!(out, "usage: {}\n  {}", s.usage, s.summary);
+                if !s.args.is_empty() {
+                    out.push_str("\narguments:");
+                    for (a, d) in s.args {
+                        let _ = write!(out, "\n  {a:<24} {d}");
+                    }
+                }
+                match s.applies {
+                    Applies::Task => out.push_str("\n(TaskPool only)"),
+                    Applies::Simple => out.push_str("\n(SimpleTaskPool only)"),
+                    Applies::Both => {}
+                }
+            }
+        },
+        None => {
+            out.push_str("commands (`help COMMAND` or `COMMAND -h` for details):");
+            for s in COMMANDS.iter().filter(|s| s.applies.to(kind)) {
+                let _ = write!(out, "\n  {:<50} {}", s.usage, s.summary);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Command {
+        parse_line(s).unwrap().unwrap()
+    }
+
+    #[test]
+    fn python_client_spellings() {
+        assert_eq!(
+            parse("pool-size 3"),
+            Command::PoolSize {
+                value: Some(Some(3))
+            }
+        );
+        assert_eq!(parse("pool-size"), Command::PoolSize { value: None });
+        assert_eq!(parse("cancel 1 2"), Command::Cancel { ids: vec![1, 2] });
+        assert_eq!(parse("cancel 1 -m why"), Command::Cancel { ids: vec![1] });
+        assert_eq!(parse("start 2"), Command::Start { num: 2 });
+        assert_eq!(parse("stop 1"), Command::Stop { num: 1 });
+        assert_eq!(parse("flush -r"), Command::Flush);
+        assert_eq!(parse("gather-and-close"), Command::GatherAndClose);
+        assert_eq!(
+            parse("get-group-ids a b"),
+            Command::GetGroupIds {
+                names: vec!["a".into(), "b".into()]
+            }
+        );
+        assert_eq!(
+            parse("stop -h"),
+            Command::Help {
+                command: Some("stop".into())
+            }
+        );
+        assert_eq!(parse("-h"), Command::Help { command: None });
+        assert_eq!(parse("STATS"), Command::Stats);
+    }
+
+    #[test]
+    fn apply_and_map() {
+        assert_eq!(
+            parse(r#"apply fetch "https://x y" -n 3 -g grp"#),
+            Command::Apply {
+                name: "fetch".into(),
+                args: Value::from("https://x y"),
+                num: 3,
+                group: Some("grp".into())
+            }
+        );
+        assert_eq!(
+            parse("apply greet world"),
+            Command::Apply {
+                name: "greet".into(),
+                args: "world".into(),
+                num: 1,
+                group: None
+            }
+        );
+        assert_eq!(
+            parse("apply tick --num 2"),
+            Command::Apply {
+                name: "tick".into(),
+                args: Value::Null,
+                num: 2,
+                group: None
+            }
+        );
+        assert_eq!(
+            parse("map job [1, 2] --num-concurrent 2"),
+            Command::Map {
+                name: "job".into(),
+                args: vec![1.into(), 2.into()],
+                num_concurrent: 2,
+                group: None
+            }
+        );
+    }
+
+    #[test]
+    fn errors_say_what_is_wrong() {
+        let err = |s: &str| parse_line(s).unwrap_err();
+        assert_eq!(err("bogus").kind, ErrorKind::UnknownCommand);
+        assert!(err("stop").message.contains("missing argument NUM"));
+        assert!(err("stop x").message.contains("whole number"));
+        assert!(err("lock now")
+            .message
+            .contains("unexpected argument `now`"));
+        assert!(err("map job 3").message.contains("JSON array"));
+        assert!(err("apply job -n").message.contains("needs a value"));
+        assert!(err("pool-size -1").message.contains("whole number"));
+    }
+
+    #[test]
+    fn unbalanced_json_does_not_panic() {
+        for s in [
+            "map j [",
+            "map j ]]]",
+            "apply j \"",
+            "apply j {\"a\":",
+            "\\\"",
+            "[[[{",
+        ] {
+            let _ = parse_line(s);
+        }
+    }
+}

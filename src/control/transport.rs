@@ -1,0 +1,216 @@
+//! Listeners and connections over std sockets: TCP, and Unix sockets on unix.
+
+use super::ControlError;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A connection the session thread owns; clones let the server shut it down from outside.
+pub(crate) trait Conn: Read + Write + Send + 'static {
+    fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()>;
+    fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()>;
+    fn shutdown_both(&self);
+    fn shutdown_read(&self);
+    fn try_clone_conn(&self) -> io::Result<Box<dyn Conn>>;
+}
+
+impl Conn for TcpStream {
+    fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_read_timeout(self, d)
+    }
+    fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_write_timeout(self, d)
+    }
+    fn shutdown_both(&self) {
+        let _ = self.shutdown(Shutdown::Both);
+    }
+    fn shutdown_read(&self) {
+        let _ = self.shutdown(Shutdown::Read);
+    }
+    fn try_clone_conn(&self) -> io::Result<Box<dyn Conn>> {
+        Ok(Box::new(self.try_clone()?))
+    }
+}
+
+#[cfg(unix)]
+impl Conn for std::os::unix::net::UnixStream {
+    fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        std::os::unix::net::UnixStream::set_read_timeout(self, d)
+    }
+    fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        std::os::unix::net::UnixStream::set_write_timeout(self, d)
+    }
+    fn shutdown_both(&self) {
+        let _ = self.shutdown(Shutdown::Both);
+    }
+    fn shutdown_read(&self) {
+        let _ = self.shutdown(Shutdown::Read);
+    }
+    fn try_clone_conn(&self) -> io::Result<Box<dyn Conn>> {
+        Ok(Box::new(self.try_clone()?))
+    }
+}
+
+pub(crate) enum Listener {
+    Tcp(TcpListener),
+    #[cfg(unix)]
+    Unix(std::os::unix::net::UnixListener, UnixSocketFile),
+}
+
+impl Listener {
+    /// The next connection and a description of its peer.
+    pub(crate) fn accept(&self) -> io::Result<(Box<dyn Conn>, String)> {
+        match self {
+            Self::Tcp(l) => {
+                let (s, peer) = l.accept()?;
+                let _ = s.set_nodelay(true);
+                Ok((Box::new(s), peer.to_string()))
+            }
+            #[cfg(unix)]
+            Self::Unix(l, _) => {
+                let (s, _) = l.accept()?;
+                Ok((Box::new(s), "unix socket peer".to_owned()))
+            }
+        }
+    }
+
+    /// Unblocks a thread sitting in `accept` by connecting to ourselves.
+    pub(crate) fn wake(&self) -> io::Result<()> {
+        match self {
+            Self::Tcp(l) => {
+                let mut addr = l.local_addr()?;
+                if addr.ip().is_unspecified() {
+                    addr.set_ip(match addr {
+                        SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                        SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                    });
+                }
+                TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map(drop)
+            }
+            #[cfg(unix)]
+            Self::Unix(_, file) => std::os::unix::net::UnixStream::connect(&file.path).map(drop),
+        }
+    }
+
+    pub(crate) fn local_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Self::Tcp(l) => l.local_addr().ok(),
+            #[cfg(unix)]
+            Self::Unix(..) => None,
+        }
+    }
+
+    pub(crate) fn socket_path(&self) -> Option<&Path> {
+        match self {
+            Self::Tcp(_) => None,
+            #[cfg(unix)]
+            Self::Unix(_, f) => Some(&f.path),
+        }
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        match (self.local_addr(), self.socket_path()) {
+            (Some(a), _) => a.to_string(),
+            (_, Some(p)) => p.display().to_string(),
+            _ => "?".into(),
+        }
+    }
+}
+
+/// The socket file we created, identified by device and inode so that shutdown removes it
+/// only if it is still ours.
+#[cfg(unix)]
+pub(crate) struct UnixSocketFile {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+#[cfg(unix)]
+impl Drop for UnixSocketFile {
+    fn drop(&mut self) {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(m) = std::fs::symlink_metadata(&self.path) {
+            if m.dev() == self.dev && m.ino() == self.ino {
+                if let Err(e) = std::fs::remove_file(&self.path) {
+                    tracing::warn!(path = %self.path.display(), "could not remove the control socket: {e}");
+                }
+            }
+        }
+    }
+}
+
+/// Binds a Unix socket at `path` with mode 0600.
+///
+/// The socket is bound inside a fresh directory of mode 0700 next to `path`, made 0600, and
+/// then hard-linked into place, so no other user can ever connect through a window of wider
+/// permissions, and an existing file is never overwritten (the link fails instead).
+/// A socket file left by a crashed run (nobody accepts on it) is removed first; a socket
+/// someone still listens on, or a file that is not a socket, is an error.
+#[cfg(unix)]
+pub(crate) fn bind_unix(path: &Path) -> Result<Listener, ControlError> {
+    use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+    use std::os::unix::net::{UnixListener, UnixStream};
+    static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+    let io_err = |what: &str, e: io::Error| ControlError::Io {
+        what: format!("{what} `{}`", path.display()),
+        source: e,
+    };
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(ControlError::NotASocket {
+                path: path.to_owned(),
+            });
+        }
+        match UnixStream::connect(path) {
+            Ok(_) => {
+                return Err(ControlError::SocketInUse {
+                    path: path.to_owned(),
+                })
+            }
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                tracing::info!(path = %path.display(), "removing a stale control socket left by an earlier run");
+                std::fs::remove_file(path).map_err(|e| io_err("removing the stale socket", e))?;
+            }
+            Err(e) => return Err(io_err("checking the existing socket", e)),
+        }
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let n = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let private = parent.join(format!(".tpc{}-{n}", std::process::id()));
+    let staged = private.join("s");
+    let bound = std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&private)
+        .and_then(|()| UnixListener::bind(&staged))
+        .and_then(|l| {
+            std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))?;
+            std::fs::hard_link(&staged, path)?;
+            Ok(l)
+        });
+    let _ = std::fs::remove_file(&staged);
+    let _ = std::fs::remove_dir(&private);
+    let listener = match bound {
+        Ok(l) => l,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            return Err(ControlError::SocketInUse {
+                path: path.to_owned(),
+            })
+        }
+        Err(e) => return Err(io_err("binding the control socket", e)),
+    };
+    let meta = std::fs::symlink_metadata(path).map_err(|e| io_err("reading", e))?;
+    Ok(Listener::Unix(
+        listener,
+        UnixSocketFile {
+            path: path.to_owned(),
+            dev: meta.dev(),
+            ino: meta.ino(),
+        },
+    ))
+}

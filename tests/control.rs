@@ -1,0 +1,188 @@
+//! The control server end to end: every case in `control/cases.rs` runs on every runtime and
+//! flavour compiled in (tokio multi-thread and current-thread, smol, async-std), over real
+//! loopback TCP and real Unix sockets.
+#![cfg(all(
+    feature = "control",
+    any(feature = "tokio", feature = "smol", feature = "async-std")
+))]
+
+#[path = "conformance/support.rs"]
+#[allow(dead_code)]
+mod support;
+
+#[path = "control/wire.rs"]
+mod wire;
+
+#[path = "control/cases.rs"]
+mod cases;
+
+use support::{Sp, WATCHDOG};
+use wire::Net;
+
+type Case = fn(Sp, Net) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+async fn guarded(case: Case, sp: Sp, net: Net) {
+    let timer = sp.sleep(WATCHDOG);
+    match futures::future::select(case(sp, net), timer).await {
+        futures::future::Either::Left(((), _)) => {}
+        futures::future::Either::Right(_) => panic!("case did not finish within {WATCHDOG:?}"),
+    }
+}
+
+macro_rules! cases {
+    ($run:path; $net:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                $run(|sp, net| Box::pin(crate::cases::$case(sp, net)), $net);
+            }
+        )*
+    };
+}
+
+macro_rules! for_each_case {
+    ($run:path) => {
+        mod tcp {
+            cases!($run; crate::wire::Net::Tcp;
+                simple_pool_commands,
+                task_pool_runs_registered_jobs,
+                resize_changes_real_concurrency,
+                bad_input_gets_errors_and_the_session_goes_on,
+                concurrent_sessions_are_independent,
+                connection_limit_refuses_extra_clients,
+                stalled_client_blocks_nobody,
+                many_connections_at_once,
+                token_is_required_when_set,
+                python_client_text_mode,
+                shutdown_ends_waiting_sessions,
+            );
+        }
+        #[cfg(unix)]
+        mod unix {
+            cases!($run; crate::wire::Net::Unix;
+                simple_pool_commands,
+                task_pool_runs_registered_jobs,
+                resize_changes_real_concurrency,
+                bad_input_gets_errors_and_the_session_goes_on,
+                concurrent_sessions_are_independent,
+                connection_limit_refuses_extra_clients,
+                stalled_client_blocks_nobody,
+                many_connections_at_once,
+                token_is_required_when_set,
+                python_client_text_mode,
+                shutdown_ends_waiting_sessions,
+                unix_socket_file_lifecycle,
+            );
+        }
+    };
+}
+
+#[cfg(feature = "tokio")]
+mod tokio_multi_thread {
+    use super::*;
+    fn run(case: Case, net: Net) {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let sp: Sp = std::sync::Arc::new(async_taskpool::runtime::TokioSpawner::from_handle(
+            rt.handle().clone(),
+        ));
+        rt.block_on(guarded(case, sp, net));
+    }
+    for_each_case!(super::run);
+}
+
+#[cfg(feature = "tokio")]
+mod tokio_current_thread {
+    use super::*;
+    fn run(case: Case, net: Net) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let sp: Sp = std::sync::Arc::new(async_taskpool::runtime::TokioSpawner::from_handle(
+            rt.handle().clone(),
+        ));
+        rt.block_on(guarded(case, sp, net));
+    }
+    for_each_case!(super::run);
+}
+
+#[cfg(feature = "smol")]
+mod smol_global {
+    use super::*;
+    fn run(case: Case, net: Net) {
+        let sp: Sp = std::sync::Arc::new(async_taskpool::runtime::SmolSpawner::global());
+        smol::block_on(guarded(case, sp, net));
+    }
+    for_each_case!(super::run);
+}
+
+#[cfg(feature = "smol")]
+mod smol_own_executor {
+    use super::*;
+    fn run(case: Case, net: Net) {
+        let ex = std::sync::Arc::new(smol::Executor::new());
+        let sp: Sp = std::sync::Arc::new(async_taskpool::runtime::SmolSpawner::from_executor(
+            ex.clone(),
+        ));
+        smol::block_on(ex.run(guarded(case, sp, net)));
+    }
+    for_each_case!(super::run);
+}
+
+#[cfg(feature = "async-std")]
+mod async_std_global {
+    use super::*;
+    #[allow(deprecated)]
+    fn run(case: Case, net: Net) {
+        let sp: Sp = std::sync::Arc::new(async_taskpool::runtime::AsyncStdSpawner::new());
+        async_std::task::block_on(guarded(case, sp, net));
+    }
+    for_each_case!(super::run);
+}
+
+/// A saturated executor must not starve the server: both tokio workers are blocked by pool
+/// tasks, and the server still answers (and resizes the pool).
+#[cfg(feature = "tokio")]
+#[test]
+fn saturated_executor_does_not_starve_the_server() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let pool = async_taskpool::TaskPool::new(async_taskpool::runtime::TokioSpawner::from_handle(
+        rt.handle().clone(),
+    ));
+    let release = Arc::new(AtomicBool::new(false));
+    let busy = support::Counter::new();
+    for _ in 0..2 {
+        let (release, busy) = (release.clone(), busy.clone());
+        // Blocks its worker thread on purpose, as CPU-bound work would.
+        let _detached = pool
+            .spawn_queued(async move {
+                busy.bump();
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+                while !release.load(Ordering::SeqCst) && std::time::Instant::now() < deadline {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            })
+            .unwrap();
+    }
+    futures::executor::block_on(busy.wait_for(2));
+    let served = wire::Served::start(async_taskpool::control::ControlServer::new(&pool), Net::Tcp);
+    let mut w = served.session();
+    assert_eq!(w.ok(r#"{"cmd":"num-running"}"#), 2);
+    assert_eq!(w.ok(r#"{"cmd":"pool-size","value":4}"#), 4);
+    assert_eq!(w.ok(r#"{"cmd":"stats"}"#)["limit"], 4);
+    release.store(true, Ordering::SeqCst);
+    assert_eq!(
+        w.ok(r#"{"cmd":"gather-and-close"}"#),
+        serde_json::Value::Null
+    );
+}
