@@ -308,18 +308,7 @@ impl Inner {
             st.slots_used += 1;
             match claim {
                 Claim::Task(control) => {
-                    st.queued -= 1;
-                    st.running += 1;
-                    control.started();
-                    st.tasks.insert(
-                        key,
-                        Entry {
-                            control: control.clone(),
-                            phase: Phase::Running,
-                            cancel_requested: false,
-                        },
-                    );
-                    out.extend(control.launch(self, TaskId::new(key)).map(Job::into_future));
+                    out.extend(self.start_queued(st, key, control).map(Job::into_future));
                 }
                 Claim::Worker(source) => out.push(source.worker()),
             }
@@ -497,6 +486,16 @@ impl Inner {
         let Some((key, Claim::Task(control))) = st.queue.pop() else {
             unreachable!("checked: the queue's head is a task");
         };
+        self.start_queued(st, key, control)
+    }
+
+    /// A task that left the queue with a slot: now running; returns its job.
+    fn start_queued(
+        self: &Arc<Self>,
+        st: &mut State,
+        key: u64,
+        control: Arc<dyn TaskControl>,
+    ) -> Option<BoxJob> {
         st.queued -= 1;
         st.running += 1;
         control.started();
