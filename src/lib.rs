@@ -65,6 +65,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod abort;
+mod background;
 mod builder;
 mod current;
 mod error;
@@ -79,6 +80,8 @@ mod run;
 mod simple;
 mod stats;
 mod task;
+#[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
+mod threaded;
 
 /// The runtime layer: the [`Spawner`](runtime::Spawner) trait and one adapter per executor
 /// (re-exported from the `async-taskpool-runtime` crate).
@@ -86,6 +89,10 @@ pub mod runtime {
     pub use async_taskpool_runtime::*;
 }
 
+pub use background::{
+    BackgroundError, BackgroundTask, BackgroundTaskBuilder, MissedTickBehavior, PeriodicTask,
+    PeriodicTaskBuilder,
+};
 pub use builder::{GroupBuilder, PoolBuilder, TaskBuilder};
 pub use current::current_task_id;
 pub use error::{ExecError, PanicPayload, PoolError, SpawnError, TaskError, TrySpawnError};
@@ -95,3 +102,12 @@ pub use id::TaskId;
 pub use pool::TaskPool;
 pub use simple::{SimpleTaskPool, SimpleTaskPoolBuilder};
 pub use stats::{GroupSummary, PoolStats, TaskInfo, TaskState};
+#[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "tokio", feature = "smol", feature = "async-std")))
+)]
+pub use threaded::{
+    AsyncThreadedPool, HookError, ThreadRuntime, ThreadedError, ThreadedHandle, ThreadedPool,
+    ThreadedPoolBuilder,
+};
