@@ -4,6 +4,9 @@
 //! asyncio: a [`TaskPool`] for tasks of any kind, with a concurrency limit you can change at
 //! run time, task ids, groups, cancellation by id, group or all, end and cancel callbacks, run
 //! timeouts and typed results; and a [`SimpleTaskPool`] that starts and stops copies of one job.
+//! From Python's concurrent_tasks it takes a [`BackgroundTask`] (and [`PeriodicTask`]) whose
+//! lifetime is a scope, and a `ThreadedPool` that runs a pool on a thread of its own, for
+//! synchronous callers and callers on another runtime.
 //! The same code runs on tokio, smol and async-std: the pool takes a
 //! [`Spawner`](runtime::Spawner) value, and each runtime is an optional cargo feature.
 //!
@@ -29,12 +32,14 @@
 //!
 //! | feature     | what it adds                                                      |
 //! |-------------|-------------------------------------------------------------------|
-//! | `tokio`     | `runtime::TokioSpawner`                                           |
-//! | `smol`      | `runtime::SmolSpawner`                                            |
-//! | `async-std` | `runtime::AsyncStdSpawner` (deprecated upstream; prefer smol)     |
+//! | `tokio`     | `runtime::TokioSpawner`, `ThreadRuntime::TokioCurrentThread`      |
+//! | `smol`      | `runtime::SmolSpawner`, `ThreadRuntime::Smol`                     |
+//! | `async-std` | `runtime::AsyncStdSpawner`, `ThreadRuntime::AsyncStd` (deprecated upstream; prefer smol) |
 //!
 //! No feature is on by default, and any combination builds. Without one, implement
-//! [`runtime::Spawner`] or adapt a `futures` executor with [`runtime::FuturesSpawner`].
+//! [`runtime::Spawner`] or adapt a `futures` executor with [`runtime::FuturesSpawner`]. The
+//! threaded pools (`ThreadedPool`, `AsyncThreadedPool`) exist with at least one runtime
+//! feature, since they run that runtime on their thread.
 //!
 //! # Choosing a method
 //!
@@ -47,6 +52,10 @@
 //! | start `n` copies of a job                    | [`TaskPool::apply`]                  |
 //! | process an iterator or stream, bounded       | [`TaskPool::map`], [`TaskPool::map_stream`] |
 //! | keep `n` identical workers, resize by count  | [`SimpleTaskPool`]                   |
+//! | run one task for as long as a scope lives    | [`BackgroundTask`]                   |
+//! | run a closure every interval                 | [`PeriodicTask`]                     |
+//! | run async work from synchronous code         | `ThreadedPool`                       |
+//! | run work on another runtime's thread         | `AsyncThreadedPool`                  |
 //!
 //! # When not to use this crate
 //!
