@@ -201,9 +201,13 @@ impl<T: Send + 'static> BackgroundTask<T> {
     /// panicked or timed out. Stopping a stopped task does nothing. From inside the task
     /// itself it returns [`PoolError::CalledFromOwnTask`].
     ///
-    /// Dropping the returned future before it completes still leaves the run cancelled.
+    /// The run is cancelled as soon as `stop` is first polled, so dropping the returned
+    /// future early still leaves it cancelled.
     pub async fn stop(&self) -> Result<Option<T>, BackgroundError> {
         self.check_outside("stop")?;
+        // Before waiting for our turn: a `restart` under way must not delay the cancel.
+        let current = lock(&self.run).id;
+        self.pool.cancel_quietly(current);
         let _turn = self.ops.lock().await;
         let run = lock(&self.run).clone();
         tracing::debug!(pool = %self.name, "stopping background task {}", self.name);

@@ -93,7 +93,8 @@ impl AsyncThreadedPool {
 
     /// Refuses new work, lets every submitted task finish, runs teardown, and waits for the
     /// thread to end, without blocking the caller. Returns [`ThreadedError::Teardown`] if
-    /// teardown failed (to the first caller only).
+    /// teardown failed (to the first caller only), and [`ThreadedError::OnPoolThread`] if
+    /// awaited from one of the pool's own tasks or hooks, which it would wait for.
     pub async fn stop(&self) -> Result<(), ThreadedError> {
         self.core.stop_async(false).await
     }

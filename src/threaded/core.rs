@@ -186,6 +186,8 @@ impl Core {
     }
 
     pub(crate) async fn stop_async(&self, cancel: bool) -> Result<(), ThreadedError> {
+        // Awaited from a task or hook of this pool, it would wait for itself.
+        self.check_off_thread(if cancel { "stop_now" } else { "stop" })?;
         self.request_stop(cancel);
         self.shared.ended.wait().await;
         self.finish()

@@ -21,11 +21,12 @@ pub enum ThreadedError {
         /// The pool's name.
         pool: String,
     },
-    /// A blocking call was made where it would wait for the pool's own thread or task.
+    /// A call that waits for the pool was made on its own thread or from one of its tasks,
+    /// where it would wait for itself.
     #[error(
-        "`{method}` blocks, and was called on the thread or from a task of threaded pool \
-         `{pool}`, where it would wait for itself forever; `.await` a handle from \
-         `spawn` instead, or call it from another thread"
+        "`{method}` waits for the pool, and was called on the thread or from a task of \
+         threaded pool `{pool}`, where it would wait for itself forever; `.await` a handle \
+         from `spawn` instead, or call it from another thread"
     )]
     OnPoolThread {
         /// The pool's name.

@@ -470,6 +470,17 @@ pub async fn async_run_spawn_and_stop(rt: ThreadRuntime) {
     let h = pool.spawn(async { "handle" }).unwrap();
     assert_eq!(h.await.unwrap(), "handle");
     assert_eq!(pool.stats().ended, 3);
+
+    // Awaiting `stop` from one of its own tasks would wait for itself.
+    let pool = Arc::new(pool);
+    let p = pool.clone();
+    let err = pool
+        .run(async move { p.stop().await.unwrap_err() })
+        .await
+        .unwrap();
+    assert!(matches!(err, ThreadedError::OnPoolThread { .. }), "{err}");
+    assert!(!pool.is_stopped());
+
     pool.stop().await.unwrap();
     assert!(pool.is_stopped());
     assert!(matches!(
