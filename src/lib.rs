@@ -88,6 +88,7 @@ mod queue;
 mod run;
 mod simple;
 mod stats;
+mod sync;
 mod task;
 #[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
 mod threaded;

@@ -14,17 +14,9 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{Concurrency, Counter, DropFlag, Gate, Sp, WATCHDOG};
+use support::{BumpOnDrop, Concurrency, Counter, DropFlag, Gate, Sp, WATCHDOG};
 
 type Case = fn(Sp) -> Pin<Box<dyn Future<Output = ()> + Send>>;
-
-/// Bumps a counter when dropped: lets a test wait for a destructor run elsewhere.
-struct BumpOnDrop(Counter);
-impl Drop for BumpOnDrop {
-    fn drop(&mut self) {
-        self.0.bump();
-    }
-}
 
 /// Waits (at most 10 s) until `done()` holds, checking every millisecond. Only for states
 /// that offer no signal of their own, such as "the task ended by itself".

@@ -1,5 +1,6 @@
 use super::BackgroundError;
 use crate::inner::Inner;
+use crate::sync::lock;
 use crate::{current, PoolError, TaskError, TaskHandle, TaskId, TaskPool};
 use async_taskpool_runtime::Spawner;
 use futures_util::future::{FutureExt, Map, Shared};
@@ -8,7 +9,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 static NEXT_NAME: AtomicU64 = AtomicU64::new(0);
 
@@ -22,11 +23,6 @@ type End<T> = Shared<Map<TaskHandle<T>, fn(Result<T, TaskError>) -> Outcome<T>>>
 
 fn outcome<T>(res: Result<T, TaskError>) -> Outcome<T> {
     Arc::new(Mutex::new(Some(res)))
-}
-
-fn lock<V>(m: &Mutex<V>) -> MutexGuard<'_, V> {
-    // No user code runs under these locks.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 struct Run<T> {

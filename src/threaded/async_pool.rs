@@ -1,6 +1,6 @@
 use super::core::Core;
 use super::{ThreadRuntime, ThreadedError, ThreadedHandle, ThreadedPoolBuilder};
-use crate::{PoolStats, TaskId, TaskPool};
+use crate::{PoolStats, TaskPool};
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
@@ -80,15 +80,7 @@ impl AsyncThreadedPool {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let handle = self.core.submit(fut)?;
-        let mut cancel = CancelOnDrop {
-            pool: self.core.pool(),
-            id: handle.id(),
-            armed: true,
-        };
-        let out = handle.await;
-        cancel.armed = false;
-        out
+        self.core.exec(fut).await
     }
 
     /// Refuses new work, lets every submitted task finish, runs teardown, and waits for the
@@ -132,21 +124,6 @@ impl AsyncThreadedPool {
     /// The inner [`TaskPool`]; see [`ThreadedPool::task_pool`](crate::ThreadedPool::task_pool).
     pub fn task_pool(&self) -> &TaskPool {
         self.core.pool()
-    }
-}
-
-/// Cancels the task if the future waiting on it is dropped.
-struct CancelOnDrop<'a> {
-    pool: &'a TaskPool,
-    id: TaskId,
-    armed: bool,
-}
-
-impl Drop for CancelOnDrop<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            self.pool.cancel_quietly(self.id);
-        }
     }
 }
 

@@ -4,21 +4,17 @@ use super::builder::{Hook, ThreadedPoolBuilder};
 use super::driver::Driver;
 use super::signal::Signal;
 use super::{HookError, ThreadRuntime, ThreadedError, ThreadedHandle};
-use crate::{current, PoolError, TaskPool};
+use crate::sync::lock;
+use crate::{current, ExecError, PoolError, TaskBuilder, TaskPool};
 use futures_util::FutureExt;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle, ThreadId};
 use std::time::Duration;
 
 static NEXT_NAME: AtomicU64 = AtomicU64::new(0);
-
-fn lock<V>(m: &Mutex<V>) -> MutexGuard<'_, V> {
-    // No user code runs under these locks.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// The state the pool's thread shares with the callers.
 pub(crate) struct Shared {
@@ -139,6 +135,24 @@ impl Core {
         Ok(())
     }
 
+    /// A task with the builder's options.
+    fn task(&self) -> TaskBuilder<'_> {
+        let task = self.pool().build_task();
+        match self.timeout {
+            Some(after) => task.timeout(after),
+            None => task,
+        }
+    }
+
+    fn refused(&self, e: PoolError) -> ThreadedError {
+        match e {
+            PoolError::Closed { .. } => ThreadedError::Stopped {
+                pool: self.name().to_owned(),
+            },
+            e => e.into(),
+        }
+    }
+
     pub(crate) fn submit<F>(
         self: &Arc<Self>,
         fut: F,
@@ -147,18 +161,23 @@ impl Core {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let mut task = self.pool().build_task();
-        if let Some(after) = self.timeout {
-            task = task.timeout(after);
-        }
         // On refusal the pool drops the future here: nothing is left behind.
-        match task.spawn_queued(fut) {
+        match self.task().spawn_queued(fut) {
             Ok(handle) => Ok(ThreadedHandle::new(handle, self.clone())),
-            Err(PoolError::Closed { .. }) => Err(ThreadedError::Stopped {
-                pool: self.name().to_owned(),
-            }),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(self.refused(e)),
         }
+    }
+
+    /// Runs `fut` and waits for its output without blocking; dropping this cancels it.
+    pub(crate) async fn exec<F>(&self, fut: F) -> Result<F::Output, ThreadedError>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.task().exec(fut).await.map_err(|e| match e {
+            ExecError::Pool(e) => self.refused(e),
+            ExecError::Task(e) => e.into(),
+        })
     }
 
     /// Refuses new work at once and tells the loop to drain (or cancel) and tear down.

@@ -4,7 +4,7 @@
 //! Synchronisation is by gates and counters; sleeps appear only where time is under test
 //! (timeouts), with generous margins.
 
-use crate::support::{Concurrency, Counter, DropFlag, Gate, Log};
+use crate::support::{BumpOnDrop, Concurrency, Counter, DropFlag, Gate, Log};
 use async_taskpool::{AsyncThreadedPool, PoolError, ThreadRuntime, ThreadedError, ThreadedPool};
 use futures::executor::block_on;
 use std::cell::RefCell;
@@ -14,14 +14,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
-
-/// Bumps a counter when dropped.
-struct BumpOnDrop(Counter);
-impl Drop for BumpOnDrop {
-    fn drop(&mut self) {
-        self.0.bump();
-    }
-}
 
 fn flag() -> Arc<AtomicBool> {
     Arc::new(AtomicBool::new(false))
