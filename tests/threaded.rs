@@ -71,7 +71,7 @@ macro_rules! async_cases {
             async_run_spawn_and_stop,
             async_run_does_not_block_the_caller,
             async_cancel_drop_and_stop_now,
-            async_failing_setup_is_reported,
+            async_bad_setup_and_size_are_reported,
             async_drop_drains_in_the_background,
         );
     };

@@ -26,8 +26,9 @@ use std::thread::ThreadId;
 ///   finish, runs teardown and joins the thread. [`stop_now`](Self::stop_now) cancels the
 ///   tasks instead. Work submitted after either gets [`ThreadedError::Stopped`], and its
 ///   future is dropped on the spot.
-/// - What a task starts on the runtime by itself (say with `tokio::spawn`) is not tracked:
-///   it is dropped when the thread's runtime shuts down, after teardown.
+/// - What a task starts on the runtime by itself (say with `tokio::spawn`) is not tracked
+///   and not waited for: on tokio and smol it is dropped when the thread's runtime shuts
+///   down, after teardown; on async-std it keeps running on the global executor.
 /// - Blocking calls never deadlock on the pool itself: from the pool's thread or one of its
 ///   tasks, `run`, `stop`, `stop_now` and [`ThreadedHandle::wait`] return
 ///   [`ThreadedError::OnPoolThread`] instead.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 pub(crate) enum Driver {
     #[cfg(feature = "tokio")]
-    Tokio(tokio::runtime::Runtime),
+    Tokio(TokioRuntime),
     #[cfg(feature = "smol")]
     Smol(Arc<smol::Executor<'static>>),
     #[cfg(feature = "async-std")]
@@ -21,11 +21,11 @@ impl Driver {
         #[allow(deprecated)]
         Ok(match runtime {
             #[cfg(feature = "tokio")]
-            ThreadRuntime::TokioCurrentThread => Self::Tokio(
+            ThreadRuntime::TokioCurrentThread => Self::Tokio(TokioRuntime(Some(
                 tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()?,
-            ),
+            ))),
             #[cfg(feature = "smol")]
             ThreadRuntime::Smol => Self::Smol(Arc::new(smol::Executor::new())),
             #[cfg(feature = "async-std")]
@@ -37,9 +37,12 @@ impl Driver {
     pub(crate) fn spawner(&self) -> Arc<dyn Spawner> {
         match self {
             #[cfg(feature = "tokio")]
-            Self::Tokio(rt) => Arc::new(async_taskpool_runtime::TokioSpawner::from_handle(
-                rt.handle().clone(),
-            )),
+            Self::Tokio(TokioRuntime(rt)) => {
+                let handle = rt.as_ref().expect("taken only by block_on").handle();
+                Arc::new(async_taskpool_runtime::TokioSpawner::from_handle(
+                    handle.clone(),
+                ))
+            }
             #[cfg(feature = "smol")]
             Self::Smol(ex) => Arc::new(async_taskpool_runtime::SmolSpawner::from_executor(
                 ex.clone(),
@@ -55,11 +58,30 @@ impl Driver {
     pub(crate) fn block_on<F: Future>(self, fut: F) -> F::Output {
         match self {
             #[cfg(feature = "tokio")]
-            Self::Tokio(rt) => rt.block_on(fut),
+            Self::Tokio(mut rt) => {
+                let rt = rt.0.take().expect("block_on runs once");
+                // Dropped here, on the pool's thread, after the loop: a blocking shutdown.
+                rt.block_on(fut)
+            }
             #[cfg(feature = "smol")]
             Self::Smol(ex) => smol::block_on(ex.run(fut)),
             #[cfg(feature = "async-std")]
             Self::AsyncStd => async_std::task::block_on(fut),
+        }
+    }
+}
+
+/// A tokio runtime that, if dropped without having run (the pool failed to start), shuts
+/// down without blocking: the caller may be inside a runtime of its own, where a blocking
+/// shutdown panics.
+#[cfg(feature = "tokio")]
+pub(crate) struct TokioRuntime(Option<tokio::runtime::Runtime>);
+
+#[cfg(feature = "tokio")]
+impl Drop for TokioRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
         }
     }
 }

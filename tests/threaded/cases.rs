@@ -538,7 +538,7 @@ pub async fn async_cancel_drop_and_stop_now(rt: ThreadRuntime) {
     }
 }
 
-pub async fn async_failing_setup_is_reported(rt: ThreadRuntime) {
+pub async fn async_bad_setup_and_size_are_reported(rt: ThreadRuntime) {
     let err = AsyncThreadedPool::builder(rt)
         .setup(|| async { Err::<(), _>("no config") })
         .build_async()
@@ -546,6 +546,21 @@ pub async fn async_failing_setup_is_reported(rt: ThreadRuntime) {
         .unwrap_err();
     assert!(matches!(err, ThreadedError::Setup { .. }), "{err}");
     assert!(err.to_string().contains("no config"));
+
+    // Refused before the thread starts; the unused runtime is shut down without blocking
+    // (which would panic inside a caller's tokio runtime).
+    let err = AsyncThreadedPool::builder(rt)
+        .size(0)
+        .build_async()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ThreadedError::Pool(PoolError::InvalidLimit { value: 0, .. })
+        ),
+        "{err}"
+    );
 }
 
 pub async fn async_drop_drains_in_the_background(rt: ThreadRuntime) {
