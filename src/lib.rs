@@ -4,6 +4,9 @@
 //! asyncio: a [`TaskPool`] for tasks of any kind, with a concurrency limit you can change at
 //! run time, task ids, groups, cancellation by id, group or all, end and cancel callbacks, run
 //! timeouts and typed results; and a [`SimpleTaskPool`] that starts and stops copies of one job.
+//! From Python's concurrent_tasks it takes a [`BackgroundTask`] (and [`PeriodicTask`]) whose
+//! lifetime is a scope, and a `ThreadedPool` that runs a pool on a thread of its own, for
+//! synchronous callers and callers on another runtime.
 //! The same code runs on tokio, smol and async-std: the pool takes a
 //! [`Spawner`](runtime::Spawner) value, and each runtime is an optional cargo feature.
 //!
@@ -29,14 +32,16 @@
 //!
 //! | feature     | what it adds                                                      |
 //! |-------------|-------------------------------------------------------------------|
-//! | `tokio`     | `runtime::TokioSpawner`                                           |
-//! | `smol`      | `runtime::SmolSpawner`                                            |
-//! | `async-std` | `runtime::AsyncStdSpawner` (deprecated upstream; prefer smol)     |
+//! | `tokio`     | `runtime::TokioSpawner`, `ThreadRuntime::TokioCurrentThread`      |
+//! | `smol`      | `runtime::SmolSpawner`, `ThreadRuntime::Smol`                     |
+//! | `async-std` | `runtime::AsyncStdSpawner`, `ThreadRuntime::AsyncStd` (deprecated upstream; prefer smol) |
 //! | `control`   | [`control`]: a control server (TCP, Unix socket) and its client   |
 //! | `cli`       | the `taskpool-ctl` binary, a command-line client (implies `control`) |
 //!
 //! No feature is on by default, and any combination builds. Without one, implement
-//! [`runtime::Spawner`] or adapt a `futures` executor with [`runtime::FuturesSpawner`].
+//! [`runtime::Spawner`] or adapt a `futures` executor with [`runtime::FuturesSpawner`]. The
+//! threaded pools (`ThreadedPool`, `AsyncThreadedPool`) exist with at least one runtime
+//! feature, since they run that runtime on their thread.
 //!
 //! # Choosing a method
 //!
@@ -49,6 +54,10 @@
 //! | start `n` copies of a job                    | [`TaskPool::apply`]                  |
 //! | process an iterator or stream, bounded       | [`TaskPool::map`], [`TaskPool::map_stream`] |
 //! | keep `n` identical workers, resize by count  | [`SimpleTaskPool`]                   |
+//! | run one task for as long as a scope lives    | [`BackgroundTask`]                   |
+//! | run a closure every interval                 | [`PeriodicTask`]                     |
+//! | run async work from synchronous code         | `ThreadedPool`                       |
+//! | run work on another runtime's thread         | `AsyncThreadedPool`                  |
 //!
 //! # When not to use this crate
 //!
@@ -68,6 +77,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod abort;
+mod background;
 mod builder;
 mod cell;
 #[cfg(feature = "control")]
@@ -85,8 +95,11 @@ mod queue;
 mod run;
 mod simple;
 mod stats;
+mod sync;
 mod table;
 mod task;
+#[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
+mod threaded;
 
 /// The runtime layer: the [`Spawner`](runtime::Spawner) trait and one adapter per executor
 /// (re-exported from the `async-taskpool-runtime` crate).
@@ -94,6 +107,10 @@ pub mod runtime {
     pub use async_taskpool_runtime::*;
 }
 
+pub use background::{
+    BackgroundError, BackgroundTask, BackgroundTaskBuilder, MissedTickBehavior, PeriodicTask,
+    PeriodicTaskBuilder,
+};
 pub use builder::{GroupBuilder, PoolBuilder, TaskBuilder};
 pub use current::current_task_id;
 pub use error::{ExecError, PanicPayload, PoolError, SpawnError, TaskError, TrySpawnError};
@@ -103,3 +120,12 @@ pub use id::TaskId;
 pub use pool::TaskPool;
 pub use simple::{SimpleTaskPool, SimpleTaskPoolBuilder};
 pub use stats::{GroupSummary, PoolStats, TaskInfo, TaskState};
+#[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "tokio", feature = "smol", feature = "async-std")))
+)]
+pub use threaded::{
+    AsyncThreadedPool, HookError, ThreadRuntime, ThreadedError, ThreadedHandle, ThreadedPool,
+    ThreadedPoolBuilder,
+};

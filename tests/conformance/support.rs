@@ -92,6 +92,15 @@ impl Drop for DropFlag {
     }
 }
 
+/// Bumps a counter when dropped: lets a test wait for a destructor that runs elsewhere.
+#[allow(dead_code)] // used by the background and threaded suites
+pub struct BumpOnDrop(pub Counter);
+impl Drop for BumpOnDrop {
+    fn drop(&mut self) {
+        self.0.bump();
+    }
+}
+
 /// Yields to the scheduler `n` times.
 pub async fn yield_n(n: usize) {
     for _ in 0..n {

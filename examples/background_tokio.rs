@@ -1,0 +1,16 @@
+//! `BackgroundTask` and `PeriodicTask` on tokio: a heartbeat, a producer stopped by its
+//! guard, a restartable job, and a failure reported to `join`. The body is shared with the
+//! other runtimes, in `common/background.rs`.
+//!
+//! Run it with `cargo run --example background_tokio --features tokio`.
+
+#[path = "common/background.rs"]
+mod background;
+
+use async_taskpool::runtime::TokioSpawner;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    tracing_subscriber::fmt().with_target(false).init();
+    background::run(TokioSpawner::current()).await
+}

@@ -1,0 +1,17 @@
+//! A `ThreadedPool` whose thread runs the pool's loop on async-std, used from synchronous
+//! `main`, then an `AsyncThreadedPool` used from another executor. The body is shared with
+//! the other runtimes, in `common/threaded.rs`.
+//!
+//! async-std is discontinued upstream (its runtime is deprecated): prefer `threaded_smol`.
+//!
+//! Run it with `cargo run --example threaded_async_std --features async-std`.
+
+#[path = "common/threaded.rs"]
+mod threaded;
+
+fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    tracing_subscriber::fmt().with_target(false).init();
+    #[allow(deprecated)]
+    let runtime = async_taskpool::ThreadRuntime::AsyncStd;
+    threaded::run(runtime, |d| Box::pin(async_std::task::sleep(d)))
+}
