@@ -455,6 +455,7 @@ impl TaskPool {
 
     /// Waits until the pool is closed (by [`close`](Self::close),
     /// [`gather_and_close`](Self::gather_and_close) or dropping its last handle).
+    /// Cancel-safe: dropping it only stops waiting.
     pub async fn until_closed(&self) {
         // Waiting for a close never waits for the caller itself, so any task may call this.
         self.inner
