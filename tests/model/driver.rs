@@ -1347,7 +1347,8 @@ impl Model {
         for c in 0..4 {
             assert!(
                 lo[c] <= got[c] && got[c] <= lo[c] + amb[c],
-                "counter {c} is {}, model says {}..={}: {st:?}",
+                "{} counter is {}, model says {}..={}: {st:?}",
+                ["completed", "cancelled", "panicked", "timed_out"][c],
                 got[c],
                 lo[c],
                 lo[c] + amb[c]
