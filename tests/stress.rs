@@ -323,7 +323,7 @@ async fn dropped_waits(sp: Sp) {
 
 #[cfg(feature = "tokio")]
 #[test]
-fn dropped_waits_leak_nothing() {
+fn dropped_waits_leak_nothing_tokio() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -334,6 +334,14 @@ fn dropped_waits_leak_nothing() {
         rt.handle().clone(),
     ));
     rt.block_on(dropped_waits(sp));
+}
+
+#[cfg(feature = "smol")]
+#[test]
+fn dropped_waits_leak_nothing_smol() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let sp: Sp = Arc::new(async_taskpool::runtime::SmolSpawner::global());
+    smol::block_on(dropped_waits(sp));
 }
 
 #[cfg(feature = "tokio")]
