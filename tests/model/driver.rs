@@ -185,6 +185,8 @@ struct Rec {
     kind: Option<Kind>,
     beh: Option<Beh>,
     started: u32,
+    /// Its last poll returned `Pending` at its closed gate.
+    parked: bool,
     completed: u32,
     panicked: u32,
     on_cancel: u32,
@@ -305,7 +307,19 @@ async fn body(
     match beh {
         Beh::Now => {}
         Beh::Yield(n) => yield_n(n.into()).await,
-        Beh::Gate => gate.expect("gated tasks get a gate").wait().await,
+        Beh::Gate => {
+            let gate = gate.expect("gated tasks get a gate");
+            let mut wait = std::pin::pin!(gate.wait());
+            std::future::poll_fn(|cx| {
+                ctx.record(id, |r| r.parked = false);
+                let poll = wait.as_mut().poll(cx);
+                if poll.is_pending() {
+                    ctx.record(id, |r| r.parked = true);
+                }
+                poll
+            })
+            .await
+        }
         Beh::Panic => {
             ctx.record(id, |r| r.panicked += 1);
             std::panic::panic_any(PANIC_MSG);
@@ -400,6 +414,8 @@ struct Model {
     gates: Vec<(Gate, Option<usize>)>,
     id_cancels: Vec<(u64, usize)>,
     cancel_all_steps: Vec<usize>,
+    /// Tasks parked at their gate just before each cancelling step.
+    parked: BTreeMap<usize, BTreeSet<u64>>,
     flush: Option<FlushSnap>,
     continuations: usize,
     done: Counter,
@@ -410,30 +426,32 @@ fn cap_of(limit: Option<usize>) -> usize {
     limit.unwrap_or(usize::MAX)
 }
 
-/// The outcomes a task may end with. `strict`: one thread polls everything, so no poll of a
-/// task can be in flight while the driver cancels and then opens a gate.
+/// The outcomes a task may end with, given the steps at which it was asked to cancel.
+/// `sure(c)`: at step `c` no poll of the task can have been in flight (one thread polls
+/// everything, or the task was parked at its gate).
 fn allowed_final(
     beh: Beh,
     release: Option<usize>,
-    first_cancel: Option<usize>,
-    strict: bool,
+    cancels: &[usize],
+    sure: impl Fn(usize) -> bool,
 ) -> Vec<Outcome> {
     let base = match beh {
         Beh::Now | Beh::Yield(_) | Beh::Gate => Outcome::Completed,
         Beh::Panic => Outcome::Panicked,
         Beh::Slow => Outcome::TimedOut,
     };
-    match first_cancel {
-        None => vec![base],
-        // Waiting at a closed gate, it cannot finish before it sees the cancellation. (On
-        // several threads, a poll that began before the cancel may see the gate open: that
-        // task finished before it noticed, and keeps its output, as documented.)
-        Some(c) if strict && beh == Beh::Gate && release.is_none_or(|r| c < r) => {
-            vec![Outcome::Cancelled]
-        }
-        // It may have finished before it noticed.
-        Some(_) => vec![base, Outcome::Cancelled],
+    if cancels.is_empty() {
+        return vec![base];
     }
+    // Waiting at a closed gate, it cannot finish before it sees the cancellation. (A poll
+    // that began before the cancel, on another thread, may see the gate open: that task
+    // finished before it noticed, and keeps its output, as documented.)
+    let gated = |c: usize| release.is_none_or(|r| c < r);
+    if beh == Beh::Gate && cancels.iter().any(|&c| gated(c) && sure(c)) {
+        return vec![Outcome::Cancelled];
+    }
+    // It may have finished before it noticed.
+    vec![base, Outcome::Cancelled]
 }
 
 fn out_of<T>(res: &Result<T, TaskError>) -> Outcome {
@@ -579,8 +597,31 @@ impl Model {
         s.handle = Some(h);
     }
 
+    /// Whether a cancel at step `c` surely reached task `id` before any poll of it could see
+    /// its gate open.
+    fn sure(&self, c: usize, id: u64) -> bool {
+        self.strict || self.parked.get(&c).is_some_and(|p| p.contains(&id))
+    }
+
     async fn apply(&mut self, op: &Op, step: usize) {
         let (locked, closed) = (self.locked, self.closed);
+        if matches!(
+            op,
+            Op::Spawn(..) | Op::Exec(..) | Op::Cancel(_) | Op::CancelGroup(_) | Op::CancelAll
+        ) {
+            // Nothing wakes a task parked at a closed gate but the gate or a cancel: no poll
+            // of it is in flight when this step cancels it.
+            let parked = self
+                .ctx
+                .tracer
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(_, r)| r.parked)
+                .map(|(id, _)| *id)
+                .collect();
+            self.parked.insert(step, parked);
+        }
         match op {
             Op::Spawn(beh, drop_if_waiting) => {
                 let key = self.singles.len();
@@ -1160,7 +1201,6 @@ impl Model {
             }
         }
         let outcome = |id: u64| tracer[&id].outcome();
-        let first = |steps: Vec<usize>| steps.into_iter().min();
         // Singles.
         let mut single_ids = Vec::new();
         for key in 0..self.singles.len() {
@@ -1186,7 +1226,9 @@ impl Model {
             let release = s
                 .gate
                 .map(|g| self.gates[g].1.expect("all gates open at the end"));
-            let allowed = allowed_final(s.beh, release, first(steps.clone()), self.strict);
+            let (strict, parked) = (self.strict, &self.parked);
+            let sure = |c: usize| strict || parked.get(&c).is_some_and(|p| p.contains(&id));
+            let allowed = allowed_final(s.beh, release, &steps, sure);
             let out = outcome(id);
             assert!(
                 allowed.contains(&out),
@@ -1253,7 +1295,7 @@ impl Model {
                 match r.beh {
                     Some(beh) => {
                         let release = gr.gate.map(|i| self.gates[i].1.expect("open"));
-                        let allowed = allowed_final(beh, release, first(steps), self.strict);
+                        let allowed = allowed_final(beh, release, &steps, |c| self.sure(c, id));
                         assert!(
                             allowed.contains(&out),
                             "group {g} item {id} ({beh:?}) ended {out:?}, allowed {allowed:?}"
@@ -1387,6 +1429,7 @@ async fn run_case(sp: Sp, case: Case, strict: bool) {
         gates: Vec::new(),
         id_cancels: Vec::new(),
         cancel_all_steps: Vec::new(),
+        parked: BTreeMap::new(),
         flush: None,
         continuations: 0,
         done: Counter::new(),
