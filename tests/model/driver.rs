@@ -414,6 +414,8 @@ struct Model {
     gates: Vec<(Gate, Option<usize>)>,
     id_cancels: Vec<(u64, usize)>,
     cancel_all_steps: Vec<usize>,
+    /// Ids handed out when the pool closed, and the step it closed at.
+    closed_at: Option<(u64, usize)>,
     /// Tasks parked at their gate just before each cancelling step.
     parked: BTreeMap<usize, BTreeSet<u64>>,
     flush: Option<FlushSnap>,
@@ -963,11 +965,13 @@ impl Model {
                 let p = self.pool.clone();
                 self.wait_idle(step, Box::pin(async move { p.gather_and_close().await }))
                     .await;
+                self.closed_at.get_or_insert((self.submitted(), step));
                 self.locked = true;
                 self.closed = true;
             }
             Op::Close => {
                 self.pool.close();
+                self.closed_at.get_or_insert((self.submitted(), step));
                 self.locked = true;
                 self.closed = true;
             }
@@ -1167,7 +1171,7 @@ impl Model {
 
     /// After the last gather_and_close: every task ended exactly once, as allowed, and every
     /// handle, group, callback and counter agrees.
-    async fn final_checks(mut self, end_step: usize) {
+    async fn final_checks(mut self) {
         self.done.wait_for(self.continuations).await;
         self.check_idle();
         let st = self.pool.stats();
@@ -1269,6 +1273,15 @@ impl Model {
                 }
             }
             single_ids.push(id);
+        }
+        // Nothing new starts after close: later ids belong to groups accepted before it.
+        if let Some((sub, at)) = self.closed_at {
+            for (id, r) in tracer.range(sub..) {
+                match r.kind {
+                    Some(Kind::Item(g)) if self.groups[g].step < at => {}
+                    other => panic!("task {id} ({other:?}) got an id after close at step {at}"),
+                }
+            }
         }
         // Groups.
         let groups = std::mem::take(&mut self.groups);
@@ -1398,7 +1411,6 @@ impl Model {
         }
         assert_eq!(self.pool.num_ended(), st.ended);
         assert_eq!(self.pool.num_cancelled(), st.cancelled);
-        let _ = end_step;
     }
 }
 
@@ -1430,6 +1442,7 @@ async fn run_case(sp: Sp, case: Case, strict: bool) {
         id_cancels: Vec::new(),
         cancel_all_steps: Vec::new(),
         parked: BTreeMap::new(),
+        closed_at: None,
         flush: None,
         continuations: 0,
         done: Counter::new(),
@@ -1446,5 +1459,5 @@ async fn run_case(sp: Sp, case: Case, strict: bool) {
     m.locked = true;
     m.closed = true;
     m.check_step(end, &Op::GatherAndClose);
-    m.final_checks(end).await;
+    m.final_checks().await;
 }
