@@ -36,6 +36,7 @@ macro_rules! for_each_case {
             waits_from_items_and_callbacks_are_errors,
             callback_that_spawns_into_a_full_pool_completes,
             panicking_callbacks_are_contained,
+            refused_gather_and_close_leaves_the_pool_open,
         );
     };
     (@emit $run:path; $($case:ident),* $(,)?) => {

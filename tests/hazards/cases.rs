@@ -242,8 +242,7 @@ pub async fn simple_pool_waits_dropped(sp: Sp) {
     assert_eq!(simple.num_ended(), 3);
 }
 
-/// A task dropped by a cancel while its handle is being awaited elsewhere, and a handle
-/// dropped mid-await: neither loses the result's slot nor the task.
+/// A handle dropped mid-await detaches: the task runs to completion and nothing leaks.
 pub async fn handle_dropped_mid_await_detaches(sp: Sp) {
     let p = limited(&sp, 1);
     let gate = Gate::new();
@@ -313,22 +312,21 @@ pub async fn group_join_from_own_item_is_an_error(sp: Sp) {
 pub async fn waits_from_items_and_callbacks_are_errors(sp: Sp) {
     let p = limited(&sp, 2);
     let errors: Arc<Mutex<Vec<PoolError>>> = Arc::default();
-    let (p2, e2) = (p.clone(), errors.clone());
+    let p2 = p.clone();
     let group = p
         .map([0u8], 1, move |_| {
-            let (p, e) = (p2.clone(), e2.clone());
+            let p = p2.clone();
             async move {
-                let mut e = e.lock().unwrap().clone();
-                e.push(p.join().await.unwrap_err());
-                e.push(p.flush().await.unwrap_err());
-                e.push(p.gather_and_close().await.unwrap_err());
-                e
+                vec![
+                    p.join().await.unwrap_err(),
+                    p.flush().await.unwrap_err(),
+                    p.gather_and_close().await.unwrap_err(),
+                ]
             }
         })
         .unwrap();
     let from_item: Vec<PoolError> = group.map(Result::unwrap).collect::<Vec<_>>().await.concat();
     assert_eq!(from_item.len(), 3);
-    p.unlock();
     let (p3, e3) = (p.clone(), errors.clone());
     let h = p
         .build_task()
@@ -442,4 +440,22 @@ pub async fn panicking_callbacks_are_contained(sp: Sp) {
     }
     assert_nothing_leaked(&p).await;
     assert_eq!((p.num_ended(), p.num_cancelled()), (9, 1));
+}
+
+/// A refused `gather_and_close` (called from the pool's own task) changes nothing: the pool
+/// is neither closed nor left locked, so the caller's advice ("call it from outside the
+/// pool") still works and new work is accepted meanwhile.
+pub async fn refused_gather_and_close_leaves_the_pool_open(sp: Sp) {
+    let p = limited(&sp, 2);
+    let p2 = p.clone();
+    let err = p
+        .exec(async move { p2.gather_and_close().await.unwrap_err() })
+        .await
+        .unwrap();
+    assert!(matches!(err, PoolError::CalledFromOwnTask { .. }), "{err}");
+    assert!(!p.is_locked(), "a refused gather_and_close locked the pool");
+    assert!(!p.is_closed());
+    assert_eq!(p.exec(async { 1 }).await.unwrap(), 1);
+    p.gather_and_close().await.unwrap();
+    assert!(p.is_closed());
 }
