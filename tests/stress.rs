@@ -2,13 +2,14 @@
 //!
 //! Several producers submit N tasks at once (spawn_queued, spawn().await, try_spawn): ~10%
 //! are cancelled, ~1% panic, ~1% time out, the rest complete; a map of N/10 items runs beside
-//! them; one producer changes the limit about every 2,000 submissions (1 to unlimited). Afterwards
-//! the counters are exact and the live heap (a counting global allocator) is back to where it
-//! was before, within a small bound: no task, permit, listener or result is kept.
+//! them; one producer changes the limit about every 2,000 submissions (1 to unlimited).
+//! Afterwards the counters are exact, and once the pool is dropped the live heap (a counting
+//! global allocator) is back to where it was, within a small bound: no task, permit, listener
+//! or result is kept.
 //!
-//! A third test drops each public wait (`spawn`, `exec`, `join`, `flush`, `until_closed`,
-//! `gather_and_close`, `Group::join`) mid-await thousands of times and checks the same: no
-//! listener, waiter or queue entry outlives its future.
+//! Two more tests drop public waits (`spawn`, `exec`, `join`, `until_closed`,
+//! `gather_and_close`, `Group::join`) mid-await thousands of times and check that a second
+//! batch adds nothing to the live heap: no listener, waiter or queue entry outlives its future.
 //!
 //! N is 100,000 in debug builds and 1,000,000 in release; `TASKPOOL_STRESS_TASKS=N` sets it
 //! (`TASKPOOL_STRESS_TASKS=1000000 cargo test --release --all-features --test stress`).
