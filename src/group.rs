@@ -220,7 +220,9 @@ impl<T> Group<T> {
     /// Waits until every item has ended, discarding results, and returns how they ended.
     ///
     /// Errors with [`PoolError::CalledFromOwnTask`] when called from one of the group's own
-    /// items, which would wait for itself. Cancel-safe: dropping the future only stops waiting.
+    /// items, which would wait for itself. Cancel-safe: dropping the future only stops waiting;
+    /// the items carry on, and as `join` took the `Group`, its results are dropped, as when
+    /// the `Group` itself is dropped.
     pub async fn join(self) -> Result<GroupSummary, PoolError> {
         if let Some(id) = current_task_id() {
             if crate::current::inside_pool(self.pool.serial)

@@ -767,13 +767,20 @@ impl Inner {
         method: &'static str,
         done: impl Fn(&State) -> bool,
     ) -> Result<(), PoolError> {
+        self.refuse_own_task(method)?;
+        self.wait_until_from_anywhere(done).await;
+        Ok(())
+    }
+
+    /// Errors if called from inside one of this pool's tasks, where waiting for the pool
+    /// would wait for the caller itself.
+    pub(crate) fn refuse_own_task(&self, method: &'static str) -> Result<(), PoolError> {
         if current::inside_pool(self.serial) {
             return Err(PoolError::CalledFromOwnTask {
                 pool: self.pool_name(),
                 method,
             });
         }
-        self.wait_until_from_anywhere(done).await;
         Ok(())
     }
 

@@ -455,6 +455,7 @@ impl TaskPool {
 
     /// Waits until the pool is closed (by [`close`](Self::close),
     /// [`gather_and_close`](Self::gather_and_close) or dropping its last handle).
+    /// Cancel-safe: dropping it only stops waiting.
     pub async fn until_closed(&self) {
         // Waiting for a close never waits for the caller itself, so any task may call this.
         self.inner
@@ -465,9 +466,12 @@ impl TaskPool {
     /// Locks the pool, waits for everything it accepted (queued tasks and map items not yet
     /// pulled included) to end, then closes it for good.
     ///
-    /// Errors with [`PoolError::CalledFromOwnTask`] from one of the pool's own tasks.
+    /// Errors with [`PoolError::CalledFromOwnTask`] from one of the pool's own tasks, and
+    /// then leaves the pool as it was (neither locked nor closed).
     /// Cancel-safe: if dropped midway the pool stays locked but not closed.
     pub async fn gather_and_close(&self) -> Result<(), PoolError> {
+        // Refuse before locking: a refused call must not leave the pool refusing work.
+        self.inner.refuse_own_task("gather_and_close")?;
         self.lock();
         self.join().await?;
         self.inner.close();

@@ -112,6 +112,12 @@ fn one_shot_prints_the_reply_and_fails_on_error_replies() {
         text(&out.stdout)
     );
     assert_eq!(text(&run(&["stop-all"]).stdout), "[1, 0]\n");
+    // A cancelled running task ends at its next poll, on the runtime's thread: wait for that
+    // (the tasks never end by themselves, so `join` returns only if both were cancelled).
+    let joined = f._rt.block_on(async {
+        tokio::time::timeout(std::time::Duration::from_secs(30), f.pool.join()).await
+    });
+    assert!(matches!(joined, Ok(Ok(()))), "stop-all left tasks running");
     assert_eq!(f.pool.num_running() + f.pool.num_queued(), 0);
 }
 
