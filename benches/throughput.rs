@@ -5,7 +5,11 @@
 //! cargo bench --bench throughput --all-features                  # full run (N = 200,000)
 //! cargo bench --bench throughput --all-features -- --quick       # seconds; what CI runs
 //! cargo bench --bench throughput --all-features -- --json out.json --filter tokio
+//! cargo bench --bench throughput --all-features -- --filter smol --pattern "map"
 //! ```
+//!
+//! `--filter` picks runtimes, `--pattern` rows (the two raw baselines always run). Rounds are
+//! interleaved across the patterns of a runtime, so slow spells hit baseline and pattern alike.
 //!
 //! Prints markdown tables of ns per task (median of the rounds) and, for every row, the ratio
 //! to the raw-spawn baseline of the same runtime and workload measured in the same run.
@@ -66,6 +70,7 @@ struct Config {
     n: u64,
     rounds: usize,
     filter: Option<String>,
+    pattern: Option<String>,
     json: Option<String>,
     cross: bool,
 }
@@ -75,6 +80,7 @@ fn parse_args() -> Config {
         n: 200_000,
         rounds: 5,
         filter: None,
+        pattern: None,
         json: None,
         cross: false,
     };
@@ -98,6 +104,7 @@ fn parse_args() -> Config {
                     .expect("--rounds NUMBER")
             }
             "--filter" => cfg.filter = args.next(),
+            "--pattern" => cfg.pattern = args.next(),
             "--json" => cfg.json = args.next(),
             "--cross" => cfg.cross = true,
             "--bench" => {} // passed by `cargo bench`
@@ -107,13 +114,31 @@ fn parse_args() -> Config {
     cfg
 }
 
-/// Median of `rounds` timings of `f`, in ns per task.
-fn measure(rt: &Rt, rounds: usize, tasks: u64, f: &dyn Fn(&Rt) -> Duration) -> f64 {
-    let mut ns: Vec<f64> = (0..rounds)
-        .map(|_| f(rt).as_nanos() as f64 / tasks as f64)
-        .collect();
+fn median(mut ns: Vec<f64>) -> f64 {
     ns.sort_by(f64::total_cmp);
     ns[ns.len() / 2]
+}
+
+/// Median of `rounds` timings of `f`, in ns per task.
+fn measure(rt: &Rt, rounds: usize, tasks: u64, f: &dyn Fn(&Rt) -> Duration) -> f64 {
+    median(
+        (0..rounds)
+            .map(|_| f(rt).as_nanos() as f64 / tasks as f64)
+            .collect(),
+    )
+}
+
+/// Like [`measure`] for many patterns at once, with the rounds interleaved (round 1 of every
+/// pattern, then round 2, ...): a slow spell on the shared machine then hits the baseline and
+/// the pattern held against it alike, instead of whichever ran during it.
+fn measure_interleaved(rt: &Rt, rounds: usize, pats: &[&Pattern]) -> Vec<f64> {
+    let mut ns = vec![Vec::with_capacity(rounds); pats.len()];
+    for _ in 0..rounds {
+        for (i, (_, _, tasks, run)) in pats.iter().enumerate() {
+            ns[i].push(run(rt).as_nanos() as f64 / *tasks as f64);
+        }
+    }
+    ns.into_iter().map(median).collect()
 }
 
 type Pattern = (String, bool, u64, Box<dyn Fn(&Rt) -> Duration>);
@@ -389,19 +414,23 @@ fn main() {
             .collect();
         for rt in &runtimes {
             let selected = cfg.filter.as_deref().is_none_or(|f| rt.name().contains(f));
-            let mut raw = f64::NAN;
-            let mut raw_loop = f64::NAN;
-            for (i, (name, ours, tasks, run)) in pats.iter().enumerate() {
-                if !selected {
-                    table[i].1.push("-".into());
+            // The two baselines always run, so every ratio has its denominator.
+            let chosen: Vec<usize> = (0..pats.len())
+                .filter(|&i| {
+                    selected
+                        && (i < 2 || cfg.pattern.as_deref().is_none_or(|p| pats[i].0.contains(p)))
+                })
+                .collect();
+            let picked: Vec<&Pattern> = chosen.iter().map(|&i| &pats[i]).collect();
+            let ns = measure_interleaved(rt, cfg.rounds, &picked);
+            let (raw, raw_loop) = (ns[0], ns[1]);
+            for (i, row) in table.iter_mut().enumerate() {
+                let Some(k) = chosen.iter().position(|&c| c == i) else {
+                    row.1.push("-".into());
                     continue;
-                }
-                let ns = measure(rt, cfg.rounds, *tasks, run.as_ref());
-                match i {
-                    0 => raw = ns,
-                    1 => raw_loop = ns,
-                    _ => {}
-                }
+                };
+                let (name, ours, _, _) = &pats[i];
+                let ns = ns[k];
                 // `exec` in a loop is held against spawn-then-await in a loop; all else
                 // against spawning every task, then awaiting every handle.
                 let (ratio, mark) = if i == 2 {
@@ -409,7 +438,7 @@ fn main() {
                 } else {
                     (ns / raw, "")
                 };
-                table[i].1.push(format!("{ns:.0} ({ratio:.2}x{mark})"));
+                row.1.push(format!("{ns:.0} ({ratio:.2}x{mark})"));
                 rows.push(Row {
                     runtime: rt.name(),
                     work: kind,

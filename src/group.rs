@@ -8,6 +8,7 @@ use futures_core::stream::{FusedStream, Stream};
 use std::collections::VecDeque;
 use std::fmt;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
@@ -17,6 +18,10 @@ type Item<T> = Result<T, TaskError>;
 pub(crate) struct GroupCore<T> {
     pub(crate) name: Arc<str>,
     results: Mutex<Results<T>>,
+    /// Sequence numbers handed out. Only written under the map's feed lock (or by the one
+    /// thread starting a group), and read under `results` after `issuing_done` is seen, so
+    /// it needs no lock of its own: items are issued without touching the consumer's lock.
+    issued: AtomicU64,
     finished: Event,
 }
 
@@ -26,7 +31,6 @@ struct Results<T> {
     /// Sequence number of `buf[0]` (ordered mode).
     base: u64,
     buf: VecDeque<Option<Item<T>>>,
-    issued: u64,
     delivered: u64,
     issuing_done: bool,
     waker: Option<Waker>,
@@ -34,8 +38,8 @@ struct Results<T> {
 }
 
 impl<T> Results<T> {
-    fn finished(&self) -> bool {
-        self.issuing_done && self.delivered == self.issued
+    fn finished(&self, issued: &AtomicU64) -> bool {
+        self.issuing_done && self.delivered == issued.load(Ordering::Acquire)
     }
 }
 
@@ -48,12 +52,12 @@ impl<T> GroupCore<T> {
                 keep: true,
                 base: 0,
                 buf: VecDeque::new(),
-                issued: 0,
                 delivered: 0,
                 issuing_done: false,
                 waker: None,
                 summary: GroupSummary::default(),
             }),
+            issued: AtomicU64::new(0),
             finished: Event::new(),
         }
     }
@@ -64,9 +68,7 @@ impl<T> GroupCore<T> {
 
     /// Hands out the next sequence number (input order).
     pub(crate) fn issue(&self) -> u64 {
-        let mut r = self.results();
-        r.issued += 1;
-        r.issued - 1
+        self.issued.fetch_add(1, Ordering::AcqRel)
     }
 
     /// No more items will be issued.
@@ -74,7 +76,7 @@ impl<T> GroupCore<T> {
         let waker = {
             let mut r = self.results();
             r.issuing_done = true;
-            if !r.finished() {
+            if !r.finished(&self.issued) {
                 return;
             }
             r.waker.take()
@@ -107,27 +109,54 @@ impl<T> GroupCore<T> {
                 r.buf.push_back(Some(res));
             }
         }
-        if r.finished() {
+        if r.finished(&self.issued) {
             self.finished.notify(usize::MAX);
         }
         r.waker.take()
     }
 
     pub(crate) fn is_finished(&self) -> bool {
-        self.results().finished()
+        self.results().finished(&self.issued)
     }
 
-    fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Item<T>>> {
+    /// Moves every result that can be handed out now into `out` (empty on entry), so the
+    /// consumer takes the lock once per batch rather than once per item. `Ready(false)`: the
+    /// stream has ended.
+    fn refill(&self, cx: &mut Context<'_>, out: &mut VecDeque<Option<Item<T>>>) -> Poll<bool> {
         let mut r = self.results();
-        if matches!(r.buf.front(), Some(Some(_))) {
-            r.base += 1;
-            return Poll::Ready(r.buf.pop_front().flatten());
+        let ready = if r.ordered {
+            r.buf.iter().take_while(|x| x.is_some()).count()
+        } else {
+            r.buf.len()
+        };
+        if ready > 0 {
+            r.base += ready as u64;
+            if ready == r.buf.len() {
+                // Swap buffers: both sides keep their capacity, nothing is copied.
+                std::mem::swap(&mut r.buf, out);
+            } else {
+                out.extend(r.buf.drain(..ready));
+            }
+            return Poll::Ready(true);
         }
-        if r.finished() && r.buf.is_empty() {
-            return Poll::Ready(None);
+        if r.finished(&self.issued) && r.buf.is_empty() {
+            return Poll::Ready(false);
         }
         r.waker = Some(cx.waker().clone());
         Poll::Pending
+    }
+
+    /// Results delivered but not yet handed out, and items issued but not yet ended.
+    fn counts(&self) -> (usize, usize, bool) {
+        let r = self.results();
+        let ready = r.buf.iter().filter(|x| x.is_some()).count();
+        let pending = (self.issued.load(Ordering::Acquire) - r.delivered) as usize;
+        (ready, pending, r.issuing_done)
+    }
+
+    fn is_terminated(&self) -> bool {
+        let r = self.results();
+        r.finished(&self.issued) && r.buf.is_empty()
     }
 
     fn discard(&self) {
@@ -180,11 +209,17 @@ impl<T> GroupCore<T> {
 pub struct Group<T> {
     core: Arc<GroupCore<T>>,
     pool: Arc<Inner>,
+    /// Results taken from the core in one batch, handed out without locking.
+    ready: VecDeque<Option<Item<T>>>,
 }
 
 impl<T> Group<T> {
     pub(crate) fn new(core: Arc<GroupCore<T>>, pool: Arc<Inner>) -> Self {
-        Self { core, pool }
+        Self {
+            core,
+            pool,
+            ready: VecDeque::new(),
+        }
     }
 
     /// The group's name, given by the caller or generated (`apply-group-K`, `map-group-K`,
@@ -249,18 +284,34 @@ impl<T> Group<T> {
     }
 }
 
+// Results are never pinned: the stream moves them out by value.
+impl<T> Unpin for Group<T> {}
+
 impl<T> Stream for Group<T> {
     type Item = Item<T>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.core.poll_next(cx)
+        let this = self.get_mut();
+        loop {
+            if let Some(slot) = this.ready.pop_front() {
+                // Every slot taken from the core holds a result.
+                if let Some(item) = slot {
+                    return Poll::Ready(Some(item));
+                }
+                continue;
+            }
+            match this.core.refill(cx, &mut this.ready) {
+                Poll::Ready(true) => {}
+                Poll::Ready(false) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let r = self.core.results();
-        let ready = r.buf.iter().filter(|x| x.is_some()).count();
-        let pending = (r.issued - r.delivered) as usize;
-        if r.issuing_done {
+        let (ready, pending, issuing_done) = self.core.counts();
+        let ready = ready + self.ready.len();
+        if issuing_done {
             (ready, Some(ready + pending))
         } else {
             (ready, None)
@@ -270,8 +321,7 @@ impl<T> Stream for Group<T> {
 
 impl<T> FusedStream for Group<T> {
     fn is_terminated(&self) -> bool {
-        let r = self.core.results();
-        r.finished() && r.buf.is_empty()
+        self.ready.is_empty() && self.core.is_terminated()
     }
 }
 

@@ -20,7 +20,7 @@ use async_taskpool_runtime::BoxFuture;
 use futures_core::Stream;
 use std::future::{poll_fn, Future};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::pin::Pin;
+use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
@@ -94,6 +94,18 @@ struct WorkerState {
     puller: bool,
     counted: bool,
     holds_slot: bool,
+    /// The consumer's waker, taken by a result delivered during this poll. It is woken when
+    /// the worker stops running (pending, yield, exit): one wake per batch of ready items
+    /// instead of one per item, and never later than the end of the poll that made them.
+    wake: Option<Waker>,
+}
+
+impl WorkerState {
+    fn wake_consumer(&mut self) {
+        if let Some(w) = self.wake.take() {
+            w.wake();
+        }
+    }
 }
 
 /// Returns `Pending` once after waking itself: lets the executor run other tasks.
@@ -166,6 +178,8 @@ impl<I, F, T> MapEngine<I, F, T> {
                 }
                 Poll::Pending => {
                     feed.puller = Some(Some(cx.waker().clone()));
+                    drop(feed);
+                    w.wake_consumer();
                     Poll::Pending
                 }
             };
@@ -193,6 +207,7 @@ impl<I, F, T> MapEngine<I, F, T> {
                     w.counted = false;
                     w.holds_slot = false;
                     self.pool.release_worker_slot();
+                    w.wake_consumer();
                     return Poll::Pending;
                 }
             }
@@ -253,6 +268,7 @@ where
             // executor's other tasks (the results' consumer among them).
             ran += 1;
             if ran % crate::task::RUN_BUDGET == 0 {
+                w.state.wake_consumer();
                 yield_now().await;
             }
             let pulled = poll_fn(|cx| self.pull(cx, &mut w.state)).await;
@@ -272,7 +288,17 @@ where
             };
             // Calling `f` may itself panic: that is this item's panic, like one in its future.
             let res = match catch_unwind(AssertUnwindSafe(|| (self.f)(item))) {
-                Ok(fut) => Run::new(fut, &abort, &self.pool, id, self.options.timeout).await,
+                Ok(fut) => {
+                    let mut run = pin!(Run::new(fut, &abort, &self.pool, id, self.options.timeout));
+                    poll_fn(|cx| {
+                        let poll = run.as_mut().poll(cx);
+                        if poll.is_pending() {
+                            w.state.wake_consumer();
+                        }
+                        poll
+                    })
+                    .await
+                }
                 Err(payload) => Err(TaskError::panicked(id, payload)),
             };
             let outcome = outcome_of(&res);
@@ -282,14 +308,19 @@ where
                 // ends, and a fresh one (queued behind waiting work) takes the next item.
                 self.pool.enter_callbacks(id);
                 w.give_back_slot();
+                w.state.wake_consumer();
                 callbacks
                     .run(&self.pool, id, outcome == Outcome::Cancelled)
                     .await;
             }
             guard.armed = false;
-            let should_yield = self
-                .pool
-                .retire(id, outcome, || self.core.deliver(seq, res));
+            let state = &mut w.state;
+            let should_yield = self.pool.retire(id, outcome, || {
+                if let Some(waker) = self.core.deliver(seq, res) {
+                    state.wake = Some(waker);
+                }
+                None
+            });
             if should_yield || callbacks.is_some() {
                 return;
             }
@@ -317,6 +348,7 @@ impl<I, F, T> WorkerGuard<I, F, T> {
 
 impl<I, F, T> Drop for WorkerGuard<I, F, T> {
     fn drop(&mut self) {
+        self.state.wake_consumer();
         let e = &self.engine;
         let (want, stopped) = {
             let mut feed = e.feed();
@@ -383,6 +415,7 @@ where
                 puller: false,
                 counted: true,
                 holds_slot: true,
+                wake: None,
             },
         };
         Box::pin(Marked::new(self.work(guard), serial, u64::MAX))

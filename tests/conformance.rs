@@ -48,6 +48,7 @@ macro_rules! for_each_case {
             join_from_own_task_is_an_error,
             map_keeps_input_order,
             map_unordered_yields_everything,
+            map_results_arrive_while_later_items_wait,
             map_respects_group_and_pool_limits,
             map_stream_waits_without_a_slot,
             map_items_panic_and_cancel_individually,

@@ -698,6 +698,42 @@ pub async fn map_unordered_yields_everything(sp: Sp) {
     assert_eq!(out, (0..20).collect::<Vec<_>>());
 }
 
+/// Results are published in batches (one consumer wake per worker poll), so each must still
+/// arrive while the worker waits on a later item or on its input.
+pub async fn map_results_arrive_while_later_items_wait(sp: Sp) {
+    let p = pool(&sp);
+    let gate = Gate::new();
+    let g = gate.clone();
+    let mut group = p
+        .map(0..10u32, 1, move |i| {
+            let g = g.clone();
+            async move {
+                if i == 5 {
+                    g.wait().await;
+                }
+                i
+            }
+        })
+        .unwrap();
+    for want in 0..5 {
+        assert_eq!(group.next().await.unwrap().unwrap(), want);
+    }
+    gate.open();
+    let rest: Vec<u32> = group.map(Result::unwrap).collect().await;
+    assert_eq!(rest, [5, 6, 7, 8, 9]);
+
+    let (tx, rx) = futures::channel::mpsc::unbounded::<u32>();
+    let mut group = p
+        .map_stream_unordered(rx, 4, |x| async move { x * 2 })
+        .unwrap();
+    for x in 0..3 {
+        tx.unbounded_send(x).unwrap();
+        assert_eq!(group.next().await.unwrap().unwrap(), x * 2);
+    }
+    drop(tx);
+    assert!(group.next().await.is_none());
+}
+
 pub async fn map_respects_group_and_pool_limits(sp: Sp) {
     let p = limited(&sp, 3);
     let (all, g1, g2) = (
