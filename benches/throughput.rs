@@ -413,13 +413,13 @@ fn main() {
             .map(|(n, _, _, _)| (n.clone(), Vec::new()))
             .collect();
         for rt in &runtimes {
-            let selected = cfg.filter.as_deref().is_none_or(|f| rt.name().contains(f));
+            if !cfg.filter.as_deref().is_none_or(|f| rt.name().contains(f)) {
+                table.iter_mut().for_each(|row| row.1.push("-".into()));
+                continue;
+            }
             // The two baselines always run, so every ratio has its denominator.
             let chosen: Vec<usize> = (0..pats.len())
-                .filter(|&i| {
-                    selected
-                        && (i < 2 || cfg.pattern.as_deref().is_none_or(|p| pats[i].0.contains(p)))
-                })
+                .filter(|&i| i < 2 || cfg.pattern.as_deref().is_none_or(|p| pats[i].0.contains(p)))
                 .collect();
             let picked: Vec<&Pattern> = chosen.iter().map(|&i| &pats[i]).collect();
             let ns = measure_interleaved(rt, cfg.rounds, &picked);
