@@ -1,5 +1,6 @@
 //! Groups: the tasks of one `apply`, `map` or `start`, and their results.
 
+use crate::capacity::shrink_after_burst;
 use crate::inner::{GroupEntry, Inner};
 use crate::stats::GroupSummary;
 use crate::{current_task_id, PoolError, TaskError, TaskId};
@@ -137,6 +138,7 @@ impl<T> GroupCore<T> {
             } else {
                 out.extend(r.buf.drain(..ready));
             }
+            shrink_after_burst(&mut r.buf);
             return Poll::Ready(true);
         }
         if r.finished(&self.issued) && r.buf.is_empty() {
@@ -163,7 +165,7 @@ impl<T> GroupCore<T> {
         let mut r = self.results();
         r.keep = false;
         r.base += r.buf.len() as u64;
-        r.buf.clear();
+        r.buf = VecDeque::new();
     }
 
     pub(crate) fn entry(self: &Arc<Self>) -> GroupEntry
@@ -293,6 +295,9 @@ impl<T> Stream for Group<T> {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         loop {
+            if this.ready.is_empty() {
+                shrink_after_burst(&mut this.ready);
+            }
             if let Some(slot) = this.ready.pop_front() {
                 // Every slot taken from the core holds a result.
                 if let Some(item) = slot {

@@ -79,6 +79,7 @@
 mod abort;
 mod background;
 mod builder;
+mod capacity;
 mod cell;
 #[cfg(feature = "control")]
 #[cfg_attr(docsrs, doc(cfg(feature = "control")))]

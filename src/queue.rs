@@ -1,6 +1,7 @@
 //! The FIFO of work waiting for a slot, with O(1) removal by ticket and O(log n) lookup by
 //! key (task id), so cancelling queued work never scans the queue.
 
+use crate::capacity::shrink_after_burst;
 use std::collections::VecDeque;
 
 pub(crate) struct Queue<T> {
@@ -36,6 +37,7 @@ impl<T> Queue<T> {
             self.head += 1;
             if let Some(item) = slot {
                 self.live -= 1;
+                shrink_after_burst(&mut self.items);
                 return Some((key, item));
             }
         }
@@ -57,6 +59,7 @@ impl<T> Queue<T> {
             self.items.pop_front();
             self.head += 1;
         }
+        shrink_after_burst(&mut self.items);
         Some(item)
     }
 
@@ -90,6 +93,7 @@ impl<T> Queue<T> {
             self.items.pop_front();
             self.head += 1;
         }
+        shrink_after_burst(&mut self.items);
         removed
     }
 
@@ -124,5 +128,19 @@ mod tests {
         assert_eq!(q.pop(), None);
         let d = q.push(5, 'd');
         assert_eq!(q.find(5, |_| true), Some(d));
+    }
+
+    #[test]
+    fn a_drained_backlog_gives_its_memory_back() {
+        let mut q = Queue::default();
+        for i in 0..200_000u64 {
+            q.push(i, i);
+        }
+        while q.pop().is_some() {}
+        assert!(
+            q.items.capacity() <= 2048,
+            "capacity {}",
+            q.items.capacity()
+        );
     }
 }

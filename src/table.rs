@@ -5,6 +5,7 @@
 //! the window turns sparse; its oldest entries then move to an overflow map, so memory follows
 //! the number of live tasks, not the span of their ids.
 
+use crate::capacity::shrink_after_burst;
 use std::collections::{HashMap, VecDeque};
 
 pub(crate) struct IdTable<V> {
@@ -67,7 +68,12 @@ impl<V> IdTable<V> {
 
     pub(crate) fn remove(&mut self, id: u64) -> Option<V> {
         let Some(idx) = id.checked_sub(self.base) else {
-            return self.overflow.remove(&id);
+            let value = self.overflow.remove(&id);
+            let cap = self.overflow.capacity();
+            if cap > 1024 && self.overflow.len() < cap / 8 {
+                self.overflow.shrink_to(cap / 4);
+            }
+            return value;
         };
         let value = self.window.get_mut(idx as usize)?.take()?;
         self.in_window -= 1;
@@ -78,6 +84,7 @@ impl<V> IdTable<V> {
         while matches!(self.window.back(), Some(None)) {
             self.window.pop_back();
         }
+        shrink_after_burst(&mut self.window);
         Some(value)
     }
 
@@ -168,5 +175,22 @@ mod tests {
             assert_eq!(t.remove(id), Some("new"));
         }
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn a_burst_of_live_tasks_gives_its_memory_back() {
+        let mut t = IdTable::default();
+        for id in 0..200_000u64 {
+            t.insert(id, ());
+        }
+        for id in 0..200_000u64 {
+            t.remove(id);
+        }
+        assert!(t.is_empty());
+        assert!(
+            t.window.capacity() <= 2048,
+            "capacity {}",
+            t.window.capacity()
+        );
     }
 }
