@@ -41,6 +41,18 @@ pub(crate) enum Claim {
     Worker(Arc<dyn WorkerSource>),
 }
 
+/// What a map worker does after an item.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum AfterItem {
+    /// Nothing waits: keep the slot, pull the next item.
+    Continue,
+    /// The head of the queue was this group's own worker claim; it was removed, and this
+    /// worker takes its place (the group must forget the claim).
+    ContinueInPlaceOfClaim,
+    /// Other work waits at the head of the queue, or the limit shrank: give the slot back.
+    Yield,
+}
+
 /// A group that runs its items on reusable workers.
 pub(crate) trait WorkerSource: Send + Sync {
     /// The worker future; it owns one slot from its first poll (or drop) on.
@@ -391,16 +403,19 @@ impl Inner {
         self.spawn_all(futs);
     }
 
-    /// Removes a finished map item or task, updates the counters and delivers its result (under
-    /// the lock, so that a resolved handle and the counters always agree). Returns whether a
-    /// map worker should give up its slot (others are waiting, or the limit shrank).
+    /// Removes a finished map item, updates the counters and delivers its result (under the
+    /// lock, so that a resolved handle and the counters always agree), and says what the
+    /// worker that ran it does next. `continuing` is the group's address (see
+    /// [`AfterItem::ContinueInPlaceOfClaim`]) if the worker still holds its slot and would go
+    /// on, `None` if it is ending.
     pub(crate) fn retire(
         self: &Arc<Self>,
         id: TaskId,
         outcome: Outcome,
+        continuing: Option<*const ()>,
         deliver: impl FnOnce() -> Option<Waker>,
-    ) -> bool {
-        self.retire_inner(id, outcome, false, deliver).0
+    ) -> AfterItem {
+        self.retire_inner(id, outcome, false, continuing, deliver).0
     }
 
     /// Like [`retire`](Self::retire) for a task running on its own runtime task: if the next
@@ -412,7 +427,7 @@ impl Inner {
         take_next: bool,
         deliver: impl FnOnce() -> Option<Waker>,
     ) -> Option<BoxJob> {
-        self.retire_inner(id, outcome, take_next, deliver).1
+        self.retire_inner(id, outcome, take_next, None, deliver).1
     }
 
     fn retire_inner(
@@ -420,12 +435,13 @@ impl Inner {
         id: TaskId,
         outcome: Outcome,
         take_next: bool,
+        own_group: Option<*const ()>,
         deliver: impl FnOnce() -> Option<Waker>,
-    ) -> (bool, Option<BoxJob>) {
-        let (waker, futs, entry, should_yield, next) = {
+    ) -> (AfterItem, Option<BoxJob>) {
+        let (waker, futs, entry, after, next) = {
             let mut st = self.state();
             let Some(entry) = st.tasks.remove(id.get()) else {
-                return (false, None);
+                return (AfterItem::Continue, None);
             };
             let mut futs = Vec::new();
             let mut next = None;
@@ -454,8 +470,23 @@ impl Inner {
                 Outcome::TimedOut => c.timed_out += 1,
             }
             let waker = deliver();
-            let should_yield = !st.queue.is_empty() || st.limit.is_some_and(|l| st.slots_used > l);
-            (waker, futs, entry, should_yield, next)
+            let after = if st.limit.is_some_and(|l| st.slots_used > l) {
+                AfterItem::Yield
+            } else {
+                match st.queue.front() {
+                    None => AfterItem::Continue,
+                    Some(Claim::Worker(w))
+                        if own_group.is_some_and(|own| std::ptr::addr_eq(Arc::as_ptr(w), own)) =>
+                    {
+                        // The slot would go to this claim, and its worker would run the group's
+                        // next item, as this one can: keep the slot, save the runtime task.
+                        st.queue.pop();
+                        AfterItem::ContinueInPlaceOfClaim
+                    }
+                    Some(_) => AfterItem::Yield,
+                }
+            };
+            (waker, futs, entry, after, next)
         };
         if let Some(w) = waker {
             w.wake();
@@ -478,7 +509,7 @@ impl Inner {
         drop(entry);
         self.notify_changed();
         self.spawn_all(futs);
-        (should_yield, next)
+        (after, next)
     }
 
     /// Starts the task at the head of the queue in a slot its caller already holds.

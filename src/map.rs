@@ -3,9 +3,10 @@
 //! A group runs its items on up to `num_concurrent` workers. Each worker is one runtime task
 //! holding one pool slot; it pulls an item, runs it as a task with its own id, cancellation,
 //! panic isolation, timeout and result, and pulls the next, so a long map does not pay a runtime
-//! spawn per item. A worker gives its slot back after an item whenever other work waits in the
-//! pool's queue (the group re-queues for a worker behind it, keeping the queue FIFO-fair) or the
-//! limit shrank.
+//! spawn per item. A worker gives its slot back after an item whenever other work waits at the
+//! head of the pool's queue (the group re-queues for a worker behind it, keeping the queue
+//! FIFO-fair) or the limit shrank; the group's own queued worker claims at the head do not
+//! count, as handing the slot to one of them would only swap one worker for another.
 //!
 //! A `Stream` input that is not ready is awaited by one worker at a time, which holds no slot
 //! while it waits: a slow input never pins pool capacity.
@@ -13,7 +14,7 @@
 use crate::abort::{TaskControl, WorkerAbort};
 use crate::current::Marked;
 use crate::group::GroupCore;
-use crate::inner::{Inner, Outcome, WorkerSource};
+use crate::inner::{AfterItem, Inner, Outcome, WorkerSource};
 use crate::run::{outcome_of, Run, RunOptions};
 use crate::{TaskError, TaskId};
 use async_taskpool_runtime::BoxFuture;
@@ -139,6 +140,11 @@ fn poll_source<I>(source: &mut Source<I>, cx: &mut Context<'_>, group: &str) -> 
 }
 
 impl<I, F, T> MapEngine<I, F, T> {
+    /// This group's identity in the pool's queue: the address its worker claims point to.
+    fn address(&self) -> *const () {
+        self as *const Self as *const ()
+    }
+
     fn feed(&self) -> MutexGuard<'_, Feed<I>> {
         self.feed.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -315,14 +321,24 @@ where
             }
             guard.armed = false;
             let state = &mut w.state;
-            let should_yield = self.pool.retire(id, outcome, || {
+            // A worker that freed its slot for the callbacks ends after them.
+            let continuing = callbacks.is_none().then(|| self.address());
+            let after = self.pool.retire(id, outcome, continuing, || {
                 if let Some(waker) = self.core.deliver(seq, res) {
                     state.wake = Some(waker);
                 }
                 None
             });
-            if should_yield || callbacks.is_some() {
-                return;
+            match after {
+                _ if callbacks.is_some() => return,
+                AfterItem::Yield => return,
+                AfterItem::Continue => {}
+                AfterItem::ContinueInPlaceOfClaim => {
+                    // This worker stands in for the claim the pool just removed; the group
+                    // cannot have stopped, as this worker still lives.
+                    let stopped = self.claim_dropped();
+                    debug_assert!(!stopped);
+                }
             }
         }
     }
@@ -390,7 +406,7 @@ impl<I, F, T> Drop for ItemGuard<'_, I, F, T> {
     fn drop(&mut self) {
         if self.armed {
             let (id, seq, core) = (self.id, self.seq, &self.engine.core);
-            self.engine.pool.retire(id, Outcome::Cancelled, || {
+            self.engine.pool.retire(id, Outcome::Cancelled, None, || {
                 core.deliver(seq, Err(TaskError::Cancelled { id }))
             });
         }

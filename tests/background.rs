@@ -2,6 +2,7 @@
 //! multi-thread and current-thread, smol global and own executor, async-std).
 #![cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
 
+#[macro_use]
 #[path = "conformance/support.rs"]
 #[allow(dead_code)]
 mod support;
@@ -9,14 +10,11 @@ mod support;
 use async_taskpool::{
     BackgroundError, BackgroundTask, MissedTickBehavior, PeriodicTask, PoolError, TaskPool,
 };
-use std::future::{pending, Future};
-use std::pin::Pin;
+use std::future::pending;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{BumpOnDrop, Concurrency, Counter, DropFlag, Gate, Sp, WATCHDOG};
-
-type Case = fn(Sp) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+use support::{BumpOnDrop, Case, Concurrency, Counter, DropFlag, Gate, Sp};
 
 /// Waits (at most 10 s) until `done()` holds, checking every millisecond. Only for states
 /// that offer no signal of their own, such as "the task ended by itself".
@@ -292,81 +290,7 @@ macro_rules! for_each_case {
     };
 }
 
-/// Runs `case` under the watchdog.
-async fn guarded(case: Case, sp: Sp) {
-    let timer = sp.sleep(WATCHDOG);
-    match futures::future::select(case(sp), timer).await {
-        futures::future::Either::Left(((), _)) => {}
-        futures::future::Either::Right(_) => panic!("case did not finish within {WATCHDOG:?}"),
-    }
-}
-
-#[cfg(feature = "tokio")]
-mod tokio_multi_thread {
-    use super::*;
-    pub(super) fn run(case: Case) {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let sp: Sp = Arc::new(async_taskpool::runtime::TokioSpawner::from_handle(
-            rt.handle().clone(),
-        ));
-        rt.block_on(guarded(case, sp));
-    }
-    for_each_case!(run);
-}
-
-#[cfg(feature = "tokio")]
-mod tokio_current_thread {
-    use super::*;
-    fn run(case: Case) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let sp: Sp = Arc::new(async_taskpool::runtime::TokioSpawner::from_handle(
-            rt.handle().clone(),
-        ));
-        rt.block_on(guarded(case, sp));
-    }
-    for_each_case!(run);
-}
-
-#[cfg(feature = "smol")]
-mod smol_global {
-    use super::*;
-    pub(super) fn run(case: Case) {
-        let sp: Sp = Arc::new(async_taskpool::runtime::SmolSpawner::global());
-        smol::block_on(guarded(case, sp));
-    }
-    for_each_case!(run);
-}
-
-#[cfg(feature = "smol")]
-mod smol_own_executor {
-    use super::*;
-    fn run(case: Case) {
-        let ex = Arc::new(smol::Executor::new());
-        let sp: Sp = Arc::new(async_taskpool::runtime::SmolSpawner::from_executor(
-            ex.clone(),
-        ));
-        smol::block_on(ex.run(guarded(case, sp)));
-    }
-    for_each_case!(run);
-}
-
-#[cfg(feature = "async-std")]
-mod async_std_global {
-    use super::*;
-    #[allow(deprecated)]
-    pub(super) fn run(case: Case) {
-        let sp: Sp = Arc::new(async_taskpool::runtime::AsyncStdSpawner::new());
-        async_std::task::block_on(guarded(case, sp));
-    }
-    for_each_case!(run);
-}
+on_every_flavour!(for_each_case);
 
 // ----- missed ticks: time itself is under test, so one runtime is enough -----
 

@@ -2,22 +2,12 @@
 //! flavour compiled in (tokio multi-thread and current-thread, smol, async-std).
 #![cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
 
+#[macro_use]
 #[path = "conformance/support.rs"]
 mod support;
 
 #[path = "conformance/cases.rs"]
 mod cases;
-
-use support::{Case, Sp, WATCHDOG};
-
-/// Runs `case` under the watchdog on `sp`, with `block_on` from the runtime.
-async fn guarded(case: Case, sp: Sp) {
-    let timer = sp.sleep(WATCHDOG);
-    match futures::future::select(case(sp), timer).await {
-        futures::future::Either::Left(((), _)) => {}
-        futures::future::Either::Right(_) => panic!("case did not finish within {WATCHDOG:?}"),
-    }
-}
 
 macro_rules! for_each_case {
     ($run:path) => {
@@ -49,6 +39,7 @@ macro_rules! for_each_case {
             map_keeps_input_order,
             map_unordered_yields_everything,
             map_results_arrive_while_later_items_wait,
+            a_group_held_back_by_the_limit_reuses_its_worker,
             map_respects_group_and_pool_limits,
             map_stream_waits_without_a_slot,
             map_items_panic_and_cancel_individually,
@@ -78,69 +69,4 @@ macro_rules! for_each_case {
     };
 }
 
-#[cfg(feature = "tokio")]
-mod tokio_multi_thread {
-    use super::*;
-    fn run(case: Case) {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let sp: Sp = std::sync::Arc::new(async_taskpool::runtime::TokioSpawner::from_handle(
-            rt.handle().clone(),
-        ));
-        rt.block_on(guarded(case, sp));
-    }
-    for_each_case!(run);
-}
-
-#[cfg(feature = "tokio")]
-mod tokio_current_thread {
-    use super::*;
-    fn run(case: Case) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let sp: Sp = std::sync::Arc::new(async_taskpool::runtime::TokioSpawner::from_handle(
-            rt.handle().clone(),
-        ));
-        rt.block_on(guarded(case, sp));
-    }
-    for_each_case!(run);
-}
-
-#[cfg(feature = "smol")]
-mod smol_global {
-    use super::*;
-    fn run(case: Case) {
-        let sp: Sp = std::sync::Arc::new(async_taskpool::runtime::SmolSpawner::global());
-        smol::block_on(guarded(case, sp));
-    }
-    for_each_case!(run);
-}
-
-#[cfg(feature = "smol")]
-mod smol_own_executor {
-    use super::*;
-    fn run(case: Case) {
-        let ex = std::sync::Arc::new(smol::Executor::new());
-        let sp: Sp = std::sync::Arc::new(async_taskpool::runtime::SmolSpawner::from_executor(
-            ex.clone(),
-        ));
-        smol::block_on(ex.run(guarded(case, sp)));
-    }
-    for_each_case!(run);
-}
-
-#[cfg(feature = "async-std")]
-mod async_std_global {
-    use super::*;
-    #[allow(deprecated)]
-    fn run(case: Case) {
-        let sp: Sp = std::sync::Arc::new(async_taskpool::runtime::AsyncStdSpawner::new());
-        async_std::task::block_on(guarded(case, sp));
-    }
-    for_each_case!(run);
-}
+on_every_flavour!(for_each_case);

@@ -16,17 +16,13 @@ mod wire;
 #[path = "control/cases.rs"]
 mod cases;
 
-use support::{Sp, WATCHDOG};
+use support::{flavour, within_watchdog, Sp};
 use wire::Net;
 
 type Case = fn(Sp, Net) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 async fn guarded(case: Case, sp: Sp, net: Net) {
-    let timer = sp.sleep(WATCHDOG);
-    match futures::future::select(case(sp, net), timer).await {
-        futures::future::Either::Left(((), _)) => {}
-        futures::future::Either::Right(_) => panic!("case did not finish within {WATCHDOG:?}"),
-    }
+    within_watchdog(&sp.clone(), case(sp, net)).await
 }
 
 macro_rules! cases {
@@ -77,72 +73,29 @@ macro_rules! for_each_case {
     };
 }
 
-#[cfg(feature = "tokio")]
-mod tokio_multi_thread {
-    use super::*;
-    fn run(case: Case, net: Net) {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let sp: Sp = std::sync::Arc::new(async_taskpool::runtime::TokioSpawner::from_handle(
-            rt.handle().clone(),
-        ));
-        rt.block_on(guarded(case, sp, net));
-    }
-    for_each_case!(super::run);
+/// One module per runtime flavour compiled in, running every case there over TCP and Unix.
+macro_rules! flavour_modules {
+    ($($feature:literal $flavour:ident),* $(,)?) => {
+        $(
+            #[cfg(feature = $feature)]
+            mod $flavour {
+                use super::*;
+                fn run(case: Case, net: Net) {
+                    flavour::$flavour(|sp| guarded(case, sp, net));
+                }
+                for_each_case!(super::run);
+            }
+        )*
+    };
 }
 
-#[cfg(feature = "tokio")]
-mod tokio_current_thread {
-    use super::*;
-    fn run(case: Case, net: Net) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let sp: Sp = std::sync::Arc::new(async_taskpool::runtime::TokioSpawner::from_handle(
-            rt.handle().clone(),
-        ));
-        rt.block_on(guarded(case, sp, net));
-    }
-    for_each_case!(super::run);
-}
-
-#[cfg(feature = "smol")]
-mod smol_global {
-    use super::*;
-    fn run(case: Case, net: Net) {
-        let sp: Sp = std::sync::Arc::new(async_taskpool::runtime::SmolSpawner::global());
-        smol::block_on(guarded(case, sp, net));
-    }
-    for_each_case!(super::run);
-}
-
-#[cfg(feature = "smol")]
-mod smol_own_executor {
-    use super::*;
-    fn run(case: Case, net: Net) {
-        let ex = std::sync::Arc::new(smol::Executor::new());
-        let sp: Sp = std::sync::Arc::new(async_taskpool::runtime::SmolSpawner::from_executor(
-            ex.clone(),
-        ));
-        smol::block_on(ex.run(guarded(case, sp, net)));
-    }
-    for_each_case!(super::run);
-}
-
-#[cfg(feature = "async-std")]
-mod async_std_global {
-    use super::*;
-    #[allow(deprecated)]
-    fn run(case: Case, net: Net) {
-        let sp: Sp = std::sync::Arc::new(async_taskpool::runtime::AsyncStdSpawner::new());
-        async_std::task::block_on(guarded(case, sp, net));
-    }
-    for_each_case!(super::run);
-}
+flavour_modules!(
+    "tokio" tokio_multi_thread,
+    "tokio" tokio_current_thread,
+    "smol" smol_global,
+    "smol" smol_own_executor,
+    "async-std" async_std_global,
+);
 
 /// A saturated executor must not starve the server: both tokio workers are blocked by pool
 /// tasks, and the server still answers (and resizes the pool).

@@ -3,22 +3,13 @@
 //! runtime and flavour compiled in. The cases are in `hazards/cases.rs`.
 #![cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
 
+#[macro_use]
 #[path = "conformance/support.rs"]
 #[allow(dead_code)]
 mod support;
 
 #[path = "hazards/cases.rs"]
 mod cases;
-
-use support::{Case, Sp, WATCHDOG};
-
-async fn guarded(case: Case, sp: Sp) {
-    let timer = sp.sleep(WATCHDOG);
-    match futures::future::select(case(sp), timer).await {
-        futures::future::Either::Left(((), _)) => {}
-        futures::future::Either::Right(_) => panic!("case did not finish within {WATCHDOG:?}"),
-    }
-}
 
 macro_rules! for_each_case {
     ($run:path) => {
@@ -48,69 +39,5 @@ macro_rules! for_each_case {
         )*
     };
 }
-#[cfg(feature = "tokio")]
-mod tokio_multi_thread {
-    use super::*;
-    fn run(case: Case) {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let sp: Sp = std::sync::Arc::new(async_taskpool::runtime::TokioSpawner::from_handle(
-            rt.handle().clone(),
-        ));
-        rt.block_on(guarded(case, sp));
-    }
-    for_each_case!(run);
-}
 
-#[cfg(feature = "tokio")]
-mod tokio_current_thread {
-    use super::*;
-    fn run(case: Case) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let sp: Sp = std::sync::Arc::new(async_taskpool::runtime::TokioSpawner::from_handle(
-            rt.handle().clone(),
-        ));
-        rt.block_on(guarded(case, sp));
-    }
-    for_each_case!(run);
-}
-
-#[cfg(feature = "smol")]
-mod smol_global {
-    use super::*;
-    fn run(case: Case) {
-        let sp: Sp = std::sync::Arc::new(async_taskpool::runtime::SmolSpawner::global());
-        smol::block_on(guarded(case, sp));
-    }
-    for_each_case!(run);
-}
-
-#[cfg(feature = "smol")]
-mod smol_own_executor {
-    use super::*;
-    fn run(case: Case) {
-        let ex = std::sync::Arc::new(smol::Executor::new());
-        let sp: Sp = std::sync::Arc::new(async_taskpool::runtime::SmolSpawner::from_executor(
-            ex.clone(),
-        ));
-        smol::block_on(ex.run(guarded(case, sp)));
-    }
-    for_each_case!(run);
-}
-
-#[cfg(feature = "async-std")]
-mod async_std_global {
-    use super::*;
-    #[allow(deprecated)]
-    fn run(case: Case) {
-        let sp: Sp = std::sync::Arc::new(async_taskpool::runtime::AsyncStdSpawner::new());
-        async_std::task::block_on(guarded(case, sp));
-    }
-    for_each_case!(run);
-}
+on_every_flavour!(for_each_case);

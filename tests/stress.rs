@@ -340,44 +340,26 @@ async fn dropped_waits(sp: Sp) {
 #[test]
 fn dropped_waits_leak_nothing_tokio() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let sp: Sp = Arc::new(async_taskpool::runtime::TokioSpawner::from_handle(
-        rt.handle().clone(),
-    ));
-    rt.block_on(dropped_waits(sp));
+    support::flavour::tokio_multi_thread(dropped_waits);
 }
 
 #[cfg(feature = "smol")]
 #[test]
 fn dropped_waits_leak_nothing_smol() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let sp: Sp = Arc::new(async_taskpool::runtime::SmolSpawner::global());
-    smol::block_on(dropped_waits(sp));
+    support::flavour::smol_global(dropped_waits);
 }
 
 #[cfg(feature = "tokio")]
 #[test]
 fn stress_tokio_multi_thread() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let sp: Sp = Arc::new(async_taskpool::runtime::TokioSpawner::from_handle(
-        rt.handle().clone(),
-    ));
-    rt.block_on(stress(sp));
+    support::flavour::tokio_multi_thread(stress);
 }
 
 #[cfg(feature = "smol")]
 #[test]
 fn stress_smol_global() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let sp: Sp = Arc::new(async_taskpool::runtime::SmolSpawner::global());
-    smol::block_on(stress(sp));
+    support::flavour::smol_global(stress);
 }

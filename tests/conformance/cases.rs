@@ -734,6 +734,33 @@ pub async fn map_results_arrive_while_later_items_wait(sp: Sp) {
     assert!(group.next().await.is_none());
 }
 
+/// A group held back by the pool's limit runs its items on the worker that holds the slot,
+/// not on a fresh runtime task per item, and still lets work queued behind it take its turn.
+pub async fn a_group_held_back_by_the_limit_reuses_its_worker(sp: Sp) {
+    let (counting, spawned) = CountingSpawner::wrap(sp.clone());
+    let p = TaskPool::builder(counting).limit(1).build().unwrap();
+    let done = Arc::new(AtomicUsize::new(0));
+    let d = done.clone();
+    let group = p
+        .apply(5000, move || {
+            let d = d.clone();
+            async move {
+                d.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+        .unwrap();
+    let d = done.clone();
+    let queued_behind = p.spawn_queued(async move { d.load(Ordering::SeqCst) }).unwrap();
+    let items_before = queued_behind.await.unwrap();
+    assert!(
+        items_before < 5000,
+        "a task queued behind the group waited for all of it"
+    );
+    assert_eq!(group.join().await.unwrap().completed, 5000);
+    let n = spawned.load(Ordering::SeqCst);
+    assert!(n < 100, "{n} runtime tasks for 5000 items on one slot");
+}
+
 pub async fn map_respects_group_and_pool_limits(sp: Sp) {
     let p = limited(&sp, 3);
     let (all, g1, g2) = (

@@ -145,3 +145,130 @@ impl Counter {
         }
     }
 }
+
+/// Runs `fut` under the [`WATCHDOG`] on `sp`'s timer: a hang fails the test instead of
+/// stalling CI.
+pub async fn within_watchdog(sp: &Sp, fut: impl Future<Output = ()>) {
+    let timer = sp.sleep(WATCHDOG);
+    match futures::future::select(std::pin::pin!(fut), timer).await {
+        futures::future::Either::Left(((), _)) => {}
+        futures::future::Either::Right(_) => panic!("case did not finish within {WATCHDOG:?}"),
+    }
+}
+
+/// Runs `case` with `sp` under the [`WATCHDOG`].
+pub async fn guarded(case: Case, sp: Sp) {
+    within_watchdog(&sp.clone(), case(sp)).await
+}
+
+/// The runtime flavours the suites run on, one function each: it builds the runtime, gives
+/// `f` a spawner for it and blocks on the future `f` returns (from outside the runtime, as
+/// a `main` would).
+#[allow(dead_code)]
+pub mod flavour {
+    use super::Sp;
+    use std::future::Future;
+    use std::sync::Arc;
+
+    #[cfg(feature = "tokio")]
+    pub fn tokio_multi_thread<F: Future>(f: impl FnOnce(Sp) -> F) -> F::Output {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let handle = rt.handle().clone();
+        rt.block_on(f(Arc::new(
+            async_taskpool::runtime::TokioSpawner::from_handle(handle),
+        )))
+    }
+
+    #[cfg(feature = "tokio")]
+    pub fn tokio_current_thread<F: Future>(f: impl FnOnce(Sp) -> F) -> F::Output {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let handle = rt.handle().clone();
+        rt.block_on(f(Arc::new(
+            async_taskpool::runtime::TokioSpawner::from_handle(handle),
+        )))
+    }
+
+    #[cfg(feature = "smol")]
+    pub fn smol_global<F: Future>(f: impl FnOnce(Sp) -> F) -> F::Output {
+        smol::block_on(f(Arc::new(async_taskpool::runtime::SmolSpawner::global())))
+    }
+
+    /// A private `smol::Executor`, driven by the blocked-on thread itself.
+    #[cfg(feature = "smol")]
+    pub fn smol_own_executor<F: Future>(f: impl FnOnce(Sp) -> F) -> F::Output {
+        let ex = Arc::new(smol::Executor::new());
+        let sp = async_taskpool::runtime::SmolSpawner::from_executor(ex.clone());
+        smol::block_on(ex.run(f(Arc::new(sp))))
+    }
+
+    #[cfg(feature = "async-std")]
+    #[allow(deprecated)]
+    pub fn async_std_global<F: Future>(f: impl FnOnce(Sp) -> F) -> F::Output {
+        async_std::task::block_on(f(Arc::new(async_taskpool::runtime::AsyncStdSpawner::new())))
+    }
+}
+
+/// Emits one module per runtime flavour compiled in (named as in [`flavour`]), each with a
+/// `run(case)` that runs a [`Case`] there under the watchdog, and the tests that
+/// `$for_each_case!(run)` expands to.
+#[allow(unused_macros)]
+macro_rules! on_every_flavour {
+    ($for_each_case:ident) => {
+        on_every_flavour!(@one $for_each_case, "tokio", tokio_multi_thread);
+        on_every_flavour!(@one $for_each_case, "tokio", tokio_current_thread);
+        on_every_flavour!(@one $for_each_case, "smol", smol_global);
+        on_every_flavour!(@one $for_each_case, "smol", smol_own_executor);
+        on_every_flavour!(@one $for_each_case, "async-std", async_std_global);
+    };
+    (@one $for_each_case:ident, $feature:literal, $flavour:ident) => {
+        #[cfg(feature = $feature)]
+        mod $flavour {
+            #[allow(dead_code)]
+            pub(super) fn run(case: crate::support::Case) {
+                crate::support::flavour::$flavour(|sp| crate::support::guarded(case, sp));
+            }
+            $for_each_case!(run);
+        }
+    };
+}
+
+/// A spawner that counts the runtime tasks the pool spawns through it.
+pub struct CountingSpawner {
+    inner: Sp,
+    spawned: Arc<AtomicUsize>,
+}
+
+impl CountingSpawner {
+    /// Wraps `inner`; the counter goes up on every spawn.
+    pub fn wrap(inner: Sp) -> (Sp, Arc<AtomicUsize>) {
+        let spawned = Arc::new(AtomicUsize::new(0));
+        let sp = Arc::new(Self {
+            inner,
+            spawned: spawned.clone(),
+        });
+        (sp, spawned)
+    }
+}
+
+impl Spawner for CountingSpawner {
+    fn spawn(
+        &self,
+        fut: async_taskpool::runtime::BoxFuture,
+    ) -> Result<(), async_taskpool::runtime::SpawnError> {
+        self.spawned.fetch_add(1, Ordering::SeqCst);
+        self.inner.spawn(fut)
+    }
+    fn sleep(&self, dur: Duration) -> async_taskpool::runtime::BoxFuture {
+        self.inner.sleep(dur)
+    }
+    fn runtime_name(&self) -> &'static str {
+        self.inner.runtime_name()
+    }
+}
