@@ -225,6 +225,7 @@ impl ControlServer {
     ///
     /// Errors: [`ControlError::SocketInUse`] if a server already listens there,
     /// [`ControlError::NotASocket`] if `path` is another kind of file (it is left alone),
+    /// [`ControlError::SocketPathTooLong`] if `path` does not fit in a socket address,
     /// [`ControlError::Io`] otherwise.
     #[cfg(unix)]
     #[cfg_attr(docsrs, doc(cfg(unix)))]
@@ -500,6 +501,20 @@ pub enum ControlError {
     NotASocket {
         /// The path.
         path: PathBuf,
+    },
+    /// The path is too long for a Unix socket address (`sun_path`).
+    #[error(
+        "`{}` is {len} bytes long; a Unix socket path can be at most {max}: choose a shorter \
+         path (e.g. under /tmp or $XDG_RUNTIME_DIR)",
+        path.display()
+    )]
+    SocketPathTooLong {
+        /// The path.
+        path: PathBuf,
+        /// Its length in bytes.
+        len: usize,
+        /// The most this system allows.
+        max: usize,
     },
     /// A setting was out of range.
     #[error("invalid control server setting: {what}")]

@@ -158,6 +158,22 @@ pub(crate) fn bind_unix(path: &Path) -> Result<Listener, ControlError> {
         what: format!("{what} `{}`", path.display()),
         source: e,
     };
+    // `sun_path` holds 108 bytes on Linux (104 on the BSDs), the terminating NUL included.
+    // The socket is bound at a shorter staging path and linked into place, so a longer
+    // path would bind but not be reachable: refuse it up front.
+    const MAX: usize = if cfg!(any(target_os = "linux", target_os = "android")) {
+        107
+    } else {
+        103
+    };
+    let len = path.as_os_str().len();
+    if len > MAX {
+        return Err(ControlError::SocketPathTooLong {
+            path: path.to_owned(),
+            len,
+            max: MAX,
+        });
+    }
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if !meta.file_type().is_socket() {
             return Err(ControlError::NotASocket {
@@ -181,18 +197,26 @@ pub(crate) fn bind_unix(path: &Path) -> Result<Listener, ControlError> {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),
     };
-    let n = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let private = parent.join(format!(".tpc{}-{n}", std::process::id()));
+    // The staging path must fit in `sun_path` (~108 bytes) wherever `path` does, so its
+    // directory name is as short as can be (`.N`, 4 + digits bytes with the `/s`): never
+    // longer than a final name of 4 or more bytes. Names taken by other binds (or left by a
+    // crash) are skipped.
+    let mut tries = 0;
+    let private = loop {
+        let n = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let private = parent.join(format!(".{n}"));
+        match std::fs::DirBuilder::new().mode(0o700).create(&private) {
+            Ok(()) => break private,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tries < 1000 => tries += 1,
+            Err(e) => return Err(io_err("creating a private directory beside", e)),
+        }
+    };
     let staged = private.join("s");
-    let bound = std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&private)
-        .and_then(|()| UnixListener::bind(&staged))
-        .and_then(|l| {
-            std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))?;
-            std::fs::hard_link(&staged, path)?;
-            Ok(l)
-        });
+    let bound = UnixListener::bind(&staged).and_then(|l| {
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::hard_link(&staged, path)?;
+        Ok(l)
+    });
     let _ = std::fs::remove_file(&staged);
     let _ = std::fs::remove_dir(&private);
     let listener = match bound {

@@ -750,7 +750,9 @@ pub async fn a_group_held_back_by_the_limit_reuses_its_worker(sp: Sp) {
         })
         .unwrap();
     let d = done.clone();
-    let queued_behind = p.spawn_queued(async move { d.load(Ordering::SeqCst) }).unwrap();
+    let queued_behind = p
+        .spawn_queued(async move { d.load(Ordering::SeqCst) })
+        .unwrap();
     let items_before = queued_behind.await.unwrap();
     assert!(
         items_before < 5000,

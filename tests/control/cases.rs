@@ -630,6 +630,31 @@ pub async fn unix_socket_file_lifecycle(sp: Sp, _net: Net) {
     let err = ControlServer::new(&pool).serve_unix(&file).unwrap_err();
     assert!(matches!(err, ControlError::NotASocket { .. }), "{err}");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
+
+    // A path as long as a Unix socket's can be (107 bytes on Linux) binds too: the staging
+    // path fits as well.
+    #[cfg(target_os = "linux")]
+    {
+        let room = 107 - dir.as_os_str().len() - 1;
+        assert!(
+            room >= 4,
+            "temporary directory too deep for this check: {}",
+            dir.display()
+        );
+        let longest = dir.join("l".repeat(room));
+        assert_eq!(longest.as_os_str().len(), 107);
+        let server = ControlServer::new(&pool).serve_unix(&longest).unwrap();
+        drop(server);
+        assert!(!longest.exists());
+        let too_long = dir.join("l".repeat(room + 1));
+        let err = ControlServer::new(&pool).serve_unix(&too_long).unwrap_err();
+        assert!(
+            matches!(err, ControlError::SocketPathTooLong { len: 108, .. }),
+            "{err}"
+        );
+        assert!(!too_long.exists());
+    }
+
     let left: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name())
