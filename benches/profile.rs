@@ -1,5 +1,7 @@
-//! One pattern at a time, for profilers: `raw` (tokio spawn, then await every handle) or
-//! `queued` (`spawn_queued`, then await every handle), on tokio current-thread.
+//! One pattern at a time, for profilers, on tokio current-thread: `raw` (tokio spawn, then
+//! await every handle), `raw-loop` (spawn and await, one at a time), `exec` (`exec` in a
+//! loop), `spawn` (`spawn().await` each, then await every handle) or `queued`
+//! (`spawn_queued`, then await every handle).
 //!
 //! ```text
 //! cargo bench --bench profile --features tokio --no-run
@@ -36,6 +38,22 @@ fn main() {
             let t = Instant::now();
             if mode == "raw" {
                 let hs: Vec<_> = (0..n).map(|i| tokio::spawn(async move { i })).collect();
+                for h in hs {
+                    h.await.unwrap();
+                }
+            } else if mode == "raw-loop" {
+                for i in 0..n {
+                    tokio::spawn(async move { i }).await.unwrap();
+                }
+            } else if mode == "exec" {
+                for i in 0..n {
+                    pool.exec(async move { i }).await.unwrap();
+                }
+            } else if mode == "spawn" {
+                let mut hs = Vec::with_capacity(n as usize);
+                for i in 0..n {
+                    hs.push(pool.spawn(async move { i }).await.unwrap());
+                }
                 for h in hs {
                     h.await.unwrap();
                 }

@@ -7,6 +7,7 @@
 use crate::abort::TaskControl;
 use crate::cell::Cell;
 use crate::id::TaskName;
+use crate::idle::{Mailbox, IDLE_CAP};
 use crate::queue::Queue;
 use crate::stats::{PoolStats, TaskInfo, TaskState};
 use crate::table::IdTable;
@@ -110,6 +111,8 @@ pub(crate) struct State {
     queued: usize,
     ending: usize,
     groups: HashMap<Arc<str>, GroupEntry>,
+    /// Runtime tasks parked for the next task that starts at once, most recent last.
+    idle: Vec<Arc<Mailbox>>,
     pulling_groups: usize,
     apply_groups: u64,
     map_groups: u64,
@@ -173,6 +176,7 @@ impl Inner {
                 queued: 0,
                 ending: 0,
                 groups: HashMap::new(),
+                idle: Vec::new(),
                 pulling_groups: 0,
                 apply_groups: 0,
                 map_groups: 0,
@@ -244,7 +248,7 @@ impl Inner {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let (id, fut) = {
+        let (id, fut, parked) = {
             let mut st = self.state();
             if !accepted {
                 if let Err(e) = self.check_open(&st) {
@@ -269,17 +273,25 @@ impl Inner {
                         cancel_requested: false,
                     },
                 );
-                (id, Some(fut))
+                (id, Some(fut), st.idle.pop())
             } else {
                 cell.park(fut);
                 st.queued += 1;
                 st.queue.push(id.get(), Claim::Task(cell.clone()));
-                (id, None)
+                (id, None, None)
             }
         };
         let started = fut.is_some();
         if let Some(fut) = fut {
-            self.spawn(Box::pin(TaskFuture::new(self.clone(), id, fut, cell)));
+            let job: BoxJob = Box::pin(TaskFuture::new(self.clone(), id, fut, cell));
+            let refused = match parked {
+                Some(mailbox) => mailbox.deliver(job).err(),
+                None => Some(job),
+            };
+            // No runner parked, or it went away (its runtime shut down): spawn one.
+            if let Some(job) = refused {
+                self.spawn(job.into_future());
+            }
         }
         Ok((id, started))
     }
@@ -456,6 +468,12 @@ impl Inner {
                     } else {
                         st.slots_used -= 1;
                         futs = self.grant(&mut st);
+                        if take_next && !st.closed && st.idle.len() < IDLE_CAP {
+                            // Park this runtime task for the next task that starts at once.
+                            let (mailbox, parked) = Mailbox::park();
+                            st.idle.push(mailbox);
+                            next = Some(parked);
+                        }
                     }
                 }
                 Phase::Item => st.running -= 1,
@@ -762,11 +780,16 @@ impl Inner {
     }
 
     pub(crate) fn close(&self) {
-        let changed = {
+        let (changed, idle) = {
             let mut st = self.state();
             st.locked = true;
-            !std::mem::replace(&mut st.closed, true)
+            let changed = !std::mem::replace(&mut st.closed, true);
+            (changed, std::mem::take(&mut st.idle))
         };
+        // Nothing starts any more: parked runtime tasks end (and drop their hold on the pool).
+        for mailbox in idle {
+            mailbox.close();
+        }
         if changed {
             tracing::info!(pool = %self.name, "{} is closed", self.name);
             self.notify_changed();

@@ -89,6 +89,7 @@ mod error;
 mod group;
 mod handle;
 mod id;
+mod idle;
 mod inner;
 mod map;
 mod pool;
