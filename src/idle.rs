@@ -12,9 +12,7 @@
 //! cancelled like any task the runtime drops.
 
 use crate::sync::lock;
-use crate::task::{BoxJob, Job};
-use async_taskpool_runtime::BoxFuture;
-use std::pin::Pin;
+use crate::task::BoxJob;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
@@ -23,11 +21,12 @@ use std::task::{Context, Poll, Waker};
 /// of a producer refilling a pool between its wake-ups.
 pub(crate) const IDLE_CAP: usize = 32;
 
-/// Where a parked runner waits for its next task.
+/// Where a parked runner waits for its next task. A runner keeps its mailbox across parks, so
+/// parking allocates nothing after the first time.
 pub(crate) struct Mailbox(Mutex<Slot>);
 
 enum Slot {
-    /// Parked, with the runner's waker once it has polled.
+    /// Parked (or about to), with the runner's waker once it has polled.
     Waiting(Option<Waker>),
     /// A task was handed over; the runner has not taken it yet.
     Delivered(BoxJob),
@@ -36,18 +35,16 @@ enum Slot {
 }
 
 impl Mailbox {
-    /// A mailbox and the job that parks its runner on it.
-    pub(crate) fn park() -> (Arc<Self>, BoxJob) {
-        let mailbox = Arc::new(Self(Mutex::new(Slot::Waiting(None))));
-        let job = Box::pin(Parked(mailbox.clone()));
-        (mailbox, job)
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Self(Mutex::new(Slot::Waiting(None))))
     }
 
     /// Hands `job` to the parked runner; gives it back if the runner is gone.
     pub(crate) fn deliver(&self, job: BoxJob) -> Result<(), BoxJob> {
         let mut slot = lock(&self.0);
-        match std::mem::replace(&mut *slot, Slot::Closed) {
+        match &mut *slot {
             Slot::Waiting(waker) => {
+                let waker = waker.take();
                 *slot = Slot::Delivered(job);
                 drop(slot);
                 if let Some(w) = waker {
@@ -55,14 +52,29 @@ impl Mailbox {
                 }
                 Ok(())
             }
-            other => {
-                *slot = other;
-                Err(job)
+            Slot::Delivered(_) | Slot::Closed => Err(job),
+        }
+    }
+
+    /// The runner's side: the task handed over (the mailbox is then ready for the next
+    /// park), `None` once closed, or pending with the waker kept.
+    pub(crate) fn poll_take(&self, cx: &mut Context<'_>) -> Poll<Option<BoxJob>> {
+        let mut slot = lock(&self.0);
+        match std::mem::replace(&mut *slot, Slot::Waiting(None)) {
+            Slot::Delivered(job) => Poll::Ready(Some(job)),
+            Slot::Closed => {
+                *slot = Slot::Closed;
+                Poll::Ready(None)
+            }
+            Slot::Waiting(_) => {
+                *slot = Slot::Waiting(Some(cx.waker().clone()));
+                Poll::Pending
             }
         }
     }
 
-    /// Ends the parked runner.
+    /// Ends the parked runner; a task delivered but not yet taken is dropped, which retires
+    /// it as cancelled.
     pub(crate) fn close(&self) {
         let old = std::mem::replace(&mut *lock(&self.0), Slot::Closed);
         // Outside the lock: a dropped job retires its task, which takes the pool's lock.
@@ -71,35 +83,5 @@ impl Mailbox {
             Slot::Waiting(None) | Slot::Closed => {}
             Slot::Delivered(job) => drop(job),
         }
-    }
-}
-
-/// The job a runner runs while parked: it ends by handing over the task it was given, or with
-/// nothing when its mailbox closes.
-struct Parked(Arc<Mailbox>);
-
-impl Job for Parked {
-    fn poll_job(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<BoxJob>> {
-        let mut slot = lock(&self.0 .0);
-        match std::mem::replace(&mut *slot, Slot::Closed) {
-            Slot::Delivered(job) => Poll::Ready(Some(job)),
-            Slot::Closed => Poll::Ready(None),
-            Slot::Waiting(_) => {
-                *slot = Slot::Waiting(Some(cx.waker().clone()));
-                Poll::Pending
-            }
-        }
-    }
-
-    fn into_future(self: Pin<Box<Self>>) -> BoxFuture {
-        // A parked runner is only ever reached through a running task's chain.
-        Box::pin(std::future::ready(()))
-    }
-}
-
-impl Drop for Parked {
-    fn drop(&mut self) {
-        // Taken, closed, or dropped by the runtime: either way, nobody may deliver here now.
-        self.0.close();
     }
 }

@@ -11,7 +11,7 @@ use crate::idle::{Mailbox, IDLE_CAP};
 use crate::queue::Queue;
 use crate::stats::{PoolStats, TaskInfo, TaskState};
 use crate::table::IdTable;
-use crate::task::{BoxJob, Job, TaskFuture};
+use crate::task::{BoxJob, Job, Next, TaskFuture};
 use crate::{current, PoolError, TaskId};
 use async_taskpool_runtime::{BoxFuture, Spawner};
 use event_listener::Event;
@@ -427,52 +427,58 @@ impl Inner {
         continuing: Option<*const ()>,
         deliver: impl FnOnce() -> Option<Waker>,
     ) -> AfterItem {
-        self.retire_inner(id, outcome, false, continuing, deliver).0
+        self.retire_inner(id, outcome, None, continuing, deliver).0
     }
 
-    /// Like [`retire`](Self::retire) for a task running on its own runtime task: if the next
-    /// claim in the queue is a task, its slot and the runtime task are handed over to it.
+    /// Like [`retire`](Self::retire) for a task running on a runtime task of its own. With
+    /// `runner` (the runner's spare mailbox: it goes on if it can), the runtime task runs the
+    /// next queued task if one heads the queue (with this task's slot), or else parks for the
+    /// next task that starts at once (see [`crate::idle`]).
     pub(crate) fn retire_task(
         self: &Arc<Self>,
         id: TaskId,
         outcome: Outcome,
-        take_next: bool,
+        runner: Option<&mut Option<Arc<Mailbox>>>,
         deliver: impl FnOnce() -> Option<Waker>,
-    ) -> Option<BoxJob> {
-        self.retire_inner(id, outcome, take_next, None, deliver).1
+    ) -> Next {
+        self.retire_inner(id, outcome, runner, None, deliver).1
     }
 
     fn retire_inner(
         self: &Arc<Self>,
         id: TaskId,
         outcome: Outcome,
-        take_next: bool,
+        runner: Option<&mut Option<Arc<Mailbox>>>,
         own_group: Option<*const ()>,
         deliver: impl FnOnce() -> Option<Waker>,
-    ) -> (AfterItem, Option<BoxJob>) {
+    ) -> (AfterItem, Next) {
         let (waker, futs, entry, after, next) = {
             let mut st = self.state();
             let Some(entry) = st.tasks.remove(id.get()) else {
-                return (AfterItem::Continue, None);
+                return (AfterItem::Continue, Next::End);
             };
             let mut futs = Vec::new();
-            let mut next = None;
+            let mut next = Next::End;
             match entry.phase {
                 Phase::Running => {
                     st.running -= 1;
-                    let keep_slot = take_next
+                    let keep_slot = runner.is_some()
                         && matches!(st.queue.front(), Some(Claim::Task(_)))
                         && st.limit.is_none_or(|l| st.slots_used <= l);
                     if keep_slot {
-                        next = self.hand_over(&mut st);
+                        if let Some(job) = self.hand_over(&mut st) {
+                            next = Next::Run(job);
+                        }
                     } else {
                         st.slots_used -= 1;
                         futs = self.grant(&mut st);
-                        if take_next && !st.closed && st.idle.len() < IDLE_CAP {
+                        if let Some(spare) =
+                            runner.filter(|_| !st.closed && st.idle.len() < IDLE_CAP)
+                        {
                             // Park this runtime task for the next task that starts at once.
-                            let (mailbox, parked) = Mailbox::park();
-                            st.idle.push(mailbox);
-                            next = Some(parked);
+                            let mailbox = spare.take().unwrap_or_else(Mailbox::new);
+                            st.idle.push(mailbox.clone());
+                            next = Next::Park(mailbox);
                         }
                     }
                 }

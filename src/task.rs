@@ -8,6 +8,7 @@
 
 use crate::cell::Cell;
 use crate::current;
+use crate::idle::Mailbox;
 use crate::inner::{Inner, Outcome};
 use crate::run::outcome_of;
 use crate::{TaskError, TaskId};
@@ -25,14 +26,28 @@ pub(crate) const RUN_BUDGET: usize = 32;
 
 /// A queued task's runtime future, seen from whoever runs it.
 pub(crate) trait Job: Send {
-    /// Runs the task; when it ends, returns the next queued task handed over to this runner
-    /// (with the slot), if any.
-    fn poll_job(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<BoxJob>>;
+    /// Runs the task; when it ends, says what its runner does next. `spare` is the runner's
+    /// mailbox from an earlier park, for the pool to reuse if the runner parks again.
+    fn poll_job(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        spare: &mut Option<Arc<Mailbox>>,
+    ) -> Poll<Next>;
     /// The job as a runtime future of its own, to spawn.
     fn into_future(self: Pin<Box<Self>>) -> BoxFuture;
 }
 
 pub(crate) type BoxJob = Pin<Box<dyn Job>>;
+
+/// What a runner (a runtime task running pool tasks) does once a task ended.
+pub(crate) enum Next {
+    /// End the runtime task.
+    End,
+    /// Run this queued task, handed over with its slot.
+    Run(BoxJob),
+    /// Wait, parked in this mailbox (the pool has it), for a task that starts at once.
+    Park(Arc<Mailbox>),
+}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Step {
@@ -73,11 +88,18 @@ pin_project! {
         extra: Option<Box<Extra<F::Output>>>,
         // The task this runner runs now that its own has ended.
         next: Option<BoxJob>,
+        // Where this runner waits while parked, and its mailbox kept between parks.
+        parked: Option<Arc<Mailbox>>,
+        spare: Option<Arc<Mailbox>>,
     }
 
     impl<F: Future> PinnedDrop for TaskFuture<F> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
+            if let Some(mailbox) = this.parked.take() {
+                // Dropped while parked (runtime shutdown): nothing may be delivered here now.
+                mailbox.close();
+            }
             if *this.step != Step::Done {
                 let id = *this.id;
                 let res = this
@@ -86,7 +108,7 @@ pin_project! {
                     .and_then(|e| e.held.take())
                     .unwrap_or(Err(TaskError::Cancelled { id }));
                 // Not running any more: a handed-over task would have nobody to run it.
-                let _ = finish(this.pool, this.cell, id, res, false);
+                finish(this.pool, this.cell, id, res, None);
             }
         }
     }
@@ -106,23 +128,26 @@ where
             step: Step::Fresh,
             extra: None,
             next: None,
+            parked: None,
+            spare: None,
         }
     }
 }
 
-/// Hands the result to its handle or group and removes the task from the pool; returns the
-/// next queued task if the pool hands it (and the slot) to this runner.
+/// Hands the result to its handle or group and removes the task from the pool. With
+/// `runner` (the runner's spare mailbox; `None` when it is not going on), says what the runner
+/// does next: the next queued task, with the slot, or a park.
 fn finish<F: Future>(
     pool: &Arc<Inner>,
     cell: &Cell<F>,
     id: TaskId,
     res: Result<F::Output, TaskError>,
-    take_next: bool,
-) -> Option<BoxJob> {
+    runner: Option<&mut Option<Arc<Mailbox>>>,
+) -> Next {
     let outcome = outcome_of(&res);
     match cell.spec.as_ref().and_then(|s| s.sink.as_ref()) {
-        Some((core, seq)) => pool.retire_task(id, outcome, take_next, || core.deliver(*seq, res)),
-        None => pool.retire_task(id, outcome, take_next, || cell.deliver(res)),
+        Some((core, seq)) => pool.retire_task(id, outcome, runner, || core.deliver(*seq, res)),
+        None => pool.retire_task(id, outcome, runner, || cell.deliver(res)),
     }
 }
 
@@ -131,18 +156,22 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    fn poll_job(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<BoxJob>> {
+    fn poll_job(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        spare: &mut Option<Arc<Mailbox>>,
+    ) -> Poll<Next> {
         let _inside = current::enter(self.pool.serial, self.id);
         // User panics are caught where they happen; this catches the rest (a destructor that
         // panics when the future is dropped), so no panic reaches the executor thread. The
         // drop of this future then retires the task.
-        match catch_unwind(AssertUnwindSafe(|| self.as_mut().step(cx))) {
+        match catch_unwind(AssertUnwindSafe(|| self.as_mut().step(cx, spare))) {
             Ok(poll) => poll,
             Err(payload) => {
                 let msg = crate::error::panic_message(&*payload);
                 tracing::error!(pool = %self.pool.name, task_id = self.id.get(),
                     "a pool task panicked outside its future (in a destructor?): {msg}");
-                Poll::Ready(None)
+                Poll::Ready(Next::End)
             }
         }
     }
@@ -162,18 +191,42 @@ where
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let mut finished = 0;
         loop {
-            let handed_over = if let Some(job) = self.as_mut().project().next.as_mut() {
-                ready!(job.as_mut().poll_job(cx))
-            } else if self.step == Step::Done {
+            let this = self.as_mut().project();
+            let next = if let Some(mailbox) = this.parked.as_ref() {
+                match ready!(mailbox.poll_take(cx)) {
+                    Some(job) => {
+                        // Keep the mailbox for the next park.
+                        *this.spare = this.parked.take();
+                        Next::Run(job)
+                    }
+                    None => {
+                        *this.parked = None;
+                        return Poll::Ready(());
+                    }
+                }
+            } else if let Some(job) = this.next.as_mut() {
+                ready!(job.as_mut().poll_job(cx, this.spare))
+            } else if *this.step == Step::Done {
                 return Poll::Ready(());
             } else {
-                ready!(self.as_mut().poll_job(cx))
+                let mut spare = this.spare.take();
+                let own = self.as_mut().poll_job(cx, &mut spare);
+                *self.as_mut().project().spare = spare;
+                ready!(own)
             };
             // The job that just ended is dropped here; the one it handed over (if any) runs
             // on this runtime task next.
-            *self.as_mut().project().next = handed_over;
-            if self.next.is_none() {
-                return Poll::Ready(());
+            let this = self.as_mut().project();
+            match next {
+                Next::End => {
+                    *this.next = None;
+                    return Poll::Ready(());
+                }
+                Next::Run(job) => *this.next = Some(job),
+                Next::Park(mailbox) => {
+                    *this.next = None;
+                    *this.parked = Some(mailbox);
+                }
             }
             finished += 1;
             if finished == RUN_BUDGET {
@@ -189,7 +242,11 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    fn step(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<BoxJob>> {
+    fn step(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        spare: &mut Option<Arc<Mailbox>>,
+    ) -> Poll<Next> {
         let mut this = self.project();
         let id = *this.id;
         loop {
@@ -220,7 +277,7 @@ where
                         .and_then(|s| s.options.callbacks.clone());
                     let Some(callbacks) = callbacks else {
                         *this.step = Step::Done;
-                        return Poll::Ready(finish(this.pool, this.cell, id, res, true));
+                        return Poll::Ready(finish(this.pool, this.cell, id, res, Some(spare)));
                     };
                     this.pool.enter_callbacks(id);
                     let cancelled = outcome_of(&res) == Outcome::Cancelled;
@@ -240,9 +297,9 @@ where
                     let res = extra.held.take().expect("result held during callbacks");
                     *this.step = Step::Done;
                     // Its slot went back before the callbacks: nothing to hand over.
-                    return Poll::Ready(finish(this.pool, this.cell, id, res, false));
+                    return Poll::Ready(finish(this.pool, this.cell, id, res, None));
                 }
-                Step::Done => return Poll::Ready(None),
+                Step::Done => return Poll::Ready(Next::End),
             }
         }
     }

@@ -737,7 +737,7 @@ pub async fn map_results_arrive_while_later_items_wait(sp: Sp) {
 /// A group held back by the pool's limit runs its items on the worker that holds the slot,
 /// not on a fresh runtime task per item, and still lets work queued behind it take its turn.
 pub async fn a_group_held_back_by_the_limit_reuses_its_worker(sp: Sp) {
-    let (counting, spawned) = CountingSpawner::wrap(sp.clone());
+    let (counting, counts) = CountingSpawner::wrap(sp.clone());
     let p = TaskPool::builder(counting).limit(1).build().unwrap();
     let done = Arc::new(AtomicUsize::new(0));
     let d = done.clone();
@@ -759,8 +759,36 @@ pub async fn a_group_held_back_by_the_limit_reuses_its_worker(sp: Sp) {
         "a task queued behind the group waited for all of it"
     );
     assert_eq!(group.join().await.unwrap().completed, 5000);
-    let n = spawned.load(Ordering::SeqCst);
+    let n = counts.spawned();
     assert!(n < 100, "{n} runtime tasks for 5000 items on one slot");
+}
+
+/// A runtime task whose task ended with nothing queued parks for the next task that starts at
+/// once, and parked runtime tasks end when the pool goes away.
+pub async fn finished_runtime_tasks_park_for_the_next_task(sp: Sp) {
+    let (counting, counts) = CountingSpawner::wrap(sp.clone());
+    let p = TaskPool::new(counting);
+    for i in 0..200u32 {
+        assert_eq!(p.exec(async move { i }).await.unwrap(), i);
+    }
+    assert_eq!(counts.spawned(), 1, "exec in a loop reuses one runtime task");
+    // A producer refilling a limited pool after it drained reuses the parked ones too.
+    let (counting, refill) = CountingSpawner::wrap(sp.clone());
+    let q = TaskPool::builder(counting).limit(4).build().unwrap();
+    for round in 0..50u32 {
+        let hs: Vec<_> = (0..4)
+            .map(|i| q.spawn_queued(async move { round * 4 + i }).unwrap())
+            .collect();
+        for (i, h) in (0..).zip(hs) {
+            assert_eq!(h.await.unwrap(), round * 4 + i);
+        }
+    }
+    assert_eq!(refill.spawned(), 4, "one runtime task per slot, reused every round");
+    // Parked runtime tasks hold the pool; closing it (here: dropping it) ends them.
+    drop(p);
+    drop(q);
+    counts.all_ended().await;
+    refill.all_ended().await;
 }
 
 pub async fn map_respects_group_and_pool_limits(sp: Sp) {

@@ -93,7 +93,6 @@ impl Drop for DropFlag {
 }
 
 /// Bumps a counter when dropped: lets a test wait for a destructor that runs elsewhere.
-#[allow(dead_code)] // used by the background and threaded suites
 pub struct BumpOnDrop(pub Counter);
 impl Drop for BumpOnDrop {
     fn drop(&mut self) {
@@ -239,21 +238,45 @@ macro_rules! on_every_flavour {
     };
 }
 
-/// A spawner that counts the runtime tasks the pool spawns through it.
+/// A spawner that counts the runtime tasks the pool spawns through it, and those alive.
 pub struct CountingSpawner {
     inner: Sp,
     spawned: Arc<AtomicUsize>,
+    alive: Counter,
+}
+
+/// What a [`CountingSpawner`] counts.
+#[derive(Clone)]
+pub struct SpawnCounts {
+    spawned: Arc<AtomicUsize>,
+    /// Bumped when a runtime task's future is dropped (it finished, or its runtime dropped it).
+    dropped: Counter,
+}
+
+impl SpawnCounts {
+    /// Runtime tasks spawned so far.
+    pub fn spawned(&self) -> usize {
+        self.spawned.load(Ordering::SeqCst)
+    }
+    /// Waits until every runtime task spawned so far has ended.
+    pub async fn all_ended(&self) {
+        self.dropped.wait_for(self.spawned()).await
+    }
 }
 
 impl CountingSpawner {
-    /// Wraps `inner`; the counter goes up on every spawn.
-    pub fn wrap(inner: Sp) -> (Sp, Arc<AtomicUsize>) {
-        let spawned = Arc::new(AtomicUsize::new(0));
+    /// Wraps `inner`.
+    pub fn wrap(inner: Sp) -> (Sp, SpawnCounts) {
+        let counts = SpawnCounts {
+            spawned: Arc::new(AtomicUsize::new(0)),
+            dropped: Counter::new(),
+        };
         let sp = Arc::new(Self {
             inner,
-            spawned: spawned.clone(),
+            spawned: counts.spawned.clone(),
+            alive: counts.dropped.clone(),
         });
-        (sp, spawned)
+        (sp, counts)
     }
 }
 
@@ -263,7 +286,11 @@ impl Spawner for CountingSpawner {
         fut: async_taskpool::runtime::BoxFuture,
     ) -> Result<(), async_taskpool::runtime::SpawnError> {
         self.spawned.fetch_add(1, Ordering::SeqCst);
-        self.inner.spawn(fut)
+        let ended = BumpOnDrop(self.alive.clone());
+        self.inner.spawn(Box::pin(async move {
+            let _ended = ended;
+            fut.await
+        }))
     }
     fn sleep(&self, dur: Duration) -> async_taskpool::runtime::BoxFuture {
         self.inner.sleep(dur)
