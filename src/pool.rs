@@ -19,6 +19,8 @@ use std::sync::Arc;
 /// # Guarantees
 /// - At most [`limit`](Self::limit) tasks run at once; work that does not fit waits in one FIFO
 ///   queue and starts in submission order as room frees. Nothing waiting costs a runtime task.
+/// - Up to 32 runtime tasks whose tasks ended stay parked, holding no slot, for tasks that
+///   start at once; they end when the pool is closed (dropping its last handle closes it).
 /// - Every submitted task gets a [`TaskId`] and ends exactly once: completed, cancelled, timed
 ///   out or panicked. Its slot is released and its callbacks run whichever way it ends, even if
 ///   it is cancelled before it first runs or its runtime drops it.

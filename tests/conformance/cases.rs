@@ -771,7 +771,11 @@ pub async fn finished_runtime_tasks_park_for_the_next_task(sp: Sp) {
     for i in 0..200u32 {
         assert_eq!(p.exec(async move { i }).await.unwrap(), i);
     }
-    assert_eq!(counts.spawned(), 1, "exec in a loop reuses one runtime task");
+    assert_eq!(
+        counts.spawned(),
+        1,
+        "exec in a loop reuses one runtime task"
+    );
     // A producer refilling a limited pool after it drained reuses the parked ones too.
     let (counting, refill) = CountingSpawner::wrap(sp.clone());
     let q = TaskPool::builder(counting).limit(4).build().unwrap();
@@ -783,7 +787,11 @@ pub async fn finished_runtime_tasks_park_for_the_next_task(sp: Sp) {
             assert_eq!(h.await.unwrap(), round * 4 + i);
         }
     }
-    assert_eq!(refill.spawned(), 4, "one runtime task per slot, reused every round");
+    assert_eq!(
+        refill.spawned(),
+        4,
+        "one runtime task per slot, reused every round"
+    );
     // Parked runtime tasks hold the pool; closing it (here: dropping it) ends them.
     drop(p);
     drop(q);
