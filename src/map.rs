@@ -109,20 +109,6 @@ impl WorkerState {
     }
 }
 
-/// Returns `Pending` once after waking itself: lets the executor run other tasks.
-async fn yield_now() {
-    let mut yielded = false;
-    poll_fn(|cx| {
-        if std::mem::replace(&mut yielded, true) {
-            Poll::Ready(())
-        } else {
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    })
-    .await;
-}
-
 /// Polls the input; a panicking input counts as ended (logged), so it cannot take the
 /// worker down.
 fn poll_source<I>(source: &mut Source<I>, cx: &mut Context<'_>, group: &str) -> Poll<Option<I>> {
@@ -275,7 +261,7 @@ where
             ran += 1;
             if ran % crate::task::RUN_BUDGET == 0 {
                 w.state.wake_consumer();
-                yield_now().await;
+                crate::task::yield_now().await;
             }
             let pulled = poll_fn(|cx| self.pull(cx, &mut w.state)).await;
             let Pulled::Item(id, seq, item, more) = pulled else {

@@ -24,6 +24,20 @@ use std::task::{ready, Context, Poll};
 /// Tasks a runner may finish in one poll before it yields to its executor.
 pub(crate) const RUN_BUDGET: usize = 32;
 
+/// Returns `Pending` once after waking itself: lets the executor run its other tasks.
+pub(crate) async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if std::mem::replace(&mut yielded, true) {
+            Poll::Ready(())
+        } else {
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await;
+}
+
 /// A queued task's runtime future, seen from whoever runs it.
 pub(crate) trait Job: Send {
     /// Runs the task; when it ends, says what its runner does next. `spare` is the runner's

@@ -1,10 +1,9 @@
 use super::{BackgroundError, BackgroundTask, BackgroundTaskBuilder};
 use async_taskpool_runtime::Spawner;
 use std::fmt;
-use std::future::{poll_fn, Future};
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 /// What a [`PeriodicTask`] does when a tick could not run on time (because the previous one
@@ -292,7 +291,7 @@ async fn tick_loop<C, F>(
     loop {
         if !sleep_until(&*timer, due).await {
             // Due already (a burst): let the executor run others between back-to-back ticks.
-            yield_now().await;
+            crate::task::yield_now().await;
         }
         tick().await;
         ticks.fetch_add(1, Ordering::AcqRel);
@@ -313,19 +312,6 @@ async fn sleep_until(timer: &dyn Spawner, deadline: Instant) -> bool {
         timer.sleep(deadline - now).await;
         slept = true;
     }
-}
-
-async fn yield_now() {
-    let mut yielded = false;
-    poll_fn(|cx| {
-        if std::mem::replace(&mut yielded, true) {
-            Poll::Ready(())
-        } else {
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    })
-    .await;
 }
 
 #[cfg(test)]
