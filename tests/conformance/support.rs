@@ -171,23 +171,21 @@ pub mod flavour {
 
     #[cfg(feature = "tokio")]
     pub fn tokio_multi_thread<F: Future>(f: impl FnOnce(Sp) -> F) -> F::Output {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let handle = rt.handle().clone();
-        rt.block_on(f(Arc::new(
-            async_taskpool::runtime::TokioSpawner::from_handle(handle),
-        )))
+        let mut rt = tokio::runtime::Builder::new_multi_thread();
+        on_tokio(rt.worker_threads(2), f)
     }
 
     #[cfg(feature = "tokio")]
     pub fn tokio_current_thread<F: Future>(f: impl FnOnce(Sp) -> F) -> F::Output {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        on_tokio(&mut tokio::runtime::Builder::new_current_thread(), f)
+    }
+
+    #[cfg(feature = "tokio")]
+    fn on_tokio<F: Future>(
+        builder: &mut tokio::runtime::Builder,
+        f: impl FnOnce(Sp) -> F,
+    ) -> F::Output {
+        let rt = builder.enable_all().build().unwrap();
         let handle = rt.handle().clone();
         rt.block_on(f(Arc::new(
             async_taskpool::runtime::TokioSpawner::from_handle(handle),
