@@ -85,3 +85,86 @@ impl Mailbox {
         }
     }
 }
+
+/// A park the runner has not taken up yet. If it is dropped instead (a panic between the pool
+/// registering the mailbox and the runner parking on it), the mailbox closes, so no task is
+/// ever delivered where nobody waits: it would be spawned afresh instead.
+pub(crate) struct Parking(Option<Arc<Mailbox>>);
+
+impl Parking {
+    pub(crate) fn new(mailbox: Arc<Mailbox>) -> Self {
+        Self(Some(mailbox))
+    }
+
+    /// The runner parks on the mailbox.
+    pub(crate) fn take_up(mut self) -> Arc<Mailbox> {
+        self.0.take().expect("taken up once")
+    }
+}
+
+impl Drop for Parking {
+    fn drop(&mut self) {
+        if let Some(mailbox) = self.0.take() {
+            mailbox.close();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Mailbox, Parking};
+    use crate::task::{BoxJob, Job, Next};
+    use async_taskpool_runtime::BoxFuture;
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::task::{Context, Poll};
+
+    struct Nop;
+    impl Job for Nop {
+        fn poll_job(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &mut Option<Arc<Mailbox>>,
+        ) -> Poll<Next> {
+            Poll::Ready(Next::End)
+        }
+        fn into_future(self: Pin<Box<Self>>) -> BoxFuture {
+            Box::pin(async {})
+        }
+    }
+
+    fn job() -> BoxJob {
+        Box::pin(Nop)
+    }
+
+    #[test]
+    fn a_park_never_taken_up_refuses_deliveries() {
+        let taken = Mailbox::new();
+        let mailbox = Parking::new(taken.clone()).take_up();
+        assert!(
+            mailbox.deliver(job()).is_ok(),
+            "a parked runner takes a task"
+        );
+
+        let abandoned = Mailbox::new();
+        drop(Parking::new(abandoned.clone()));
+        assert!(
+            abandoned.deliver(job()).is_err(),
+            "the task comes back, to be spawned afresh"
+        );
+    }
+
+    #[test]
+    fn a_mailbox_is_reused_after_its_task_is_taken() {
+        let mailbox = Mailbox::new();
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(mailbox.poll_take(&mut cx).is_pending());
+        assert!(mailbox.deliver(job()).is_ok());
+        assert!(mailbox.deliver(job()).is_err(), "one task at a time");
+        assert!(matches!(mailbox.poll_take(&mut cx), Poll::Ready(Some(_))));
+        assert!(mailbox.deliver(job()).is_ok(), "ready for the next park");
+        mailbox.close();
+        assert!(matches!(mailbox.poll_take(&mut cx), Poll::Ready(None)));
+    }
+}

@@ -7,7 +7,7 @@
 use crate::abort::TaskControl;
 use crate::cell::Cell;
 use crate::id::TaskName;
-use crate::idle::{Mailbox, IDLE_CAP};
+use crate::idle::{Mailbox, Parking, IDLE_CAP};
 use crate::queue::Queue;
 use crate::stats::{PoolStats, TaskInfo, TaskState};
 use crate::table::IdTable;
@@ -478,7 +478,7 @@ impl Inner {
                             // Park this runtime task for the next task that starts at once.
                             let mailbox = spare.take().unwrap_or_else(Mailbox::new);
                             st.idle.push(mailbox.clone());
-                            next = Next::Park(mailbox);
+                            next = Next::Park(Parking::new(mailbox));
                         }
                     }
                 }

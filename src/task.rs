@@ -8,7 +8,7 @@
 
 use crate::cell::Cell;
 use crate::current;
-use crate::idle::Mailbox;
+use crate::idle::{Mailbox, Parking};
 use crate::inner::{Inner, Outcome};
 use crate::run::outcome_of;
 use crate::{TaskError, TaskId};
@@ -60,7 +60,7 @@ pub(crate) enum Next {
     /// Run this queued task, handed over with its slot.
     Run(BoxJob),
     /// Wait, parked in this mailbox (the pool has it), for a task that starts at once.
-    Park(Arc<Mailbox>),
+    Park(Parking),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -237,9 +237,9 @@ where
                     return Poll::Ready(());
                 }
                 Next::Run(job) => *this.next = Some(job),
-                Next::Park(mailbox) => {
+                Next::Park(parking) => {
                     *this.next = None;
-                    *this.parked = Some(mailbox);
+                    *this.parked = Some(parking.take_up());
                 }
             }
             finished += 1;
