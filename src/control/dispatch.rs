@@ -1,5 +1,6 @@
 //! Runs one command against the pool and returns the reply's value.
 
+use super::hangup::Hangup;
 use super::jobs::{JobCall, Jobs};
 use super::protocol::{spec, Command, ErrorKind, PoolKind, WireError, COMMANDS};
 use super::target::ControlTarget;
@@ -53,12 +54,31 @@ impl Context {
     ///
     /// The pool's waits are event listeners, not runtime futures, so `block_on` here needs
     /// no runtime and takes no executor thread, however busy the pool's executor is.
-    fn wait<T, F: Future<Output = T>>(&self, fut: F) -> Result<T, WireError> {
+    ///
+    /// With `hangup`, the wait also ends when the client hangs up; the error returned then is
+    /// never sent, as the session sees the hang-up and closes.
+    fn wait<T, F: Future<Output = T>>(
+        &self,
+        fut: F,
+        hangup: Option<&Hangup>,
+    ) -> Result<T, WireError> {
         let stop = pin!(self.stop.wait());
+        let gone = pin!(async {
+            match hangup {
+                Some(h) => h.wait().await,
+                None => std::future::pending().await,
+            }
+        });
         let fut = pin!(fut);
-        match futures_executor::block_on(select(fut, stop)) {
+        match futures_executor::block_on(select(fut, select(stop, gone))) {
             Either::Left((v, _)) => Ok(v),
-            Either::Right(_) => Err(shutting_down()),
+            // Stopping shuts the session's read side, which the watcher may see first.
+            _ if self.stop.is_stopped() => Err(shutting_down()),
+            Either::Right((Either::Left(_), _)) => Err(shutting_down()),
+            Either::Right((Either::Right(_), _)) => Err(WireError::new(
+                ErrorKind::ShuttingDown,
+                "the client hung up while the command waited",
+            )),
         }
     }
 
@@ -83,7 +103,12 @@ impl Context {
     }
 
     /// Runs `cmd`. `hello` is handled by the session, before this is ever called.
-    pub(crate) fn execute(&self, cmd: Command) -> Result<Value, WireError> {
+    /// Runs `cmd`; a command that waits on the pool also stops waiting if `hangup` fires.
+    pub(crate) fn execute(
+        &self,
+        cmd: Command,
+        hangup: Option<&Hangup>,
+    ) -> Result<Value, WireError> {
         let name = cmd.name();
         if let Some(s) = spec(name) {
             if !s.applies.to(self.target.kind()) {
@@ -153,14 +178,20 @@ impl Context {
                 .group_ids(names.iter().map(String::as_str))?
                 .into_iter()
                 .collect()),
-            Command::Flush => self.wait(async { pool.flush().await.map(|()| Value::Null) })??,
-            Command::GatherAndClose => {
-                self.wait(async { pool.gather_and_close().await.map(|()| Value::Null) })??
+            Command::Flush => {
+                self.wait(async { pool.flush().await.map(|()| Value::Null) }, hangup)??
             }
-            Command::UntilClosed => self.wait(async {
-                pool.until_closed().await;
-                Value::Bool(true)
-            })?,
+            Command::GatherAndClose => self.wait(
+                async { pool.gather_and_close().await.map(|()| Value::Null) },
+                hangup,
+            )??,
+            Command::UntilClosed => self.wait(
+                async {
+                    pool.until_closed().await;
+                    Value::Bool(true)
+                },
+                hangup,
+            )?,
             Command::Stats => json!(pool.stats()),
             Command::Tasks => json!(pool.tasks()),
             Command::Start { num } => simple()?.start(num)?.into(),

@@ -127,6 +127,9 @@ mod tests {
         fn try_clone_conn(&self) -> io::Result<Box<dyn Conn>> {
             Err(io::ErrorKind::Unsupported.into())
         }
+        fn peer_closed(&self, _: Duration) -> Option<bool> {
+            None
+        }
     }
 
     fn lines(chunks: &[&[u8]], max: usize) -> Vec<Line> {

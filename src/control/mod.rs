@@ -36,6 +36,7 @@
 
 mod client;
 mod dispatch;
+mod hangup;
 mod jobs;
 mod line;
 pub mod protocol;

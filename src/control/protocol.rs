@@ -157,6 +157,11 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<usize>>, D::
 }
 
 impl Command {
+    /// Whether the command waits on the pool (a session then watches for a hang-up).
+    pub(crate) fn waits_on_pool(&self) -> bool {
+        matches!(self, Self::Flush | Self::GatherAndClose | Self::UntilClosed)
+    }
+
     /// The command's wire name, e.g. `"pool-size"`.
     pub fn name(&self) -> &'static str {
         match self {

@@ -2,6 +2,7 @@
 //! one reply per request line.
 
 use super::dispatch::{shutting_down, Context};
+use super::hangup::Hangup;
 use super::line::{Line, LineReader};
 use super::protocol::{Command, ErrorKind, Reply, ServerInfo, WireError, PROTOCOL_VERSION};
 use super::text::{help_text, parse_line, render, Style};
@@ -29,10 +30,15 @@ enum Mode {
     Legacy,
 }
 
+/// Why a session ended when its client hung up during a waiting command.
+const HUNG_UP: &str = "client hung up while its command waited";
+
 pub(crate) struct Session<'a> {
     pub(crate) ctx: &'a Context,
     pub(crate) cfg: &'a Config,
     pub(crate) id: u64,
+    /// The client hung up while a command waited (see [`Hangup`]).
+    pub(crate) hung_up: std::cell::Cell<bool>,
 }
 
 impl Session<'_> {
@@ -112,12 +118,15 @@ impl Session<'_> {
             match mode {
                 Mode::Json => {
                     let (id, result) = match Command::from_line(&line) {
-                        Ok((id, cmd)) => (id, self.execute(cmd)),
+                        Ok((id, cmd)) => (id, self.execute(conn, cmd)),
                         Err(e) => {
                             let id = e.id.clone();
                             (id, Err(e))
                         }
                     };
+                    if self.hung_up.get() {
+                        return Ok(HUNG_UP);
+                    }
                     let mut reply = Reply::from(result);
                     match &mut reply {
                         Reply::Ok { id: slot, .. } | Reply::Error { id: slot, .. } => *slot = id,
@@ -140,9 +149,12 @@ impl Session<'_> {
                                 command.as_deref(),
                             ))),
                         ),
-                        Ok(Some(cmd)) => (cmd.name(), self.execute(cmd)),
+                        Ok(Some(cmd)) => (cmd.name(), self.execute(conn, cmd)),
                         Err(e) => ("", Err(e)),
                     };
+                    if self.hung_up.get() {
+                        return Ok(HUNG_UP);
+                    }
                     let mut stopping = false;
                     if let Err(e) = &result {
                         let reply = Reply::from(e.clone());
@@ -158,9 +170,19 @@ impl Session<'_> {
         }
     }
 
-    fn execute(&self, cmd: Command) -> Result<Value, WireError> {
+    fn execute(&self, conn: &dyn Conn, cmd: Command) -> Result<Value, WireError> {
         tracing::debug!(session = self.id, command = cmd.name(), "control command");
-        self.ctx.execute(cmd)
+        let hangup = cmd
+            .waits_on_pool()
+            .then(|| Hangup::watch(conn, self.id))
+            .flatten();
+        let result = self.ctx.execute(cmd, hangup.as_ref());
+        // A server stopping shuts our read side, which looks like a hang-up from here: then
+        // the client is still there, and is told why the session ends.
+        if hangup.as_ref().is_some_and(Hangup::is_gone) && !self.ctx.stop.is_stopped() {
+            self.hung_up.set(true);
+        }
+        result
     }
 
     fn log_error(&self, reply: &Reply) {

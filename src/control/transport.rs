@@ -13,6 +13,34 @@ pub(crate) trait Conn: Read + Write + Send + 'static {
     fn shutdown_both(&self);
     fn shutdown_read(&self);
     fn try_clone_conn(&self) -> io::Result<Box<dyn Conn>>;
+    /// Waits up to `wait` for the peer to hang up, consuming nothing: `Some(true)` if it
+    /// closed its end (or the connection broke), `Some(false)` if it sent data instead,
+    /// `None` if neither happened in time.
+    fn peer_closed(&self, wait: Duration) -> Option<bool>;
+}
+
+/// [`Conn::peer_closed`] on unix: `poll` for readability, then peek one byte without waiting.
+#[cfg(unix)]
+fn peer_closed(fd: std::os::fd::BorrowedFd<'_>, wait: Duration) -> Option<bool> {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    use rustix::io::Errno;
+    use rustix::net::{recv, RecvFlags};
+    let timeout = Timespec {
+        tv_sec: wait.as_secs().try_into().unwrap_or(i64::MAX as _),
+        tv_nsec: wait.subsec_nanos().into(),
+    };
+    match poll(&mut [PollFd::new(&fd, PollFlags::IN)], Some(&timeout)) {
+        Ok(0) | Err(Errno::INTR) => return None,
+        Ok(_) => {}
+        Err(_) => return Some(true),
+    }
+    let mut byte = [0u8; 1];
+    match recv(fd, &mut byte, RecvFlags::PEEK | RecvFlags::DONTWAIT) {
+        Ok((0, _)) => Some(true),
+        Ok(_) => Some(false),
+        Err(Errno::AGAIN | Errno::INTR) => None,
+        Err(_) => Some(true),
+    }
 }
 
 impl Conn for TcpStream {
@@ -30,6 +58,16 @@ impl Conn for TcpStream {
     }
     fn try_clone_conn(&self) -> io::Result<Box<dyn Conn>> {
         Ok(Box::new(self.try_clone()?))
+    }
+    #[cfg(unix)]
+    fn peer_closed(&self, wait: Duration) -> Option<bool> {
+        peer_closed(std::os::fd::AsFd::as_fd(self), wait)
+    }
+    /// Not watched off unix: the session notices when it next writes.
+    #[cfg(not(unix))]
+    fn peer_closed(&self, wait: Duration) -> Option<bool> {
+        std::thread::sleep(wait);
+        None
     }
 }
 
@@ -49,6 +87,9 @@ impl Conn for std::os::unix::net::UnixStream {
     }
     fn try_clone_conn(&self) -> io::Result<Box<dyn Conn>> {
         Ok(Box::new(self.try_clone()?))
+    }
+    fn peer_closed(&self, wait: Duration) -> Option<bool> {
+        peer_closed(std::os::fd::AsFd::as_fd(self), wait)
     }
 }
 

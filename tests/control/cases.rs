@@ -401,6 +401,41 @@ pub async fn connection_limit_refuses_extra_clients(sp: Sp, net: Net) {
     .await;
 }
 
+/// A client that hangs up while its command waits on the pool frees its session (thread and
+/// connection slot) at once, not when the pool closes.
+pub async fn client_hanging_up_mid_wait_frees_its_slot(sp: Sp, net: Net) {
+    let pool = TaskPool::new(sp.clone());
+    let served = Served::start(ControlServer::new(&pool).max_connections(1), net);
+    let open = pool.clone();
+    off(move || {
+        let mut a = served.session();
+        a.send_raw(b"{\"cmd\":\"until-closed\"}\n");
+        drop(a);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut b = served.connect();
+            // A refused client may find the socket closed before its hello is written.
+            let _ =
+                std::io::Write::write_all(&mut b.writer, b"{\"cmd\":\"hello\",\"version\":1}\n");
+            let first: Value = b
+                .recv()
+                .map_or(Value::Null, |l| serde_json::from_str(&l).unwrap());
+            if first["status"] == "ok" {
+                assert_eq!(b.ok(r#"{"cmd":"is-locked"}"#), false);
+                break;
+            }
+            assert!(first.is_null() || first["kind"] == "busy", "{first}");
+            assert!(
+                Instant::now() < deadline,
+                "a client that hung up mid-wait kept its slot"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!open.is_closed());
+    })
+    .await;
+}
+
 pub async fn stalled_client_blocks_nobody(sp: Sp, net: Net) {
     let pool = TaskPool::new(sp.clone());
     let served = Served::start(
