@@ -141,6 +141,26 @@ impl Served {
         w
     }
 
+    /// A session, once the server has a free slot: retries while it answers `busy` (or
+    /// closes first), for up to 20 s; `why` says which slot should have been freed.
+    pub fn session_when_free(&self, why: &str) -> Wire {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut w = self.connect();
+            // A refused client may find the socket closed before its hello is written.
+            let _ = w.writer.write_all(b"{\"cmd\":\"hello\",\"version\":1}\n");
+            let first: Value = w.recv().map_or(serde_json::Value::Null, |l| {
+                serde_json::from_str(&l).unwrap()
+            });
+            if first["status"] == "ok" {
+                return w;
+            }
+            assert!(first.is_null() || first["kind"] == "busy", "{first}");
+            assert!(std::time::Instant::now() < deadline, "{why}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn shutdown(&mut self) {
         if let Some(h) = self.handle.take() {
             h.shutdown();
