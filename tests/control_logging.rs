@@ -5,31 +5,14 @@
 use async_taskpool::control::protocol::Command;
 use async_taskpool::control::{ControlClient, ControlServer};
 use async_taskpool::{runtime::SmolSpawner, TaskPool};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+#[path = "common/log_capture.rs"]
+mod log_capture;
+use log_capture::Capture;
 
 #[test]
 fn sessions_are_logged() {
-    let capture = Capture::default();
-    let sink = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_writer(move || sink.clone())
-        .finish();
+    let (subscriber, capture) = Capture::subscriber();
     tracing::subscriber::set_global_default(subscriber).unwrap();
 
     let pool = TaskPool::builder(SmolSpawner::global())
@@ -51,7 +34,7 @@ fn sessions_are_logged() {
     }
     server.shutdown(); // joins the session threads: every event is written by now
 
-    let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let text = capture.text();
     for expected in [
         "control server listening",
         "control session connected",

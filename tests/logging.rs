@@ -2,31 +2,14 @@
 #![cfg(feature = "tokio")]
 
 use async_taskpool::{runtime::TokioSpawner, TaskPool};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+#[path = "common/log_capture.rs"]
+mod log_capture;
+use log_capture::Capture;
 
 #[test]
 fn lifecycle_events_name_the_pool_and_task() {
-    let capture = Capture::default();
-    let sink = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_writer(move || sink.clone())
-        .finish();
+    let (subscriber, capture) = Capture::subscriber();
     // A current-thread runtime: every task runs on this thread, under this subscriber.
     let _guard = tracing::subscriber::set_default(subscriber);
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -54,7 +37,7 @@ fn lifecycle_events_name_the_pool_and_task() {
         pool.cancel_all();
         pool.gather_and_close().await.unwrap();
     });
-    let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let text = capture.text();
     for expected in [
         "logs initialized",
         "Started logs_Task-0",

@@ -61,76 +61,29 @@ fn check(run: Runner, strict: bool) {
 #[cfg(feature = "tokio")]
 #[test]
 fn model_tokio_multi_thread() {
-    check(
-        |case| {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            let sp: Sp = std::sync::Arc::new(async_taskpool::runtime::TokioSpawner::from_handle(
-                rt.handle().clone(),
-            ));
-            rt.block_on(case(sp));
-        },
-        false,
-    );
+    check(support::flavour::tokio_multi_thread, false);
 }
 
 #[cfg(feature = "tokio")]
 #[test]
 fn model_tokio_current_thread() {
-    check(
-        |case| {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            let sp: Sp = std::sync::Arc::new(async_taskpool::runtime::TokioSpawner::from_handle(
-                rt.handle().clone(),
-            ));
-            rt.block_on(case(sp));
-        },
-        true,
-    );
+    check(support::flavour::tokio_current_thread, true);
 }
 
 #[cfg(feature = "smol")]
 #[test]
 fn model_smol_global() {
-    check(
-        |case| {
-            let sp: Sp = std::sync::Arc::new(async_taskpool::runtime::SmolSpawner::global());
-            smol::block_on(case(sp));
-        },
-        false,
-    );
+    check(support::flavour::smol_global, false);
 }
 
 #[cfg(feature = "smol")]
 #[test]
 fn model_smol_own_executor() {
-    check(
-        |case| {
-            let ex = std::sync::Arc::new(smol::Executor::new());
-            let sp: Sp = std::sync::Arc::new(async_taskpool::runtime::SmolSpawner::from_executor(
-                ex.clone(),
-            ));
-            smol::block_on(ex.run(case(sp)));
-        },
-        true,
-    );
+    check(support::flavour::smol_own_executor, true);
 }
 
 #[cfg(feature = "async-std")]
 #[test]
 fn model_async_std() {
-    #[allow(deprecated)]
-    check(
-        |case| {
-            let sp: Sp = std::sync::Arc::new(async_taskpool::runtime::AsyncStdSpawner::new());
-            async_std::task::block_on(case(sp));
-        },
-        false,
-    );
+    check(support::flavour::async_std_global, false);
 }
