@@ -7,9 +7,10 @@
 //! loop, and `spawn` whenever the pool drains between submissions, reuse runtime tasks the way
 //! queued tasks already do.
 //!
-//! Parked runners end when the pool closes (which dropping its last handle does); one the
-//! runtime drops (shutdown) hands back any task just delivered to it, which is then retired as
-//! cancelled like any task the runtime drops.
+//! Parked runners end when the pool closes (which dropping its last handle does). If the
+//! runtime drops a parked runner (shutdown), a task just delivered to it is retired as
+//! cancelled, like any task the runtime drops, and the mailbox refuses further deliveries:
+//! those tasks get a runtime task of their own.
 
 use crate::sync::lock;
 use crate::task::BoxJob;
