@@ -883,6 +883,12 @@ impl Inner {
         let mut st = self.state();
         st.counters = Counters::default();
         st.groups.retain(|_, g| !(g.finished)());
+        // The registry keeps its peak capacity otherwise (thousands of finished groups).
+        let cap = st.groups.capacity();
+        if cap > 1024 && st.groups.len() < cap / 8 {
+            let keep = (cap / 4).max(st.groups.len());
+            st.groups.shrink_to(keep);
+        }
     }
 
     // ----- looking -----
