@@ -95,6 +95,13 @@ mod map;
 mod pool;
 mod queue;
 mod run;
+#[cfg(any(
+    feature = "control",
+    feature = "tokio",
+    feature = "smol",
+    feature = "async-std"
+))]
+mod signal;
 mod simple;
 mod stats;
 mod sync;

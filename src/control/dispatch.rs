@@ -4,41 +4,27 @@ use super::hangup::Hangup;
 use super::jobs::{JobCall, Jobs};
 use super::protocol::{spec, Command, ErrorKind, PoolKind, WireError, COMMANDS};
 use super::target::ControlTarget;
-use event_listener::Event;
+use crate::signal::Signal;
 use futures_util::future::{select, Either};
 use serde_json::{json, Value};
 use std::future::Future;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The server's stop signal: set once, wakes every waiting session.
 #[derive(Default)]
-pub(crate) struct StopSignal {
-    stopped: AtomicBool,
-    event: Event,
-}
+pub(crate) struct StopSignal(Signal);
 
 impl StopSignal {
     pub(crate) fn stop(&self) {
-        self.stopped.store(true, Ordering::SeqCst);
-        self.event.notify(usize::MAX);
+        self.0.set();
     }
 
     pub(crate) fn is_stopped(&self) -> bool {
-        self.stopped.load(Ordering::SeqCst)
+        self.0.is_set()
     }
 
     async fn wait(&self) {
-        loop {
-            if self.is_stopped() {
-                return;
-            }
-            let l = self.event.listen();
-            if self.is_stopped() {
-                return;
-            }
-            l.await;
-        }
+        self.0.wait().await
     }
 }
 

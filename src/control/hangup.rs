@@ -7,7 +7,7 @@
 //! more lines meanwhile is alive: the watcher stops, and those lines are read after the reply.
 
 use super::transport::Conn;
-use event_listener::Event;
+use crate::signal::Signal;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,9 +18,8 @@ const POLL: Duration = Duration::from_millis(100);
 
 #[derive(Default)]
 struct Shared {
-    gone: AtomicBool,
+    gone: Signal,
     done: AtomicBool,
-    event: Event,
 }
 
 /// Watches one waiting command's connection; dropping it stops the watch.
@@ -41,8 +40,7 @@ impl Hangup {
                         None => {}
                         Some(false) => return,
                         Some(true) => {
-                            s.gone.store(true, Ordering::SeqCst);
-                            s.event.notify(usize::MAX);
+                            s.gone.set();
                             return;
                         }
                     }
@@ -53,21 +51,12 @@ impl Hangup {
     }
 
     pub(crate) fn is_gone(&self) -> bool {
-        self.0.gone.load(Ordering::SeqCst)
+        self.0.gone.is_set()
     }
 
     /// Resolves once the client has hung up.
     pub(crate) async fn wait(&self) {
-        loop {
-            if self.is_gone() {
-                return;
-            }
-            let l = self.0.event.listen();
-            if self.is_gone() {
-                return;
-            }
-            l.await;
-        }
+        self.0.gone.wait().await
     }
 }
 

@@ -2,8 +2,8 @@
 
 use super::builder::{Hook, ThreadedPoolBuilder};
 use super::driver::Driver;
-use super::signal::Signal;
 use super::{HookError, ThreadRuntime, ThreadedError, ThreadedHandle};
+use crate::signal::Signal;
 use crate::sync::lock;
 use crate::{current, ExecError, PoolError, TaskBuilder, TaskPool};
 use futures_util::FutureExt;

@@ -8,7 +8,6 @@ mod core;
 mod driver;
 mod error;
 mod handle;
-mod signal;
 
 pub use async_pool::AsyncThreadedPool;
 pub use blocking::ThreadedPool;

@@ -1,6 +1,8 @@
 //! A one-way flag that threads can block on and tasks can await.
 
-use event_listener::{Event, Listener};
+use event_listener::Event;
+#[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
+use event_listener::Listener;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(Default)]
@@ -20,6 +22,7 @@ impl Signal {
     }
 
     /// Blocks the calling thread until the flag is set.
+    #[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
     pub(crate) fn wait_blocking(&self) {
         while !self.is_set() {
             let listener = self.event.listen();
