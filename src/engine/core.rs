@@ -10,6 +10,7 @@ use super::fifo::Fifo;
 use super::handoff::{BoxJob, Mailbox, Next, Parking, IDLE_CAP};
 use super::lanes::{GroupKey, Lane, Reserved, Turns};
 use super::lock::{lock, Locked, Rank};
+use super::slab::Slab;
 use super::table::IdTable;
 use super::user::{drop_value, Held, Owner};
 use crate::error::{PoolError, TaskError};
@@ -244,8 +245,9 @@ impl GroupState {
 
 /// What a worker does after an item.
 pub(crate) enum AfterItem {
-    /// Keep the slot and pull the group's next item.
-    Continue,
+    /// Keep the slot and go on with the group's next item: taken in the same section, unless
+    /// the worker asked for it later (it yields to its executor first).
+    Continue(Option<Pull>),
     /// Give the slot (with the runtime task) to this job.
     HandOver(BoxJob),
     /// Give the slot back and end (or park).
@@ -262,9 +264,8 @@ pub(crate) struct State {
     loose: Fifo<Held<Arc<dyn QueuedTask>>>,
     loose_in_turns: bool,
     turns: Turns,
-    groups: IdTable<GroupState>,
+    groups: Slab<GroupState>,
     names: HashMap<Arc<str>, GroupKey>,
-    next_group: u64,
     name_counters: [u64; 3],
     /// Groups not finished: `join` waits for them.
     busy_groups: usize,
@@ -279,21 +280,26 @@ pub(crate) struct State {
     ended: Ended,
 }
 
-/// Work the section found to do once the lock is released.
+/// Work the section found to do once the lock is released. Most sections make at most one
+/// wake and drop at most one value: those need no allocation; the rest is boxed.
 #[derive(Default)]
 pub(crate) struct After {
     /// The one wake most sections make (a handle's, a consumer's).
     wake: Option<Waker>,
+    /// The one user value most sections let go of.
+    trash: Option<Trash>,
+    /// Tell waiters (`join`, `flush`, `until_closed`) that something changed.
+    pub(crate) notify: bool,
+    rest: Option<Box<Rest>>,
+}
+
+#[derive(Default)]
+struct Rest {
     wakes: Vec<Waker>,
     /// Jobs to start: delivered to a parked runner, or spawned.
     starts: Vec<(BoxJob, Option<Arc<Mailbox>>)>,
-    /// User values removed from the state, dropped after unlocking (most sections remove one
-    /// at most: no allocation for it).
-    trash_one: Option<Trash>,
     trash: Vec<Trash>,
     closing: Vec<Arc<Mailbox>>,
-    /// Tell waiters (`join`, `flush`, `until_closed`) that something changed.
-    pub(crate) notify: bool,
 }
 
 /// A user value carried out of the state lock: held only to be dropped after unlocking.
@@ -305,35 +311,67 @@ pub(crate) enum Trash {
 }
 
 impl After {
+    fn rest(&mut self) -> &mut Rest {
+        self.rest.get_or_insert_with(Default::default)
+    }
+
     pub(crate) fn wake(&mut self, waker: Option<Waker>) {
         if let Some(w) = waker {
             match self.wake {
                 None => self.wake = Some(w),
-                Some(_) => self.wakes.push(w),
+                Some(_) => self.rest().wakes.push(w),
             }
         }
     }
 
     pub(crate) fn start(&mut self, job: BoxJob, mailbox: Option<Arc<Mailbox>>) {
-        self.starts.push((job, mailbox));
+        self.rest().starts.push((job, mailbox));
     }
 
     /// Parked runners to end (the pool closed).
     pub(crate) fn close_runners(&mut self, runners: Vec<Arc<Mailbox>>) {
-        self.closing.extend(runners);
+        if !runners.is_empty() {
+            self.rest().closing.extend(runners);
+        }
     }
 
     pub(crate) fn discard(&mut self, trash: Trash) {
-        match self.trash_one {
-            None => self.trash_one = Some(trash),
-            Some(_) => self.trash.push(trash),
+        match self.trash {
+            None => self.trash = Some(trash),
+            Some(_) => self.rest().trash.push(trash),
         }
     }
 
-    fn run(self, core: &Core) {
-        if let Some(w) = self.wake {
+    /// Does it all, with no lock held.
+    fn run(&mut self, core: &Core) {
+        if let Some(w) = self.wake.take() {
             w.wake();
         }
+        if let Some(t) = self.trash.take() {
+            drop_trash(t, core);
+        }
+        if let Some(rest) = self.rest.take() {
+            rest.run(core);
+        }
+        if self.notify {
+            core.notify_changed();
+        }
+    }
+}
+
+fn drop_trash(t: Trash, core: &Core) {
+    drop_value(
+        t,
+        Owner {
+            pool: &core.name,
+            task: None,
+            what: "a value the pool let go of",
+        },
+    );
+}
+
+impl Rest {
+    fn run(self, core: &Core) {
         for w in self.wakes {
             w.wake();
         }
@@ -347,21 +385,11 @@ impl After {
                 core.spawn(job.into_future());
             }
         }
-        for t in self.trash_one.into_iter().chain(self.trash) {
-            drop_value(
-                t,
-                Owner {
-                    pool: &core.name,
-                    task: None,
-                    what: "a value the pool let go of",
-                },
-            );
+        for t in self.trash {
+            drop_trash(t, core);
         }
         for m in self.closing {
             m.close(&core.name);
-        }
-        if self.notify {
-            core.notify_changed();
         }
     }
 }
@@ -390,7 +418,7 @@ impl std::ops::DerefMut for Section<'_> {
 impl Drop for Section<'_> {
     fn drop(&mut self) {
         drop(self.st.take());
-        std::mem::take(&mut self.after).run(self.core);
+        self.after.run(self.core);
     }
 }
 
@@ -469,9 +497,8 @@ impl Core {
                 loose: Fifo::default(),
                 loose_in_turns: false,
                 turns: Turns::default(),
-                groups: IdTable::default(),
+                groups: Slab::default(),
                 names: HashMap::new(),
-                next_group: 0,
                 name_counters: [0; 3],
                 busy_groups: 0,
                 idle: Vec::new(),
@@ -640,7 +667,7 @@ impl State {
     ) {
         self.running += 1;
         if let Some(key) = group {
-            if let Some(g) = self.groups.get_mut(key.0) {
+            if let Some(g) = self.groups.get_mut(key) {
                 g.items_live += 1;
             }
         }
@@ -697,7 +724,7 @@ impl State {
             Life::Ending => self.ending -= 1,
         }
         if let Some(key) = entry.group {
-            if let Some(g) = self.groups.get_mut(key.0) {
+            if let Some(g) = self.groups.get_mut(key) {
                 g.items_live -= 1;
             }
         }
@@ -727,7 +754,7 @@ impl State {
             let lane = self.turns.front()?;
             let wants = match lane {
                 Lane::Loose => !self.loose.is_empty(),
-                Lane::Group(key) => self.groups.get(key.0).is_some_and(GroupState::wants_slot),
+                Lane::Group(key) => self.groups.get(key).is_some_and(GroupState::wants_slot),
             };
             if wants {
                 return Some(lane);
@@ -736,7 +763,7 @@ impl State {
             match lane {
                 Lane::Loose => self.loose_in_turns = false,
                 Lane::Group(key) => {
-                    if let Some(g) = self.groups.get_mut(key.0) {
+                    if let Some(g) = self.groups.get_mut(key) {
                         g.in_turns = false;
                     }
                 }
@@ -762,10 +789,7 @@ impl State {
                 Some(task.launch(core, id, Seat::Slot))
             }
             Lane::Group(key) => {
-                let g = self
-                    .groups
-                    .get_mut(key.0)
-                    .expect("a group in turns is known");
+                let g = self.groups.get_mut(key).expect("a group in turns is known");
                 if let Some(waiting) = g.parked_puller.as_mut().filter(|w| w.is_some()) {
                     // A worker holding an item gets the slot.
                     after.wake(waiting.take());
@@ -776,7 +800,7 @@ impl State {
                 // A reserved item starts with its slot, as a loose task does: it counts as
                 // running from this section on.
                 let first = self.take_reserved(key);
-                let g = self.groups.get_mut(key.0).expect("checked");
+                let g = self.groups.get_mut(key).expect("checked");
                 let driver = g
                     .driver
                     .as_ref()
@@ -882,31 +906,26 @@ impl State {
         backlog: u64,
         target: usize,
     ) -> GroupKey {
-        let key = GroupKey(self.next_group);
-        self.next_group += 1;
         if let Input::Reserved(r) = &input {
             self.reserved_waiting += r.len();
         }
-        self.names.insert(name.clone(), key);
         self.busy_groups += 1;
-        self.groups.insert(
-            key.0,
-            GroupState {
-                name: name.clone(),
-                driver: None,
-                num_concurrent,
-                target: target.max(1),
-                workers: 0,
-                input,
-                parked_puller: None,
-                in_turns: false,
-                cancelled: false,
-                items_live: 0,
-                backlog,
-                unstarted_ending: 0,
-                settled: false,
-            },
-        );
+        let key = self.groups.insert(GroupState {
+            name: name.clone(),
+            driver: None,
+            num_concurrent,
+            target: target.max(1),
+            workers: 0,
+            input,
+            parked_puller: None,
+            in_turns: false,
+            cancelled: false,
+            items_live: 0,
+            backlog,
+            unstarted_ending: 0,
+            settled: false,
+        });
+        self.names.insert(name, key);
         key
     }
 
@@ -918,7 +937,7 @@ impl State {
         core: &Arc<Core>,
         after: &mut After,
     ) {
-        let g = self.groups.get_mut(key.0).expect("registered");
+        let g = self.groups.get_mut(key).expect("registered");
         g.driver = Some(Held::new(driver));
         self.join_turns(key);
         self.grant(core, after);
@@ -929,7 +948,7 @@ impl State {
     /// many items never started: `dropped` pulled ones, and, if the group was cancelled, what
     /// its input said was left.
     fn close_input(&mut self, key: GroupKey, dropped: u64, after: &mut After) {
-        let Some(g) = self.groups.get_mut(key.0) else {
+        let Some(g) = self.groups.get_mut(key) else {
             return;
         };
         if !matches!(g.input, Input::Reserved(_) | Input::Done) || dropped > 0 {
@@ -943,7 +962,7 @@ impl State {
     }
 
     fn join_turns(&mut self, key: GroupKey) {
-        let Some(g) = self.groups.get_mut(key.0) else {
+        let Some(g) = self.groups.get_mut(key) else {
             return;
         };
         if !g.in_turns && g.wants_slot() {
@@ -959,7 +978,7 @@ impl State {
     /// Whether the group is still known under its name (not cancelled, not flushed).
     pub(crate) fn group_is_named(&self, key: GroupKey) -> bool {
         self.groups
-            .get(key.0)
+            .get(key)
             .is_some_and(|g| !g.cancelled && self.names.get(&g.name) == Some(&key))
     }
 
@@ -971,7 +990,7 @@ impl State {
     /// The next item of a group for a worker holding a slot: an input to pull (checked out
     /// to the caller), a reserved id (now running), or nothing.
     pub(crate) fn next_item(&mut self, key: GroupKey, control: &Arc<dyn TaskControl>) -> Pull {
-        let Some(g) = self.groups.get_mut(key.0) else {
+        let Some(g) = self.groups.get_mut(key) else {
             return Pull::Nothing;
         };
         if g.cancelled {
@@ -998,7 +1017,7 @@ impl State {
 
     /// The group's oldest reserved id, taken out of the queue (it starts now).
     fn take_reserved(&mut self, key: GroupKey) -> Option<TaskId> {
-        let g = self.groups.get_mut(key.0)?;
+        let g = self.groups.get_mut(key)?;
         let Input::Reserved(r) = &mut g.input else {
             return None;
         };
@@ -1026,7 +1045,7 @@ impl State {
     ) -> Option<TaskId> {
         let g = self
             .groups
-            .get_mut(key.0)
+            .get_mut(key)
             .expect("a group lives while its workers do");
         if g.cancelled {
             after.discard(Trash::Input(source));
@@ -1041,7 +1060,7 @@ impl State {
         } else {
             g.input = Input::Idle(Held::new(source));
         }
-        let g = self.groups.get_mut(key.0).expect("checked");
+        let g = self.groups.get_mut(key).expect("checked");
         let more = if hint.upper == Some(0) {
             0
         } else {
@@ -1070,7 +1089,7 @@ impl State {
         core: &Arc<Core>,
         after: &mut After,
     ) -> bool {
-        let Some(g) = self.groups.get_mut(key.0) else {
+        let Some(g) = self.groups.get_mut(key) else {
             return false;
         };
         if g.cancelled {
@@ -1097,7 +1116,7 @@ impl State {
     ) -> Arrival {
         let g = self
             .groups
-            .get_mut(key.0)
+            .get_mut(key)
             .expect("a group lives while its workers do");
         if g.cancelled {
             after.discard(Trash::Input(source));
@@ -1114,12 +1133,12 @@ impl State {
         let id = self.allocate_id();
         if self.has_room() && self.turns.len() == 0 {
             self.take_slot();
-            self.groups.get_mut(key.0).expect("checked").workers += 1;
+            self.groups.get_mut(key).expect("checked").workers += 1;
             self.insert_running(id, control.clone(), Seat::Worker, Some(key));
             return Arrival::Slot(id);
         }
         self.waiting_items += 1;
-        let g = self.groups.get_mut(key.0).expect("checked");
+        let g = self.groups.get_mut(key).expect("checked");
         g.items_live += 1;
         g.parked_puller = Some(Some(waker.clone()));
         self.table.insert(
@@ -1140,7 +1159,7 @@ impl State {
     /// cancelled (the item now ends, without a slot), `None` to keep waiting.
     pub(crate) fn poll_turn(&mut self, key: GroupKey, id: TaskId, waker: &Waker) -> Option<bool> {
         let cancelled = self.table.get(id.get()).is_none_or(|e| e.cancel_requested);
-        let g = self.groups.get_mut(key.0)?;
+        let g = self.groups.get_mut(key)?;
         match &mut g.parked_puller {
             Some(None) => {
                 g.parked_puller = None;
@@ -1168,7 +1187,7 @@ impl State {
 
     /// A worker waiting on its pending input polls again: whether the group was cancelled.
     pub(crate) fn still_waiting_on_input(&mut self, key: GroupKey, waker: &Waker) -> bool {
-        let Some(g) = self.groups.get_mut(key.0) else {
+        let Some(g) = self.groups.get_mut(key) else {
             return false;
         };
         if g.cancelled {
@@ -1185,11 +1204,13 @@ impl State {
     pub(crate) fn after_item(
         &mut self,
         key: GroupKey,
+        take_next: bool,
+        control: &Arc<dyn TaskControl>,
         core: &Arc<Core>,
         after: &mut After,
         spare: &mut Option<Arc<Mailbox>>,
     ) -> AfterItem {
-        let (has_input, cancelled) = match self.groups.get(key.0) {
+        let (has_input, cancelled) = match self.groups.get(key) {
             Some(g) => (g.has_input(), g.cancelled),
             None => (false, true),
         };
@@ -1198,9 +1219,11 @@ impl State {
                 // Its own turn, or nobody else waits: go on with the group's next item.
                 Some(Lane::Group(k)) if k == key && has_input => {
                     self.take_turn();
-                    return AfterItem::Continue;
+                    return AfterItem::Continue(take_next.then(|| self.next_item(key, control)));
                 }
-                None if has_input => return AfterItem::Continue,
+                None if has_input => {
+                    return AfterItem::Continue(take_next.then(|| self.next_item(key, control)))
+                }
                 Some(lane) => {
                     self.leave_group_slot(key, after);
                     return match self.start_turn(lane, core, after) {
@@ -1219,7 +1242,7 @@ impl State {
 
     /// A worker of the group gives up its slot and ends.
     fn leave_group_slot(&mut self, key: GroupKey, after: &mut After) {
-        if let Some(g) = self.groups.get_mut(key.0) {
+        if let Some(g) = self.groups.get_mut(key) {
             g.workers -= 1;
         }
         self.join_turns(key);
@@ -1235,7 +1258,7 @@ impl State {
         core: &Arc<Core>,
         after: &mut After,
     ) {
-        if let Some(g) = self.groups.get_mut(key.0) {
+        if let Some(g) = self.groups.get_mut(key) {
             if held.slot {
                 g.workers -= 1;
             }
@@ -1261,7 +1284,7 @@ impl State {
         after: &mut After,
     ) {
         self.enter_ending(id);
-        if let Some(g) = self.groups.get_mut(key.0) {
+        if let Some(g) = self.groups.get_mut(key) {
             g.workers -= 1;
         }
         self.release_slot(core, after);
@@ -1269,7 +1292,7 @@ impl State {
 
     /// Forgets the group's driver, turns and counts once nothing of it is left.
     fn settle_if_finished(&mut self, key: GroupKey, after: &mut After) {
-        let Some(g) = self.groups.get_mut(key.0) else {
+        let Some(g) = self.groups.get_mut(key) else {
             return;
         };
         if g.settled || !g.finished() {
@@ -1288,7 +1311,7 @@ impl State {
         let forgotten = self.names.get(&g.name).is_none_or(|k| *k != key);
         if forgotten {
             // Cancelled (its name was freed then): nothing refers to it any more.
-            self.groups.remove(key.0);
+            self.groups.remove(key);
         }
         after.notify = true;
     }
@@ -1296,7 +1319,7 @@ impl State {
     /// Cancels a group: nothing more is pulled or started, running items are asked to stop,
     /// reserved items end as cancelled, and the name is freed.
     pub(crate) fn cancel_group(&mut self, key: GroupKey, core: &Arc<Core>, after: &mut After) {
-        let Some(g) = self.groups.get_mut(key.0) else {
+        let Some(g) = self.groups.get_mut(key) else {
             return;
         };
         if g.cancelled {
@@ -1320,7 +1343,7 @@ impl State {
             Input::Reserved(mut r) => {
                 let unstarted = r.take_all();
                 self.reserved_waiting -= unstarted.len();
-                let g = self.groups.get_mut(key.0).expect("checked");
+                let g = self.groups.get_mut(key).expect("checked");
                 g.input = Input::Done;
                 g.backlog = 0;
                 g.unstarted_ending += unstarted.len();
@@ -1333,7 +1356,7 @@ impl State {
             }
             Input::Done => g.input = Input::Done,
         }
-        let g = self.groups.get_mut(key.0).expect("checked");
+        let g = self.groups.get_mut(key).expect("checked");
         if let Some(Some(w)) = &g.parked_puller {
             // It drops its item and ends when it sees the cancel.
             after.wake(Some(w.clone()));
@@ -1359,7 +1382,7 @@ impl State {
         outcome: Outcome,
         after: &mut After,
     ) {
-        if let Some(g) = self.groups.get_mut(key.0) {
+        if let Some(g) = self.groups.get_mut(key) {
             g.unstarted_ending -= n;
         }
         for _ in 0..n {
@@ -1391,7 +1414,7 @@ impl State {
     /// The start group that reserved `id` and has not started it.
     fn reserving_group(&self, id: TaskId) -> Option<GroupKey> {
         self.groups.iter().find_map(|(k, g)| match &g.input {
-            Input::Reserved(r) if r.contains(id.get()) => Some(GroupKey(k)),
+            Input::Reserved(r) if r.contains(id.get()) => Some(k),
             _ => None,
         })
     }
@@ -1414,7 +1437,7 @@ impl State {
         }
         if let Some(key) = self.reserving_group(id) {
             self.reserved_waiting -= 1;
-            let g = self.groups.get_mut(key.0).expect("found");
+            let g = self.groups.get_mut(key).expect("found");
             if let Input::Reserved(r) = &mut g.input {
                 r.take(id.get());
                 g.backlog = r.len();
@@ -1441,7 +1464,7 @@ impl State {
         after.wake(entry.control.cancel(id));
         if let (Life::Waiting, Some(key)) = (entry.life, entry.group) {
             // Its worker waits for the group's turn, not on the item.
-            if let Some(Some(Some(w))) = self.groups.get(key.0).map(|g| &g.parked_puller) {
+            if let Some(Some(Some(w))) = self.groups.get(key).map(|g| &g.parked_puller) {
                 after.wake(Some(w.clone()));
             }
         }
@@ -1491,12 +1514,12 @@ impl State {
 
     /// Cancels every task and group; forgets all groups' names.
     pub(crate) fn cancel_everything(&mut self, core: &Arc<Core>, after: &mut After) {
-        let keys: Vec<GroupKey> = self.groups.ids().into_iter().map(GroupKey).collect();
+        let keys = self.groups.keys();
         for key in keys {
             self.cancel_group(key, core, after);
         }
         // Forget finished groups too: their names are free again.
-        let finished: Vec<u64> = self
+        let finished: Vec<GroupKey> = self
             .groups
             .iter()
             .filter(|(_, g)| g.finished())
@@ -1529,7 +1552,7 @@ impl State {
     /// Forgets the counters of ended tasks and finished groups.
     pub(crate) fn forget_ended(&mut self) {
         self.ended = Ended::default();
-        let finished: Vec<u64> = self
+        let finished: Vec<GroupKey> = self
             .groups
             .iter()
             .filter(|(_, g)| g.finished())
@@ -1537,7 +1560,7 @@ impl State {
             .collect();
         for k in finished {
             if let Some(g) = self.groups.remove(k) {
-                if self.names.get(&g.name) == Some(&GroupKey(k)) {
+                if self.names.get(&g.name) == Some(&k) {
                     self.names.remove(&g.name);
                 }
             }
@@ -1562,7 +1585,7 @@ impl State {
         if let Some(GroupState {
             input: Input::Reserved(r),
             ..
-        }) = self.groups.get(key.0)
+        }) = self.groups.get(key)
         {
             ids.extend(r.iter_from(0).map(TaskId::new));
         }
@@ -1585,7 +1608,7 @@ impl State {
             .map(|(id, e)| LiveTask {
                 id: TaskId::new(id),
                 name: e.control.name(),
-                group: e.group.and_then(|k| self.groups.get(k.0)).map(|g| &*g.name),
+                group: e.group.and_then(|k| self.groups.get(k)).map(|g| &*g.name),
                 state: match e.life {
                     Life::Waiting => LiveState::Queued,
                     Life::Running(_) => LiveState::Running,

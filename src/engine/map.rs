@@ -422,6 +422,8 @@ enum Got<I> {
     CancelledBeforeStart(TaskId, u64, I),
     /// Nothing: the worker ends, and its runner does this next.
     Done(Next),
+    /// Go around again with this.
+    Again(Pull),
 }
 
 /// A worker: pulls and runs its group's items while it holds its slot.
@@ -440,6 +442,8 @@ where
     w.polled = true;
     let core = w.core.clone();
     let control: Arc<dyn TaskControl> = abort.clone();
+    // The next item, when the section that ended the last one took it too.
+    let mut pulled: Option<Pull> = None;
     let mut ran = 0usize;
     loop {
         // Ready items would otherwise run back to back in one poll and starve the executor's
@@ -451,12 +455,13 @@ where
         }
         let got = match first.take() {
             Some(id) => Got::Item(id, 0, group.reserved_item()),
-            None => next_item(&group, &core, &control, &mut w).await,
+            None => next_item(&group, &core, &control, &mut w, pulled.take()).await,
         };
         let (id, seq, item, start) = match got {
             Got::Item(id, seq, item) => (id, seq, item, true),
             Got::CancelledBeforeStart(id, seq, item) => (id, seq, item, false),
             Got::Done(next) => return next,
+            Got::Again(_) => unreachable!("next_item goes around itself"),
         };
         let mut guard = ItemGuard {
             results: &group.results,
@@ -505,7 +510,10 @@ where
             }
             st.retire(id, outcome, after);
             if w.held.slot {
-                st.after_item(group.key, c, after, &mut None)
+                // Every RUN_BUDGET items the worker yields before its next one: it takes that
+                // one after the yield, not now, so no other worker finds the input held.
+                let take_next = ran % RUN_BUDGET != RUN_BUDGET - 1;
+                st.after_item(group.key, take_next, &control, c, after, &mut None)
             } else {
                 st.worker_gone(group.key, w.held, c, after);
                 AfterItem::Leave(Next::End)
@@ -514,7 +522,7 @@ where
         log_end(&core.name, None, id, outcome);
         drop_value(unwanted, owner(&core.name, id));
         match decision {
-            AfterItem::Continue => {}
+            AfterItem::Continue(next) => pulled = next,
             AfterItem::HandOver(job) => {
                 w.ended();
                 return Next::Run(job);
@@ -581,13 +589,17 @@ async fn next_item<I, F, T>(
     core: &Arc<Core>,
     control: &Arc<dyn TaskControl>,
     w: &mut WorkerGuard,
+    mut pulled: Option<Pull>,
 ) -> Got<I>
 where
     I: Send + 'static,
 {
     let mut busy = 0;
     loop {
-        let pull = core.section().next_item(group.key, control);
+        let pull = match pulled.take() {
+            Some(pull) => pull,
+            None => core.section().next_item(group.key, control),
+        };
         match pull {
             Pull::Reserved(id) => return Got::Item(id, 0, group.reserved_item()),
             Pull::Source(any) => {
@@ -603,32 +615,51 @@ where
                 w.wake_consumer();
                 yield_now().await;
             }
-            Pull::Busy | Pull::Nothing => {
-                if let Some(next) = leave(group.key, core, w) {
-                    return Got::Done(next);
-                }
-            }
+            Pull::Busy | Pull::Nothing => match leave(group.key, core, control, w) {
+                Ok(next) => return Got::Done(next),
+                Err(pull) => pulled = Some(pull),
+            },
         }
     }
 }
 
-/// The scheduler's word for a worker with no item: go on (`None`), hand over or leave.
-fn leave(key: GroupKey, core: &Arc<Core>, w: &mut WorkerGuard) -> Option<Next> {
+/// The scheduler's word for a worker with no item: hand over or leave (`Ok`), or go on
+/// with the item it took (`Err`).
+fn leave(
+    key: GroupKey,
+    core: &Arc<Core>,
+    control: &Arc<dyn TaskControl>,
+    w: &mut WorkerGuard,
+) -> Result<Next, Pull> {
     let decision = {
         let mut s = core.section();
         let (st, after, c) = s.split();
-        st.after_item(key, c, after, &mut None)
+        st.after_item(key, true, control, c, after, &mut None)
     };
     match decision {
-        AfterItem::Continue => None,
+        AfterItem::Continue(pull) => Err(pull.expect("taken now")),
         AfterItem::HandOver(job) => {
             w.ended();
-            Some(Next::Run(job))
+            Ok(Next::Run(job))
         }
         AfterItem::Leave(next) => {
             w.ended();
-            Some(next)
+            Ok(next)
         }
+    }
+}
+
+/// A worker that found nothing to run asks the scheduler: leave, or go around again with
+/// what it was handed.
+fn leave_or_again<I>(
+    key: GroupKey,
+    core: &Arc<Core>,
+    control: &Arc<dyn TaskControl>,
+    w: &mut WorkerGuard,
+) -> Got<I> {
+    match leave(key, core, control, w) {
+        Ok(next) => Got::Done(next),
+        Err(pull) => Got::Again(pull),
     }
 }
 
@@ -685,10 +716,7 @@ where
                 _ => {
                     // Cancelled while this worker pulled: the item never starts.
                     drop_value(item, input_owner(pool));
-                    match leave(group.key, core, w) {
-                        Some(next) => Got::Done(next),
-                        None => Got::Done(Next::End),
-                    }
+                    leave_or_again(group.key, core, control, w)
                 }
             }
         }
@@ -696,10 +724,7 @@ where
             end_input(group.key, core);
             w.held.input = false;
             drop_value(source, input_owner(pool));
-            match leave(group.key, core, w) {
-                Some(next) => Got::Done(next),
-                None => Got::Done(Next::End),
-            }
+            leave_or_again(group.key, core, control, w)
         }
         Poll::Pending => wait_for_input(group, core, control, source, w).await,
     }

@@ -102,6 +102,7 @@ pub(crate) mod observe;
 pub(crate) mod poll;
 pub(crate) mod results;
 pub(crate) mod runner;
+pub(crate) mod slab;
 pub(crate) mod table;
 pub(crate) mod task;
 pub(crate) mod user;

@@ -114,10 +114,15 @@ impl<T> Results<T> {
         }
         if r.ordered {
             let idx = (seq - r.base) as usize;
-            if r.buf.len() <= idx {
-                r.buf.resize_with(idx + 1, || None);
+            if idx == r.buf.len() {
+                // The usual case: results end in input order.
+                r.buf.push_back(Some(res));
+            } else {
+                if r.buf.len() <= idx {
+                    r.buf.resize_with(idx + 1, || None);
+                }
+                r.buf[idx] = Some(res);
             }
-            r.buf[idx] = Some(res);
         } else {
             r.buf.push_back(Some(res));
         }
