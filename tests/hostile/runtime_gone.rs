@@ -20,7 +20,7 @@ mod smol_executor {
     /// (the user keeps it), let go of their spawner.
     #[test]
     fn pools_on_an_executor_no_longer_run_let_go_of_their_spawner() {
-        isolated(module_path!(), || {
+        isolated(concat!(module_path!(), "::pools_on_an_executor_no_longer_run_let_go_of_their_spawner"), || {
             let ex = Arc::new(smol::Executor::new());
             let pools = smol::block_on(ex.run(async {
                 let mut pools = Vec::new();
@@ -68,7 +68,7 @@ mod smol_executor {
     /// is dropped.
     #[test]
     fn handles_resolve_when_the_user_drops_the_executor() {
-        isolated(module_path!(), || {
+        isolated(concat!(module_path!(), "::handles_resolve_when_the_user_drops_the_executor"), || {
             let ex = Arc::new(smol::Executor::new());
             let pool = TaskPool::new(SmolSpawner::from_executor(ex.clone()));
             let started = Counter::new();
@@ -112,7 +112,7 @@ mod tokio_runtime {
     /// the callbacks, which cannot run without a runtime, ran 0 times, as documented.
     #[test]
     fn tasks_dropped_with_their_runtime_say_so() {
-        isolated(module_path!(), || {
+        isolated(concat!(module_path!(), "::tasks_dropped_with_their_runtime_say_so"), || {
             for multi_thread in [false, true] {
                 let flavour = if multi_thread { "multi-thread" } else { "current-thread" };
                 let rt = if multi_thread {
