@@ -21,9 +21,6 @@ mod support;
 #[path = "hostile/cases.rs"]
 mod cases;
 
-#[path = "hostile/runtime_gone.rs"]
-mod runtime_gone;
-
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
@@ -56,6 +53,20 @@ pub fn isolated(what: &str, body: impl FnOnce() + Send + 'static) {
         ),
     }
 }
+
+/// A plain `#[test]` whose body runs under [`isolated`], named after the function.
+macro_rules! isolated_test {
+    ($(#[$meta:meta])* fn $name:ident() $body:block) => {
+        $(#[$meta])*
+        #[test]
+        fn $name() {
+            crate::isolated(concat!(module_path!(), "::", stringify!($name)), || $body);
+        }
+    };
+}
+
+#[path = "hostile/runtime_gone.rs"]
+mod runtime_gone;
 
 macro_rules! for_each_case {
     ($run:path) => {

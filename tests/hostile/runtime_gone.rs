@@ -5,70 +5,99 @@
 #[cfg(feature = "smol")]
 mod smol_executor {
     use crate::cases::FlagSpawner;
-    use crate::isolated;
     use crate::support::Counter;
     use async_taskpool::runtime::SmolSpawner;
-    use async_taskpool::TaskPool;
+    use async_taskpool::{SimpleTaskPool, TaskPool};
     use std::future::pending;
-    use std::sync::atomic::Ordering;
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
 
-    /// Issue 10, bug 6: pools on a private smol executor leaked (2.5-4.2 KB each): closing a
-    /// pool wakes its parked runtime tasks, but an executor no longer run never polls them,
-    /// and they held the pool, which held the spawner, which held the executor. Pools used
-    /// inside `block_on(ex.run(..))`, closed and dropped after the executor stopped running
-    /// (the user keeps it), let go of their spawner.
-    #[test]
-    fn pools_on_an_executor_no_longer_run_let_go_of_their_spawner() {
-        isolated(concat!(module_path!(), "::pools_on_an_executor_no_longer_run_let_go_of_their_spawner"), || {
-            let ex = Arc::new(smol::Executor::new());
-            let pools = smol::block_on(ex.run(async {
-                let mut pools = Vec::new();
-                for _ in 0..3 {
-                    let smol = Arc::new(SmolSpawner::from_executor(ex.clone()));
-                    let (spawner, dropped) = FlagSpawner::wrap(smol);
-                    let p = TaskPool::builder(spawner).limit(4).build().unwrap();
-                    let burst: Vec<_> = (0..4)
-                        .map(|i| p.spawn_queued(async move { i }).unwrap())
-                        .collect();
-                    for h in burst {
-                        h.await.unwrap();
-                    }
-                    for i in 0..4 {
-                        assert_eq!(p.exec(async move { i }).await.unwrap(), i);
-                    }
-                    p.gather_and_close().await.unwrap();
-                    pools.push((p, dropped));
+    /// A pool left behind by [`pools_on_an_executor_no_longer_run_let_go_of_their_spawner`],
+    /// with the flag its spawner sets when dropped.
+    type Used = (Box<dyn Send>, Arc<AtomicBool>);
+
+    /// Uses pools on the executor, runs it, and returns them once it stopped running.
+    type Shape = fn(&Arc<smol::Executor<'static>>) -> Vec<Used>;
+
+    /// Pools used inside `block_on(ex.run(..))` and closed, the last thing the run does.
+    fn gathered_pools(ex: &Arc<smol::Executor<'static>>) -> Vec<Used> {
+        smol::block_on(ex.run(async {
+            let mut pools: Vec<Used> = Vec::new();
+            for _ in 0..3 {
+                let spawner = Arc::new(SmolSpawner::from_executor(ex.clone()));
+                let (spawner, dropped) = FlagSpawner::wrap(spawner);
+                let p = TaskPool::builder(spawner).limit(4).build().unwrap();
+                let burst: Vec<_> = (0..4)
+                    .map(|i| p.spawn_queued(async move { i }).unwrap())
+                    .collect();
+                for h in burst {
+                    h.await.unwrap();
                 }
-                pools
-            }));
-            // The executor is not run any more; its owner still holds it.
-            let flags: Vec<_> = pools
-                .into_iter()
-                .map(|(p, dropped)| {
-                    drop(p);
-                    dropped
-                })
-                .collect();
-            let kept: Vec<usize> = (0..flags.len())
-                .filter(|&i| !flags[i].load(Ordering::SeqCst))
-                .collect();
-            assert!(
-                kept.is_empty(),
-                "pools {kept:?} (of 0..3) still hold their spawner after they were closed and \
-                 dropped"
-            );
-            drop(ex);
-        });
+                for i in 0..4 {
+                    assert_eq!(p.exec(async move { i }).await.unwrap(), i);
+                }
+                p.gather_and_close().await.unwrap();
+                pools.push((Box::new(p), dropped));
+            }
+            pools
+        }))
     }
 
-    /// Issue 10, bug 6: a user who drops their own executor got handles and
-    /// `gather_and_close` that hung forever (the pool's spawner kept the executor, and so its
-    /// never-polled tasks, alive). They resolve, to an error, as on tokio when the runtime
-    /// is dropped.
-    #[test]
-    fn handles_resolve_when_the_user_drops_the_executor() {
-        isolated(concat!(module_path!(), "::handles_resolve_when_the_user_drops_the_executor"), || {
+    /// A `SimpleTaskPool` used inside `block_on(ex.run(..))`, its tasks stopped, the last
+    /// thing the run does.
+    fn stopped_pool(ex: &Arc<smol::Executor<'static>>) -> Vec<Used> {
+        smol::block_on(ex.run(async {
+            let spawner = Arc::new(SmolSpawner::from_executor(ex.clone()));
+            let (spawner, dropped) = FlagSpawner::wrap(spawner);
+            let s = SimpleTaskPool::builder(spawner, pending::<()>)
+                .limit(2)
+                .build()
+                .unwrap();
+            drop(s.start(2).unwrap());
+            assert_eq!(s.stop_all().len(), 2);
+            s.join().await.unwrap();
+            vec![(Box::new(s) as Box<dyn Send>, dropped)]
+        }))
+    }
+
+    isolated_test! {
+        /// Issue 10, bug 6: pools on a private smol executor leaked (2.5-4.2 KB each): closing
+        /// (or stopping) a pool wakes its parked runtime tasks, but an executor no longer run
+        /// never polls them, and they held the pool, which held the spawner, which held the
+        /// executor. Pools used inside `block_on(ex.run(..))`, closed (or stopped) and dropped
+        /// after the executor stopped running (its owner keeps it) let go of their spawner.
+        fn pools_on_an_executor_no_longer_run_let_go_of_their_spawner() {
+            let shapes: [(&str, Shape); 2] = [
+                ("gathered and closed", gathered_pools),
+                ("SimpleTaskPool stopped", stopped_pool),
+            ];
+            let mut executors = Vec::new();
+            let mut kept = Vec::new();
+            for (shape, used) in shapes {
+                let ex = Arc::new(smol::Executor::new());
+                let pools = used(&ex);
+                // The executor is not run any more; its owner still holds it.
+                for (i, (pool, dropped)) in pools.into_iter().enumerate() {
+                    drop(pool);
+                    if !dropped.load(Ordering::SeqCst) {
+                        kept.push(format!("{shape} #{i}"));
+                    }
+                }
+                executors.push(ex);
+            }
+            assert!(
+                kept.is_empty(),
+                "pools still hold their spawner once dropped: {kept:?}"
+            );
+        }
+    }
+
+    isolated_test! {
+        /// Issue 10, bug 6: a user who drops their own executor got handles and
+        /// `gather_and_close` that hung forever (the pool's spawner kept the executor, and so
+        /// its never-polled tasks, alive). They resolve, to an error, as on tokio when the
+        /// runtime is dropped.
+        fn handles_resolve_when_the_user_drops_the_executor() {
             let ex = Arc::new(smol::Executor::new());
             let pool = TaskPool::new(SmolSpawner::from_executor(ex.clone()));
             let started = Counter::new();
@@ -94,25 +123,23 @@ mod smol_executor {
                 }
                 pool.gather_and_close().await.unwrap();
             });
-        });
+        }
     }
 }
 
 #[cfg(feature = "tokio")]
 mod tokio_runtime {
-    use crate::isolated;
     use crate::support::Counter;
     use async_taskpool::runtime::TokioSpawner;
     use async_taskpool::TaskPool;
     use std::future::pending;
 
-    /// Issue 10, bug 12: with the tokio runtime dropped, every task resolved `Cancelled` (6
-    /// of 6) and its callbacks never ran, though the docs promised they would. The handles
-    /// say the runtime dropped the task (`TaskError::RuntimeDropped`, not `Cancelled`), and
-    /// the callbacks, which cannot run without a runtime, ran 0 times, as documented.
-    #[test]
-    fn tasks_dropped_with_their_runtime_say_so() {
-        isolated(concat!(module_path!(), "::tasks_dropped_with_their_runtime_say_so"), || {
+    isolated_test! {
+        /// Issue 10, bug 12: with the tokio runtime dropped, every task resolved `Cancelled` (6
+        /// of 6) and its callbacks never ran, though the docs promised they would. The handles
+        /// say the runtime dropped the task (`TaskError::RuntimeDropped`, not `Cancelled`), and
+        /// the callbacks, which cannot run without a runtime, ran 0 times, as documented.
+        fn tasks_dropped_with_their_runtime_say_so() {
             for multi_thread in [false, true] {
                 let flavour = if multi_thread { "multi-thread" } else { "current-thread" };
                 let rt = if multi_thread {
@@ -179,6 +206,6 @@ mod tokio_runtime {
                 assert_eq!(st.ended, 6, "{flavour}: {st:?}");
                 assert_eq!((st.running, st.queued, st.ending), (0, 0, 0), "{st:?}");
             }
-        });
+        }
     }
 }
