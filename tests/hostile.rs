@@ -44,17 +44,32 @@ pub fn isolated(what: &str, body: impl FnOnce() + Send + 'static) {
         Ok(()) => runner.join().expect("the case returned"),
         // The sender went away without a message: `body` panicked.
         Err(RecvTimeoutError::Disconnected) => match runner.join() {
+            Err(payload) if watchdog_fired(&*payload) => panic!(
+                "deadlock or hang: {what} did not finish within {:?} (its runtime's timer \
+                 still ran)",
+                support::WATCHDOG
+            ),
             Err(payload) => std::panic::resume_unwind(payload),
             Ok(()) => unreachable!("the case's thread ended without reporting"),
         },
         Err(RecvTimeoutError::Timeout) => panic!(
-            "deadlock or hang: {what} did not finish within {DEADLINE:?} (its runtime thread \
-             is stuck; the thread is leaked)"
+            "deadlock or hang: {what} did not finish within {DEADLINE:?} (its runtime is \
+             stuck, a thread blocked; the thread is leaked)"
         ),
     }
 }
 
+/// Whether a case's panic is its own watchdog's (see [`support::within_watchdog`]).
+fn watchdog_fired(payload: &(dyn std::any::Any + Send)) -> bool {
+    let msg = match payload.downcast_ref::<String>() {
+        Some(s) => s.as_str(),
+        None => payload.downcast_ref::<&str>().copied().unwrap_or(""),
+    };
+    msg.starts_with("case did not finish within")
+}
+
 /// A plain `#[test]` whose body runs under [`isolated`], named after the function.
+#[allow(unused_macros)] // only the tokio and smol plain tests use it
 macro_rules! isolated_test {
     ($(#[$meta:meta])* fn $name:ident() $body:block) => {
         $(#[$meta])*
