@@ -607,15 +607,29 @@ where
                 let source: Box<Source<I>> = any
                     .downcast()
                     .expect("a group's input has the group's item type");
-                return pull_from(group, core, control, source, w).await;
+                match pull_from(group, core, control, source, w).await {
+                    Got::Again(pull) => pulled = Some(pull),
+                    got => return got,
+                }
             }
-            Pull::Busy if busy < 2 => {
+            Pull::Busy if busy < 3 => {
                 // Another worker is pulling; it is done in a moment.
                 busy += 1;
                 w.wake_consumer();
                 yield_now().await;
             }
-            Pull::Busy | Pull::Nothing => match leave(group.key, core, control, w) {
+            Pull::Busy => {
+                // Still busy (its puller was descheduled): give the slot back rather than
+                // hold it idle. The group keeps its turns.
+                let next = {
+                    let mut s = core.section();
+                    let (st, after, c) = s.split();
+                    st.give_up_slot(group.key, c, after, &mut None)
+                };
+                w.ended();
+                return Got::Done(next);
+            }
+            Pull::Nothing => match leave(group.key, core, control, w) {
                 Ok(next) => return Got::Done(next),
                 Err(pull) => pulled = Some(pull),
             },
