@@ -772,6 +772,13 @@ impl State {
     /// counts one fewer). Lanes that want none leave the ring. Returns the lane's place in the
     /// ring too, for [`take_turn`](Self::take_turn).
     fn lane_up(&mut self, from: Option<Lane>) -> Option<(Lane, usize)> {
+        if self.turns.len() == 1 {
+            // One lane waits (the usual case): no shares to weigh.
+            let lane = self.turns.get(0)?;
+            if self.held_if_wanting(lane).is_some() {
+                return Some((lane, 0));
+            }
+        }
         let mut best: Option<(usize, usize, Lane)> = None;
         let mut i = 0;
         while let Some(lane) = self.turns.get(i) {
@@ -801,7 +808,9 @@ impl State {
 
     /// The lane at `place` took its turn: it moves to the back.
     fn take_turn(&mut self, place: usize) {
-        self.turns.took_turn(place);
+        if self.turns.len() > 1 {
+            self.turns.took_turn(place);
+        }
     }
 
     /// A group's worker took a slot, or gave one up.

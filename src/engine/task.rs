@@ -227,8 +227,13 @@ where
     }
 
     fn detach(&self) -> Option<Result<F::Output, TaskError>> {
+        // Before the result came, the flag alone is enough: `deliver` checks it under the
+        // lock, and a result stored in a race is released by the task's job, which still
+        // holds the cell then.
+        if self.flags.fetch_or(DETACHED, Ordering::AcqRel) & DONE == 0 {
+            return None;
+        }
         let mut inner = lock(&self.inner, Rank::Leaf);
-        self.flags.fetch_or(DETACHED, Ordering::AcqRel);
         inner.waker = None;
         match std::mem::replace(&mut inner.stage, Stage::Taken) {
             Stage::Done(res) => Some(res.map_err(|e| *e)),
