@@ -278,3 +278,49 @@ fn token_is_sent_and_a_refused_token_is_explained() {
         .unwrap();
     assert_eq!(text(&out.stdout), "false\n");
 }
+
+#[test]
+fn custom_commands_from_the_command_line() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let pool = async_taskpool::TaskPool::builder(TokioSpawner::from_handle(rt.handle().clone()))
+        .name("mailer")
+        .build()
+        .unwrap();
+    let server = ControlServer::new(&pool)
+        .command(
+            "queue-stats",
+            "Jobs waiting per queue.",
+            |args: serde_json::Value| async move {
+                match args["queue"].as_str() {
+                    Some(q) => Ok(serde_json::json!({ "queue": q, "waiting": 3 })),
+                    None => Err("give the queue: queue-stats {\"queue\": NAME}".to_owned()),
+                }
+            },
+        )
+        .serve_tcp("127.0.0.1:0")
+        .unwrap();
+    let conn = tcp_args(&server);
+    let out = ctl(&conn, &["--", "queue-stats", r#"{"queue": "mail"}"#], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "{\"queue\":\"mail\",\"waiting\":3}\n");
+    let out = ctl(&conn, &["--", "queue-stats"], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("give the queue")
+            && text(&out.stderr).contains("[command_failed]"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = ctl(&conn, &[], "help\nhelp queue-stats\n");
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("commands of this program:"), "{stdout}");
+    assert!(stdout.contains("queue-stats [ARGS_JSON]"), "{stdout}");
+    assert!(
+        stdout.contains("usage: queue-stats [ARGS_JSON]"),
+        "{stdout}"
+    );
+}

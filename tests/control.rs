@@ -52,6 +52,8 @@ macro_rules! for_each_case {
                 token_is_required_when_set,
                 python_client_text_mode,
                 shutdown_ends_waiting_sessions,
+                custom_commands,
+                custom_command_names_are_checked,
             );
         }
         #[cfg(unix)]
@@ -69,6 +71,8 @@ macro_rules! for_each_case {
                 token_is_required_when_set,
                 python_client_text_mode,
                 shutdown_ends_waiting_sessions,
+                custom_commands,
+                custom_command_names_are_checked,
                 unix_socket_file_lifecycle,
             );
         }
@@ -140,4 +144,43 @@ fn saturated_executor_does_not_starve_the_server() {
         w.ok(r#"{"cmd":"gather-and-close"}"#),
         serde_json::Value::Null
     );
+}
+
+/// A custom command's handler runs on the pool's tokio runtime: tokio's timer and sockets
+/// work inside it (they panic outside a runtime).
+#[cfg(feature = "tokio")]
+#[test]
+fn custom_command_handlers_can_use_runtime_io() {
+    use async_taskpool::control::ControlServer;
+    use serde_json::{json, Value};
+    async fn probe(_args: Value) -> Result<Value, String> {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| e.to_string())?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let (client, accepted) =
+            tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
+        client.map_err(|e| e.to_string())?;
+        accepted.map_err(|e| e.to_string())?;
+        Ok(json!({ "connected": true }))
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let pool = async_taskpool::TaskPool::new(async_taskpool::runtime::TokioSpawner::from_handle(
+        rt.handle().clone(),
+    ));
+    let mut nets = vec![Net::Tcp];
+    if cfg!(unix) {
+        nets.push(Net::Unix);
+    }
+    for net in nets {
+        let server = ControlServer::new(&pool).command("probe", "Connects with tokio.", probe);
+        let served = wire::Served::start(server, net);
+        let mut w = served.session();
+        assert_eq!(w.ok(r#"{"cmd":"probe"}"#), json!({"connected": true}));
+    }
 }

@@ -167,7 +167,7 @@ fn send(client: &mut ControlClient, out: &Output, cmd: &Command) -> Result<bool,
 }
 
 fn local_help(client: &ControlClient, command: Option<&str>) {
-    println!("{}", help_text(client.info().kind, command));
+    println!("{}", help_text(client.info(), command));
 }
 
 fn one_shot(client: &mut ControlClient, out: &Output, words: &[String]) -> u8 {

@@ -144,6 +144,8 @@ impl ControlClient {
                 kind: super::protocol::PoolKind::Task,
                 commands: Vec::new(),
                 jobs: Vec::new(),
+                job_args: Default::default(),
+                custom_commands: Vec::new(),
             },
         };
         let hello = Command::Hello {

@@ -1,8 +1,12 @@
 //! Runs one command against the pool and returns the reply's value.
 
+use super::custom::CustomCommands;
 use super::hangup::Hangup;
 use super::jobs::{JobCall, Jobs};
-use super::protocol::{spec, Command, ErrorKind, PoolKind, WireError, COMMANDS};
+use super::protocol::{
+    spec, unknown_command, Command, CommandInfo, ErrorKind, PoolKind, ServerInfo, WireError,
+    COMMANDS, PROTOCOL_VERSION,
+};
 use super::target::ControlTarget;
 use crate::signal::Signal;
 use futures_util::future::{select, Either};
@@ -32,6 +36,7 @@ impl StopSignal {
 pub(crate) struct Context {
     pub(crate) target: ControlTarget,
     pub(crate) jobs: Jobs,
+    pub(crate) custom: CustomCommands,
     pub(crate) stop: StopSignal,
 }
 
@@ -79,13 +84,69 @@ impl Context {
         )
     }
 
+    /// The built-in commands for this pool, then the program's own.
     pub(crate) fn command_names(&self) -> Vec<String> {
         let kind = self.target.kind();
         COMMANDS
             .iter()
             .filter(|c| c.applies.to(kind))
             .map(|c| c.name.to_owned())
+            .chain(self.custom.list().map(|(n, _)| n.to_owned()))
             .collect()
+    }
+
+    /// What a hello's reply says about the server, for a session of `version`.
+    pub(crate) fn info(&self, version: u32) -> ServerInfo {
+        ServerInfo {
+            server: concat!("async-taskpool ", env!("CARGO_PKG_VERSION")).to_owned(),
+            version: version.min(PROTOCOL_VERSION),
+            pool: self.target.pool().name().to_owned(),
+            kind: self.target.kind(),
+            commands: self.command_names(),
+            jobs: self.jobs.names(),
+            job_args: self.jobs.args(),
+            custom_commands: self
+                .custom
+                .list()
+                .map(|(n, s)| CommandInfo::new(n, s))
+                .collect(),
+        }
+    }
+
+    /// The `help` reply: every command, or one.
+    fn help(&self, command: Option<String>) -> Result<Value, WireError> {
+        let kind = self.target.kind();
+        let custom = |name: &str, summary: &str| {
+            json!({
+                "name": name,
+                "usage": format!("{name} [ARGS_JSON]"),
+                "summary": summary,
+                "args": [{"name": "ARGS_JSON", "doc": super::text::CUSTOM_ARGS_DOC}],
+                "custom": true,
+            })
+        };
+        let Some(name) = command else {
+            let built_in = COMMANDS
+                .iter()
+                .filter(|c| c.applies.to(kind))
+                .map(spec_json);
+            let added = self.custom.list().map(|(n, s)| custom(n, s));
+            return Ok(Value::Array(built_in.chain(added).collect()));
+        };
+        if let Some((n, s)) = self.custom.list().find(|(n, _)| *n == name) {
+            return Ok(custom(n, s));
+        }
+        let s = spec(&name).ok_or_else(|| unknown_command(&name))?;
+        let mut entry = spec_json(s);
+        if matches!(s.name, "apply" | "map") {
+            entry["jobs"] = self
+                .jobs
+                .args()
+                .into_iter()
+                .map(|(name, args)| json!({"name": name, "args": args}))
+                .collect();
+        }
+        Ok(entry)
     }
 
     /// Runs `cmd`. `hello` is handled by the session, before this is ever called.
@@ -111,19 +172,15 @@ impl Context {
                     "this session has already said hello",
                 ))
             }
-            Command::Help { command } => match command {
-                None => Value::Array(
-                    COMMANDS
-                        .iter()
-                        .filter(|c| c.applies.to(self.target.kind()))
-                        .map(spec_json)
-                        .collect(),
-                ),
-                Some(c) => match spec(&c) {
-                    Some(s) => spec_json(s),
-                    None => return Err(super::protocol::unknown_command(&c)),
-                },
-            },
+            Command::Help { command } => self.help(command)?,
+            Command::Custom { name, args } => {
+                let spawner = self.target.spawner();
+                let Some(running) = self.custom.start(&*spawner, &name, args) else {
+                    return Err(unknown_command(&name));
+                };
+                // Dropping `running` when the wait ends early cancels the handler.
+                self.wait(running.result(), hangup)??
+            }
             Command::Lock => {
                 pool.lock();
                 Value::Null

@@ -35,6 +35,7 @@
 //! runtime) and what it guarantees.
 
 mod client;
+mod custom;
 mod dispatch;
 mod hangup;
 mod jobs;
@@ -42,6 +43,7 @@ mod line;
 pub mod protocol;
 mod server;
 mod session;
+mod shape;
 mod target;
 pub mod text;
 mod transport;

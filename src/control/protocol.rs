@@ -6,6 +6,7 @@
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// The protocol version this crate speaks. A client sends the highest version it speaks in its
@@ -30,7 +31,14 @@ pub const DEFAULT_MAX_LINE: usize = 64 * 1024;
 /// assert_eq!(set, Command::PoolSize { value: Some(Some(3)) });
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "cmd", rename_all = "kebab-case", deny_unknown_fields)]
+// `remote = "Self"`: the derives become inherent functions, which the hand-written trait
+// impls below wrap to add `Custom` (whose `cmd` is the command's own name).
+#[serde(
+    remote = "Self",
+    tag = "cmd",
+    rename_all = "kebab-case",
+    deny_unknown_fields
+)]
 #[non_exhaustive]
 pub enum Command {
     /// Opens a session (first line only).
@@ -145,6 +153,63 @@ pub enum Command {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         group: Option<String>,
     },
+    /// A command the program added with
+    /// [`ControlServer::command`](super::ControlServer::command), on the wire
+    /// `{"cmd": "<name>", "args": <any JSON>}`. Any name that is not a built-in command parses
+    /// as this; the server answers `unknown_command` if it has no such command.
+    #[serde(skip)]
+    Custom {
+        /// The command's name.
+        name: String,
+        /// Its argument, any JSON (`null` when omitted).
+        args: Value,
+    },
+}
+
+impl Serialize for Command {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            Self::Custom { name, args } => {
+                let mut map = s.serialize_map(Some(2))?;
+                map.serialize_entry("cmd", name)?;
+                map.serialize_entry("args", args)?;
+                map.end()
+            }
+            _ => Self::serialize(self, s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Command {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(d)?;
+        let custom = match value.get("cmd") {
+            Some(Value::String(name)) => !is_built_in(name),
+            _ => false,
+        };
+        if !custom {
+            return Self::deserialize(value).map_err(D::Error::custom);
+        }
+        let Value::Object(mut map) = value else {
+            unreachable!("only an object has a `cmd`")
+        };
+        let Some(Value::String(name)) = map.remove("cmd") else {
+            unreachable!("checked above")
+        };
+        let args = map.remove("args").unwrap_or(Value::Null);
+        if let Some(extra) = map.keys().next() {
+            return Err(D::Error::custom(format!(
+                "unknown field `{extra}`: `{name}` takes its argument in `args`"
+            )));
+        }
+        Ok(Self::Custom { name, args })
+    }
+}
+
+/// Whether `name` is one of the protocol's own commands (`hello` included).
+pub(crate) fn is_built_in(name: &str) -> bool {
+    name == "hello" || spec(name).is_some()
 }
 
 fn one() -> usize {
@@ -159,12 +224,16 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<usize>>, D::
 impl Command {
     /// Whether the command waits on the pool (a session then watches for a hang-up).
     pub(crate) fn waits_on_pool(&self) -> bool {
-        matches!(self, Self::Flush | Self::GatherAndClose | Self::UntilClosed)
+        matches!(
+            self,
+            Self::Flush | Self::GatherAndClose | Self::UntilClosed | Self::Custom { .. }
+        )
     }
 
     /// The command's wire name, e.g. `"pool-size"`.
-    pub fn name(&self) -> &'static str {
+    pub fn name(&self) -> &str {
         match self {
+            Self::Custom { name, .. } => name,
             Self::Hello { .. } => "hello",
             Self::Help { .. } => "help",
             Self::Lock => "lock",
@@ -235,7 +304,8 @@ impl Command {
                 )),
             };
         match spec(&name) {
-            None if name != "hello" => return fail(unknown_command(&name)),
+            // Not ours: a custom command, or unknown (the server decides).
+            None if name != "hello" => {}
             // serde ignores extra fields on unit variants; refuse them like on the others.
             Some(s) if s.args.is_empty() && map.len() > 1 => {
                 let extra = map
@@ -250,7 +320,7 @@ impl Command {
             }
             _ => {}
         }
-        match Command::deserialize(Value::Object(map)) {
+        match <Command as Deserialize>::deserialize(Value::Object(map)) {
             Ok(cmd) => Ok((id, cmd)),
             Err(e) => fail(WireError::new(
                 ErrorKind::BadRequest,
@@ -261,7 +331,7 @@ impl Command {
 }
 
 fn usage(name: &str) -> String {
-    spec(name).map_or_else(|| name.to_owned(), |s| s.usage.to_owned())
+    spec(name).map_or_else(|| format!("{name} [ARGS_JSON]"), |s| s.usage.to_owned())
 }
 
 pub(crate) fn unknown_command(name: &str) -> WireError {
@@ -432,6 +502,9 @@ pub enum ErrorKind {
     UnknownJob,
     /// The job's arguments do not decode into its argument type.
     BadArgs,
+    /// A command the program added ([`ControlServer::command`](super::ControlServer::command))
+    /// returned an error, panicked or could not run.
+    CommandFailed,
     /// The pool is closed.
     Closed,
     /// The pool is locked.
@@ -468,6 +541,7 @@ const KINDS: &[(&str, ErrorKind)] = &[
     ("shutting_down", ErrorKind::ShuttingDown),
     ("unknown_job", ErrorKind::UnknownJob),
     ("bad_args", ErrorKind::BadArgs),
+    ("command_failed", ErrorKind::CommandFailed),
     ("closed", ErrorKind::Closed),
     ("locked", ErrorKind::Locked),
     ("full", ErrorKind::Full),
@@ -547,6 +621,40 @@ pub struct ServerInfo {
     pub commands: Vec<String>,
     /// The jobs registered for `apply` and `map`.
     pub jobs: Vec<String>,
+    /// Each job's argument, as the JSON it takes (e.g. `"a string"`); absent from servers
+    /// before this field existed.
+    #[serde(default)]
+    pub job_args: BTreeMap<String, String>,
+    /// The commands the program added, with their one-line help (they are also in
+    /// `commands`).
+    #[serde(default)]
+    pub custom_commands: Vec<CommandInfo>,
+}
+
+/// A command the program added to its server: its name and one line of help.
+///
+/// ```
+/// use async_taskpool::control::protocol::CommandInfo;
+/// let c: CommandInfo = serde_json::from_str(r#"{"name":"queue-stats","summary":"Job counts"}"#).unwrap();
+/// assert_eq!(c.name, "queue-stats");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct CommandInfo {
+    /// The command's name.
+    pub name: String,
+    /// What it does, in one line.
+    pub summary: String,
+}
+
+impl CommandInfo {
+    /// A command's name and summary.
+    pub fn new(name: impl Into<String>, summary: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            summary: summary.into(),
+        }
+    }
 }
 
 /// Which kind of pool a server steers.
@@ -777,11 +885,19 @@ mod tests {
         assert_eq!(kind("{"), ErrorKind::BadJson);
         assert_eq!(kind("[1]"), ErrorKind::BadRequest);
         assert_eq!(kind(r#"{"cmd":1}"#), ErrorKind::BadRequest);
-        assert_eq!(kind(r#"{"cmd":"bogus"}"#), ErrorKind::UnknownCommand);
+        // Names that are not built in parse as the program's own commands.
+        assert_eq!(
+            Command::from_line(br#"{"cmd":"bogus"}"#).unwrap().1,
+            Command::Custom {
+                name: "bogus".into(),
+                args: Value::Null
+            }
+        );
+        assert_eq!(kind(r#"{"cmd":"bogus","x":1}"#), ErrorKind::BadRequest);
         assert_eq!(kind(r#"{"cmd":"stop"}"#), ErrorKind::BadRequest);
         assert_eq!(kind(r#"{"cmd":"stop","num":-1}"#), ErrorKind::BadRequest);
         assert_eq!(kind(r#"{"cmd":"lock","extra":1}"#), ErrorKind::BadRequest);
-        let e = Command::from_line(br#"{"id":"a","cmd":"nope"}"#).unwrap_err();
+        let e = Command::from_line(br#"{"id":"a","cmd":"nope","x":1}"#).unwrap_err();
         assert_eq!(e.id, Some(Value::from("a")));
     }
 }

@@ -1,5 +1,6 @@
 //! `ControlServer` (configuration, job registry) and `ServerHandle` (a running server).
 
+use super::custom::CustomCommands;
 use super::dispatch::{Context, StopSignal};
 use super::jobs::Jobs;
 use super::protocol::{ErrorKind, WireError, DEFAULT_MAX_LINE};
@@ -77,6 +78,9 @@ use std::time::Duration;
 pub struct ControlServer {
     target: ControlTarget,
     jobs: Jobs,
+    custom: CustomCommands,
+    /// The first refused `command` registration, returned by `serve_*`.
+    refused: Option<ControlError>,
     config: Config,
     max_connections: usize,
 }
@@ -89,6 +93,8 @@ impl ControlServer {
         Self {
             target: pool.into(),
             jobs: Jobs::default(),
+            custom: CustomCommands::default(),
+            refused: None,
             config: Config {
                 token: None,
                 idle_timeout: Duration::from_secs(300),
@@ -135,6 +141,64 @@ impl ControlServer {
         self
     }
 
+    /// Adds a command that clients can call by `name`; `help` is its one-line description shown by `help`.
+    ///
+    /// On the wire it is `{"cmd": "<name>", "args": <any JSON>}` (`args` defaults to `null`),
+    /// typed as `NAME [ARGS_JSON]` in `taskpool-ctl` and asyncio-taskpool's client. The
+    /// handler gets `args` and its future runs as a task on the pool's executor (through the
+    /// pool's [`Spawner`](crate::runtime::Spawner)), so runtime I/O such as a database query
+    /// works inside it; it is not a pool task, so it runs even when the pool is full, locked
+    /// or closed. The session waits for it like for `flush`: `Ok(value)` is the reply's
+    /// `value`, `Err(message)` an error reply of kind `command_failed` (as is a panic, caught).
+    /// If the client hangs up or the server stops first, the handler's future is dropped.
+    ///
+    /// `name` must be 1 to 64 characters: a lowercase letter, then lowercase letters, digits,
+    /// `-`, `_`, `.` or `:`, and not a built-in command (`stats`, `help`, `hello`, ...) nor
+    /// one of `taskpool-ctl`'s own words (`watch`, `exit`, `quit`). A name that breaks these
+    /// rules is not added and makes [`serve_tcp`](Self::serve_tcp) and
+    /// [`serve_unix`](Self::serve_unix) return [`ControlError::InvalidCommand`]. Adding a
+    /// name again replaces the earlier command. Custom commands are listed by `help`, in the
+    /// hello's `commands` and `custom_commands`, and completed by `taskpool-ctl`.
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")] {
+    /// # let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    /// # rt.block_on(async {
+    /// use async_taskpool::control::{protocol::Command, ControlClient, ControlServer};
+    /// use async_taskpool::{runtime::TokioSpawner, TaskPool};
+    /// use serde_json::{json, Value};
+    ///
+    /// let pool = TaskPool::builder(TokioSpawner::current()).name("mailer").build()?;
+    /// let server = ControlServer::new(&pool)
+    ///     .command("queue-stats", "Jobs waiting per queue.", |args: Value| async move {
+    ///         let queue = args["queue"].as_str().ok_or("give {\"queue\": NAME}")?.to_owned();
+    ///         Ok(json!({ "queue": queue, "waiting": 3 })) // e.g. a database query
+    ///     })
+    ///     .serve_tcp("127.0.0.1:0")?;
+    ///
+    /// let addr = server.local_addr().unwrap();
+    /// let reply = tokio::task::spawn_blocking(move || {
+    ///     let mut ctl = ControlClient::connect_tcp(addr, None)?;
+    ///     ctl.request(&Command::Custom { name: "queue-stats".into(), args: json!({"queue": "mail"}) })
+    /// }).await??;
+    /// assert_eq!(reply, async_taskpool::control::protocol::Reply::ok(json!({"queue": "mail", "waiting": 3})));
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// # }).unwrap(); }
+    /// ```
+    pub fn command<F, Fut>(mut self, name: &str, help: &str, handler: F) -> Self
+    where
+        F: Fn(serde_json::Value) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<serde_json::Value, String>> + Send + 'static,
+    {
+        if let Err(why) = self.custom.add(name, help, handler) {
+            self.refused.get_or_insert(ControlError::InvalidCommand {
+                name: name.to_owned(),
+                why,
+            });
+        }
+        self
+    }
+
     /// Requires every client to send this token in its hello. Required when TCP binds to a
     /// non-loopback address. asyncio-taskpool's client cannot send one, so it is refused.
     pub fn token(mut self, token: impl Into<String>) -> Self {
@@ -170,7 +234,10 @@ impl ControlServer {
         self
     }
 
-    fn check(&self) -> Result<(), ControlError> {
+    fn check(&mut self) -> Result<(), ControlError> {
+        if let Some(refused) = self.refused.take() {
+            return Err(refused);
+        }
         let bad = |what: &str| {
             Err(ControlError::InvalidConfig {
                 what: what.to_owned(),
@@ -196,7 +263,7 @@ impl ControlServer {
     ///
     /// Errors: [`ControlError::TokenRequired`] for a non-loopback address without a
     /// [`token`](Self::token); [`ControlError::Io`] if the address cannot be bound.
-    pub fn serve_tcp(self, addr: impl ToSocketAddrs) -> Result<ServerHandle, ControlError> {
+    pub fn serve_tcp(mut self, addr: impl ToSocketAddrs) -> Result<ServerHandle, ControlError> {
         self.check()?;
         let addrs: Vec<SocketAddr> = addr
             .to_socket_addrs()
@@ -232,7 +299,7 @@ impl ControlServer {
     /// [`ControlError::Io`] otherwise.
     #[cfg(unix)]
     #[cfg_attr(docsrs, doc(cfg(unix)))]
-    pub fn serve_unix(self, path: impl AsRef<Path>) -> Result<ServerHandle, ControlError> {
+    pub fn serve_unix(mut self, path: impl AsRef<Path>) -> Result<ServerHandle, ControlError> {
         self.check()?;
         let listener = super::transport::bind_unix(path.as_ref())?;
         self.start(listener)
@@ -243,6 +310,7 @@ impl ControlServer {
             ctx: Context {
                 target: self.target,
                 jobs: self.jobs,
+                custom: self.custom,
                 stop: StopSignal::default(),
             },
             config: self.config,
@@ -275,6 +343,10 @@ impl fmt::Debug for ControlServer {
         f.debug_struct("ControlServer")
             .field("target", &self.target)
             .field("jobs", &self.jobs.names())
+            .field(
+                "commands",
+                &self.custom.list().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
             .field("max_connections", &self.max_connections)
             .field("idle_timeout", &self.config.idle_timeout)
             .field("max_line", &self.config.max_line)
@@ -519,6 +591,14 @@ pub enum ControlError {
         len: usize,
         /// The most this system allows.
         max: usize,
+    },
+    /// A [`ControlServer::command`] could not be added under that name.
+    #[error("cannot add the control command `{name}`: {why}")]
+    InvalidCommand {
+        /// The name asked for.
+        name: String,
+        /// Why it was refused, and what to use instead.
+        why: String,
     },
     /// A setting was out of range.
     #[error("invalid control server setting: {what}")]

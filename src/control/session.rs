@@ -4,7 +4,7 @@
 use super::dispatch::{shutting_down, Context};
 use super::hangup::Hangup;
 use super::line::{Line, LineReader};
-use super::protocol::{Command, ErrorKind, Reply, ServerInfo, WireError, PROTOCOL_VERSION};
+use super::protocol::{Command, ErrorKind, Reply, WireError, PROTOCOL_VERSION};
 use super::text::{help_text, parse_line, render, Style};
 use super::transport::Conn;
 use serde_json::Value;
@@ -143,14 +143,14 @@ impl Session<'_> {
                     let (name, result) = match parse_line(&text) {
                         Ok(None) => continue,
                         Ok(Some(Command::Help { command })) => (
-                            "help",
+                            "help".to_owned(),
                             Ok(Value::String(help_text(
-                                self.ctx.target.kind(),
+                                &self.ctx.info(PROTOCOL_VERSION),
                                 command.as_deref(),
                             ))),
                         ),
-                        Ok(Some(cmd)) => (cmd.name(), self.execute(conn, cmd)),
-                        Err(e) => ("", Err(e)),
+                        Ok(Some(cmd)) => (cmd.name().to_owned(), self.execute(conn, cmd)),
+                        Err(e) => (String::new(), Err(e)),
                     };
                     if self.hung_up.get() {
                         return Ok(HUNG_UP);
@@ -161,7 +161,7 @@ impl Session<'_> {
                         self.log_error(&reply);
                         stopping = is_shutting_down(&reply);
                     }
-                    self.reply(conn, &mode, name, result)?;
+                    self.reply(conn, &mode, &name, result)?;
                     if stopping {
                         return Ok("server stopped");
                     }
@@ -276,14 +276,7 @@ impl Session<'_> {
             client = client.as_deref().unwrap_or("?"),
             "control hello"
         );
-        let info = ServerInfo {
-            server: concat!("async-taskpool ", env!("CARGO_PKG_VERSION")).to_owned(),
-            version: version.min(PROTOCOL_VERSION),
-            pool: self.ctx.target.pool().name().to_owned(),
-            kind: self.ctx.target.kind(),
-            commands: self.ctx.command_names(),
-            jobs: self.ctx.jobs.names(),
-        };
+        let info = self.ctx.info(version);
         let value = serde_json::to_value(info).unwrap_or(Value::Null);
         self.send_json(conn, Reply::Ok { value, id })?;
         Ok(Some(Mode::Json))
