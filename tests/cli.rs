@@ -67,9 +67,8 @@ fn one_shot_prints_the_reply_and_fails_on_error_replies() {
         .unwrap();
     let conn = tcp_args(&server);
     let run = |cmd: &[&str]| {
-        let mut all = vec!["--"];
-        all.extend_from_slice(cmd);
-        ctl(&conn, &all, "")
+        // One-shot commands need no `--` (item 10); `--json -- ...` below still works.
+        ctl(&conn, cmd, "")
     };
     let out = run(&["start", "2"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -132,7 +131,8 @@ fn piped_interactive_session() {
         &[],
         "help\nstart 1\n\n   \npool-size 4\nbogus\nstop -h\nstop 1\nexit\nis-locked\n",
     );
-    assert!(out.status.success());
+    // An error reply (`bogus`) makes piped input exit 1, as one-shot mode does.
+    assert_eq!(out.status.code(), Some(1));
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(
         stderr.contains("Connected to workers (SimpleTaskPool"),
@@ -159,6 +159,20 @@ fn piped_interactive_session() {
         "nothing runs after `exit`: {stdout}"
     );
     assert_eq!(f.pool.limit(), Some(4));
+    // Without an error reply, piped input exits 0.
+    let out = ctl(
+        &tcp_args(&server),
+        &[],
+        "pool-size inf
+pool-size
+stats
+",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    // No limit is spelled `inf` everywhere.
+    assert!(stdout.starts_with("inf\ninf\n"), "{stdout}");
+    assert!(stdout.contains("limit: inf"), "{stdout}");
 }
 
 #[test]
@@ -205,10 +219,10 @@ fn unix_socket_one_shot_and_watch() {
     assert_eq!(lines.len(), 3, "{stdout}");
     for l in lines {
         assert!(l.starts_with("workers  running "), "{l}");
-        assert!(l.contains("queued 0") && l.contains("limit none"), "{l}");
+        assert!(l.contains("queued 0") && l.contains("limit inf"), "{l}");
     }
-    let out = ctl(&conn, &["watch", "--count", "1", "--", "stats"], "");
-    assert_eq!(out.status.code(), Some(2));
+    let out = ctl(&conn, &["watch", "--count", "1", "stats"], "");
+    assert_eq!(out.status.code(), Some(2), "watch takes no command");
     drop(server);
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -265,7 +279,7 @@ fn token_is_sent_and_a_refused_token_is_explained() {
         err.contains("requires a token") && err.contains("--token"),
         "{err}"
     );
-    let out = ctl(&conn, &["--token", "guess", "--", "is-locked"], "");
+    let out = ctl(&conn, &["--token", "guess", "is-locked"], "");
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("the token was refused"));
     let out = ctl(&conn, &["--token", "s3cret", "--", "is-locked"], "");

@@ -16,6 +16,10 @@ mod wire;
 #[path = "control/cases.rs"]
 mod cases;
 
+#[cfg(feature = "tokio")]
+#[path = "control/hardening.rs"]
+mod hardening;
+
 use support::{flavour, within_watchdog, Sp};
 use wire::Net;
 
@@ -77,6 +81,37 @@ macro_rules! for_each_case {
             );
         }
     };
+}
+
+/// The hardening cases, over TCP and a Unix socket (on tokio: the server does not depend on
+/// the runtime).
+#[cfg(feature = "tokio")]
+mod hardened {
+    macro_rules! nets {
+        ($($case:ident),* $(,)?) => {
+            mod tcp {
+                $(#[test] fn $case() { crate::hardening::$case(crate::wire::Net::Tcp) })*
+            }
+            #[cfg(unix)]
+            mod unix {
+                $(#[test] fn $case() { crate::hardening::$case(crate::wire::Net::Unix) })*
+            }
+        };
+    }
+    nets!(
+        huge_counts_are_refused_and_the_server_lives,
+        tasks_are_paged,
+        silent_connections_do_not_lock_the_operator_out,
+        refused_clients_always_read_their_refusal,
+        slow_reader_cannot_stall_shutdown,
+        refused_tokens_back_off,
+        operator_is_answered_during_a_flood,
+    );
+    #[cfg(unix)]
+    #[test]
+    fn staging_names_cannot_be_squatted() {
+        crate::hardening::staging_names_cannot_be_squatted(crate::wire::Net::Unix)
+    }
 }
 
 /// One module per runtime flavour compiled in, running every case there over TCP and Unix.

@@ -4,8 +4,8 @@ use super::custom::CustomCommands;
 use super::hangup::Hangup;
 use super::jobs::{JobCall, Jobs};
 use super::protocol::{
-    spec, unknown_command, Command, CommandInfo, ErrorKind, PoolKind, ServerInfo, WireError,
-    COMMANDS, PROTOCOL_VERSION,
+    spec, unknown_command, Command, CommandInfo, ErrorKind, Limits, PoolKind, ServerInfo,
+    WireError, COMMANDS, PROTOCOL_VERSION,
 };
 use super::target::ControlTarget;
 use crate::signal::Signal;
@@ -37,6 +37,7 @@ pub(crate) struct Context {
     pub(crate) target: ControlTarget,
     pub(crate) jobs: Jobs,
     pub(crate) custom: CustomCommands,
+    pub(crate) limits: Limits,
     pub(crate) stop: StopSignal,
 }
 
@@ -110,7 +111,27 @@ impl Context {
                 .list()
                 .map(|(n, s)| CommandInfo::new(n, s))
                 .collect(),
+            limits: Some(self.limits),
         }
+    }
+
+    /// One page of the live tasks in id order, with the total and the cursor to the next.
+    fn tasks_page(&self, offset: Option<usize>, after: Option<u64>, limit: usize) -> Value {
+        let mut all = self.target.pool().tasks();
+        all.sort_unstable_by_key(|t| t.id);
+        let total = all.len();
+        let start = match (offset, after) {
+            (_, Some(after)) => all.partition_point(|t| t.id.get() <= after),
+            (Some(offset), None) => offset.min(total),
+            (None, None) => 0,
+        };
+        let page = &all[start..start.saturating_add(limit).min(total)];
+        let next = if start + page.len() < total {
+            page.last().map(|t| t.id.get())
+        } else {
+            None
+        };
+        json!({ "total": total, "offset": start, "tasks": page, "next": next })
     }
 
     /// The `help` reply: every command, or one.
@@ -162,6 +183,7 @@ impl Context {
                 return Err(self.not_for(name));
             }
         }
+        super::bounds::check(&cmd, &self.limits)?;
         let pool = self.target.pool();
         let simple = || self.target.simple().ok_or_else(|| self.not_for(name));
         let ids = |ids: Vec<crate::TaskId>| json!(ids.iter().map(|i| i.get()).collect::<Vec<_>>());
@@ -236,7 +258,11 @@ impl Context {
                 hangup,
             )?,
             Command::Stats => json!(pool.stats()),
-            Command::Tasks => json!(pool.tasks()),
+            Command::Tasks {
+                offset,
+                after,
+                limit,
+            } => self.tasks_page(offset, after, limit.unwrap_or(self.limits.default_page)),
             Command::Start { num } => simple()?.start(num)?.into(),
             Command::Stop { num } => ids(simple()?.stop(num)),
             Command::StopAll => ids(simple()?.stop(usize::MAX)),

@@ -34,6 +34,8 @@
 //! See [`ControlServer`] for how it runs (std sockets on its own threads, whatever the
 //! runtime) and what it guarantees.
 
+mod admission;
+mod bounds;
 mod client;
 mod custom;
 mod dispatch;

@@ -16,6 +16,45 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// The default bound on one line, newline excluded: 64 KiB.
 pub const DEFAULT_MAX_LINE: usize = 64 * 1024;
 
+/// The bounds a server puts on what one request may ask for; a request past one gets an
+/// `over_limit` error. Sent in the hello's `limits`; set with the
+/// [`ControlServer`](super::ControlServer) builder (`max_count`, `max_pool_size`,
+/// `tasks_page`, `max_line_len`).
+///
+/// ```
+/// let limits = async_taskpool::control::protocol::Limits::default();
+/// assert_eq!((limits.max_count, limits.max_pool_size), (10_000, 1_000_000));
+/// assert_eq!((limits.default_page, limits.max_page), (100, 1_000));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Limits {
+    /// The most tasks one request may start, stop or run at once (`start`, `stop`,
+    /// `apply --num`, `map --num-concurrent`), and the longest list it may carry (`map`
+    /// items, `cancel` ids, `get-group-ids` names).
+    pub max_count: usize,
+    /// The highest `pool-size` a client may set (`inf`, no limit, is always allowed).
+    pub max_pool_size: usize,
+    /// Tasks per `tasks` page when the request gives no `limit`.
+    pub default_page: usize,
+    /// The most tasks one `tasks` page may hold.
+    pub max_page: usize,
+    /// The longest request line, in bytes, newline excluded.
+    pub max_line_len: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_count: 10_000,
+            max_pool_size: 1_000_000,
+            default_page: 100,
+            max_page: 1_000,
+            max_line_len: DEFAULT_MAX_LINE,
+        }
+    }
+}
+
 /// A command, as sent on the wire: `{"cmd": "<name>", ...arguments}`.
 ///
 /// The JSON names of the commands are kebab-case (`pool-size`, `cancel-group`), those of
@@ -110,8 +149,21 @@ pub enum Command {
     UntilClosed,
     /// A [`PoolStats`](crate::PoolStats) snapshot.
     Stats,
-    /// The live tasks, as [`TaskInfo`](crate::TaskInfo)s.
-    Tasks,
+    /// A page of the live tasks, in id order: `{"total", "offset", "tasks", "next"}` (see
+    /// `PROTOCOL.md`).
+    Tasks {
+        /// Skip this many tasks (default 0). Not with `after`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offset: Option<usize>,
+        /// Start after the task with this id (the `next` of the page before). Not with
+        /// `offset`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<u64>,
+        /// At most this many tasks (default and maximum: the server's, 100 and 1,000 unless
+        /// configured).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<usize>,
+    },
     /// SimpleTaskPool: starts `num` copies of the job.
     Start {
         /// How many.
@@ -253,7 +305,7 @@ impl Command {
             Self::GatherAndClose => "gather-and-close",
             Self::UntilClosed => "until-closed",
             Self::Stats => "stats",
-            Self::Tasks => "tasks",
+            Self::Tasks { .. } => "tasks",
             Self::Start { .. } => "start",
             Self::Stop { .. } => "stop",
             Self::StopAll => "stop-all",
@@ -457,7 +509,13 @@ impl From<crate::PoolError> for WireError {
             P::AlreadyEnded { .. } => ErrorKind::AlreadyEnded,
             P::GroupNotFound { .. } => ErrorKind::GroupNotFound,
             P::GroupExists { .. } => ErrorKind::GroupExists,
-            P::InvalidLimit { .. } => ErrorKind::InvalidLimit,
+            P::InvalidLimit { what, value } => {
+                // The library's message speaks Rust (`None`); a client types other things.
+                return Self::new(
+                    ErrorKind::InvalidLimit,
+                    format!("invalid {what} {value}: give a whole number of at least 1"),
+                );
+            }
             _ => ErrorKind::Other(String::from("pool_error")),
         };
         Self::new(kind, e.to_string())
@@ -505,6 +563,10 @@ pub enum ErrorKind {
     /// A command the program added ([`ControlServer::command`](super::ControlServer::command))
     /// returned an error, panicked or could not run.
     CommandFailed,
+    /// A count or list in the request is over the server's bound ([`Limits`]).
+    OverLimit,
+    /// No hello within the server's hello timeout; the server closes the connection.
+    HelloTimeout,
     /// The pool is closed.
     Closed,
     /// The pool is locked.
@@ -542,6 +604,8 @@ const KINDS: &[(&str, ErrorKind)] = &[
     ("unknown_job", ErrorKind::UnknownJob),
     ("bad_args", ErrorKind::BadArgs),
     ("command_failed", ErrorKind::CommandFailed),
+    ("over_limit", ErrorKind::OverLimit),
+    ("hello_timeout", ErrorKind::HelloTimeout),
     ("closed", ErrorKind::Closed),
     ("locked", ErrorKind::Locked),
     ("full", ErrorKind::Full),
@@ -629,6 +693,9 @@ pub struct ServerInfo {
     /// `commands`).
     #[serde(default)]
     pub custom_commands: Vec<CommandInfo>,
+    /// What one request may ask for; absent from servers before this field existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<Limits>,
 }
 
 /// A command the program added to its server: its name and one line of help.
@@ -719,14 +786,13 @@ pub const COMMANDS: &[CommandSpec] = &[
         "A snapshot: limit, running, queued, ended, cancelled, groups...",
         Both
     ),
-    spec!(
-        "tasks",
-        "tasks",
-        "The live tasks: id, name, group and state.",
-        Both
-    ),
-    spec!("pool-size", "pool-size [N|inf]", "Shows the limit, or sets it (growing starts queued work at once).", Both,
-        "N" => "the new limit, at least 1; `inf` (or `none`) removes the limit"),
+    spec!("tasks", "tasks [--limit N] [--offset N | --after ID]",
+        "A page of the live tasks, by id: id, state, name and group.", Both,
+        "--limit, -l N" => "at most N tasks (default 100, at most 1000 unless the server says otherwise)",
+        "--offset, -o N" => "skip the first N tasks",
+        "--after, -a ID" => "start after task ID (the `next` a page ends with)"),
+    spec!("pool-size", "pool-size [N|inf]", "Shows the limit (`inf`: none), or sets it (growing starts queued work at once).", Both,
+        "N" => "the new limit: a whole number of at least 1, or `inf` for no limit"),
     spec!(
         "num-running",
         "num-running",

@@ -1,23 +1,23 @@
 //! `ControlServer` (configuration, job registry) and `ServerHandle` (a running server).
 
+use super::admission::{Admission, Refusals};
 use super::custom::CustomCommands;
 use super::dispatch::{Context, StopSignal};
 use super::jobs::Jobs;
-use super::protocol::{ErrorKind, WireError, DEFAULT_MAX_LINE};
+use super::protocol::Limits;
 use super::session::{Config, Session};
 use super::target::ControlTarget;
-use super::transport::{Conn, Listener};
+use super::transport::Listener;
 use serde::de::DeserializeOwned;
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::io::{self, Write};
+use std::io;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A control server for one pool: operators start, stop, resize, lock and inspect the pool
 /// from another terminal (with `taskpool-ctl` or asyncio-taskpool's Python client) or from
@@ -82,13 +82,28 @@ pub struct ControlServer {
     /// The first refused `command` registration, returned by `serve_*`.
     refused: Option<ControlError>,
     config: Config,
+    limits: Limits,
     max_connections: usize,
+    max_pending: usize,
 }
 
 impl ControlServer {
     /// A server for `pool` (a [`TaskPool`](crate::TaskPool) or a
-    /// [`SimpleTaskPool`](crate::SimpleTaskPool), or a reference to one), with no token, at
-    /// most 16 sessions, a 5-minute idle timeout and a 64 KiB line bound.
+    /// [`SimpleTaskPool`](crate::SimpleTaskPool), or a reference to one), with no token and
+    /// these defaults:
+    ///
+    /// | setting | default |
+    /// |---|---|
+    /// | [`max_connections`](Self::max_connections) (sessions that said hello) | 16 |
+    /// | [`max_pending`](Self::max_pending) (connections yet to say hello) | 32 |
+    /// | [`hello_timeout`](Self::hello_timeout) | 5 s |
+    /// | [`idle_timeout`](Self::idle_timeout) | 5 minutes |
+    /// | [`write_timeout`](Self::write_timeout) (one whole reply) | 10 s |
+    /// | [`refusal_delay`](Self::refusal_delay) (first refused token; doubles per refusal, to 32x) | 1 s |
+    /// | [`max_line_len`](Self::max_line_len) | 64 KiB |
+    /// | [`max_count`](Self::max_count) (tasks or list items per request) | 10,000 |
+    /// | [`max_pool_size`](Self::max_pool_size) | 1,000,000 |
+    /// | [`tasks_page`](Self::tasks_page) (default, maximum) | 100, 1,000 |
     pub fn new(pool: impl Into<ControlTarget>) -> Self {
         Self {
             target: pool.into(),
@@ -98,10 +113,14 @@ impl ControlServer {
             config: Config {
                 token: None,
                 idle_timeout: Duration::from_secs(300),
-                max_line: DEFAULT_MAX_LINE,
+                hello_timeout: Duration::from_secs(5),
+                write_timeout: Duration::from_secs(10),
+                refusal_delay: Duration::from_secs(1),
                 legacy: true,
             },
+            limits: Limits::default(),
             max_connections: 16,
+            max_pending: 32,
         }
     }
 
@@ -206,10 +225,28 @@ impl ControlServer {
         self
     }
 
-    /// At most this many sessions at once (default 16; at least 1). A session waiting in
-    /// `until-closed` counts; further clients get a `busy` error.
+    /// At most this many sessions that said hello at once (default 16; at least 1). A
+    /// session waiting in `until-closed` counts; a hello past the limit gets a `busy` error
+    /// and the connection is closed. Connections that have not said hello yet do not count
+    /// here (see [`max_pending`](Self::max_pending)), so they can never lock operators out.
     pub fn max_connections(mut self, max: usize) -> Self {
         self.max_connections = max;
+        self
+    }
+
+    /// At most this many connections that have not said hello yet (default 32; at least
+    /// 1). When they are all taken, a new connection takes the place of the one that has
+    /// waited longest, which gets a `busy` error and is closed: a flood of silent or garbage
+    /// connections cannot keep an operator from connecting.
+    pub fn max_pending(mut self, max: usize) -> Self {
+        self.max_pending = max;
+        self
+    }
+
+    /// A connection must complete its hello within this long of connecting (default 5 s),
+    /// or it gets a `hello_timeout` error and is closed.
+    pub fn hello_timeout(mut self, timeout: Duration) -> Self {
+        self.config.hello_timeout = timeout;
         self
     }
 
@@ -220,10 +257,51 @@ impl ControlServer {
         self
     }
 
+    /// The most one whole reply may take to be read by the client (default 10 s). A client
+    /// that reads more slowly, or not at all, loses its session; it never holds up others,
+    /// nor [`ServerHandle::shutdown`] for longer than this.
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.config.write_timeout = timeout;
+        self
+    }
+
+    /// How long the first refused token from one peer (IP address, or any Unix socket
+    /// peer) waits for its `auth_failed` reply (default 1 s). Each further refusal from that
+    /// peer within 10 minutes waits twice as long, up to 32 times this; a right token is
+    /// never delayed. Refusals are logged (warn) with the peer and its count.
+    pub fn refusal_delay(mut self, delay: Duration) -> Self {
+        self.config.refusal_delay = delay;
+        self
+    }
+
     /// The longest request line accepted, in bytes (default 64 KiB; at least 1 KiB). Longer
     /// lines get a `line_too_long` error; they are skipped, never stored.
     pub fn max_line_len(mut self, bytes: usize) -> Self {
-        self.config.max_line = bytes;
+        self.limits.max_line_len = bytes;
+        self
+    }
+
+    /// The most tasks one request may start, stop or run at once (`start NUM`, `stop NUM`,
+    /// `apply --num N`, `map --num-concurrent N`), and the most items a list in one request
+    /// may hold (`map`'s arguments, `cancel`'s ids, `get-group-ids`' names). Default 10,000;
+    /// at least 1. A request past it gets an `over_limit` error and changes nothing.
+    pub fn max_count(mut self, max: usize) -> Self {
+        self.limits.max_count = max;
+        self
+    }
+
+    /// The highest limit `pool-size N` may set (default 1,000,000; at least 1). `pool-size
+    /// inf` (no limit) is always allowed.
+    pub fn max_pool_size(mut self, max: usize) -> Self {
+        self.limits.max_pool_size = max;
+        self
+    }
+
+    /// How many tasks a `tasks` page holds when the request does not say (`default`,
+    /// default 100), and at most (`max`, default 1,000; `default` at most `max`).
+    pub fn tasks_page(mut self, default: usize, max: usize) -> Self {
+        self.limits.default_page = default;
+        self.limits.max_page = max;
         self
     }
 
@@ -246,11 +324,28 @@ impl ControlServer {
         if self.max_connections == 0 {
             return bad("max_connections must be at least 1");
         }
-        if self.config.idle_timeout.is_zero() {
-            return bad("idle_timeout must be longer than zero");
+        if self.max_pending == 0 {
+            return bad("max_pending must be at least 1");
         }
-        if self.config.max_line < 1024 {
+        for (name, d) in [
+            ("idle_timeout", self.config.idle_timeout),
+            ("hello_timeout", self.config.hello_timeout),
+            ("write_timeout", self.config.write_timeout),
+        ] {
+            if d.is_zero() {
+                return bad(&format!("{name} must be longer than zero"));
+            }
+        }
+        if self.limits.max_line_len < 1024 {
             return bad("max_line_len must be at least 1024 bytes");
+        }
+        if self.limits.max_count == 0 || self.limits.max_pool_size == 0 {
+            return bad("max_count and max_pool_size must be at least 1");
+        }
+        if self.limits.max_page == 0 || self.limits.default_page > self.limits.max_page {
+            return bad(
+                "tasks_page: the maximum must be at least 1, and the default at most the maximum",
+            );
         }
         if self.config.token.as_deref() == Some("") {
             return bad("the token must not be empty");
@@ -311,13 +406,13 @@ impl ControlServer {
                 target: self.target,
                 jobs: self.jobs,
                 custom: self.custom,
+                limits: self.limits,
                 stop: StopSignal::default(),
             },
+            admission: Admission::new(self.max_pending, self.max_connections),
+            refusals: Refusals::new(self.config.refusal_delay),
             config: self.config,
-            max_connections: self.max_connections,
-            active: AtomicUsize::new(0),
             next_id: AtomicU64::new(0),
-            sessions: Mutex::default(),
         });
         let listener = Arc::new(listener);
         let where_ = listener.describe();
@@ -348,39 +443,30 @@ impl fmt::Debug for ControlServer {
                 &self.custom.list().map(|(n, _)| n).collect::<Vec<_>>(),
             )
             .field("max_connections", &self.max_connections)
+            .field("max_pending", &self.max_pending)
+            .field("hello_timeout", &self.config.hello_timeout)
             .field("idle_timeout", &self.config.idle_timeout)
-            .field("max_line", &self.config.max_line)
+            .field("write_timeout", &self.config.write_timeout)
+            .field("limits", &self.limits)
             .field("token", &self.config.token.as_ref().map(|_| "<set>"))
             .finish()
     }
 }
 
-struct SessionSlot {
-    conn: Box<dyn Conn>,
-    thread: Option<JoinHandle<()>>,
-}
-
-struct Shared {
-    ctx: Context,
-    config: Config,
-    max_connections: usize,
-    active: AtomicUsize,
+/// What the acceptor and every session share.
+pub(crate) struct Shared {
+    pub(crate) ctx: Context,
+    pub(crate) config: Config,
+    pub(crate) admission: Admission,
+    pub(crate) refusals: Refusals,
     next_id: AtomicU64,
-    sessions: Mutex<HashMap<u64, SessionSlot>>,
 }
 
-impl Shared {
-    fn sessions(&self) -> MutexGuard<'_, HashMap<u64, SessionSlot>> {
-        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// Ends a session's bookkeeping even if the session thread panics.
+/// Forgets a session even if its thread panics.
 struct Leave<'a>(&'a Shared, u64);
 impl Drop for Leave<'_> {
     fn drop(&mut self) {
-        self.0.sessions().remove(&self.1);
-        self.0.active.fetch_sub(1, Ordering::SeqCst);
+        self.0.admission.remove(self.1);
     }
 }
 
@@ -390,7 +476,7 @@ fn accept_loop(shared: &Arc<Shared>, listener: &Listener) {
         if shared.ctx.stop.is_stopped() {
             return;
         }
-        let (mut conn, peer) = match accepted {
+        let (conn, peer) = match accepted {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!("control server could not accept a connection: {e}");
@@ -399,63 +485,43 @@ fn accept_loop(shared: &Arc<Shared>, listener: &Listener) {
                 continue;
             }
         };
+        let started = Instant::now();
         let id = shared.next_id.fetch_add(1, Ordering::SeqCst);
-        if shared.active.fetch_add(1, Ordering::SeqCst) >= shared.max_connections {
-            shared.active.fetch_sub(1, Ordering::SeqCst);
-            tracing::warn!(session = id, peer = %peer, "control client refused: too many sessions");
-            let _ = conn.set_write_timeout(Some(Duration::from_millis(200)));
-            let busy = WireError::new(
-                ErrorKind::Busy,
-                format!(
-                    "the server already has {} sessions, its limit; try again later",
-                    shared.max_connections
-                ),
-            );
-            let _ = conn.write_all(super::protocol::Reply::from(busy).to_line().as_bytes());
-            conn.shutdown_both();
-            continue;
-        }
-        tracing::info!(session = id, peer = %peer, "control session connected");
         let clone = match conn.try_clone_conn() {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(session = id, "control session dropped: {e}");
-                shared.active.fetch_sub(1, Ordering::SeqCst);
                 continue;
             }
         };
-        // Register before the thread starts, so shutdown always finds it.
-        let mut sessions = shared.sessions();
-        sessions.insert(
-            id,
-            SessionSlot {
-                conn: clone,
-                thread: None,
-            },
-        );
+        let (evicted, pushed_out) = shared.admission.admit(id, clone);
+        if let Some(old) = pushed_out {
+            tracing::warn!(
+                session = old,
+                "control connection evicted: too many connections waiting to say hello"
+            );
+        }
+        tracing::info!(session = id, peer = %peer.shown, "control session connected");
         let s = shared.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("taskpool-control-{id}"))
             .spawn(move || {
                 let _leave = Leave(&s, id);
                 Session {
-                    ctx: &s.ctx,
-                    cfg: &s.config,
+                    shared: &s,
                     id,
+                    peer,
+                    evicted,
+                    started,
                     hung_up: Default::default(),
                 }
                 .run(conn);
             });
         match spawned {
-            Ok(handle) => {
-                if let Some(slot) = sessions.get_mut(&id) {
-                    slot.thread = Some(handle);
-                }
-            }
+            Ok(handle) => shared.admission.set_thread(id, handle),
             Err(e) => {
                 tracing::warn!(session = id, "control session dropped: no thread: {e}");
-                sessions.remove(&id);
-                shared.active.fetch_sub(1, Ordering::SeqCst);
+                shared.admission.remove(id);
             }
         }
     }
@@ -466,8 +532,21 @@ fn accept_loop(shared: &Arc<Shared>, listener: &Listener) {
 /// `gather-and-close` gets a `shutting_down` error), waits for their threads, and removes
 /// its Unix socket file. The pool itself is left as it is.
 ///
-/// Stopping waits at most the write timeout (10 s) for a session whose client stopped
-/// reading in the middle of a reply.
+/// Stopping waits at most the [write timeout](ControlServer::write_timeout) (10 s unless
+/// set) for a session whose client stopped reading in the middle of a reply, and at most
+/// about a second for a refused client to read its refusal.
+///
+/// The server runs only as long as this handle lives: keep it (e.g. `let _server = ...`),
+/// since `serve_tcp(addr)?;` alone would stop the server at the semicolon.
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// fn serve(server: async_taskpool::control::ControlServer) -> Result<(), async_taskpool::control::ControlError> {
+///     server.serve_tcp("127.0.0.1:0")?; // error: the handle is dropped and the server stops
+///     Ok(())
+/// }
+/// ```
+#[must_use = "the server stops when its `ServerHandle` is dropped: keep it, e.g. `let _server = ...`"]
 pub struct ServerHandle {
     shared: Arc<Shared>,
     listener: Arc<Listener>,
@@ -485,9 +564,10 @@ impl ServerHandle {
         self.listener.socket_path()
     }
 
-    /// The number of sessions open now.
+    /// The number of connections open now: sessions, connections yet to say hello, and
+    /// refused ones saying goodbye.
     pub fn num_sessions(&self) -> usize {
-        self.shared.active.load(Ordering::SeqCst)
+        self.shared.admission.count()
     }
 
     /// Stops the server and waits until its threads have ended.
@@ -509,16 +589,7 @@ impl ServerHandle {
         }
         // Shutting the read side ends sessions waiting for a request; a session waiting in
         // the pool wakes on the stop signal and can still write its `shutting_down` reply.
-        let threads: Vec<JoinHandle<()>> = {
-            let mut sessions = self.shared.sessions();
-            sessions
-                .values_mut()
-                .filter_map(|s| {
-                    s.conn.shutdown_read();
-                    s.thread.take()
-                })
-                .collect()
-        };
+        let threads: Vec<JoinHandle<()>> = self.shared.admission.close_all();
         for t in threads {
             let _ = t.join();
         }

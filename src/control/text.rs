@@ -108,7 +108,17 @@ pub fn parse_words<S: AsRef<str>>(words: &[S]) -> Result<Command, WireError> {
             command: args.optional(),
         },
         "stats" => Command::Stats,
-        "tasks" => Command::Tasks,
+        "tasks" => {
+            let limit = args.option(&["-l", "--limit"])?;
+            let offset = args.option(&["-o", "--offset"])?;
+            let after = args.option(&["-a", "--after"])?;
+            let count = |w: Option<String>, what| w.map(|w| number(&w, what, &usage)).transpose();
+            Command::Tasks {
+                limit: count(limit, "N")?,
+                offset: count(offset, "N")?,
+                after: count(after, "ID")?.map(|id| id as u64),
+            }
+        }
         "lock" => Command::Lock,
         "unlock" => Command::Unlock,
         "is-locked" => Command::IsLocked,
@@ -302,12 +312,12 @@ fn number(word: &str, what: &str, usage: &dyn Fn() -> String) -> Result<usize, W
     })
 }
 
-/// How booleans, sets and "nothing" look in text replies.
+/// How booleans, sets and "nothing" look in text replies. No limit is `inf` in both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Style {
     /// As asyncio-taskpool prints them: `True`, `{0, 1}`, `ok`, `inf`.
     Python,
-    /// As `taskpool-ctl` prints them: `true`, `[0, 1]`, `ok`, `none`.
+    /// As `taskpool-ctl` prints them: `true`, `[0, 1]`, `ok`, `inf`.
     Plain,
 }
 
@@ -325,7 +335,7 @@ pub enum Style {
 pub fn render(command: &str, value: &Value, style: Style) -> String {
     let py = style == Style::Python;
     match (command, value) {
-        ("pool-size", Value::Null) => if py { "inf" } else { "none" }.into(),
+        ("pool-size", Value::Null) => "inf".into(),
         ("stats", Value::Object(map)) => {
             // The operator's order: the numbers that move first, then the rest.
             const FIRST: [&str; 9] = [
@@ -344,7 +354,7 @@ pub fn render(command: &str, value: &Value, style: Style) -> String {
             let mut out = String::new();
             for (k, v) in known.chain(rest) {
                 let v = match (k.as_str(), v) {
-                    ("limit", Value::Null) => "none".to_owned(),
+                    ("limit", Value::Null) => "inf".to_owned(),
                     _ => render("", v, style),
                 };
                 let _ = writeln!(out, "{k:>10}: {v}");
@@ -352,27 +362,31 @@ pub fn render(command: &str, value: &Value, style: Style) -> String {
             out.pop();
             out
         }
-        ("tasks", Value::Array(tasks)) if tasks.is_empty() => "(no live tasks)".into(),
-        ("tasks", Value::Array(tasks)) => {
-            let mut out = String::new();
-            for t in tasks {
-                let field = |k: &str| match t.get(k) {
-                    Some(Value::String(s)) => s.clone(),
-                    Some(Value::Null) | None => "-".into(),
-                    Some(v) => v.to_string(),
+        ("tasks", Value::Object(page)) => {
+            let tasks = page.get("tasks").and_then(Value::as_array);
+            let tasks = tasks.map_or(&[][..], Vec::as_slice);
+            let num = |k: &str| page.get(k).and_then(Value::as_u64);
+            let total = num("total").unwrap_or(tasks.len() as u64);
+            let offset = num("offset").unwrap_or(0);
+            let mut out = task_lines(tasks);
+            if tasks.is_empty() {
+                out = if total == 0 {
+                    "(no live tasks)".into()
+                } else {
+                    format!("(no tasks on this page; {total} live)")
                 };
-                let _ = writeln!(
-                    out,
-                    "{:>6}  {:<8}  {}  (group {})",
-                    field("id"),
-                    field("state"),
-                    field("name"),
-                    field("group")
-                );
+            } else if (tasks.len() as u64) < total {
+                let last = offset + tasks.len() as u64;
+                let _ = write!(out, "\n(tasks {}-{last} of {total}", offset + 1);
+                if let Some(next) = num("next") {
+                    let _ = write!(out, "; next page: tasks --after {next}");
+                }
+                out.push(')');
             }
-            out.pop();
             out
         }
+        ("tasks", Value::Array(tasks)) if tasks.is_empty() => "(no live tasks)".into(),
+        ("tasks", Value::Array(tasks)) => task_lines(tasks),
         ("get-group-ids", Value::Array(ids)) if py => {
             if ids.is_empty() {
                 "set()".into()
@@ -391,6 +405,27 @@ pub fn render(command: &str, value: &Value, style: Style) -> String {
         (_, Value::Array(items)) => format!("[{}]", join(items, style)),
         (_, Value::Object(_)) => value.to_string(),
     }
+}
+
+fn task_lines(tasks: &[Value]) -> String {
+    let mut out = String::new();
+    for t in tasks {
+        let field = |k: &str| match t.get(k) {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Null) | None => "-".into(),
+            Some(v) => v.to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "{:>6}  {:<8}  {}  (group {})",
+            field("id"),
+            field("state"),
+            field("name"),
+            field("group")
+        );
+    }
+    out.pop();
+    out
 }
 
 fn join(items: &[Value], style: Style) -> String {
