@@ -338,3 +338,200 @@ fn custom_commands_from_the_command_line() {
         "{stdout}"
     );
 }
+
+#[cfg(unix)]
+#[path = "common/log_capture.rs"]
+mod log_capture;
+
+/// The interactive prompt, driven through a real pseudo-terminal as a person would: Ctrl-C,
+/// Ctrl-D, `watch`, and a server that goes away.
+#[cfg(unix)]
+mod at_the_prompt {
+    use super::*;
+    use rexpect::process::WaitStatus;
+    use rexpect::session::PtySession;
+    use std::sync::OnceLock;
+    use std::time::{Duration, Instant};
+
+    use crate::log_capture;
+
+    /// The server's log, to know when a command has reached it (the prompt cannot tell).
+    fn log() -> &'static log_capture::Capture {
+        static LOG: OnceLock<log_capture::Capture> = OnceLock::new();
+        LOG.get_or_init(|| {
+            let (subscriber, capture) = log_capture::Capture::subscriber();
+            tracing::subscriber::set_global_default(subscriber).unwrap();
+            capture
+        })
+    }
+
+    /// Waits (bounded) until the server has logged `needle` `n` times.
+    fn logged(needle: &str, n: usize) {
+        let until = Instant::now() + Duration::from_secs(20);
+        while log().text().matches(needle).count() < n {
+            assert!(Instant::now() < until, "never logged {needle:?} x{n}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn spawn(args: &[String]) -> PtySession {
+        let mut cmd = Command::new(CTL);
+        cmd.args(args)
+            .env("TERM", "xterm")
+            .env_remove("TASKPOOL_CTL_TOKEN");
+        rexpect::session::spawn_command(cmd, Some(30_000)).unwrap()
+    }
+
+    fn exit_code(p: &PtySession) -> Option<i32> {
+        match p.process().wait().unwrap() {
+            WaitStatus::Exited(_, code) => Some(code),
+            _ => None,
+        }
+    }
+
+    /// Two workers that run until stopped.
+    fn running_workers() -> Fixture {
+        let f = workers();
+        f.pool.start(2).unwrap();
+        f
+    }
+
+    #[test]
+    fn ctrl_c_abandons_a_waiting_command_and_ctrl_d_leaves() {
+        let f = running_workers();
+        let server = ControlServer::new(&f.pool)
+            .serve_tcp("127.0.0.1:0")
+            .unwrap();
+        let mut p = spawn(&tcp_args(&server));
+        p.exp_string("workers> ").unwrap();
+        let before = log().text().matches("command=\"until-closed\"").count();
+        p.send_line("until-closed").unwrap();
+        logged("command=\"until-closed\"", before + 1);
+        p.send_control('c').unwrap();
+        p.exp_string("interrupted: no longer waiting for `until-closed`")
+            .unwrap();
+        p.exp_string("workers> ").unwrap();
+        // The prompt works again, on a fresh session.
+        p.send_line("num-running").unwrap();
+        p.exp_string("2\r\n").unwrap();
+        // gather-and-close waits for workers that never end: Ctrl-C gets out of it too,
+        // leaving the pool locked (not closed), as documented.
+        let before = log().text().matches("command=\"gather-and-close\"").count();
+        p.send_line("gather-and-close").unwrap();
+        logged("command=\"gather-and-close\"", before + 1);
+        p.send_control('c').unwrap();
+        p.exp_string("interrupted").unwrap();
+        p.exp_string("workers> ").unwrap();
+        p.send_line("is-locked").unwrap();
+        p.exp_string("true\r\n").unwrap();
+        assert!(!f.pool.is_closed());
+        // Ctrl-D at an empty prompt leaves.
+        p.exp_string("workers> ").unwrap();
+        p.send_control('d').unwrap();
+        p.exp_string("Disconnected.").unwrap();
+        p.exp_eof().unwrap();
+        assert_eq!(exit_code(&p), Some(0));
+    }
+
+    #[test]
+    fn watch_runs_at_the_prompt_until_ctrl_c() {
+        let f = running_workers();
+        let server = ControlServer::new(&f.pool)
+            .serve_tcp("127.0.0.1:0")
+            .unwrap();
+        let mut p = spawn(&tcp_args(&server));
+        p.exp_string("workers> ").unwrap();
+        p.send_line("watch --interval 0.1").unwrap();
+        p.exp_string("workers  running 2  queued 0").unwrap();
+        p.exp_string("limit inf").unwrap();
+        p.send_control('c').unwrap();
+        p.exp_string("workers> ").unwrap();
+        p.send_line("help").unwrap();
+        p.exp_string("watch [--count N] [--interval SECONDS]")
+            .unwrap();
+        p.send_line("exit").unwrap();
+        p.exp_eof().unwrap();
+        assert_eq!(exit_code(&p), Some(0));
+    }
+
+    #[test]
+    fn watch_says_on_a_line_of_its_own_that_the_server_went_away() {
+        let f = running_workers();
+        let server = ControlServer::new(&f.pool)
+            .serve_tcp("127.0.0.1:0")
+            .unwrap();
+        let mut args = tcp_args(&server);
+        args.extend(["watch".into(), "--interval".into(), "0.1".into()]);
+        let mut p = spawn(&args);
+        p.exp_string("limit inf").unwrap();
+        server.shutdown();
+        // The status line is ended before the error: never `limit inferror: ...`.
+        let (before, _) = p.exp_regex("error: [^\r\n]*shutting down").unwrap();
+        assert!(
+            before.ends_with('\n'),
+            "error glued to the status line: {before:?}"
+        );
+        p.exp_string("taskpool-ctl: the server closed the connection")
+            .unwrap();
+        p.exp_eof().unwrap();
+        assert_eq!(exit_code(&p), Some(2));
+    }
+
+    #[test]
+    fn a_closed_connection_is_said_plainly_and_ends_the_prompt() {
+        let f = running_workers();
+        let server = ControlServer::new(&f.pool)
+            .serve_tcp("127.0.0.1:0")
+            .unwrap();
+        let mut p = spawn(&tcp_args(&server));
+        p.exp_string("workers> ").unwrap();
+        server.shutdown();
+        p.send_line("stats").unwrap();
+        p.exp_string("taskpool-ctl: the server closed the connection")
+            .unwrap();
+        let rest = p.exp_eof().unwrap();
+        assert!(!rest.contains("os error"), "{rest}");
+        assert_eq!(exit_code(&p), Some(2));
+    }
+}
+
+#[test]
+fn help_apply_lists_the_jobs_and_their_arguments() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let pool = async_taskpool::TaskPool::builder(TokioSpawner::from_handle(rt.handle().clone()))
+        .name("crawler")
+        .build()
+        .unwrap();
+    let server = ControlServer::new(&pool)
+        .register("fetch", |url: String| async move { url.len() })
+        .register("pair", |(a, b): (u32, u32)| async move { a + b })
+        .serve_tcp("127.0.0.1:0")
+        .unwrap();
+    let out = ctl(&tcp_args(&server), &["help", "apply"], "");
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("jobs (JOB: the JSON its argument takes):"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("fetch") && stdout.contains("string"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("[integer >= 0, integer >= 0]"), "{stdout}");
+    let out = ctl(&tcp_args(&server), &["help", "map"], "");
+    assert!(
+        text(&out.stdout).contains("each item: string"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = ctl(&tcp_args(&server), &["map", "fetch", r#"["/a", 4]"#], "");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("does not fit its argument (string)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("alloc::"), "{stderr}");
+}

@@ -116,6 +116,20 @@ fn take_interrupt() -> bool {
     INTERRUPTS.swap(0, Ordering::SeqCst) > 0
 }
 
+/// Counts Ctrl-C presses in [`INTERRUPTS`]. Installed after the line editor, which takes
+/// SIGINT for itself when created; at the prompt it reads Ctrl-C as a key anyway.
+fn catch_interrupts() -> bool {
+    let installed = ctrlc::set_handler(|| {
+        if INTERRUPTS.fetch_add(1, Ordering::SeqCst) > 0 {
+            std::process::exit(130);
+        }
+    });
+    if let Err(e) = &installed {
+        eprintln!("taskpool-ctl: cannot catch Ctrl-C: {e}");
+    }
+    installed.is_ok()
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let (endpoint, run) = match cli.target {
@@ -126,12 +140,6 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(code) => return ExitCode::from(code),
     };
-    // At the prompt, the line editor reads Ctrl-C itself; elsewhere it arrives as SIGINT.
-    let _ = ctrlc::set_handler(|| {
-        if INTERRUPTS.fetch_add(1, Ordering::SeqCst) > 0 {
-            std::process::exit(130);
-        }
-    });
     let mut ctl = Ctl {
         client,
         endpoint,
@@ -140,6 +148,7 @@ fn main() -> ExitCode {
     };
     let code = match run.command.split_first() {
         None => ctl.interactive(),
+        Some(_) if !catch_interrupts() => EXIT_NO_CONNECTION,
         Some((first, rest)) if first == "watch" => match WatchArgs::try_parse_from(rest) {
             Ok(args) => match ctl.watch(&args) {
                 Ok(Sent::Ok | Sent::Interrupted) => 0,
@@ -234,6 +243,8 @@ impl Ctl {
 
     /// Sends `cmd`, waits for its reply (Ctrl-C abandons the wait) and prints it.
     fn send(&mut self, cmd: &Command) -> Result<Sent, Lost> {
+        // Only a Ctrl-C pressed while this command waits counts.
+        take_interrupt();
         match self.client.request_until(cmd, take_interrupt) {
             Ok(reply) => {
                 let failed = self.print(cmd.name(), &reply);
@@ -316,6 +327,7 @@ impl Ctl {
             }
         };
         let mut n = 0u64;
+        take_interrupt();
         loop {
             let reply = match self.client.request_until(&Command::Stats, take_interrupt) {
                 Ok(r) => r,
@@ -388,6 +400,9 @@ impl Ctl {
         }
         let piped = input.is_none();
         let mut input = input.unwrap_or_else(|| Input::Piped(std::io::stdin().lock()));
+        if !catch_interrupts() {
+            return EXIT_NO_CONNECTION;
+        }
         eprintln!(
             "Connected to {} ({kind}, {}). Type `help` for commands, `exit` or Ctrl-D to leave.",
             info.pool, info.server

@@ -195,10 +195,30 @@ pub async fn task_pool_runs_registered_jobs(sp: Sp, net: Net) {
             w.err(r#"{"cmd":"apply","name":"add","args":"x"}"#),
             "bad_args"
         );
-        assert_eq!(
-            w.err(r#"{"cmd":"map","name":"square","args":[5,"six"]}"#),
-            "bad_args"
+        let r = w.req(r#"{"cmd":"map","name":"square","args":[5,"six"]}"#);
+        assert_eq!(r["kind"], "bad_args");
+        // The error names the JSON the job takes, never a Rust type path.
+        let message = r["message"].as_str().unwrap();
+        assert!(
+            message.contains("item 1 for job `square` does not fit its argument (integer >= 0)"),
+            "{message}"
         );
+        assert!(!message.contains("::"), "{message}");
+        let r = w.req(r#"{"cmd":"apply","name":"greet","args":7}"#);
+        assert!(r["message"].as_str().unwrap().contains("(string)"), "{r}");
+        assert!(!r["message"].as_str().unwrap().contains("alloc::"), "{r}");
+        // `help apply` lists the jobs with their argument shapes.
+        let help = w.ok(r#"{"cmd":"help","command":"apply"}"#);
+        assert_eq!(
+            help["jobs"],
+            json!([
+                {"name": "add", "args": "[integer >= 0, integer >= 0]"},
+                {"name": "greet", "args": "string"},
+                {"name": "square", "args": "integer >= 0"},
+                {"name": "tick", "args": "null"},
+            ])
+        );
+        assert_eq!(info["job_args"]["greet"], "string");
         assert_eq!(w.err(r#"{"cmd":"apply","name":"nope"}"#), "unknown_job");
         assert_eq!(
             w.err(r#"{"cmd":"apply","name":"greet","args":"x","group":"hello"}"#),
