@@ -106,6 +106,7 @@ mod hardened {
         slow_reader_cannot_stall_shutdown,
         refused_tokens_back_off,
         operator_is_answered_during_a_flood,
+        concurrent_stops_report_each_task_once,
     );
     #[cfg(unix)]
     #[test]

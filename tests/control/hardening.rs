@@ -599,3 +599,52 @@ pub fn operator_is_answered_during_a_flood(net: Net) {
     );
     assert!(f.operator_rounds >= 5);
 }
+
+/// Item 4: `stop` from many clients at once stops each task once: every id is reported by
+/// exactly one client, and as many are stopped as were asked for.
+pub fn concurrent_stops_report_each_task_once(net: Net) {
+    const TASKS: usize = 1200;
+    const CLIENTS: usize = 12;
+    let rt = runtime();
+    let workers = idle_workers(&rt, 300);
+    workers.start(TASKS).unwrap();
+    let served = Arc::new(Served::start(ControlServer::new(&workers), net));
+    let barrier = Arc::new(std::sync::Barrier::new(CLIENTS));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let (served, barrier) = (served.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let mut w = served.session();
+                barrier.wait();
+                let mut ids = Vec::new();
+                // 12 clients x 20 requests x 5 = 1200: exactly every task.
+                for _ in 0..20 {
+                    let stopped = w.ok(r#"{"cmd":"stop","num":5}"#);
+                    ids.extend(
+                        stopped
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|v| v.as_u64().unwrap()),
+                    );
+                }
+                ids
+            })
+        })
+        .collect();
+    let all: Vec<u64> = clients
+        .into_iter()
+        .flat_map(|c| c.join().unwrap())
+        .collect();
+    let distinct: std::collections::BTreeSet<u64> = all.iter().copied().collect();
+    assert_eq!(
+        (all.len(), distinct.len()),
+        (TASKS, TASKS),
+        "ids reported / distinct ids"
+    );
+    assert_eq!(distinct, (0..TASKS as u64).collect());
+    let joined =
+        rt.block_on(async { tokio::time::timeout(Duration::from_secs(30), workers.join()).await });
+    assert!(matches!(joined, Ok(Ok(()))), "stopped tasks did not end");
+    assert_eq!(workers.num_cancelled(), TASKS as u64);
+}
