@@ -692,6 +692,24 @@ impl Inner {
         Ok(())
     }
 
+    /// Cancels the `num` newest live tasks (queued first, then running ones not already being
+    /// cancelled) and returns their ids, newest first. Picking and cancelling happen under one
+    /// lock, so concurrent callers never pick the same task.
+    pub(crate) fn stop_newest(self: &Arc<Self>, num: usize) -> Vec<TaskId> {
+        let (ids, futs) = {
+            let mut st = self.state();
+            let mut ids = st.newest_live();
+            ids.truncate(num);
+            let futs: Vec<_> = ids
+                .iter()
+                .filter_map(|id| self.cancel_record(&mut st, id.get()))
+                .collect();
+            (ids, futs)
+        };
+        self.spawn_all(futs);
+        ids
+    }
+
     /// Cancels without validation; used by `stop` and handles. Unknown ids are skipped.
     pub(crate) fn cancel_quietly(self: &Arc<Self>, id: TaskId) {
         let fut = self.cancel_record(&mut self.state(), id.get());

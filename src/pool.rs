@@ -551,11 +551,6 @@ impl TaskPool {
         self.inner.stats()
     }
 
-    /// The live tasks' ids, newest first: queued ones, then running ones.
-    pub(crate) fn newest(&self) -> Vec<TaskId> {
-        self.inner.with_state(|st| st.newest_live())
-    }
-
     pub(crate) fn cancel_quietly(&self, id: TaskId) {
         self.inner.cancel_quietly(id);
     }

@@ -189,12 +189,7 @@ impl<T: Send + 'static> SimpleTaskPool<T> {
     /// Cancels the `num` newest tasks, queued ones before running ones; returns their ids,
     /// newest first. Stopping more than exist stops all.
     pub fn stop(&self, num: usize) -> Vec<TaskId> {
-        let mut ids = self.pool.newest();
-        ids.truncate(num);
-        for &id in &ids {
-            self.pool.cancel_quietly(id);
-        }
-        ids
+        self.pool.inner().stop_newest(num)
     }
 
     /// Cancels every task; returns their ids, newest first.
