@@ -535,3 +535,108 @@ fn help_apply_lists_the_jobs_and_their_arguments() {
     );
     assert!(!stderr.contains("alloc::"), "{stderr}");
 }
+
+#[cfg(unix)]
+#[allow(dead_code)]
+#[path = "../examples/common/control_server.rs"]
+mod control_server;
+
+/// The README's operator session, replayed as printed against the `control_server_*`
+/// examples' body through a real terminal (the port is the only difference).
+#[cfg(unix)]
+mod readme {
+    use super::*;
+    use async_taskpool::runtime::TokioSpawner;
+
+    use crate::control_server;
+
+    /// Removes terminal control sequences (`ESC [ ... letter`) and carriage returns.
+    fn plain(s: &str) -> String {
+        let mut out = String::new();
+        let mut chars = s.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '\u{1b}' if chars.peek() == Some(&'[') => {
+                    chars.next();
+                    for c in chars.by_ref() {
+                        if ('@'..='~').contains(&c) {
+                            break;
+                        }
+                    }
+                }
+                '\r' => {}
+                c => out.push(c),
+            }
+        }
+        out
+    }
+
+    /// The README's session: `(command, expected output lines)` after the first line.
+    fn session() -> (String, Vec<(String, Vec<String>)>) {
+        let readme = include_str!("../README.md");
+        let start = readme
+            .find("```text\n$ taskpool-ctl tcp 127.0.0.1 9999\n")
+            .expect("the README's operator session");
+        let block = &readme[start..];
+        let block = &block[block.find('\n').unwrap() + 1..];
+        let block = &block[..block.find("```").unwrap()];
+        let mut lines = block.lines().skip(1);
+        let connected = lines.next().unwrap().to_owned();
+        let mut steps: Vec<(String, Vec<String>)> = Vec::new();
+        for line in lines {
+            match line.strip_prefix("workers> ") {
+                Some(cmd) => steps.push((cmd.to_owned(), Vec::new())),
+                None => steps.last_mut().unwrap().1.push(line.to_owned()),
+            }
+        }
+        (connected, steps)
+    }
+
+    #[test]
+    fn the_operator_session_works_as_printed() {
+        let (connected, steps) = session();
+        assert!(steps.len() >= 6, "{steps:?}");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = futures::channel::oneshot::channel::<()>();
+        let example = rt.spawn(control_server::serve(
+            TokioSpawner::from_handle(rt.handle().clone()),
+            control_server::Options {
+                addr: "127.0.0.1:0".into(),
+                run_for: None,
+            },
+            move |addr| addr_tx.send(addr).unwrap(),
+            async move {
+                let _ = stop_rx.await;
+            },
+        ));
+        let addr = addr_rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap();
+        let mut cmd = Command::new(CTL);
+        cmd.args(["tcp", "127.0.0.1", &addr.port().to_string()])
+            .env("TERM", "xterm")
+            .env_remove("TASKPOOL_CTL_TOKEN");
+        let mut p = rexpect::session::spawn_command(cmd, Some(30_000)).unwrap();
+        let first = plain(&p.exp_string("workers> ").unwrap());
+        assert_eq!(first.trim_end(), connected);
+        for (command, expected) in steps {
+            p.send_line(&command).unwrap();
+            let got = if command == "exit" {
+                p.exp_eof().unwrap()
+            } else {
+                p.exp_string("workers> ").unwrap()
+            };
+            let got = plain(&got);
+            // The first line is the editor echoing the command.
+            let lines: Vec<&str> = got.lines().skip(1).map(str::trim_end).collect();
+            assert_eq!(lines, expected, "`{command}` printed:\n{got}");
+        }
+        stop_tx.send(()).unwrap();
+        rt.block_on(example).unwrap().unwrap();
+    }
+}
