@@ -88,7 +88,7 @@ fn check(stdout: &str) {
         "error: pool `py-workers` has no task with id 99 [task_not_found]",
         "error: unknown command `bogus`",
         "work",
-        "error: `start` 1000000000000 is more than this server takes in one request",
+        "error: `start 1000000000000` asks for more than this server takes in one request",
         "error: a pool size must be at least 1: give a whole number from 1 to 1000000, or `inf`",
         "[1]",
         "[0]",

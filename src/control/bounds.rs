@@ -14,8 +14,8 @@ pub(crate) fn check(cmd: &Command, limits: &Limits) -> Result<(), WireError> {
     let count = |what: &str, n: usize, instead: &str| {
         if n > max {
             Err(over(format!(
-                "{what} {n} is more than this server takes in one request: give a whole \
-                 number from 1 to {max}{instead}"
+                "`{what} {n}` asks for more than this server takes in one request: give a \
+                 whole number from 1 to {max}{instead}"
             )))
         } else {
             Ok(())
@@ -32,9 +32,9 @@ pub(crate) fn check(cmd: &Command, limits: &Limits) -> Result<(), WireError> {
         }
     };
     match cmd {
-        Command::Start { num } => count("`start`", *num, " (send several requests for more)"),
-        Command::Stop { num } => count("`stop`", *num, " (`stop-all` stops every task)"),
-        Command::Apply { num, .. } => count("`apply --num`", *num, ""),
+        Command::Start { num } => count("start", *num, " (send several requests for more)"),
+        Command::Stop { num } => count("stop", *num, " (`stop-all` stops every task)"),
+        Command::Apply { num, .. } => count("apply --num", *num, ""),
         Command::Map {
             num_concurrent,
             args,
@@ -49,7 +49,7 @@ pub(crate) fn check(cmd: &Command, limits: &Limits) -> Result<(), WireError> {
                     ),
                 ));
             }
-            count("`map --num-concurrent`", *num_concurrent, "")?;
+            count("map --num-concurrent", *num_concurrent, "")?;
             list(
                 "the `map` argument list",
                 args.len(),
