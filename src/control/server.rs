@@ -46,11 +46,23 @@ use std::time::{Duration, Instant};
 /// - Bad input (malformed JSON, unknown commands, wrong argument types, lines over the
 ///   bound, commands on a closed pool) gets an error reply and the session goes on. Input
 ///   never panics the server.
-/// - At most [`max_connections`](Self::max_connections) sessions at once; extra clients get
-///   a `busy` error and are closed. A session with no complete request for
-///   [`idle_timeout`](Self::idle_timeout) is closed. A slow or vanished client only ever
-///   holds its own thread; one that hangs up while its command waits frees its thread and
-///   slot within ~0.1 s (on unix; elsewhere when the wait ends).
+/// - No request makes the server allocate or start more than a bound allows: every count
+///   and list from the wire is checked against [`max_count`](Self::max_count),
+///   [`max_pool_size`](Self::max_pool_size) and [`tasks_page`](Self::tasks_page) before
+///   anything runs (an `over_limit` error past them), and lines against
+///   [`max_line_len`](Self::max_line_len).
+/// - No client can lock operators out: connections that have not said hello have a budget
+///   of their own ([`max_pending`](Self::max_pending); a new one pushes out the one that
+///   waited longest) and [`hello_timeout`](Self::hello_timeout) to say it; at most
+///   [`max_connections`](Self::max_connections) sessions that said hello, a hello past that
+///   gets `busy`. A refused token is answered after [`refusal_delay`](Self::refusal_delay),
+///   doubling per refusal from the same peer. Every refusal is sent in reply to the hello
+///   and lingered over, so the client reads it instead of a reset connection.
+/// - A session with no complete request for [`idle_timeout`](Self::idle_timeout) is
+///   closed; a reply not read within [`write_timeout`](Self::write_timeout) ends its
+///   session. A slow or vanished client only ever holds its own thread; one that hangs up
+///   while its command waits frees its thread and slot within ~0.1 s (on unix; elsewhere
+///   when the wait ends).
 /// - Nothing from the wire is evaluated or loaded: `apply` and `map` run only jobs registered
 ///   with [`register`](Self::register), with arguments decoded by serde.
 ///
