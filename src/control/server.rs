@@ -96,7 +96,8 @@ pub struct ControlServer {
     config: Config,
     limits: Limits,
     max_connections: usize,
-    max_pending: usize,
+    /// `None`: twice `max_connections`, at least 32.
+    max_pending: Option<usize>,
 }
 
 impl ControlServer {
@@ -107,7 +108,7 @@ impl ControlServer {
     /// | setting | default |
     /// |---|---|
     /// | [`max_connections`](Self::max_connections) (sessions that said hello) | 16 |
-    /// | [`max_pending`](Self::max_pending) (connections yet to say hello) | 32 |
+    /// | [`max_pending`](Self::max_pending) (connections yet to say hello) | twice `max_connections`, at least 32 |
     /// | [`hello_timeout`](Self::hello_timeout) | 5 s |
     /// | [`idle_timeout`](Self::idle_timeout) | 5 minutes |
     /// | [`write_timeout`](Self::write_timeout) (one whole reply) | 10 s |
@@ -132,7 +133,7 @@ impl ControlServer {
             },
             limits: Limits::default(),
             max_connections: 16,
-            max_pending: 32,
+            max_pending: None,
         }
     }
 
@@ -246,12 +247,14 @@ impl ControlServer {
         self
     }
 
-    /// At most this many connections that have not said hello yet (default 32; at least
-    /// 1). When they are all taken, a new connection takes the place of the one that has
-    /// waited longest, which gets a `busy` error and is closed: a flood of silent or garbage
-    /// connections cannot keep an operator from connecting.
+    /// At most this many connections that have not said hello yet (default: twice
+    /// [`max_connections`](Self::max_connections), at least 32; at least 1). When they are
+    /// all taken, a new connection takes the place of the one that has waited longest, which
+    /// gets a `busy` error and is closed: a flood of silent or garbage connections cannot
+    /// keep an operator from connecting. Make it larger than the bursts of clients you expect
+    /// to connect at once.
     pub fn max_pending(mut self, max: usize) -> Self {
-        self.max_pending = max;
+        self.max_pending = Some(max);
         self
     }
 
@@ -336,7 +339,7 @@ impl ControlServer {
         if self.max_connections == 0 {
             return bad("max_connections must be at least 1");
         }
-        if self.max_pending == 0 {
+        if self.max_pending == Some(0) {
             return bad("max_pending must be at least 1");
         }
         for (name, d) in [
@@ -412,7 +415,13 @@ impl ControlServer {
         self.start(listener)
     }
 
+    fn pending_budget(&self) -> usize {
+        self.max_pending
+            .unwrap_or_else(|| self.max_connections.saturating_mul(2).max(32))
+    }
+
     fn start(self, listener: Listener) -> Result<ServerHandle, ControlError> {
+        let pending = self.pending_budget();
         let shared = Arc::new(Shared {
             ctx: Context {
                 target: self.target,
@@ -421,7 +430,7 @@ impl ControlServer {
                 limits: self.limits,
                 stop: StopSignal::default(),
             },
-            admission: Admission::new(self.max_pending, self.max_connections),
+            admission: Admission::new(pending, self.max_connections),
             refusals: Refusals::new(self.config.refusal_delay),
             config: self.config,
             next_id: AtomicU64::new(0),
@@ -455,7 +464,7 @@ impl fmt::Debug for ControlServer {
                 &self.custom.list().map(|(n, _)| n).collect::<Vec<_>>(),
             )
             .field("max_connections", &self.max_connections)
-            .field("max_pending", &self.max_pending)
+            .field("max_pending", &self.pending_budget())
             .field("hello_timeout", &self.config.hello_timeout)
             .field("idle_timeout", &self.config.idle_timeout)
             .field("write_timeout", &self.config.write_timeout)
