@@ -92,7 +92,8 @@ impl Jobs {
                     if let Some(g) = group {
                         b = b.name(g);
                     }
-                    b.map_unordered(args, num_concurrent, move |a| f(a))?
+                    b.unordered()
+                        .map(args, num_concurrent, move |a| f(a))?
                         .name()
                         .to_owned()
                 }
