@@ -68,7 +68,7 @@ impl ControlTarget {
     // The only place the control server reaches into the engine; the pool has no public
     // accessor for its spawner.
     pub(crate) fn spawner(&self) -> std::sync::Arc<dyn async_taskpool_runtime::Spawner> {
-        self.pool.inner().spawner.clone()
+        self.pool.core().spawner.clone()
     }
 }
 
