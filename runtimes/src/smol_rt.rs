@@ -14,8 +14,9 @@ use std::time::Duration;
 /// run it.
 ///
 /// ```
-/// use async_taskpool_runtime::{SmolSpawner, Spawner};
-/// use std::sync::{Arc, Weak};
+/// # mod async_taskpool { pub mod runtime { pub use ::async_taskpool_runtime::*; } } // as re-exported
+/// use async_taskpool::runtime::{SmolSpawner, Spawner};
+/// use std::sync::Arc;
 ///
 /// let ex = Arc::new(smol::Executor::new());
 /// let spawner = SmolSpawner::from_executor(ex.clone());
