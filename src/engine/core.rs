@@ -20,6 +20,7 @@ use event_listener::Event;
 use std::any::Any;
 use std::cell::{Cell as StdCell, RefCell};
 use std::collections::HashMap;
+use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Waker;
@@ -320,6 +321,7 @@ impl After {
         self.rest.get_or_insert_with(Default::default)
     }
 
+    #[inline]
     pub(crate) fn wake(&mut self, waker: Option<Waker>) {
         if let Some(w) = waker {
             match self.wake {
@@ -348,6 +350,7 @@ impl After {
     }
 
     /// Does it all, with no lock held.
+    #[inline]
     fn run(&mut self, core: &Core) {
         if let Some(w) = self.wake.take() {
             w.wake();
@@ -404,7 +407,8 @@ impl Rest {
 pub(crate) struct Section<'a> {
     pub(crate) core: &'a Arc<Core>,
     st: Option<Locked<'a, State>>,
-    pub(crate) after: After,
+    /// Never dropped with drop glue: `After::run` empties it when the section ends.
+    pub(crate) after: ManuallyDrop<After>,
 }
 
 impl std::ops::Deref for Section<'_> {
@@ -429,6 +433,7 @@ impl Drop for Section<'_> {
 
 impl Section<'_> {
     /// The state and the after-work, borrowed apart.
+    #[inline]
     pub(crate) fn split(&mut self) -> (&mut State, &mut After, &Arc<Core>) {
         (
             self.st.as_mut().expect("locked until dropped"),
@@ -520,12 +525,20 @@ impl Core {
     }
 
     /// Enters a critical section.
+    #[inline]
     pub(crate) fn section(self: &Arc<Self>) -> Section<'_> {
         Section {
             core: self,
             st: Some(lock(&self.state, Rank::State)),
-            after: After::default(),
+            after: ManuallyDrop::new(After::default()),
         }
+    }
+
+    /// The state alone, for a section that leaves nothing to do after unlocking (no wake, no
+    /// job to start, no value to drop).
+    #[inline]
+    pub(crate) fn state(&self) -> Locked<'_, State> {
+        lock(&self.state, Rank::State)
     }
 
     /// Reads the state; for looks that change nothing.
@@ -533,6 +546,7 @@ impl Core {
         f(&lock(&self.state, Rank::State))
     }
 
+    #[inline]
     pub(crate) fn notify_changed(&self) {
         if self.waiters.load(Ordering::SeqCst) > 0 {
             self.changed.notify(usize::MAX);
@@ -602,9 +616,11 @@ impl State {
     pub(crate) fn next_id(&self) -> u64 {
         self.next_id
     }
+    #[inline]
     pub(crate) fn has_room(&self) -> bool {
         self.limit.is_none_or(|l| self.slots < l)
     }
+    #[inline]
     fn over_limit(&self) -> bool {
         self.limit.is_some_and(|l| self.slots > l)
     }
@@ -616,11 +632,20 @@ impl State {
         self.ending == 0 && self.groups.iter().all(|(_, g)| g.unstarted_ending == 0)
     }
 
+    #[inline]
     pub(crate) fn check_open(&self, pool: &str) -> Result<(), PoolError> {
+        if self.gate == Gate::Open {
+            Ok(())
+        } else {
+            Err(self.refusal(pool))
+        }
+    }
+
+    #[cold]
+    fn refusal(&self, pool: &str) -> PoolError {
         match self.gate {
-            Gate::Open => Ok(()),
-            Gate::Locked => Err(PoolError::Locked { pool: pool.into() }),
-            Gate::Closed => Err(PoolError::Closed { pool: pool.into() }),
+            Gate::Locked => PoolError::Locked { pool: pool.into() },
+            _ => PoolError::Closed { pool: pool.into() },
         }
     }
 
@@ -633,6 +658,7 @@ impl State {
         self.limit = limit;
     }
 
+    #[inline]
     pub(crate) fn allocate_id(&mut self) -> TaskId {
         let id = TaskId::new(self.next_id);
         self.next_id += 1;
@@ -646,15 +672,18 @@ impl State {
         first
     }
 
+    #[inline]
     pub(crate) fn take_slot(&mut self) {
         self.slots += 1;
     }
 
+    #[inline]
     pub(crate) fn free_slot(&mut self) {
         self.slots -= 1;
     }
 
     /// A parked runner for a job that starts now, if one waits.
+    #[inline]
     pub(crate) fn idle_runner(&mut self) -> Option<Arc<Mailbox>> {
         self.idle.pop()
     }
@@ -664,6 +693,7 @@ impl State {
     }
 
     /// A task starts running.
+    #[inline]
     pub(crate) fn insert_running(
         &mut self,
         id: TaskId,
@@ -722,6 +752,7 @@ impl State {
     }
 
     /// Removes a task that ended; counts it. Returns its entry (to drop after unlocking).
+    #[inline]
     pub(crate) fn remove_task(&mut self, id: TaskId, outcome: Outcome) -> Option<Entry> {
         let entry = self.table.remove(id.get())?;
         match entry.life {
@@ -748,6 +779,7 @@ impl State {
     }
 
     /// Whether anything waits for a slot.
+    #[inline]
     pub(crate) fn anything_waits(&self) -> bool {
         self.turns.len() > 0
     }
@@ -756,6 +788,7 @@ impl State {
 
     /// Slots a lane holds now: its workers for a group, the loose tasks' own slots for the
     /// loose lane. `None` if the lane wants no slot.
+    #[inline]
     fn held_if_wanting(&self, lane: Lane) -> Option<usize> {
         match lane {
             Lane::Loose => (!self.loose.is_empty()).then(|| self.slots - self.group_workers),
@@ -807,6 +840,7 @@ impl State {
     }
 
     /// The lane at `place` took its turn: it moves to the back.
+    #[inline]
     fn take_turn(&mut self, place: usize) {
         if self.turns.len() > 1 {
             self.turns.took_turn(place);
@@ -1113,24 +1147,36 @@ impl State {
             return None;
         }
         g.backlog = hint.lower;
-        if hint.upper == Some(0) {
+        let more = if hint.upper == Some(0) {
             // Known to be empty now: no worker needs to pull to find out. The caller closes
             // the input once it has issued this item's sequence number.
             after.discard(Trash::Input(source));
-        } else {
-            g.input = Input::Idle(Held::new(source));
-        }
-        let g = self.groups.get_mut(key).expect("checked");
-        let more = if hint.upper == Some(0) {
             0
         } else {
+            g.input = Input::Idle(Held::new(source));
             hint.lower.clamp(1, MAX_RAMP as u64) as usize
         };
         g.target = g.target.max(g.workers.saturating_add(more));
+        g.items_live += 1;
+        let wants_turn = !g.in_turns && g.wants_slot();
         let id = self.allocate_id();
-        self.insert_running(id, control.clone(), Seat::Worker, Some(key));
-        self.join_turns(key);
-        self.grant(core, after);
+        self.running += 1;
+        self.table.insert(
+            id.get(),
+            Entry {
+                control: Held::new(control.clone()),
+                life: Life::Running(Seat::Worker),
+                cancel_requested: false,
+                group: Some(key),
+            },
+        );
+        if wants_turn {
+            self.join_turns(key);
+        }
+        if self.has_room() {
+            // More workers may start (the group ramps up as it learns its input's length).
+            self.grant(core, after);
+        }
         Some(id)
     }
 
@@ -1269,6 +1315,12 @@ impl State {
             Some(g) => (g.has_input(), g.cancelled),
             None => (false, true),
         };
+        let go_on = has_input && !cancelled && !self.over_limit();
+        if go_on && self.turns.len() <= 1 && self.turns.get(0).is_none_or(|l| l == Lane::Group(key))
+        {
+            // Nobody else waits (the usual case of a lone map): go on.
+            return AfterItem::Continue(take_next.then(|| self.next_item(key, control)));
+        }
         if !self.over_limit() && !cancelled {
             match self.lane_up(Some(Lane::Group(key))) {
                 // Its own turn, or nobody else waits: go on with the group's next item.
@@ -1611,6 +1663,22 @@ impl State {
     pub(crate) fn retire(&mut self, id: TaskId, outcome: Outcome, after: &mut After) {
         if let Some(entry) = self.remove_task(id, outcome) {
             after.discard(Trash::Control(entry.control.into_inner()));
+            after.notify = true;
+        }
+    }
+
+    /// Like [`retire`](Self::retire), for a caller that holds the task's control itself (a
+    /// task's job holds its cell; a worker, its items' abort signal): dropping the table's
+    /// reference then only lowers a count, so it is dropped here, not carried out.
+    #[inline]
+    pub(crate) fn retire_held(&mut self, id: TaskId, outcome: Outcome, after: &mut After) {
+        if let Some(entry) = self.remove_task(id, outcome) {
+            let control = entry.control.into_inner();
+            debug_assert!(
+                Arc::strong_count(&control) > 1,
+                "the caller holds the control"
+            );
+            drop(control);
             after.notify = true;
         }
     }
