@@ -805,6 +805,9 @@ impl State {
     /// counts one fewer). Lanes that want none leave the ring. Returns the lane's place in the
     /// ring too, for [`take_turn`](Self::take_turn).
     fn lane_up(&mut self, from: Option<Lane>) -> Option<(Lane, usize)> {
+        if self.turns.len() == 0 {
+            return None;
+        }
         if self.turns.len() == 1 {
             // One lane waits (the usual case): no shares to weigh.
             let lane = self.turns.get(0)?;
@@ -938,7 +941,9 @@ impl State {
             }
         }
         self.free_slot();
-        self.grant(core, after);
+        if self.anything_waits() {
+            self.grant(core, after);
+        }
         self.park_or_end(spare)
     }
 
