@@ -1,4 +1,4 @@
-use crate::TaskId;
+use crate::id::TaskId;
 use std::any::Any;
 use std::fmt;
 use std::sync::Mutex;

@@ -1,6 +1,6 @@
 //! Introspection snapshots; all serialize with serde.
 
-use crate::TaskId;
+use crate::id::TaskId;
 use serde::{Deserialize, Serialize};
 
 /// A snapshot of a pool, taken atomically.

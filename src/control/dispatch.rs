@@ -186,7 +186,8 @@ impl Context {
         super::bounds::check(&cmd, &self.limits)?;
         let pool = self.target.pool();
         let simple = || self.target.simple().ok_or_else(|| self.not_for(name));
-        let ids = |ids: Vec<crate::TaskId>| json!(ids.iter().map(|i| i.get()).collect::<Vec<_>>());
+        let ids =
+            |ids: Vec<crate::id::TaskId>| json!(ids.iter().map(|i| i.get()).collect::<Vec<_>>());
         Ok(match cmd {
             Command::Hello { .. } => {
                 return Err(WireError::new(
@@ -228,7 +229,7 @@ impl Context {
                 }
             }
             Command::Cancel { ids } => {
-                pool.cancel(ids.into_iter().map(crate::TaskId::new))?;
+                pool.cancel(ids.into_iter().map(crate::id::TaskId::new))?;
                 Value::Null
             }
             Command::CancelGroup { name } => {

@@ -2,7 +2,7 @@
 //! loaded from the wire; a request names a factory and gives JSON for its typed argument.
 
 use super::protocol::{ErrorKind, WireError};
-use crate::TaskPool;
+use crate::pool::TaskPool;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::collections::BTreeMap;

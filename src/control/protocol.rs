@@ -497,9 +497,9 @@ impl WireError {
     }
 }
 
-impl From<crate::PoolError> for WireError {
-    fn from(e: crate::PoolError) -> Self {
-        use crate::PoolError as P;
+impl From<crate::error::PoolError> for WireError {
+    fn from(e: crate::error::PoolError) -> Self {
+        use crate::error::PoolError as P;
         let kind = match &e {
             P::Closed { .. } => ErrorKind::Closed,
             P::Locked { .. } => ErrorKind::Locked,

@@ -5,7 +5,7 @@ use super::custom::CustomCommands;
 use super::dispatch::{Context, StopSignal};
 use super::jobs::Jobs;
 use super::protocol::Limits;
-use super::session::{Config, Session};
+use super::session::{Config, Session, Shared};
 use super::target::ControlTarget;
 use super::transport::Listener;
 use serde::de::DeserializeOwned;
@@ -472,15 +472,6 @@ impl fmt::Debug for ControlServer {
             .field("token", &self.config.token.as_ref().map(|_| "<set>"))
             .finish()
     }
-}
-
-/// What the acceptor and every session share.
-pub(crate) struct Shared {
-    pub(crate) ctx: Context,
-    pub(crate) config: Config,
-    pub(crate) admission: Admission,
-    pub(crate) refusals: Refusals,
-    next_id: AtomicU64,
 }
 
 /// Forgets a session even if its thread panics.

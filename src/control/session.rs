@@ -1,16 +1,17 @@
 //! One client's session, on its own thread: hello (or the Python client's handshake) within
 //! the hello timeout, then one reply per request line.
 
+use super::admission::{Admission, Refusals};
 use super::dispatch::shutting_down;
+use super::dispatch::Context;
 use super::hangup::Hangup;
 use super::line::{Line, LineReader};
 use super::protocol::{Command, ErrorKind, Reply, WireError, PROTOCOL_VERSION};
-use super::server::Shared;
 use super::text::{help_text, parse_line, render, Style};
 use super::transport::{Conn, Peer};
 use serde_json::Value;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -509,6 +510,15 @@ fn same_secret(given: &str, expected: &str) -> bool {
         diff |= usize::from(x ^ a.get(i).copied().unwrap_or(!x));
     }
     diff == 0
+}
+
+/// What the acceptor and every session share.
+pub(crate) struct Shared {
+    pub(crate) ctx: Context,
+    pub(crate) config: Config,
+    pub(crate) admission: Admission,
+    pub(crate) refusals: Refusals,
+    pub(crate) next_id: AtomicU64,
 }
 
 #[cfg(test)]

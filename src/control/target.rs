@@ -1,7 +1,10 @@
 //! What a control server steers: a `TaskPool` or a `SimpleTaskPool` of any output type.
 
 use super::protocol::PoolKind;
-use crate::{PoolError, SimpleTaskPool, TaskId, TaskPool};
+use crate::error::PoolError;
+use crate::id::TaskId;
+use crate::pool::TaskPool;
+use crate::simple::SimpleTaskPool;
 use std::fmt;
 use std::sync::Arc;
 

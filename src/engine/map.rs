@@ -12,11 +12,9 @@
 //! group's turn like any queued task.
 
 use super::callbacks::TaskOptions;
-use super::core::{
-    AfterItem, Arrival, Core, GroupDriver, GroupKind, Input, NewWorker, Outcome, Pull, SizeHint,
-    TaskControl, WorkerHeld, MAX_RAMP,
-};
+use super::core::{Core, GroupDriver, GroupKind, Input, NewWorker, Outcome, TaskControl};
 use super::current;
+use super::groups::{AfterItem, Arrival, Pull, SizeHint, WorkerHeld, MAX_RAMP};
 use super::handoff::{BoxJob, Mailbox, Next};
 use super::lanes::{GroupKey, Reserved};
 use super::poll::{poll_task, CancelSignal, RunTimer};

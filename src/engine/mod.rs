@@ -89,11 +89,13 @@
 //!   comes back and its handle resolves; its callbacks cannot run (no runtime to run them).
 
 pub(crate) mod callbacks;
+pub(crate) mod cancel;
 pub(crate) mod capacity;
 pub(crate) mod control;
 pub(crate) mod core;
 pub(crate) mod current;
 pub(crate) mod fifo;
+pub(crate) mod groups;
 pub(crate) mod handoff;
 pub(crate) mod lanes;
 pub(crate) mod lock;

@@ -1,7 +1,7 @@
 //! Looking at a pool and waiting for it: `join`, `flush`, `until_closed`, stats and the task
 //! list.
 
-use super::core::{Core, Gate, LiveState, State};
+use super::core::{Core, Gate, GroupState, Input, Life, State};
 use super::current;
 use super::lanes::GroupKey;
 use crate::error::PoolError;
@@ -143,5 +143,93 @@ impl Core {
     /// Whether the task `id` belongs to the group `key`.
     pub(crate) fn in_group(&self, id: TaskId, key: GroupKey) -> bool {
         self.read(|st| st.group_of(id) == Some(key))
+    }
+}
+
+/// A live task as `tasks()` lists it.
+pub(crate) struct LiveTask<'a> {
+    pub(crate) id: TaskId,
+    pub(crate) name: Option<&'a str>,
+    pub(crate) group: Option<&'a str>,
+    pub(crate) state: LiveState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LiveState {
+    Queued,
+    Running,
+    Ending,
+}
+
+impl State {
+    /// Live tasks of the group (queued or running), ascending.
+    pub(crate) fn ids_in_group(&self, key: GroupKey) -> Vec<TaskId> {
+        let mut ids: Vec<TaskId> = self
+            .table
+            .iter()
+            .filter(|(_, e)| e.group == Some(key))
+            .map(|(id, _)| TaskId::new(id))
+            .collect();
+        if let Some(GroupState {
+            input: Input::Reserved(r),
+            ..
+        }) = self.groups.get(key)
+        {
+            ids.extend(r.iter_from(0).map(TaskId::new));
+        }
+        ids.sort_unstable();
+        ids
+    }
+
+    pub(crate) fn group_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.names.keys().map(|k| k.to_string()).collect();
+        names.sort();
+        names
+    }
+
+    /// Every live task, ascending by id, from `after` on, at most `max` of them.
+    pub(crate) fn live_tasks(&self, from: u64, max: usize) -> Vec<LiveTask<'_>> {
+        let mut out: Vec<LiveTask<'_>> = self
+            .table
+            .iter()
+            .filter(|(id, _)| *id >= from)
+            .map(|(id, e)| LiveTask {
+                id: TaskId::new(id),
+                name: e.control.name(),
+                group: e.group.and_then(|k| self.groups.get(k)).map(|g| &*g.name),
+                state: match e.life {
+                    Life::Waiting => LiveState::Queued,
+                    Life::Running(_) => LiveState::Running,
+                    Life::Ending => LiveState::Ending,
+                },
+            })
+            .collect();
+        out.sort_unstable_by_key(|t| t.id);
+        out.truncate(max);
+        let queued = self
+            .loose
+            .iter()
+            .filter(|(id, _)| *id >= from)
+            .take(max)
+            .map(|(id, t)| LiveTask {
+                id: TaskId::new(id),
+                name: t.name(),
+                group: None,
+                state: LiveState::Queued,
+            });
+        out.extend(queued);
+        for (_, g) in self.groups.iter() {
+            if let Input::Reserved(r) = &g.input {
+                out.extend(r.iter_from(from).take(max).map(|id| LiveTask {
+                    id: TaskId::new(id),
+                    name: None,
+                    group: Some(&*g.name),
+                    state: LiveState::Queued,
+                }));
+            }
+        }
+        out.sort_unstable_by_key(|t| t.id);
+        out.truncate(max);
+        out
     }
 }

@@ -1,12 +1,8 @@
-use super::core::Core;
+use super::core::{Core, Hook, Settings};
 use super::{AsyncThreadedPool, HookError, ThreadRuntime, ThreadedError, ThreadedPool};
 use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
-
-pub(crate) type Hook =
-    Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = Result<(), HookError>>>> + Send>;
 
 /// Configures a [`ThreadedPool`] or an [`AsyncThreadedPool`]. Made by
 /// [`ThreadedPool::builder`] or [`AsyncThreadedPool::builder`].
@@ -51,6 +47,19 @@ pub struct ThreadedPoolBuilder {
     pub(crate) timeout: Option<Duration>,
     pub(crate) setup: Option<Hook>,
     pub(crate) teardown: Option<Hook>,
+}
+
+impl ThreadedPoolBuilder {
+    fn into_settings(self) -> Settings {
+        Settings {
+            runtime: self.runtime,
+            name: self.name,
+            size: self.size,
+            timeout: self.timeout,
+            setup: self.setup,
+            teardown: self.teardown,
+        }
+    }
 }
 
 fn hook<C, F, E>(f: C) -> Hook
@@ -129,7 +138,7 @@ impl ThreadedPoolBuilder {
     /// Errors: [`ThreadedError::Setup`] (the thread has exited), [`ThreadedError::Start`],
     /// and [`ThreadedError::Pool`] for a `size` of 0.
     pub fn build(self) -> Result<ThreadedPool, ThreadedError> {
-        let core = Core::start(self)?;
+        let core = Core::start(self.into_settings())?;
         core.wait_ready_blocking()?;
         Ok(ThreadedPool::from_core(core))
     }
@@ -148,7 +157,7 @@ impl ThreadedPoolBuilder {
     /// # }).unwrap(); }
     /// ```
     pub async fn build_async(self) -> Result<AsyncThreadedPool, ThreadedError> {
-        let core = Core::start(self)?;
+        let core = Core::start(self.into_settings())?;
         // If this future is dropped while setup runs, the thread must not wait for a `stop`
         // that nobody can call any more.
         struct StopIfDropped<'a>(&'a Core, bool);

@@ -1,6 +1,5 @@
 //! What both front ends share: the thread, its loop, the inner pool, and stopping.
 
-use super::builder::{Hook, ThreadedPoolBuilder};
 use super::driver::Driver;
 use super::{HookError, ThreadRuntime, ThreadedError, ThreadedHandle};
 use crate::builder::TaskBuilder;
@@ -11,6 +10,7 @@ use crate::signal::Signal;
 use futures_util::FutureExt;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle, ThreadId};
@@ -40,9 +40,24 @@ pub(crate) struct Core {
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
+/// A setup or teardown hook: a one-shot closure making a future that runs on the pool's
+/// thread (so it need not be `Send`).
+pub(crate) type Hook =
+    Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = Result<(), HookError>>>> + Send>;
+
+/// What a threaded pool is started with (the builder's settings).
+pub(crate) struct Settings {
+    pub(crate) runtime: ThreadRuntime,
+    pub(crate) name: Option<String>,
+    pub(crate) size: Option<usize>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) setup: Option<Hook>,
+    pub(crate) teardown: Option<Hook>,
+}
+
 impl Core {
     /// Starts the thread and its loop; does not wait for setup.
-    pub(crate) fn start(b: ThreadedPoolBuilder) -> Result<Arc<Self>, ThreadedError> {
+    pub(crate) fn start(b: Settings) -> Result<Arc<Self>, ThreadedError> {
         let name: Arc<str> = b
             .name
             .unwrap_or_else(|| {

@@ -1,0 +1,652 @@
+//! A group's transitions: its input checked out and back, its items registered, its
+//! workers' slots, its end, and its cancellation. Part of [`State`], split out of `core.rs`
+//! for size; the state and its scheduler are there.
+
+use super::core::{
+    After, Core, Entry, GroupDriver, GroupKind, GroupState, Input, Life, Outcome, Seat, State,
+    TaskControl, Trash,
+};
+use super::handoff::{BoxJob, Mailbox, Next};
+use super::lanes::{GroupKey, Lane};
+use super::user::Held;
+use crate::error::PoolError;
+use crate::id::TaskId;
+use std::any::Any;
+use std::sync::Arc;
+use std::task::Waker;
+
+/// What a worker does after an item.
+pub(crate) enum AfterItem {
+    /// Keep the slot and go on with the group's next item: taken in the same section, unless
+    /// the worker asked for it later (it yields to its executor first).
+    Continue(Option<Pull>),
+    /// Give the slot (with the runtime task) to this job.
+    HandOver(BoxJob),
+    /// Give the slot back and end (or park).
+    Leave(Next),
+}
+
+/// What a worker holding a slot gets from its group.
+pub(crate) enum Pull {
+    /// The group's input, checked out to this worker: pull an item and bring it back.
+    Source(Box<dyn Any + Send>),
+    /// A reserved item, now running under this id.
+    Reserved(TaskId),
+    /// Another worker is pulling from the input.
+    Busy,
+    /// Nothing more: the input ended or the group was cancelled.
+    Nothing,
+}
+
+/// What a worker that waited on its input without a slot does with the item it got.
+pub(crate) enum Arrival {
+    /// It took a slot: run the item, which has this id.
+    Slot(TaskId),
+    /// The item has this id; wait for the group's turn (`poll_turn`).
+    WaitForTurn(TaskId),
+    /// The group was cancelled: drop the item.
+    Cancelled,
+}
+
+/// What a worker holds when it ends outside `after_item`.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct WorkerHeld {
+    /// A slot.
+    pub(crate) slot: bool,
+    /// The group's input, checked out (or waited on).
+    pub(crate) input: bool,
+}
+
+/// An input's size hint, read outside the lock.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SizeHint {
+    pub(crate) lower: u64,
+    pub(crate) upper: Option<u64>,
+}
+
+impl SizeHint {
+    pub(crate) fn of((lower, upper): (usize, Option<usize>)) -> Self {
+        Self {
+            lower: lower as u64,
+            upper: upper.map(|u| u as u64),
+        }
+    }
+}
+
+/// Most workers a group adds at once: a huge `num_concurrent` keeps ramping as items are
+/// pulled, rather than spawning a worker per item up front.
+pub(crate) const MAX_RAMP: usize = 1024;
+
+impl State {
+    /// A group's worker took a slot, or gave one up.
+    pub(super) fn worker_in(&mut self, key: GroupKey) {
+        if let Some(g) = self.groups.get_mut(key) {
+            g.workers += 1;
+            self.group_workers += 1;
+        }
+    }
+
+    pub(super) fn worker_out(&mut self, key: GroupKey) {
+        if let Some(g) = self.groups.get_mut(key) {
+            g.workers -= 1;
+            self.group_workers -= 1;
+        }
+        self.drop_group_if_gone(key);
+    }
+
+    /// The name a new group gets: `name`, if free, or a generated one; refused if the pool
+    /// takes no new work.
+    pub(crate) fn name_group(
+        &mut self,
+        pool: &str,
+        kind: GroupKind,
+        name: Option<String>,
+    ) -> Result<Arc<str>, PoolError> {
+        self.check_open(pool)?;
+        Ok(match name {
+            Some(n) => {
+                if self.names.contains_key(n.as_str()) {
+                    return Err(PoolError::GroupExists {
+                        pool: pool.into(),
+                        name: n,
+                    });
+                }
+                n.into()
+            }
+            None => loop {
+                let counter = &mut self.name_counters[kind as usize];
+                let k = *counter;
+                *counter += 1;
+                let candidate = format!("{}-group-{k}", kind.prefix());
+                if !self.names.contains_key(candidate.as_str()) {
+                    break candidate.into();
+                }
+            },
+        })
+    }
+
+    /// Registers a group named by [`name_group`](Self::name_group).
+    pub(crate) fn register_group(
+        &mut self,
+        name: Arc<str>,
+        num_concurrent: usize,
+        input: Input,
+        backlog: u64,
+        target: usize,
+    ) -> GroupKey {
+        if let Input::Reserved(r) = &input {
+            self.reserved_waiting += r.len();
+        }
+        self.busy_groups += 1;
+        let key = self.groups.insert(GroupState {
+            name: name.clone(),
+            driver: None,
+            num_concurrent,
+            target: target.max(1),
+            workers: 0,
+            input,
+            parked_puller: None,
+            in_turns: false,
+            cancelled: false,
+            items_live: 0,
+            backlog,
+            unstarted_ending: 0,
+            settled: false,
+        });
+        self.names.insert(name, key);
+        key
+    }
+
+    /// The group's driver is ready: it takes its turns from now on.
+    pub(crate) fn launch_group(
+        &mut self,
+        key: GroupKey,
+        driver: Arc<dyn GroupDriver>,
+        core: &Arc<Core>,
+        after: &mut After,
+    ) {
+        let g = self.groups.get_mut(key).expect("registered");
+        g.driver = Some(Held::new(driver));
+        self.join_turns(key);
+        self.grant(core, after);
+        self.settle_if_finished(key, after);
+    }
+
+    /// The group's input is over: nothing more is pulled. Tells the group's results how
+    /// many items never started: `dropped` pulled ones, and, if the group was cancelled, what
+    /// its input said was left.
+    pub(super) fn close_input(&mut self, key: GroupKey, dropped: u64, after: &mut After) {
+        let Some(g) = self.groups.get_mut(key) else {
+            return;
+        };
+        if !matches!(g.input, Input::Reserved(_) | Input::Done) || dropped > 0 {
+            let left = if g.cancelled { g.backlog } else { 0 };
+            if let Some(driver) = g.driver.as_ref() {
+                after.wake(driver.input_done(left + dropped));
+            }
+        }
+        g.input = Input::Done;
+        g.backlog = 0;
+    }
+
+    pub(super) fn join_turns(&mut self, key: GroupKey) {
+        let Some(g) = self.groups.get_mut(key) else {
+            return;
+        };
+        if !g.in_turns && g.wants_slot() {
+            g.in_turns = true;
+            self.turns.join(Lane::Group(key));
+        }
+    }
+
+    pub(crate) fn group_key(&self, name: &str) -> Option<GroupKey> {
+        self.names.get(name).copied()
+    }
+
+    /// Whether the group is still known under its name (not cancelled, not flushed).
+    pub(crate) fn group_is_named(&self, key: GroupKey) -> bool {
+        self.groups
+            .get(key)
+            .is_some_and(|g| !g.cancelled && self.names.get(&g.name) == Some(&key))
+    }
+
+    /// The group task `id` belongs to, if it is live and in one.
+    pub(crate) fn group_of(&self, id: TaskId) -> Option<GroupKey> {
+        self.table.get(id.get())?.group
+    }
+
+    /// The next item of a group for a worker holding a slot: an input to pull (checked out
+    /// to the caller), a reserved id (now running), or nothing.
+    pub(crate) fn next_item(&mut self, key: GroupKey, control: &Arc<dyn TaskControl>) -> Pull {
+        let Some(g) = self.groups.get_mut(key) else {
+            return Pull::Nothing;
+        };
+        if g.cancelled {
+            return Pull::Nothing;
+        }
+        match std::mem::replace(&mut g.input, Input::Pulling) {
+            Input::Idle(source) => Pull::Source(source.into_inner()),
+            Input::Reserved(r) => {
+                g.input = Input::Reserved(r);
+                match self.take_reserved(key) {
+                    Some(id) => {
+                        self.insert_running(id, control.clone(), Seat::Worker, Some(key));
+                        Pull::Reserved(id)
+                    }
+                    None => Pull::Nothing,
+                }
+            }
+            other => {
+                g.input = other;
+                Pull::Busy
+            }
+        }
+    }
+
+    /// The group's oldest reserved id, taken out of the queue (it starts now).
+    pub(super) fn take_reserved(&mut self, key: GroupKey) -> Option<TaskId> {
+        let g = self.groups.get_mut(key)?;
+        let Input::Reserved(r) = &mut g.input else {
+            return None;
+        };
+        let id = r.take_oldest()?;
+        g.backlog = r.len();
+        if r.is_empty() {
+            g.input = Input::Done;
+        }
+        self.reserved_waiting -= 1;
+        Some(TaskId::new(id))
+    }
+
+    /// A worker pulled an item from the group's input (checked out by `next_item`) and
+    /// brings the input back. Registers the item under a fresh id unless the group was
+    /// cancelled meanwhile (then the item comes back, not started).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn item_pulled(
+        &mut self,
+        key: GroupKey,
+        source: Box<dyn Any + Send>,
+        hint: SizeHint,
+        control: &Arc<dyn TaskControl>,
+        core: &Arc<Core>,
+        after: &mut After,
+    ) -> Option<TaskId> {
+        let g = self
+            .groups
+            .get_mut(key)
+            .expect("a group lives while its workers do");
+        if g.cancelled {
+            after.discard(Trash::Input(source));
+            self.close_input(key, 1, after);
+            return None;
+        }
+        g.backlog = hint.lower;
+        let more = if hint.upper == Some(0) {
+            // Known to be empty now: no worker needs to pull to find out. The caller closes
+            // the input once it has issued this item's sequence number.
+            after.discard(Trash::Input(source));
+            0
+        } else {
+            g.input = Input::Idle(Held::new(source));
+            hint.lower.clamp(1, MAX_RAMP as u64) as usize
+        };
+        g.target = g.target.max(g.workers.saturating_add(more));
+        g.items_live += 1;
+        let wants_turn = !g.in_turns && g.wants_slot();
+        let id = self.allocate_id();
+        self.running += 1;
+        self.table.insert(
+            id.get(),
+            Entry {
+                control: Held::new(control.clone()),
+                life: Life::Running(Seat::Worker),
+                cancel_requested: false,
+                group: Some(key),
+            },
+        );
+        if wants_turn {
+            self.join_turns(key);
+        }
+        if self.has_room() {
+            // More workers may start (the group ramps up as it learns its input's length).
+            self.grant(core, after);
+        }
+        Some(id)
+    }
+
+    /// A worker found the group's input ended (or it panicked); the input is dropped by the
+    /// caller.
+    pub(crate) fn input_ended(&mut self, key: GroupKey, after: &mut After) {
+        self.close_input(key, 0, after);
+        self.settle_if_finished(key, after);
+    }
+
+    /// The input was not ready: the worker gives its slot back and waits on it.
+    pub(crate) fn input_pending(
+        &mut self,
+        key: GroupKey,
+        waker: Waker,
+        core: &Arc<Core>,
+        after: &mut After,
+    ) {
+        if let Some(g) = self.groups.get_mut(key) {
+            g.input = Input::Waiting(Some(waker));
+        }
+        self.worker_out(key);
+        self.release_slot(core, after);
+    }
+
+    /// A slotless worker got an item from its pending input and brings the input back. The
+    /// item gets its id now; it takes a slot if there is room and no other lane waits, else
+    /// it waits (holding no slot) for the group's turn.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn item_arrived(
+        &mut self,
+        key: GroupKey,
+        source: Box<dyn Any + Send>,
+        hint: SizeHint,
+        control: &Arc<dyn TaskControl>,
+        waker: &Waker,
+        after: &mut After,
+    ) -> Arrival {
+        let g = self
+            .groups
+            .get_mut(key)
+            .expect("a group lives while its workers do");
+        if g.cancelled {
+            after.discard(Trash::Input(source));
+            self.close_input(key, 1, after);
+            return Arrival::Cancelled;
+        }
+        g.backlog = hint.lower;
+        if hint.upper == Some(0) {
+            // As in `item_pulled`: the caller closes the input after issuing.
+            after.discard(Trash::Input(source));
+        } else {
+            g.input = Input::Idle(Held::new(source));
+        }
+        let id = self.allocate_id();
+        if self.has_room() && self.turns.len() == 0 {
+            self.take_slot();
+            self.worker_in(key);
+            self.insert_running(id, control.clone(), Seat::Worker, Some(key));
+            return Arrival::Slot(id);
+        }
+        self.waiting_items += 1;
+        let g = self.groups.get_mut(key).expect("checked");
+        g.items_live += 1;
+        g.parked_puller = Some(Some(waker.clone()));
+        self.table.insert(
+            id.get(),
+            Entry {
+                control: Held::new(control.clone()),
+                life: Life::Waiting,
+                cancel_requested: false,
+                group: Some(key),
+            },
+        );
+        self.join_turns(key);
+        Arrival::WaitForTurn(id)
+    }
+
+    /// A worker waiting with item `id` for its group's turn polls: `Some(true)` once it was
+    /// granted a slot (the item now runs), `Some(false)` if the item or its group was
+    /// cancelled (the item now ends, without a slot), `None` to keep waiting.
+    pub(crate) fn poll_turn(&mut self, key: GroupKey, id: TaskId, waker: &Waker) -> Option<bool> {
+        let cancelled = self.table.get(id.get()).is_none_or(|e| e.cancel_requested);
+        let g = self.groups.get_mut(key)?;
+        match &mut g.parked_puller {
+            Some(None) => {
+                g.parked_puller = None;
+                if let Some(e) = self.table.get_mut(id.get()) {
+                    e.life = Life::Running(Seat::Worker);
+                    self.waiting_items -= 1;
+                    self.running += 1;
+                }
+                Some(true)
+            }
+            _ if cancelled || g.cancelled => {
+                g.parked_puller = None;
+                self.enter_ending(id);
+                Some(false)
+            }
+            Some(Some(w)) => {
+                if !w.will_wake(waker) {
+                    *w = waker.clone();
+                }
+                None
+            }
+            None => Some(false),
+        }
+    }
+
+    /// A worker waiting on its pending input polls again: whether the group was cancelled.
+    pub(crate) fn still_waiting_on_input(&mut self, key: GroupKey, waker: &Waker) -> bool {
+        let Some(g) = self.groups.get_mut(key) else {
+            return false;
+        };
+        if g.cancelled {
+            return false;
+        }
+        if let Input::Waiting(w) = &mut g.input {
+            *w = Some(waker.clone());
+        }
+        true
+    }
+
+    /// After an item ended: whether its worker keeps the slot for the group's next item,
+    /// hands it to the lane whose turn it is, or gives it back.
+    pub(crate) fn after_item(
+        &mut self,
+        key: GroupKey,
+        take_next: bool,
+        control: &Arc<dyn TaskControl>,
+        core: &Arc<Core>,
+        after: &mut After,
+        spare: &mut Option<Arc<Mailbox>>,
+    ) -> AfterItem {
+        let (has_input, cancelled) = match self.groups.get(key) {
+            Some(g) => (g.has_input(), g.cancelled),
+            None => (false, true),
+        };
+        let go_on = has_input && !cancelled && !self.over_limit();
+        if go_on && self.turns.len() <= 1 && self.turns.get(0).is_none_or(|l| l == Lane::Group(key))
+        {
+            // Nobody else waits (the usual case of a lone map): go on.
+            return AfterItem::Continue(take_next.then(|| self.next_item(key, control)));
+        }
+        if !self.over_limit() && !cancelled {
+            match self.lane_up(Some(Lane::Group(key))) {
+                // Its own turn, or nobody else waits: go on with the group's next item.
+                Some((Lane::Group(k), place)) if k == key && has_input => {
+                    self.take_turn(place);
+                    return AfterItem::Continue(take_next.then(|| self.next_item(key, control)));
+                }
+                None if has_input => {
+                    return AfterItem::Continue(take_next.then(|| self.next_item(key, control)))
+                }
+                Some(lane) => {
+                    self.leave_group_slot(key, after);
+                    return match self.start_turn(lane, core, after) {
+                        Some(job) => AfterItem::HandOver(job),
+                        None => AfterItem::Leave(self.park_or_end(spare)),
+                    };
+                }
+                None => {}
+            }
+        }
+        self.leave_group_slot(key, after);
+        self.free_slot();
+        self.grant(core, after);
+        AfterItem::Leave(self.park_or_end(spare))
+    }
+
+    /// A worker that kept finding the group's input busy gives its slot back (the group
+    /// keeps its turns: the slot may come back to it) and ends.
+    pub(crate) fn give_up_slot(
+        &mut self,
+        key: GroupKey,
+        core: &Arc<Core>,
+        after: &mut After,
+        spare: &mut Option<Arc<Mailbox>>,
+    ) -> Next {
+        self.leave_group_slot(key, after);
+        self.free_slot();
+        self.grant(core, after);
+        self.park_or_end(spare)
+    }
+
+    /// A worker of the group gives up its slot and ends.
+    pub(super) fn leave_group_slot(&mut self, key: GroupKey, after: &mut After) {
+        self.worker_out(key);
+        self.join_turns(key);
+        self.settle_if_finished(key, after);
+    }
+
+    /// A worker of the group ends other than by `after_item` (after an item's callbacks, or
+    /// dropped by the runtime), with what it still held.
+    pub(crate) fn worker_gone(
+        &mut self,
+        key: GroupKey,
+        held: WorkerHeld,
+        core: &Arc<Core>,
+        after: &mut After,
+    ) {
+        if held.slot {
+            self.worker_out(key);
+        }
+        if held.input {
+            // It was dropped holding the input, which went with it: nothing more is pulled.
+            self.close_input(key, 0, after);
+        }
+        if held.slot {
+            self.free_slot();
+        }
+        self.join_turns(key);
+        self.grant(core, after);
+        self.settle_if_finished(key, after);
+    }
+
+    /// A map item's slot is given back before its callbacks run; the worker ends after them.
+    pub(crate) fn item_to_callbacks(
+        &mut self,
+        key: GroupKey,
+        id: TaskId,
+        core: &Arc<Core>,
+        after: &mut After,
+    ) {
+        self.enter_ending(id);
+        self.worker_out(key);
+        self.release_slot(core, after);
+    }
+
+    /// Forgets the group's driver, turns and counts once nothing of it is left.
+    pub(super) fn settle_if_finished(&mut self, key: GroupKey, after: &mut After) {
+        let Some(g) = self.groups.get_mut(key) else {
+            return;
+        };
+        if g.settled || !g.finished() {
+            return;
+        }
+        g.settled = true;
+        if let Some(driver) = g.driver.take() {
+            after.discard(Trash::Driver(driver.into_inner()));
+        }
+        g.backlog = 0;
+        if g.in_turns {
+            g.in_turns = false;
+            self.turns.remove(Lane::Group(key));
+        }
+        self.busy_groups -= 1;
+        self.drop_group_if_gone(key);
+        after.notify = true;
+    }
+
+    /// Removes a settled group that nothing refers to any more: its name was freed (it was
+    /// cancelled or flushed) and no worker of it holds a slot.
+    pub(super) fn drop_group_if_gone(&mut self, key: GroupKey) {
+        let Some(g) = self.groups.get(key) else {
+            return;
+        };
+        let named = self.names.get(&g.name) == Some(&key);
+        if g.settled && g.workers == 0 && !named {
+            self.groups.remove(key);
+        }
+    }
+
+    /// Cancels a group: nothing more is pulled or started, running items are asked to stop,
+    /// reserved items end as cancelled, and the name is freed.
+    pub(crate) fn cancel_group(&mut self, key: GroupKey, core: &Arc<Core>, after: &mut After) {
+        let Some(g) = self.groups.get_mut(key) else {
+            return;
+        };
+        if g.cancelled {
+            return;
+        }
+        g.cancelled = true;
+        if self.names.get(&g.name) == Some(&key) {
+            self.names.remove(&g.name);
+        }
+        match std::mem::replace(&mut g.input, Input::Pulling) {
+            Input::Idle(source) => {
+                after.discard(Trash::Input(source.into_inner()));
+                self.close_input(key, 0, after);
+            }
+            // The worker that holds it drops it when it sees the cancel, and closes it.
+            Input::Pulling => {}
+            Input::Waiting(waker) => {
+                after.wake(waker);
+                g.input = Input::Waiting(None);
+            }
+            Input::Reserved(mut r) => {
+                let unstarted = r.take_all();
+                self.reserved_waiting -= unstarted.len();
+                let g = self.groups.get_mut(key).expect("checked");
+                g.input = Input::Done;
+                g.backlog = 0;
+                g.unstarted_ending += unstarted.len();
+                if !unstarted.is_empty() {
+                    if let Some(driver) = g.driver.as_ref() {
+                        let job = Arc::clone(driver).unstarted(core, unstarted);
+                        after.start(job, None);
+                    }
+                }
+            }
+            Input::Done => g.input = Input::Done,
+        }
+        let g = self.groups.get_mut(key).expect("checked");
+        if let Some(Some(w)) = &g.parked_puller {
+            // It drops its item and ends when it sees the cancel.
+            after.wake(Some(w.clone()));
+        }
+        if g.in_turns {
+            g.in_turns = false;
+            self.turns.remove(Lane::Group(key));
+        }
+        let ids = self.ids_in_group(key);
+        for id in ids {
+            self.cancel_running(id, after);
+        }
+        self.settle_if_finished(key, after);
+        after.notify = true;
+    }
+
+    /// A reserved item cancelled before it started has delivered its result and run its
+    /// callbacks.
+    pub(crate) fn unstarted_ended(
+        &mut self,
+        key: GroupKey,
+        n: u64,
+        outcome: Outcome,
+        after: &mut After,
+    ) {
+        if let Some(g) = self.groups.get_mut(key) {
+            g.unstarted_ending -= n;
+        }
+        for _ in 0..n {
+            self.ended.count(outcome);
+        }
+        self.settle_if_finished(key, after);
+        after.notify = true;
+    }
+}
