@@ -1,3 +1,4 @@
+use crate::engine::lock::{lock, Rank};
 use crate::id::TaskId;
 use std::any::Any;
 use std::fmt;
@@ -232,7 +233,7 @@ pub struct PanicPayload(Mutex<Option<Box<dyn Any + Send>>>);
 impl PanicPayload {
     /// Takes the payload out; later calls return `None`.
     pub fn take(&self) -> Option<Box<dyn Any + Send>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+        lock(&self.0, Rank::Outside).take()
     }
 }
 

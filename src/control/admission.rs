@@ -11,9 +11,10 @@
 //! - A connection on its way out is *leaving*: it holds neither budget while it says goodbye.
 
 use super::transport::Conn;
+use crate::engine::lock::{lock, Locked, Rank};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -84,8 +85,8 @@ impl Admission {
         }
     }
 
-    fn slots(&self) -> MutexGuard<'_, Slots> {
-        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    fn slots(&self) -> Locked<'_, Slots> {
+        lock(&self.slots, Rank::Outside)
     }
 
     /// Registers a new pending connection (a clone of it); if the pending budget is full, the
@@ -226,7 +227,7 @@ impl Refusals {
     /// wait before answering.
     pub(crate) fn refuse(&self, peer: &str) -> (u32, Duration) {
         let now = Instant::now();
-        let mut map = self.by_peer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = lock(&self.by_peer, Rank::Outside);
         map.retain(|_, (_, last)| now.duration_since(*last) < Self::MEMORY);
         if map.len() >= Self::MAX_PEERS && !map.contains_key(peer) {
             let quietest = map

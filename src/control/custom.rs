@@ -4,6 +4,7 @@
 //! [`ControlServer::command`]: super::ControlServer::command
 
 use super::protocol::{is_built_in, ErrorKind, WireError};
+use crate::engine::lock::{lock, Rank};
 use crate::signal::Signal;
 use async_taskpool_runtime::Spawner;
 use futures_util::future::{AbortHandle, Abortable};
@@ -128,7 +129,7 @@ struct Slot {
 
 impl Slot {
     fn set(&self, outcome: Outcome) {
-        let mut slot = self.outcome.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slot = lock(&self.outcome, Rank::Outside);
         if slot.is_none() {
             *slot = Some(outcome);
         }
@@ -164,12 +165,7 @@ impl Running {
     /// Waits for the handler; its `Err(message)` becomes a `command_failed` error reply.
     pub(crate) async fn result(&self) -> Result<Value, WireError> {
         self.slot.done.wait().await;
-        let outcome = self
-            .slot
-            .outcome
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        let outcome = lock(&self.slot.outcome, Rank::Outside).take();
         let failed = |message: String| Err(WireError::new(ErrorKind::CommandFailed, message));
         match outcome {
             Some(Outcome::Done(Ok(value))) => Ok(value),
