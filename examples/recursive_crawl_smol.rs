@@ -1,0 +1,15 @@
+//! A recursive crawler on smol: page tasks fetch their links with `exec` from inside the
+//! pool, which runs each child nested in its caller's slot, so a pool smaller than the
+//! crawl's fan-out never waits for itself. The body is shared with the other runtimes, in
+//! `common/recursive_crawl.rs`.
+//!
+//! Run it with `cargo run --example recursive_crawl_smol --features smol`.
+
+#[path = "common/recursive_crawl.rs"]
+mod recursive_crawl;
+
+use async_taskpool::runtime::SmolSpawner;
+
+fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    smol::block_on(recursive_crawl::run(SmolSpawner::global()))
+}
