@@ -5,7 +5,7 @@ use crate::engine::core::Core;
 use crate::engine::current::{current_task_id, inside_pool};
 use crate::engine::lanes::GroupKey;
 use crate::engine::results::{Item, Results};
-use crate::engine::user::{drop_value, Owner};
+use crate::engine::user::{drop_value, Whose};
 use crate::error::PoolError;
 use crate::id::TaskId;
 use crate::stats::GroupSummary;
@@ -129,7 +129,7 @@ impl<T> Group<T> {
         let kept = self.results.discard();
         let taken = std::mem::take(&mut self.ready);
         if !kept.is_empty() || !taken.is_empty() {
-            let owner = Owner {
+            let owner = Whose {
                 pool: &self.core.name,
                 task: None,
                 what: "a group's unread results",

@@ -2,7 +2,7 @@
 
 use crate::engine::core::Core;
 use crate::engine::task::HandleSide;
-use crate::engine::user::{drop_value, Owner};
+use crate::engine::user::{drop_value, Whose};
 use crate::error::{PoolError, TaskError};
 use crate::id::TaskId;
 use std::fmt;
@@ -83,7 +83,7 @@ impl<T> Drop for TaskHandle<T> {
         if let Some(unread) = self.cell.detach() {
             drop_value(
                 unread,
-                Owner {
+                Whose {
                     pool: &self.core.name,
                     task: Some(self.id),
                     what: "the unread result",

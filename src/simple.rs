@@ -16,7 +16,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-type Factory<T> = dyn Fn() -> Pin<Box<dyn Future<Output = T> + Send>> + Send + Sync;
+type JobFactory<T> = dyn Fn() -> Pin<Box<dyn Future<Output = T> + Send>> + Send + Sync;
 
 /// A pool that runs copies of one job, started and stopped by count (asyncio-taskpool's
 /// `SimpleTaskPool`): typically N identical workers consuming a queue.
@@ -48,7 +48,7 @@ type Factory<T> = dyn Fn() -> Pin<Box<dyn Future<Output = T> + Send>> + Send + S
 /// ```
 pub struct SimpleTaskPool<T = ()> {
     pool: TaskPool,
-    factory: Arc<Factory<T>>,
+    factory: Arc<JobFactory<T>>,
     func_name: Arc<str>,
     options: TaskOptions,
 }
@@ -81,7 +81,7 @@ impl<T> Clone for SimpleTaskPool<T> {
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct SimpleTaskPoolBuilder<T> {
     pool: PoolBuilder,
-    factory: Arc<Factory<T>>,
+    factory: Arc<JobFactory<T>>,
     func_name: Option<String>,
     timeout: Option<Duration>,
     callbacks: Callbacks,

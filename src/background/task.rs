@@ -15,15 +15,15 @@ use std::sync::{Arc, Mutex};
 
 static NEXT_NAME: AtomicU64 = AtomicU64::new(0);
 
-type Factory<T> = dyn Fn() -> Pin<Box<dyn Future<Output = T> + Send>> + Send + Sync;
+type RunFactory<T> = dyn Fn() -> Pin<Box<dyn Future<Output = T> + Send>> + Send + Sync;
 
 /// One run's outcome, taken by the first `join` or `stop` that wants it.
-type Outcome<T> = Arc<Mutex<Option<Result<T, TaskError>>>>;
+type RunOutcome<T> = Arc<Mutex<Option<Result<T, TaskError>>>>;
 
 /// A run's end that any number of callers can await; whoever polls drives it.
-type End<T> = Shared<Map<TaskHandle<T>, fn(Result<T, TaskError>) -> Outcome<T>>>;
+type End<T> = Shared<Map<TaskHandle<T>, fn(Result<T, TaskError>) -> RunOutcome<T>>>;
 
-fn outcome<T>(res: Result<T, TaskError>) -> Outcome<T> {
+fn outcome<T>(res: Result<T, TaskError>) -> RunOutcome<T> {
     Arc::new(Mutex::new(Some(res)))
 }
 
@@ -88,7 +88,7 @@ impl<T> Clone for Run<T> {
 pub struct BackgroundTask<T> {
     pool: TaskPool,
     name: Arc<str>,
-    factory: Option<Arc<Factory<T>>>,
+    factory: Option<Arc<RunFactory<T>>>,
     run: Mutex<Run<T>>,
     /// Serialises `stop` and `restart`, so there is never more than one run alive.
     ops: OpLock<()>,
@@ -148,7 +148,7 @@ impl<T: Send + 'static> BackgroundTask<T> {
     fn new(
         spawner: Arc<dyn Spawner>,
         name: Option<String>,
-        factory: Option<Arc<Factory<T>>>,
+        factory: Option<Arc<RunFactory<T>>>,
         first: Pin<Box<dyn Future<Output = T> + Send>>,
     ) -> Self {
         let name: Arc<str> = name
@@ -275,7 +275,7 @@ impl<T> BackgroundTask<T> {
     }
 }
 
-fn from_factory<T>(factory: Arc<Factory<T>>) -> Pin<Box<dyn Future<Output = T> + Send>>
+fn from_factory<T>(factory: Arc<RunFactory<T>>) -> Pin<Box<dyn Future<Output = T> + Send>>
 where
     T: Send + 'static,
 {
@@ -294,7 +294,7 @@ fn start<T: Send + 'static>(
         .spawn_queued(fut)
         .unwrap_or_else(|e| unreachable!("the private pool of a background task is open: {e}"));
     let id = handle.id();
-    let to_outcome: fn(Result<T, TaskError>) -> Outcome<T> = outcome;
+    let to_outcome: fn(Result<T, TaskError>) -> RunOutcome<T> = outcome;
     Run {
         id,
         end: handle.map(to_outcome).shared(),
@@ -365,7 +365,7 @@ impl BackgroundTaskBuilder {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let factory: Arc<Factory<F::Output>> = Arc::new(move || Box::pin(factory()));
+        let factory: Arc<RunFactory<F::Output>> = Arc::new(move || Box::pin(factory()));
         let first = from_factory(factory.clone());
         BackgroundTask::new(self.spawner, self.name, Some(factory), first)
     }

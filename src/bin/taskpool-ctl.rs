@@ -64,19 +64,19 @@ enum Target {
         /// The server's port.
         port: u16,
         #[command(flatten)]
-        run: Run,
+        run: CommandArgs,
     },
     /// Connect to a Unix socket.
     Unix {
         /// The socket's path.
         path: PathBuf,
         #[command(flatten)]
-        run: Run,
+        run: CommandArgs,
     },
 }
 
 #[derive(Args)]
-struct Run {
+struct CommandArgs {
     /// One command to run, e.g. `stop 2` (`--` before it is optional), or `watch [--count
     /// N] [--interval SECONDS]` for live stats; without one, an interactive prompt.
     #[arg(

@@ -19,7 +19,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum State {
+enum SessionState {
     Pending,
     Active,
     Leaving,
@@ -29,7 +29,7 @@ struct Slot {
     /// A clone of the connection, so the server can shut it from outside.
     conn: Box<dyn Conn>,
     thread: Option<JoinHandle<()>>,
-    state: State,
+    state: SessionState,
     evicted: Arc<AtomicBool>,
 }
 
@@ -41,15 +41,15 @@ struct Slots {
 }
 
 impl Slots {
-    fn count_mut(&mut self, state: State) -> Option<&mut usize> {
+    fn count_mut(&mut self, state: SessionState) -> Option<&mut usize> {
         match state {
-            State::Pending => Some(&mut self.pending),
-            State::Active => Some(&mut self.active),
-            State::Leaving => None,
+            SessionState::Pending => Some(&mut self.pending),
+            SessionState::Active => Some(&mut self.active),
+            SessionState::Leaving => None,
         }
     }
 
-    fn set_state(&mut self, id: u64, to: State) {
+    fn set_state(&mut self, id: u64, to: SessionState) {
         let Some(slot) = self.by_id.get_mut(&id) else {
             return;
         };
@@ -101,7 +101,7 @@ impl Admission {
             let oldest = slots
                 .by_id
                 .iter()
-                .filter(|(_, s)| s.state == State::Pending)
+                .filter(|(_, s)| s.state == SessionState::Pending)
                 .map(|(&id, _)| id)
                 .min();
             if let Some(old) = oldest {
@@ -109,7 +109,7 @@ impl Admission {
                     slot.evicted.store(true, Ordering::SeqCst);
                     slot.conn.shutdown_read();
                 }
-                slots.set_state(old, State::Leaving);
+                slots.set_state(old, SessionState::Leaving);
                 evicted = Some(old);
             }
         }
@@ -119,7 +119,7 @@ impl Admission {
             Slot {
                 conn,
                 thread: None,
-                state: State::Pending,
+                state: SessionState::Pending,
                 evicted: flag.clone(),
             },
         );
@@ -141,17 +141,17 @@ impl Admission {
         let pending = slots
             .by_id
             .get(&id)
-            .is_some_and(|s| s.state == State::Pending);
+            .is_some_and(|s| s.state == SessionState::Pending);
         if !pending || slots.active >= self.max_active {
             return Err(self.max_active);
         }
-        slots.set_state(id, State::Active);
+        slots.set_state(id, SessionState::Active);
         Ok(())
     }
 
     /// The session is ending: its place is free for others from now on.
     pub(crate) fn leaving(&self, id: u64) {
-        self.slots().set_state(id, State::Leaving);
+        self.slots().set_state(id, SessionState::Leaving);
     }
 
     /// Forgets the session (its thread is ending).

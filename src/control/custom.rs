@@ -26,7 +26,7 @@ const CLIENT_WORDS: [&str; 3] = ["exit", "quit", "watch"];
 pub(crate) const MAX_NAME: usize = 64;
 
 #[derive(Clone)]
-struct Entry {
+struct CommandEntry {
     summary: String,
     handler: Arc<Handler>,
 }
@@ -34,7 +34,7 @@ struct Entry {
 /// The commands a program added, by name.
 #[derive(Clone, Default)]
 pub(crate) struct CustomCommands {
-    by_name: BTreeMap<String, Entry>,
+    by_name: BTreeMap<String, CommandEntry>,
 }
 
 /// Why a name cannot be a custom command's, or `Ok`.
@@ -73,7 +73,7 @@ impl CustomCommands {
         let handler: Arc<Handler> = Arc::new(move |args| Box::pin(handler(args)));
         let summary = help.lines().next().unwrap_or_default().trim().to_owned();
         self.by_name
-            .insert(name.to_owned(), Entry { summary, handler });
+            .insert(name.to_owned(), CommandEntry { summary, handler });
         Ok(())
     }
 
@@ -87,7 +87,7 @@ impl CustomCommands {
     /// Starts the command `name` as a task on `spawner`; `None` if there is no such command.
     pub(crate) fn start(&self, spawner: &dyn Spawner, name: &str, args: Value) -> Option<Running> {
         let entry = self.by_name.get(name)?;
-        let slot = Arc::new(Slot::default());
+        let slot = Arc::new(ReplySlot::default());
         let (abort, registration) = AbortHandle::new_pair();
         let handler = entry.handler.clone();
         let fill = Fill(slot.clone());
@@ -96,9 +96,9 @@ impl CustomCommands {
         let run = AssertUnwindSafe(async move { handler(args).await }).catch_unwind();
         let task = Abortable::new(run, registration).map(move |outcome| {
             fill.set(match outcome {
-                Ok(Ok(result)) => Outcome::Done(result),
-                Ok(Err(_panic)) => Outcome::Panicked,
-                Err(_aborted) => Outcome::Dropped,
+                Ok(Ok(result)) => CommandOutcome::Done(result),
+                Ok(Err(_panic)) => CommandOutcome::Panicked,
+                Err(_aborted) => CommandOutcome::Dropped,
             })
         });
         let running = Running {
@@ -107,13 +107,13 @@ impl CustomCommands {
             abort,
         };
         if let Err(e) = spawner.spawn(Box::pin(task)) {
-            running.slot.set(Outcome::NotStarted(e.to_string()));
+            running.slot.set(CommandOutcome::NotStarted(e.to_string()));
         }
         Some(running)
     }
 }
 
-enum Outcome {
+enum CommandOutcome {
     Done(Output),
     Panicked,
     /// The runtime dropped the task before it finished (it is shutting down).
@@ -122,13 +122,13 @@ enum Outcome {
 }
 
 #[derive(Default)]
-struct Slot {
-    outcome: Mutex<Option<Outcome>>,
+struct ReplySlot {
+    outcome: Mutex<Option<CommandOutcome>>,
     done: Signal,
 }
 
-impl Slot {
-    fn set(&self, outcome: Outcome) {
+impl ReplySlot {
+    fn set(&self, outcome: CommandOutcome) {
         let mut slot = lock(&self.outcome, Rank::Outside);
         if slot.is_none() {
             *slot = Some(outcome);
@@ -139,17 +139,17 @@ impl Slot {
 }
 
 /// The task's end of the slot: a task the runtime drops unfinished still fills it.
-struct Fill(Arc<Slot>);
+struct Fill(Arc<ReplySlot>);
 
 impl Fill {
-    fn set(&self, outcome: Outcome) {
+    fn set(&self, outcome: CommandOutcome) {
         self.0.set(outcome);
     }
 }
 
 impl Drop for Fill {
     fn drop(&mut self) {
-        self.0.set(Outcome::Dropped);
+        self.0.set(CommandOutcome::Dropped);
     }
 }
 
@@ -157,7 +157,7 @@ impl Drop for Fill {
 /// the handler's future (the client hung up, or the server stopped).
 pub(crate) struct Running {
     name: String,
-    slot: Arc<Slot>,
+    slot: Arc<ReplySlot>,
     abort: AbortHandle,
 }
 
@@ -168,18 +168,18 @@ impl Running {
         let outcome = lock(&self.slot.outcome, Rank::Outside).take();
         let failed = |message: String| Err(WireError::new(ErrorKind::CommandFailed, message));
         match outcome {
-            Some(Outcome::Done(Ok(value))) => Ok(value),
-            Some(Outcome::Done(Err(message))) => failed(message),
-            Some(Outcome::Panicked) => failed(format!(
+            Some(CommandOutcome::Done(Ok(value))) => Ok(value),
+            Some(CommandOutcome::Done(Err(message))) => failed(message),
+            Some(CommandOutcome::Panicked) => failed(format!(
                 "the command `{}` panicked; see the program's log",
                 self.name
             )),
-            Some(Outcome::Dropped) | None => failed(format!(
+            Some(CommandOutcome::Dropped) | None => failed(format!(
                 "the command `{}` was dropped by the pool's runtime before it finished (is the \
                  program shutting down?)",
                 self.name
             )),
-            Some(Outcome::NotStarted(why)) => failed(format!(
+            Some(CommandOutcome::NotStarted(why)) => failed(format!(
                 "the command `{}` could not start on the pool's runtime: {why}",
                 self.name
             )),

@@ -12,7 +12,7 @@ use super::lanes::{GroupKey, Lane, Reserved, Turns};
 use super::lock::{lock, Locked, Rank};
 use super::slab::Slab;
 use super::table::IdTable;
-use super::user::{drop_value, Held, Owner};
+use super::user::{drop_value, Held, Whose};
 use crate::error::{PoolError, TaskError};
 use crate::id::TaskId;
 use async_taskpool_runtime::{BoxFuture, Spawner};
@@ -359,7 +359,7 @@ impl After {
 fn drop_trash(t: Trash, core: &Core) {
     drop_value(
         t,
-        Owner {
+        Whose {
             pool: &core.name,
             task: None,
             what: "a value the pool let go of",

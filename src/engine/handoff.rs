@@ -14,7 +14,7 @@
 //! deliveries: those jobs get a runtime task of their own.
 
 use super::lock::{lock, Rank};
-use super::user::{drop_value, Owner};
+use super::user::{drop_value, Whose};
 use async_taskpool_runtime::BoxFuture;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -54,9 +54,9 @@ pub(crate) enum Next {
 
 /// Where a parked runner waits for its next job. A runner keeps its mailbox across parks, so
 /// parking allocates nothing after the first time.
-pub(crate) struct Mailbox(Mutex<Slot>);
+pub(crate) struct Mailbox(Mutex<Delivery>);
 
-enum Slot {
+enum Delivery {
     /// Parked (or about to), with the runner's waker once it has polled.
     Waiting(Option<Waker>),
     /// A job was handed over; the runner has not taken it yet.
@@ -67,23 +67,23 @@ enum Slot {
 
 impl Mailbox {
     pub(crate) fn new() -> Arc<Self> {
-        Arc::new(Self(Mutex::new(Slot::Waiting(None))))
+        Arc::new(Self(Mutex::new(Delivery::Waiting(None))))
     }
 
     /// Hands `job` to the parked runner; gives it back if the runner is gone.
     pub(crate) fn deliver(&self, job: BoxJob) -> Result<(), BoxJob> {
         let mut slot = lock(&self.0, Rank::Leaf);
         match &mut *slot {
-            Slot::Waiting(waker) => {
+            Delivery::Waiting(waker) => {
                 let waker = waker.take();
-                *slot = Slot::Delivered(job);
+                *slot = Delivery::Delivered(job);
                 drop(slot);
                 if let Some(w) = waker {
                     w.wake();
                 }
                 Ok(())
             }
-            Slot::Delivered(_) | Slot::Closed => Err(job),
+            Delivery::Delivered(_) | Delivery::Closed => Err(job),
         }
     }
 
@@ -91,14 +91,14 @@ impl Mailbox {
     /// `None` once closed, or pending with the waker kept.
     pub(crate) fn poll_take(&self, cx: &mut Context<'_>) -> Poll<Option<BoxJob>> {
         let mut slot = lock(&self.0, Rank::Leaf);
-        match std::mem::replace(&mut *slot, Slot::Waiting(None)) {
-            Slot::Delivered(job) => Poll::Ready(Some(job)),
-            Slot::Closed => {
-                *slot = Slot::Closed;
+        match std::mem::replace(&mut *slot, Delivery::Waiting(None)) {
+            Delivery::Delivered(job) => Poll::Ready(Some(job)),
+            Delivery::Closed => {
+                *slot = Delivery::Closed;
                 Poll::Ready(None)
             }
-            Slot::Waiting(_) => {
-                *slot = Slot::Waiting(Some(cx.waker().clone()));
+            Delivery::Waiting(_) => {
+                *slot = Delivery::Waiting(Some(cx.waker().clone()));
                 Poll::Pending
             }
         }
@@ -107,13 +107,13 @@ impl Mailbox {
     /// Ends the parked runner. A job delivered but not yet taken is dropped (after unlocking),
     /// which retires its task as dropped by the runtime.
     pub(crate) fn close(&self, pool: &str) {
-        let old = std::mem::replace(&mut *lock(&self.0, Rank::Leaf), Slot::Closed);
+        let old = std::mem::replace(&mut *lock(&self.0, Rank::Leaf), Delivery::Closed);
         match old {
-            Slot::Waiting(Some(w)) => w.wake(),
-            Slot::Waiting(None) | Slot::Closed => {}
-            Slot::Delivered(job) => drop_value(
+            Delivery::Waiting(Some(w)) => w.wake(),
+            Delivery::Waiting(None) | Delivery::Closed => {}
+            Delivery::Delivered(job) => drop_value(
                 job,
-                Owner {
+                Whose {
                     pool,
                     task: None,
                     what: "a job delivered to a closed runner",

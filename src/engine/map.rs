@@ -21,7 +21,7 @@ use super::poll::{poll_task, CancelSignal, RunTimer};
 use super::results::{Item, Results};
 use super::runner::{Runner, Work, RUN_BUDGET};
 use super::task::{log_end, log_started};
-use super::user::{self, drop_some, drop_value, Held, Owner};
+use super::user::{self, drop_some, drop_value, Held, Whose};
 use super::yield_now::yield_now;
 use crate::error::{PoolError, TaskError};
 use crate::id::TaskId;
@@ -338,16 +338,16 @@ impl<T> Drop for ItemGuard<'_, T> {
     }
 }
 
-fn owner(pool: &str, id: TaskId) -> Owner<'_> {
-    Owner {
+fn owner(pool: &str, id: TaskId) -> Whose<'_> {
+    Whose {
         pool,
         task: Some(id),
         what: "a map item's output",
     }
 }
 
-fn input_owner(pool: &str) -> Owner<'_> {
-    Owner {
+fn input_owner(pool: &str) -> Whose<'_> {
+    Whose {
         pool,
         task: None,
         what: "a map input or an item not started",

@@ -12,7 +12,7 @@ use super::handoff::{BoxJob, Mailbox, Next};
 use super::lock::{lock, Rank};
 use super::poll::{poll_task, CancelSignal, RunTimer};
 use super::runner::{Runner, Work};
-use super::user::{self, drop_some, drop_value, Owner};
+use super::user::{self, drop_some, drop_value, Whose};
 use crate::error::{PoolError, TaskError};
 use crate::id::{TaskId, TaskName};
 use async_taskpool_runtime::BoxFuture;
@@ -52,12 +52,12 @@ pub(crate) struct TaskCell<F: Future> {
 }
 
 struct CellInner<F: Future> {
-    stage: Stage<F>,
+    contents: Contents<F>,
     /// The handle, waiting for the task to start (`spawn`) or to finish.
     waker: Option<Waker>,
 }
 
-enum Stage<F: Future> {
+enum Contents<F: Future> {
     /// Queued: the future waits here until a slot frees.
     Queued(F),
     /// Running, with the waker of its runner (woken by `cancel`).
@@ -74,7 +74,7 @@ impl<F: Future> TaskCell<F> {
             flags: AtomicU8::new(0),
             spec,
             inner: Mutex::new(CellInner {
-                stage: Stage::Running(None),
+                contents: Contents::Running(None),
                 waker: None,
             }),
         }
@@ -94,17 +94,17 @@ impl<F: Future> TaskCell<F> {
 
     /// Parks the future here while the task waits for a slot.
     fn park(&self, fut: F) {
-        lock(&self.inner, Rank::Leaf).stage = Stage::Queued(fut);
+        lock(&self.inner, Rank::Leaf).contents = Contents::Queued(fut);
     }
 
     /// The task left the queue: the future, and the handle's waker (for `spawn().await`).
     fn unpark(&self) -> (Option<F>, Option<Waker>) {
         self.flags.fetch_or(STARTED, Ordering::AcqRel);
         let mut inner = lock(&self.inner, Rank::Leaf);
-        let fut = match std::mem::replace(&mut inner.stage, Stage::Running(None)) {
-            Stage::Queued(fut) => Some(fut),
+        let fut = match std::mem::replace(&mut inner.contents, Contents::Running(None)) {
+            Contents::Queued(fut) => Some(fut),
             other => {
-                inner.stage = other;
+                inner.contents = other;
                 None
             }
         };
@@ -121,7 +121,7 @@ impl<F: Future> TaskCell<F> {
         if self.flag(DETACHED) {
             return Err(res);
         }
-        inner.stage = Stage::Done(res.map_err(Box::new));
+        inner.contents = Contents::Done(res.map_err(Box::new));
         self.flags.fetch_or(DONE, Ordering::Release);
         Ok(inner.waker.take())
     }
@@ -134,7 +134,7 @@ impl<F: Future> CancelSignal for TaskCell<F> {
 
     fn register(&self, _id: TaskId, waker: &Waker) {
         let mut inner = lock(&self.inner, Rank::Leaf);
-        if let Stage::Running(slot) = &mut inner.stage {
+        if let Contents::Running(slot) = &mut inner.contents {
             match slot {
                 Some(w) if w.will_wake(waker) => {}
                 _ => *slot = Some(waker.clone()),
@@ -150,8 +150,8 @@ where
 {
     fn cancel(&self, _id: TaskId) -> Option<Waker> {
         self.flags.fetch_or(CANCELLED, Ordering::AcqRel);
-        match &mut lock(&self.inner, Rank::Leaf).stage {
-            Stage::Running(w) => w.take(),
+        match &mut lock(&self.inner, Rank::Leaf).contents {
+            Contents::Running(w) => w.take(),
             _ => None,
         }
     }
@@ -201,14 +201,14 @@ where
 {
     fn poll_result(&self, cx: &mut Context<'_>) -> Poll<Result<F::Output, TaskError>> {
         let mut inner = lock(&self.inner, Rank::Leaf);
-        match std::mem::replace(&mut inner.stage, Stage::Taken) {
-            Stage::Done(res) => {
+        match std::mem::replace(&mut inner.contents, Contents::Taken) {
+            Contents::Done(res) => {
                 self.flags.fetch_or(TAKEN, Ordering::Release);
                 Poll::Ready(res.map_err(|e| *e))
             }
-            Stage::Taken => panic!("TaskHandle polled after it returned its result"),
+            Contents::Taken => panic!("TaskHandle polled after it returned its result"),
             other => {
-                inner.stage = other;
+                inner.contents = other;
                 inner.waker = Some(cx.waker().clone());
                 Poll::Pending
             }
@@ -241,16 +241,18 @@ where
         }
         let mut inner = lock(&self.inner, Rank::Leaf);
         inner.waker = None;
-        match std::mem::replace(&mut inner.stage, Stage::Taken) {
-            Stage::Done(res) => Some(res.map_err(|e| *e)),
+        match std::mem::replace(&mut inner.contents, Contents::Taken) {
+            Contents::Done(res) => Some(res.map_err(|e| *e)),
             other => {
-                inner.stage = other;
+                inner.contents = other;
                 None
             }
         }
     }
 }
 
+/// How far a task's job got. (The pool's own view of the task is `core::Life`; this is the
+/// job's, which also knows whether it was ever polled and whether it retired the task.)
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Step {
     /// Not polled yet.
@@ -297,7 +299,7 @@ pin_project! {
             };
             let id = *this.id;
             let pool = core.name.clone(); // (not a hot path: the runtime dropped the task)
-            let owner = Owner { pool: &pool, task: Some(id), what: "the task's future" };
+            let owner = Whose { pool: &pool, task: Some(id), what: "the task's future" };
             // Destructors first: the handle resolves after the future is gone.
             if let Err(p) = user::call(|| this.fut.set(None)) {
                 log_destructor_panic(&core.name, id, p);
@@ -321,7 +323,7 @@ pin_project! {
             drop_some(unwanted, owner);
             drop_value(cell, owner);
             drop_some(this.extra.take(), owner);
-            drop_value(core, Owner { what: "the pool", ..owner });
+            drop_value(core, Whose { what: "the pool", ..owner });
         }
     }
 }
@@ -540,7 +542,7 @@ where
     };
     drop(s);
     log_end(&core.name, cell.custom_name(), id, outcome);
-    let owner = Owner {
+    let owner = Whose {
         pool: &core.name,
         task: Some(id),
         what: "the task's output",
@@ -551,7 +553,7 @@ where
     // Its pool: the last reference drops the pool's spawner, which is the user's.
     drop_value(
         core,
-        Owner {
+        Whose {
             pool: "(a pool whose last reference goes)",
             task: Some(id),
             what: "the pool",

@@ -25,7 +25,7 @@ pub(crate) fn call<R>(f: impl FnOnce() -> R) -> Result<R, Payload> {
 
 /// Whose value is dropped, for the log line a panicking destructor gets.
 #[derive(Clone, Copy)]
-pub(crate) struct Owner<'a> {
+pub(crate) struct Whose<'a> {
     pub(crate) pool: &'a str,
     pub(crate) task: Option<TaskId>,
     pub(crate) what: &'static str,
@@ -34,7 +34,7 @@ pub(crate) struct Owner<'a> {
 /// Drops `value` with no pool lock held (checked in debug builds). A destructor that panics
 /// is logged against its owner and goes no further.
 #[inline]
-pub(crate) fn drop_value<T>(value: T, owner: Owner<'_>) {
+pub(crate) fn drop_value<T>(value: T, owner: Whose<'_>) {
     assert_unlocked("a destructor");
     if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(value))) {
         log_destructor_panic(owner, payload);
@@ -43,14 +43,14 @@ pub(crate) fn drop_value<T>(value: T, owner: Owner<'_>) {
 
 /// [`drop_value`] for an optional value: nothing to do (and no guard) for `None`.
 #[inline]
-pub(crate) fn drop_some<T>(value: Option<T>, owner: Owner<'_>) {
+pub(crate) fn drop_some<T>(value: Option<T>, owner: Whose<'_>) {
     if let Some(v) = value {
         drop_value(v, owner);
     }
 }
 
 #[cold]
-fn log_destructor_panic(owner: Owner<'_>, payload: Payload) {
+fn log_destructor_panic(owner: Whose<'_>, payload: Payload) {
     let msg = panic_message(&*payload);
     match owner.task {
         Some(id) => tracing::error!(

@@ -1,4 +1,4 @@
-use super::core::Core;
+use super::core::PoolThread;
 use super::{ThreadRuntime, ThreadedError, ThreadedHandle, ThreadedPoolBuilder};
 use crate::pool::TaskPool;
 use crate::stats::PoolStats;
@@ -47,7 +47,7 @@ use std::thread::ThreadId;
 /// # }).unwrap(); }
 /// ```
 pub struct AsyncThreadedPool {
-    core: Arc<Core>,
+    core: Arc<PoolThread>,
 }
 
 impl AsyncThreadedPool {
@@ -57,7 +57,7 @@ impl AsyncThreadedPool {
         ThreadedPoolBuilder::new(runtime)
     }
 
-    pub(crate) fn from_core(core: Arc<Core>) -> Self {
+    pub(crate) fn from_core(core: Arc<PoolThread>) -> Self {
         Self { core }
     }
 

@@ -1,4 +1,4 @@
-use super::core::Core;
+use super::core::PoolThread;
 use super::handle::block_on;
 use super::{ThreadRuntime, ThreadedError, ThreadedHandle, ThreadedPoolBuilder};
 use crate::pool::TaskPool;
@@ -64,7 +64,7 @@ use std::thread::ThreadId;
 ///
 /// [`AsyncThreadedPool`]: crate::AsyncThreadedPool
 pub struct ThreadedPool {
-    core: Arc<Core>,
+    core: Arc<PoolThread>,
 }
 
 impl ThreadedPool {
@@ -73,7 +73,7 @@ impl ThreadedPool {
         ThreadedPoolBuilder::new(runtime)
     }
 
-    pub(crate) fn from_core(core: Arc<Core>) -> Self {
+    pub(crate) fn from_core(core: Arc<PoolThread>) -> Self {
         Self { core }
     }
 

@@ -1,4 +1,4 @@
-use super::core::{Core, Hook, Settings};
+use super::core::{Hook, PoolThread, Settings};
 use super::{AsyncThreadedPool, HookError, ThreadRuntime, ThreadedError, ThreadedPool};
 use std::fmt;
 use std::future::Future;
@@ -138,7 +138,7 @@ impl ThreadedPoolBuilder {
     /// Errors: [`ThreadedError::Setup`] (the thread has exited), [`ThreadedError::Start`],
     /// and [`ThreadedError::Pool`] for a `size` of 0.
     pub fn build(self) -> Result<ThreadedPool, ThreadedError> {
-        let core = Core::start(self.into_settings())?;
+        let core = PoolThread::start(self.into_settings())?;
         core.wait_ready_blocking()?;
         Ok(ThreadedPool::from_core(core))
     }
@@ -157,10 +157,10 @@ impl ThreadedPoolBuilder {
     /// # }).unwrap(); }
     /// ```
     pub async fn build_async(self) -> Result<AsyncThreadedPool, ThreadedError> {
-        let core = Core::start(self.into_settings())?;
+        let core = PoolThread::start(self.into_settings())?;
         // If this future is dropped while setup runs, the thread must not wait for a `stop`
         // that nobody can call any more.
-        struct StopIfDropped<'a>(&'a Core, bool);
+        struct StopIfDropped<'a>(&'a PoolThread, bool);
         impl Drop for StopIfDropped<'_> {
             fn drop(&mut self) {
                 if self.1 {

@@ -32,7 +32,7 @@ pub(crate) struct Shared {
     teardown_error: Mutex<Option<ThreadedError>>,
 }
 
-pub(crate) struct Core {
+pub(crate) struct PoolThread {
     pub(crate) shared: Arc<Shared>,
     pub(crate) runtime: ThreadRuntime,
     timeout: Option<Duration>,
@@ -55,7 +55,7 @@ pub(crate) struct Settings {
     pub(crate) teardown: Option<Hook>,
 }
 
-impl Core {
+impl PoolThread {
     /// Starts the thread and its loop; does not wait for setup.
     pub(crate) fn start(b: Settings) -> Result<Arc<Self>, ThreadedError> {
         let name: Arc<str> = b

@@ -1,4 +1,4 @@
-use super::core::Core;
+use super::core::PoolThread;
 use super::ThreadedError;
 use crate::error::PoolError;
 use crate::handle::TaskHandle;
@@ -43,11 +43,11 @@ use std::time::{Duration, Instant};
 #[must_use = "a ThreadedHandle does nothing unless waited for or awaited; dropping it detaches the task"]
 pub struct ThreadedHandle<T> {
     task: TaskHandle<T>,
-    core: Arc<Core>,
+    core: Arc<PoolThread>,
 }
 
 impl<T> ThreadedHandle<T> {
-    pub(crate) fn new(task: TaskHandle<T>, core: Arc<Core>) -> Self {
+    pub(crate) fn new(task: TaskHandle<T>, core: Arc<PoolThread>) -> Self {
         Self { task, core }
     }
 
