@@ -1,7 +1,7 @@
 //! Cancelling: by id (atomically, all or none), the newest (`SimpleTaskPool::stop`), and
 //! everything. Part of [`State`], split out of `core.rs` for size.
 
-use super::core::{After, Core, Input, Life, Seat, State};
+use super::core::{After, Core, Input, Life, Seat, Start, State};
 use super::lanes::{GroupKey, Reserved};
 use crate::error::PoolError;
 use crate::id::TaskId;
@@ -46,7 +46,7 @@ impl State {
             after.wake(control.cancel(id));
             self.insert_ending(id, control);
             let job = task.launch(core, id, Seat::Unseated);
-            after.start(job, None);
+            after.start(Start::Job(job), None);
             return;
         }
         if let Some(key) = self.reserving_group(id) {
@@ -62,7 +62,7 @@ impl State {
             g.unstarted_ending += 1;
             if let Some(driver) = g.driver.as_ref() {
                 let job = Arc::clone(driver).unstarted(core, Reserved::new(id.get(), 1));
-                after.start(job, None);
+                after.start(Start::Job(job), None);
             }
         }
     }

@@ -7,7 +7,7 @@
 //! counts consistent, and nothing else writes them.
 
 use super::fifo::Fifo;
-use super::handoff::{BoxJob, Mailbox, Next, Parking, IDLE_CAP};
+use super::handoff::{Mailbox, Parking, IDLE_CAP};
 use super::lanes::{GroupKey, Lane, Reserved, Turns};
 use super::lock::{lock, Locked, Rank};
 use super::slab::Slab;
@@ -17,15 +17,72 @@ use crate::error::{PoolError, TaskError};
 use crate::id::TaskId;
 use async_taskpool_runtime::{BoxFuture, Spawner};
 use event_listener::Event;
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::cell::{Cell as StdCell, RefCell};
 use std::collections::HashMap;
 use std::mem::ManuallyDrop;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::Waker;
+use std::task::{Context, Poll, Waker};
 
 static POOL_SERIAL: AtomicU64 = AtomicU64::new(0);
+
+/// Work a runner runs: a task or a group's worker. Always a boxed runner (`runner.rs`), so
+/// it can run on the runner it is handed to or be spawned as a runtime task of its own.
+pub(crate) trait Job: Send {
+    /// Runs the job; once it ends, says what its runner does next. `spare` is the runner's
+    /// mailbox from an earlier park, for the pool to reuse if the runner parks again.
+    fn poll_job(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        spare: &mut Option<Arc<Inbox>>,
+    ) -> Poll<Next>;
+
+    /// The job as a runtime task of its own, to spawn.
+    fn into_future(self: Pin<Box<Self>>) -> BoxFuture;
+}
+
+pub(crate) type BoxJob = Pin<Box<dyn Job>>;
+
+/// Where a parked runner waits for what the pool hands it.
+pub(crate) type Inbox = Mailbox<Start>;
+
+/// What a runner is handed: a loose task leaving the queue, or a job already made.
+pub(crate) enum Start {
+    /// A loose task, with the slot the runner holds. A runner whose own first job was a task
+    /// of the same type runs it in place (nothing allocated); any other makes its job.
+    Task(Launch),
+    /// A group's worker.
+    Job(BoxJob),
+}
+
+/// A loose task to start in a slot.
+pub(crate) struct Launch {
+    pub(crate) task: Arc<dyn QueuedTask>,
+    pub(crate) id: TaskId,
+    pub(crate) core: Arc<Core>,
+}
+
+impl Start {
+    /// The work as a job of its own (for a runner that cannot run it in place).
+    pub(crate) fn into_job(self) -> BoxJob {
+        match self {
+            Start::Task(l) => l.task.launch(&l.core, l.id, Seat::Slot),
+            Start::Job(job) => job,
+        }
+    }
+}
+
+/// What a runner does once its job ended.
+pub(crate) enum Next {
+    /// End the runtime task.
+    End,
+    /// Run this, handed over with the slot the runner holds.
+    Run(Start),
+    /// Wait in this mailbox (the pool has it) for work that starts at once.
+    Park(Parking<Start>),
+}
 
 /// How a task ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +148,10 @@ pub(crate) trait QueuedTask: Send + Sync {
     fn launch(self: Arc<Self>, core: &Arc<Core>, id: TaskId, seat: Seat) -> BoxJob;
     /// The same task as the table sees it once it runs.
     fn control(self: Arc<Self>) -> Arc<dyn TaskControl>;
+    /// The same task, to downcast to its cell (a runner running it in place).
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+    /// The type of its cell.
+    fn cell_type(&self) -> TypeId;
     /// Its custom name, if any.
     fn name(&self) -> Option<&str>;
 }
@@ -263,7 +324,7 @@ pub(crate) struct State {
     /// Groups not finished: `join` waits for them.
     pub(super) busy_groups: usize,
     /// Parked runners, most recent last.
-    pub(super) idle: Vec<Arc<Mailbox>>,
+    pub(super) idle: Vec<Arc<Inbox>>,
     pub(super) running: usize,
     pub(super) ending: usize,
     /// Slots held by groups' workers (the rest are loose tasks').
@@ -292,9 +353,9 @@ pub(crate) struct After {
 struct Rest {
     wakes: Vec<Waker>,
     /// Jobs to start: delivered to a parked runner, or spawned.
-    starts: Vec<(BoxJob, Option<Arc<Mailbox>>)>,
+    starts: Vec<(Start, Option<Arc<Inbox>>)>,
     trash: Vec<Trash>,
-    closing: Vec<Arc<Mailbox>>,
+    closing: Vec<Arc<Inbox>>,
 }
 
 /// A user value carried out of the state lock: held only to be dropped after unlocking.
@@ -320,12 +381,12 @@ impl After {
         }
     }
 
-    pub(crate) fn start(&mut self, job: BoxJob, mailbox: Option<Arc<Mailbox>>) {
-        self.rest().starts.push((job, mailbox));
+    pub(crate) fn start(&mut self, start: Start, mailbox: Option<Arc<Inbox>>) {
+        self.rest().starts.push((start, mailbox));
     }
 
     /// Parked runners to end (the pool closed).
-    pub(crate) fn close_runners(&mut self, runners: Vec<Arc<Mailbox>>) {
+    pub(crate) fn close_runners(&mut self, runners: Vec<Arc<Inbox>>) {
         if !runners.is_empty() {
             self.rest().closing.extend(runners);
         }
@@ -372,15 +433,8 @@ impl Rest {
         for w in self.wakes {
             w.wake();
         }
-        for (job, mailbox) in self.starts {
-            let refused = match mailbox {
-                Some(m) => m.deliver(job).err(),
-                None => Some(job),
-            };
-            // No runner parked, or it went away (its runtime shut down): spawn one.
-            if let Some(job) = refused {
-                core.spawn(job.into_future());
-            }
+        for (start, mailbox) in self.starts {
+            core.start(start, mailbox);
         }
         for t in self.trash {
             drop_trash(t, core);
@@ -546,6 +600,18 @@ impl Core {
         (&self.waiters, &self.changed)
     }
 
+    /// Hands work to a parked runner, or (none parked, or it went away with its runtime)
+    /// spawns a runner for it.
+    pub(crate) fn start(&self, start: Start, mailbox: Option<Arc<Inbox>>) {
+        let refused = match mailbox {
+            Some(m) => m.deliver(start).err(),
+            None => Some(start),
+        };
+        if let Some(start) = refused {
+            self.spawn(start.into_job().into_future());
+        }
+    }
+
     /// Spawns a runtime task. A refused spawn drops the future unpolled, which retires its
     /// task as refused (see [`inside_spawn`]).
     pub(crate) fn spawn(&self, fut: BoxFuture) {
@@ -673,11 +739,11 @@ impl State {
 
     /// A parked runner for a job that starts now, if one waits.
     #[inline]
-    pub(crate) fn idle_runner(&mut self) -> Option<Arc<Mailbox>> {
+    pub(crate) fn idle_runner(&mut self) -> Option<Arc<Inbox>> {
         self.idle.pop()
     }
 
-    pub(crate) fn close_idle_runners(&mut self) -> Vec<Arc<Mailbox>> {
+    pub(crate) fn close_idle_runners(&mut self) -> Vec<Arc<Inbox>> {
         std::mem::take(&mut self.idle)
     }
 
@@ -846,7 +912,7 @@ impl State {
         (lane, place): (Lane, usize),
         core: &Arc<Core>,
         after: &mut After,
-    ) -> Option<BoxJob> {
+    ) -> Option<Start> {
         self.take_turn(place);
         match lane {
             Lane::Loose => {
@@ -854,7 +920,12 @@ impl State {
                 let task = task.into_inner();
                 let id = TaskId::new(key);
                 self.insert_running(id, task.clone().control(), Seat::Slot, None);
-                Some(task.launch(core, id, Seat::Slot))
+                // Its future leaves the cell when the runner takes it up, outside the lock.
+                Some(Start::Task(Launch {
+                    task,
+                    id,
+                    core: core.clone(),
+                }))
             }
             Lane::Group(key) => {
                 let g = self.groups.get_mut(key).expect("a group in turns is known");
@@ -877,7 +948,7 @@ impl State {
                 if let Some(id) = first {
                     self.insert_running(id, worker.control, Seat::Worker, Some(key));
                 }
-                Some(worker.job)
+                Some(Start::Job(worker.job))
             }
         }
     }
@@ -889,9 +960,9 @@ impl State {
                 break;
             };
             self.take_slot();
-            if let Some(job) = self.start_turn(lane, core, after) {
+            if let Some(start) = self.start_turn(lane, core, after) {
                 let runner = self.idle_runner();
-                after.start(job, runner);
+                after.start(start, runner);
             }
         }
     }
@@ -902,12 +973,12 @@ impl State {
         &mut self,
         core: &Arc<Core>,
         after: &mut After,
-        spare: &mut Option<Arc<Mailbox>>,
+        spare: &mut Option<Arc<Inbox>>,
     ) -> Next {
         if !self.over_limit() {
             if let Some(lane) = self.lane_up(Some(Lane::Loose)) {
                 match self.start_turn(lane, core, after) {
-                    Some(job) => return Next::Run(job),
+                    Some(start) => return Next::Run(start),
                     // The slot went to a waiting worker; this runner has none now.
                     None => return self.park_or_end(spare),
                 }
@@ -921,7 +992,7 @@ impl State {
     }
 
     /// A runner with no slot and no job: park it for the next job that starts at once.
-    pub(super) fn park_or_end(&mut self, spare: &mut Option<Arc<Mailbox>>) -> Next {
+    pub(super) fn park_or_end(&mut self, spare: &mut Option<Arc<Inbox>>) -> Next {
         if self.gate == Gate::Closed || self.idle.len() >= IDLE_CAP {
             return Next::End;
         }

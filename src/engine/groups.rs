@@ -3,10 +3,10 @@
 //! for size; the state and its scheduler are there.
 
 use super::core::{
-    After, Core, Entry, GroupDriver, GroupKind, GroupState, Input, Life, Outcome, Seat, State,
-    TaskControl, Trash,
+    After, Core, Entry, GroupDriver, GroupKind, GroupState, Inbox, Input, Life, Next, Outcome,
+    Seat, Start, State, TaskControl, Trash,
 };
-use super::handoff::{BoxJob, Mailbox, Next};
+
 use super::lanes::{GroupKey, Lane};
 use super::user::Held;
 use crate::error::PoolError;
@@ -20,8 +20,8 @@ pub(crate) enum AfterItem {
     /// Keep the slot and go on with the group's next item: taken in the same section, unless
     /// the worker asked for it later (it yields to its executor first).
     Continue(Option<Pull>),
-    /// Give the slot (with the runtime task) to this job.
-    HandOver(BoxJob),
+    /// Give the slot (with the runtime task) to this work.
+    HandOver(Start),
     /// Give the slot back and end (or park).
     Leave(Next),
 }
@@ -443,7 +443,7 @@ impl State {
         control: &Arc<dyn TaskControl>,
         core: &Arc<Core>,
         after: &mut After,
-        spare: &mut Option<Arc<Mailbox>>,
+        spare: &mut Option<Arc<Inbox>>,
     ) -> AfterItem {
         let (has_input, cancelled) = match self.groups.get(key) {
             Some(g) => (g.has_input(), g.cancelled),
@@ -468,7 +468,7 @@ impl State {
                 Some(lane) => {
                     self.leave_group_slot(key, after);
                     return match self.start_turn(lane, core, after) {
-                        Some(job) => AfterItem::HandOver(job),
+                        Some(start) => AfterItem::HandOver(start),
                         None => AfterItem::Leave(self.park_or_end(spare)),
                     };
                 }
@@ -488,7 +488,7 @@ impl State {
         key: GroupKey,
         core: &Arc<Core>,
         after: &mut After,
-        spare: &mut Option<Arc<Mailbox>>,
+        spare: &mut Option<Arc<Inbox>>,
     ) -> Next {
         self.leave_group_slot(key, after);
         self.free_slot();
@@ -608,7 +608,7 @@ impl State {
                 if !unstarted.is_empty() {
                     if let Some(driver) = g.driver.as_ref() {
                         let job = Arc::clone(driver).unstarted(core, unstarted);
-                        after.start(job, None);
+                        after.start(Start::Job(job), None);
                     }
                 }
             }

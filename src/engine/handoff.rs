@@ -1,9 +1,10 @@
 //! How a runtime task goes from one piece of pool work to the next.
 //!
-//! A *runner* (see `runner.rs`) is a runtime task the pool spawned. It runs one [`Job`] at a
+//! A *runner* (see `runner.rs`) is a runtime task the pool spawned. It runs one job at a
 //! time: a task, or a group's worker. When a job ends, the pool says what the runner does
-//! next ([`Next`]): end; run another job, handed over with the slot the runner holds (no
-//! runtime spawn, no slot released and re-taken); or park.
+//! next (`core::Next`): end; run another, handed over with the slot the runner holds (no
+//! runtime spawn, no slot released and re-taken); or park. This module is the parking: a
+//! [`Mailbox`] a parked runner waits in, for whatever the pool hands it (`T`).
 //!
 //! Parking: a runner whose job ended with nothing waiting would end, and the next job that
 //! starts at once would pay for a fresh runtime task. Instead, up to [`IDLE_CAP`] runners park
@@ -15,8 +16,6 @@
 
 use super::lock::{lock, Rank};
 use super::user::{drop_value, Whose};
-use async_taskpool_runtime::BoxFuture;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
@@ -25,53 +24,26 @@ use std::task::{Context, Poll, Waker};
 /// producer refilling a pool between its wake-ups.
 pub(crate) const IDLE_CAP: usize = 32;
 
-/// Work a runner runs: a task or a group's worker. Always a boxed runner (`runner.rs`), so it
-/// can run on the runner it is handed to or be spawned as a runtime task of its own.
-pub(crate) trait Job: Send {
-    /// Runs the job; once it ends, says what its runner does next. `spare` is the runner's
-    /// mailbox from an earlier park, for the pool to reuse if the runner parks again.
-    fn poll_job(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        spare: &mut Option<Arc<Mailbox>>,
-    ) -> Poll<Next>;
-
-    /// The job as a runtime task of its own, to spawn.
-    fn into_future(self: Pin<Box<Self>>) -> BoxFuture;
-}
-
-pub(crate) type BoxJob = Pin<Box<dyn Job>>;
-
-/// What a runner does once its job ended.
-pub(crate) enum Next {
-    /// End the runtime task.
-    End,
-    /// Run this job, handed over with the slot the runner holds.
-    Run(BoxJob),
-    /// Wait in this mailbox (the pool has it) for a job that starts at once.
-    Park(Parking),
-}
-
 /// Where a parked runner waits for its next job. A runner keeps its mailbox across parks, so
 /// parking allocates nothing after the first time.
-pub(crate) struct Mailbox(Mutex<Delivery>);
+pub(crate) struct Mailbox<T>(Mutex<Delivery<T>>);
 
-enum Delivery {
+enum Delivery<T> {
     /// Parked (or about to), with the runner's waker once it has polled.
     Waiting(Option<Waker>),
-    /// A job was handed over; the runner has not taken it yet.
-    Delivered(BoxJob),
+    /// Work was handed over; the runner has not taken it yet.
+    Delivered(T),
     /// The runner is gone or must end.
     Closed,
 }
 
-impl Mailbox {
+impl<T: Send> Mailbox<T> {
     pub(crate) fn new() -> Arc<Self> {
         Arc::new(Self(Mutex::new(Delivery::Waiting(None))))
     }
 
     /// Hands `job` to the parked runner; gives it back if the runner is gone.
-    pub(crate) fn deliver(&self, job: BoxJob) -> Result<(), BoxJob> {
+    pub(crate) fn deliver(&self, job: T) -> Result<(), T> {
         let mut slot = lock(&self.0, Rank::Leaf);
         match &mut *slot {
             Delivery::Waiting(waker) => {
@@ -89,7 +61,7 @@ impl Mailbox {
 
     /// The runner's side: the job handed over (the mailbox is then ready for the next park),
     /// `None` once closed, or pending with the waker kept.
-    pub(crate) fn poll_take(&self, cx: &mut Context<'_>) -> Poll<Option<BoxJob>> {
+    pub(crate) fn poll_take(&self, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let mut slot = lock(&self.0, Rank::Leaf);
         match std::mem::replace(&mut *slot, Delivery::Waiting(None)) {
             Delivery::Delivered(job) => Poll::Ready(Some(job)),
@@ -126,20 +98,20 @@ impl Mailbox {
 /// A park the runner has not taken up yet. If it is dropped instead (a panic between the pool
 /// registering the mailbox and the runner parking on it), the mailbox closes, so no job is
 /// ever delivered where nobody waits: it would be spawned afresh instead.
-pub(crate) struct Parking(Option<Arc<Mailbox>>);
+pub(crate) struct Parking<T: Send>(Option<Arc<Mailbox<T>>>);
 
-impl Parking {
-    pub(crate) fn new(mailbox: Arc<Mailbox>) -> Self {
+impl<T: Send> Parking<T> {
+    pub(crate) fn new(mailbox: Arc<Mailbox<T>>) -> Self {
         Self(Some(mailbox))
     }
 
     /// The runner parks on the mailbox.
-    pub(crate) fn take_up(mut self) -> Arc<Mailbox> {
+    pub(crate) fn take_up(mut self) -> Arc<Mailbox<T>> {
         self.0.take().expect("taken up once")
     }
 }
 
-impl Drop for Parking {
+impl<T: Send> Drop for Parking<T> {
     fn drop(&mut self) {
         if let Some(mailbox) = self.0.take() {
             mailbox.close("(abandoned park)");
@@ -149,43 +121,20 @@ impl Drop for Parking {
 
 #[cfg(test)]
 mod tests {
-    use super::{BoxJob, Job, Mailbox, Next, Parking};
-    use async_taskpool_runtime::BoxFuture;
-    use std::pin::Pin;
-    use std::sync::Arc;
+    use super::{Mailbox, Parking};
     use std::task::{Context, Poll};
-
-    struct Nop;
-    impl Job for Nop {
-        fn poll_job(
-            self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-            _: &mut Option<Arc<Mailbox>>,
-        ) -> Poll<Next> {
-            Poll::Ready(Next::End)
-        }
-        fn into_future(self: Pin<Box<Self>>) -> BoxFuture {
-            Box::pin(async {})
-        }
-    }
-
-    fn job() -> BoxJob {
-        Box::pin(Nop)
-    }
 
     #[test]
     fn a_park_never_taken_up_refuses_deliveries() {
         let taken = Mailbox::new();
         let mailbox = Parking::new(taken.clone()).take_up();
-        assert!(
-            mailbox.deliver(job()).is_ok(),
-            "a parked runner takes a job"
-        );
+        assert!(mailbox.deliver(1).is_ok(), "a parked runner takes a job");
 
-        let abandoned = Mailbox::new();
+        let abandoned = Mailbox::<u32>::new();
         drop(Parking::new(abandoned.clone()));
-        assert!(
-            abandoned.deliver(job()).is_err(),
+        assert_eq!(
+            abandoned.deliver(2),
+            Err(2),
             "the job comes back, to be spawned afresh"
         );
     }
@@ -196,10 +145,10 @@ mod tests {
         let waker = futures_util::task::noop_waker();
         let mut cx = Context::from_waker(&waker);
         assert!(mailbox.poll_take(&mut cx).is_pending());
-        assert!(mailbox.deliver(job()).is_ok());
-        assert!(mailbox.deliver(job()).is_err(), "one job at a time");
-        assert!(matches!(mailbox.poll_take(&mut cx), Poll::Ready(Some(_))));
-        assert!(mailbox.deliver(job()).is_ok(), "ready for the next park");
+        assert!(mailbox.deliver(1).is_ok());
+        assert_eq!(mailbox.deliver(2), Err(2), "one job at a time");
+        assert!(matches!(mailbox.poll_take(&mut cx), Poll::Ready(Some(1))));
+        assert!(mailbox.deliver(3).is_ok(), "ready for the next park");
         mailbox.close("test");
         assert!(matches!(mailbox.poll_take(&mut cx), Poll::Ready(None)));
     }

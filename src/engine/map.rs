@@ -12,10 +12,11 @@
 //! group's turn like any queued task.
 
 use super::callbacks::TaskOptions;
-use super::core::{Core, GroupDriver, GroupKind, Input, NewWorker, Outcome, TaskControl};
+use super::core::{
+    BoxJob, Core, GroupDriver, GroupKind, Inbox, Input, NewWorker, Next, Outcome, TaskControl,
+};
 use super::current;
 use super::groups::{AfterItem, Arrival, Pull, SizeHint, WorkerHeld, MAX_RAMP};
-use super::handoff::{BoxJob, Mailbox, Next};
 use super::lanes::{GroupKey, Reserved};
 use super::poll::{poll_task, CancelSignal, RunTimer};
 use super::results::{Item, Results};
@@ -230,7 +231,7 @@ impl<W: Future<Output = Next> + Send> Work for WorkerJob<W> {
     fn poll_work(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        _spare: &mut Option<Arc<Mailbox>>,
+        _spare: &mut Option<Arc<Inbox>>,
     ) -> Poll<Next> {
         let this = self.project();
         let _inside = current::enter(*this.serial, None);
@@ -567,9 +568,9 @@ where
         drop_some(unwanted, owner(&core.name, id));
         match decision {
             AfterItem::Continue(next) => pulled = next,
-            AfterItem::HandOver(job) => {
+            AfterItem::HandOver(start) => {
                 w.ended();
-                return Next::Run(job);
+                return Next::Run(start);
             }
             AfterItem::Leave(next) => {
                 w.ended();
@@ -683,9 +684,9 @@ fn leave(
     };
     match decision {
         AfterItem::Continue(pull) => Err(pull.expect("taken now")),
-        AfterItem::HandOver(job) => {
+        AfterItem::HandOver(start) => {
             w.ended();
-            Ok(Next::Run(job))
+            Ok(Next::Run(start))
         }
         AfterItem::Leave(next) => {
             w.ended();

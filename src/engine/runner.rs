@@ -2,10 +2,12 @@
 //!
 //! A runner runs its first piece of [`Work`] (stored inline, so a task that starts at once
 //! costs one boxed runtime future), then whatever the pool hands it when that ends, then parks
-//! or ends (see `handoff.rs`). It yields to its executor after [`RUN_BUDGET`] jobs in one
-//! poll, so a backlog of ready work never hogs a thread.
+//! or ends (see `handoff.rs`). A loose task handed to a runner whose own work was a task of
+//! the same type runs in place of that one: a pool running many tasks of one kind allocates
+//! nothing per task beyond each task's cell. A runner yields to its executor after
+//! [`RUN_BUDGET`] jobs in one poll, so a backlog of ready work never hogs a thread.
 
-use super::handoff::{BoxJob, Job, Mailbox, Next};
+use super::core::{BoxJob, Inbox, Job, Launch, Next, Start};
 use super::lock::assert_unlocked;
 use super::user::panic_message;
 use async_taskpool_runtime::BoxFuture;
@@ -26,8 +28,14 @@ pub(crate) trait Work: Send {
     fn poll_work(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        spare: &mut Option<Arc<Mailbox>>,
+        spare: &mut Option<Arc<Inbox>>,
     ) -> Poll<Next>;
+
+    /// This work has ended: run `launch` in its place if it is a task of the same kind (no
+    /// allocation), or give it back.
+    fn take_up(self: Pin<&mut Self>, launch: Launch) -> Result<(), Launch> {
+        Err(launch)
+    }
 }
 
 pin_project! {
@@ -39,8 +47,8 @@ pin_project! {
         // The job this runner runs now that its first one has ended.
         next: Option<BoxJob>,
         // Where this runner waits while parked, and its mailbox kept between parks.
-        parked: Option<Arc<Mailbox>>,
-        spare: Option<Arc<Mailbox>>,
+        parked: Option<Arc<Inbox>>,
+        spare: Option<Arc<Inbox>>,
     }
 
     impl<W> PinnedDrop for Runner<W> {
@@ -72,7 +80,7 @@ impl<W: Work + 'static> Runner<W> {
 fn poll_guarded<W: Work>(
     work: Pin<&mut W>,
     cx: &mut Context<'_>,
-    spare: &mut Option<Arc<Mailbox>>,
+    spare: &mut Option<Arc<Inbox>>,
 ) -> Poll<Next> {
     match catch_unwind(AssertUnwindSafe(|| work.poll_work(cx, spare))) {
         Ok(poll) => poll,
@@ -87,17 +95,11 @@ fn poll_guarded<W: Work>(
     }
 }
 
-/// A job that ended has released every user value it held (see [`Work::poll_work`]): what
-/// is left is the pool's own.
-fn drop_finished(job: BoxJob) {
-    drop(job);
-}
-
 impl<W: Work + 'static> Job for Runner<W> {
     fn poll_job(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        spare: &mut Option<Arc<Mailbox>>,
+        spare: &mut Option<Arc<Inbox>>,
     ) -> Poll<Next> {
         let this = self.project();
         if *this.first_done {
@@ -123,10 +125,10 @@ impl<W: Work + 'static> Future for Runner<W> {
         loop {
             let next = if let Some(mailbox) = this.parked.as_ref() {
                 match ready!(mailbox.poll_take(cx)) {
-                    Some(job) => {
+                    Some(start) => {
                         // Keep the mailbox for the next park.
                         *this.spare = this.parked.take();
-                        Next::Run(job)
+                        Next::Run(start)
                     }
                     None => {
                         *this.parked = None;
@@ -135,9 +137,9 @@ impl<W: Work + 'static> Future for Runner<W> {
                 }
             } else if let Some(job) = this.next.as_mut() {
                 let next = ready!(job.as_mut().poll_job(cx, this.spare));
-                if let Some(done) = this.next.take() {
-                    drop_finished(done);
-                }
+                // A job that ended has released every user value it held: what is left of
+                // it is the pool's own.
+                *this.next = None;
                 next
             } else if !*this.first_done {
                 let next = ready!(poll_guarded(this.first.as_mut(), cx, this.spare));
@@ -148,7 +150,15 @@ impl<W: Work + 'static> Future for Runner<W> {
             };
             match next {
                 Next::End => return Poll::Ready(()),
-                Next::Run(job) => *this.next = Some(job),
+                Next::Run(Start::Task(launch)) => {
+                    // Run it in place of the first job (which has ended) if it is of its
+                    // kind; else as a job of its own.
+                    match this.first.as_mut().take_up(launch) {
+                        Ok(()) => *this.first_done = false,
+                        Err(launch) => *this.next = Some(Start::Task(launch).into_job()),
+                    }
+                }
+                Next::Run(Start::Job(job)) => *this.next = Some(job),
                 Next::Park(parking) => *this.parked = Some(parking.take_up()),
             }
             finished += 1;

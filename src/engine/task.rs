@@ -6,9 +6,11 @@
 //! task costs its cell and a queue slot and nothing else.
 
 use super::callbacks::TaskOptions;
-use super::core::{Admission, After, Core, Outcome, QueuedTask, Seat, TaskControl};
+use super::core::{
+    Admission, After, BoxJob, Core, Inbox, Launch, Next, Outcome, QueuedTask, Seat, Start,
+    TaskControl,
+};
 use super::current;
-use super::handoff::{BoxJob, Mailbox, Next};
 use super::lock::{lock, Rank};
 use super::poll::{poll_task, CancelSignal, RunTimer};
 use super::runner::{Runner, Work};
@@ -18,6 +20,7 @@ use crate::id::{TaskId, TaskName};
 use async_taskpool_runtime::BoxFuture;
 use futures_util::FutureExt;
 use pin_project_lite::pin_project;
+use std::any::{Any, TypeId};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -177,6 +180,14 @@ where
 
     fn control(self: Arc<Self>) -> Arc<dyn TaskControl> {
         self
+    }
+
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+
+    fn cell_type(&self) -> TypeId {
+        TypeId::of::<Self>()
     }
 
     fn name(&self) -> Option<&str> {
@@ -425,10 +436,28 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
+    fn take_up(mut self: Pin<&mut Self>, launch: Launch) -> Result<(), Launch> {
+        if launch.task.cell_type() != TypeId::of::<TaskCell<F>>() {
+            return Err(launch);
+        }
+        let Launch { task, id, core } = launch;
+        let Ok(cell) = task.into_any().downcast::<TaskCell<F>>() else {
+            unreachable!("the type was checked");
+        };
+        let (fut, waker) = cell.unpark();
+        if let Some(w) = waker {
+            w.wake();
+        }
+        // The task that ended here left nothing of the user's behind: this drops nothing.
+        self.as_mut()
+            .set(TaskRun::new(core, cell, fut, id, Seat::Slot));
+        Ok(())
+    }
+
     fn poll_work(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        spare: &mut Option<Arc<Mailbox>>,
+        spare: &mut Option<Arc<Inbox>>,
     ) -> Poll<Next> {
         let mut this = self.project();
         let id = *this.id;
@@ -518,7 +547,7 @@ where
 fn finish<F>(
     this: &mut TaskRunProj<'_, F>,
     res: Result<F::Output, TaskError>,
-    spare: &mut Option<Arc<Mailbox>>,
+    spare: &mut Option<Arc<Inbox>>,
     slot_held: bool,
 ) -> Next
 where
@@ -619,22 +648,22 @@ impl Core {
             }
         };
         let started = fut.is_some();
-        if started {
-            let job = Runner::job(TaskRun::new(
-                self.clone(),
-                cell.clone(),
-                fut,
-                id,
-                Seat::Slot,
-            ));
-            let refused = match runner {
-                Some(mailbox) => mailbox.deliver(job).err(),
-                None => Some(job),
-            };
-            // No runner parked, or it went away (its runtime shut down): spawn one.
-            if let Some(job) = refused {
-                self.spawn(job.into_future());
+        match (fut, runner) {
+            (Some(fut), Some(mailbox)) => {
+                // A parked runner takes it up (in place, if it last ran a task of this type).
+                cell.park(fut);
+                let launch = Launch {
+                    task: cell.clone(),
+                    id,
+                    core: self.clone(),
+                };
+                self.start(Start::Task(launch), Some(mailbox));
             }
+            (Some(fut), None) => {
+                let run = TaskRun::new(self.clone(), cell.clone(), Some(fut), id, Seat::Slot);
+                self.spawn(Runner::job(run).into_future());
+            }
+            (None, _) => {}
         }
         Ok(Submitted { id, cell, started })
     }
