@@ -92,6 +92,10 @@ SELECT count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state =
        (SELECT count(*) FROM woken)
 FROM upd";
 
+/// Seconds until the next pending job of a queue is due (negative: overdue).
+const NEXT_DUE: &str =
+    "SELECT extract(epoch FROM min(run_at) - now())::float8 FROM taskpool.jobs WHERE state = 'pending' AND queue = $1 AND run_at > now()";
+
 const PRUNE: &str = "
 DELETE FROM taskpool.jobs WHERE id IN (
     SELECT id FROM taskpool.jobs
@@ -270,6 +274,13 @@ impl PgQueue {
             .listen(CHANNEL)
             .await
             .map_err(QueueError::db("listening for new jobs"))?;
+        // Jobs scheduled before we listened were announced to nobody here: ask once.
+        let next: Option<f64> = sqlx::query_scalar(NEXT_DUE)
+            .bind(queue)
+            .fetch_one(self.pool())
+            .await
+            .map_err(QueueError::db("listening for new jobs"))?;
+        let first = Ok(next.filter(|s| s.is_finite() && *s > 0.0).map(|s| Duration::from_secs_f64(s.min(86_400.0))));
         let queue = queue.to_owned();
         let stream = futures_util::stream::unfold(Some(listener), move |listener| {
             let queue = queue.clone();
@@ -289,7 +300,7 @@ impl PgQueue {
                 }
             }
         });
-        Ok(stream.boxed())
+        Ok(futures_util::stream::once(async move { first }).chain(stream).boxed())
     }
 }
 
