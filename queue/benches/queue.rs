@@ -53,6 +53,9 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// Our worker: a pool of `BATCH`, a fetch of at most `BATCH`, default everything else.
 fn worker_ours(url: &str) {
+    if let Ok(filter) = std::env::var("TASKPOOL_BENCH_LOG") {
+        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).with_writer(std::io::stderr).init();
+    }
     runtime().block_on(async {
         let queue = PgQueue::connect(url).await.unwrap();
         let db = queue.pool().clone();

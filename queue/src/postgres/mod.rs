@@ -7,7 +7,7 @@ mod work;
 
 use crate::QueueError;
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// The channel the insert trigger notifies and idle workers listen on.
 pub(crate) const CHANNEL: &str = "taskpool_jobs";
@@ -37,6 +37,8 @@ pub const SCHEMA: &str = "taskpool";
 pub struct PgQueue {
     pool: PgPool,
     queue: Arc<str>,
+    /// The workers' own connections; see [`PgQueue::worker_pool`].
+    workers: Arc<OnceLock<PgPool>>,
 }
 
 impl PgQueue {
@@ -63,7 +65,27 @@ impl PgQueue {
         Self {
             pool,
             queue: Arc::from("default"),
+            workers: Arc::default(),
         }
+    }
+
+    /// The connections a worker's own statements use (fetch, lease extension, outcomes,
+    /// heartbeat, LISTEN): up to 5, made like the main pool's but with
+    /// `synchronous_commit = off`. A worker's write lost in a server crash only makes a job
+    /// run again (a lost fetch leaves it pending, a lost completion lets its lease expire),
+    /// which at-least-once allows; so these commits do not wait for the WAL flush. Enqueues
+    /// and admin calls use the main pool, with the server's setting: an acknowledged
+    /// enqueue is durable.
+    pub(crate) fn worker_pool(&self) -> &PgPool {
+        self.workers.get_or_init(|| {
+            let options = (*self.pool.connect_options())
+                .clone()
+                .options([("synchronous_commit", "off")]);
+            PgPoolOptions::new()
+                .max_connections(5)
+                .test_before_acquire(false)
+                .connect_lazy_with(options)
+        })
     }
 
     /// The same database, with `queue` as the default queue of enqueues.

@@ -7,32 +7,37 @@ use futures_util::StreamExt;
 use sqlx::postgres::PgListener;
 use std::time::Duration;
 
+/// `id = ANY(ARRAY(...))`, not a join: a prepared statement's generic plan guesses a
+/// parameter LIMIT at a tenth of the table and would hash-join a sequential scan of it;
+/// an array of ids always takes the primary key.
 const FETCH: &str = "
-WITH picked AS (
+UPDATE taskpool.jobs
+SET state = 'running', attempts = attempts + 1, worker_id = $4,
+    locked_until = now() + make_interval(secs => $5), started_at = now()
+WHERE id = ANY(ARRAY(
     SELECT id FROM taskpool.jobs
     WHERE state = 'pending' AND queue = $1 AND run_at <= now() AND kind = ANY($2)
     ORDER BY priority, run_at, id
     LIMIT $3
-    FOR UPDATE SKIP LOCKED
-)
-UPDATE taskpool.jobs j
-SET state = 'running', attempts = j.attempts + 1, worker_id = $4,
-    locked_until = now() + make_interval(secs => $5), started_at = now()
-FROM picked
-WHERE j.id = picked.id
-RETURNING j.id, j.kind, j.args::text, j.attempts, j.max_attempts, j.priority,
-          extract(epoch FROM j.run_at)::float8";
+    FOR UPDATE SKIP LOCKED))
+RETURNING id, kind, args::text, attempts, max_attempts, priority, extract(epoch FROM run_at)::float8";
 
 const EXTEND: &str = "
 UPDATE taskpool.jobs SET locked_until = now() + make_interval(secs => $3)
-WHERE id = ANY($1) AND worker_id = $2 AND state = 'running'
+WHERE id = ANY($1) AND worker_id = $2 AND locked_until IS NOT NULL
 RETURNING id";
 
+/// Joined from the list to the table (a nested loop over the primary key: linear in the
+/// batch). "Still leased" is `locked_until IS NOT NULL` (set exactly while running), not `state =
+/// 'running'`: that would let the planner pick the partial lease index, whose statistics
+/// often say "empty", over the primary key.
+///
 /// Completed jobs with no retention: deleted at once.
 const DELETE_COMPLETED: &str = "
 DELETE FROM taskpool.jobs j
 USING unnest($1::int8[], $2::int4[]) AS d(id, attempt)
-WHERE j.id = d.id AND j.attempts = d.attempt AND j.worker_id = $3 AND j.state = 'running'";
+WHERE j.id = d.id AND j.attempts = d.attempt AND j.worker_id = $3
+  AND j.locked_until IS NOT NULL";
 
 /// Every other outcome in one statement; retried and given-back jobs wake the workers.
 const REPORT: &str = "
@@ -54,7 +59,8 @@ WITH d AS (
             jsonb_build_object('attempt', d.attempt, 'at', now(), 'worker', $6::text,
                                'outcome', d.outcome, 'error', d.error)) END
     FROM d
-    WHERE j.id = d.id AND j.attempts = d.attempt AND j.worker_id = $6 AND j.state = 'running'
+    WHERE j.id = d.id AND j.attempts = d.attempt AND j.worker_id = $6
+      AND j.locked_until IS NOT NULL
     RETURNING j.queue, d.outcome, d.delay
 )
 SELECT count(*) FROM (
@@ -63,13 +69,7 @@ SELECT count(*) FROM (
           FROM upd WHERE outcome IN ('retry', 'released') GROUP BY queue) w) n";
 
 const REAP: &str = "
-WITH expired AS (
-    SELECT id FROM taskpool.jobs
-    WHERE state = 'running' AND locked_until < now()
-    ORDER BY locked_until
-    LIMIT 1000
-    FOR UPDATE SKIP LOCKED
-), upd AS (
+WITH upd AS (
     UPDATE taskpool.jobs j SET
         state = CASE WHEN j.attempts >= j.max_attempts THEN 'dead' ELSE 'pending' END,
         run_at = now(),
@@ -81,8 +81,12 @@ WITH expired AS (
         history = j.history || jsonb_build_array(jsonb_build_object(
             'attempt', j.attempts, 'at', now(), 'worker', j.worker_id,
             'outcome', 'lease_expired', 'error', 'lease expired'))
-    FROM expired
-    WHERE j.id = expired.id
+    WHERE j.id = ANY(ARRAY(
+        SELECT id FROM taskpool.jobs
+        WHERE state = 'running' AND locked_until < now()
+        ORDER BY locked_until
+        LIMIT 1000
+        FOR UPDATE SKIP LOCKED))
     RETURNING j.queue, j.state
 ), woken AS (
     SELECT pg_notify('taskpool_jobs', '0:' || queue)
@@ -116,7 +120,7 @@ impl PgQueue {
         .bind(&w.host)
         .bind(w.pid as i32)
         .bind(w.lease.as_secs_f64())
-        .fetch_one(self.pool())
+        .fetch_one(self.worker_pool())
         .await
         .map_err(QueueError::db("registering a worker"))
     }
@@ -125,7 +129,7 @@ impl PgQueue {
         sqlx::query("UPDATE taskpool.workers SET heartbeat_at = now(), stats = $2 WHERE id = $1")
             .bind(worker)
             .bind(sqlx::types::Json(stats))
-            .execute(self.pool())
+            .execute(self.worker_pool())
             .await
             .map_err(QueueError::db("sending a heartbeat"))?;
         Ok(())
@@ -134,7 +138,7 @@ impl PgQueue {
     pub(crate) async fn deregister_worker_impl(&self, worker: &str) -> Result<(), QueueError> {
         sqlx::query("DELETE FROM taskpool.workers WHERE id = $1")
             .bind(worker)
-            .execute(self.pool())
+            .execute(self.worker_pool())
             .await
             .map_err(QueueError::db("deregistering a worker"))?;
         Ok(())
@@ -158,7 +162,7 @@ impl PgQueue {
             .bind(max.min(i32::MAX as usize) as i64)
             .bind(worker)
             .bind(lease.as_secs_f64())
-            .fetch_all(self.pool())
+            .fetch_all(self.worker_pool())
             .await
             .map_err(QueueError::db("fetching jobs"))?;
         let mut rows = rows;
@@ -187,7 +191,7 @@ impl PgQueue {
             .bind(ids)
             .bind(worker)
             .bind(lease.as_secs_f64())
-            .fetch_all(self.pool())
+            .fetch_all(self.worker_pool())
             .await
             .map_err(QueueError::db("extending leases"))?;
         Ok(held.into_iter().map(JobId::new).collect())
@@ -218,7 +222,7 @@ impl PgQueue {
             delays.push(delay);
         }
         // Both in one transaction: a report is applied whole or retried whole.
-        let mut tx = self.pool().begin().await.map_err(QueueError::db("reporting outcomes"))?;
+        let mut tx = self.worker_pool().begin().await.map_err(QueueError::db("reporting outcomes"))?;
         if !done_ids.is_empty() {
             sqlx::query(DELETE_COMPLETED)
                 .bind(done_ids)
@@ -245,17 +249,17 @@ impl PgQueue {
 
     pub(crate) async fn maintain_impl(&self, retention: Duration) -> Result<Maintenance, QueueError> {
         let (requeued, dead, _woken): (i64, i64, i64) = sqlx::query_as(REAP)
-            .fetch_one(self.pool())
+            .fetch_one(self.worker_pool())
             .await
             .map_err(QueueError::db("requeueing expired leases"))?;
         let deleted = sqlx::query(PRUNE)
             .bind(retention.as_secs_f64())
-            .execute(self.pool())
+            .execute(self.worker_pool())
             .await
             .map_err(QueueError::db("deleting finished jobs"))?
             .rows_affected();
         sqlx::query(PRUNE_WORKERS)
-            .execute(self.pool())
+            .execute(self.worker_pool())
             .await
             .map_err(QueueError::db("forgetting stale workers"))?;
         Ok(Maintenance {
@@ -266,7 +270,7 @@ impl PgQueue {
     }
 
     pub(crate) async fn wakeups_impl(&self, queue: &str) -> Result<Wakeups, QueueError> {
-        let mut listener = PgListener::connect_with(self.pool())
+        let mut listener = PgListener::connect_with(self.worker_pool())
             .await
             .map_err(QueueError::db("listening for new jobs"))?;
         listener.ignore_pool_close_event(true);
@@ -277,7 +281,7 @@ impl PgQueue {
         // Jobs scheduled before we listened were announced to nobody here: ask once.
         let next: Option<f64> = sqlx::query_scalar(NEXT_DUE)
             .bind(queue)
-            .fetch_one(self.pool())
+            .fetch_one(self.worker_pool())
             .await
             .map_err(QueueError::db("listening for new jobs"))?;
         let first = Ok(next.filter(|s| s.is_finite() && *s > 0.0).map(|s| Duration::from_secs_f64(s.min(86_400.0))));
