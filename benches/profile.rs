@@ -1,7 +1,8 @@
 //! One pattern at a time, for profilers, on tokio current-thread: `raw` (tokio spawn, then
 //! await every handle), `raw-loop` (spawn and await, one at a time), `exec` (`exec` in a
-//! loop), `spawn` (`spawn().await` each, then await every handle) or `queued`
-//! (`spawn_queued`, then await every handle).
+//! loop), `spawn` (`spawn().await` each, then await every handle), `queued`
+//! (`spawn_queued`, then await every handle) or `map` (`map` over `0..N` with `C` workers,
+//! default 1000, every result read).
 //!
 //! ```text
 //! cargo bench --bench profile --features tokio --no-run
@@ -10,6 +11,7 @@
 //! Instruction counts are the steady measure on a shared machine; wall time is in `throughput`.
 
 use async_taskpool::{runtime::TokioSpawner, TaskPool};
+use futures::StreamExt;
 use std::time::Instant;
 
 fn main() {
@@ -22,6 +24,10 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
     let mode = std::env::args().nth(1).unwrap_or_default();
+    let workers: usize = std::env::var("C")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -57,6 +63,9 @@ fn main() {
                 for h in hs {
                     h.await.unwrap();
                 }
+            } else if mode == "map" {
+                let results = pool.map(0..n, workers, |i| async move { i }).unwrap();
+                assert_eq!(results.count().await as u64, n);
             } else {
                 let hs: Vec<_> = (0..n)
                     .map(|i| pool.spawn_queued(async move { i }).unwrap())

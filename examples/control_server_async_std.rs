@@ -1,6 +1,6 @@
 //! A SimpleTaskPool of queue workers on async-std, steerable from outside through a control
-//! server on 127.0.0.1:9999 (or the address given as the first argument). The body is shared
-//! with the other runtimes, in `common/control_server.rs`.
+//! server on 127.0.0.1:9999 (or the address given as the first argument), until Ctrl-C or
+//! `--for SECONDS`. The body is shared with the other runtimes, in `common/control_server.rs`.
 //!
 //! Run it with `cargo run --example control_server_async_std --features async-std,control`, and from
 //! another terminal `cargo run --features cli --bin taskpool-ctl -- tcp 127.0.0.1 9999`.

@@ -1,91 +1,19 @@
-//! Builders: for a pool, for one task, and for a group of tasks.
+//! Per-task and per-group options, set before submitting: [`TaskBuilder`], [`GroupBuilder`].
 
-use crate::cell::{Cell, Spec};
-use crate::group::{Group, GroupCore};
+use crate::engine::callbacks::{callback, Callbacks, TaskOptions};
+use crate::engine::core::{Admission, Core, GroupKind};
+use crate::engine::current::inside_pool;
+use crate::engine::map::{GroupInput, GroupSpec, Source};
+use crate::engine::task::{Refused, TaskSpec};
+use crate::error::{ExecError, PoolError, TrySpawnError};
+use crate::group::Group;
 use crate::handle::TaskHandle;
-use crate::inner::{GroupEntry, GroupKind, Inner};
-use crate::map::{MapEngine, Source};
-use crate::pool::TaskPool;
-use crate::run::{Callbacks, RunOptions};
-use crate::{ExecError, PoolError, TaskId, TrySpawnError};
-use async_taskpool_runtime::Spawner;
+use crate::id::TaskId;
 use futures_core::Stream;
+use std::fmt;
 use std::future::{poll_fn, Future};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Configures a [`TaskPool`]. Made by [`TaskPool::builder`].
-///
-/// ```
-/// # #[cfg(feature = "smol")] {
-/// use async_taskpool::{runtime::SmolSpawner, TaskPool};
-/// let pool = TaskPool::builder(SmolSpawner::global())
-///     .name("crawler")
-///     .limit(8)
-///     .build()?;
-/// assert_eq!(pool.name(), "crawler");
-/// assert_eq!(pool.limit(), Some(8));
-/// # }
-/// # Ok::<_, async_taskpool::PoolError>(())
-/// ```
-#[must_use = "a builder does nothing until `build` is called"]
-pub struct PoolBuilder {
-    spawner: Arc<dyn Spawner>,
-    name: Option<String>,
-    limit: Option<usize>,
-    cancel_on_drop: bool,
-}
-
-impl PoolBuilder {
-    pub(crate) fn new(spawner: Arc<dyn Spawner>) -> Self {
-        Self {
-            spawner,
-            name: None,
-            limit: None,
-            cancel_on_drop: false,
-        }
-    }
-
-    /// The pool's name, used in logs and task names (default `TaskPool-{k}`).
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
-
-    /// At most `limit` tasks run at once (default: no limit). Change it later with
-    /// [`TaskPool::set_limit`]. Zero is refused by [`build`](Self::build).
-    pub fn limit(mut self, limit: usize) -> Self {
-        self.limit = Some(limit);
-        self
-    }
-
-    /// When the last `TaskPool` handle is dropped, cancel everything the pool still runs or
-    /// queues, instead of the default of letting it finish.
-    pub fn cancel_on_drop(mut self, yes: bool) -> Self {
-        self.cancel_on_drop = yes;
-        self
-    }
-
-    /// Builds the pool. Fails only with [`PoolError::InvalidLimit`] for a limit of 0.
-    pub fn build(self) -> Result<TaskPool, PoolError> {
-        if self.limit == Some(0) {
-            return Err(PoolError::InvalidLimit {
-                what: "pool limit",
-                value: 0,
-            });
-        }
-        let inner = Inner::new(self.spawner, self.name, self.limit);
-        Ok(TaskPool::from_inner(Arc::new(inner), self.cancel_on_drop))
-    }
-}
-
-fn callback<C, Fut>(f: C) -> Arc<crate::run::CallbackFn>
-where
-    C: Fn(TaskId) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    Arc::new(move |id| Box::pin(f(id)))
-}
 
 /// Options shared by the task and group builders.
 #[derive(Default)]
@@ -96,21 +24,30 @@ struct Options {
 }
 
 impl Options {
-    fn run_options(&self) -> RunOptions {
-        RunOptions {
-            timeout: self.timeout,
-            callbacks: (!self.callbacks.is_empty()).then(|| Arc::new(self.callbacks.clone())),
-        }
+    fn task_options(&self) -> TaskOptions {
+        TaskOptions::new(self.timeout, self.callbacks.clone())
+    }
+}
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Options")
+            .field("name", &self.name)
+            .field("timeout", &self.timeout)
+            .field("on_end", &self.callbacks.on_end.is_some())
+            .field("on_cancel", &self.callbacks.on_cancel.is_some())
+            .finish()
     }
 }
 
 /// Per-task options: name, run timeout, end and cancel callbacks. Made by
-/// [`TaskPool::build_task`].
+/// [`TaskPool::build_task`](crate::TaskPool::build_task).
 ///
 /// Callbacks are async closures taking the task's id. `on_cancel` runs first (only if the task
-/// was cancelled), then `on_end` (always). The task's slot is freed before they run, so queued
-/// work can start meanwhile; its handle resolves after they finish. A panicking callback is
-/// logged and ignored.
+/// was cancelled), then `on_end` (always, unless the runtime itself dropped the task: then no
+/// async code can run). The task's slot is freed before they run, so queued work can start
+/// meanwhile; its handle resolves after they finish. A panicking callback is logged and
+/// ignored.
 ///
 /// ```
 /// # #[cfg(feature = "tokio")] {
@@ -132,20 +69,22 @@ impl Options {
 /// # }).unwrap(); }
 /// ```
 #[must_use = "a task builder does nothing until one of its spawn methods is called"]
+#[derive(Debug)]
 pub struct TaskBuilder<'a> {
-    pool: &'a TaskPool,
+    core: &'a Arc<Core>,
     options: Options,
 }
 
 impl<'a> TaskBuilder<'a> {
-    pub(crate) fn new(pool: &'a TaskPool) -> Self {
+    pub(crate) fn new(core: &'a Arc<Core>) -> Self {
         Self {
-            pool,
+            core,
             options: Options::default(),
         }
     }
 
-    /// A name for logs and [`TaskPool::tasks`], instead of `{pool}_Task-{id}`.
+    /// A name for logs and [`TaskPool::tasks`](crate::TaskPool::tasks), instead of
+    /// `{pool}_Task-{id}`.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.options.name = Some(name.into());
         self
@@ -178,40 +117,41 @@ impl<'a> TaskBuilder<'a> {
         self
     }
 
-    fn submit<F>(self, fut: F, only_now: bool) -> Result<Submitted<F::Output>, (PoolError, F)>
+    fn spec(&self) -> Option<Box<TaskSpec>> {
+        let name = self.options.name.as_deref().map(Arc::from);
+        TaskSpec::boxed(name, self.options.task_options())
+    }
+
+    fn submit<F>(
+        self,
+        fut: F,
+        admission: Admission,
+    ) -> Result<(TaskHandle<F::Output>, bool), Refused<F>>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let inner = self.pool.inner();
-        let options = self.options.run_options();
-        let name: Option<Arc<str>> = self.options.name.as_deref().map(Into::into);
-        // Plain tasks carry no spec at all: nothing optional to store.
-        let spec = (name.is_some() || options.timeout.is_some() || options.callbacks.is_some())
-            .then(|| {
-                Box::new(Spec {
-                    name,
-                    group: None,
-                    options,
-                    sink: None,
-                })
-            });
-        let cell = Arc::new(Cell::new(spec));
-        let (id, started) = inner.submit(cell.clone(), fut, only_now, false)?;
-        Ok((TaskHandle::new(id, cell, inner.clone()), started))
+        let spec = self.spec();
+        let s = self.core.submit(fut, spec, admission)?;
+        Ok((TaskHandle::new(s.id, s.cell, self.core.clone()), s.started))
     }
 
-    /// Waits for room under the limit, then starts the task. See [`TaskPool::spawn`].
+    /// Waits for room under the limit, then starts the task. See
+    /// [`TaskPool::spawn`](crate::TaskPool::spawn).
     pub async fn spawn<F>(self, fut: F) -> Result<TaskHandle<F::Output>, PoolError>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let pool = self.pool.inner().clone();
-        let (handle, started) = self.submit(fut, false).map_err(|(e, _)| e)?;
-        if !started {
+        let core = self.core.clone();
+        let (handle, started) = self
+            .submit(fut, Admission::StartOrQueue)
+            .map_err(|r| r.error)?;
+        // From one of the pool's own tasks, waiting for room could wait for the caller's own
+        // slot: the task stays queued and the handle comes back at once.
+        if !started && !inside_pool(core.serial) {
             let mut withdraw = CancelOnDrop {
-                pool: &pool,
+                core: &core,
                 id: handle.id(),
                 armed: true,
             };
@@ -221,36 +161,48 @@ impl<'a> TaskBuilder<'a> {
         Ok(handle)
     }
 
-    /// Queues the task and returns at once. See [`TaskPool::spawn_queued`].
+    /// Queues the task and returns at once. See
+    /// [`TaskPool::spawn_queued`](crate::TaskPool::spawn_queued).
     pub fn spawn_queued<F>(self, fut: F) -> Result<TaskHandle<F::Output>, PoolError>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.submit(fut, false).map(|(h, _)| h).map_err(|(e, _)| e)
+        self.submit(fut, Admission::StartOrQueue)
+            .map(|(h, _)| h)
+            .map_err(|r| r.error)
     }
 
-    /// Starts the task now, or gives it back. See [`TaskPool::try_spawn`].
+    /// Starts the task now, or gives it back. See
+    /// [`TaskPool::try_spawn`](crate::TaskPool::try_spawn).
     pub fn try_spawn<F>(self, fut: F) -> Result<TaskHandle<F::Output>, TrySpawnError<F>>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.submit(fut, true)
+        self.submit(fut, Admission::StartNowOrRefuse)
             .map(|(h, _)| h)
-            .map_err(|(e, f)| TrySpawnError::new(e, f))
+            .map_err(|r| TrySpawnError::new(r.error, r.future))
     }
 
-    /// Runs the task to completion and returns its output. See [`TaskPool::exec`].
+    /// Runs the task to completion and returns its output. See
+    /// [`TaskPool::exec`](crate::TaskPool::exec).
     pub async fn exec<F>(self, fut: F) -> Result<F::Output, ExecError>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let pool = self.pool.inner().clone();
-        let (handle, _) = self.submit(fut, false).map_err(|(e, _)| e)?;
+        let core = self.core.clone();
+        if inside_pool(core.serial) {
+            // From one of the pool's own tasks: the child runs in the caller's slot.
+            let spec = self.spec();
+            return Ok(core.exec_nested(fut, spec).await??);
+        }
+        let (handle, _) = self
+            .submit(fut, Admission::StartOrQueue)
+            .map_err(|r| r.error)?;
         let mut cancel = CancelOnDrop {
-            pool: &pool,
+            core: &core,
             id: handle.id(),
             armed: true,
         };
@@ -260,12 +212,9 @@ impl<'a> TaskBuilder<'a> {
     }
 }
 
-/// A submitted task's handle, and whether it started at once.
-type Submitted<T> = (TaskHandle<T>, bool);
-
 /// Cancels a task if the future waiting on it is dropped (cancel safety of `spawn`/`exec`).
 struct CancelOnDrop<'a> {
-    pool: &'a Arc<Inner>,
+    core: &'a Arc<Core>,
     id: TaskId,
     armed: bool,
 }
@@ -273,14 +222,14 @@ struct CancelOnDrop<'a> {
 impl Drop for CancelOnDrop<'_> {
     fn drop(&mut self) {
         if self.armed {
-            self.pool.cancel_quietly(self.id);
+            self.core.cancel_quietly(self.id);
         }
     }
 }
 
 /// Options for a group of tasks from [`apply`](GroupBuilder::apply) or
-/// [`map`](GroupBuilder::map): a name, and a run timeout and callbacks for each item. Made by
-/// [`TaskPool::build_group`].
+/// [`map`](GroupBuilder::map): a name, result order, and a run timeout and callbacks for each
+/// item. Made by [`TaskPool::build_group`](crate::TaskPool::build_group).
 ///
 /// ```
 /// # #[cfg(feature = "tokio")] {
@@ -301,16 +250,19 @@ impl Drop for CancelOnDrop<'_> {
 /// # }).unwrap(); }
 /// ```
 #[must_use = "a group builder does nothing until `apply` or a `map` method is called"]
+#[derive(Debug)]
 pub struct GroupBuilder<'a> {
-    pool: &'a TaskPool,
+    core: &'a Arc<Core>,
     options: Options,
+    ordered: bool,
 }
 
 impl<'a> GroupBuilder<'a> {
-    pub(crate) fn new(pool: &'a TaskPool) -> Self {
+    pub(crate) fn new(core: &'a Arc<Core>) -> Self {
         Self {
-            pool,
+            core,
             options: Options::default(),
+            ordered: true,
         }
     }
 
@@ -346,7 +298,14 @@ impl<'a> GroupBuilder<'a> {
         self
     }
 
-    /// Starts `num` tasks, each from `factory()`. See [`TaskPool::apply`].
+    /// Results in completion order instead of input order (asyncio-pool's `itermap`).
+    /// `apply` results always come in completion order.
+    pub fn unordered(mut self) -> Self {
+        self.ordered = false;
+        self
+    }
+
+    /// Starts `num` tasks, each from `factory()`. See [`TaskPool::apply`](crate::TaskPool::apply).
     pub fn apply<F, Fut>(self, num: usize, factory: F) -> Result<Group<Fut::Output>, PoolError>
     where
         F: Fn() -> Fut + Send + Sync + 'static,
@@ -359,7 +318,8 @@ impl<'a> GroupBuilder<'a> {
         })
     }
 
-    /// `f(item)` for each item, results in input order. See [`TaskPool::map`].
+    /// `f(item)` for each item, at most `num_concurrent` at once. See
+    /// [`TaskPool::map`](crate::TaskPool::map).
     pub fn map<I, F, Fut>(
         self,
         items: I,
@@ -374,30 +334,28 @@ impl<'a> GroupBuilder<'a> {
         Fut: Future + Send + 'static,
         Fut::Output: Send + 'static,
     {
-        let source: Source<I::Item> = Box::pin(futures_util::stream::iter(items));
-        self.launch(GroupKind::Map, source, num_concurrent, true, f)
+        self.map_stream(futures_util::stream::iter(items), num_concurrent, f)
     }
 
-    /// Like [`map`](Self::map), results in completion order.
-    pub fn map_unordered<I, F, Fut>(
-        self,
-        items: I,
-        num_concurrent: usize,
-        f: F,
-    ) -> Result<Group<Fut::Output>, PoolError>
-    where
-        I: IntoIterator,
-        I::IntoIter: Send + 'static,
-        I::Item: Send + 'static,
-        F: Fn(I::Item) -> Fut + Send + Sync + 'static,
-        Fut: Future + Send + 'static,
-        Fut::Output: Send + 'static,
-    {
-        let source: Source<I::Item> = Box::pin(futures_util::stream::iter(items));
-        self.launch(GroupKind::Map, source, num_concurrent, false, f)
-    }
-
-    /// `f(item)` for each item of a [`Stream`], results in input order.
+    /// `f(item)` for each item of a [`Stream`], at most `num_concurrent` at once. While the
+    /// stream has no item ready, one worker waits on it without holding a pool slot.
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")] {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// # rt.block_on(async {
+    /// # use async_taskpool::{runtime::TokioSpawner, TaskPool};
+    /// use futures::StreamExt;
+    /// let pool = TaskPool::new(TokioSpawner::current());
+    /// let (tx, rx) = futures::channel::mpsc::unbounded();
+    /// let doubled = pool.build_group().map_stream(rx, 4, |x: u32| async move { x * 2 })?;
+    /// tx.unbounded_send(1).unwrap();
+    /// tx.unbounded_send(2).unwrap();
+    /// drop(tx);
+    /// assert_eq!(doubled.map(Result::unwrap).collect::<Vec<_>>().await, [2, 4]);
+    /// # Ok::<_, async_taskpool::PoolError>(())
+    /// # }).unwrap(); }
+    /// ```
     pub fn map_stream<S, F, Fut>(
         self,
         items: S,
@@ -411,24 +369,8 @@ impl<'a> GroupBuilder<'a> {
         Fut: Future + Send + 'static,
         Fut::Output: Send + 'static,
     {
-        self.launch(GroupKind::Map, Box::pin(items), num_concurrent, true, f)
-    }
-
-    /// Like [`map_stream`](Self::map_stream), results in completion order.
-    pub fn map_stream_unordered<S, F, Fut>(
-        self,
-        items: S,
-        num_concurrent: usize,
-        f: F,
-    ) -> Result<Group<Fut::Output>, PoolError>
-    where
-        S: Stream + Send + 'static,
-        S::Item: Send + 'static,
-        F: Fn(S::Item) -> Fut + Send + Sync + 'static,
-        Fut: Future + Send + 'static,
-        Fut::Output: Send + 'static,
-    {
-        self.launch(GroupKind::Map, Box::pin(items), num_concurrent, false, f)
+        let ordered = self.ordered;
+        self.launch(GroupKind::Map, Box::pin(items), num_concurrent, ordered, f)
     }
 
     fn launch<I, F, Fut>(
@@ -445,70 +387,16 @@ impl<'a> GroupBuilder<'a> {
         Fut: Future + Send + 'static,
         Fut::Output: Send + 'static,
     {
-        if num_concurrent == 0 {
-            return Err(PoolError::InvalidLimit {
-                what: "num_concurrent",
-                value: 0,
-            });
-        }
-        let inner = self.pool.inner();
-        let options = self.options.run_options();
-        let mut made = None;
-        inner.register_group(kind, self.options.name, |name| {
-            let core = Arc::new(GroupCore::new(name, ordered));
-            let engine = MapEngine::new(
-                inner.clone(),
-                core.clone(),
-                source,
-                num_concurrent,
-                f,
-                options,
-            );
-            let entry = GroupEntry {
-                pulling: Some(engine.clone()),
-                finished: core.entry().finished,
-            };
-            made = Some((core, engine));
-            entry
-        })?;
-        let (core, engine) = made.expect("registered");
-        engine.launch();
-        Ok(Group::new(core, inner.clone()))
-    }
-}
-
-/// Submits a batch of ready futures as one group (SimpleTaskPool's `start`): all or none are
-/// accepted, so a lock that lands midway cannot split it.
-pub(crate) fn start_batch<T, Fut>(
-    pool: &TaskPool,
-    futs: Vec<Fut>,
-    options: RunOptions,
-) -> Result<Group<T>, PoolError>
-where
-    Fut: Future<Output = T> + Send + 'static,
-    T: Send + 'static,
-{
-    let inner = pool.inner();
-    let mut core = None;
-    let name = inner.register_group(GroupKind::Start, None, |name| {
-        let c = Arc::new(GroupCore::new(name, false));
-        let entry = c.entry();
-        core = Some(c);
-        entry
-    })?;
-    let core = core.expect("registered");
-    for fut in futs {
-        let spec = Spec {
-            name: None,
-            group: Some(name.clone()),
-            options: options.clone(),
-            sink: Some((core.clone(), core.issue())),
+        let spec = GroupSpec {
+            kind,
+            options: self.options.task_options(),
+            name: self.options.name,
+            num_concurrent,
+            ordered,
         };
-        let cell = Arc::new(Cell::new(Some(Box::new(spec))));
-        // The batch was accepted as a whole above, so these are never refused.
-        let _ = inner.submit(cell, fut, false, true);
+        let g = self
+            .core
+            .launch_group(spec, GroupInput::Stream(source), f)?;
+        Ok(Group::new(g.key, g.name, g.results, self.core.clone()))
     }
-    core.close_issuing();
-    inner.group_batch_done();
-    Ok(Group::new(core, inner.clone()))
 }

@@ -65,6 +65,19 @@ pub enum PoolError {
         /// The id asked for.
         id: TaskId,
     },
+    /// A `Group` handle's group ended and the pool forgot it (it was cancelled, or it finished
+    /// and was flushed): its name may belong to a newer group now, which the handle never
+    /// touches.
+    #[error(
+        "group `{name}` of pool `{pool}` has ended and the pool no longer knows it; a newer \
+         group may have its name (use `TaskPool::cancel_group` to act on a group by name)"
+    )]
+    GroupEnded {
+        /// The pool's name.
+        pool: String,
+        /// The group's name.
+        name: String,
+    },
     /// No group of that name is known (it never existed, or was cancelled or flushed).
     #[error("pool `{pool}` has no group named `{name}`")]
     GroupNotFound {
@@ -82,7 +95,7 @@ pub enum PoolError {
         name: String,
     },
     /// A limit (pool size or `num_concurrent`) was out of range.
-    #[error("invalid {what} {value}: it must be at least 1 (use `None` for no limit)")]
+    #[error("invalid {what} {value}: it must be at least 1; {fix}", fix = limit_fix(what))]
     InvalidLimit {
         /// Which limit.
         what: &'static str,
@@ -102,6 +115,14 @@ pub enum PoolError {
     },
 }
 
+/// What the caller of each limit can pass instead of 0.
+fn limit_fix(what: &str) -> &'static str {
+    match what {
+        "num_concurrent" => "pass `usize::MAX` for no group limit",
+        _ => "pass `None` (`set_limit(None)`) for no limit, or `lock()` the pool to pause it",
+    }
+}
+
 /// How a task failed: the error half of a [`TaskHandle`](crate::TaskHandle)'s output.
 ///
 /// ```
@@ -113,9 +134,23 @@ pub enum PoolError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TaskError {
-    /// Cancelled before it finished (by id, group, `cancel_all`, `stop`, or runtime shutdown).
+    /// Cancelled before it finished (by id, group, `cancel_all`, `stop`, or a handle).
     #[error("task {id} was cancelled")]
     Cancelled {
+        /// The task.
+        id: TaskId,
+    },
+    /// The runtime dropped the task before it finished (it shut down, or its executor was
+    /// dropped). Its callbacks did not run: no runtime was left to run them.
+    #[error("task {id} was dropped by its runtime before it finished (the runtime shut down)")]
+    RuntimeDropped {
+        /// The task.
+        id: TaskId,
+    },
+    /// The runtime refused to start the task (`Spawner::spawn` failed, typically because it
+    /// has shut down); it never ran and its callbacks did not run.
+    #[error("task {id} could not be started: the runtime refused to spawn it (has it shut down?)")]
+    SpawnFailed {
         /// The task.
         id: TaskId,
     },
@@ -143,7 +178,11 @@ impl TaskError {
     /// The task this error is about.
     pub fn id(&self) -> TaskId {
         match self {
-            Self::Cancelled { id } | Self::TimedOut { id, .. } | Self::Panicked { id, .. } => *id,
+            Self::Cancelled { id }
+            | Self::RuntimeDropped { id }
+            | Self::SpawnFailed { id }
+            | Self::TimedOut { id, .. }
+            | Self::Panicked { id, .. } => *id,
         }
     }
 
@@ -160,6 +199,11 @@ impl TaskError {
     /// Whether the task panicked.
     pub fn is_panic(&self) -> bool {
         matches!(self, Self::Panicked { .. })
+    }
+
+    /// Whether the runtime dropped the task or refused to start it.
+    pub fn is_runtime_dropped(&self) -> bool {
+        matches!(self, Self::RuntimeDropped { .. } | Self::SpawnFailed { .. })
     }
 
     pub(crate) fn panicked(id: TaskId, payload: Box<dyn Any + Send>) -> Self {
@@ -189,6 +233,29 @@ impl PanicPayload {
     /// Takes the payload out; later calls return `None`.
     pub fn take(&self) -> Option<Box<dyn Any + Send>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+impl Drop for PanicPayload {
+    /// A payload whose own destructor panics is dropped inside a guard: that panic is
+    /// logged, and goes no further.
+    fn drop(&mut self) {
+        let payload = self.0.get_mut().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(p) = payload {
+            if let Err(again) =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(p)))
+            {
+                tracing::error!(
+                    "a panic payload's destructor panicked (ignored): {}",
+                    panic_message(&*again)
+                );
+                if let Err(third) =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(again)))
+                {
+                    std::mem::forget(third);
+                }
+            }
+        }
     }
 }
 

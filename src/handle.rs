@@ -1,8 +1,10 @@
 //! `TaskHandle`: the awaitable result of one task.
 
-use crate::cell::HandleSide;
-use crate::inner::Inner;
-use crate::{PoolError, TaskError, TaskId};
+use crate::engine::core::Core;
+use crate::engine::task::HandleSide;
+use crate::engine::user::{drop_value, Owner};
+use crate::error::{PoolError, TaskError};
+use crate::id::TaskId;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -14,8 +16,9 @@ use std::task::{Context, Poll};
 /// Guarantees:
 /// - it resolves exactly once, after the task's future was dropped and its callbacks ran, and
 ///   after the pool's counters include it;
-/// - dropping the handle **detaches** the task: it keeps running, and its result is dropped.
-///   Call [`cancel`](TaskHandle::cancel) to stop it.
+/// - dropping the handle **detaches** the task: it keeps running, and its result is dropped
+///   (a destructor that panics is logged, not raised). Call [`cancel`](TaskHandle::cancel)
+///   to stop it.
 ///
 /// ```
 /// # #[cfg(feature = "tokio")] {
@@ -30,16 +33,16 @@ use std::task::{Context, Poll};
 /// # Ok::<_, Box<dyn std::error::Error>>(())
 /// # }).unwrap(); }
 /// ```
-#[must_use = "a TaskHandle does nothing unless awaited; dropping it detaches the task"]
+#[must_use = "the task runs whether or not its handle is awaited; dropping the handle discards its result"]
 pub struct TaskHandle<T> {
     id: TaskId,
     cell: Arc<dyn HandleSide<T>>,
-    pool: Arc<Inner>,
+    core: Arc<Core>,
 }
 
 impl<T> TaskHandle<T> {
-    pub(crate) fn new(id: TaskId, cell: Arc<dyn HandleSide<T>>, pool: Arc<Inner>) -> Self {
-        Self { id, cell, pool }
+    pub(crate) fn new(id: TaskId, cell: Arc<dyn HandleSide<T>>, core: Arc<Core>) -> Self {
+        Self { id, cell, core }
     }
 
     /// Ready once the task left the queue (or ended).
@@ -58,7 +61,7 @@ impl<T> TaskHandle<T> {
     /// callbacks run and the handle resolves to [`TaskError::Cancelled`], unless the future
     /// finished first, in which case its output is kept.
     pub fn cancel(&self) -> Result<(), PoolError> {
-        self.pool.cancel(&[self.id])
+        self.core.cancel(&[self.id])
     }
 
     /// Whether the result is ready (awaiting the handle would not wait).
@@ -75,10 +78,25 @@ impl<T> Future for TaskHandle<T> {
     }
 }
 
+impl<T> Drop for TaskHandle<T> {
+    fn drop(&mut self) {
+        if let Some(unread) = self.cell.detach() {
+            drop_value(
+                unread,
+                Owner {
+                    pool: &self.core.name,
+                    task: Some(self.id),
+                    what: "the unread result",
+                },
+            );
+        }
+    }
+}
+
 impl<T> fmt::Debug for TaskHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TaskHandle")
-            .field("pool", &&*self.pool.name)
+            .field("pool", &&*self.core.name)
             .field("id", &self.id)
             .field("finished", &self.is_finished())
             .finish()

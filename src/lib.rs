@@ -52,7 +52,7 @@
 //! | start one task only if there is room now     | [`TaskPool::try_spawn`]              |
 //! | run one task and get its output              | [`TaskPool::exec`]                   |
 //! | start `n` copies of a job                    | [`TaskPool::apply`]                  |
-//! | process an iterator or stream, bounded       | [`TaskPool::map`], [`TaskPool::map_stream`] |
+//! | process an iterator or stream, bounded       | [`TaskPool::map`], [`GroupBuilder::map_stream`] |
 //! | keep `n` identical workers, resize by count  | [`SimpleTaskPool`]                   |
 //! | run one task for as long as a scope lives    | [`BackgroundTask`]                   |
 //! | run a closure every interval                 | [`PeriodicTask`]                     |
@@ -74,27 +74,20 @@
 //! disconnected) with a `session` field.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![warn(missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod abort;
 mod background;
 mod builder;
-mod capacity;
-mod cell;
 #[cfg(feature = "control")]
 #[cfg_attr(docsrs, doc(cfg(feature = "control")))]
 pub mod control;
-mod current;
+mod engine;
 mod error;
 mod group;
 mod handle;
 mod id;
-mod idle;
-mod inner;
-mod map;
 mod pool;
-mod queue;
-mod run;
 #[cfg(any(
     feature = "control",
     feature = "tokio",
@@ -104,9 +97,6 @@ mod run;
 mod signal;
 mod simple;
 mod stats;
-mod sync;
-mod table;
-mod task;
 #[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
 mod threaded;
 
@@ -120,13 +110,13 @@ pub use background::{
     BackgroundError, BackgroundTask, BackgroundTaskBuilder, MissedTickBehavior, PeriodicTask,
     PeriodicTaskBuilder,
 };
-pub use builder::{GroupBuilder, PoolBuilder, TaskBuilder};
-pub use current::current_task_id;
+pub use builder::{GroupBuilder, TaskBuilder};
+pub use engine::current::current_task_id;
 pub use error::{ExecError, PanicPayload, PoolError, SpawnError, TaskError, TrySpawnError};
 pub use group::Group;
 pub use handle::TaskHandle;
 pub use id::TaskId;
-pub use pool::TaskPool;
+pub use pool::{PoolBuilder, TaskPool};
 pub use simple::{SimpleTaskPool, SimpleTaskPoolBuilder};
 pub use stats::{GroupSummary, PoolStats, TaskInfo, TaskState};
 #[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]

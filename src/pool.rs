@@ -1,12 +1,13 @@
 //! `TaskPool`: heterogeneous tasks with a limit, groups, cancellation and introspection.
 
-use crate::builder::{GroupBuilder, PoolBuilder, TaskBuilder};
+use crate::builder::{GroupBuilder, TaskBuilder};
+use crate::engine::core::Core;
+use crate::error::{ExecError, PoolError, TrySpawnError};
 use crate::group::Group;
-use crate::inner::Inner;
+use crate::handle::TaskHandle;
+use crate::id::TaskId;
 use crate::stats::{PoolStats, TaskInfo};
-use crate::{ExecError, PoolError, TaskHandle, TaskId, TrySpawnError};
 use async_taskpool_runtime::Spawner;
-use futures_core::Stream;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::future::Future;
@@ -17,13 +18,19 @@ use std::sync::Arc;
 /// `TaskPool` is a cheap handle: clone it into tasks, other threads, or a control server.
 ///
 /// # Guarantees
-/// - At most [`limit`](Self::limit) tasks run at once; work that does not fit waits in one FIFO
-///   queue and starts in submission order as room frees. Nothing waiting costs a runtime task.
+/// - At most [`limit`](Self::limit) tasks run at once (a task's nested `exec` children run
+///   in its slot). Loose tasks that do not fit wait in one FIFO queue and start in
+///   submission order; each `map`/`apply`/`start` group waits in a lane of its own, and lanes
+///   take turns (round robin) as room frees, so competing groups and the loose tasks share
+///   the pool instead of taking it in bursts. Nothing waiting costs a runtime task.
 /// - Up to 32 runtime tasks whose tasks ended stay parked, holding no slot, for tasks that
 ///   start at once; they end when the pool is closed (dropping its last handle closes it).
 /// - Every submitted task gets a [`TaskId`] and ends exactly once: completed, cancelled, timed
-///   out or panicked. Its slot is released and its callbacks run whichever way it ends, even if
-///   it is cancelled before it first runs or its runtime drops it.
+///   out, panicked, or dropped by its runtime. Its slot is released whichever way it ends, and
+///   its callbacks run for every outcome but the last (when the runtime shuts down, or refuses
+///   to start it, no async code can run: its handle then resolves to
+///   [`TaskError::RuntimeDropped`](crate::TaskError::RuntimeDropped) or
+///   [`TaskError::SpawnFailed`](crate::TaskError::SpawnFailed)).
 /// - A panic in a task is caught, counted, logged and returned as
 ///   [`TaskError::Panicked`](crate::TaskError::Panicked); the pool and the runtime thread carry on.
 /// - When [`join`](Self::join) returns, no task of the pool is queued or running, every group
@@ -40,6 +47,18 @@ use std::sync::Arc;
 /// queued) finish in the background; [`TaskHandle`]s and [`Group`]s keep working. Choose
 /// [`PoolBuilder::cancel_on_drop`] to cancel it instead, or call
 /// [`gather_and_close`](Self::gather_and_close) to wait for it.
+///
+/// # Tasks that wait for their own pool
+/// A task that waits for room in its own full pool would wait for a slot that only it can
+/// free. So, called from one of the pool's own tasks (or its callbacks), [`exec`](Self::exec)
+/// runs the child *nested* in the caller's slot: it starts at once, with its own id,
+/// cancellation, timeout and callbacks, and counts as running; and [`spawn`](Self::spawn)
+/// queues the child and returns its handle at once instead of waiting for room. `join`,
+/// `flush` and `gather_and_close` refuse with [`PoolError::CalledFromOwnTask`]. Awaiting the
+/// handle of a *queued* child from a task of a full pool still waits for a slot the caller
+/// holds: hand such handles to someone outside the pool (or use `exec`). A recursive crawler
+/// therefore fetches its children with `exec`, or queues them with `spawn_queued` and returns
+/// (see `examples/crawler_tokio.rs`).
 ///
 /// # When not to use it
 /// For a handful of tasks with no limit, spawning on the runtime directly is simpler. For CPU
@@ -64,21 +83,21 @@ use std::sync::Arc;
 /// ```
 #[derive(Clone)]
 pub struct TaskPool {
-    inner: Arc<Inner>,
+    core: Arc<Core>,
     _owner: Arc<Owner>,
 }
 
 /// Shared by user-facing clones only; its drop is "the last handle went away".
 struct Owner {
-    inner: Arc<Inner>,
+    core: Arc<Core>,
     cancel_on_drop: bool,
 }
 
 impl Drop for Owner {
     fn drop(&mut self) {
-        self.inner.close();
+        self.core.close();
         if self.cancel_on_drop {
-            self.inner.cancel_all();
+            self.core.cancel_all();
         }
     }
 }
@@ -93,46 +112,44 @@ impl TaskPool {
     /// # }
     /// ```
     pub fn new(spawner: impl Spawner) -> Self {
-        Self::from_inner(Arc::new(Inner::new(Arc::new(spawner), None, None)), false)
+        Self::builder(spawner)
+            .build()
+            .expect("no limit set, so nothing to refuse")
     }
 
     /// A builder for a pool with a name, a limit or other options.
     pub fn builder(spawner: impl Spawner) -> PoolBuilder {
-        PoolBuilder::new(Arc::new(spawner))
-    }
-
-    pub(crate) fn from_inner(inner: Arc<Inner>, cancel_on_drop: bool) -> Self {
-        let owner = Arc::new(Owner {
-            inner: inner.clone(),
-            cancel_on_drop,
-        });
-        Self {
-            inner,
-            _owner: owner,
+        PoolBuilder {
+            spawner: Arc::new(spawner),
+            name: None,
+            limit: None,
+            cancel_on_drop: false,
         }
     }
 
-    pub(crate) fn inner(&self) -> &Arc<Inner> {
-        &self.inner
+    pub(crate) fn core(&self) -> &Arc<Core> {
+        &self.core
     }
 
     /// The pool's name.
     pub fn name(&self) -> &str {
-        &self.inner.name
+        &self.core.name
     }
 
     /// Per-task options (name, timeout, callbacks), then one of the spawn methods.
     pub fn build_task(&self) -> TaskBuilder<'_> {
-        TaskBuilder::new(self)
+        TaskBuilder::new(&self.core)
     }
 
-    /// Group options (name, per-item timeout and callbacks), then `apply` or a `map` method.
+    /// Group options (name, result order, per-item timeout and callbacks), then `apply`,
+    /// `map` or `map_stream`.
     pub fn build_group(&self) -> GroupBuilder<'_> {
-        GroupBuilder::new(self)
+        GroupBuilder::new(&self.core)
     }
 
     /// Waits until the task fits under the limit (behind anything already queued), then
-    /// starts it and returns its handle.
+    /// starts it and returns its handle. Called from one of the pool's own tasks, it does not
+    /// wait: the task is queued and its handle returned at once.
     ///
     /// Cancel-safe: dropping this future before it returns withdraws the task, which then
     /// counts as cancelled and never runs.
@@ -192,7 +209,8 @@ impl TaskPool {
         self.build_task().try_spawn(fut)
     }
 
-    /// Runs the task in the pool (waiting for room) and returns its output.
+    /// Runs the task in the pool (waiting for room) and returns its output. Called from one
+    /// of the pool's own tasks, the child runs at once in the caller's slot instead.
     ///
     /// Dropping this future cancels the task.
     pub async fn exec<F>(&self, fut: F) -> Result<F::Output, ExecError>
@@ -274,6 +292,9 @@ impl TaskPool {
     }
 
     /// Like [`map`](Self::map), with results in completion order (asyncio-pool's `itermap`).
+    /// For a [`Stream`](futures_core::Stream) input, use
+    /// [`build_group().map_stream(..)`](GroupBuilder::map_stream) (add `.unordered()` for
+    /// completion order).
     pub fn map_unordered<I, F, Fut>(
         &self,
         items: I,
@@ -288,60 +309,7 @@ impl TaskPool {
         Fut: Future + Send + 'static,
         Fut::Output: Send + 'static,
     {
-        self.build_group().map_unordered(items, num_concurrent, f)
-    }
-
-    /// Like [`map`](Self::map), pulling items from a [`Stream`]. While the stream has no item
-    /// ready, one worker waits on it without holding a pool slot.
-    ///
-    /// ```
-    /// # #[cfg(feature = "tokio")] {
-    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    /// # rt.block_on(async {
-    /// # use async_taskpool::{runtime::TokioSpawner, TaskPool};
-    /// use futures::StreamExt;
-    /// let pool = TaskPool::new(TokioSpawner::current());
-    /// let (tx, rx) = futures::channel::mpsc::unbounded();
-    /// let doubled = pool.map_stream(rx, 4, |x: u32| async move { x * 2 })?;
-    /// tx.unbounded_send(1).unwrap();
-    /// tx.unbounded_send(2).unwrap();
-    /// drop(tx);
-    /// assert_eq!(doubled.map(Result::unwrap).collect::<Vec<_>>().await, [2, 4]);
-    /// # Ok::<_, async_taskpool::PoolError>(())
-    /// # }).unwrap(); }
-    /// ```
-    pub fn map_stream<S, F, Fut>(
-        &self,
-        items: S,
-        num_concurrent: usize,
-        f: F,
-    ) -> Result<Group<Fut::Output>, PoolError>
-    where
-        S: Stream + Send + 'static,
-        S::Item: Send + 'static,
-        F: Fn(S::Item) -> Fut + Send + Sync + 'static,
-        Fut: Future + Send + 'static,
-        Fut::Output: Send + 'static,
-    {
-        self.build_group().map_stream(items, num_concurrent, f)
-    }
-
-    /// Like [`map_stream`](Self::map_stream), with results in completion order.
-    pub fn map_stream_unordered<S, F, Fut>(
-        &self,
-        items: S,
-        num_concurrent: usize,
-        f: F,
-    ) -> Result<Group<Fut::Output>, PoolError>
-    where
-        S: Stream + Send + 'static,
-        S::Item: Send + 'static,
-        F: Fn(S::Item) -> Fut + Send + Sync + 'static,
-        Fut: Future + Send + 'static,
-        Fut::Output: Send + 'static,
-    {
-        self.build_group()
-            .map_stream_unordered(items, num_concurrent, f)
+        self.build_group().unordered().map(items, num_concurrent, f)
     }
 
     /// Cancels the tasks with these ids, atomically: if any id is unknown
@@ -368,48 +336,46 @@ impl TaskPool {
     /// ```
     pub fn cancel(&self, ids: impl IntoIterator<Item = TaskId>) -> Result<(), PoolError> {
         let ids: Vec<TaskId> = ids.into_iter().collect();
-        self.inner.cancel(&ids)
+        self.core.cancel(&ids)
     }
 
     /// Cancels a group's queued and running tasks and stops it pulling new items; then
     /// forgets the group, so its name can be used again. [`PoolError::GroupNotFound`] if the
     /// pool does not know the name.
     pub fn cancel_group(&self, name: &str) -> Result<(), PoolError> {
-        self.inner.cancel_group(name)
+        self.core.cancel_group_named(name)
     }
 
     /// Cancels every task and group, queued or running, and forgets all groups. The pool
     /// stays open.
     pub fn cancel_all(&self) {
-        self.inner.cancel_all();
+        self.core.cancel_all();
     }
 
     /// Refuses new submissions until [`unlock`](Self::unlock); accepted work carries on.
     pub fn lock(&self) {
-        self.inner.set_locked(true);
+        self.core.set_locked(true);
     }
 
     /// Accepts submissions again (a closed pool stays closed).
     pub fn unlock(&self) {
-        if !self.is_closed() {
-            self.inner.set_locked(false);
-        }
+        self.core.set_locked(false);
     }
 
     /// Whether new submissions are refused.
     pub fn is_locked(&self) -> bool {
-        self.inner.with_state(|st| st.locked())
+        self.stats().locked
     }
 
     /// Closes the pool for good: new submissions fail with [`PoolError::Closed`]; accepted
     /// work carries on. Wakes [`until_closed`](Self::until_closed).
     pub fn close(&self) {
-        self.inner.close();
+        self.core.close();
     }
 
     /// Whether the pool is closed.
     pub fn is_closed(&self) -> bool {
-        self.inner.with_state(|st| st.closed())
+        self.core.is_closed()
     }
 
     /// Sets the maximum number of tasks running at once (`None`: no limit). Growing starts
@@ -427,12 +393,12 @@ impl TaskPool {
     /// # Ok::<_, async_taskpool::PoolError>(())
     /// ```
     pub fn set_limit(&self, limit: impl Into<Option<usize>>) -> Result<(), PoolError> {
-        self.inner.set_limit(limit.into())
+        self.core.set_limit(limit.into())
     }
 
     /// The maximum number of tasks running at once; `None` is unlimited.
     pub fn limit(&self) -> Option<usize> {
-        self.inner.with_state(|st| st.limit())
+        self.core.read(|st| st.limit())
     }
 
     /// Waits until nothing runs or waits: no task queued or running, no group with items left
@@ -441,17 +407,17 @@ impl TaskPool {
     /// Errors with [`PoolError::CalledFromOwnTask`] if called from one of the pool's own tasks
     /// (it would wait for itself). Cancel-safe.
     pub async fn join(&self) -> Result<(), PoolError> {
-        self.inner.wait_until("join", Inner::is_idle).await
+        self.core.wait_until("join", |st| st.is_idle()).await
     }
 
     /// Waits for callbacks still running, then forgets ended tasks: resets the ended,
     /// cancelled, panicked and timed-out counters and forgets finished groups (their names
     /// become free). Running work is untouched. Cancel-safe.
     pub async fn flush(&self) -> Result<(), PoolError> {
-        self.inner
-            .wait_until("flush", Inner::no_callbacks_running)
+        self.core
+            .wait_until("flush", |st| st.no_callbacks_running())
             .await?;
-        self.inner.forget_ended();
+        self.core.forget_ended();
         Ok(())
     }
 
@@ -460,8 +426,8 @@ impl TaskPool {
     /// Cancel-safe: dropping it only stops waiting.
     pub async fn until_closed(&self) {
         // Waiting for a close never waits for the caller itself, so any task may call this.
-        self.inner
-            .wait_until_from_anywhere(Inner::is_closed_state)
+        self.core
+            .wait_until_from_anywhere(|st| st.gate() == crate::engine::core::Gate::Closed)
             .await;
     }
 
@@ -473,51 +439,72 @@ impl TaskPool {
     /// Cancel-safe: if dropped midway the pool stays locked but not closed.
     pub async fn gather_and_close(&self) -> Result<(), PoolError> {
         // Refuse before locking: a refused call must not leave the pool refusing work.
-        self.inner.refuse_own_task("gather_and_close")?;
+        self.core.refuse_own_task("gather_and_close")?;
         self.lock();
         self.join().await?;
-        self.inner.close();
+        self.core.close();
         Ok(())
     }
 
-    /// Tasks whose future is running.
+    /// Tasks whose future is running: [`stats().running`](PoolStats::running).
+    #[doc(alias = "running")]
     pub fn num_running(&self) -> usize {
-        self.inner.with_state(|st| st.running())
+        self.core.read(|st| st.running())
     }
 
-    /// Tasks waiting for room (map items not yet pulled are not counted).
+    /// Tasks waiting for room that have ids: [`stats().queued`](PoolStats::queued). Items
+    /// of `map`/`apply` groups not yet pulled are in [`stats().backlog`](PoolStats::backlog).
+    #[doc(alias = "queued")]
     pub fn num_queued(&self) -> usize {
-        self.inner.with_state(|st| st.queued())
+        self.core.read(|st| st.queued() as usize)
     }
 
-    /// Tasks ended since the last [`flush`](Self::flush), whatever the outcome.
+    /// Tasks ended since the last [`flush`](Self::flush), whatever the outcome:
+    /// [`stats().ended`](PoolStats::ended). The outcomes are counted in [`stats`](Self::stats).
+    #[doc(alias = "ended")]
     pub fn num_ended(&self) -> u64 {
-        self.inner.with_state(|st| st.counters().ended)
+        self.core.read(|st| st.ended().ended)
     }
 
-    /// Tasks cancelled since the last flush (included in `num_ended`).
+    /// Tasks cancelled since the last flush (included in `num_ended`):
+    /// [`stats().cancelled`](PoolStats::cancelled).
+    #[doc(alias = "cancelled")]
     pub fn num_cancelled(&self) -> u64 {
-        self.inner.with_state(|st| st.counters().cancelled)
+        self.core.read(|st| st.ended().cancelled)
     }
 
-    /// Tasks that panicked since the last flush (included in `num_ended`).
-    pub fn num_panicked(&self) -> u64 {
-        self.inner.with_state(|st| st.counters().panicked)
-    }
-
-    /// Tasks that timed out since the last flush (included in `num_ended`).
-    pub fn num_timed_out(&self) -> u64 {
-        self.inner.with_state(|st| st.counters().timed_out)
-    }
-
-    /// Whether the limit is reached (a new task would wait).
+    /// Whether the limit is reached (a new task would wait): [`stats().is_full`](PoolStats::is_full).
+    #[doc(alias = "full")]
     pub fn is_full(&self) -> bool {
-        self.inner.with_state(|st| st.is_full())
+        self.core.read(|st| !st.has_room())
     }
 
-    /// The live tasks (queued, running or ending), by id, with names and groups.
+    /// The live tasks (queued, running or ending), by id, with names and groups. For a pool
+    /// with many tasks, page through them with [`tasks_from`](Self::tasks_from).
     pub fn tasks(&self) -> Vec<TaskInfo> {
-        self.inner.tasks()
+        self.core.tasks(TaskId::new(0), usize::MAX)
+    }
+
+    /// At most `max` live tasks with ids from `first` on, ascending: a page of
+    /// [`tasks`](Self::tasks). The next page starts after the last id returned.
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")] {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// # rt.block_on(async {
+    /// # use async_taskpool::{runtime::TokioSpawner, TaskId, TaskPool};
+    /// let pool = TaskPool::builder(TokioSpawner::current()).limit(1).build()?;
+    /// for _ in 0..5 { drop(pool.spawn_queued(std::future::pending::<()>())?); }
+    /// let page = pool.tasks_from(TaskId::new(0), 2);
+    /// assert_eq!(page.iter().map(|t| t.id.get()).collect::<Vec<_>>(), [0, 1]);
+    /// let next = pool.tasks_from(TaskId::new(page[1].id.get() + 1), 2);
+    /// assert_eq!(next[0].id, TaskId::new(2));
+    /// # pool.cancel_all();
+    /// # Ok::<_, async_taskpool::PoolError>(())
+    /// # }).unwrap(); }
+    /// ```
+    pub fn tasks_from(&self, first: TaskId, max: usize) -> Vec<TaskInfo> {
+        self.core.tasks(first, max)
     }
 
     /// The ids of the live tasks of the named groups. [`PoolError::GroupNotFound`] for an
@@ -526,46 +513,100 @@ impl TaskPool {
         &self,
         names: impl IntoIterator<Item = &'n str>,
     ) -> Result<BTreeSet<TaskId>, PoolError> {
-        self.inner.with_state(|st| {
-            let mut out = BTreeSet::new();
-            for name in names {
-                if !st.has_group(name) {
-                    return Err(PoolError::GroupNotFound {
-                        pool: self.name().to_owned(),
-                        name: name.to_owned(),
-                    });
-                }
-                out.extend(Inner::ids_in_group(st, name));
-            }
-            Ok(out)
-        })
+        self.core.group_ids_named(names)
     }
 
     /// Whether the pool knows a group of this name.
     pub fn has_group(&self, name: &str) -> bool {
-        self.inner.group_exists(name)
+        self.core.read(|st| st.group_key(name).is_some())
     }
 
     /// A consistent snapshot of everything above, serializable with serde.
     pub fn stats(&self) -> PoolStats {
-        self.inner.stats()
-    }
-
-    /// The live tasks' ids, newest first: queued ones, then running ones.
-    pub(crate) fn newest(&self) -> Vec<TaskId> {
-        self.inner.with_state(|st| st.newest_live())
-    }
-
-    pub(crate) fn cancel_quietly(&self, id: TaskId) {
-        self.inner.cancel_quietly(id);
+        self.core.stats()
     }
 }
 
 impl fmt::Debug for TaskPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TaskPool")
-            .field("name", &&*self.inner.name)
+            .field("name", &&*self.core.name)
             .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// Configures a [`TaskPool`]: name, limit, what dropping the last handle does. Made by
+/// [`TaskPool::builder`].
+///
+/// ```
+/// # #[cfg(feature = "smol")] {
+/// use async_taskpool::{runtime::SmolSpawner, TaskPool};
+/// let pool = TaskPool::builder(SmolSpawner::global())
+///     .name("crawler")
+///     .limit(8)
+///     .cancel_on_drop(true)
+///     .build()?;
+/// assert_eq!(pool.name(), "crawler");
+/// # }
+/// # Ok::<_, async_taskpool::PoolError>(())
+/// ```
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct PoolBuilder {
+    spawner: Arc<dyn Spawner>,
+    name: Option<String>,
+    limit: Option<usize>,
+    cancel_on_drop: bool,
+}
+
+impl PoolBuilder {
+    /// The pool's name, used in logs and task names (default `TaskPool-{k}`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// At most `limit` tasks run at once (default: no limit). Change it later with
+    /// [`TaskPool::set_limit`]. Zero is refused by [`build`](Self::build).
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
+    /// When the last `TaskPool` handle is dropped, cancel everything the pool still runs or
+    /// queues, instead of the default of letting it finish.
+    pub fn cancel_on_drop(mut self, yes: bool) -> Self {
+        self.cancel_on_drop = yes;
+        self
+    }
+
+    /// Builds the pool. Fails only with [`PoolError::InvalidLimit`] for a limit of 0.
+    pub fn build(self) -> Result<TaskPool, PoolError> {
+        if self.limit == Some(0) {
+            return Err(PoolError::InvalidLimit {
+                what: "pool limit",
+                value: 0,
+            });
+        }
+        let core = Core::new(self.spawner, self.name, self.limit);
+        let owner = Arc::new(Owner {
+            core: core.clone(),
+            cancel_on_drop: self.cancel_on_drop,
+        });
+        Ok(TaskPool {
+            core,
+            _owner: owner,
+        })
+    }
+}
+
+impl fmt::Debug for PoolBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PoolBuilder")
+            .field("runtime", &self.spawner.runtime_name())
+            .field("name", &self.name)
+            .field("limit", &self.limit)
+            .field("cancel_on_drop", &self.cancel_on_drop)
             .finish()
     }
 }

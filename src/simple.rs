@@ -1,9 +1,13 @@
 //! `SimpleTaskPool`: one work factory, started and stopped by count.
 
-use crate::builder::start_batch;
-use crate::run::{Callbacks, RunOptions};
+use crate::engine::callbacks::{callback, Callbacks, TaskOptions};
+use crate::engine::core::GroupKind;
+use crate::engine::map::{GroupInput, GroupSpec};
+use crate::error::PoolError;
+use crate::group::Group;
+use crate::id::TaskId;
+use crate::pool::{PoolBuilder, TaskPool};
 use crate::stats::{PoolStats, TaskInfo};
-use crate::{Group, PoolError, TaskId, TaskPool};
 use async_taskpool_runtime::Spawner;
 use std::collections::BTreeSet;
 use std::fmt;
@@ -46,7 +50,7 @@ pub struct SimpleTaskPool<T = ()> {
     pool: TaskPool,
     factory: Arc<Factory<T>>,
     func_name: Arc<str>,
-    options: RunOptions,
+    options: TaskOptions,
 }
 
 impl<T> Clone for SimpleTaskPool<T> {
@@ -76,11 +80,21 @@ impl<T> Clone for SimpleTaskPool<T> {
 /// ```
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct SimpleTaskPoolBuilder<T> {
-    pool: crate::PoolBuilder,
+    pool: PoolBuilder,
     factory: Arc<Factory<T>>,
     func_name: Option<String>,
-    options: RunOptions,
+    timeout: Option<Duration>,
     callbacks: Callbacks,
+}
+
+impl<T> fmt::Debug for SimpleTaskPoolBuilder<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimpleTaskPoolBuilder")
+            .field("pool", &self.pool)
+            .field("func_name", &self.func_name)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<T: Send + 'static> SimpleTaskPoolBuilder<T> {
@@ -104,7 +118,7 @@ impl<T: Send + 'static> SimpleTaskPoolBuilder<T> {
 
     /// A run timeout for each task (queue time excluded).
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.options.timeout = Some(timeout);
+        self.timeout = Some(timeout);
         self
     }
 
@@ -114,7 +128,7 @@ impl<T: Send + 'static> SimpleTaskPoolBuilder<T> {
         C: Fn(TaskId) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        self.callbacks.on_end = Some(Arc::new(move |id| Box::pin(f(id))));
+        self.callbacks.on_end = Some(callback(f));
         self
     }
 
@@ -124,20 +138,17 @@ impl<T: Send + 'static> SimpleTaskPoolBuilder<T> {
         C: Fn(TaskId) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        self.callbacks.on_cancel = Some(Arc::new(move |id| Box::pin(f(id))));
+        self.callbacks.on_cancel = Some(callback(f));
         self
     }
 
     /// Builds the pool; fails only for a limit of 0.
-    pub fn build(mut self) -> Result<SimpleTaskPool<T>, PoolError> {
-        if !self.callbacks.is_empty() {
-            self.options.callbacks = Some(Arc::new(self.callbacks));
-        }
+    pub fn build(self) -> Result<SimpleTaskPool<T>, PoolError> {
         Ok(SimpleTaskPool {
             pool: self.pool.build()?,
             factory: self.factory,
             func_name: self.func_name.as_deref().unwrap_or("work").into(),
-            options: self.options,
+            options: TaskOptions::new(self.timeout, self.callbacks),
         })
     }
 }
@@ -164,7 +175,7 @@ impl<T: Send + 'static> SimpleTaskPool<T> {
             pool: TaskPool::builder(spawner),
             factory: Arc::new(move || Box::pin(factory())),
             func_name: None,
-            options: RunOptions::default(),
+            timeout: None,
             callbacks: Callbacks::default(),
         }
     }
@@ -180,21 +191,33 @@ impl<T: Send + 'static> SimpleTaskPool<T> {
     }
 
     /// Submits `num` copies of the job as one group (`start-group-K`) and returns at once; they
-    /// start as room frees. All are accepted or none (if the pool is locked or closed).
+    /// start as room frees. All are accepted or none (if the pool is locked or closed). Each
+    /// gets its id now (so [`stop`](Self::stop) can pick the newest), but nothing is made for
+    /// it until it starts: `start(n)` costs the same for any `n`, and the job's factory is
+    /// called as each copy starts.
     pub fn start(&self, num: usize) -> Result<Group<T>, PoolError> {
-        let futs = (0..num).map(|_| (self.factory)()).collect();
-        start_batch(&self.pool, futs, self.options.clone())
+        let factory = self.factory.clone();
+        let spec = GroupSpec {
+            kind: GroupKind::Start,
+            name: None,
+            num_concurrent: usize::MAX,
+            ordered: false,
+            options: self.options.clone(),
+        };
+        let input = GroupInput::Reserved {
+            count: num as u64,
+            item: || (),
+        };
+        let core = self.pool.core();
+        let g = core.launch_group(spec, input, move |()| factory())?;
+        Ok(Group::new(g.key, g.name, g.results, core.clone()))
     }
 
     /// Cancels the `num` newest tasks, queued ones before running ones; returns their ids,
-    /// newest first. Stopping more than exist stops all.
+    /// newest first. Stopping more than exist stops all. Concurrent calls never stop the same
+    /// task.
     pub fn stop(&self, num: usize) -> Vec<TaskId> {
-        let mut ids = self.pool.newest();
-        ids.truncate(num);
-        for &id in &ids {
-            self.pool.cancel_quietly(id);
-        }
-        ids
+        self.pool.core().stop_newest(num)
     }
 
     /// Cancels every task; returns their ids, newest first.
@@ -220,16 +243,6 @@ impl<T: Send + 'static> SimpleTaskPool<T> {
     /// Tasks cancelled since the last flush.
     pub fn num_cancelled(&self) -> u64 {
         self.pool.num_cancelled()
-    }
-
-    /// Tasks that panicked since the last flush.
-    pub fn num_panicked(&self) -> u64 {
-        self.pool.num_panicked()
-    }
-
-    /// Tasks that timed out since the last flush.
-    pub fn num_timed_out(&self) -> u64 {
-        self.pool.num_timed_out()
     }
 
     /// Whether the limit is reached.

@@ -29,8 +29,14 @@ pub struct PoolStats {
     pub limit: Option<usize>,
     /// Tasks whose future is running now.
     pub running: usize,
-    /// Tasks waiting in the queue for room.
+    /// Tasks waiting for room: queued loose tasks and `SimpleTaskPool::start` items (they
+    /// have ids).
     pub queued: usize,
+    /// Items of `map` and `apply` groups not yet pulled from their input, waiting for room:
+    /// exact for inputs that know their length (ranges, collections), else a lower bound
+    /// from the input's size hint. They get ids when they start.
+    #[serde(default)]
+    pub backlog: u64,
     /// Tasks whose future is done but whose callbacks still run.
     pub ending: usize,
     /// Tasks ended since the last flush, whatever the outcome.
@@ -41,6 +47,9 @@ pub struct PoolStats {
     pub panicked: u64,
     /// Of `ended`: timed out.
     pub timed_out: u64,
+    /// Of `ended`: dropped by their runtime (it shut down) or refused by it.
+    #[serde(default)]
+    pub dropped: u64,
     /// Task ids handed out so far.
     pub submitted: u64,
     /// Whether new work is refused until `unlock`.
@@ -110,11 +119,21 @@ pub struct GroupSummary {
     pub panicked: u64,
     /// Items that timed out.
     pub timed_out: u64,
+    /// Items dropped by their runtime (it shut down) or refused by it.
+    #[serde(default)]
+    pub dropped: u64,
+    /// Items of a cancelled `map` or `apply` that never started: pulled but not run, or left
+    /// in the input (exact for inputs that know their length, else a lower bound from the
+    /// input's size hint). They have no ids and no results, and are not in [`total`].
+    ///
+    /// [`total`]: GroupSummary::total
+    #[serde(default)]
+    pub not_started: u64,
 }
 
 impl GroupSummary {
-    /// All items that ended.
+    /// All items that ended (`not_started` ones never did).
     pub fn total(&self) -> u64 {
-        self.completed + self.cancelled + self.panicked + self.timed_out
+        self.completed + self.cancelled + self.panicked + self.timed_out + self.dropped
     }
 }

@@ -67,9 +67,8 @@ fn one_shot_prints_the_reply_and_fails_on_error_replies() {
         .unwrap();
     let conn = tcp_args(&server);
     let run = |cmd: &[&str]| {
-        let mut all = vec!["--"];
-        all.extend_from_slice(cmd);
-        ctl(&conn, &all, "")
+        // One-shot commands need no `--` (item 10); `--json -- ...` below still works.
+        ctl(&conn, cmd, "")
     };
     let out = run(&["start", "2"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -132,7 +131,8 @@ fn piped_interactive_session() {
         &[],
         "help\nstart 1\n\n   \npool-size 4\nbogus\nstop -h\nstop 1\nexit\nis-locked\n",
     );
-    assert!(out.status.success());
+    // An error reply (`bogus`) makes piped input exit 1, as one-shot mode does.
+    assert_eq!(out.status.code(), Some(1));
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(
         stderr.contains("Connected to workers (SimpleTaskPool"),
@@ -159,6 +159,20 @@ fn piped_interactive_session() {
         "nothing runs after `exit`: {stdout}"
     );
     assert_eq!(f.pool.limit(), Some(4));
+    // Without an error reply, piped input exits 0.
+    let out = ctl(
+        &tcp_args(&server),
+        &[],
+        "pool-size inf
+pool-size
+stats
+",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    // No limit is spelled `inf` everywhere.
+    assert!(stdout.starts_with("inf\ninf\n"), "{stdout}");
+    assert!(stdout.contains("limit: inf"), "{stdout}");
 }
 
 #[test]
@@ -205,10 +219,10 @@ fn unix_socket_one_shot_and_watch() {
     assert_eq!(lines.len(), 3, "{stdout}");
     for l in lines {
         assert!(l.starts_with("workers  running "), "{l}");
-        assert!(l.contains("queued 0") && l.contains("limit none"), "{l}");
+        assert!(l.contains("queued 0") && l.contains("limit inf"), "{l}");
     }
-    let out = ctl(&conn, &["watch", "--count", "1", "--", "stats"], "");
-    assert_eq!(out.status.code(), Some(2));
+    let out = ctl(&conn, &["watch", "--count", "1", "stats"], "");
+    assert_eq!(out.status.code(), Some(2), "watch takes no command");
     drop(server);
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -265,7 +279,7 @@ fn token_is_sent_and_a_refused_token_is_explained() {
         err.contains("requires a token") && err.contains("--token"),
         "{err}"
     );
-    let out = ctl(&conn, &["--token", "guess", "--", "is-locked"], "");
+    let out = ctl(&conn, &["--token", "guess", "is-locked"], "");
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("the token was refused"));
     let out = ctl(&conn, &["--token", "s3cret", "--", "is-locked"], "");
@@ -277,4 +291,352 @@ fn token_is_sent_and_a_refused_token_is_explained() {
         .output()
         .unwrap();
     assert_eq!(text(&out.stdout), "false\n");
+}
+
+#[test]
+fn custom_commands_from_the_command_line() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let pool = async_taskpool::TaskPool::builder(TokioSpawner::from_handle(rt.handle().clone()))
+        .name("mailer")
+        .build()
+        .unwrap();
+    let server = ControlServer::new(&pool)
+        .command(
+            "queue-stats",
+            "Jobs waiting per queue.",
+            |args: serde_json::Value| async move {
+                match args["queue"].as_str() {
+                    Some(q) => Ok(serde_json::json!({ "queue": q, "waiting": 3 })),
+                    None => Err("give the queue: queue-stats {\"queue\": NAME}".to_owned()),
+                }
+            },
+        )
+        .serve_tcp("127.0.0.1:0")
+        .unwrap();
+    let conn = tcp_args(&server);
+    let out = ctl(&conn, &["--", "queue-stats", r#"{"queue": "mail"}"#], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "{\"queue\":\"mail\",\"waiting\":3}\n");
+    let out = ctl(&conn, &["--", "queue-stats"], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("give the queue")
+            && text(&out.stderr).contains("[command_failed]"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = ctl(&conn, &[], "help\nhelp queue-stats\n");
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("commands of this program:"), "{stdout}");
+    assert!(stdout.contains("queue-stats [ARGS_JSON]"), "{stdout}");
+    assert!(
+        stdout.contains("usage: queue-stats [ARGS_JSON]"),
+        "{stdout}"
+    );
+}
+
+#[cfg(unix)]
+#[path = "common/log_capture.rs"]
+mod log_capture;
+
+/// The interactive prompt, driven through a real pseudo-terminal as a person would: Ctrl-C,
+/// Ctrl-D, `watch`, and a server that goes away.
+#[cfg(unix)]
+mod at_the_prompt {
+    use super::*;
+    use rexpect::process::WaitStatus;
+    use rexpect::session::PtySession;
+    use std::sync::OnceLock;
+    use std::time::{Duration, Instant};
+
+    use crate::log_capture;
+
+    /// The server's log, to know when a command has reached it (the prompt cannot tell).
+    fn log() -> &'static log_capture::Capture {
+        static LOG: OnceLock<log_capture::Capture> = OnceLock::new();
+        LOG.get_or_init(|| {
+            let (subscriber, capture) = log_capture::Capture::subscriber();
+            tracing::subscriber::set_global_default(subscriber).unwrap();
+            capture
+        })
+    }
+
+    /// Waits (bounded) until the server has logged `needle` `n` times.
+    fn logged(needle: &str, n: usize) {
+        let until = Instant::now() + Duration::from_secs(20);
+        while log().text().matches(needle).count() < n {
+            assert!(Instant::now() < until, "never logged {needle:?} x{n}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn spawn(args: &[String]) -> PtySession {
+        let mut cmd = Command::new(CTL);
+        cmd.args(args)
+            .env("TERM", "xterm")
+            .env_remove("TASKPOOL_CTL_TOKEN");
+        rexpect::session::spawn_command(cmd, Some(30_000)).unwrap()
+    }
+
+    fn exit_code(p: &PtySession) -> Option<i32> {
+        match p.process().wait().unwrap() {
+            WaitStatus::Exited(_, code) => Some(code),
+            _ => None,
+        }
+    }
+
+    /// Two workers that run until stopped.
+    fn running_workers() -> Fixture {
+        let f = workers();
+        f.pool.start(2).unwrap();
+        f
+    }
+
+    #[test]
+    fn ctrl_c_abandons_a_waiting_command_and_ctrl_d_leaves() {
+        let f = running_workers();
+        let server = ControlServer::new(&f.pool)
+            .serve_tcp("127.0.0.1:0")
+            .unwrap();
+        let mut p = spawn(&tcp_args(&server));
+        p.exp_string("workers> ").unwrap();
+        let before = log().text().matches("command=\"until-closed\"").count();
+        p.send_line("until-closed").unwrap();
+        logged("command=\"until-closed\"", before + 1);
+        p.send_control('c').unwrap();
+        p.exp_string("interrupted: no longer waiting for `until-closed`")
+            .unwrap();
+        p.exp_string("workers> ").unwrap();
+        // The prompt works again, on a fresh session.
+        p.send_line("num-running").unwrap();
+        p.exp_string("2\r\n").unwrap();
+        // gather-and-close waits for workers that never end: Ctrl-C gets out of it too,
+        // leaving the pool locked (not closed), as documented.
+        let before = log().text().matches("command=\"gather-and-close\"").count();
+        p.send_line("gather-and-close").unwrap();
+        logged("command=\"gather-and-close\"", before + 1);
+        p.send_control('c').unwrap();
+        p.exp_string("interrupted").unwrap();
+        p.exp_string("workers> ").unwrap();
+        p.send_line("is-locked").unwrap();
+        p.exp_string("true\r\n").unwrap();
+        assert!(!f.pool.is_closed());
+        // Ctrl-D at an empty prompt leaves.
+        p.exp_string("workers> ").unwrap();
+        p.send_control('d').unwrap();
+        p.exp_string("Disconnected.").unwrap();
+        p.exp_eof().unwrap();
+        assert_eq!(exit_code(&p), Some(0));
+    }
+
+    #[test]
+    fn watch_runs_at_the_prompt_until_ctrl_c() {
+        let f = running_workers();
+        let server = ControlServer::new(&f.pool)
+            .serve_tcp("127.0.0.1:0")
+            .unwrap();
+        let mut p = spawn(&tcp_args(&server));
+        p.exp_string("workers> ").unwrap();
+        p.send_line("watch --interval 0.1").unwrap();
+        p.exp_string("workers  running 2  queued 0").unwrap();
+        p.exp_string("limit inf").unwrap();
+        p.send_control('c').unwrap();
+        p.exp_string("workers> ").unwrap();
+        p.send_line("help").unwrap();
+        p.exp_string("watch [--count N] [--interval SECONDS]")
+            .unwrap();
+        p.send_line("exit").unwrap();
+        p.exp_eof().unwrap();
+        assert_eq!(exit_code(&p), Some(0));
+    }
+
+    #[test]
+    fn watch_says_on_a_line_of_its_own_that_the_server_went_away() {
+        let f = running_workers();
+        let server = ControlServer::new(&f.pool)
+            .serve_tcp("127.0.0.1:0")
+            .unwrap();
+        let mut args = tcp_args(&server);
+        args.extend(["watch".into(), "--interval".into(), "0.1".into()]);
+        let mut p = spawn(&args);
+        p.exp_string("limit inf").unwrap();
+        server.shutdown();
+        // The status line is ended before the error: never `limit inferror: ...`.
+        let (before, _) = p.exp_regex("error: [^\r\n]*shutting down").unwrap();
+        assert!(
+            before.ends_with('\n'),
+            "error glued to the status line: {before:?}"
+        );
+        p.exp_string("taskpool-ctl: the server closed the connection")
+            .unwrap();
+        p.exp_eof().unwrap();
+        assert_eq!(exit_code(&p), Some(2));
+    }
+
+    #[test]
+    fn a_closed_connection_is_said_plainly_and_ends_the_prompt() {
+        let f = running_workers();
+        let server = ControlServer::new(&f.pool)
+            .serve_tcp("127.0.0.1:0")
+            .unwrap();
+        let mut p = spawn(&tcp_args(&server));
+        p.exp_string("workers> ").unwrap();
+        server.shutdown();
+        p.send_line("stats").unwrap();
+        p.exp_string("taskpool-ctl: the server closed the connection")
+            .unwrap();
+        let rest = p.exp_eof().unwrap();
+        assert!(!rest.contains("os error"), "{rest}");
+        assert_eq!(exit_code(&p), Some(2));
+    }
+}
+
+#[test]
+fn help_apply_lists_the_jobs_and_their_arguments() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let pool = async_taskpool::TaskPool::builder(TokioSpawner::from_handle(rt.handle().clone()))
+        .name("crawler")
+        .build()
+        .unwrap();
+    let server = ControlServer::new(&pool)
+        .register("fetch", |url: String| async move { url.len() })
+        .register("pair", |(a, b): (u32, u32)| async move { a + b })
+        .serve_tcp("127.0.0.1:0")
+        .unwrap();
+    let out = ctl(&tcp_args(&server), &["help", "apply"], "");
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("jobs (JOB: the JSON its argument takes):"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("fetch") && stdout.contains("string"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("[integer >= 0, integer >= 0]"), "{stdout}");
+    let out = ctl(&tcp_args(&server), &["help", "map"], "");
+    assert!(
+        text(&out.stdout).contains("each item: string"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = ctl(&tcp_args(&server), &["map", "fetch", r#"["/a", 4]"#], "");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("does not fit its argument (string)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("alloc::"), "{stderr}");
+}
+
+#[cfg(unix)]
+#[allow(dead_code)]
+#[path = "../examples/common/control_server.rs"]
+mod control_server;
+
+/// The README's operator session, replayed as printed against the `control_server_*`
+/// examples' body through a real terminal (the port is the only difference).
+#[cfg(unix)]
+mod readme {
+    use super::*;
+    use async_taskpool::runtime::TokioSpawner;
+
+    use crate::control_server;
+
+    /// Removes terminal control sequences (`ESC [ ... letter`) and carriage returns.
+    fn plain(s: &str) -> String {
+        let mut out = String::new();
+        let mut chars = s.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '\u{1b}' if chars.peek() == Some(&'[') => {
+                    chars.next();
+                    for c in chars.by_ref() {
+                        if ('@'..='~').contains(&c) {
+                            break;
+                        }
+                    }
+                }
+                '\r' => {}
+                c => out.push(c),
+            }
+        }
+        out
+    }
+
+    /// The README's session: `(command, expected output lines)` after the first line.
+    fn session() -> (String, Vec<(String, Vec<String>)>) {
+        let readme = include_str!("../README.md");
+        let start = readme
+            .find("```text\n$ taskpool-ctl tcp 127.0.0.1 9999\n")
+            .expect("the README's operator session");
+        let block = &readme[start..];
+        let block = &block[block.find('\n').unwrap() + 1..];
+        let block = &block[..block.find("```").unwrap()];
+        let mut lines = block.lines().skip(1);
+        let connected = lines.next().unwrap().to_owned();
+        let mut steps: Vec<(String, Vec<String>)> = Vec::new();
+        for line in lines {
+            match line.strip_prefix("workers> ") {
+                Some(cmd) => steps.push((cmd.to_owned(), Vec::new())),
+                None => steps.last_mut().unwrap().1.push(line.to_owned()),
+            }
+        }
+        (connected, steps)
+    }
+
+    #[test]
+    fn the_operator_session_works_as_printed() {
+        let (connected, steps) = session();
+        assert!(steps.len() >= 6, "{steps:?}");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = futures::channel::oneshot::channel::<()>();
+        let example = rt.spawn(control_server::serve(
+            TokioSpawner::from_handle(rt.handle().clone()),
+            control_server::Options {
+                addr: "127.0.0.1:0".into(),
+                run_for: None,
+            },
+            move |addr| addr_tx.send(addr).unwrap(),
+            async move {
+                let _ = stop_rx.await;
+            },
+        ));
+        let addr = addr_rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap();
+        let mut cmd = Command::new(CTL);
+        cmd.args(["tcp", "127.0.0.1", &addr.port().to_string()])
+            .env("TERM", "xterm")
+            .env_remove("TASKPOOL_CTL_TOKEN");
+        let mut p = rexpect::session::spawn_command(cmd, Some(30_000)).unwrap();
+        let first = plain(&p.exp_string("workers> ").unwrap());
+        assert_eq!(first.trim_end(), connected);
+        for (command, expected) in steps {
+            p.send_line(&command).unwrap();
+            let got = if command == "exit" {
+                p.exp_eof().unwrap()
+            } else {
+                p.exp_string("workers> ").unwrap()
+            };
+            let got = plain(&got);
+            // The first line is the editor echoing the command.
+            let lines: Vec<&str> = got.lines().skip(1).map(str::trim_end).collect();
+            assert_eq!(lines, expected, "`{command}` printed:\n{got}");
+        }
+        stop_tx.send(()).unwrap();
+        rt.block_on(example).unwrap().unwrap();
+    }
 }

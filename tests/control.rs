@@ -16,6 +16,10 @@ mod wire;
 #[path = "control/cases.rs"]
 mod cases;
 
+#[cfg(feature = "tokio")]
+#[path = "control/hardening.rs"]
+mod hardening;
+
 use support::{flavour, within_watchdog, Sp};
 use wire::Net;
 
@@ -52,6 +56,8 @@ macro_rules! for_each_case {
                 token_is_required_when_set,
                 python_client_text_mode,
                 shutdown_ends_waiting_sessions,
+                custom_commands,
+                custom_command_names_are_checked,
             );
         }
         #[cfg(unix)]
@@ -69,10 +75,44 @@ macro_rules! for_each_case {
                 token_is_required_when_set,
                 python_client_text_mode,
                 shutdown_ends_waiting_sessions,
+                custom_commands,
+                custom_command_names_are_checked,
                 unix_socket_file_lifecycle,
             );
         }
     };
+}
+
+/// The hardening cases, over TCP and a Unix socket (on tokio: the server does not depend on
+/// the runtime).
+#[cfg(feature = "tokio")]
+mod hardened {
+    macro_rules! nets {
+        ($($case:ident),* $(,)?) => {
+            mod tcp {
+                $(#[test] fn $case() { crate::hardening::$case(crate::wire::Net::Tcp) })*
+            }
+            #[cfg(unix)]
+            mod unix {
+                $(#[test] fn $case() { crate::hardening::$case(crate::wire::Net::Unix) })*
+            }
+        };
+    }
+    nets!(
+        huge_counts_are_refused_and_the_server_lives,
+        tasks_are_paged,
+        silent_connections_do_not_lock_the_operator_out,
+        refused_clients_always_read_their_refusal,
+        slow_reader_cannot_stall_shutdown,
+        refused_tokens_back_off,
+        operator_is_answered_during_a_flood,
+        concurrent_stops_report_each_task_once,
+    );
+    #[cfg(unix)]
+    #[test]
+    fn staging_names_cannot_be_squatted() {
+        crate::hardening::staging_names_cannot_be_squatted(crate::wire::Net::Unix)
+    }
 }
 
 /// One module per runtime flavour compiled in, running every case there over TCP and Unix.
@@ -140,4 +180,43 @@ fn saturated_executor_does_not_starve_the_server() {
         w.ok(r#"{"cmd":"gather-and-close"}"#),
         serde_json::Value::Null
     );
+}
+
+/// A custom command's handler runs on the pool's tokio runtime: tokio's timer and sockets
+/// work inside it (they panic outside a runtime).
+#[cfg(feature = "tokio")]
+#[test]
+fn custom_command_handlers_can_use_runtime_io() {
+    use async_taskpool::control::ControlServer;
+    use serde_json::{json, Value};
+    async fn probe(_args: Value) -> Result<Value, String> {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| e.to_string())?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let (client, accepted) =
+            tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
+        client.map_err(|e| e.to_string())?;
+        accepted.map_err(|e| e.to_string())?;
+        Ok(json!({ "connected": true }))
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let pool = async_taskpool::TaskPool::new(async_taskpool::runtime::TokioSpawner::from_handle(
+        rt.handle().clone(),
+    ));
+    let mut nets = vec![Net::Tcp];
+    if cfg!(unix) {
+        nets.push(Net::Unix);
+    }
+    for net in nets {
+        let server = ControlServer::new(&pool).command("probe", "Connects with tokio.", probe);
+        let served = wire::Served::start(server, net);
+        let mut w = served.session();
+        assert_eq!(w.ok(r#"{"cmd":"probe"}"#), json!({"connected": true}));
+    }
 }

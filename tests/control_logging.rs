@@ -34,6 +34,18 @@ fn sessions_are_logged() {
     }
     server.shutdown(); // joins the session threads: every event is written by now
 
+    // Refused tokens are logged with the peer and how many it has had (item 6).
+    let guarded = ControlServer::new(&pool)
+        .token("s3cret")
+        .refusal_delay(std::time::Duration::from_millis(1))
+        .serve_tcp("127.0.0.1:0")
+        .unwrap();
+    for _ in 0..2 {
+        let refused = ControlClient::connect_tcp(guarded.local_addr().unwrap(), Some("guess"));
+        assert!(refused.is_err());
+    }
+    guarded.shutdown();
+
     let text = capture.text();
     for expected in [
         "control server listening",
@@ -45,6 +57,9 @@ fn sessions_are_logged() {
         "control session disconnected",
         "reason=\"closed by client\"",
         "control server stopped",
+        "control client refused: wrong token",
+        "peer=127.0.0.1:",
+        "refusals=2",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }

@@ -9,7 +9,8 @@ use std::time::Duration;
 ///
 /// ```
 /// # #![allow(deprecated)]
-/// use async_taskpool_runtime::{AsyncStdSpawner, Spawner};
+/// # mod async_taskpool { pub mod runtime { pub use ::async_taskpool_runtime::*; } } // as re-exported
+/// use async_taskpool::runtime::{AsyncStdSpawner, Spawner};
 ///
 /// let (tx, rx) = std::sync::mpsc::channel();
 /// AsyncStdSpawner::new().spawn(Box::pin(async move { tx.send(1).unwrap() })).unwrap();

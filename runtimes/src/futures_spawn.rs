@@ -12,7 +12,8 @@ type SleepFn = dyn Fn(Duration) -> BoxFuture + Send + Sync;
 /// completes after it. Pools built on this adapter only use the timer for run timeouts.
 ///
 /// ```
-/// use async_taskpool_runtime::{FuturesSpawner, Spawner};
+/// # mod async_taskpool { pub mod runtime { pub use ::async_taskpool_runtime::*; } } // as re-exported
+/// use async_taskpool::runtime::{FuturesSpawner, Spawner};
 /// use std::time::Duration;
 ///
 /// let pool = futures::executor::ThreadPool::new().unwrap();

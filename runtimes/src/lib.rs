@@ -77,7 +77,8 @@ pub type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 ///   shutdown); the pool turns a drop before completion into a cancelled task.
 ///
 /// ```
-/// use async_taskpool_runtime::{BoxFuture, SpawnError, Spawner};
+/// # mod async_taskpool { pub mod runtime { pub use ::async_taskpool_runtime::*; } } // as re-exported
+/// use async_taskpool::runtime::{BoxFuture, SpawnError, Spawner};
 /// use std::time::Duration;
 ///
 /// /// Runs every task on a fresh thread: fine for a test, wasteful anywhere else.
@@ -142,7 +143,8 @@ impl<S: Spawner + ?Sized> Spawner for Box<S> {
 /// The executor refused to start a task.
 ///
 /// ```
-/// use async_taskpool_runtime::SpawnError;
+/// # mod async_taskpool { pub mod runtime { pub use ::async_taskpool_runtime::*; } } // as re-exported
+/// use async_taskpool::runtime::SpawnError;
 /// let err = SpawnError::shutdown("futures");
 /// assert!(err.to_string().contains("shut down"));
 /// ```
@@ -179,7 +181,8 @@ impl SpawnError {
 /// No executor could be found by [`ambient`].
 ///
 /// ```
-/// use async_taskpool_runtime::NoRuntimeError;
+/// # mod async_taskpool { pub mod runtime { pub use ::async_taskpool_runtime::*; } } // as re-exported
+/// use async_taskpool::runtime::NoRuntimeError;
 /// assert!(NoRuntimeError.to_string().contains("feature"));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -197,7 +200,8 @@ pub struct NoRuntimeError;
 /// with tokio alone and call it outside a tokio runtime.
 ///
 /// ```
-/// match async_taskpool_runtime::ambient() {
+/// # mod async_taskpool { pub mod runtime { pub use ::async_taskpool_runtime::*; } } // as re-exported
+/// match async_taskpool::runtime::ambient() {
 ///     Ok(spawner) => println!("spawning on {}", spawner.runtime_name()),
 ///     Err(e) => println!("{e}"),
 /// }
@@ -218,4 +222,33 @@ pub fn ambient() -> Result<Arc<dyn Spawner>, NoRuntimeError> {
     }
     #[allow(unreachable_code)]
     Err(NoRuntimeError)
+}
+
+#[cfg(test)]
+mod doc_tests {
+    // Users reach these items as `async_taskpool::runtime::...` (this crate is re-exported
+    // there), so their examples must import them that way: a visible path through this
+    // crate's own name in an item's example is one a user of async-taskpool cannot type.
+    #[test]
+    fn item_examples_use_the_paths_users_import() {
+        let sources = [
+            ("lib.rs", include_str!("lib.rs")),
+            ("tokio_rt.rs", include_str!("tokio_rt.rs")),
+            ("smol_rt.rs", include_str!("smol_rt.rs")),
+            ("async_std_rt.rs", include_str!("async_std_rt.rs")),
+            ("futures_spawn.rs", include_str!("futures_spawn.rs")),
+        ];
+        for (file, text) in sources {
+            for (n, line) in text.lines().enumerate() {
+                let doc = line.trim_start();
+                // Item docs only (`//!` is this crate's own page); hidden lines may alias.
+                if doc.starts_with("///")
+                    && !doc.starts_with("/// #")
+                    && doc.contains("async_taskpool_runtime::")
+                {
+                    panic!("{file}:{}: {line}", n + 1);
+                }
+            }
+        }
+    }
 }

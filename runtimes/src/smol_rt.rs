@@ -8,7 +8,8 @@ use std::time::Duration;
 /// Timers come from `async-io`, which smol uses for everything.
 ///
 /// ```
-/// use async_taskpool_runtime::{SmolSpawner, Spawner};
+/// # mod async_taskpool { pub mod runtime { pub use ::async_taskpool_runtime::*; } } // as re-exported
+/// use async_taskpool::runtime::{SmolSpawner, Spawner};
 /// use std::sync::Arc;
 ///
 /// let ex = Arc::new(smol::Executor::new());

@@ -8,7 +8,8 @@ use tokio::runtime::Handle;
 /// builder, as `#[tokio::main]` does) for tasks with a run timeout.
 ///
 /// ```
-/// use async_taskpool_runtime::{Spawner, TokioSpawner};
+/// # mod async_taskpool { pub mod runtime { pub use ::async_taskpool_runtime::*; } } // as re-exported
+/// use async_taskpool::runtime::{Spawner, TokioSpawner};
 ///
 /// let rt = tokio::runtime::Runtime::new().unwrap();
 /// let spawner = TokioSpawner::from_handle(rt.handle().clone());
@@ -34,7 +35,8 @@ impl TokioSpawner {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// let spawner = async_taskpool_runtime::TokioSpawner::current();
+    /// # mod async_taskpool { pub mod runtime { pub use ::async_taskpool_runtime::*; } } // as re-exported
+    /// let spawner = async_taskpool::runtime::TokioSpawner::current();
     /// # let _ = spawner; }
     /// ```
     pub fn current() -> Self {
@@ -44,10 +46,16 @@ impl TokioSpawner {
         )
     }
 
-    /// Like [`TokioSpawner::current`], but returns `None` outside a tokio runtime.
+    /// Like [`TokioSpawner::current`], but returns an error instead of panicking outside a
+    /// tokio runtime: `Err(TryCurrentError)`, which says why (no runtime, or one shutting
+    /// down).
     ///
     /// ```
-    /// assert!(async_taskpool_runtime::TokioSpawner::try_current().is_err());
+    /// # mod async_taskpool { pub mod runtime { pub use ::async_taskpool_runtime::*; } } // as re-exported
+    /// use async_taskpool::runtime::TokioSpawner;
+    /// assert!(TokioSpawner::try_current().is_err()); // not inside a runtime here
+    /// let rt = tokio::runtime::Runtime::new().unwrap();
+    /// assert!(rt.block_on(async { TokioSpawner::try_current() }).is_ok());
     /// ```
     pub fn try_current() -> Result<Self, tokio::runtime::TryCurrentError> {
         Handle::try_current().map(Self::from_handle)

@@ -1,4 +1,4 @@
-use crate::{PoolError, TaskError};
+use crate::error::{PoolError, TaskError};
 use std::time::Duration;
 
 /// Why a [`BackgroundTask`](crate::BackgroundTask) or [`PeriodicTask`](crate::PeriodicTask)

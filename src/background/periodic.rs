@@ -291,7 +291,7 @@ async fn tick_loop<C, F>(
     loop {
         if !sleep_until(&*timer, due).await {
             // Due already (a burst): let the executor run others between back-to-back ticks.
-            crate::task::yield_now().await;
+            crate::engine::yield_now::yield_now().await;
         }
         tick().await;
         ticks.fetch_add(1, Ordering::AcqRel);

@@ -1,7 +1,9 @@
 use super::BackgroundError;
-use crate::inner::Inner;
-use crate::sync::lock;
-use crate::{current, PoolError, TaskError, TaskHandle, TaskId, TaskPool};
+use crate::engine::lock::{lock as lock_ranked, Rank};
+use crate::error::{PoolError, TaskError};
+use crate::handle::TaskHandle;
+use crate::id::TaskId;
+use crate::pool::TaskPool;
 use async_taskpool_runtime::Spawner;
 use futures_util::future::{FutureExt, Map, Shared};
 use futures_util::lock::Mutex as OpLock;
@@ -157,8 +159,10 @@ impl<T: Send + 'static> BackgroundTask<T> {
                 )
             })
             .into();
-        let inner = Inner::new(spawner, Some(name.to_string()), None);
-        let pool = TaskPool::from_inner(Arc::new(inner), false);
+        let pool = TaskPool::builder(spawner)
+            .name(name.to_string())
+            .build()
+            .expect("no limit set, so nothing to refuse");
         let run = start(&pool, &name, first);
         Self {
             pool,
@@ -203,11 +207,11 @@ impl<T: Send + 'static> BackgroundTask<T> {
         self.check_outside("stop")?;
         // Before waiting for our turn: a `restart` under way must not delay the cancel.
         let current = lock(&self.run).id;
-        self.pool.cancel_quietly(current);
+        self.pool.core().cancel_quietly(current);
         let _turn = self.ops.lock().await;
         let run = lock(&self.run).clone();
         tracing::debug!(pool = %self.name, "stopping background task {}", self.name);
-        self.pool.cancel_quietly(run.id);
+        self.pool.core().cancel_quietly(run.id);
         let outcome = run.end.await;
         let mut slot = lock(&outcome);
         match slot.take() {
@@ -241,7 +245,7 @@ impl<T: Send + 'static> BackgroundTask<T> {
         };
         let _turn = self.ops.lock().await;
         let old = lock(&self.run).clone();
-        self.pool.cancel_quietly(old.id);
+        self.pool.core().cancel_quietly(old.id);
         let outcome = old.end.await;
         if let Some(Err(e)) = &*lock(&outcome) {
             if !e.is_cancelled() {
@@ -267,13 +271,7 @@ impl<T> BackgroundTask<T> {
     }
 
     fn check_outside(&self, method: &'static str) -> Result<(), PoolError> {
-        if current::inside_pool(self.pool.inner().serial) {
-            return Err(PoolError::CalledFromOwnTask {
-                pool: self.name.to_string(),
-                method,
-            });
-        }
-        Ok(())
+        self.pool.core().refuse_own_task(method)
     }
 }
 
@@ -306,7 +304,7 @@ fn start<T: Send + 'static>(
 impl<T> Drop for BackgroundTask<T> {
     fn drop(&mut self) {
         let id = lock(&self.run).id;
-        self.pool.cancel_quietly(id);
+        self.pool.core().cancel_quietly(id);
     }
 }
 
@@ -379,4 +377,9 @@ impl fmt::Debug for BackgroundTaskBuilder {
             .field("name", &self.name)
             .finish_non_exhaustive()
     }
+}
+
+/// This module's locks: never held while user code runs.
+fn lock<T>(m: &Mutex<T>) -> crate::engine::lock::Locked<'_, T> {
+    lock_ranked(m, Rank::Outside)
 }

@@ -3,10 +3,13 @@
 
 use super::protocol::{Command, ErrorKind, Reply, ServerInfo, PROTOCOL_VERSION};
 use super::transport::Conn;
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// How often a waiting [`ControlClient::request_until`] asks whether to give up.
+const POLL: Duration = Duration::from_millis(50);
 
 /// A connected, greeted session with a [`ControlServer`](super::ControlServer).
 ///
@@ -30,8 +33,10 @@ use std::time::Duration;
 /// # }).unwrap(); }
 /// ```
 pub struct ControlClient {
-    reader: BufReader<Box<dyn Conn>>,
-    writer: Box<dyn Conn>,
+    conn: Box<dyn Conn>,
+    /// Bytes read past the last reply's newline.
+    pending: Vec<u8>,
+    timeout: Option<Duration>,
     info: ServerInfo,
 }
 
@@ -74,9 +79,16 @@ pub enum ClientError {
         /// The server's message.
         message: String,
     },
-    /// The server closed the connection.
+    /// The server closed the connection (or it broke).
     #[error("the server closed the connection")]
     Closed,
+    /// No reply within the timeout set with [`ControlClient::set_timeout`].
+    #[error("no reply from the server within {0:?}")]
+    TimedOut(Duration),
+    /// [`ControlClient::request_until`] gave up waiting, as asked. The reply may still come,
+    /// so the session is out of step: connect again.
+    #[error("interrupted while waiting for the reply")]
+    Interrupted,
     /// The server sent something that is not a protocol reply.
     #[error("the server's reply is not valid protocol: {0}")]
     Protocol(String),
@@ -133,10 +145,10 @@ impl ControlClient {
     }
 
     fn greet(conn: Box<dyn Conn>, token: Option<&str>) -> Result<Self, ClientError> {
-        let writer = conn.try_clone_conn()?;
         let mut client = Self {
-            reader: BufReader::new(conn),
-            writer,
+            conn,
+            pending: Vec::new(),
+            timeout: None,
             info: ServerInfo {
                 server: String::new(),
                 version: 0,
@@ -144,6 +156,9 @@ impl ControlClient {
                 kind: super::protocol::PoolKind::Task,
                 commands: Vec::new(),
                 jobs: Vec::new(),
+                job_args: Default::default(),
+                custom_commands: Vec::new(),
+                limits: None,
             },
         };
         let hello = Command::Hello {
@@ -168,25 +183,106 @@ impl ControlClient {
 
     /// Bounds how long a reply may take (`None`: wait for ever, the default, which
     /// `until-closed` needs).
-    pub fn set_timeout(&self, timeout: Option<Duration>) -> Result<(), ClientError> {
-        self.reader.get_ref().set_read_timeout(timeout)?;
+    pub fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<(), ClientError> {
+        if timeout.is_some_and(|t| t.is_zero()) {
+            return Err(ClientError::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a reply timeout must be longer than zero",
+            )));
+        }
+        self.timeout = timeout;
         Ok(())
     }
 
     /// Sends one command and reads its reply. Error replies are `Ok(Reply::Error {..})`:
     /// the session goes on after them.
     pub fn request(&mut self, command: &Command) -> Result<Reply, ClientError> {
+        self.request_until(command, || false)
+    }
+
+    /// Like [`request`](Self::request), but gives up with [`ClientError::Interrupted`] as
+    /// soon as `give_up()` returns `true` (it is asked every 50 ms while the reply is
+    /// awaited), e.g. when the user pressed Ctrl-C during `until-closed`. After that the
+    /// session is out of step (the reply may still come): drop this client, which tells
+    /// the server by closing the connection (it then ends the wait), and connect again.
+    pub fn request_until(
+        &mut self,
+        command: &Command,
+        mut give_up: impl FnMut() -> bool,
+    ) -> Result<Reply, ClientError> {
         let mut line =
             serde_json::to_string(command).map_err(|e| ClientError::Protocol(e.to_string()))?;
         line.push('\n');
-        self.writer.write_all(line.as_bytes())?;
-        self.writer.flush()?;
-        let mut reply = String::new();
-        if self.reader.read_line(&mut reply)? == 0 {
-            return Err(ClientError::Closed);
+        let sent = self
+            .conn
+            .write_all(line.as_bytes())
+            .and_then(|()| self.conn.flush());
+        let line = match (sent, self.read_line(&mut give_up)) {
+            (_, Ok(line)) => line,
+            // A server that refused us may have closed before our request arrived: its
+            // refusal, already received, says more than the broken pipe.
+            (Err(e), Err(_)) => return Err(closed_or(e)),
+            (Ok(()), Err(e)) => return Err(e),
+        };
+        serde_json::from_slice(&line).map_err(|e| {
+            ClientError::Protocol(format!(
+                "{e}: {}",
+                String::from_utf8_lossy(&line).trim_end()
+            ))
+        })
+    }
+
+    /// The next line from the server, without its newline.
+    fn read_line(&mut self, give_up: &mut dyn FnMut() -> bool) -> Result<Vec<u8>, ClientError> {
+        let deadline = self.timeout.map(|t| Instant::now() + t);
+        let mut scanned = 0;
+        loop {
+            if let Some(i) = self.pending[scanned..].iter().position(|&b| b == b'\n') {
+                let mut line: Vec<u8> = self.pending.drain(..=scanned + i).collect();
+                line.pop();
+                return Ok(line);
+            }
+            scanned = self.pending.len();
+            if give_up() {
+                return Err(ClientError::Interrupted);
+            }
+            let wait = match deadline {
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(ClientError::TimedOut(self.timeout.unwrap_or_default()));
+                    }
+                    left.min(POLL)
+                }
+                None => POLL,
+            };
+            self.conn.set_read_timeout(Some(wait))?;
+            let mut chunk = [0u8; 8192];
+            match self.conn.read(&mut chunk) {
+                Ok(0) => return Err(ClientError::Closed),
+                Ok(n) => self.pending.extend_from_slice(&chunk[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => return Err(closed_or(e)),
+            }
         }
-        serde_json::from_str(&reply)
-            .map_err(|e| ClientError::Protocol(format!("{e}: {}", reply.trim_end())))
+    }
+}
+
+/// A broken connection is a closed one, to the user.
+fn closed_or(e: io::Error) -> ClientError {
+    match e.kind() {
+        io::ErrorKind::BrokenPipe
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::UnexpectedEof
+        | io::ErrorKind::NotConnected => ClientError::Closed,
+        _ => ClientError::Io(e),
     }
 }
 

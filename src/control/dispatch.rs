@@ -1,8 +1,12 @@
 //! Runs one command against the pool and returns the reply's value.
 
+use super::custom::CustomCommands;
 use super::hangup::Hangup;
 use super::jobs::{JobCall, Jobs};
-use super::protocol::{spec, Command, ErrorKind, PoolKind, WireError, COMMANDS};
+use super::protocol::{
+    spec, unknown_command, Command, CommandInfo, ErrorKind, Limits, PoolKind, ServerInfo,
+    WireError, COMMANDS, PROTOCOL_VERSION,
+};
 use super::target::ControlTarget;
 use crate::signal::Signal;
 use futures_util::future::{select, Either};
@@ -32,6 +36,8 @@ impl StopSignal {
 pub(crate) struct Context {
     pub(crate) target: ControlTarget,
     pub(crate) jobs: Jobs,
+    pub(crate) custom: CustomCommands,
+    pub(crate) limits: Limits,
     pub(crate) stop: StopSignal,
 }
 
@@ -79,13 +85,89 @@ impl Context {
         )
     }
 
+    /// The built-in commands for this pool, then the program's own.
     pub(crate) fn command_names(&self) -> Vec<String> {
         let kind = self.target.kind();
         COMMANDS
             .iter()
             .filter(|c| c.applies.to(kind))
             .map(|c| c.name.to_owned())
+            .chain(self.custom.list().map(|(n, _)| n.to_owned()))
             .collect()
+    }
+
+    /// What a hello's reply says about the server, for a session of `version`.
+    pub(crate) fn info(&self, version: u32) -> ServerInfo {
+        ServerInfo {
+            server: concat!("async-taskpool ", env!("CARGO_PKG_VERSION")).to_owned(),
+            version: version.min(PROTOCOL_VERSION),
+            pool: self.target.pool().name().to_owned(),
+            kind: self.target.kind(),
+            commands: self.command_names(),
+            jobs: self.jobs.names(),
+            job_args: self.jobs.args(),
+            custom_commands: self
+                .custom
+                .list()
+                .map(|(n, s)| CommandInfo::new(n, s))
+                .collect(),
+            limits: Some(self.limits),
+        }
+    }
+
+    /// One page of the live tasks in id order, with the total and the cursor to the next.
+    fn tasks_page(&self, offset: Option<usize>, after: Option<u64>, limit: usize) -> Value {
+        let mut all = self.target.pool().tasks();
+        all.sort_unstable_by_key(|t| t.id);
+        let total = all.len();
+        let start = match (offset, after) {
+            (_, Some(after)) => all.partition_point(|t| t.id.get() <= after),
+            (Some(offset), None) => offset.min(total),
+            (None, None) => 0,
+        };
+        let page = &all[start..start.saturating_add(limit).min(total)];
+        let next = if start + page.len() < total {
+            page.last().map(|t| t.id.get())
+        } else {
+            None
+        };
+        json!({ "total": total, "offset": start, "tasks": page, "next": next })
+    }
+
+    /// The `help` reply: every command, or one.
+    fn help(&self, command: Option<String>) -> Result<Value, WireError> {
+        let kind = self.target.kind();
+        let custom = |name: &str, summary: &str| {
+            json!({
+                "name": name,
+                "usage": format!("{name} [ARGS_JSON]"),
+                "summary": summary,
+                "args": [{"name": "ARGS_JSON", "doc": super::text::CUSTOM_ARGS_DOC}],
+                "custom": true,
+            })
+        };
+        let Some(name) = command else {
+            let built_in = COMMANDS
+                .iter()
+                .filter(|c| c.applies.to(kind))
+                .map(spec_json);
+            let added = self.custom.list().map(|(n, s)| custom(n, s));
+            return Ok(Value::Array(built_in.chain(added).collect()));
+        };
+        if let Some((n, s)) = self.custom.list().find(|(n, _)| *n == name) {
+            return Ok(custom(n, s));
+        }
+        let s = spec(&name).ok_or_else(|| unknown_command(&name))?;
+        let mut entry = spec_json(s);
+        if matches!(s.name, "apply" | "map") {
+            entry["jobs"] = self
+                .jobs
+                .args()
+                .into_iter()
+                .map(|(name, args)| json!({"name": name, "args": args}))
+                .collect();
+        }
+        Ok(entry)
     }
 
     /// Runs `cmd`. `hello` is handled by the session, before this is ever called.
@@ -101,6 +183,7 @@ impl Context {
                 return Err(self.not_for(name));
             }
         }
+        super::bounds::check(&cmd, &self.limits)?;
         let pool = self.target.pool();
         let simple = || self.target.simple().ok_or_else(|| self.not_for(name));
         let ids = |ids: Vec<crate::TaskId>| json!(ids.iter().map(|i| i.get()).collect::<Vec<_>>());
@@ -111,19 +194,15 @@ impl Context {
                     "this session has already said hello",
                 ))
             }
-            Command::Help { command } => match command {
-                None => Value::Array(
-                    COMMANDS
-                        .iter()
-                        .filter(|c| c.applies.to(self.target.kind()))
-                        .map(spec_json)
-                        .collect(),
-                ),
-                Some(c) => match spec(&c) {
-                    Some(s) => spec_json(s),
-                    None => return Err(super::protocol::unknown_command(&c)),
-                },
-            },
+            Command::Help { command } => self.help(command)?,
+            Command::Custom { name, args } => {
+                let spawner = self.target.spawner();
+                let Some(running) = self.custom.start(&*spawner, &name, args) else {
+                    return Err(unknown_command(&name));
+                };
+                // Dropping `running` when the wait ends early cancels the handler.
+                self.wait(running.result(), hangup)??
+            }
             Command::Lock => {
                 pool.lock();
                 Value::Null
@@ -179,7 +258,11 @@ impl Context {
                 hangup,
             )?,
             Command::Stats => json!(pool.stats()),
-            Command::Tasks => json!(pool.tasks()),
+            Command::Tasks {
+                offset,
+                after,
+                limit,
+            } => self.tasks_page(offset, after, limit.unwrap_or(self.limits.default_page)),
             Command::Start { num } => simple()?.start(num)?.into(),
             Command::Stop { num } => ids(simple()?.stop(num)),
             Command::StopAll => ids(simple()?.stop(usize::MAX)),

@@ -25,20 +25,29 @@ pub(crate) enum JobCall {
 
 type Launch = dyn Fn(&TaskPool, JobCall) -> Result<String, WireError> + Send + Sync;
 
+#[derive(Clone)]
+struct Job {
+    launch: Arc<Launch>,
+    /// The JSON its argument takes, in words (see `shape`).
+    args: String,
+}
+
 /// The jobs a server may start, by name.
 #[derive(Clone, Default)]
 pub(crate) struct Jobs {
-    by_name: BTreeMap<String, Arc<Launch>>,
+    by_name: BTreeMap<String, Job>,
 }
 
-fn decode<A: DeserializeOwned>(job: &str, what: &str, value: Value) -> Result<A, WireError> {
+fn decode<A: DeserializeOwned>(
+    job: &str,
+    shape: &str,
+    what: &str,
+    value: Value,
+) -> Result<A, WireError> {
     serde_json::from_value(value).map_err(|e| {
         WireError::new(
             ErrorKind::BadArgs,
-            format!(
-                "{what} for job `{job}` does not fit its argument type `{}`: {e}",
-                std::any::type_name::<A>()
-            ),
+            format!("{what} for job `{job}` does not fit its argument ({shape}): {e}"),
         )
     })
 }
@@ -53,12 +62,14 @@ impl Jobs {
     {
         let factory = Arc::new(factory);
         let job = name.to_owned();
+        let args = super::shape::of::<A>();
+        let shape = args.clone();
         let launch = move |pool: &TaskPool, call: JobCall| -> Result<String, WireError> {
             // Every argument is decoded before anything starts: a bad item refuses the
             // whole request instead of leaving a half-started group.
             let group = match call {
                 JobCall::Apply { args, num, group } => {
-                    let arg: A = decode(&job, "the argument", args)?;
+                    let arg: A = decode(&job, &shape, "the argument", args)?;
                     let f = factory.clone();
                     let mut b = pool.build_group();
                     if let Some(g) = group {
@@ -74,25 +85,35 @@ impl Jobs {
                     let args: Vec<A> = items
                         .into_iter()
                         .enumerate()
-                        .map(|(i, v)| decode(&job, &format!("item {i}"), v))
+                        .map(|(i, v)| decode(&job, &shape, &format!("item {i}"), v))
                         .collect::<Result<_, _>>()?;
                     let f = factory.clone();
                     let mut b = pool.build_group();
                     if let Some(g) = group {
                         b = b.name(g);
                     }
-                    b.map_unordered(args, num_concurrent, move |a| f(a))?
+                    b.unordered()
+                        .map(args, num_concurrent, move |a| f(a))?
                         .name()
                         .to_owned()
                 }
             };
             Ok(group)
         };
-        self.by_name.insert(name.to_owned(), Arc::new(launch));
+        let launch = Arc::new(launch);
+        self.by_name.insert(name.to_owned(), Job { launch, args });
     }
 
     pub(crate) fn names(&self) -> Vec<String> {
         self.by_name.keys().cloned().collect()
+    }
+
+    /// Each job's name and the JSON its argument takes.
+    pub(crate) fn args(&self) -> BTreeMap<String, String> {
+        self.by_name
+            .iter()
+            .map(|(n, j)| (n.clone(), j.args.clone()))
+            .collect()
     }
 
     pub(crate) fn launch(
@@ -102,7 +123,7 @@ impl Jobs {
         call: JobCall,
     ) -> Result<String, WireError> {
         match self.by_name.get(name) {
-            Some(launch) => launch(pool, call),
+            Some(job) => (job.launch)(pool, call),
             None => Err(WireError::new(
                 ErrorKind::UnknownJob,
                 format!(

@@ -124,6 +124,7 @@ mod tests {
         }
         fn shutdown_both(&self) {}
         fn shutdown_read(&self) {}
+        fn shutdown_write(&self) {}
         fn try_clone_conn(&self) -> io::Result<Box<dyn Conn>> {
             Err(io::ErrorKind::Unsupported.into())
         }

@@ -6,7 +6,8 @@
 //! Python client (`python -m asyncio_taskpool.control tcp HOST PORT`), or from any language
 //! with a socket: the protocol is one JSON object per line each way, documented in
 //! `PROTOCOL.md`. The commands are asyncio-taskpool's (`pool-size`, `start`, `stop`,
-//! `cancel`, `lock`, `flush`, ...), plus `stats` and `tasks`.
+//! `cancel`, `lock`, `flush`, ...), plus `stats`, a paged `tasks`, and any the program adds
+//! with [`ControlServer::command`].
 //!
 //! ```
 //! # #[cfg(feature = "tokio")] {
@@ -34,7 +35,10 @@
 //! See [`ControlServer`] for how it runs (std sockets on its own threads, whatever the
 //! runtime) and what it guarantees.
 
+mod admission;
+mod bounds;
 mod client;
+mod custom;
 mod dispatch;
 mod hangup;
 mod jobs;
@@ -42,6 +46,7 @@ mod line;
 pub mod protocol;
 mod server;
 mod session;
+mod shape;
 mod target;
 pub mod text;
 mod transport;

@@ -6,6 +6,7 @@
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// The protocol version this crate speaks. A client sends the highest version it speaks in its
@@ -14,6 +15,45 @@ pub const PROTOCOL_VERSION: u32 = 1;
 
 /// The default bound on one line, newline excluded: 64 KiB.
 pub const DEFAULT_MAX_LINE: usize = 64 * 1024;
+
+/// The bounds a server puts on what one request may ask for; a request past one gets an
+/// `over_limit` error. Sent in the hello's `limits`; set with the
+/// [`ControlServer`](super::ControlServer) builder (`max_count`, `max_pool_size`,
+/// `tasks_page`, `max_line_len`).
+///
+/// ```
+/// let limits = async_taskpool::control::protocol::Limits::default();
+/// assert_eq!((limits.max_count, limits.max_pool_size), (10_000, 1_000_000));
+/// assert_eq!((limits.default_page, limits.max_page), (100, 1_000));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Limits {
+    /// The most tasks one request may start, stop or run at once (`start`, `stop`,
+    /// `apply --num`, `map --num-concurrent`), and the longest list it may carry (`map`
+    /// items, `cancel` ids, `get-group-ids` names).
+    pub max_count: usize,
+    /// The highest `pool-size` a client may set (`inf`, no limit, is always allowed).
+    pub max_pool_size: usize,
+    /// Tasks per `tasks` page when the request gives no `limit`.
+    pub default_page: usize,
+    /// The most tasks one `tasks` page may hold.
+    pub max_page: usize,
+    /// The longest request line, in bytes, newline excluded.
+    pub max_line_len: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_count: 10_000,
+            max_pool_size: 1_000_000,
+            default_page: 100,
+            max_page: 1_000,
+            max_line_len: DEFAULT_MAX_LINE,
+        }
+    }
+}
 
 /// A command, as sent on the wire: `{"cmd": "<name>", ...arguments}`.
 ///
@@ -30,7 +70,14 @@ pub const DEFAULT_MAX_LINE: usize = 64 * 1024;
 /// assert_eq!(set, Command::PoolSize { value: Some(Some(3)) });
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "cmd", rename_all = "kebab-case", deny_unknown_fields)]
+// `remote = "Self"`: the derives become inherent functions, which the hand-written trait
+// impls below wrap to add `Custom` (whose `cmd` is the command's own name).
+#[serde(
+    remote = "Self",
+    tag = "cmd",
+    rename_all = "kebab-case",
+    deny_unknown_fields
+)]
 #[non_exhaustive]
 pub enum Command {
     /// Opens a session (first line only).
@@ -102,8 +149,21 @@ pub enum Command {
     UntilClosed,
     /// A [`PoolStats`](crate::PoolStats) snapshot.
     Stats,
-    /// The live tasks, as [`TaskInfo`](crate::TaskInfo)s.
-    Tasks,
+    /// A page of the live tasks, in id order: `{"total", "offset", "tasks", "next"}` (see
+    /// `PROTOCOL.md`).
+    Tasks {
+        /// Skip this many tasks (default 0). Not with `after`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offset: Option<usize>,
+        /// Start after the task with this id (the `next` of the page before). Not with
+        /// `offset`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<u64>,
+        /// At most this many tasks (default and maximum: the server's, 100 and 1,000 unless
+        /// configured).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<usize>,
+    },
     /// SimpleTaskPool: starts `num` copies of the job.
     Start {
         /// How many.
@@ -145,6 +205,63 @@ pub enum Command {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         group: Option<String>,
     },
+    /// A command the program added with
+    /// [`ControlServer::command`](super::ControlServer::command), on the wire
+    /// `{"cmd": "<name>", "args": <any JSON>}`. Any name that is not a built-in command parses
+    /// as this; the server answers `unknown_command` if it has no such command.
+    #[serde(skip)]
+    Custom {
+        /// The command's name.
+        name: String,
+        /// Its argument, any JSON (`null` when omitted).
+        args: Value,
+    },
+}
+
+impl Serialize for Command {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            Self::Custom { name, args } => {
+                let mut map = s.serialize_map(Some(2))?;
+                map.serialize_entry("cmd", name)?;
+                map.serialize_entry("args", args)?;
+                map.end()
+            }
+            _ => Self::serialize(self, s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Command {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(d)?;
+        let custom = match value.get("cmd") {
+            Some(Value::String(name)) => !is_built_in(name),
+            _ => false,
+        };
+        if !custom {
+            return Self::deserialize(value).map_err(D::Error::custom);
+        }
+        let Value::Object(mut map) = value else {
+            unreachable!("only an object has a `cmd`")
+        };
+        let Some(Value::String(name)) = map.remove("cmd") else {
+            unreachable!("checked above")
+        };
+        let args = map.remove("args").unwrap_or(Value::Null);
+        if let Some(extra) = map.keys().next() {
+            return Err(D::Error::custom(format!(
+                "unknown field `{extra}`: `{name}` takes its argument in `args`"
+            )));
+        }
+        Ok(Self::Custom { name, args })
+    }
+}
+
+/// Whether `name` is one of the protocol's own commands (`hello` included).
+pub(crate) fn is_built_in(name: &str) -> bool {
+    name == "hello" || spec(name).is_some()
 }
 
 fn one() -> usize {
@@ -159,12 +276,16 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<usize>>, D::
 impl Command {
     /// Whether the command waits on the pool (a session then watches for a hang-up).
     pub(crate) fn waits_on_pool(&self) -> bool {
-        matches!(self, Self::Flush | Self::GatherAndClose | Self::UntilClosed)
+        matches!(
+            self,
+            Self::Flush | Self::GatherAndClose | Self::UntilClosed | Self::Custom { .. }
+        )
     }
 
     /// The command's wire name, e.g. `"pool-size"`.
-    pub fn name(&self) -> &'static str {
+    pub fn name(&self) -> &str {
         match self {
+            Self::Custom { name, .. } => name,
             Self::Hello { .. } => "hello",
             Self::Help { .. } => "help",
             Self::Lock => "lock",
@@ -184,7 +305,7 @@ impl Command {
             Self::GatherAndClose => "gather-and-close",
             Self::UntilClosed => "until-closed",
             Self::Stats => "stats",
-            Self::Tasks => "tasks",
+            Self::Tasks { .. } => "tasks",
             Self::Start { .. } => "start",
             Self::Stop { .. } => "stop",
             Self::StopAll => "stop-all",
@@ -235,7 +356,8 @@ impl Command {
                 )),
             };
         match spec(&name) {
-            None if name != "hello" => return fail(unknown_command(&name)),
+            // Not ours: a custom command, or unknown (the server decides).
+            None if name != "hello" => {}
             // serde ignores extra fields on unit variants; refuse them like on the others.
             Some(s) if s.args.is_empty() && map.len() > 1 => {
                 let extra = map
@@ -250,7 +372,7 @@ impl Command {
             }
             _ => {}
         }
-        match Command::deserialize(Value::Object(map)) {
+        match <Command as Deserialize>::deserialize(Value::Object(map)) {
             Ok(cmd) => Ok((id, cmd)),
             Err(e) => fail(WireError::new(
                 ErrorKind::BadRequest,
@@ -261,7 +383,7 @@ impl Command {
 }
 
 fn usage(name: &str) -> String {
-    spec(name).map_or_else(|| name.to_owned(), |s| s.usage.to_owned())
+    spec(name).map_or_else(|| format!("{name} [ARGS_JSON]"), |s| s.usage.to_owned())
 }
 
 pub(crate) fn unknown_command(name: &str) -> WireError {
@@ -387,7 +509,13 @@ impl From<crate::PoolError> for WireError {
             P::AlreadyEnded { .. } => ErrorKind::AlreadyEnded,
             P::GroupNotFound { .. } => ErrorKind::GroupNotFound,
             P::GroupExists { .. } => ErrorKind::GroupExists,
-            P::InvalidLimit { .. } => ErrorKind::InvalidLimit,
+            P::InvalidLimit { what, value } => {
+                // The library's message speaks Rust (`None`); a client types other things.
+                return Self::new(
+                    ErrorKind::InvalidLimit,
+                    format!("invalid {what} {value}: give a whole number of at least 1"),
+                );
+            }
             _ => ErrorKind::Other(String::from("pool_error")),
         };
         Self::new(kind, e.to_string())
@@ -432,6 +560,13 @@ pub enum ErrorKind {
     UnknownJob,
     /// The job's arguments do not decode into its argument type.
     BadArgs,
+    /// A command the program added ([`ControlServer::command`](super::ControlServer::command))
+    /// returned an error, panicked or could not run.
+    CommandFailed,
+    /// A count or list in the request is over the server's bound ([`Limits`]).
+    OverLimit,
+    /// No hello within the server's hello timeout; the server closes the connection.
+    HelloTimeout,
     /// The pool is closed.
     Closed,
     /// The pool is locked.
@@ -468,6 +603,9 @@ const KINDS: &[(&str, ErrorKind)] = &[
     ("shutting_down", ErrorKind::ShuttingDown),
     ("unknown_job", ErrorKind::UnknownJob),
     ("bad_args", ErrorKind::BadArgs),
+    ("command_failed", ErrorKind::CommandFailed),
+    ("over_limit", ErrorKind::OverLimit),
+    ("hello_timeout", ErrorKind::HelloTimeout),
     ("closed", ErrorKind::Closed),
     ("locked", ErrorKind::Locked),
     ("full", ErrorKind::Full),
@@ -547,6 +685,43 @@ pub struct ServerInfo {
     pub commands: Vec<String>,
     /// The jobs registered for `apply` and `map`.
     pub jobs: Vec<String>,
+    /// Each job's argument, as the JSON it takes (e.g. `"a string"`); absent from servers
+    /// before this field existed.
+    #[serde(default)]
+    pub job_args: BTreeMap<String, String>,
+    /// The commands the program added, with their one-line help (they are also in
+    /// `commands`).
+    #[serde(default)]
+    pub custom_commands: Vec<CommandInfo>,
+    /// What one request may ask for; absent from servers before this field existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<Limits>,
+}
+
+/// A command the program added to its server: its name and one line of help.
+///
+/// ```
+/// use async_taskpool::control::protocol::CommandInfo;
+/// let c: CommandInfo = serde_json::from_str(r#"{"name":"queue-stats","summary":"Job counts"}"#).unwrap();
+/// assert_eq!(c.name, "queue-stats");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct CommandInfo {
+    /// The command's name.
+    pub name: String,
+    /// What it does, in one line.
+    pub summary: String,
+}
+
+impl CommandInfo {
+    /// A command's name and summary.
+    pub fn new(name: impl Into<String>, summary: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            summary: summary.into(),
+        }
+    }
 }
 
 /// Which kind of pool a server steers.
@@ -611,14 +786,13 @@ pub const COMMANDS: &[CommandSpec] = &[
         "A snapshot: limit, running, queued, ended, cancelled, groups...",
         Both
     ),
-    spec!(
-        "tasks",
-        "tasks",
-        "The live tasks: id, name, group and state.",
-        Both
-    ),
-    spec!("pool-size", "pool-size [N|inf]", "Shows the limit, or sets it (growing starts queued work at once).", Both,
-        "N" => "the new limit, at least 1; `inf` (or `none`) removes the limit"),
+    spec!("tasks", "tasks [--limit N] [--offset N | --after ID]",
+        "A page of the live tasks, by id: id, state, name and group.", Both,
+        "--limit, -l N" => "at most N tasks (default 100, at most 1000 unless the server says otherwise)",
+        "--offset, -o N" => "skip the first N tasks",
+        "--after, -a ID" => "start after task ID (the `next` a page ends with)"),
+    spec!("pool-size", "pool-size [N|inf]", "Shows the limit (`inf`: none), or sets it (growing starts queued work at once).", Both,
+        "N" => "the new limit: a whole number of at least 1, or `inf` for no limit"),
     spec!(
         "num-running",
         "num-running",
@@ -777,11 +951,19 @@ mod tests {
         assert_eq!(kind("{"), ErrorKind::BadJson);
         assert_eq!(kind("[1]"), ErrorKind::BadRequest);
         assert_eq!(kind(r#"{"cmd":1}"#), ErrorKind::BadRequest);
-        assert_eq!(kind(r#"{"cmd":"bogus"}"#), ErrorKind::UnknownCommand);
+        // Names that are not built in parse as the program's own commands.
+        assert_eq!(
+            Command::from_line(br#"{"cmd":"bogus"}"#).unwrap().1,
+            Command::Custom {
+                name: "bogus".into(),
+                args: Value::Null
+            }
+        );
+        assert_eq!(kind(r#"{"cmd":"bogus","x":1}"#), ErrorKind::BadRequest);
         assert_eq!(kind(r#"{"cmd":"stop"}"#), ErrorKind::BadRequest);
         assert_eq!(kind(r#"{"cmd":"stop","num":-1}"#), ErrorKind::BadRequest);
         assert_eq!(kind(r#"{"cmd":"lock","extra":1}"#), ErrorKind::BadRequest);
-        let e = Command::from_line(br#"{"id":"a","cmd":"nope"}"#).unwrap_err();
+        let e = Command::from_line(br#"{"id":"a","cmd":"nope","x":1}"#).unwrap_err();
         assert_eq!(e.id, Some(Value::from("a")));
     }
 }

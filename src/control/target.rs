@@ -63,6 +63,13 @@ impl ControlTarget {
     pub(crate) fn simple(&self) -> Option<&dyn SimpleOps> {
         self.simple.as_deref()
     }
+
+    /// The pool's executor, for the program's own commands to run on.
+    // The only place the control server reaches into the engine; the pool has no public
+    // accessor for its spawner.
+    pub(crate) fn spawner(&self) -> std::sync::Arc<dyn async_taskpool_runtime::Spawner> {
+        self.pool.core().spawner.clone()
+    }
 }
 
 impl From<TaskPool> for ControlTarget {

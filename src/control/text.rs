@@ -2,7 +2,7 @@
 //! asyncio-taskpool's Python client) and what they read back.
 
 use super::protocol::{
-    spec, unknown_command, Applies, Command, ErrorKind, PoolKind, WireError, COMMANDS,
+    spec, unknown_command, Applies, Command, ErrorKind, ServerInfo, WireError, COMMANDS,
 };
 use serde_json::Value;
 use std::fmt::Write as _;
@@ -91,7 +91,7 @@ pub fn parse_words<S: AsRef<str>>(words: &[S]) -> Result<Command, WireError> {
         if name == "-h" || name == "--help" {
             return Ok(Command::Help { command: None });
         }
-        return Err(unknown_command(&name));
+        return custom(name, &rest);
     };
     if rest.iter().any(|w| *w == "-h" || *w == "--help") && name != "help" {
         return Ok(Command::Help {
@@ -108,7 +108,17 @@ pub fn parse_words<S: AsRef<str>>(words: &[S]) -> Result<Command, WireError> {
             command: args.optional(),
         },
         "stats" => Command::Stats,
-        "tasks" => Command::Tasks,
+        "tasks" => {
+            let limit = args.option(&["-l", "--limit"])?;
+            let offset = args.option(&["-o", "--offset"])?;
+            let after = args.option(&["-a", "--after"])?;
+            let count = |w: Option<String>, what| w.map(|w| number(&w, what, &usage)).transpose();
+            Command::Tasks {
+                limit: count(limit, "N")?,
+                offset: count(offset, "N")?,
+                after: count(after, "ID")?.map(|id| id as u64),
+            }
+        }
         "lock" => Command::Lock,
         "unlock" => Command::Unlock,
         "is-locked" => Command::IsLocked,
@@ -213,6 +223,30 @@ pub fn parse_words<S: AsRef<str>>(words: &[S]) -> Result<Command, WireError> {
     Ok(cmd)
 }
 
+/// A command the program added: `NAME [ARGS_JSON]`, its argument one JSON value (a bare word
+/// that is not JSON is taken as a string). The server says whether it exists.
+fn custom(name: String, rest: &[&str]) -> Result<Command, WireError> {
+    if super::custom::check_name(&name).is_err() {
+        return Err(unknown_command(&name));
+    }
+    if rest.iter().any(|w| *w == "-h" || *w == "--help") {
+        return Ok(Command::Help {
+            command: Some(name),
+        });
+    }
+    let args = match rest {
+        [] => Value::Null,
+        [word] => serde_json::from_str(word).unwrap_or_else(|_| Value::String((*word).to_owned())),
+        [_, extra, ..] => {
+            return Err(bad(format!(
+                "unexpected argument `{extra}`; usage: {name} [ARGS_JSON] (one JSON value, e.g. \
+                 {name} {{\"queue\":\"mail\"}})"
+            )))
+        }
+    };
+    Ok(Command::Custom { name, args })
+}
+
 struct Args<'a, 'u> {
     words: Vec<&'a str>,
     usage: &'u dyn Fn() -> String,
@@ -278,12 +312,12 @@ fn number(word: &str, what: &str, usage: &dyn Fn() -> String) -> Result<usize, W
     })
 }
 
-/// How booleans, sets and "nothing" look in text replies.
+/// How booleans, sets and "nothing" look in text replies. No limit is `inf` in both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Style {
     /// As asyncio-taskpool prints them: `True`, `{0, 1}`, `ok`, `inf`.
     Python,
-    /// As `taskpool-ctl` prints them: `true`, `[0, 1]`, `ok`, `none`.
+    /// As `taskpool-ctl` prints them: `true`, `[0, 1]`, `ok`, `inf`.
     Plain,
 }
 
@@ -301,7 +335,7 @@ pub enum Style {
 pub fn render(command: &str, value: &Value, style: Style) -> String {
     let py = style == Style::Python;
     match (command, value) {
-        ("pool-size", Value::Null) => if py { "inf" } else { "none" }.into(),
+        ("pool-size", Value::Null) => "inf".into(),
         ("stats", Value::Object(map)) => {
             // The operator's order: the numbers that move first, then the rest.
             const FIRST: [&str; 9] = [
@@ -320,7 +354,7 @@ pub fn render(command: &str, value: &Value, style: Style) -> String {
             let mut out = String::new();
             for (k, v) in known.chain(rest) {
                 let v = match (k.as_str(), v) {
-                    ("limit", Value::Null) => "none".to_owned(),
+                    ("limit", Value::Null) => "inf".to_owned(),
                     _ => render("", v, style),
                 };
                 let _ = writeln!(out, "{k:>10}: {v}");
@@ -328,27 +362,31 @@ pub fn render(command: &str, value: &Value, style: Style) -> String {
             out.pop();
             out
         }
-        ("tasks", Value::Array(tasks)) if tasks.is_empty() => "(no live tasks)".into(),
-        ("tasks", Value::Array(tasks)) => {
-            let mut out = String::new();
-            for t in tasks {
-                let field = |k: &str| match t.get(k) {
-                    Some(Value::String(s)) => s.clone(),
-                    Some(Value::Null) | None => "-".into(),
-                    Some(v) => v.to_string(),
+        ("tasks", Value::Object(page)) => {
+            let tasks = page.get("tasks").and_then(Value::as_array);
+            let tasks = tasks.map_or(&[][..], Vec::as_slice);
+            let num = |k: &str| page.get(k).and_then(Value::as_u64);
+            let total = num("total").unwrap_or(tasks.len() as u64);
+            let offset = num("offset").unwrap_or(0);
+            let mut out = task_lines(tasks);
+            if tasks.is_empty() {
+                out = if total == 0 {
+                    "(no live tasks)".into()
+                } else {
+                    format!("(no tasks on this page; {total} live)")
                 };
-                let _ = writeln!(
-                    out,
-                    "{:>6}  {:<8}  {}  (group {})",
-                    field("id"),
-                    field("state"),
-                    field("name"),
-                    field("group")
-                );
+            } else if (tasks.len() as u64) < total {
+                let last = offset + tasks.len() as u64;
+                let _ = write!(out, "\n(tasks {}-{last} of {total}", offset + 1);
+                if let Some(next) = num("next") {
+                    let _ = write!(out, "; next page: tasks --after {next}");
+                }
+                out.push(')');
             }
-            out.pop();
             out
         }
+        ("tasks", Value::Array(tasks)) if tasks.is_empty() => "(no live tasks)".into(),
+        ("tasks", Value::Array(tasks)) => task_lines(tasks),
         ("get-group-ids", Value::Array(ids)) if py => {
             if ids.is_empty() {
                 "set()".into()
@@ -369,6 +407,27 @@ pub fn render(command: &str, value: &Value, style: Style) -> String {
     }
 }
 
+fn task_lines(tasks: &[Value]) -> String {
+    let mut out = String::new();
+    for t in tasks {
+        let field = |k: &str| match t.get(k) {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Null) | None => "-".into(),
+            Some(v) => v.to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "{:>6}  {:<8}  {}  (group {})",
+            field("id"),
+            field("state"),
+            field("name"),
+            field("group")
+        );
+    }
+    out.pop();
+    out
+}
+
 fn join(items: &[Value], style: Style) -> String {
     items
         .iter()
@@ -377,40 +436,77 @@ fn join(items: &[Value], style: Style) -> String {
         .join(", ")
 }
 
-/// Help text: the command list for a pool of `kind`, or one command's usage and arguments.
+/// What `ARGS_JSON` means for a command the program added.
+pub(crate) const CUSTOM_ARGS_DOC: &str =
+    "the command's argument as one JSON value (see the program's documentation); omit for null";
+
+/// Help text for the server `info` describes (from its hello): the command list, or one
+/// command's usage and arguments. `help apply` and `help map` list the registered jobs with
+/// the JSON their argument takes, and the program's own commands are listed after the
+/// built-in ones.
 ///
 /// ```
-/// use async_taskpool::control::{protocol::PoolKind, text::help_text};
-/// assert!(help_text(PoolKind::Simple, None).contains("stop NUM"));
-/// assert!(!help_text(PoolKind::Task, None).contains("stop NUM"));
-/// assert!(help_text(PoolKind::Simple, Some("stop")).contains("how many tasks to stop"));
+/// use async_taskpool::control::protocol::ServerInfo;
+/// use async_taskpool::control::text::help_text;
+/// let info: ServerInfo = serde_json::from_str(r#"{"server":"async-taskpool 0.1.0","version":1,
+///     "pool":"w","kind":"simple","commands":[],"jobs":[],
+///     "custom_commands":[{"name":"queue-stats","summary":"Job counts per queue."}]}"#).unwrap();
+/// assert!(help_text(&info, None).contains("stop NUM"));
+/// assert!(help_text(&info, None).contains("queue-stats [ARGS_JSON]"));
+/// assert!(help_text(&info, Some("stop")).contains("how many tasks to stop"));
+/// assert!(help_text(&info, Some("queue-stats")).contains("Job counts per queue."));
 /// ```
-pub fn help_text(kind: PoolKind, command: Option<&str>) -> String {
+pub fn help_text(info: &ServerInfo, command: Option<&str>) -> String {
     let mut out = String::new();
-    match command {
-        Some(name) => match spec(&name.to_ascii_lowercase()) {
-            None => return format!("unknown command `{name}`; `help` lists the commands"),
-            Some(s) => {
-                let _ = write!(out, "usage: {}\n  {}", s.usage, s.summary);
-                if !s.args.is_empty() {
-                    out.push_str("\narguments:");
-                    for (a, d) in s.args {
-                        let _ = write!(out, "\n  {a:<24} {d}");
-                    }
-                }
-                match s.applies {
-                    Applies::Task => out.push_str("\n(TaskPool only)"),
-                    Applies::Simple => out.push_str("\n(SimpleTaskPool only)"),
-                    Applies::Both => {}
-                }
-            }
-        },
-        None => {
-            out.push_str("commands (`help COMMAND` or `COMMAND -h` for details):");
-            for s in COMMANDS.iter().filter(|s| s.applies.to(kind)) {
-                let _ = write!(out, "\n  {:<50} {}", s.usage, s.summary);
+    let Some(name) = command else {
+        out.push_str("commands (`help COMMAND` or `COMMAND -h` for details):");
+        for s in COMMANDS.iter().filter(|s| s.applies.to(info.kind)) {
+            let _ = write!(out, "\n  {:<50} {}", s.usage, s.summary);
+        }
+        if !info.custom_commands.is_empty() {
+            out.push_str("\ncommands of this program:");
+            for c in &info.custom_commands {
+                let usage = format!("{} [ARGS_JSON]", c.name);
+                let _ = write!(out, "\n  {usage:<50} {}", c.summary);
             }
         }
+        return out;
+    };
+    let name = name.to_ascii_lowercase();
+    if let Some(c) = info.custom_commands.iter().find(|c| c.name == name) {
+        let _ = write!(
+            out,
+            "usage: {name} [ARGS_JSON]\n  {}\narguments:\n  {:<24} {CUSTOM_ARGS_DOC}\n(added by the program)",
+            c.summary, "ARGS_JSON"
+        );
+        return out;
+    }
+    let Some(s) = spec(&name) else {
+        return format!("unknown command `{name}`; `help` lists the commands");
+    };
+    let _ = write!(out, "usage: {}\n  {}", s.usage, s.summary);
+    if !s.args.is_empty() {
+        out.push_str("\narguments:");
+        for (a, d) in s.args {
+            let _ = write!(out, "\n  {a:<24} {d}");
+        }
+    }
+    if matches!(s.name, "apply" | "map") {
+        if info.job_args.is_empty() && info.jobs.is_empty() {
+            out.push_str("\njobs: none registered (the program registers them)");
+        } else {
+            out.push_str("\njobs (JOB: the JSON its argument takes):");
+            for job in &info.jobs {
+                let shape = info.job_args.get(job).map_or("?", String::as_str);
+                let each = if s.name == "map" { "each item: " } else { "" };
+                let _ = write!(out, "\n  {job:<24} {each}{shape}");
+            }
+        }
+    }
+    match s.applies {
+        Applies::Task => out.push_str("\n(TaskPool only)"),
+        Applies::Simple => out.push_str("\n(SimpleTaskPool only)"),
+        Applies::Both => {}
     }
     out
 }
@@ -497,7 +593,7 @@ mod tests {
     #[test]
     fn errors_say_what_is_wrong() {
         let err = |s: &str| parse_line(s).unwrap_err();
-        assert_eq!(err("bogus").kind, ErrorKind::UnknownCommand);
+        assert_eq!(err("Bo/gus").kind, ErrorKind::UnknownCommand);
         assert!(err("stop").message.contains("missing argument NUM"));
         assert!(err("stop x").message.contains("whole number"));
         assert!(err("lock now")

@@ -12,6 +12,7 @@ pub(crate) trait Conn: Read + Write + Send + 'static {
     fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()>;
     fn shutdown_both(&self);
     fn shutdown_read(&self);
+    fn shutdown_write(&self);
     fn try_clone_conn(&self) -> io::Result<Box<dyn Conn>>;
     /// Waits up to `wait` for the peer to hang up, consuming nothing: `Some(true)` if it
     /// closed its end (or the connection broke), `Some(false)` if it sent data instead,
@@ -56,6 +57,9 @@ impl Conn for TcpStream {
     fn shutdown_read(&self) {
         let _ = self.shutdown(Shutdown::Read);
     }
+    fn shutdown_write(&self) {
+        let _ = self.shutdown(Shutdown::Write);
+    }
     fn try_clone_conn(&self) -> io::Result<Box<dyn Conn>> {
         Ok(Box::new(self.try_clone()?))
     }
@@ -85,12 +89,25 @@ impl Conn for std::os::unix::net::UnixStream {
     fn shutdown_read(&self) {
         let _ = self.shutdown(Shutdown::Read);
     }
+    fn shutdown_write(&self) {
+        let _ = self.shutdown(Shutdown::Write);
+    }
     fn try_clone_conn(&self) -> io::Result<Box<dyn Conn>> {
         Ok(Box::new(self.try_clone()?))
     }
     fn peer_closed(&self, wait: Duration) -> Option<bool> {
         peer_closed(std::os::fd::AsFd::as_fd(self), wait)
     }
+}
+
+/// Who is on the other end of a connection.
+#[derive(Clone, Debug)]
+pub(crate) struct Peer {
+    /// For logs: `ip:port`, or `unix socket peer`.
+    pub(crate) shown: String,
+    /// What refused tokens are counted against: the IP address (every Unix socket peer
+    /// shares one key: they are local users the socket's 0600 mode already admits).
+    pub(crate) key: String,
 }
 
 pub(crate) enum Listener {
@@ -100,18 +117,26 @@ pub(crate) enum Listener {
 }
 
 impl Listener {
-    /// The next connection and a description of its peer.
-    pub(crate) fn accept(&self) -> io::Result<(Box<dyn Conn>, String)> {
+    /// The next connection and its peer.
+    pub(crate) fn accept(&self) -> io::Result<(Box<dyn Conn>, Peer)> {
         match self {
             Self::Tcp(l) => {
                 let (s, peer) = l.accept()?;
                 let _ = s.set_nodelay(true);
-                Ok((Box::new(s), peer.to_string()))
+                let who = Peer {
+                    shown: peer.to_string(),
+                    key: peer.ip().to_string(),
+                };
+                Ok((Box::new(s), who))
             }
             #[cfg(unix)]
             Self::Unix(l, _) => {
                 let (s, _) = l.accept()?;
-                Ok((Box::new(s), "unix socket peer".to_owned()))
+                let who = Peer {
+                    shown: "unix socket peer".to_owned(),
+                    key: "unix socket".to_owned(),
+                };
+                Ok((Box::new(s), who))
             }
         }
     }
@@ -182,6 +207,32 @@ impl Drop for UnixSocketFile {
     }
 }
 
+/// A hidden name of `len` bytes (at least 2): a dot and random lowercase letters and digits,
+/// from std's randomly keyed SipHash (keys from the OS's random source, secret to this
+/// process), so other users cannot predict it.
+#[cfg(unix)]
+fn random_name(len: usize) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    const ALPHABET: &[u8; 36] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut name = String::from(".");
+    let mut bits = 0u64;
+    for i in 0..len.saturating_sub(1) {
+        if i % 12 == 0 {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u64(SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+            h.write_u32(std::process::id());
+            if let Ok(t) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+                h.write_u128(t.as_nanos());
+            }
+            bits = h.finish();
+        }
+        name.push(char::from(ALPHABET[(bits % 36) as usize]));
+        bits /= 36;
+    }
+    name
+}
+
 /// Binds a Unix socket at `path` with mode 0600.
 ///
 /// The socket is bound inside a fresh directory of mode 0700 next to `path`, made 0600, and
@@ -193,7 +244,6 @@ impl Drop for UnixSocketFile {
 pub(crate) fn bind_unix(path: &Path) -> Result<Listener, ControlError> {
     use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
     use std::os::unix::net::{UnixListener, UnixStream};
-    static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
     let io_err = |what: &str, e: io::Error| ControlError::Io {
         what: format!("{what} `{}`", path.display()),
@@ -238,17 +288,18 @@ pub(crate) fn bind_unix(path: &Path) -> Result<Listener, ControlError> {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),
     };
-    // The staging path must fit in `sun_path` (~108 bytes) wherever `path` does, so its
-    // directory name is as short as can be (`.N`, 4 + digits bytes with the `/s`): never
-    // longer than a final name of 4 or more bytes. Names taken by other binds (or left by a
-    // crash) are skipped.
+    // The staging directory has an unpredictable name (made like `mkdtemp`: created 0700,
+    // never reused, a new name tried when one exists), so another local user cannot
+    // squat it in advance. The staging path must fit in `sun_path` wherever `path` does:
+    // the name is as long as the room left allows, up to 16 bytes.
+    let room = MAX.saturating_sub(parent.as_os_str().len() + 3);
+    let name_len = room.min(16);
     let mut tries = 0;
     let private = loop {
-        let n = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let private = parent.join(format!(".{n}"));
+        let private = parent.join(random_name(name_len.max(2)));
         match std::fs::DirBuilder::new().mode(0o700).create(&private) {
             Ok(()) => break private,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tries < 1000 => tries += 1,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tries < 100 => tries += 1,
             Err(e) => return Err(io_err("creating a private directory beside", e)),
         }
     };

@@ -1,7 +1,8 @@
 use super::core::Core;
 use super::handle::block_on;
 use super::{ThreadRuntime, ThreadedError, ThreadedHandle, ThreadedPoolBuilder};
-use crate::{PoolStats, TaskPool};
+use crate::pool::TaskPool;
+use crate::stats::PoolStats;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;

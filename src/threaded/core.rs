@@ -3,9 +3,11 @@
 use super::builder::{Hook, ThreadedPoolBuilder};
 use super::driver::Driver;
 use super::{HookError, ThreadRuntime, ThreadedError, ThreadedHandle};
+use crate::builder::TaskBuilder;
+use crate::engine::lock::{lock as lock_ranked, Locked, Rank};
+use crate::error::{ExecError, PoolError};
+use crate::pool::TaskPool;
 use crate::signal::Signal;
-use crate::sync::lock;
-use crate::{current, ExecError, PoolError, TaskBuilder, TaskPool};
 use futures_util::FutureExt;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -122,7 +124,8 @@ impl Core {
     /// Whether the caller runs on the pool's thread or inside one of its tasks, where
     /// blocking on the pool would deadlock.
     pub(crate) fn on_pool_thread(&self) -> bool {
-        thread::current().id() == self.thread_id || current::inside_pool(self.pool().inner().serial)
+        thread::current().id() == self.thread_id
+            || crate::engine::current::inside_pool(self.pool().core().serial)
     }
 
     pub(crate) fn check_off_thread(&self, method: &'static str) -> Result<(), ThreadedError> {
@@ -293,4 +296,9 @@ async fn run_hook(hook: Option<Hook>) -> Result<(), HookError> {
         let msg = crate::error::panic_message(&*payload);
         Err(format!("the hook panicked: {msg}").into())
     })
+}
+
+/// This module's locks: never held while user code runs.
+fn lock<T>(m: &std::sync::Mutex<T>) -> Locked<'_, T> {
+    lock_ranked(m, Rank::Outside)
 }

@@ -1,4 +1,4 @@
-use crate::{PoolError, TaskError};
+use crate::error::{PoolError, TaskError};
 
 /// The error a setup or teardown hook returns (any error type converts into it).
 pub type HookError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -1,6 +1,8 @@
 use super::core::Core;
 use super::ThreadedError;
-use crate::{PoolError, TaskHandle, TaskId};
+use crate::error::PoolError;
+use crate::handle::TaskHandle;
+use crate::id::TaskId;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;

@@ -422,7 +422,7 @@ pub async fn panics_are_isolated(sp: Sp) {
         }
         other => panic!("unexpected {other:?}"),
     }
-    assert_eq!(p.num_panicked(), 1);
+    assert_eq!(p.stats().panicked, 1);
     assert_eq!(
         p.exec(async { 1 }).await.unwrap(),
         1,
@@ -463,7 +463,7 @@ pub async fn timeout_fires(sp: Sp) {
     let err = h.await.unwrap_err();
     assert!(err.is_timeout(), "{err}");
     assert!(dropped.load(Ordering::SeqCst));
-    assert_eq!(p.num_timed_out(), 1);
+    assert_eq!(p.stats().timed_out, 1);
 }
 
 pub async fn timeout_excludes_queue_time(sp: Sp) {
@@ -508,7 +508,8 @@ pub async fn lock_refuses_new_work_but_finishes_accepted(sp: Sp) {
     assert!(locked(&p.apply(1, || async {}).unwrap_err()));
     assert!(locked(&p.map(0..1, 1, |_| async {}).unwrap_err()));
     assert!(locked(
-        &p.map_stream(futures::stream::iter(0..1), 1, |_| async {})
+        &p.build_group()
+            .map_stream(futures::stream::iter(0..1), 1, |_| async {})
             .unwrap_err()
     ));
     assert!(p
@@ -724,7 +725,9 @@ pub async fn map_results_arrive_while_later_items_wait(sp: Sp) {
 
     let (tx, rx) = futures::channel::mpsc::unbounded::<u32>();
     let mut group = p
-        .map_stream_unordered(rx, 4, |x| async move { x * 2 })
+        .build_group()
+        .unordered()
+        .map_stream(rx, 4, |x| async move { x * 2 })
         .unwrap();
     for x in 0..3 {
         tx.unbounded_send(x).unwrap();
@@ -833,7 +836,10 @@ pub async fn map_respects_group_and_pool_limits(sp: Sp) {
 pub async fn map_stream_waits_without_a_slot(sp: Sp) {
     let p = limited(&sp, 1);
     let (tx, rx) = futures::channel::mpsc::unbounded::<u32>();
-    let group = p.map_stream(rx, 1, |x| async move { x + 1 }).unwrap();
+    let group = p
+        .build_group()
+        .map_stream(rx, 1, |x| async move { x + 1 })
+        .unwrap();
     // The input has nothing yet; its worker must not hold the only slot.
     assert_eq!(p.exec(async { 5 }).await.unwrap(), 5);
     tx.unbounded_send(1).unwrap();
@@ -883,7 +889,7 @@ pub async fn map_items_panic_and_cancel_individually(sp: Sp) {
     all_ids.sort_unstable();
     all_ids.dedup();
     assert_eq!(all_ids.len(), 6, "every item has its own id");
-    assert_eq!(p.num_panicked(), 1);
+    assert_eq!(p.stats().panicked, 1);
     assert_eq!(p.num_cancelled(), 1);
 }
 
@@ -1218,7 +1224,7 @@ pub async fn panics_in_map_closure_and_input_are_contained(sp: Sp) {
     assert!(out[1].as_ref().unwrap_err().is_panic());
     assert_eq!(*out[2].as_ref().unwrap(), 2);
     p.join().await.unwrap();
-    assert_eq!(p.num_panicked(), 1);
+    assert_eq!(p.stats().panicked, 1);
     assert_eq!(p.exec(async { 4 }).await.unwrap(), 4);
 }
 

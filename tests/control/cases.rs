@@ -6,7 +6,6 @@
 
 use crate::support::*;
 use crate::wire::*;
-use async_taskpool::control::protocol::PoolKind;
 use async_taskpool::control::text::help_text;
 use async_taskpool::control::{ControlError, ControlServer};
 use async_taskpool::{SimpleTaskPool, TaskPool};
@@ -60,7 +59,12 @@ pub async fn simple_pool_commands(sp: Sp, net: Net) {
             w.ok(r#"{"cmd":"get-group-ids","names":["start-group-0"]}"#),
             json!([0, 1, 2])
         );
-        let tasks = w.ok(r#"{"cmd":"tasks"}"#);
+        let page = w.ok(r#"{"cmd":"tasks"}"#);
+        assert_eq!(
+            (&page["total"], &page["offset"], &page["next"]),
+            (&json!(3), &json!(0), &Value::Null)
+        );
+        let tasks = &page["tasks"];
         let states: Vec<(u64, &str, &str)> = tasks
             .as_array()
             .unwrap()
@@ -191,10 +195,30 @@ pub async fn task_pool_runs_registered_jobs(sp: Sp, net: Net) {
             w.err(r#"{"cmd":"apply","name":"add","args":"x"}"#),
             "bad_args"
         );
-        assert_eq!(
-            w.err(r#"{"cmd":"map","name":"square","args":[5,"six"]}"#),
-            "bad_args"
+        let r = w.req(r#"{"cmd":"map","name":"square","args":[5,"six"]}"#);
+        assert_eq!(r["kind"], "bad_args");
+        // The error names the JSON the job takes, never a Rust type path.
+        let message = r["message"].as_str().unwrap();
+        assert!(
+            message.contains("item 1 for job `square` does not fit its argument (integer >= 0)"),
+            "{message}"
         );
+        assert!(!message.contains("::"), "{message}");
+        let r = w.req(r#"{"cmd":"apply","name":"greet","args":7}"#);
+        assert!(r["message"].as_str().unwrap().contains("(string)"), "{r}");
+        assert!(!r["message"].as_str().unwrap().contains("alloc::"), "{r}");
+        // `help apply` lists the jobs with their argument shapes.
+        let help = w.ok(r#"{"cmd":"help","command":"apply"}"#);
+        assert_eq!(
+            help["jobs"],
+            json!([
+                {"name": "add", "args": "[integer >= 0, integer >= 0]"},
+                {"name": "greet", "args": "string"},
+                {"name": "square", "args": "integer >= 0"},
+                {"name": "tick", "args": "null"},
+            ])
+        );
+        assert_eq!(info["job_args"]["greet"], "string");
         assert_eq!(w.err(r#"{"cmd":"apply","name":"nope"}"#), "unknown_job");
         assert_eq!(
             w.err(r#"{"cmd":"apply","name":"greet","args":"x","group":"hello"}"#),
@@ -372,8 +396,8 @@ pub async fn connection_limit_refuses_extra_clients(sp: Sp, net: Net) {
         let a = served.session();
         let mut b = served.session();
         let mut c = served.connect();
-        let r: Value = serde_json::from_str(&c.recv().unwrap()).unwrap();
-        assert_eq!(r["kind"], "busy");
+        // A hello past the limit is answered `busy`, and the connection closed.
+        assert_eq!(c.err(r#"{"id":1,"cmd":"hello","version":1}"#), "busy");
         assert_eq!(c.recv(), None, "a refused client is disconnected");
         assert_eq!(b.ok(r#"{"cmd":"is-locked"}"#), false);
         drop(a);
@@ -460,7 +484,12 @@ pub async fn many_connections_at_once(sp: Sp, net: Net) {
 
 pub async fn token_is_required_when_set(sp: Sp, net: Net) {
     let pool = TaskPool::new(sp.clone());
-    let served = Served::start(ControlServer::new(&pool).token("s3cret"), net);
+    let served = Served::start(
+        ControlServer::new(&pool)
+            .token("s3cret")
+            .refusal_delay(Duration::from_millis(1)),
+        net,
+    );
     off(move || {
         let mut w = served.connect();
         assert_eq!(w.err(r#"{"cmd":"hello","version":1}"#), "auth_failed");
@@ -527,7 +556,10 @@ pub async fn python_client_text_mode(sp: Sp, net: Net) {
         assert_eq!(say("unlock"), "ok");
         assert_eq!(say("stop 1"), "[1]");
         // Multi-line replies come in one piece, as the Python client reads them.
-        let help = help_text(PoolKind::Simple, Some("stop"));
+        let info = serde_json::from_value(json!({"server": "", "version": 1, "pool": "workers",
+            "kind": "simple", "commands": [], "jobs": []}))
+        .unwrap();
+        let help = help_text(&info, Some("stop"));
         let first = say("stop -h");
         let mut got = vec![first];
         for _ in 1..help.lines().count() {
@@ -664,4 +696,154 @@ pub async fn unix_socket_file_lifecycle(sp: Sp, _net: Net) {
         "no staging files left behind"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The program's own commands (`ControlServer::command`): called by name with JSON
+/// arguments, run on the pool's executor, listed by `help`, cancelled when the client leaves.
+pub async fn custom_commands(sp: Sp, net: Net) {
+    let pool = TaskPool::builder(sp.clone()).name("app").build().unwrap();
+    let (entered, dropped, gate) = (Counter::new(), Counter::new(), Gate::new());
+    let threads = Log::<String>::default();
+    let (e, d, g, t) = (
+        entered.clone(),
+        dropped.clone(),
+        gate.clone(),
+        threads.clone(),
+    );
+    let server = ControlServer::new(&pool)
+        .command("echo", "Returns its argument.", move |args: Value| {
+            let t = t.clone();
+            async move {
+                t.push(std::thread::current().name().unwrap_or("").to_owned());
+                Ok(json!({ "got": args }))
+            }
+        })
+        .command("fail", "Always fails.", |_| async {
+            Err::<Value, _>("the queue database is down".to_owned())
+        })
+        .command("boom", "Panics.", |_| async { panic!("handler bug") })
+        .command("hang", "Waits until the test says.", move |_| {
+            let (e, d, g) = (e.clone(), d.clone(), g.clone());
+            async move {
+                let _bump = BumpOnDrop(d);
+                e.bump();
+                g.wait().await;
+                Ok(Value::Null)
+            }
+        });
+    let served = Served::start(server, net);
+    let open = pool.clone();
+    off(move || {
+        let mut w = served.connect();
+        let info = w.ok(r#"{"cmd":"hello","version":1}"#);
+        let commands = info["commands"].as_array().unwrap();
+        assert!(commands.contains(&"echo".into()) && commands.contains(&"stats".into()));
+        assert_eq!(
+            info["custom_commands"][0],
+            json!({"name":"boom","summary":"Panics."})
+        );
+
+        assert_eq!(
+            w.ok(r#"{"cmd":"echo","args":{"queue":"mail"}}"#),
+            json!({"got":{"queue":"mail"}})
+        );
+        assert_eq!(w.ok(r#"{"cmd":"echo"}"#), json!({"got":null}));
+        let r = w.req(r#"{"id":9,"cmd":"echo","args":[1]}"#);
+        assert_eq!(r, json!({"status":"ok","value":{"got":[1]},"id":9}));
+        // The handler ran as a task on the pool's executor, not on the session's thread.
+        for name in threads.get() {
+            assert!(!name.starts_with("taskpool-control"), "ran on {name:?}");
+        }
+        let r = w.req(r#"{"cmd":"fail"}"#);
+        assert_eq!(
+            (r["kind"].as_str(), r["message"].as_str()),
+            (Some("command_failed"), Some("the queue database is down"))
+        );
+        assert_eq!(w.err(r#"{"cmd":"boom"}"#), "command_failed");
+        assert_eq!(w.err(r#"{"cmd":"nope"}"#), "unknown_command");
+        assert_eq!(w.err(r#"{"cmd":"echo","argz":1}"#), "bad_request");
+        // Not a pool task: it runs on a locked pool too.
+        w.ok(r#"{"cmd":"lock"}"#);
+        assert_eq!(w.ok(r#"{"cmd":"echo","args":2}"#), json!({"got":2}));
+        let help = w.ok(r#"{"cmd":"help"}"#);
+        let echo = help
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "echo")
+            .unwrap();
+        assert_eq!(echo["custom"], true);
+        assert_eq!(echo["summary"], "Returns its argument.");
+        assert_eq!(
+            w.ok(r#"{"cmd":"help","command":"hang"}"#)["usage"],
+            "hang [ARGS_JSON]"
+        );
+
+        // A client that hangs up while its command runs: the handler's future is dropped.
+        let mut quitter = served.session();
+        quitter.send_raw(b"{\"cmd\":\"hang\"}\n");
+        block(entered.wait_for(1));
+        drop(quitter);
+        block(dropped.wait_for(1));
+        // A finished wait answers normally.
+        let mut waiter = served.session();
+        waiter.send_raw(b"{\"cmd\":\"hang\"}\n");
+        block(entered.wait_for(2));
+        gate.open();
+        assert_eq!(
+            serde_json::from_str::<Value>(&waiter.recv().unwrap()).unwrap(),
+            json!({"status":"ok","value":null})
+        );
+
+        // The text form, as asyncio-taskpool's client or taskpool-ctl types it.
+        let mut py = served.connect();
+        py.send_raw(b"{\"terminal_width\": 80}\n");
+        assert_eq!(py.recv().unwrap(), "app");
+        py.send_raw(b"echo {\"a\": [1, 2]}\n");
+        assert_eq!(py.recv().unwrap(), r#"{"got":{"a":[1,2]}}"#);
+        py.send_raw(b"fail\n");
+        assert_eq!(
+            py.recv().unwrap(),
+            "error: the queue database is down [command_failed]"
+        );
+        py.send_raw(b"help\n");
+        let mut text = String::new();
+        while !text.contains("Waits until the test says.") {
+            text.push_str(&py.recv().unwrap());
+            text.push('\n');
+        }
+        assert!(text.contains("commands of this program:"), "{text}");
+        assert!(text.contains("echo [ARGS_JSON]"), "{text}");
+    })
+    .await;
+    assert!(!open.is_closed());
+}
+
+/// A command name that is taken or malformed is refused when the server starts, with a
+/// reason, and never panics.
+pub async fn custom_command_names_are_checked(sp: Sp, net: Net) {
+    let pool = TaskPool::new(sp.clone());
+    for (name, says) in [
+        ("stats", "built-in"),
+        ("hello", "built-in"),
+        ("watch", "taskpool-ctl"),
+        ("Queue Stats", "lowercase"),
+        ("", "lowercase"),
+    ] {
+        let server = ControlServer::new(&pool)
+            .command("ok-name", "fine", |_| async { Ok(Value::Null) })
+            .command(name, "bad", |_| async { Ok(Value::Null) });
+        let err = match net {
+            Net::Tcp => server.serve_tcp("127.0.0.1:0").unwrap_err(),
+            #[cfg(unix)]
+            Net::Unix => server.serve_unix(temp_dir().join("ctl.sock")).unwrap_err(),
+            #[cfg(not(unix))]
+            Net::Unix => unreachable!(),
+        };
+        assert!(
+            matches!(&err, ControlError::InvalidCommand { name: n, .. } if n == name),
+            "{err}"
+        );
+        assert!(err.to_string().contains(says), "{name:?}: {err}");
+    }
 }

@@ -133,6 +133,35 @@ impl Served {
         }
     }
 
+    /// A connection that said hello, or `None` if the server refused it or could not be
+    /// reached.
+    #[allow(dead_code)]
+    pub fn try_session(&self) -> Option<Wire> {
+        let mut w = self.try_connect()?;
+        w.writer
+            .write_all(b"{\"cmd\":\"hello\",\"version\":1}\n")
+            .ok()?;
+        let reply: Value = serde_json::from_str(&w.recv_quiet()?).ok()?;
+        (reply["status"] == "ok").then_some(w)
+    }
+
+    /// A raw connection, or `None` if the connect failed.
+    #[allow(dead_code)]
+    pub fn try_connect(&self) -> Option<Wire> {
+        let stream = match self.net {
+            Net::Tcp => Stream::Tcp(TcpStream::connect(self.handle().local_addr()?).ok()?),
+            #[cfg(unix)]
+            Net::Unix => Stream::Unix(UnixStream::connect(self.handle().socket_path()?).ok()?),
+            #[cfg(not(unix))]
+            Net::Unix => unreachable!(),
+        };
+        stream.set_read_timeout(READ_LIMIT);
+        Some(Wire {
+            writer: stream.try_clone(),
+            reader: BufReader::new(stream),
+        })
+    }
+
     /// A connection that said hello.
     pub fn session(&self) -> Wire {
         let mut w = self.connect();
@@ -197,6 +226,24 @@ impl Wire {
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => None,
             Err(e) => panic!("no reply within {READ_LIMIT:?}: {e}"),
         }
+    }
+
+    /// The next line, or `None` at EOF, on a reset or a timeout.
+    #[allow(dead_code)]
+    pub fn recv_quiet(&mut self) -> Option<String> {
+        let mut line = String::new();
+        match self.reader.read_line(&mut line) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some(line.trim_end_matches('\n').to_owned()),
+        }
+    }
+
+    /// Bounds how long reads block (at least 1 ms).
+    #[allow(dead_code)]
+    pub fn set_read_timeout(&self, d: Duration) {
+        self.reader
+            .get_ref()
+            .set_read_timeout(d.max(Duration::from_millis(1)));
     }
 
     /// Sends one line, returns the parsed reply.

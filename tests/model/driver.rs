@@ -819,7 +819,7 @@ impl Model {
                 let res = if *ordered {
                     b.map(input, nc, f)
                 } else {
-                    b.map_unordered(input, nc, f)
+                    b.unordered().map(input, nc, f)
                 };
                 if nc == 0 {
                     assert!(
@@ -909,7 +909,8 @@ impl Model {
                         self.groups[g].reg = Reg::No;
                         self.groups[g].cancel_steps.push(step);
                     }
-                    (Reg::No | Reg::Maybe, Err(PoolError::GroupNotFound { .. })) => {
+                    // A handle whose group was cancelled or flushed reports that its group ended.
+                    (Reg::No | Reg::Maybe, Err(PoolError::GroupEnded { .. })) => {
                         self.groups[g].reg = Reg::No;
                     }
                     (reg, res) => panic!("cancel_group of a group registered {reg:?}: {res:?}"),
@@ -1321,7 +1322,10 @@ impl Model {
                     ),
                 }
             }
-            let summary = gr.group.summary();
+            let mut summary = gr.group.summary();
+            // Items never pulled are counted only in `not_started`, which the tracer (it sees
+            // items that were pulled) does not model.
+            summary.not_started = 0;
             assert_eq!(summary, tally, "group {g}: summary vs tracer");
             let maybe_cancelled = !group_steps.is_empty()
                 || self

@@ -5,7 +5,7 @@
 //! the window turns sparse; its oldest entries then move to an overflow map, so memory follows
 //! the number of live tasks, not the span of their ids.
 
-use crate::capacity::shrink_after_burst;
+use super::capacity::shrink_after_burst;
 use std::collections::{HashMap, VecDeque};
 
 pub(crate) struct IdTable<V> {

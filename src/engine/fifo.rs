@@ -1,10 +1,10 @@
-//! The FIFO of work waiting for a slot, with O(1) removal by ticket and O(log n) lookup by
+//! A FIFO keyed by task id, for the loose tasks waiting for a slot, with O(1) removal by ticket and O(log n) lookup by
 //! key (task id), so cancelling queued work never scans the queue.
 
-use crate::capacity::shrink_after_burst;
+use super::capacity::shrink_after_burst;
 use std::collections::VecDeque;
 
-pub(crate) struct Queue<T> {
+pub(crate) struct Fifo<T> {
     /// Ticket of `items[0]`.
     head: u64,
     /// `(key, item)`; keys never decrease from front to back, vacated slots keep theirs.
@@ -12,7 +12,7 @@ pub(crate) struct Queue<T> {
     live: usize,
 }
 
-impl<T> Default for Queue<T> {
+impl<T> Default for Fifo<T> {
     fn default() -> Self {
         Self {
             head: 0,
@@ -22,7 +22,7 @@ impl<T> Default for Queue<T> {
     }
 }
 
-impl<T> Queue<T> {
+impl<T> Fifo<T> {
     /// Appends `item` under `key` (not smaller than any key before it); returns its ticket.
     pub(crate) fn push(&mut self, key: u64, item: T) -> u64 {
         debug_assert!(self.items.back().is_none_or(|(k, _)| *k <= key));
@@ -42,11 +42,6 @@ impl<T> Queue<T> {
             }
         }
         None
-    }
-
-    /// The oldest item.
-    pub(crate) fn front(&self) -> Option<&T> {
-        self.items.iter().find_map(|(_, item)| item.as_ref())
     }
 
     /// Removes the item with `ticket`, wherever it is.
@@ -80,35 +75,22 @@ impl<T> Queue<T> {
             .filter_map(|(k, item)| item.as_ref().map(|i| (*k, i)))
     }
 
-    /// Removes every item matching `pred`; returns them. O(n): for rare bulk cancels.
-    pub(crate) fn remove_where(&mut self, mut pred: impl FnMut(&T) -> bool) -> Vec<(u64, T)> {
-        let mut removed = Vec::new();
-        for (key, slot) in &mut self.items {
-            if slot.as_ref().is_some_and(&mut pred) {
-                removed.push((*key, slot.take().expect("checked")));
-            }
-        }
-        self.live -= removed.len();
-        while matches!(self.items.front(), Some((_, None))) {
-            self.items.pop_front();
-            self.head += 1;
-        }
-        shrink_after_burst(&mut self.items);
-        removed
-    }
-
     pub(crate) fn is_empty(&self) -> bool {
         self.live == 0
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.live
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::Queue;
+    use super::Fifo;
 
     #[test]
     fn fifo_with_removal_and_lookup() {
-        let mut q = Queue::default();
+        let mut q = Fifo::default();
         let a = q.push(0, 'a');
         let w = q.push(1, 'w');
         let b = q.push(1, 'b');
@@ -122,7 +104,7 @@ mod tests {
         assert_eq!(q.pop(), Some((0, 'a')));
         assert_eq!(q.take(a), None);
         assert_eq!(q.iter().map(|(_, x)| *x).collect::<String>(), "wc");
-        assert_eq!(q.remove_where(|x| *x == 'w'), [(1, 'w')]);
+        assert_eq!(q.take(w), Some('w'));
         assert_eq!(q.take(c), Some('c'));
         assert!(q.is_empty());
         assert_eq!(q.pop(), None);
@@ -132,7 +114,7 @@ mod tests {
 
     #[test]
     fn a_drained_backlog_gives_its_memory_back() {
-        let mut q = Queue::default();
+        let mut q = Fifo::default();
         for i in 0..200_000u64 {
             q.push(i, i);
         }

@@ -1,0 +1,159 @@
+//! The one way the crate takes a lock: poison-tolerant, and in debug builds checked against
+//! the lock order and against user code running while a pool lock is held.
+//!
+//! The order (see the design document in `mod.rs`): the pool's state lock first, then at most
+//! one leaf lock (a task's cell, a group's results, a parked runner's mailbox). A thread
+//! holding a leaf lock takes no other lock; a thread holding any pool lock runs no user code
+//! and drops no user value. Debug builds count the locks each thread holds, so a test that
+//! breaks either rule panics at the place that broke it instead of deadlocking somewhere else.
+
+use std::ops::{Deref, DerefMut};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+/// A lock's place in the lock order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Rank {
+    /// The pool's state: taken with no other lock held.
+    State,
+    /// A task's cell, a group's results, a runner's mailbox: taken alone or under the state
+    /// lock, and nothing is taken under it.
+    Leaf,
+    /// A lock of the layers above the engine (a background task's run, a threaded pool's
+    /// control): not a pool lock, so it is not counted. User code still never runs under it.
+    Outside,
+}
+
+/// A held lock; releases it (and, in debug builds, its count) when dropped.
+pub(crate) struct Locked<'a, T> {
+    guard: MutexGuard<'a, T>,
+    #[cfg(debug_assertions)]
+    rank: Rank,
+}
+
+/// Locks `m`. A poisoned lock is taken as it is: no user code runs under the crate's locks,
+/// so the data is consistent even after a panic elsewhere.
+pub(crate) fn lock<T>(m: &Mutex<T>, rank: Rank) -> Locked<'_, T> {
+    #[cfg(debug_assertions)]
+    held::acquire(rank);
+    #[cfg(not(debug_assertions))]
+    let _ = rank;
+    Locked {
+        guard: m.lock().unwrap_or_else(PoisonError::into_inner),
+        #[cfg(debug_assertions)]
+        rank,
+    }
+}
+
+impl<T> Deref for Locked<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.guard
+    }
+}
+
+impl<T> DerefMut for Locked<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.guard
+    }
+}
+
+#[cfg(debug_assertions)]
+impl<T> Drop for Locked<'_, T> {
+    fn drop(&mut self) {
+        held::release(self.rank);
+    }
+}
+
+/// Panics (in debug builds) if this thread holds a pool lock: called wherever user code is
+/// about to run or a user value is about to be dropped.
+#[inline]
+pub(crate) fn assert_unlocked(what: &str) {
+    #[cfg(debug_assertions)]
+    held::assert_none(what);
+    #[cfg(not(debug_assertions))]
+    let _ = what;
+}
+
+#[cfg(debug_assertions)]
+mod held {
+    use super::Rank;
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Pool locks this thread holds: (state, leaf).
+        static HELD: Cell<(u8, u8)> = const { Cell::new((0, 0)) };
+    }
+
+    pub(super) fn acquire(rank: Rank) {
+        let (state, leaf) = HELD.get();
+        match rank {
+            Rank::State => {
+                assert!(
+                    state == 0 && leaf == 0,
+                    "lock order: the state lock taken while holding a pool lock"
+                );
+                HELD.set((1, 0));
+            }
+            Rank::Leaf => {
+                assert!(leaf == 0, "lock order: a leaf lock taken under a leaf lock");
+                HELD.set((state, 1));
+            }
+            Rank::Outside => {}
+        }
+    }
+
+    pub(super) fn release(rank: Rank) {
+        let (state, leaf) = HELD.get();
+        match rank {
+            Rank::State => HELD.set((0, leaf)),
+            Rank::Leaf => HELD.set((state, 0)),
+            Rank::Outside => {}
+        }
+    }
+
+    pub(super) fn assert_none(what: &str) {
+        assert!(
+            HELD.get() == (0, 0),
+            "{what} would run under a pool lock (a bug of async-taskpool)"
+        );
+    }
+}
+
+#[cfg(all(test, debug_assertions))]
+mod tests {
+    use super::{assert_unlocked, lock, Rank};
+    use std::sync::Mutex;
+
+    #[test]
+    fn the_order_is_state_then_one_leaf() {
+        let (state, cell, other) = (Mutex::new(0), Mutex::new(0), Mutex::new(0));
+        {
+            let _s = lock(&state, Rank::State);
+            let _c = lock(&cell, Rank::Leaf);
+        }
+        let inverted = std::panic::catch_unwind(|| {
+            let _c = lock(&cell, Rank::Leaf);
+            let _s = lock(&state, Rank::State);
+        });
+        assert!(inverted.is_err(), "state under a leaf is refused");
+        let two_leaves = std::panic::catch_unwind(|| {
+            let _c = lock(&cell, Rank::Leaf);
+            let _o = lock(&other, Rank::Leaf);
+        });
+        assert!(two_leaves.is_err(), "a leaf under a leaf is refused");
+        // Both refusals released what they held: locking works again.
+        let _s = lock(&state, Rank::State);
+    }
+
+    #[test]
+    fn user_code_under_a_lock_is_caught() {
+        let state = Mutex::new(());
+        assert_unlocked("free");
+        let caught = std::panic::catch_unwind(|| {
+            let _s = lock(&state, Rank::State);
+            assert_unlocked("a closure");
+        });
+        assert!(caught.is_err());
+        assert_unlocked("after the guard is gone");
+    }
+}

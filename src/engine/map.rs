@@ -1,0 +1,891 @@
+//! Groups (`map`, `apply`, `SimpleTaskPool::start`): items pulled lazily and run by workers.
+//!
+//! A worker is a job holding one slot. It takes the group's next item (pulling it from the
+//! input, which is checked out to one worker at a time and polled with no lock held, or taking
+//! the next reserved id), runs it as a task with its own id, cancellation, panic isolation,
+//! timeout and result, and asks the scheduler whether to go on: it keeps the slot while it is
+//! its group's turn (or nobody else waits), else hands the slot to the lane whose turn it is.
+//! So a long map pays no runtime spawn per item, and competing groups share the pool.
+//!
+//! An input that is not ready is awaited by one worker at a time, holding no slot: a slow
+//! input never pins pool capacity. The item it then gets has an id at once and waits for the
+//! group's turn like any queued task.
+
+use super::callbacks::TaskOptions;
+use super::core::{
+    AfterItem, Arrival, Core, GroupDriver, GroupKind, Input, NewWorker, Outcome, Pull, SizeHint,
+    TaskControl, WorkerHeld, MAX_RAMP,
+};
+use super::current;
+use super::handoff::{BoxJob, Mailbox, Next};
+use super::lanes::{GroupKey, Reserved};
+use super::poll::{poll_task, CancelSignal, RunTimer};
+use super::results::{Item, Results};
+use super::runner::{Runner, Work, RUN_BUDGET};
+use super::task::{log_end, log_started};
+use super::user::{self, drop_value, Held, Owner};
+use super::yield_now::yield_now;
+use crate::error::{PoolError, TaskError};
+use crate::id::TaskId;
+use futures_core::Stream;
+use futures_util::task::AtomicWaker;
+use pin_project_lite::pin_project;
+use std::future::{poll_fn, Future};
+use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+pub(crate) type Source<I> = Pin<Box<dyn Stream<Item = I> + Send>>;
+
+/// Where a group's items come from.
+pub(crate) enum GroupInput<I> {
+    /// Pulled from a stream (or an iterator made one), ids given as items start.
+    Stream(Source<I>),
+    /// `count` items with ids reserved now (`SimpleTaskPool::start`), each made by `item`.
+    Reserved { count: u64, item: fn() -> I },
+}
+
+/// How a group is made.
+pub(crate) struct GroupSpec {
+    pub(crate) kind: GroupKind,
+    pub(crate) name: Option<String>,
+    pub(crate) num_concurrent: usize,
+    /// Results in input order (else in completion order).
+    pub(crate) ordered: bool,
+    pub(crate) options: TaskOptions,
+}
+
+/// A group the pool accepted.
+pub(crate) struct Launched<T> {
+    pub(crate) key: GroupKey,
+    pub(crate) name: Arc<str>,
+    pub(crate) results: Arc<Results<T>>,
+}
+
+/// A group's shared part: what its workers run, and where results go.
+struct MapGroup<I, F, T> {
+    key: GroupKey,
+    f: F,
+    options: TaskOptions,
+    results: Arc<Results<T>>,
+    /// Makes the item of a reserved id (start groups).
+    reserved_item: Option<fn() -> I>,
+}
+
+impl Core {
+    /// Registers a group and lets it take its turns.
+    pub(crate) fn launch_group<I, F, Fut>(
+        self: &Arc<Self>,
+        spec: GroupSpec,
+        input: GroupInput<I>,
+        f: F,
+    ) -> Result<Launched<Fut::Output>, PoolError>
+    where
+        I: Send + 'static,
+        F: Fn(I) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: Send + 'static,
+    {
+        if spec.num_concurrent == 0 {
+            return Err(PoolError::InvalidLimit {
+                what: "num_concurrent",
+                value: 0,
+            });
+        }
+        // The input's size hint is user code: read it before locking.
+        let (input, reserved_item, hint, fixed) = match input {
+            GroupInput::Stream(source) => {
+                let hint = user::call(|| source.size_hint()).unwrap_or((0, None));
+                let hint = SizeHint::of(hint);
+                (Some(source), None, hint, None)
+            }
+            GroupInput::Reserved { count, item } => {
+                let hint = SizeHint {
+                    lower: count,
+                    upper: Some(count),
+                };
+                (None, Some(item), hint, Some(count))
+            }
+        };
+        let results = Arc::new(match fixed {
+            Some(count) => Results::fixed(count),
+            None => Results::new(spec.ordered),
+        });
+        let target = if hint.upper == Some(0) {
+            1
+        } else {
+            (hint.lower.clamp(1, MAX_RAMP as u64) as usize).min(spec.num_concurrent)
+        };
+        let mut s = self.section();
+        let (st, after, core) = s.split();
+        let name = match st.name_group(&core.name, spec.kind, spec.name) {
+            Ok(name) => name,
+            Err(e) => {
+                drop(s);
+                // The input and closure are dropped here, outside the lock.
+                drop((input, f));
+                return Err(e);
+            }
+        };
+        let state_input = match (input, fixed) {
+            (Some(source), _) => {
+                let boxed: Box<dyn std::any::Any + Send> = Box::new(source);
+                Input::Idle(Held::new(boxed))
+            }
+            (None, Some(count)) if count > 0 => {
+                Input::Reserved(Reserved::new(st.reserve_ids(count), count))
+            }
+            _ => Input::Done,
+        };
+        let key = st.register_group(
+            name.clone(),
+            spec.num_concurrent,
+            state_input,
+            hint.lower,
+            target,
+        );
+        let group = Arc::new(MapGroup {
+            key,
+            f,
+            options: spec.options,
+            results: results.clone(),
+            reserved_item,
+        });
+        st.launch_group(key, group, core, after);
+        drop(s);
+        Ok(Launched { key, name, results })
+    }
+}
+
+impl<I, F, T> MapGroup<I, F, T> {
+    fn reserved_item(&self) -> I {
+        let make = self
+            .reserved_item
+            .expect("reserved ids belong to start groups");
+        make()
+    }
+}
+
+impl<I, F, Fut> GroupDriver for MapGroup<I, F, Fut::Output>
+where
+    I: Send + 'static,
+    F: Fn(I) -> Fut + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: Send + 'static,
+{
+    fn worker(self: Arc<Self>, core: &Arc<Core>, first: Option<TaskId>) -> NewWorker {
+        let abort = Arc::new(ItemAbort::default());
+        let guard = WorkerGuard {
+            key: self.key,
+            core: core.clone(),
+            held: WorkerHeld {
+                slot: true,
+                input: false,
+            },
+            live: true,
+            polled: false,
+            wake: None,
+        };
+        let job = Runner::job(WorkerJob {
+            fut: work(self, guard, abort.clone(), first),
+            serial: core.serial,
+        });
+        NewWorker {
+            job,
+            control: abort,
+        }
+    }
+
+    fn unstarted(self: Arc<Self>, core: &Arc<Core>, ids: Reserved) -> BoxJob {
+        let left = UnstartedGuard {
+            key: self.key,
+            core: core.clone(),
+            results: self.results.clone(),
+            ids,
+        };
+        Runner::job(WorkerJob {
+            fut: end_unstarted(self, left),
+            serial: core.serial,
+        })
+    }
+
+    fn input_done(&self, not_started: u64) -> Option<Waker> {
+        if not_started > 0 {
+            self.results.add_not_started(not_started);
+        }
+        self.results.close_issuing()
+    }
+}
+
+pin_project! {
+    /// A worker's async body as pool work: polled inside the pool (with no task current;
+    /// the body marks each item's own polls).
+    struct WorkerJob<W> {
+        #[pin]
+        fut: W,
+        serial: u64,
+    }
+}
+
+impl<W: Future<Output = Next> + Send> Work for WorkerJob<W> {
+    fn poll_work(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        _spare: &mut Option<Arc<Mailbox>>,
+    ) -> Poll<Next> {
+        let this = self.project();
+        let _inside = current::enter(*this.serial, None);
+        this.fut.poll(cx)
+    }
+}
+
+/// The cancel signal of the items a worker runs, reused for each: a cancel names the item's
+/// id, so one meant for an item that already ended cannot hit the next.
+#[derive(Default)]
+struct ItemAbort {
+    target: AtomicU64,
+    waker: AtomicWaker,
+}
+
+impl CancelSignal for ItemAbort {
+    fn is_cancelled(&self, id: TaskId) -> bool {
+        self.target.load(Ordering::Acquire) == id.get() + 1
+    }
+
+    fn register(&self, _id: TaskId, waker: &Waker) {
+        self.waker.register(waker);
+    }
+}
+
+impl TaskControl for ItemAbort {
+    fn cancel(&self, id: TaskId) -> Option<Waker> {
+        // `+ 1`: the default 0 names no item.
+        self.target.store(id.get() + 1, Ordering::Release);
+        self.waker.take()
+    }
+}
+
+/// What a worker accounts for until it ends; its drop (the runtime dropped the worker, or
+/// refused to start it) gives it back.
+struct WorkerGuard {
+    key: GroupKey,
+    core: Arc<Core>,
+    held: WorkerHeld,
+    /// Still counted as one of the group's workers.
+    live: bool,
+    polled: bool,
+    /// The results consumer's waker, taken by a result delivered during this poll. Woken when
+    /// the worker stops running (pending, yield, exit): one wake per batch of ready items.
+    wake: Option<Waker>,
+}
+
+impl WorkerGuard {
+    fn wake_consumer(&mut self) {
+        if let Some(w) = self.wake.take() {
+            w.wake();
+        }
+    }
+
+    /// The scheduler accounted for this worker's end (`after_item` handed its slot on).
+    fn ended(&mut self) {
+        self.live = false;
+        self.held = WorkerHeld::default();
+        self.wake_consumer();
+    }
+}
+
+impl Drop for WorkerGuard {
+    fn drop(&mut self) {
+        self.wake_consumer();
+        if !self.live {
+            return;
+        }
+        let mut s = self.core.section();
+        let (st, after, core) = s.split();
+        if !self.polled && super::core::inside_spawn() {
+            // The runtime refused to start it: a replacement would meet the same fate, so
+            // the group stops here.
+            st.cancel_group(self.key, core, after);
+        }
+        st.worker_gone(self.key, self.held, core, after);
+    }
+}
+
+/// Retires the item in flight if its worker is dropped before the item ended.
+struct ItemGuard<'a, T> {
+    results: &'a Results<T>,
+    core: &'a Arc<Core>,
+    id: TaskId,
+    seq: u64,
+    armed: bool,
+}
+
+impl<T> Drop for ItemGuard<'_, T> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let id = self.id;
+        let unwanted = {
+            let mut s = self.core.section();
+            let (st, after, _) = s.split();
+            let res = Err(TaskError::RuntimeDropped { id });
+            let unwanted = deliver_result(self.results, self.seq, res, after);
+            st.retire(id, Outcome::Dropped, after);
+            unwanted
+        };
+        log_end(&self.core.name, None, id, Outcome::Dropped);
+        drop_value(unwanted, owner(&self.core.name, id));
+    }
+}
+
+fn owner(pool: &str, id: TaskId) -> Owner<'_> {
+    Owner {
+        pool,
+        task: Some(id),
+        what: "a map item's output",
+    }
+}
+
+fn input_owner(pool: &str) -> Owner<'_> {
+    Owner {
+        pool,
+        task: None,
+        what: "a map input or an item not started",
+    }
+}
+
+/// The group's input ended (or its group was cancelled while a worker held it).
+fn end_input(key: GroupKey, core: &Arc<Core>) {
+    let mut s = core.section();
+    let (st, after, _) = s.split();
+    st.input_ended(key, after);
+}
+
+/// Stores an item's result; its consumer's waker goes to `after` (or the worker's batch).
+fn deliver_result<T>(
+    results: &Results<T>,
+    seq: u64,
+    res: Item<T>,
+    after: &mut super::core::After,
+) -> Option<Item<T>> {
+    match results.deliver(seq, res) {
+        Ok(waker) => {
+            after.wake(waker);
+            None
+        }
+        Err(res) => Some(res),
+    }
+}
+
+pin_project! {
+    /// An item's future, dropped in place inside a panic guard, whether it ends normally or
+    /// its worker is dropped.
+    struct ItemFuture<F> {
+        #[pin]
+        fut: Option<F>,
+    }
+
+    impl<F> PinnedDrop for ItemFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            drop_in_place_guarded(this.project().fut, "", None);
+        }
+    }
+}
+
+fn drop_in_place_guarded<F>(mut fut: Pin<&mut Option<F>>, pool: &str, id: Option<TaskId>) {
+    if fut.is_none() {
+        return;
+    }
+    if let Err(p) = user::call(|| fut.set(None)) {
+        let msg = user::panic_message(&*p);
+        match id {
+            Some(id) => tracing::error!(
+                pool,
+                task_id = id.get(),
+                "the future of task {id} panicked while being dropped (ignored): {msg}"
+            ),
+            None => {
+                tracing::error!("a map item's future panicked while being dropped (ignored): {msg}")
+            }
+        }
+        user::drop_payload(p);
+    }
+}
+
+/// What a worker got from its group.
+enum Got<I> {
+    /// An item, running under this id, with its result's sequence number.
+    Item(TaskId, u64, I),
+    /// An item that waited for a slot was cancelled first: it ends without running.
+    CancelledBeforeStart(TaskId, u64, I),
+    /// Nothing: the worker ends, and its runner does this next.
+    Done(Next),
+    /// Go around again with this.
+    Again(Pull),
+}
+
+/// A worker: pulls and runs its group's items while it holds its slot.
+async fn work<I, F, Fut>(
+    group: Arc<MapGroup<I, F, Fut::Output>>,
+    mut w: WorkerGuard,
+    abort: Arc<ItemAbort>,
+    mut first: Option<TaskId>,
+) -> Next
+where
+    I: Send + 'static,
+    F: Fn(I) -> Fut + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: Send + 'static,
+{
+    w.polled = true;
+    let core = w.core.clone();
+    let control: Arc<dyn TaskControl> = abort.clone();
+    // The next item, when the section that ended the last one took it too.
+    let mut pulled: Option<Pull> = None;
+    let mut ran = 0usize;
+    loop {
+        // Ready items would otherwise run back to back in one poll and starve the executor's
+        // other tasks (the results' consumer among them).
+        ran += 1;
+        if ran % RUN_BUDGET == 0 {
+            w.wake_consumer();
+            yield_now().await;
+        }
+        let got = match first.take() {
+            Some(id) => Got::Item(id, 0, group.reserved_item()),
+            None => next_item(&group, &core, &control, &mut w, pulled.take()).await,
+        };
+        let (id, seq, item, start) = match got {
+            Got::Item(id, seq, item) => (id, seq, item, true),
+            Got::CancelledBeforeStart(id, seq, item) => (id, seq, item, false),
+            Got::Done(next) => return next,
+            Got::Again(_) => unreachable!("next_item goes around itself"),
+        };
+        let mut guard = ItemGuard {
+            results: &group.results,
+            core: &core,
+            id,
+            seq,
+            armed: true,
+        };
+        let res = if start {
+            run_item(&group, &core, &abort, id, item, &mut w).await
+        } else {
+            drop_value(item, owner(&core.name, id));
+            Err(TaskError::Cancelled { id })
+        };
+        let outcome = Outcome::of(&res);
+        let callbacks = group.options.callbacks.clone();
+        if let Some(callbacks) = &callbacks {
+            if w.held.slot {
+                // Free the slot before the callbacks, as single tasks do; this worker then
+                // ends, and a fresh one takes the group's next item in turn.
+                let mut s = core.section();
+                let (st, after, c) = s.split();
+                st.item_to_callbacks(group.key, id, c, after);
+                w.held.slot = false;
+            }
+            w.wake_consumer();
+            let mut run = pin!(callbacks.run(&core.name, id, outcome == Outcome::Cancelled));
+            poll_fn(|cx| {
+                let _inside = current::enter(core.serial, Some(id));
+                run.as_mut().poll(cx)
+            })
+            .await;
+        }
+        guard.armed = false;
+        let mut unwanted = None;
+        let decision = {
+            let mut s = core.section();
+            let (st, after, c) = s.split();
+            match group.results.deliver(seq, res) {
+                Ok(waker) => {
+                    if let Some(waker) = waker {
+                        w.wake = Some(waker);
+                    }
+                }
+                Err(res) => unwanted = Some(res),
+            }
+            st.retire(id, outcome, after);
+            if w.held.slot {
+                // Every RUN_BUDGET items the worker yields before its next one: it takes that
+                // one after the yield, not now, so no other worker finds the input held.
+                let take_next = ran % RUN_BUDGET != RUN_BUDGET - 1;
+                st.after_item(group.key, take_next, &control, c, after, &mut None)
+            } else {
+                st.worker_gone(group.key, w.held, c, after);
+                AfterItem::Leave(Next::End)
+            }
+        };
+        log_end(&core.name, None, id, outcome);
+        drop_value(unwanted, owner(&core.name, id));
+        match decision {
+            AfterItem::Continue(next) => pulled = next,
+            AfterItem::HandOver(job) => {
+                w.ended();
+                return Next::Run(job);
+            }
+            AfterItem::Leave(next) => {
+                w.ended();
+                return next;
+            }
+        }
+    }
+}
+
+/// Calls the closure on the item and runs the future it makes, as task `id`.
+async fn run_item<I, F, Fut>(
+    group: &MapGroup<I, F, Fut::Output>,
+    core: &Arc<Core>,
+    abort: &ItemAbort,
+    id: TaskId,
+    item: I,
+    w: &mut WorkerGuard,
+) -> Result<Fut::Output, TaskError>
+where
+    F: Fn(I) -> Fut,
+    Fut: Future,
+{
+    let made = {
+        let _inside = current::enter(core.serial, Some(id));
+        log_started(&core.name, None, id);
+        // Calling `f` may itself panic: that is this item's panic, like one in its future.
+        user::call(|| (group.f)(item))
+    };
+    let fut = match made {
+        Ok(fut) => fut,
+        Err(payload) => {
+            let err = TaskError::panicked(id, payload);
+            tracing::error!(pool = %core.name, task_id = id.get(), "{err}");
+            return Err(err);
+        }
+    };
+    let mut fut = pin!(ItemFuture { fut: Some(fut) });
+    let mut timer = RunTimer::new(group.options.timeout);
+    let res = poll_fn(|cx| {
+        let _inside = current::enter(core.serial, Some(id));
+        let this = fut.as_mut().project();
+        let Some(f) = this.fut.as_pin_mut() else {
+            return Poll::Ready(Err(TaskError::Cancelled { id }));
+        };
+        let poll = poll_task(f, id, abort, &mut timer, &*core.spawner, &core.name, cx);
+        if poll.is_pending() {
+            w.wake_consumer();
+        }
+        poll
+    })
+    .await;
+    // The future's destructors run before callbacks and before the result is delivered.
+    let _inside = current::enter(core.serial, Some(id));
+    drop_in_place_guarded(fut.as_mut().project().fut, &core.name, Some(id));
+    res
+}
+
+/// The group's next item for a worker holding a slot.
+async fn next_item<I, F, T>(
+    group: &MapGroup<I, F, T>,
+    core: &Arc<Core>,
+    control: &Arc<dyn TaskControl>,
+    w: &mut WorkerGuard,
+    mut pulled: Option<Pull>,
+) -> Got<I>
+where
+    I: Send + 'static,
+{
+    let mut busy = 0;
+    loop {
+        let pull = match pulled.take() {
+            Some(pull) => pull,
+            None => core.section().next_item(group.key, control),
+        };
+        match pull {
+            Pull::Reserved(id) => return Got::Item(id, 0, group.reserved_item()),
+            Pull::Source(any) => {
+                w.held.input = true;
+                let source: Box<Source<I>> = any
+                    .downcast()
+                    .expect("a group's input has the group's item type");
+                return pull_from(group, core, control, source, w).await;
+            }
+            Pull::Busy if busy < 2 => {
+                // Another worker is pulling; it is done in a moment.
+                busy += 1;
+                w.wake_consumer();
+                yield_now().await;
+            }
+            Pull::Busy | Pull::Nothing => match leave(group.key, core, control, w) {
+                Ok(next) => return Got::Done(next),
+                Err(pull) => pulled = Some(pull),
+            },
+        }
+    }
+}
+
+/// The scheduler's word for a worker with no item: hand over or leave (`Ok`), or go on
+/// with the item it took (`Err`).
+fn leave(
+    key: GroupKey,
+    core: &Arc<Core>,
+    control: &Arc<dyn TaskControl>,
+    w: &mut WorkerGuard,
+) -> Result<Next, Pull> {
+    let decision = {
+        let mut s = core.section();
+        let (st, after, c) = s.split();
+        st.after_item(key, true, control, c, after, &mut None)
+    };
+    match decision {
+        AfterItem::Continue(pull) => Err(pull.expect("taken now")),
+        AfterItem::HandOver(job) => {
+            w.ended();
+            Ok(Next::Run(job))
+        }
+        AfterItem::Leave(next) => {
+            w.ended();
+            Ok(next)
+        }
+    }
+}
+
+/// A worker that found nothing to run asks the scheduler: leave, or go around again with
+/// what it was handed.
+fn leave_or_again<I>(
+    key: GroupKey,
+    core: &Arc<Core>,
+    control: &Arc<dyn TaskControl>,
+    w: &mut WorkerGuard,
+) -> Got<I> {
+    match leave(key, core, control, w) {
+        Ok(next) => Got::Done(next),
+        Err(pull) => Got::Again(pull),
+    }
+}
+
+/// Polls the checked-out input (no lock held, inside the pool but in no task).
+fn poll_input<I>(source: &mut Source<I>, cx: &mut Context<'_>, pool: &str) -> Poll<Option<I>> {
+    match user::call(|| source.as_mut().poll_next(cx)) {
+        Ok(poll) => poll,
+        Err(payload) => {
+            let msg = user::panic_message(&*payload);
+            tracing::error!(
+                pool,
+                "a map input panicked; no more items are pulled: {msg}"
+            );
+            user::drop_payload(payload);
+            Poll::Ready(None)
+        }
+    }
+}
+
+fn size_hint<I>(source: &Source<I>) -> SizeHint {
+    SizeHint::of(user::call(|| source.size_hint()).unwrap_or((0, None)))
+}
+
+/// Pulls one item from the input checked out to this worker and brings the input back.
+async fn pull_from<I, F, T>(
+    group: &MapGroup<I, F, T>,
+    core: &Arc<Core>,
+    control: &Arc<dyn TaskControl>,
+    mut source: Box<Source<I>>,
+    w: &mut WorkerGuard,
+) -> Got<I>
+where
+    I: Send + 'static,
+{
+    let pool = &*core.name;
+    let polled = poll_fn(|cx| Poll::Ready(poll_input(&mut source, cx, pool))).await;
+    match polled {
+        Poll::Ready(Some(item)) => {
+            let hint = size_hint(&source);
+            let mut s = core.section();
+            let (st, after, c) = s.split();
+            let registered = st.item_pulled(group.key, source, hint, control, c, after);
+            // Sequence numbers follow input order: issued while this worker still holds
+            // the input's turn (inside the section that brings it back), and before the
+            // input is closed, so the stream cannot end before this item.
+            let seq = registered.map(|_| group.results.issue());
+            if registered.is_some() && hint.upper == Some(0) {
+                st.input_ended(group.key, after);
+            }
+            drop(s);
+            w.held.input = false;
+            match (registered, seq) {
+                (Some(id), Some(seq)) => Got::Item(id, seq, item),
+                _ => {
+                    // Cancelled while this worker pulled: the item never starts.
+                    drop_value(item, input_owner(pool));
+                    leave_or_again(group.key, core, control, w)
+                }
+            }
+        }
+        Poll::Ready(None) => {
+            end_input(group.key, core);
+            w.held.input = false;
+            drop_value(source, input_owner(pool));
+            leave_or_again(group.key, core, control, w)
+        }
+        Poll::Pending => wait_for_input(group, core, control, source, w).await,
+    }
+}
+
+/// The input was not ready: give the slot back and wait on it; then run the item in a slot
+/// of its own, in the group's turn.
+async fn wait_for_input<I, F, T>(
+    group: &MapGroup<I, F, T>,
+    core: &Arc<Core>,
+    control: &Arc<dyn TaskControl>,
+    mut source: Box<Source<I>>,
+    w: &mut WorkerGuard,
+) -> Got<I>
+where
+    I: Send + 'static,
+{
+    let pool = &*core.name;
+    let waker = poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
+    {
+        let mut s = core.section();
+        let (st, after, c) = s.split();
+        st.input_pending(group.key, waker, c, after);
+    }
+    w.held.slot = false;
+    w.wake_consumer();
+    let arrived = poll_fn(|cx| {
+        if !core.section().still_waiting_on_input(group.key, cx.waker()) {
+            return Poll::Ready(None);
+        }
+        poll_input(&mut source, cx, pool).map(Some)
+    })
+    .await;
+    let item = match arrived {
+        Some(Some(item)) => item,
+        ended => {
+            // The input ended, or the group was cancelled while this worker waited.
+            end_input(group.key, core);
+            w.held.input = false;
+            drop_value(source, input_owner(pool));
+            if let Some(Some(item)) = ended {
+                drop_value(item, input_owner(pool));
+            }
+            return Got::Done(gone(group.key, core, w));
+        }
+    };
+    let hint = size_hint(&source);
+    let waker = poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
+    let (arrival, seq) = {
+        let mut s = core.section();
+        let (st, after, _) = s.split();
+        let arrival = st.item_arrived(group.key, source, hint, control, &waker, after);
+        let seq = match arrival {
+            Arrival::Slot(_) | Arrival::WaitForTurn(_) => group.results.issue(),
+            Arrival::Cancelled => 0,
+        };
+        if !matches!(arrival, Arrival::Cancelled) && hint.upper == Some(0) {
+            st.input_ended(group.key, after);
+        }
+        (arrival, seq)
+    };
+    w.held.input = false;
+    match arrival {
+        Arrival::Slot(id) => {
+            w.held.slot = true;
+            Got::Item(id, seq, item)
+        }
+        Arrival::WaitForTurn(id) => {
+            let granted = poll_fn(
+                |cx| match core.section().poll_turn(group.key, id, cx.waker()) {
+                    Some(granted) => Poll::Ready(granted),
+                    None => Poll::Pending,
+                },
+            )
+            .await;
+            if granted {
+                w.held.slot = true;
+                Got::Item(id, seq, item)
+            } else {
+                Got::CancelledBeforeStart(id, seq, item)
+            }
+        }
+        Arrival::Cancelled => {
+            drop_value(item, input_owner(pool));
+            Got::Done(gone(group.key, core, w))
+        }
+    }
+}
+
+/// A worker holding no slot ends.
+fn gone(key: GroupKey, core: &Arc<Core>, w: &mut WorkerGuard) -> Next {
+    {
+        let mut s = core.section();
+        let (st, after, c) = s.split();
+        st.worker_gone(key, w.held, c, after);
+    }
+    w.ended();
+    Next::End
+}
+
+/// Ends reserved items cancelled before they started: each runs its callbacks and delivers
+/// `Cancelled`, like a queued task cancelled before it started.
+async fn end_unstarted<I, F, Fut>(
+    group: Arc<MapGroup<I, F, Fut::Output>>,
+    mut left: UnstartedGuard<Fut::Output>,
+) -> Next
+where
+    I: Send + 'static,
+    F: Fn(I) -> Fut + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: Send + 'static,
+{
+    let core = left.core.clone();
+    let mut n = 0usize;
+    while let Some(raw) = left.ids.take_oldest() {
+        n += 1;
+        if n % RUN_BUDGET == 0 {
+            yield_now().await;
+        }
+        let id = TaskId::new(raw);
+        if let Some(callbacks) = &group.options.callbacks {
+            let mut run = pin!(callbacks.run(&core.name, id, true));
+            poll_fn(|cx| {
+                let _inside = current::enter(core.serial, Some(id));
+                run.as_mut().poll(cx)
+            })
+            .await;
+        }
+        left.end(id, Outcome::Cancelled, Err(TaskError::Cancelled { id }));
+    }
+    Next::End
+}
+
+/// The reserved items an `end_unstarted` job has not ended yet. If the runtime drops the job,
+/// they end as dropped (no callbacks can run).
+struct UnstartedGuard<T> {
+    key: GroupKey,
+    core: Arc<Core>,
+    results: Arc<Results<T>>,
+    ids: Reserved,
+}
+
+impl<T> UnstartedGuard<T> {
+    fn end(&self, id: TaskId, outcome: Outcome, res: Item<T>) {
+        let unwanted = {
+            let mut s = self.core.section();
+            let (st, after, _) = s.split();
+            let unwanted = deliver_result(&self.results, 0, res, after);
+            st.unstarted_ended(self.key, 1, outcome, after);
+            unwanted
+        };
+        log_end(&self.core.name, None, id, outcome);
+        drop_value(unwanted, owner(&self.core.name, id));
+    }
+}
+
+impl<T> Drop for UnstartedGuard<T> {
+    fn drop(&mut self) {
+        while let Some(raw) = self.ids.take_oldest() {
+            let id = TaskId::new(raw);
+            self.end(id, Outcome::Dropped, Err(TaskError::RuntimeDropped { id }));
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! The engine: the scheduler behind every pool. Nothing here is public; `TaskPool`,
+//! `SimpleTaskPool`, handles and groups are thin layers over it. This file is its design.
+//!
+//! # Words
+//!
+//! - A **task** has an id and ends exactly once, with an outcome: completed, cancelled,
+//!   panicked, timed out, or dropped by its runtime. It is a *loose task* (`spawn`,
+//!   `spawn_queued`, `try_spawn`, `exec`) or an *item* of a group.
+//! - A **group** (`map`, `apply`, `SimpleTaskPool::start`) has an identity of its own
+//!   ([`lanes::GroupKey`], never reused) and a name (a label, free again once the group is
+//!   cancelled or flushed). Its items come from an input, pulled lazily, or from ids reserved
+//!   when it was made (`start`).
+//! - A **slot** is one unit of the pool's limit. A **runner** (`runner.rs`) is a runtime task
+//!   the pool spawned; it holds one slot and runs one **job** at a time (`handoff.rs`): a loose
+//!   task (`task.rs`), or a group's **worker** (`map.rs`), which runs the group's items one
+//!   after another in its slot.
+//! - A **lane** (`lanes.rs`) is where work waits for a slot: one for the loose tasks (FIFO),
+//!   one per group. Lanes that want a slot take **turns**, round robin.
+//!
+//! # A loose task's life
+//!
+//! ```text
+//!  submit ──room──▶ Running(Slot) ──future done──▶ [Ending: callbacks] ──▶ retired
+//!     │                   ▲
+//!     └──no room──▶ Queued ┘ (its turn: the slot of a task that ended, handed over)
+//!                     │
+//!                     └──cancel──▶ Ending (callbacks, no slot) ──▶ retired
+//! ```
+//!
+//! Submitting with room starts the task at once (on a parked runner if one waits, else a
+//! fresh runtime task); without room it waits in the loose lane, its future parked in its
+//! cell. When a task with a slot ends and the loose lane's turn is up, the next queued task
+//! runs on the same runner in the same slot: no slot released and re-taken, no runtime
+//! spawn. `exec` from one of the pool's own tasks runs the child nested in the caller's slot
+//! (`Seat::Nested`), so a task waiting for work of its own pool never waits for a slot that
+//! only it could free.
+//!
+//! # An item's life
+//!
+//! A worker (holding a slot) takes the group's next item: it checks the group's input out of
+//! the state (no other worker can pull meanwhile), polls it with no lock held, and brings it
+//! back in the section that registers the item under a fresh id (so ids and result order
+//! follow input order, and a cancel never meets an id that exists but is not registered). The
+//! item then runs like a task, with its own id, cancellation, panic isolation, timeout,
+//! callbacks and result. After it, the scheduler says whether the worker keeps its slot for
+//! the group's next item (its group's turn, or nobody else waits), hands it to the lane whose
+//! turn it is, or gives it back. An input that is not ready is awaited without a slot.
+//!
+//! # Slot accounting
+//!
+//! `State::slots` counts slots held: by runners of loose tasks and by workers. It changes
+//! only in `take_slot`/`free_slot`, called from the scheduler's named steps (`grant`,
+//! `next_for_slot`, `after_item`, `release_slot`, `worker_gone`). A slot freed while work
+//! waits goes to the lane at the front of the turns, which moves to the back; so competing
+//! groups and the loose tasks each get a slot at least once every *k* starts (*k* lanes
+//! waiting), whatever their backlogs. Lowering the limit takes effect as slots free up:
+//! nothing running is stopped, and no runner goes on while the pool is over its limit.
+//!
+//! # The lock order, and where user code runs
+//!
+//! One state lock per pool ([`core::Core::section`]), then at most one leaf lock (a task's
+//! cell, a group's results, a parked runner's mailbox). Nothing is locked under a leaf lock.
+//! `lock.rs` checks the order in debug builds.
+//!
+//! **No user code runs and no user value is dropped while any pool lock is held**: not a
+//! future, closure, input, callback or output, not a panic payload, not the last pool handle
+//! a closure holds. This is structural:
+//! - user code is called only through `user::call` (debug builds check no pool lock is held);
+//! - values that may hold user values live in the state wrapped in `user::Held`, whose drop
+//!   checks (in debug builds) that no lock is held; the state hands them out when it removes
+//!   them, into the section's `After`, which drops them after unlocking;
+//! - every drop of a user value goes through `user::drop_value`, inside a panic guard: a
+//!   panicking destructor is logged against its task and reaches neither the executor nor
+//!   another task. A future is dropped in place in a guard (`TaskRun`, `ItemFuture`), before
+//!   its callbacks run and before its result is delivered.
+//! - wake-ups, spawns and notifications also happen after unlocking (`After::run`).
+//!
+//! # Invariants
+//!
+//! - Every task id is registered (table, loose lane or a group's reserved ids) from the
+//!   section that hands it out until the section that retires it; `cancel` sees it all along.
+//! - `running`, `ending`, the queued counts and `slots` change only in the named transitions
+//!   of `State`, which keep them equal to what they count.
+//! - A group is counted busy (`join` waits) until its input is done, no worker lives, and no
+//!   item is live; then its driver (the user's closure and input) is dropped.
+//! - A runner that parks holds no reference to its pool, so a pool whose runtime stops
+//!   polling is freed with its last handle.
+//! - A task whose runtime drops or refuses it ends as `RuntimeDropped`/`SpawnFailed`: its slot
+//!   comes back and its handle resolves; its callbacks cannot run (no runtime to run them).
+
+pub(crate) mod callbacks;
+pub(crate) mod capacity;
+pub(crate) mod control;
+pub(crate) mod core;
+pub(crate) mod current;
+pub(crate) mod fifo;
+pub(crate) mod handoff;
+pub(crate) mod lanes;
+pub(crate) mod lock;
+pub(crate) mod map;
+pub(crate) mod observe;
+pub(crate) mod poll;
+pub(crate) mod results;
+pub(crate) mod runner;
+pub(crate) mod slab;
+pub(crate) mod table;
+pub(crate) mod task;
+pub(crate) mod user;
+pub(crate) mod yield_now;

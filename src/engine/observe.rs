@@ -1,0 +1,147 @@
+//! Looking at a pool and waiting for it: `join`, `flush`, `until_closed`, stats and the task
+//! list.
+
+use super::core::{Core, Gate, LiveState, State};
+use super::current;
+use super::lanes::GroupKey;
+use crate::error::PoolError;
+use crate::id::{TaskId, TaskName};
+use crate::stats::{PoolStats, TaskInfo, TaskState};
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+impl Core {
+    /// Errors if called from inside one of this pool's tasks (or its callbacks, or a map
+    /// input), where waiting for the pool would wait for the caller itself.
+    pub(crate) fn refuse_own_task(&self, method: &'static str) -> Result<(), PoolError> {
+        if current::inside_pool(self.serial) {
+            return Err(PoolError::CalledFromOwnTask {
+                pool: self.pool_name(),
+                method,
+            });
+        }
+        Ok(())
+    }
+
+    /// Waits until `done(state)` holds; refuses to from the pool's own tasks.
+    pub(crate) async fn wait_until(
+        &self,
+        method: &'static str,
+        done: impl Fn(&State) -> bool,
+    ) -> Result<(), PoolError> {
+        self.refuse_own_task(method)?;
+        self.wait_until_from_anywhere(done).await;
+        Ok(())
+    }
+
+    /// Waits until `done(state)` holds, from any context.
+    pub(crate) async fn wait_until_from_anywhere(&self, done: impl Fn(&State) -> bool) {
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        let (waiters, changed) = self.waiters();
+        waiters.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Waiting(waiters);
+        loop {
+            if self.read(&done) {
+                return;
+            }
+            let listener = changed.listen();
+            if self.read(&done) {
+                return;
+            }
+            listener.await;
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.read(|st| st.gate() == Gate::Closed)
+    }
+
+    /// Forgets ended tasks' counters and finished groups.
+    pub(crate) fn forget_ended(self: &Arc<Self>) {
+        self.section().forget_ended();
+    }
+
+    pub(crate) fn stats(&self) -> PoolStats {
+        self.read(|st| {
+            let ended = st.ended();
+            PoolStats {
+                name: self.name.to_string(),
+                limit: st.limit(),
+                running: st.running(),
+                queued: st.queued() as usize,
+                backlog: st.backlog(),
+                ending: st.ending(),
+                ended: ended.ended,
+                cancelled: ended.cancelled,
+                panicked: ended.panicked,
+                timed_out: ended.timed_out,
+                dropped: ended.dropped,
+                submitted: st.next_id(),
+                locked: st.gate() != Gate::Open,
+                closed: st.gate() == Gate::Closed,
+                is_full: !st.has_room(),
+                groups: st.group_names(),
+            }
+        })
+    }
+
+    /// Live tasks with ids of at least `from`, ascending, at most `max` of them.
+    pub(crate) fn tasks(&self, from: TaskId, max: usize) -> Vec<TaskInfo> {
+        self.read(|st| {
+            st.live_tasks(from.get(), max)
+                .into_iter()
+                .map(|t| TaskInfo {
+                    id: t.id,
+                    name: TaskName {
+                        pool: &self.name,
+                        custom: t.name,
+                        id: t.id,
+                    }
+                    .to_string(),
+                    group: t.group.map(str::to_owned),
+                    state: match t.state {
+                        LiveState::Queued => TaskState::Queued,
+                        LiveState::Running => TaskState::Running,
+                        LiveState::Ending => TaskState::Ending,
+                    },
+                })
+                .collect()
+        })
+    }
+
+    /// Ids of the group's live items (queued or running), or `None` if the pool forgot it.
+    pub(crate) fn group_ids(&self, key: GroupKey) -> Vec<TaskId> {
+        self.read(|st| st.ids_in_group(key))
+    }
+
+    /// The ids of the live tasks of the named groups.
+    pub(crate) fn group_ids_named<'n>(
+        &self,
+        names: impl IntoIterator<Item = &'n str>,
+    ) -> Result<BTreeSet<TaskId>, PoolError> {
+        self.read(|st| {
+            let mut out = BTreeSet::new();
+            for name in names {
+                let Some(key) = st.group_key(name) else {
+                    return Err(PoolError::GroupNotFound {
+                        pool: self.pool_name(),
+                        name: name.to_owned(),
+                    });
+                };
+                out.extend(st.ids_in_group(key));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Whether the task `id` belongs to the group `key`.
+    pub(crate) fn in_group(&self, id: TaskId, key: GroupKey) -> bool {
+        self.read(|st| st.group_of(id) == Some(key))
+    }
+}

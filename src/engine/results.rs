@@ -1,0 +1,208 @@
+//! A group's results: kept in input or completion order for the group's stream, and counted
+//! by outcome for its summary.
+
+use super::capacity::shrink_after_burst;
+use super::core::Outcome;
+use super::lock::{lock, Locked, Rank};
+use crate::error::TaskError;
+use crate::stats::GroupSummary;
+use event_listener::Event;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::task::{Context, Poll, Waker};
+
+pub(crate) type Item<T> = Result<T, TaskError>;
+
+/// A group's results, kept while someone holds the `Group`.
+pub(crate) struct Results<T> {
+    inner: Mutex<Inner<T>>,
+    /// Sequence numbers handed out, in input order. Written only by the worker that holds the
+    /// group's input (one at a time), read under `inner` once `issuing_done` is seen.
+    issued: AtomicU64,
+    finished: Event,
+}
+
+struct Inner<T> {
+    ordered: bool,
+    keep: bool,
+    /// Sequence number of `buf[0]` (ordered mode).
+    base: u64,
+    buf: VecDeque<Option<Item<T>>>,
+    delivered: u64,
+    issuing_done: bool,
+    waker: Option<Waker>,
+    summary: GroupSummary,
+}
+
+impl<T> Inner<T> {
+    fn finished(&self, issued: &AtomicU64) -> bool {
+        self.issuing_done && self.delivered == issued.load(Ordering::Acquire)
+    }
+}
+
+impl<T> Results<T> {
+    pub(crate) fn new(ordered: bool) -> Self {
+        Self {
+            inner: Mutex::new(Inner {
+                ordered,
+                keep: true,
+                base: 0,
+                buf: VecDeque::new(),
+                delivered: 0,
+                issuing_done: false,
+                waker: None,
+                summary: GroupSummary::default(),
+            }),
+            issued: AtomicU64::new(0),
+            finished: Event::new(),
+        }
+    }
+
+    /// Results of exactly `count` items, known up front (their ids are reserved), in
+    /// completion order.
+    pub(crate) fn fixed(count: u64) -> Self {
+        let results = Self::new(false);
+        results.issued.store(count, Ordering::Release);
+        results.inner().issuing_done = true;
+        results
+    }
+
+    fn inner(&self) -> Locked<'_, Inner<T>> {
+        lock(&self.inner, Rank::Leaf)
+    }
+
+    /// Hands out the next sequence number (input order).
+    pub(crate) fn issue(&self) -> u64 {
+        self.issued.fetch_add(1, Ordering::AcqRel)
+    }
+
+    /// No more items will be issued.
+    pub(crate) fn close_issuing(&self) -> Option<Waker> {
+        let mut r = self.inner();
+        r.issuing_done = true;
+        if !r.finished(&self.issued) {
+            return None;
+        }
+        self.finished.notify(usize::MAX);
+        r.waker.take()
+    }
+
+    /// Items that never started (the group was cancelled first), for the summary.
+    pub(crate) fn add_not_started(&self, n: u64) {
+        self.inner().summary.not_started += n;
+    }
+
+    /// Stores item `seq`'s result; returns the stream's waker (to wake after unlocking), or
+    /// the result itself if nobody keeps results (to drop after unlocking).
+    pub(crate) fn deliver(&self, seq: u64, res: Item<T>) -> Result<Option<Waker>, Item<T>> {
+        let mut r = self.inner();
+        r.delivered += 1;
+        let s = &mut r.summary;
+        match Outcome::of(&res) {
+            Outcome::Completed => s.completed += 1,
+            Outcome::Cancelled => s.cancelled += 1,
+            Outcome::Panicked => s.panicked += 1,
+            Outcome::TimedOut => s.timed_out += 1,
+            Outcome::Dropped => s.dropped += 1,
+        }
+        if r.finished(&self.issued) {
+            self.finished.notify(usize::MAX);
+        }
+        if !r.keep {
+            return Err(res);
+        }
+        if r.ordered {
+            let idx = (seq - r.base) as usize;
+            if idx == r.buf.len() {
+                // The usual case: results end in input order.
+                r.buf.push_back(Some(res));
+            } else {
+                if r.buf.len() <= idx {
+                    r.buf.resize_with(idx + 1, || None);
+                }
+                r.buf[idx] = Some(res);
+            }
+        } else {
+            r.buf.push_back(Some(res));
+        }
+        Ok(r.waker.take())
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        self.inner().finished(&self.issued)
+    }
+
+    pub(crate) fn summary(&self) -> GroupSummary {
+        self.inner().summary
+    }
+
+    /// Moves every result that can be handed out now into `out` (empty on entry), so the
+    /// consumer takes the lock once per batch rather than once per item. `Ready(false)`: the
+    /// stream has ended.
+    pub(crate) fn refill(
+        &self,
+        cx: &mut Context<'_>,
+        out: &mut VecDeque<Option<Item<T>>>,
+    ) -> Poll<bool> {
+        let mut r = self.inner();
+        let ready = if r.ordered {
+            r.buf.iter().take_while(|x| x.is_some()).count()
+        } else {
+            r.buf.len()
+        };
+        if ready > 0 {
+            r.base += ready as u64;
+            if ready == r.buf.len() {
+                // Swap buffers: both sides keep their capacity, nothing is copied.
+                std::mem::swap(&mut r.buf, out);
+            } else {
+                out.extend(r.buf.drain(..ready));
+            }
+            shrink_after_burst(&mut r.buf);
+            return Poll::Ready(true);
+        }
+        if r.finished(&self.issued) && r.buf.is_empty() {
+            return Poll::Ready(false);
+        }
+        r.waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// Results delivered but not yet handed out, items issued but not yet ended, and whether
+    /// issuing is over.
+    pub(crate) fn counts(&self) -> (usize, usize, bool) {
+        let r = self.inner();
+        let ready = r.buf.iter().filter(|x| x.is_some()).count();
+        let pending = (self.issued.load(Ordering::Acquire) - r.delivered) as usize;
+        (ready, pending, r.issuing_done)
+    }
+
+    pub(crate) fn is_terminated(&self) -> bool {
+        let r = self.inner();
+        r.finished(&self.issued) && r.buf.is_empty()
+    }
+
+    /// Stops keeping results; returns those kept so far, for the caller to drop after
+    /// unlocking.
+    pub(crate) fn discard(&self) -> VecDeque<Option<Item<T>>> {
+        let mut r = self.inner();
+        r.keep = false;
+        r.base += r.buf.len() as u64;
+        std::mem::take(&mut r.buf)
+    }
+
+    /// Waits until every item has ended.
+    pub(crate) async fn wait_finished(&self) {
+        loop {
+            if self.is_finished() {
+                return;
+            }
+            let listener = self.finished.listen();
+            if self.is_finished() {
+                return;
+            }
+            listener.await;
+        }
+    }
+}

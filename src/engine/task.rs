@@ -1,0 +1,694 @@
+//! Loose tasks (`spawn`, `spawn_queued`, `try_spawn`, `exec`): the cell a task shares with its
+//! handle and the pool, the job that runs it, and the entry points that submit it.
+//!
+//! A loose task costs one cell (shared with its handle) and, once it starts, one runner
+//! holding its job. While it waits in the queue, the cell also holds its future, so a queued
+//! task costs its cell and a queue slot and nothing else.
+
+use super::callbacks::TaskOptions;
+use super::core::{Admission, After, Core, Outcome, QueuedTask, Seat, TaskControl};
+use super::current;
+use super::handoff::{BoxJob, Mailbox, Next};
+use super::lock::{lock, Rank};
+use super::poll::{poll_task, CancelSignal, RunTimer};
+use super::runner::{Runner, Work};
+use super::user::{self, drop_value, Owner};
+use crate::error::{PoolError, TaskError};
+use crate::id::{TaskId, TaskName};
+use async_taskpool_runtime::BoxFuture;
+use futures_util::FutureExt;
+use pin_project_lite::pin_project;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+const CANCELLED: u8 = 1;
+const STARTED: u8 = 2;
+const DONE: u8 = 4;
+const DETACHED: u8 = 8;
+
+/// Everything optional about a task, boxed once so plain tasks stay small.
+pub(crate) struct TaskSpec {
+    pub(crate) name: Option<Arc<str>>,
+    pub(crate) options: TaskOptions,
+}
+
+impl TaskSpec {
+    /// `None` for a plain task: nothing optional to store.
+    pub(crate) fn boxed(name: Option<Arc<str>>, options: TaskOptions) -> Option<Box<Self>> {
+        (name.is_some() || !options.is_plain()).then(|| Box::new(Self { name, options }))
+    }
+}
+
+/// What a task shares between its job, its handle and the pool.
+pub(crate) struct TaskCell<F: Future> {
+    flags: AtomicU8,
+    spec: Option<Box<TaskSpec>>,
+    inner: Mutex<CellInner<F>>,
+}
+
+struct CellInner<F: Future> {
+    stage: Stage<F>,
+    /// The handle, waiting for the task to start (`spawn`) or to finish.
+    waker: Option<Waker>,
+}
+
+enum Stage<F: Future> {
+    /// Queued: the future waits here until a slot frees.
+    Queued(F),
+    /// Running, with the waker of its runner (woken by `cancel`).
+    Running(Option<Waker>),
+    /// Finished; the error is boxed to keep the cell small.
+    Done(Result<F::Output, Box<TaskError>>),
+    /// The result went to the handle, or the handle went away.
+    Taken,
+}
+
+impl<F: Future> TaskCell<F> {
+    fn new(spec: Option<Box<TaskSpec>>) -> Self {
+        Self {
+            flags: AtomicU8::new(0),
+            spec,
+            inner: Mutex::new(CellInner {
+                stage: Stage::Running(None),
+                waker: None,
+            }),
+        }
+    }
+
+    fn options(&self) -> Option<&TaskOptions> {
+        self.spec.as_ref().map(|s| &s.options)
+    }
+
+    fn custom_name(&self) -> Option<&str> {
+        self.spec.as_ref()?.name.as_deref()
+    }
+
+    fn flag(&self, bit: u8) -> bool {
+        self.flags.load(Ordering::Acquire) & bit != 0
+    }
+
+    /// Parks the future here while the task waits for a slot.
+    fn park(&self, fut: F) {
+        lock(&self.inner, Rank::Leaf).stage = Stage::Queued(fut);
+    }
+
+    /// The task left the queue: the future, and the handle's waker (for `spawn().await`).
+    fn unpark(&self) -> (Option<F>, Option<Waker>) {
+        self.flags.fetch_or(STARTED, Ordering::AcqRel);
+        let mut inner = lock(&self.inner, Rank::Leaf);
+        let fut = match std::mem::replace(&mut inner.stage, Stage::Running(None)) {
+            Stage::Queued(fut) => Some(fut),
+            other => {
+                inner.stage = other;
+                None
+            }
+        };
+        (fut, inner.waker.take())
+    }
+
+    /// Stores the result for the handle and returns the handle's waker; gives the result
+    /// back if the handle went away (to be dropped after unlocking).
+    fn deliver(
+        &self,
+        res: Result<F::Output, TaskError>,
+    ) -> Result<Option<Waker>, Result<F::Output, TaskError>> {
+        let mut inner = lock(&self.inner, Rank::Leaf);
+        if self.flag(DETACHED) {
+            return Err(res);
+        }
+        inner.stage = Stage::Done(res.map_err(Box::new));
+        self.flags.fetch_or(DONE, Ordering::Release);
+        Ok(inner.waker.take())
+    }
+}
+
+impl<F: Future> CancelSignal for TaskCell<F> {
+    fn is_cancelled(&self, _id: TaskId) -> bool {
+        self.flag(CANCELLED)
+    }
+
+    fn register(&self, _id: TaskId, waker: &Waker) {
+        let mut inner = lock(&self.inner, Rank::Leaf);
+        if let Stage::Running(slot) = &mut inner.stage {
+            match slot {
+                Some(w) if w.will_wake(waker) => {}
+                _ => *slot = Some(waker.clone()),
+            }
+        }
+    }
+}
+
+impl<F> TaskControl for TaskCell<F>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn cancel(&self, _id: TaskId) -> Option<Waker> {
+        self.flags.fetch_or(CANCELLED, Ordering::AcqRel);
+        match &mut lock(&self.inner, Rank::Leaf).stage {
+            Stage::Running(w) => w.take(),
+            _ => None,
+        }
+    }
+
+    fn name(&self) -> Option<&str> {
+        self.custom_name()
+    }
+}
+
+impl<F> QueuedTask for TaskCell<F>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn launch(self: Arc<Self>, core: &Arc<Core>, id: TaskId, seat: Seat) -> BoxJob {
+        let (fut, waker) = self.unpark();
+        // The handle of a `spawn().await` waits for this; woken right after the section.
+        if let Some(w) = waker {
+            w.wake();
+        }
+        Runner::job(TaskRun::new(core.clone(), self, fut, id, seat))
+    }
+
+    fn control(self: Arc<Self>) -> Arc<dyn TaskControl> {
+        self
+    }
+
+    fn name(&self) -> Option<&str> {
+        self.custom_name()
+    }
+}
+
+/// What a `TaskHandle` needs from its cell, without naming the future's type.
+pub(crate) trait HandleSide<T>: Send + Sync {
+    fn poll_result(&self, cx: &mut Context<'_>) -> Poll<Result<T, TaskError>>;
+    fn poll_started(&self, cx: &mut Context<'_>) -> Poll<()>;
+    fn is_finished(&self) -> bool;
+    /// The handle went away: the result, if it came, is dropped (by the caller, outside the
+    /// cell's lock); a later one is dropped by the task's job.
+    fn detach(&self) -> Option<Result<T, TaskError>>;
+}
+
+impl<F> HandleSide<F::Output> for TaskCell<F>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn poll_result(&self, cx: &mut Context<'_>) -> Poll<Result<F::Output, TaskError>> {
+        let mut inner = lock(&self.inner, Rank::Leaf);
+        match std::mem::replace(&mut inner.stage, Stage::Taken) {
+            Stage::Done(res) => Poll::Ready(res.map_err(|e| *e)),
+            Stage::Taken => panic!("TaskHandle polled after it returned its result"),
+            other => {
+                inner.stage = other;
+                inner.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+
+    fn poll_started(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.flag(STARTED | DONE) {
+            return Poll::Ready(());
+        }
+        let mut inner = lock(&self.inner, Rank::Leaf);
+        if self.flag(STARTED | DONE) {
+            return Poll::Ready(());
+        }
+        inner.waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    fn is_finished(&self) -> bool {
+        self.flag(DONE)
+    }
+
+    fn detach(&self) -> Option<Result<F::Output, TaskError>> {
+        let mut inner = lock(&self.inner, Rank::Leaf);
+        self.flags.fetch_or(DETACHED, Ordering::AcqRel);
+        inner.waker = None;
+        match std::mem::replace(&mut inner.stage, Stage::Taken) {
+            Stage::Done(res) => Some(res.map_err(|e| *e)),
+            other => {
+                inner.stage = other;
+                None
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Step {
+    /// Not polled yet.
+    Fresh,
+    /// Its future runs.
+    Running,
+    /// Its future is done; its callbacks run.
+    Callbacks,
+    /// Retired.
+    Done,
+}
+
+/// What only tasks with a timeout or callbacks need.
+struct Extra<T> {
+    timer: RunTimer,
+    callbacks: Option<BoxFuture>,
+    held: Option<Result<T, TaskError>>,
+}
+
+pin_project! {
+    #[project = TaskRunProj]
+    /// The job of one loose task: polls its future, runs its callbacks, retires it, and says
+    /// what its runner does next. If it is dropped before that (the runtime dropped or refused
+    /// its runner), its drop retires the task as dropped by the runtime.
+    pub(crate) struct TaskRun<F: Future> {
+        #[pin]
+        fut: Option<F>,
+        cell: Option<Arc<TaskCell<F>>>,
+        core: Option<Arc<Core>>,
+        id: TaskId,
+        seat: Seat,
+        step: Step,
+        extra: Option<Box<Extra<F::Output>>>,
+    }
+
+    impl<F: Future> PinnedDrop for TaskRun<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let mut this = this.project();
+            if *this.step == Step::Done {
+                return;
+            }
+            let (Some(core), Some(cell)) = (this.core.take(), this.cell.take()) else {
+                return;
+            };
+            let id = *this.id;
+            let pool = core.name.clone();
+            let owner = Owner { pool: &pool, task: Some(id), what: "the task's future" };
+            // Destructors first: the handle resolves after the future is gone.
+            if let Err(p) = user::call(|| this.fut.set(None)) {
+                log_destructor_panic(&core.name, id, p);
+            }
+            let held = this.extra.as_mut().and_then(|e| e.held.take());
+            let in_callbacks = *this.step == Step::Callbacks;
+            let res = held.unwrap_or_else(|| Err(dropped_error(id, *this.step == Step::Fresh)));
+            let outcome = Outcome::of(&res);
+            let unwanted = {
+                let mut s = core.section();
+                let (st, after, core) = s.split();
+                let unwanted = deliver(&cell, res, after);
+                st.retire(id, outcome, after);
+                if *this.seat == Seat::Slot && !in_callbacks {
+                    // Nobody runs on: the slot goes back to the pool.
+                    st.release_slot(core, after);
+                }
+                unwanted
+            };
+            log_end(&core.name, cell.custom_name(), id, outcome);
+            drop_value(unwanted, owner);
+            drop_value(cell, owner);
+            drop_value(this.extra.take(), owner);
+            drop_value(core, Owner { what: "the pool", ..owner });
+        }
+    }
+}
+
+/// The error of a task whose runner was dropped: refused by `Spawner::spawn` (dropped
+/// unpolled inside it), or dropped by its runtime.
+fn dropped_error(id: TaskId, never_polled: bool) -> TaskError {
+    if never_polled && super::core::inside_spawn() {
+        TaskError::SpawnFailed { id }
+    } else {
+        TaskError::RuntimeDropped { id }
+    }
+}
+
+/// Hands the result to the handle (its waker goes to `after`); the result comes back if the
+/// handle went away.
+fn deliver<F: Future>(
+    cell: &TaskCell<F>,
+    res: Result<F::Output, TaskError>,
+    after: &mut After,
+) -> Option<Result<F::Output, TaskError>> {
+    match cell.deliver(res) {
+        Ok(waker) => {
+            after.wake(waker);
+            None
+        }
+        Err(res) => Some(res),
+    }
+}
+
+#[cold]
+fn log_destructor_panic(pool: &str, id: TaskId, payload: user::Payload) {
+    let msg = user::panic_message(&*payload);
+    tracing::error!(
+        pool,
+        task_id = id.get(),
+        "the future of task {id} panicked while being dropped (ignored): {msg}"
+    );
+    user::drop_payload(payload);
+}
+
+pub(crate) fn log_started(pool: &str, custom: Option<&str>, id: TaskId) {
+    tracing::info!(
+        pool,
+        task_id = id.get(),
+        "Started {}",
+        TaskName { pool, custom, id }
+    );
+}
+
+pub(crate) fn log_end(pool: &str, custom: Option<&str>, id: TaskId, outcome: Outcome) {
+    let name = TaskName { pool, custom, id };
+    match outcome {
+        Outcome::Completed | Outcome::Panicked => {}
+        Outcome::Cancelled => tracing::debug!(pool, task_id = id.get(), "Cancelled {name}"),
+        Outcome::TimedOut => tracing::warn!(pool, task_id = id.get(), "{name} timed out"),
+        Outcome::Dropped => tracing::warn!(
+            pool,
+            task_id = id.get(),
+            "{name} was dropped by its runtime (shut down, or refused to start it)"
+        ),
+    }
+    tracing::info!(pool, task_id = id.get(), ?outcome, "Ended {name}");
+}
+
+impl<F> TaskRun<F>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn new(
+        core: Arc<Core>,
+        cell: Arc<TaskCell<F>>,
+        fut: Option<F>,
+        id: TaskId,
+        seat: Seat,
+    ) -> Self {
+        let extra = cell.options().filter(|o| !o.is_plain()).map(|o| {
+            Box::new(Extra {
+                timer: RunTimer::new(o.timeout),
+                callbacks: None,
+                held: None,
+            })
+        });
+        Self {
+            fut,
+            cell: Some(cell),
+            core: Some(core),
+            id,
+            seat,
+            step: Step::Fresh,
+            extra,
+        }
+    }
+}
+
+impl<F> Work for TaskRun<F>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn poll_work(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        spare: &mut Option<Arc<Mailbox>>,
+    ) -> Poll<Next> {
+        let mut this = self.project();
+        let id = *this.id;
+        let serial = match this.core.as_ref() {
+            Some(core) => core.serial,
+            None => return Poll::Ready(Next::End),
+        };
+        let _inside = current::enter(serial, Some(id));
+        let (res, slot_held) = loop {
+            let (Some(core), Some(cell)) = (this.core.as_ref(), this.cell.as_ref()) else {
+                return Poll::Ready(Next::End);
+            };
+            match *this.step {
+                Step::Fresh => {
+                    if !cell.flag(CANCELLED) && *this.seat != Seat::Unseated {
+                        log_started(&core.name, cell.custom_name(), id);
+                    }
+                    *this.step = Step::Running;
+                }
+                Step::Running => {
+                    let res = match this.fut.as_mut().as_pin_mut() {
+                        Some(fut) => {
+                            let mut plain = RunTimer::new(None);
+                            let timer = match this.extra.as_mut() {
+                                Some(e) => &mut e.timer,
+                                None => &mut plain,
+                            };
+                            let spawner = &*core.spawner;
+                            match poll_task(fut, id, &**cell, timer, spawner, &core.name, cx) {
+                                Poll::Ready(res) => res,
+                                Poll::Pending => return Poll::Pending,
+                            }
+                        }
+                        // Cancelled while queued: it never runs.
+                        None => Err(TaskError::Cancelled { id }),
+                    };
+                    // The future's destructors run before callbacks and before the handle
+                    // resolves; a panicking one is logged, and the outcome stands.
+                    if let Err(p) = user::call(|| this.fut.set(None)) {
+                        log_destructor_panic(&core.name, id, p);
+                    }
+                    let Some(callbacks) = cell.options().and_then(|o| o.callbacks.clone()) else {
+                        break (res, true);
+                    };
+                    {
+                        // Free the slot before the callbacks, so queued work can start.
+                        let mut s = core.section();
+                        let (st, after, core) = s.split();
+                        if st.enter_ending(id) == Some(Seat::Slot) {
+                            st.release_slot(core, after);
+                        }
+                    }
+                    let cancelled = Outcome::of(&res) == Outcome::Cancelled;
+                    let extra = this
+                        .extra
+                        .as_mut()
+                        .expect("a task with callbacks has extra");
+                    extra.held = Some(res);
+                    let pool = core.name.clone();
+                    extra.callbacks = Some(Box::pin(async move {
+                        callbacks.run(&pool, id, cancelled).await;
+                    }));
+                    *this.step = Step::Callbacks;
+                }
+                Step::Callbacks => {
+                    let extra = this.extra.as_mut().expect("callbacks are in extra");
+                    if let Some(cb) = extra.callbacks.as_mut() {
+                        if cb.poll_unpin(cx).is_pending() {
+                            return Poll::Pending;
+                        }
+                    }
+                    // Its slot went back before the callbacks: nothing to hand over.
+                    break (
+                        extra.held.take().expect("result held during callbacks"),
+                        false,
+                    );
+                }
+                Step::Done => return Poll::Ready(Next::End),
+            }
+        };
+        Poll::Ready(finish(&mut this, res, spare, slot_held))
+    }
+}
+
+/// Delivers the result, retires the task and, if its runner still holds the task's slot,
+/// gives the slot to the work whose turn it is. Releases every user value the job held.
+fn finish<F>(
+    this: &mut TaskRunProj<'_, F>,
+    res: Result<F::Output, TaskError>,
+    spare: &mut Option<Arc<Mailbox>>,
+    slot_held: bool,
+) -> Next
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let (Some(core), Some(cell)) = (this.core.take(), this.cell.take()) else {
+        return Next::End;
+    };
+    let id = *this.id;
+    let outcome = Outcome::of(&res);
+    *this.step = Step::Done;
+    let mut s = core.section();
+    let (st, after, c) = s.split();
+    let unwanted = deliver(&cell, res, after);
+    st.retire(id, outcome, after);
+    let next = if slot_held && *this.seat == Seat::Slot {
+        st.next_for_slot(c, after, spare)
+    } else {
+        Next::End
+    };
+    drop(s);
+    log_end(&core.name, cell.custom_name(), id, outcome);
+    let pool = core.name.clone();
+    let owner = Owner {
+        pool: &pool,
+        task: Some(id),
+        what: "the task's output",
+    };
+    drop_value(unwanted, owner);
+    drop_value(cell, owner);
+    drop_value(this.extra.take(), owner);
+    drop_value(
+        core,
+        Owner {
+            what: "the pool",
+            ..owner
+        },
+    );
+    next
+}
+
+/// A task accepted by [`Core::submit`].
+pub(crate) struct Submitted<T> {
+    pub(crate) id: TaskId,
+    pub(crate) cell: Arc<dyn HandleSide<T>>,
+    /// Whether it started at once (else it waits in the queue).
+    pub(crate) started: bool,
+}
+
+/// A task refused by [`Core::submit`], with its future back.
+pub(crate) struct Refused<F> {
+    pub(crate) error: PoolError,
+    pub(crate) future: F,
+}
+
+impl Core {
+    /// Admits a loose task: starts it if there is room and nothing waits, else queues it
+    /// (or, for [`Admission::StartNowOrRefuse`], gives it back).
+    pub(crate) fn submit<F>(
+        self: &Arc<Self>,
+        fut: F,
+        spec: Option<Box<TaskSpec>>,
+        admission: Admission,
+    ) -> Result<Submitted<F::Output>, Refused<F>>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let cell = Arc::new(TaskCell::new(spec));
+        let (id, runner, fut) = {
+            let mut s = self.section();
+            if let Err(error) = s.check_open(&self.name) {
+                drop(s);
+                return Err(Refused { error, future: fut });
+            }
+            let room = s.has_room() && !s.anything_waits();
+            if !room && admission == Admission::StartNowOrRefuse {
+                let limit = s.limit().unwrap_or(usize::MAX);
+                drop(s);
+                let error = PoolError::Full {
+                    pool: self.pool_name(),
+                    limit,
+                };
+                return Err(Refused { error, future: fut });
+            }
+            let id = s.allocate_id();
+            if room {
+                s.take_slot();
+                s.insert_running(id, cell.clone(), Seat::Slot, None);
+                cell.flags.fetch_or(STARTED, Ordering::AcqRel);
+                (id, s.idle_runner(), Some(fut))
+            } else {
+                cell.park(fut);
+                s.queue_loose(id, cell.clone());
+                (id, None, None)
+            }
+        };
+        let started = fut.is_some();
+        if started {
+            let job = Runner::job(TaskRun::new(
+                self.clone(),
+                cell.clone(),
+                fut,
+                id,
+                Seat::Slot,
+            ));
+            let refused = match runner {
+                Some(mailbox) => mailbox.deliver(job).err(),
+                None => Some(job),
+            };
+            // No runner parked, or it went away (its runtime shut down): spawn one.
+            if let Some(job) = refused {
+                self.spawn(job.into_future());
+            }
+        }
+        Ok(Submitted { id, cell, started })
+    }
+
+    /// Runs a task inside the task calling it (`exec` from one of the pool's own tasks): the
+    /// child starts at once, in its caller's slot, so a task that waits for work of its own
+    /// pool never waits for a slot that only it could free.
+    pub(crate) async fn exec_nested<F>(
+        self: &Arc<Self>,
+        fut: F,
+        spec: Option<Box<TaskSpec>>,
+    ) -> Result<Result<F::Output, TaskError>, PoolError>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let cell = Arc::new(TaskCell::new(spec));
+        let id = {
+            let mut s = self.section();
+            s.check_open(&self.name)?;
+            let id = s.allocate_id();
+            s.insert_running(id, cell.clone(), Seat::Nested, None);
+            cell.flags.fetch_or(STARTED, Ordering::AcqRel);
+            id
+        };
+        let mut nested = Nested {
+            core: self,
+            id,
+            job: Some(Runner::job(TaskRun::new(
+                self.clone(),
+                cell.clone(),
+                Some(fut),
+                id,
+                Seat::Nested,
+            ))),
+        };
+        std::future::poll_fn(|cx| {
+            let job = nested.job.as_mut().expect("polled until done");
+            job.as_mut().poll_job(cx, &mut None).map(|_| ())
+        })
+        .await;
+        nested.job = None;
+        let handle: Arc<dyn HandleSide<F::Output>> = cell;
+        let waker = futures_util::task::noop_waker();
+        match handle.poll_result(&mut Context::from_waker(&waker)) {
+            Poll::Ready(res) => Ok(res),
+            Poll::Pending => unreachable!("a nested task delivers before its job ends"),
+        }
+    }
+}
+
+/// A nested task whose caller stopped waiting: it is cancelled, and its job moves to a
+/// runtime task of its own to run its callbacks and retire.
+struct Nested<'a> {
+    core: &'a Arc<Core>,
+    id: TaskId,
+    job: Option<BoxJob>,
+}
+
+impl Drop for Nested<'_> {
+    fn drop(&mut self) {
+        if let Some(job) = self.job.take() {
+            {
+                let mut s = self.core.section();
+                let (st, after, core) = s.split();
+                st.cancel_task(self.id, core, after);
+            }
+            self.core.spawn(job.into_future());
+        }
+    }
+}
