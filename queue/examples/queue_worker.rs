@@ -6,6 +6,11 @@
 //! DATABASE_URL=postgres://postgres@127.0.0.1:5433/postgres \
 //!     cargo run -p async-taskpool-queue --example queue_worker --features tokio
 //! ```
+//!
+//! With the feature `control` too, it also serves a control server on a free port of
+//! 127.0.0.1 (printed at start) with the queue's commands: `taskpool-ctl tcp 127.0.0.1 PORT
+//! -- queue-stats`, `queue-workers`, `queue-dead`, `queue-retry all`, and the pool's own
+//! (`pool-size 8`, `tasks`, `cancel ID`).
 
 use async_taskpool::{runtime::TokioSpawner, TaskPool};
 use async_taskpool_queue::{JobContext, PgQueue, Registry, Worker};
@@ -32,6 +37,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("[worker {pid}] job {:>4} attempt {}: {}", ctx.id(), ctx.attempt(), job.path);
         Ok::<(), String>(())
     });
+    #[cfg(feature = "control")]
+    let _control = {
+        use async_taskpool_queue::QueueCommands;
+        let server = async_taskpool::control::ControlServer::new(&pool)
+            .queue_commands(queue.clone())
+            .serve_tcp("127.0.0.1:0")?;
+        let port = server.local_addr().map_or(0, |a| a.port());
+        eprintln!("[worker {pid}] control server: taskpool-ctl tcp 127.0.0.1 {port}");
+        server
+    };
     // A short lease, so that a killed worker's jobs move within seconds.
     let worker = Worker::builder(queue, pool, registry).lease(Duration::from_secs(5)).build()?;
     let stopper = worker.stopper();

@@ -100,6 +100,9 @@ mod backend;
 mod backoff;
 mod cluster;
 mod context;
+#[cfg(feature = "control")]
+#[cfg_attr(docsrs, doc(cfg(feature = "control")))]
+mod control;
 mod error;
 mod job;
 mod postgres;
@@ -110,6 +113,9 @@ pub use backend::{Backend, DeadSelection, FetchedJob, Maintenance, Outcome, Repo
 pub use backoff::Backoff;
 pub use cluster::{ClusterView, DeadJob, JobInfo, KindStats, WorkerStatus};
 pub use context::JobContext;
+#[cfg(feature = "control")]
+#[cfg_attr(docsrs, doc(cfg(feature = "control")))]
+pub use control::QueueCommands;
 pub use error::QueueError;
 pub use job::{Enqueued, JobId, JobState, NewJob, DEFAULT_MAX_ATTEMPTS, MAX_ATTEMPTS_LIMIT};
 pub use postgres::{PgQueue, SCHEMA};

@@ -688,3 +688,69 @@ fn bad_options_are_refused_with_the_range() {
         assert_eq!(count_jobs(&queue).await, 0);
     });
 }
+
+/// The queue's commands on the control server, as `taskpool-ctl` sends them.
+#[cfg(feature = "control")]
+#[test]
+fn control_server_commands_show_the_cluster_and_manage_dead_jobs() {
+    use async_taskpool::control::protocol::{Command, Reply};
+    use async_taskpool::control::{ControlClient, ControlServer};
+    use async_taskpool_queue::QueueCommands;
+    use serde_json::{json, Value};
+
+    Rt::Tokio.block_on(LIMIT, async {
+        let (queue, _) = fresh_queue("control").await;
+        let registry = Registry::new().register("fail", |_: JobContext, (): ()| async { Err::<(), _>("always") });
+        for _ in 0..3 {
+            queue.enqueue_job(NewJob::new("fail", &()).unwrap().max_attempts(1)).await.unwrap();
+        }
+        let (b, pool) = builder(Rt::Tokio, &queue, 4, registry);
+        let (stopper, done) = spawn_worker(Rt::Tokio, b.build().unwrap());
+        let sp = Rt::Tokio.spawner();
+        eventually(&*sp, LIMIT, "three dead", || {
+            let q = queue.clone();
+            async move { count_state(&q, "dead").await == 3 }
+        })
+        .await;
+        let server = ControlServer::new(&pool).queue_commands(queue.clone()).serve_tcp("127.0.0.1:0").unwrap();
+        let addr = server.local_addr().unwrap();
+        let ask = move |name: &'static str, args: Value| {
+            tokio::task::spawn_blocking(move || {
+                let mut ctl = ControlClient::connect_tcp(addr, None).unwrap();
+                match ctl.request(&Command::Custom { name: name.into(), args }).unwrap() {
+                    Reply::Ok { value, .. } => Ok(value),
+                    Reply::Error { message, .. } => Err(message),
+                    other => panic!("{other:?}"),
+                }
+            })
+        };
+        let text = ask("queue-stats", Value::Null).await.unwrap().unwrap();
+        let text = text.as_str().unwrap();
+        assert!(text.contains("fail") && text.contains("worker"), "{text}");
+        let start = Instant::now();
+        let view = loop {
+            // The pool's stats come with the worker's first heartbeat.
+            let view = ask("queue-stats", json!("json")).await.unwrap().unwrap();
+            if view["workers"][0]["pool"]["limit"] == 4 || start.elapsed() > Duration::from_secs(20) {
+                break view;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(view["kinds"][0]["dead"], 3);
+        assert_eq!(view["workers"][0]["pool"]["limit"], 4);
+        let workers = ask("queue-workers", Value::Null).await.unwrap().unwrap();
+        assert!(workers.as_str().unwrap().contains(&format!("pid {}", std::process::id())), "{workers}");
+        let dead = ask("queue-dead", json!({"json": true, "limit": 2})).await.unwrap().unwrap();
+        assert_eq!(dead.as_array().unwrap().len(), 2);
+        let one = dead[0]["id"].as_i64().unwrap();
+        let lines = ask("queue-dead", Value::Null).await.unwrap().unwrap();
+        assert!(lines.as_str().unwrap().contains("always"), "{lines}");
+        assert_eq!(ask("queue-discard", json!(one)).await.unwrap().unwrap(), "discarded 1 dead job");
+        let err = ask("queue-retry", json!("some")).await.unwrap().unwrap_err();
+        assert!(err.contains("say which dead jobs"), "{err}");
+        stop(stopper, done).await; // no worker: the retried jobs stay pending
+        assert_eq!(ask("queue-retry", json!("all")).await.unwrap().unwrap(), "retried 2 dead jobs");
+        assert_eq!(count_state(&queue, "pending").await, 2);
+        server.shutdown();
+    });
+}

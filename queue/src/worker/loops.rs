@@ -237,6 +237,10 @@ async fn lease_loop(shared: &Shared) {
     let c = &shared.config;
     let tick = c.lease / 3;
     let mut last_ok = Instant::now();
+    // At once, so the cluster view shows the pool from the start.
+    if let Err(e) = shared.backend.heartbeat(shared.id(), shared.heartbeat_stats()).await {
+        debug!(worker = shared.id(), error = %e, "heartbeat failed");
+    }
     loop {
         if shared.sleep_unless_finished(tick).await {
             break;
