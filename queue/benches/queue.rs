@@ -31,11 +31,17 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 const BATCH: usize = 100;
 
 fn now_us() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64
 }
 
 fn epoch_s() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
 }
 
 fn main() {
@@ -48,23 +54,40 @@ fn main() {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 /// Our worker: a pool of `BATCH`, a fetch of at most `BATCH`, default everything else.
 fn worker_ours(url: &str) {
     if let Ok(filter) = std::env::var("TASKPOOL_BENCH_LOG") {
-        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).with_writer(std::io::stderr).init();
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
     }
     runtime().block_on(async {
         let queue = PgQueue::connect(url).await.unwrap();
         let db = queue.pool().clone();
-        let pool = TaskPool::builder(TokioSpawner::current()).name("bench").limit(BATCH).build().unwrap();
+        let pool = TaskPool::builder(TokioSpawner::current())
+            .name("bench")
+            .limit(BATCH)
+            .build()
+            .unwrap();
         let registry = Registry::new().register("noop", move |_: JobContext, sent_us: i64| {
             let db = db.clone();
             async move { record(&db, sent_us).await }
         });
-        Worker::builder(queue, pool, registry).batch_size(BATCH).build().unwrap().run().await.unwrap();
+        Worker::builder(queue, pool, registry)
+            .batch_size(BATCH)
+            .build()
+            .unwrap()
+            .run()
+            .await
+            .unwrap();
     });
 }
 
@@ -72,7 +95,10 @@ fn worker_ours(url: &str) {
 async fn record(db: &PgPool, sent_us: i64) -> Result<(), sqlx::Error> {
     if sent_us > 0 {
         let latency = now_us() - sent_us;
-        sqlx::query("INSERT INTO bench_latency (us) VALUES ($1)").bind(latency).execute(db).await?;
+        sqlx::query("INSERT INTO bench_latency (us) VALUES ($1)")
+            .bind(latency)
+            .execute(db)
+            .await?;
     }
     Ok(())
 }
@@ -99,7 +125,11 @@ fn worker_raw(url: &str) {
             for (_, arg) in &batch {
                 std::hint::black_box(arg);
             }
-            sqlx::query("DELETE FROM bench_raw WHERE id = ANY($1)").bind(&ids).execute(&mut *tx).await.unwrap();
+            sqlx::query("DELETE FROM bench_raw WHERE id = ANY($1)")
+                .bind(&ids)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
             tx.commit().await.unwrap();
         }
     });
@@ -213,7 +243,10 @@ fn orchestrate(args: &[String]) {
             server.url("postgres")
         }
     };
-    let me = std::env::current_exe().unwrap().to_string_lossy().into_owned();
+    let me = std::env::current_exe()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
     let mut systems = vec![System::Ours, System::Raw];
     if o.peer.is_some() {
         systems.insert(1, System::Peer);
@@ -235,11 +268,31 @@ fn orchestrate(args: &[String]) {
         }
         let (low, loaded) = if o.quick { (20, 0) } else { (200, 3000) };
         for &s in systems.iter().filter(|s| **s != System::Raw) {
-            let row = latency(&base, &me, o.peer.as_deref(), s, 1, low, Duration::from_millis(20), "low (1 job / 20 ms, 1 worker)").await;
+            let row = latency(
+                &base,
+                &me,
+                o.peer.as_deref(),
+                s,
+                1,
+                low,
+                Duration::from_millis(20),
+                "low (1 job / 20 ms, 1 worker)",
+            )
+            .await;
             eprintln!("{row:?}");
             results.latency.push(row);
             if loaded > 0 {
-                let row = latency(&base, &me, o.peer.as_deref(), s, 2, loaded, Duration::from_millis(1), "under load (1,000 jobs/s, 2 workers)").await;
+                let row = latency(
+                    &base,
+                    &me,
+                    o.peer.as_deref(),
+                    s,
+                    2,
+                    loaded,
+                    Duration::from_millis(1),
+                    "under load (1,000 jobs/s, 2 workers)",
+                )
+                .await;
                 eprintln!("{row:?}");
                 results.latency.push(row);
             }
@@ -258,14 +311,28 @@ fn orchestrate(args: &[String]) {
 async fn fresh(base: &str, hint: &str) -> String {
     let name = pg::database_name(hint);
     let mut admin = sqlx::PgConnection::connect(base).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).execute(&mut admin).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
     pg::with_database(base, &name)
 }
 
 async fn drop_db(base: &str, url: &str) {
-    let name = url.rsplit('/').next().unwrap().split('?').next().unwrap().to_owned();
+    let name = url
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap()
+        .to_owned();
     let mut admin = sqlx::PgConnection::connect(base).await.unwrap();
-    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE \"{name}\" WITH (FORCE)"))).execute(&mut admin).await;
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE \"{name}\" WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await;
 }
 
 /// Creates the system's schema and the latency table.
@@ -274,15 +341,25 @@ async fn setup(s: System, url: &str, peer: Option<&str>) -> PgPool {
         System::Ours => drop(PgQueue::connect(url).await.unwrap()),
         System::Raw => {
             let db = PgPool::connect(url).await.unwrap();
-            sqlx::query("CREATE TABLE bench_raw (id bigserial PRIMARY KEY, arg bigint NOT NULL)").execute(&db).await.unwrap();
+            sqlx::query("CREATE TABLE bench_raw (id bigserial PRIMARY KEY, arg bigint NOT NULL)")
+                .execute(&db)
+                .await
+                .unwrap();
         }
         System::Peer => {
-            let ok = Command::new(peer.unwrap()).args(["setup", url]).status().unwrap().success();
+            let ok = Command::new(peer.unwrap())
+                .args(["setup", url])
+                .status()
+                .unwrap()
+                .success();
             assert!(ok, "peer setup failed");
         }
     }
     let db = PgPool::connect(url).await.unwrap();
-    sqlx::query("CREATE TABLE bench_latency (us bigint NOT NULL)").execute(&db).await.unwrap();
+    sqlx::query("CREATE TABLE bench_latency (us bigint NOT NULL)")
+        .execute(&db)
+        .await
+        .unwrap();
     db
 }
 
@@ -299,13 +376,22 @@ fn workers(s: System, me: &str, peer: Option<&str>, url: &str, n: usize) -> Proc
     )
 }
 
-async fn drain(base: &str, me: &str, peer: Option<&str>, s: System, n: usize, jobs: usize) -> DrainRow {
+async fn drain(
+    base: &str,
+    me: &str,
+    peer: Option<&str>,
+    s: System,
+    n: usize,
+    jobs: usize,
+) -> DrainRow {
     let url = fresh(base, "bench").await;
     let db = setup(s, &url, peer).await;
     let enqueue_s = match s {
         System::Ours => {
             let queue = PgQueue::new(db.clone());
-            let batch: Vec<NewJob> = (0..jobs).map(|_| NewJob::new("noop", &0i64).unwrap()).collect();
+            let batch: Vec<NewJob> = (0..jobs)
+                .map(|_| NewJob::new("noop", &0i64).unwrap())
+                .collect();
             let start = Instant::now();
             queue.enqueue_many(batch).await.unwrap();
             start.elapsed().as_secs_f64()
@@ -320,7 +406,10 @@ async fn drain(base: &str, me: &str, peer: Option<&str>, s: System, n: usize, jo
             start.elapsed().as_secs_f64()
         }
         System::Peer => {
-            let out = Command::new(peer.unwrap()).args(["enqueue", &url, &jobs.to_string()]).output().unwrap();
+            let out = Command::new(peer.unwrap())
+                .args(["enqueue", &url, &jobs.to_string()])
+                .output()
+                .unwrap();
             assert!(out.status.success(), "peer enqueue failed");
             String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
         }
@@ -338,8 +427,15 @@ async fn drain(base: &str, me: &str, peer: Option<&str>, s: System, n: usize, jo
             } else {
                 "SELECT EXISTS (SELECT 1 FROM bench_raw)"
             };
-            while sqlx::query_scalar::<_, bool>(check).fetch_one(&db).await.unwrap() {
-                assert!(started.elapsed() < limit, "{s:?} did not drain in {limit:?}");
+            while sqlx::query_scalar::<_, bool>(check)
+                .fetch_one(&db)
+                .await
+                .unwrap()
+            {
+                assert!(
+                    started.elapsed() < limit,
+                    "{s:?} did not drain in {limit:?}"
+                );
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             started.elapsed().as_secs_f64()
@@ -356,7 +452,10 @@ async fn drain(base: &str, me: &str, peer: Option<&str>, s: System, n: usize, jo
             if left == 0 {
                 break last.unwrap() - t0;
             }
-            assert!(started.elapsed() < limit, "{s:?} did not drain in {limit:?}: {left} left");
+            assert!(
+                started.elapsed() < limit,
+                "{s:?} did not drain in {limit:?}: {left} left"
+            );
         },
     };
     drop(procs);
@@ -373,7 +472,16 @@ async fn drain(base: &str, me: &str, peer: Option<&str>, s: System, n: usize, jo
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn latency(base: &str, me: &str, peer: Option<&str>, s: System, n: usize, jobs: usize, gap: Duration, load: &'static str) -> LatencyRow {
+async fn latency(
+    base: &str,
+    me: &str,
+    peer: Option<&str>,
+    s: System,
+    n: usize,
+    jobs: usize,
+    gap: Duration,
+    load: &'static str,
+) -> LatencyRow {
     let url = fresh(base, "latency").await;
     let db = setup(s, &url, peer).await;
     let procs = workers(s, me, peer, &url, n);
@@ -382,8 +490,16 @@ async fn latency(base: &str, me: &str, peer: Option<&str>, s: System, n: usize, 
         _ => "SELECT count(*) FROM apalis.workers",
     };
     let start = Instant::now();
-    while sqlx::query_scalar::<_, i64>(registered).fetch_one(&db).await.unwrap_or(0) < n as i64 {
-        assert!(start.elapsed() < Duration::from_secs(60), "{s:?} workers did not register");
+    while sqlx::query_scalar::<_, i64>(registered)
+        .fetch_one(&db)
+        .await
+        .unwrap_or(0)
+        < n as i64
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{s:?} workers did not register"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // Registered first, listening a moment later.
@@ -399,7 +515,12 @@ async fn latency(base: &str, me: &str, peer: Option<&str>, s: System, n: usize, 
         }
         _ => {
             let ok = Command::new(peer.unwrap())
-                .args(["enqueue-paced", &url, &jobs.to_string(), &gap.as_micros().to_string()])
+                .args([
+                    "enqueue-paced",
+                    &url,
+                    &jobs.to_string(),
+                    &gap.as_micros().to_string(),
+                ])
                 .status()
                 .unwrap()
                 .success();
@@ -407,13 +528,25 @@ async fn latency(base: &str, me: &str, peer: Option<&str>, s: System, n: usize, 
         }
     }
     let start = Instant::now();
-    while sqlx::query_scalar::<_, i64>("SELECT count(*) FROM bench_latency").fetch_one(&db).await.unwrap() < jobs as i64 {
-        assert!(start.elapsed() < Duration::from_secs(120), "{s:?}: not every latency job ran");
+    while sqlx::query_scalar::<_, i64>("SELECT count(*) FROM bench_latency")
+        .fetch_one(&db)
+        .await
+        .unwrap()
+        < jobs as i64
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "{s:?}: not every latency job ran"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let mut us: Vec<i64> = sqlx::query_scalar("SELECT us FROM bench_latency").fetch_all(&db).await.unwrap();
+    let mut us: Vec<i64> = sqlx::query_scalar("SELECT us FROM bench_latency")
+        .fetch_all(&db)
+        .await
+        .unwrap();
     us.sort_unstable();
-    let pct = |p: f64| us[((us.len() as f64 * p).ceil() as usize).clamp(1, us.len()) - 1] as f64 / 1000.0;
+    let pct =
+        |p: f64| us[((us.len() as f64 * p).ceil() as usize).clamp(1, us.len()) - 1] as f64 / 1000.0;
     drop(procs);
     db.close().await;
     drop_db(base, &url).await;
@@ -465,23 +598,37 @@ fn markdown(r: &Results, jobs: usize) -> String {
     };
     s.push_str("| system | enqueue (jobs/s) |");
     for n in &counts {
-        s.push_str(&format!(" drain, {n} worker{} (jobs/s) |", if *n == 1 { "" } else { "s" }));
+        s.push_str(&format!(
+            " drain, {n} worker{} (jobs/s) |",
+            if *n == 1 { "" } else { "s" }
+        ));
     }
     s.push_str("\n|---|---:|");
     for _ in &counts {
         s.push_str("---:|");
     }
     s.push('\n');
-    let ours = |n: usize| r.drain.iter().find(|d| d.workers == n && d.system == System::Ours.name()).map(|d| d.jobs_per_s);
+    let ours = |n: usize| {
+        r.drain
+            .iter()
+            .find(|d| d.workers == n && d.system == System::Ours.name())
+            .map(|d| d.jobs_per_s)
+    };
     for sys in &systems {
         let rows: Vec<&DrainRow> = r.drain.iter().filter(|d| d.system == *sys).collect();
-        let enq = rows.iter().map(|d| d.jobs as f64 / d.enqueue_s).sum::<f64>() / rows.len() as f64;
+        let enq = rows
+            .iter()
+            .map(|d| d.jobs as f64 / d.enqueue_s)
+            .sum::<f64>()
+            / rows.len() as f64;
         s.push_str(&format!("| {sys} | {enq:.0} |"));
         for n in &counts {
             match rows.iter().find(|d| d.workers == *n) {
                 Some(d) => {
                     let ratio = match ours(*n) {
-                        Some(o) if *sys != System::Ours.name() => format!(" (ours {:.2}x)", o / d.jobs_per_s),
+                        Some(o) if *sys != System::Ours.name() => {
+                            format!(" (ours {:.2}x)", o / d.jobs_per_s)
+                        }
                         _ => String::new(),
                     };
                     s.push_str(&format!(" {:.0}{ratio} |", d.jobs_per_s));
@@ -494,7 +641,10 @@ fn markdown(r: &Results, jobs: usize) -> String {
     s.push_str("\nLatency from enqueue to the handler's start (one enqueue per job, its send time in the job):\n\n");
     s.push_str("| system | load | jobs | p50 (ms) | p99 (ms) |\n|---|---|---:|---:|---:|\n");
     for l in &r.latency {
-        s.push_str(&format!("| {} | {} | {} | {:.2} | {:.2} |\n", l.system, l.load, l.jobs, l.p50_ms, l.p99_ms));
+        s.push_str(&format!(
+            "| {} | {} | {} | {:.2} | {:.2} |\n",
+            l.system, l.load, l.jobs, l.p50_ms, l.p99_ms
+        ));
     }
     s
 }

@@ -19,22 +19,42 @@ struct Thumbnail {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let url = std::env::var("DATABASE_URL")
-        .map_err(|_| "set DATABASE_URL, e.g. DATABASE_URL=postgres://postgres@127.0.0.1:5433/postgres")?;
+    let url = std::env::var("DATABASE_URL").map_err(|_| {
+        "set DATABASE_URL, e.g. DATABASE_URL=postgres://postgres@127.0.0.1:5433/postgres"
+    })?;
     let n: usize = match std::env::args().nth(1) {
-        Some(n) => n.parse().map_err(|_| format!("`{n}` is not a number of jobs"))?,
+        Some(n) => n
+            .parse()
+            .map_err(|_| format!("`{n}` is not a number of jobs"))?,
         None => 200,
     };
     let queue = PgQueue::connect(&url).await?;
     let jobs = (0..n)
-        .map(|i| NewJob::new("thumbnail", &Thumbnail { path: format!("photo-{i:04}.jpg"), millis: 300 }))
+        .map(|i| {
+            NewJob::new(
+                "thumbnail",
+                &Thumbnail {
+                    path: format!("photo-{i:04}.jpg"),
+                    millis: 300,
+                },
+            )
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let ids = queue.enqueue_many(jobs).await?;
-    println!("enqueued {} jobs ({}..={})", ids.len(), ids[0], ids[ids.len() - 1]);
+    println!(
+        "enqueued {} jobs ({}..={})",
+        ids.len(),
+        ids[0],
+        ids[ids.len() - 1]
+    );
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let view = queue.cluster().await?;
-        let Some(k) = view.kinds.iter().find(|k| k.queue == "default" && k.kind == "thumbnail") else {
+        let Some(k) = view
+            .kinds
+            .iter()
+            .find(|k| k.queue == "default" && k.kind == "thumbnail")
+        else {
             continue;
         };
         let by_worker: Vec<String> = view
@@ -42,7 +62,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .iter()
             .map(|w| {
                 let running = k.running_by_worker.get(&w.id).copied().unwrap_or(0);
-                format!("{}@{} pid {} {}", &w.id[..8], w.host, w.pid, if w.alive { running.to_string() } else { "silent".into() })
+                format!(
+                    "{}@{} pid {} {}",
+                    &w.id[..8],
+                    w.host,
+                    w.pid,
+                    if w.alive {
+                        running.to_string()
+                    } else {
+                        "silent".into()
+                    }
+                )
             })
             .collect();
         println!(

@@ -27,16 +27,28 @@ struct Thumbnail {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let url = std::env::var("DATABASE_URL")
-        .map_err(|_| "set DATABASE_URL, e.g. DATABASE_URL=postgres://postgres@127.0.0.1:5433/postgres")?;
+    let url = std::env::var("DATABASE_URL").map_err(|_| {
+        "set DATABASE_URL, e.g. DATABASE_URL=postgres://postgres@127.0.0.1:5433/postgres"
+    })?;
     let queue = PgQueue::connect(&url).await?; // runs the migrations
-    let pool = TaskPool::builder(TokioSpawner::current()).name("thumbnails").limit(4).build()?;
+    let pool = TaskPool::builder(TokioSpawner::current())
+        .name("thumbnails")
+        .limit(4)
+        .build()?;
     let pid = std::process::id();
-    let registry = Registry::new().register("thumbnail", move |ctx: JobContext, job: Thumbnail| async move {
-        tokio::time::sleep(Duration::from_millis(job.millis)).await;
-        println!("[worker {pid}] job {:>4} attempt {}: {}", ctx.id(), ctx.attempt(), job.path);
-        Ok::<(), String>(())
-    });
+    let registry = Registry::new().register(
+        "thumbnail",
+        move |ctx: JobContext, job: Thumbnail| async move {
+            tokio::time::sleep(Duration::from_millis(job.millis)).await;
+            println!(
+                "[worker {pid}] job {:>4} attempt {}: {}",
+                ctx.id(),
+                ctx.attempt(),
+                job.path
+            );
+            Ok::<(), String>(())
+        },
+    );
     #[cfg(feature = "control")]
     let _control = {
         use async_taskpool_queue::QueueCommands;
@@ -48,12 +60,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         server
     };
     // A short lease, so that a killed worker's jobs move within seconds.
-    let worker = Worker::builder(queue, pool, registry).lease(Duration::from_secs(5)).build()?;
+    let worker = Worker::builder(queue, pool, registry)
+        .lease(Duration::from_secs(5))
+        .build()?;
     let stopper = worker.stopper();
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
     std::thread::spawn(move || {
         for _ in signals.forever() {
-            eprintln!("[worker {pid}] stopping: running jobs get 10 s, the rest go back to the queue");
+            eprintln!(
+                "[worker {pid}] stopping: running jobs get 10 s, the rest go back to the queue"
+            );
             stopper.stop_gracefully(Duration::from_secs(10));
         }
     });

@@ -185,9 +185,16 @@ pub type Wakeups = BoxStream<'static, Result<Option<Duration>, QueueError>>;
 ///   lost, since an unreported job's lease expires and the job runs again.
 pub trait Backend: Send + Sync + 'static {
     /// Records a starting worker; returns its id.
-    fn register_worker<'a>(&'a self, worker: &'a WorkerRegistration) -> BoxFuture<'a, Result<String, QueueError>>;
+    fn register_worker<'a>(
+        &'a self,
+        worker: &'a WorkerRegistration,
+    ) -> BoxFuture<'a, Result<String, QueueError>>;
     /// Records that `worker` is alive, with its pool's stats (JSON).
-    fn heartbeat<'a>(&'a self, worker: &'a str, stats: serde_json::Value) -> BoxFuture<'a, Result<(), QueueError>>;
+    fn heartbeat<'a>(
+        &'a self,
+        worker: &'a str,
+        stats: serde_json::Value,
+    ) -> BoxFuture<'a, Result<(), QueueError>>;
     /// Forgets a worker that stopped.
     fn deregister_worker<'a>(&'a self, worker: &'a str) -> BoxFuture<'a, Result<(), QueueError>>;
     /// Leases up to `max` due jobs.
@@ -200,9 +207,19 @@ pub trait Backend: Send + Sync + 'static {
         lease: Duration,
     ) -> BoxFuture<'a, Result<Vec<FetchedJob>, QueueError>>;
     /// Extends the leases `worker` still holds among `jobs`; returns those.
-    fn extend<'a>(&'a self, worker: &'a str, jobs: &'a [JobId], lease: Duration) -> BoxFuture<'a, Result<Vec<JobId>, QueueError>>;
+    fn extend<'a>(
+        &'a self,
+        worker: &'a str,
+        jobs: &'a [JobId],
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Vec<JobId>, QueueError>>;
     /// Applies outcomes, in one round trip where the engine allows.
-    fn report<'a>(&'a self, worker: &'a str, reports: &'a [Report], retention: Duration) -> BoxFuture<'a, Result<(), QueueError>>;
+    fn report<'a>(
+        &'a self,
+        worker: &'a str,
+        reports: &'a [Report],
+        retention: Duration,
+    ) -> BoxFuture<'a, Result<(), QueueError>>;
     /// Requeues expired leases and deletes finished jobs past `retention`.
     fn maintain(&self, retention: Duration) -> BoxFuture<'_, Result<Maintenance, QueueError>>;
     /// Wake-ups for `queue`.
@@ -210,9 +227,17 @@ pub trait Backend: Send + Sync + 'static {
     /// The cluster: per queue and kind, and per worker.
     fn cluster(&self) -> BoxFuture<'_, Result<ClusterView, QueueError>>;
     /// Dead jobs, newest first, at most `limit`, optionally of one kind.
-    fn dead_jobs<'a>(&'a self, kind: Option<&'a str>, limit: usize) -> BoxFuture<'a, Result<Vec<DeadJob>, QueueError>>;
+    fn dead_jobs<'a>(
+        &'a self,
+        kind: Option<&'a str>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<DeadJob>, QueueError>>;
     /// Makes dead jobs pending again with fresh attempts; returns how many.
-    fn retry_dead<'a>(&'a self, which: &'a DeadSelection) -> BoxFuture<'a, Result<u64, QueueError>>;
+    fn retry_dead<'a>(&'a self, which: &'a DeadSelection)
+        -> BoxFuture<'a, Result<u64, QueueError>>;
     /// Deletes dead jobs; returns how many.
-    fn discard_dead<'a>(&'a self, which: &'a DeadSelection) -> BoxFuture<'a, Result<u64, QueueError>>;
+    fn discard_dead<'a>(
+        &'a self,
+        which: &'a DeadSelection,
+    ) -> BoxFuture<'a, Result<u64, QueueError>>;
 }

@@ -61,7 +61,10 @@ impl Backoff {
     /// The growth factor per attempt (at least 1.0; default 2.0).
     pub fn factor(mut self, factor: f64) -> Result<Self, QueueError> {
         if !(factor.is_finite() && factor >= 1.0) {
-            return Err(QueueError::invalid("backoff factor", format!("{factor} must be a number >= 1.0")));
+            return Err(QueueError::invalid(
+                "backoff factor",
+                format!("{factor} must be a number >= 1.0"),
+            ));
         }
         self.factor = factor;
         Ok(self)
@@ -77,7 +80,10 @@ impl Backoff {
     /// default 0.2.
     pub fn jitter(mut self, jitter: f64) -> Result<Self, QueueError> {
         if !(0.0..=1.0).contains(&jitter) {
-            return Err(QueueError::invalid("backoff jitter", format!("{jitter} must be within 0.0..=1.0")));
+            return Err(QueueError::invalid(
+                "backoff jitter",
+                format!("{jitter} must be within 0.0..=1.0"),
+            ));
         }
         self.jitter = jitter;
         Ok(self)
@@ -104,10 +110,15 @@ mod tests {
 
     #[test]
     fn jitter_stays_within_its_band() {
-        let b = Backoff::exponential(Duration::from_secs(1)).jitter(0.5).unwrap();
+        let b = Backoff::exponential(Duration::from_secs(1))
+            .jitter(0.5)
+            .unwrap();
         for _ in 0..1000 {
             let d = b.jittered(2);
-            assert!(d >= Duration::from_secs(1) && d <= Duration::from_secs(3), "{d:?}");
+            assert!(
+                d >= Duration::from_secs(1) && d <= Duration::from_secs(3),
+                "{d:?}"
+            );
         }
     }
 
@@ -116,6 +127,9 @@ mod tests {
         assert!(Backoff::default().factor(0.5).is_err());
         assert!(Backoff::default().factor(f64::NAN).is_err());
         assert!(Backoff::default().jitter(1.5).is_err());
-        assert_eq!(Backoff::default().delay(u32::MAX), Duration::from_secs(3600));
+        assert_eq!(
+            Backoff::default().delay(u32::MAX),
+            Duration::from_secs(3600)
+        );
     }
 }

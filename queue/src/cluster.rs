@@ -186,7 +186,16 @@ impl std::fmt::Display for ClusterView {
         writeln!(
             f,
             "{:<12} {:<16} {:>8} {:>9} {:>8} {:>7} {:>6} {:>8} {:>10} {:>7}",
-            "queue", "kind", "pending", "scheduled", "retrying", "running", "dead", "done/min", "oldest(s)", "workers"
+            "queue",
+            "kind",
+            "pending",
+            "scheduled",
+            "retrying",
+            "running",
+            "dead",
+            "done/min",
+            "oldest(s)",
+            "workers"
         )?;
         for k in &self.kinds {
             writeln!(
@@ -200,7 +209,8 @@ impl std::fmt::Display for ClusterView {
                 k.running,
                 k.dead,
                 k.completed_last_minute,
-                k.oldest_pending_age_secs.map_or("-".to_owned(), |s| format!("{s:.1}")),
+                k.oldest_pending_age_secs
+                    .map_or("-".to_owned(), |s| format!("{s:.1}")),
                 k.live_workers
             )?;
         }
@@ -218,7 +228,14 @@ impl std::fmt::Display for ClusterView {
             writeln!(
                 f,
                 "{:<38} {:<12} {:<16} {:>7} {:>7} {:>8.1}s {:>7} {:>6}",
-                w.id, w.queue, w.host, w.pid, w.running_jobs, w.heartbeat_age_secs, limit, if w.alive { "yes" } else { "no" }
+                w.id,
+                w.queue,
+                w.host,
+                w.pid,
+                w.running_jobs,
+                w.heartbeat_age_secs,
+                limit,
+                if w.alive { "yes" } else { "no" }
             )?;
         }
         Ok(())

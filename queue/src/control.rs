@@ -72,8 +72,15 @@ impl QueueCommands for ControlServer {
                 let b = b3.clone();
                 async move {
                     let kind = args.get("kind").and_then(Value::as_str).map(str::to_owned);
-                    let limit = args.get("limit").and_then(Value::as_u64).unwrap_or(20).min(1000) as usize;
-                    let dead = b.dead_jobs(kind.as_deref(), limit).await.map_err(|e| e.to_string())?;
+                    let limit = args
+                        .get("limit")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(20)
+                        .min(1000) as usize;
+                    let dead = b
+                        .dead_jobs(kind.as_deref(), limit)
+                        .await
+                        .map_err(|e| e.to_string())?;
                     if wants_json(&args) {
                         return serde_json::to_value(&dead).map_err(|e| e.to_string());
                     }
@@ -89,7 +96,10 @@ impl QueueCommands for ControlServer {
                 async move {
                     let which = selection(&args)?;
                     let n = b.retry_dead(&which).await.map_err(|e| e.to_string())?;
-                    Ok(json!(format!("retried {n} dead job{}", if n == 1 { "" } else { "s" })))
+                    Ok(json!(format!(
+                        "retried {n} dead job{}",
+                        if n == 1 { "" } else { "s" }
+                    )))
                 }
             },
         )
@@ -101,7 +111,10 @@ impl QueueCommands for ControlServer {
                 async move {
                     let which = selection(&args)?;
                     let n = b.discard_dead(&which).await.map_err(|e| e.to_string())?;
-                    Ok(json!(format!("discarded {n} dead job{}", if n == 1 { "" } else { "s" })))
+                    Ok(json!(format!(
+                        "discarded {n} dead job{}",
+                        if n == 1 { "" } else { "s" }
+                    )))
                 }
             },
         )
@@ -119,12 +132,17 @@ fn selection(args: &Value) -> Result<DeadSelection, String> {
             .map(|id| DeadSelection::Job(JobId::new(id)))
             .ok_or_else(|| format!("`{n}` is not a job id")),
         Value::String(s) if s == "all" => Ok(DeadSelection::All),
-        Value::Object(o) => match (o.get("id").and_then(Value::as_i64), o.get("kind").and_then(Value::as_str)) {
+        Value::Object(o) => match (
+            o.get("id").and_then(Value::as_i64),
+            o.get("kind").and_then(Value::as_str),
+        ) {
             (Some(id), None) => Ok(DeadSelection::Job(JobId::new(id))),
             (None, Some(kind)) => Ok(DeadSelection::Kind(kind.to_owned())),
             _ => Err("give one of {\"id\": ID} or {\"kind\": KIND}".to_owned()),
         },
-        _ => Err("say which dead jobs: a job id (e.g. 42), {\"kind\": \"resize\"}, or all".to_owned()),
+        _ => Err(
+            "say which dead jobs: a job id (e.g. 42), {\"kind\": \"resize\"}, or all".to_owned(),
+        ),
     }
 }
 

@@ -13,7 +13,9 @@ use crate::JobId;
 #[non_exhaustive]
 pub enum QueueError {
     /// The database refused or could not be reached.
-    #[error("database error while {doing}: {source} (check that PostgreSQL is up and the URL is right)")]
+    #[error(
+        "database error while {doing}: {source} (check that PostgreSQL is up and the URL is right)"
+    )]
     Database {
         /// What the queue was doing.
         doing: &'static str,

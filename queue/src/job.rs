@@ -174,7 +174,10 @@ pub struct NewJob {
 
 impl NewJob {
     /// A job of `kind` with `args` serialized to JSON; fails if they do not serialize.
-    pub fn new<A: Serialize + ?Sized>(kind: impl Into<String>, args: &A) -> Result<Self, QueueError> {
+    pub fn new<A: Serialize + ?Sized>(
+        kind: impl Into<String>,
+        args: &A,
+    ) -> Result<Self, QueueError> {
         let kind = kind.into();
         let args = serde_json::to_string(args).map_err(|source| QueueError::Serialize {
             kind: kind.clone(),

@@ -109,7 +109,9 @@ mod postgres;
 mod registry;
 mod worker;
 
-pub use backend::{Backend, DeadSelection, FetchedJob, Maintenance, Outcome, Report, Wakeups, WorkerRegistration};
+pub use backend::{
+    Backend, DeadSelection, FetchedJob, Maintenance, Outcome, Report, Wakeups, WorkerRegistration,
+};
 pub use backoff::Backoff;
 pub use cluster::{ClusterView, DeadJob, JobInfo, KindStats, WorkerStatus};
 pub use context::JobContext;

@@ -91,7 +91,9 @@ pub struct Registry {
 
 impl fmt::Debug for Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Registry").field("kinds", &self.kinds()).finish()
+        f.debug_struct("Registry")
+            .field("kinds", &self.kinds())
+            .finish()
     }
 }
 
@@ -143,7 +145,9 @@ impl Registry {
             })?;
             // ...and the handler is called inside the task, where a panic is caught.
             let handler = handler.clone();
-            Ok(Box::pin(async move { handler(ctx, args).await.map_err(|e| e.to_string()) }))
+            Ok(Box::pin(async move {
+                handler(ctx, args).await.map_err(|e| e.to_string())
+            }))
         };
         self.kinds.insert(
             kind.clone(),

@@ -48,7 +48,8 @@ impl Spec {
 #[test]
 #[ignore = "a worker process for the other tests of this file, which start it themselves"]
 fn child_worker() {
-    let spec: Spec = serde_json::from_str(&std::env::var("TASKPOOL_CHILD").expect("TASKPOOL_CHILD")).unwrap();
+    let spec: Spec =
+        serde_json::from_str(&std::env::var("TASKPOOL_CHILD").expect("TASKPOOL_CHILD")).unwrap();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
         .with_writer(std::io::stderr)
@@ -57,8 +58,14 @@ fn child_worker() {
     rt.block_on(Duration::from_secs(900), async move {
         let queue = PgQueue::connect(&spec.url).await.expect("connect");
         let sp = rt.spawner();
-        let pool = TaskPool::builder(sp.clone()).name("jobs").limit(spec.limit).build().unwrap();
-        let effect = |db: PgPool, sp: std::sync::Arc<dyn async_taskpool::runtime::Spawner>, ms: u64| {
+        let pool = TaskPool::builder(sp.clone())
+            .name("jobs")
+            .limit(spec.limit)
+            .build()
+            .unwrap();
+        let effect = |db: PgPool,
+                      sp: std::sync::Arc<dyn async_taskpool::runtime::Spawner>,
+                      ms: u64| {
             move |ctx: JobContext, _n: i64| {
                 let (db, sp) = (db.clone(), sp.clone());
                 async move {
@@ -74,8 +81,14 @@ fn child_worker() {
             }
         };
         let registry = Registry::new()
-            .register("work", effect(queue.pool().clone(), sp.clone(), spec.work_ms))
-            .register("long", effect(queue.pool().clone(), sp.clone(), spec.long_ms));
+            .register(
+                "work",
+                effect(queue.pool().clone(), sp.clone(), spec.work_ms),
+            )
+            .register(
+                "long",
+                effect(queue.pool().clone(), sp.clone(), spec.long_ms),
+            );
         let worker = Worker::builder(queue, pool, registry)
             .lease(Duration::from_millis(spec.lease_ms))
             .poll_interval(Duration::from_millis(500))
@@ -85,7 +98,8 @@ fn child_worker() {
             .unwrap();
         let stopper = worker.stopper();
         let grace = Duration::from_millis(spec.grace_ms);
-        let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM]).unwrap();
+        let mut signals =
+            signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM]).unwrap();
         std::thread::spawn(move || {
             for _ in signals.forever() {
                 stopper.stop_gracefully(grace);
@@ -103,10 +117,17 @@ struct Proc {
 
 impl Proc {
     fn spawn(spec: &Spec, name: &str) -> Proc {
-        let log = std::env::temp_dir().join(format!("taskpool-queue-{}-{name}.log", std::process::id()));
+        let log =
+            std::env::temp_dir().join(format!("taskpool-queue-{}-{name}.log", std::process::id()));
         let file = std::fs::File::create(&log).unwrap();
         let child = Command::new(std::env::current_exe().unwrap())
-            .args(["child_worker", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "child_worker",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env("TASKPOOL_CHILD", serde_json::to_string(spec).unwrap())
             .env("RUST_BACKTRACE", "1")
             .stdout(Stdio::from(file.try_clone().unwrap()))
@@ -121,7 +142,12 @@ impl Proc {
     }
 
     fn sigterm(&self) {
-        let ok = Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status().unwrap().success();
+        let ok = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap()
+            .success();
         assert!(ok, "kill -TERM {}", self.pid());
     }
 
@@ -130,10 +156,20 @@ impl Proc {
         let start = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "worker {} exited with {status}: see {}", self.pid(), self.log.display());
+                assert!(
+                    status.success(),
+                    "worker {} exited with {status}: see {}",
+                    self.pid(),
+                    self.log.display()
+                );
                 return;
             }
-            assert!(start.elapsed() < limit, "worker {} did not exit within {limit:?}: see {}", self.pid(), self.log.display());
+            assert!(
+                start.elapsed() < limit,
+                "worker {} did not exit within {limit:?}: see {}",
+                self.pid(),
+                self.log.display()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -155,7 +191,11 @@ impl Drop for Proc {
 }
 
 fn block_on<F: std::future::Future<Output = T>, T>(f: F) -> T {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
 }
 
 async fn scalar(db: &PgPool, sql: &'static str) -> i64 {
@@ -170,7 +210,10 @@ async fn wait_count(db: &PgPool, sql: &'static str, want: i64, limit: Duration, 
             Ok(n) if n == want => return,
             Ok(n) if start.elapsed() > limit => {
                 let logs: Vec<String> = procs.iter().map(|p| p.log()).collect();
-                panic!("`{sql}` is {n}, not {want}, after {limit:?}\n{}", logs.join("\n-----\n"));
+                panic!(
+                    "`{sql}` is {n}, not {want}, after {limit:?}\n{}",
+                    logs.join("\n-----\n")
+                );
             }
             _ => {}
         }
@@ -180,12 +223,16 @@ async fn wait_count(db: &PgPool, sql: &'static str, want: i64, limit: Duration, 
 
 async fn setup(url: &str, jobs: usize, kind: &str) -> PgQueue {
     let queue = PgQueue::connect(url).await.unwrap();
-    sqlx::query("CREATE TABLE effects (job_id bigint NOT NULL, attempt int NOT NULL, pid int NOT NULL)")
-        .execute(queue.pool())
-        .await
-        .unwrap();
+    sqlx::query(
+        "CREATE TABLE effects (job_id bigint NOT NULL, attempt int NOT NULL, pid int NOT NULL)",
+    )
+    .execute(queue.pool())
+    .await
+    .unwrap();
     if jobs > 0 {
-        let batch: Vec<NewJob> = (0..jobs as i64).map(|i| NewJob::new(kind, &i).unwrap()).collect();
+        let batch: Vec<NewJob> = (0..jobs as i64)
+            .map(|i| NewJob::new(kind, &i).unwrap())
+            .collect();
         assert_eq!(queue.enqueue_many(batch).await.unwrap().len(), jobs);
     }
     queue
@@ -218,18 +265,41 @@ fn ten_thousand_jobs_drained_by_three_worker_processes() {
             .collect();
         let refs: Vec<&Proc> = procs.iter().collect();
         wait_count(&db, WORKERS, 3, Duration::from_secs(60), &refs).await;
-        let batch: Vec<NewJob> = (0..10_000i64).map(|i| NewJob::new("work", &i).unwrap()).collect();
+        let batch: Vec<NewJob> = (0..10_000i64)
+            .map(|i| NewJob::new("work", &i).unwrap())
+            .collect();
         queue.enqueue_many(batch).await.unwrap();
         wait_count(&db, NOT_COMPLETED, 0, Duration::from_secs(240), &refs).await;
 
-        assert_eq!(scalar(&db, "SELECT count(*) FROM taskpool.jobs WHERE state = 'completed'").await, 10_000);
-        assert_eq!(scalar(&db, "SELECT count(*) FROM taskpool.jobs WHERE attempts <> 1 OR history <> '[]'").await, 0);
+        assert_eq!(
+            scalar(
+                &db,
+                "SELECT count(*) FROM taskpool.jobs WHERE state = 'completed'"
+            )
+            .await,
+            10_000
+        );
+        assert_eq!(
+            scalar(
+                &db,
+                "SELECT count(*) FROM taskpool.jobs WHERE attempts <> 1 OR history <> '[]'"
+            )
+            .await,
+            0
+        );
         let e = effects(&db).await;
         assert_eq!(e.len(), 10_000, "every job's effect is there");
         assert!(e.values().all(|&n| n == 1), "no crash, so no job ran twice");
         let per_worker: Vec<(String, i64)> =
-            sqlx::query_as("SELECT worker_id, count(*) FROM taskpool.jobs GROUP BY 1").fetch_all(&db).await.unwrap();
-        assert_eq!(per_worker.len(), 3, "all three workers took part: {per_worker:?}");
+            sqlx::query_as("SELECT worker_id, count(*) FROM taskpool.jobs GROUP BY 1")
+                .fetch_all(&db)
+                .await
+                .unwrap();
+        assert_eq!(
+            per_worker.len(),
+            3,
+            "all three workers took part: {per_worker:?}"
+        );
 
         for p in &procs {
             p.sigterm();
@@ -238,7 +308,11 @@ fn ten_thousand_jobs_drained_by_three_worker_processes() {
             p.wait_ok(Duration::from_secs(30));
             assert!(p.log().contains("SUMMARY"), "{}", p.log());
         }
-        assert_eq!(scalar(&db, WORKERS).await, 0, "workers deregister on SIGTERM");
+        assert_eq!(
+            scalar(&db, WORKERS).await,
+            0,
+            "workers deregister on SIGTERM"
+        );
     });
 }
 
@@ -253,10 +327,14 @@ fn a_worker_killed_mid_run_loses_nothing() {
         let mut spec = Spec::new(&url, Rt::Tokio);
         spec.work_ms = 20;
         spec.limit = 8;
-        let mut procs: Vec<Proc> = (0..3).map(|i| Proc::spawn(&spec, &format!("kill-{i}"))).collect();
+        let mut procs: Vec<Proc> = (0..3)
+            .map(|i| Proc::spawn(&spec, &format!("kill-{i}")))
+            .collect();
         let refs: Vec<&Proc> = procs.iter().collect();
         wait_count(&db, WORKERS, 3, Duration::from_secs(60), &refs).await;
-        let batch: Vec<NewJob> = (0..3000i64).map(|i| NewJob::new("work", &i).unwrap()).collect();
+        let batch: Vec<NewJob> = (0..3000i64)
+            .map(|i| NewJob::new("work", &i).unwrap())
+            .collect();
         queue.enqueue_many(batch).await.unwrap();
 
         let victim_pid = procs[0].pid() as i32;
@@ -270,45 +348,72 @@ fn a_worker_killed_mid_run_loses_nothing() {
             if n >= 100 {
                 break;
             }
-            assert!(start.elapsed() < Duration::from_secs(60), "the victim never got going: {}", procs[0].log());
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "the victim never got going: {}",
+                procs[0].log()
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let victim_id: String = sqlx::query_scalar("SELECT id FROM taskpool.workers WHERE pid = $1")
-            .bind(victim_pid)
-            .fetch_one(&db)
-            .await
-            .unwrap();
+        let victim_id: String =
+            sqlx::query_scalar("SELECT id FROM taskpool.workers WHERE pid = $1")
+                .bind(victim_pid)
+                .fetch_one(&db)
+                .await
+                .unwrap();
         procs[0].child.kill().unwrap(); // SIGKILL
         procs[0].child.wait().unwrap();
-        let held: HashSet<i64> = sqlx::query_scalar("SELECT id FROM taskpool.jobs WHERE state = 'running' AND worker_id = $1")
-            .bind(&victim_id)
-            .fetch_all(&db)
-            .await
-            .unwrap()
-            .into_iter()
-            .collect();
+        let held: HashSet<i64> = sqlx::query_scalar(
+            "SELECT id FROM taskpool.jobs WHERE state = 'running' AND worker_id = $1",
+        )
+        .bind(&victim_id)
+        .fetch_all(&db)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
         assert!(!held.is_empty(), "the victim held jobs when it died");
 
         let refs: Vec<&Proc> = procs[1..].iter().collect();
         wait_count(&db, NOT_COMPLETED, 0, Duration::from_secs(240), &refs).await;
-        assert_eq!(scalar(&db, "SELECT count(*) FROM taskpool.jobs WHERE state = 'completed'").await, 3000);
+        assert_eq!(
+            scalar(
+                &db,
+                "SELECT count(*) FROM taskpool.jobs WHERE state = 'completed'"
+            )
+            .await,
+            3000
+        );
         let jobs: Vec<(i64, i32, Option<String>, String)> =
-            sqlx::query_as("SELECT id, attempts, worker_id, history::text FROM taskpool.jobs").fetch_all(&db).await.unwrap();
+            sqlx::query_as("SELECT id, attempts, worker_id, history::text FROM taskpool.jobs")
+                .fetch_all(&db)
+                .await
+                .unwrap();
         for (id, attempts, worker, history) in &jobs {
             if held.contains(id) {
                 assert_eq!(*attempts, 2, "job {id}: the lost attempt counts");
-                assert_ne!(worker.as_deref(), Some(victim_id.as_str()), "job {id} finished elsewhere");
+                assert_ne!(
+                    worker.as_deref(),
+                    Some(victim_id.as_str()),
+                    "job {id} finished elsewhere"
+                );
                 let h: serde_json::Value = serde_json::from_str(history).unwrap();
                 assert_eq!(h[0]["outcome"], "lease_expired");
                 assert_eq!(h[0]["worker"], victim_id.as_str());
             } else {
-                assert_eq!(*attempts, 1, "job {id} was not in flight at the crash: {history}");
+                assert_eq!(
+                    *attempts, 1,
+                    "job {id} was not in flight at the crash: {history}"
+                );
             }
         }
         let e = effects(&db).await;
         assert_eq!(e.len(), 3000, "every job's effect is there");
         for (id, n) in &e {
-            assert!(*n == 1 || held.contains(id), "job {id} ran {n} times but was not in flight at the crash");
+            assert!(
+                *n == 1 || held.contains(id),
+                "job {id} ran {n} times but was not in flight at the crash"
+            );
         }
         for p in &procs[1..] {
             p.sigterm();
@@ -322,10 +427,17 @@ fn a_worker_killed_mid_run_loses_nothing() {
 /// PostgreSQL restarted mid-run: the workers reconnect and go on; nothing is lost.
 #[test]
 fn workers_ride_out_a_postgres_restart() {
-    let extra = ["fsync=off", "synchronous_commit=off", "full_page_writes=off"];
+    let extra = [
+        "fsync=off",
+        "synchronous_commit=off",
+        "full_page_writes=off",
+    ];
     let server = if std::env::var(pg::URL_VAR).is_ok() {
         // A server we did not start is not ours to restart.
-        eprintln!("{} is set; starting a private server for this test anyway", pg::URL_VAR);
+        eprintln!(
+            "{} is set; starting a private server for this test anyway",
+            pg::URL_VAR
+        );
         pg::PgServer::start(&extra)
     } else {
         pg::PgServer::start(&extra)
@@ -340,14 +452,22 @@ fn workers_ride_out_a_postgres_restart() {
         a.lease_ms = 5000;
         let mut b = a.clone();
         b.runtime = "smol".into();
-        let procs = [Proc::spawn(&a, "restart-tokio"), Proc::spawn(&b, "restart-smol")];
+        let procs = [
+            Proc::spawn(&a, "restart-tokio"),
+            Proc::spawn(&b, "restart-smol"),
+        ];
         let refs: Vec<&Proc> = procs.iter().collect();
         wait_count(&db, WORKERS, 2, Duration::from_secs(60), &refs).await;
-        let batch: Vec<NewJob> = (0..3000i64).map(|i| NewJob::new("work", &i).unwrap()).collect();
+        let batch: Vec<NewJob> = (0..3000i64)
+            .map(|i| NewJob::new("work", &i).unwrap())
+            .collect();
         queue.enqueue_many(batch).await.unwrap();
         let start = Instant::now();
         while scalar(&db, "SELECT count(*) FROM effects").await < 500 {
-            assert!(start.elapsed() < Duration::from_secs(60), "no progress before the restart");
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "no progress before the restart"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let before = scalar(&db, "SELECT count(*) FROM effects").await;
@@ -356,25 +476,48 @@ fn workers_ride_out_a_postgres_restart() {
         let mut left = i64::MAX;
         let start = Instant::now();
         while left != 0 {
-            assert!(start.elapsed() < Duration::from_secs(240), "{left} jobs left:\n{}\n-----\n{}", procs[0].log(), procs[1].log());
-            left = sqlx::query_scalar(NOT_COMPLETED).fetch_one(&db).await.unwrap_or(i64::MAX);
+            assert!(
+                start.elapsed() < Duration::from_secs(240),
+                "{left} jobs left:\n{}\n-----\n{}",
+                procs[0].log(),
+                procs[1].log()
+            );
+            left = sqlx::query_scalar(NOT_COMPLETED)
+                .fetch_one(&db)
+                .await
+                .unwrap_or(i64::MAX);
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert!(before < 3000, "the restart came mid-run");
-        assert_eq!(scalar(&db, "SELECT count(*) FROM taskpool.jobs WHERE state = 'completed'").await, 3000);
+        assert_eq!(
+            scalar(
+                &db,
+                "SELECT count(*) FROM taskpool.jobs WHERE state = 'completed'"
+            )
+            .await,
+            3000
+        );
         let e = effects(&db).await;
         assert_eq!(e.len(), 3000, "every job's effect is there");
-        let retried: HashSet<i64> = sqlx::query_scalar("SELECT id FROM taskpool.jobs WHERE attempts > 1")
-            .fetch_all(&db)
-            .await
-            .unwrap()
-            .into_iter()
-            .collect();
+        let retried: HashSet<i64> =
+            sqlx::query_scalar("SELECT id FROM taskpool.jobs WHERE attempts > 1")
+                .fetch_all(&db)
+                .await
+                .unwrap()
+                .into_iter()
+                .collect();
         for (id, n) in &e {
-            assert!(*n == 1 || retried.contains(id), "job {id} ran {n} times in one attempt");
+            assert!(
+                *n == 1 || retried.contains(id),
+                "job {id} ran {n} times in one attempt"
+            );
         }
         for mut p in procs {
-            assert!(p.child.try_wait().unwrap().is_none(), "worker exited: {}", p.log());
+            assert!(
+                p.child.try_wait().unwrap().is_none(),
+                "worker exited: {}",
+                p.log()
+            );
             p.sigterm();
             p.wait_ok(Duration::from_secs(30));
         }
@@ -395,12 +538,29 @@ fn sigterm_stops_a_worker_gracefully() {
         spec.lease_ms = 60_000;
         let mut worker = Proc::spawn(&spec, "sigterm");
         wait_count(&db, WORKERS, 1, Duration::from_secs(60), &[&worker]).await;
-        queue.enqueue_many((0..6i64).map(|i| NewJob::new("work", &i).unwrap())).await.unwrap();
-        queue.enqueue_many((0..2i64).map(|i| NewJob::new("long", &i).unwrap())).await.unwrap();
-        wait_count(&db, "SELECT count(*) FROM taskpool.jobs WHERE state = 'running'", 8, Duration::from_secs(30), &[&worker]).await;
+        queue
+            .enqueue_many((0..6i64).map(|i| NewJob::new("work", &i).unwrap()))
+            .await
+            .unwrap();
+        queue
+            .enqueue_many((0..2i64).map(|i| NewJob::new("long", &i).unwrap()))
+            .await
+            .unwrap();
+        wait_count(
+            &db,
+            "SELECT count(*) FROM taskpool.jobs WHERE state = 'running'",
+            8,
+            Duration::from_secs(30),
+            &[&worker],
+        )
+        .await;
         worker.sigterm();
         worker.wait_ok(Duration::from_secs(30));
-        assert!(worker.log().contains(r#""completed":6"#), "{}", worker.log());
+        assert!(
+            worker.log().contains(r#""completed":6"#),
+            "{}",
+            worker.log()
+        );
         assert_eq!(scalar(&db, "SELECT count(*) FROM effects").await, 6);
         let long: Vec<(String, i32, Option<String>, String)> =
             sqlx::query_as("SELECT state, attempts, worker_id, history::text FROM taskpool.jobs WHERE kind = 'long'")
@@ -408,7 +568,10 @@ fn sigterm_stops_a_worker_gracefully() {
                 .await
                 .unwrap();
         for (state, attempts, worker_id, history) in &long {
-            assert_eq!((state.as_str(), *attempts, worker_id), ("pending", 0, &None));
+            assert_eq!(
+                (state.as_str(), *attempts, worker_id),
+                ("pending", 0, &None)
+            );
             assert!(history.contains("released"), "{history}");
         }
         assert_eq!(scalar(&db, WORKERS).await, 0);

@@ -7,8 +7,8 @@ mod support;
 use async_taskpool::TaskPool;
 use async_taskpool_queue::sqlx;
 use async_taskpool_queue::{
-    Backoff, DeadSelection, Enqueued, JobContext, JobId, JobState, KindOptions, NewJob, PgQueue, QueueError,
-    Registry, Stopper, Worker, WorkerBuilder, WorkerSummary,
+    Backoff, DeadSelection, Enqueued, JobContext, JobId, JobState, KindOptions, NewJob, PgQueue,
+    QueueError, Registry, Stopper, Worker, WorkerBuilder, WorkerSummary,
 };
 use futures::channel::oneshot;
 use std::collections::{BTreeMap, HashMap};
@@ -19,7 +19,13 @@ use support::{count_jobs, count_state, eventually, fresh_queue, Rt, RUNTIMES};
 const LIMIT: Duration = Duration::from_secs(60);
 
 /// Starts `worker` beside the test; returns its stopper and its result.
-fn spawn_worker(rt: Rt, worker: Worker) -> (Stopper, oneshot::Receiver<Result<WorkerSummary, QueueError>>) {
+fn spawn_worker(
+    rt: Rt,
+    worker: Worker,
+) -> (
+    Stopper,
+    oneshot::Receiver<Result<WorkerSummary, QueueError>>,
+) {
     let stopper = worker.stopper();
     let (tx, rx) = oneshot::channel();
     rt.spawner()
@@ -31,7 +37,11 @@ fn spawn_worker(rt: Rt, worker: Worker) -> (Stopper, oneshot::Receiver<Result<Wo
 }
 
 fn builder(rt: Rt, queue: &PgQueue, limit: usize, registry: Registry) -> (WorkerBuilder, TaskPool) {
-    let pool = TaskPool::builder(rt.spawner()).name("jobs").limit(limit).build().unwrap();
+    let pool = TaskPool::builder(rt.spawner())
+        .name("jobs")
+        .limit(limit)
+        .build()
+        .unwrap();
     let b = Worker::builder(queue.clone(), pool.clone(), registry)
         .lease(Duration::from_secs(3))
         .poll_interval(Duration::from_millis(200))
@@ -39,9 +49,14 @@ fn builder(rt: Rt, queue: &PgQueue, limit: usize, registry: Registry) -> (Worker
     (b, pool)
 }
 
-async fn stop(stopper: Stopper, done: oneshot::Receiver<Result<WorkerSummary, QueueError>>) -> WorkerSummary {
+async fn stop(
+    stopper: Stopper,
+    done: oneshot::Receiver<Result<WorkerSummary, QueueError>>,
+) -> WorkerSummary {
     stopper.stop_gracefully(Duration::from_secs(5));
-    done.await.expect("worker task dropped").expect("worker failed")
+    done.await
+        .expect("worker task dropped")
+        .expect("worker failed")
 }
 
 async fn state_of(queue: &PgQueue, id: JobId) -> JobState {
@@ -55,15 +70,18 @@ fn drains_a_batch_exactly_once_on_every_runtime() {
             let (queue, _) = fresh_queue(&format!("drain_{}", rt.name())).await;
             let seen = Arc::new(Mutex::new(HashMap::<i64, u32>::new()));
             let s = seen.clone();
-            let registry = Registry::new().register("add", move |ctx: JobContext, (a, b): (i64, i64)| {
-                let s = s.clone();
-                async move {
-                    assert_eq!(a + 1, b);
-                    *s.lock().unwrap().entry(ctx.id().get()).or_default() += 1;
-                    Ok::<(), String>(())
-                }
-            });
-            let jobs: Vec<NewJob> = (0..300).map(|i| NewJob::new("add", &(i, i + 1)).unwrap()).collect();
+            let registry =
+                Registry::new().register("add", move |ctx: JobContext, (a, b): (i64, i64)| {
+                    let s = s.clone();
+                    async move {
+                        assert_eq!(a + 1, b);
+                        *s.lock().unwrap().entry(ctx.id().get()).or_default() += 1;
+                        Ok::<(), String>(())
+                    }
+                });
+            let jobs: Vec<NewJob> = (0..300)
+                .map(|i| NewJob::new("add", &(i, i + 1)).unwrap())
+                .collect();
             let ids = queue.enqueue_many(jobs).await.unwrap();
             assert_eq!(ids.len(), 300);
             let (b, _pool) = builder(rt, &queue, 8, registry);
@@ -92,10 +110,15 @@ fn drains_a_batch_exactly_once_on_every_runtime() {
 fn retention_keeps_completed_jobs() {
     Rt::Tokio.block_on(LIMIT, async {
         let (queue, _) = fresh_queue("retention").await;
-        let registry = Registry::new().register("noop", |_: JobContext, (): ()| async { Ok::<(), String>(()) });
+        let registry = Registry::new().register("noop", |_: JobContext, (): ()| async {
+            Ok::<(), String>(())
+        });
         let id = queue.enqueue("noop", &()).await.unwrap().id();
         let (b, _pool) = builder(Rt::Tokio, &queue, 2, registry);
-        let (stopper, done) = spawn_worker(Rt::Tokio, b.retention(Duration::from_secs(3600)).build().unwrap());
+        let (stopper, done) = spawn_worker(
+            Rt::Tokio,
+            b.retention(Duration::from_secs(3600)).build().unwrap(),
+        );
         let sp = Rt::Tokio.spawner();
         eventually(&*sp, LIMIT, "the job completes", || {
             let q = queue.clone();
@@ -119,7 +142,9 @@ fn retries_with_backoff_then_dead_then_retry_from_dead_on_every_runtime() {
             let log = Arc::new(Mutex::new(Vec::<(u32, Instant)>::new()));
             let succeed = Arc::new(Mutex::new(false));
             let (l, ok) = (log.clone(), succeed.clone());
-            let backoff = Backoff::exponential(Duration::from_millis(100)).jitter(0.0).unwrap();
+            let backoff = Backoff::exponential(Duration::from_millis(100))
+                .jitter(0.0)
+                .unwrap();
             let registry = Registry::new().register_with(
                 "flaky",
                 KindOptions::new().backoff(backoff),
@@ -135,7 +160,11 @@ fn retries_with_backoff_then_dead_then_retry_from_dead_on_every_runtime() {
                     }
                 },
             );
-            let id = queue.enqueue_job(NewJob::new("flaky", &()).unwrap().max_attempts(3)).await.unwrap().id();
+            let id = queue
+                .enqueue_job(NewJob::new("flaky", &()).unwrap().max_attempts(3))
+                .await
+                .unwrap()
+                .id();
             let (b, _pool) = builder(rt, &queue, 2, registry);
             let (stopper, done) = spawn_worker(rt, b.build().unwrap());
             let sp = rt.spawner();
@@ -155,7 +184,13 @@ fn retries_with_backoff_then_dead_then_retry_from_dead_on_every_runtime() {
             let job = queue.job(id).await.unwrap();
             assert_eq!(job.attempts, 3);
             assert_eq!(job.last_error.as_deref(), Some("attempt 3 failed"));
-            let outcomes: Vec<&str> = job.history.as_array().unwrap().iter().map(|h| h["outcome"].as_str().unwrap()).collect();
+            let outcomes: Vec<&str> = job
+                .history
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| h["outcome"].as_str().unwrap())
+                .collect();
             assert_eq!(outcomes, ["retry", "retry", "dead"]);
             let dead = queue.dead_jobs(None, 10).await.unwrap();
             assert_eq!(dead.len(), 1);
@@ -169,9 +204,16 @@ fn retries_with_backoff_then_dead_then_retry_from_dead_on_every_runtime() {
                 async move { matches!(q.job(id).await, Err(QueueError::NoSuchJob(_))) }
             })
             .await;
-            assert_eq!(log.lock().unwrap().last().unwrap().0, 1, "a retried dead job starts from attempt 1");
+            assert_eq!(
+                log.lock().unwrap().last().unwrap().0,
+                1,
+                "a retried dead job starts from attempt 1"
+            );
             let summary = stop(stopper, done).await;
-            assert_eq!((summary.retried, summary.dead, summary.completed), (2, 1, 1));
+            assert_eq!(
+                (summary.retried, summary.dead, summary.completed),
+                (2, 1, 1)
+            );
         });
     }
 }
@@ -188,12 +230,24 @@ fn panics_and_timeouts_are_failed_attempts() {
                 }
                 Ok::<(), String>(())
             })
-            .register_with("slow", quick.timeout(Duration::from_millis(50)), |_: JobContext, (): ()| async {
-                tokio::time::sleep(Duration::from_secs(30)).await;
-                Ok::<(), String>(())
-            });
-        let boom = queue.enqueue_job(NewJob::new("boom", &()).unwrap().max_attempts(2)).await.unwrap().id();
-        let slow = queue.enqueue_job(NewJob::new("slow", &()).unwrap().max_attempts(2)).await.unwrap().id();
+            .register_with(
+                "slow",
+                quick.timeout(Duration::from_millis(50)),
+                |_: JobContext, (): ()| async {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    Ok::<(), String>(())
+                },
+            );
+        let boom = queue
+            .enqueue_job(NewJob::new("boom", &()).unwrap().max_attempts(2))
+            .await
+            .unwrap()
+            .id();
+        let slow = queue
+            .enqueue_job(NewJob::new("slow", &()).unwrap().max_attempts(2))
+            .await
+            .unwrap()
+            .id();
         let (b, _pool) = builder(Rt::Tokio, &queue, 4, registry);
         let (stopper, done) = spawn_worker(Rt::Tokio, b.build().unwrap());
         let sp = Rt::Tokio.spawner();
@@ -207,7 +261,11 @@ fn panics_and_timeouts_are_failed_attempts() {
         assert_eq!(boom.attempts, 2);
         assert!(boom.last_error.unwrap().contains("panicked: kaboom"));
         let slow = queue.job(slow).await.unwrap();
-        assert!(slow.last_error.unwrap().contains("timed out"), "{:?}", slow.history);
+        assert!(
+            slow.last_error.unwrap().contains("timed out"),
+            "{:?}",
+            slow.history
+        );
     });
 }
 
@@ -227,9 +285,14 @@ fn dead_set_retry_by_kind_and_all_and_discard() {
                 }
             }
         };
-        let registry = Registry::new().register("a", handler.clone()).register("b", handler);
+        let registry = Registry::new()
+            .register("a", handler.clone())
+            .register("b", handler);
         for kind in ["a", "a", "b", "b", "b"] {
-            queue.enqueue_job(NewJob::new(kind, &()).unwrap().max_attempts(1)).await.unwrap();
+            queue
+                .enqueue_job(NewJob::new(kind, &()).unwrap().max_attempts(1))
+                .await
+                .unwrap();
         }
         let (b, _pool) = builder(Rt::Tokio, &queue, 4, registry);
         let (stopper, done) = spawn_worker(Rt::Tokio, b.build().unwrap());
@@ -242,7 +305,13 @@ fn dead_set_retry_by_kind_and_all_and_discard() {
         assert_eq!(queue.dead_jobs(Some("b"), 10).await.unwrap().len(), 3);
         assert_eq!(queue.dead_jobs(None, 2).await.unwrap().len(), 2);
         // By kind: the two `a` jobs fail again (still failing).
-        assert_eq!(queue.retry_dead(&DeadSelection::Kind("a".into())).await.unwrap(), 2);
+        assert_eq!(
+            queue
+                .retry_dead(&DeadSelection::Kind("a".into()))
+                .await
+                .unwrap(),
+            2
+        );
         eventually(&*sp, LIMIT, "a jobs dead again", || {
             let q = queue.clone();
             async move { count_state(&q, "dead").await == 5 }
@@ -250,8 +319,14 @@ fn dead_set_retry_by_kind_and_all_and_discard() {
         .await;
         // Discard one, then retry all with the handler fixed.
         let one = queue.dead_jobs(Some("b"), 1).await.unwrap()[0].id;
-        assert_eq!(queue.discard_dead(&DeadSelection::Job(one)).await.unwrap(), 1);
-        assert_eq!(queue.discard_dead(&DeadSelection::Job(one)).await.unwrap(), 0);
+        assert_eq!(
+            queue.discard_dead(&DeadSelection::Job(one)).await.unwrap(),
+            1
+        );
+        assert_eq!(
+            queue.discard_dead(&DeadSelection::Job(one)).await.unwrap(),
+            0
+        );
         *fail.lock().unwrap() = false;
         assert_eq!(queue.retry_dead(&DeadSelection::All).await.unwrap(), 4);
         eventually(&*sp, LIMIT, "all done", || {
@@ -277,7 +352,9 @@ fn unique_keys_under_eight_concurrent_enqueuers() {
                 let mut got = Vec::new();
                 for round in 0..25 {
                     let k = (round + e * 3) % 25; // each enqueuer walks the keys in another order
-                    let job = NewJob::new("mail", &k).unwrap().unique_key(format!("user-{k}"));
+                    let job = NewJob::new("mail", &k)
+                        .unwrap()
+                        .unique_key(format!("user-{k}"));
                     got.push((k, q.enqueue_job(job).await.unwrap()));
                 }
                 got
@@ -292,7 +369,11 @@ fn unique_keys_under_eight_concurrent_enqueuers() {
         assert_eq!(count_jobs(&queue).await, 25);
         for (k, results) in &by_key {
             assert_eq!(results.len(), 8);
-            assert_eq!(results.iter().filter(|e| e.is_new()).count(), 1, "key {k}: {results:?}");
+            assert_eq!(
+                results.iter().filter(|e| e.is_new()).count(),
+                1,
+                "key {k}: {results:?}"
+            );
             let id = results[0].id();
             assert!(results.iter().all(|e| e.id() == id), "key {k}: {results:?}");
         }
@@ -304,7 +385,9 @@ fn unique_keys_under_eight_concurrent_enqueuers() {
         ];
         assert_eq!(queue.enqueue_many(batch).await.unwrap().len(), 1);
         // Once the job is done the key is free again.
-        let registry = Registry::new().register("mail", |_: JobContext, _k: i32| async { Ok::<(), String>(()) });
+        let registry = Registry::new().register("mail", |_: JobContext, _k: i32| async {
+            Ok::<(), String>(())
+        });
         let (b, _pool) = builder(Rt::Tokio, &queue, 8, registry);
         let (stopper, done) = spawn_worker(Rt::Tokio, b.build().unwrap());
         let sp = Rt::Tokio.spawner();
@@ -314,7 +397,10 @@ fn unique_keys_under_eight_concurrent_enqueuers() {
         })
         .await;
         stop(stopper, done).await;
-        let again = queue.enqueue_job(NewJob::new("mail", &0).unwrap().unique_key("user-0")).await.unwrap();
+        let again = queue
+            .enqueue_job(NewJob::new("mail", &0).unwrap().unique_key("user-0"))
+            .await
+            .unwrap();
         assert!(again.is_new());
     });
 }
@@ -323,7 +409,10 @@ fn unique_keys_under_eight_concurrent_enqueuers() {
 fn enqueue_inside_a_rolled_back_transaction_leaves_nothing() {
     Rt::Tokio.block_on(LIMIT, async {
         let (queue, _) = fresh_queue("tx").await;
-        sqlx::query("CREATE TABLE orders (id int PRIMARY KEY)").execute(queue.pool()).await.unwrap();
+        sqlx::query("CREATE TABLE orders (id int PRIMARY KEY)")
+            .execute(queue.pool())
+            .await
+            .unwrap();
         let ran = Arc::new(Mutex::new(Vec::<i32>::new()));
         let r = ran.clone();
         let registry = Registry::new().register("ship", move |_: JobContext, order: i32| {
@@ -334,18 +423,36 @@ fn enqueue_inside_a_rolled_back_transaction_leaves_nothing() {
             }
         });
         let (b, _pool) = builder(Rt::Tokio, &queue, 4, registry);
-        let (stopper, done) = spawn_worker(Rt::Tokio, b.poll_interval(Duration::from_secs(30)).build().unwrap());
+        let (stopper, done) = spawn_worker(
+            Rt::Tokio,
+            b.poll_interval(Duration::from_secs(30)).build().unwrap(),
+        );
 
         let mut tx = queue.pool().begin().await.unwrap();
-        sqlx::query("INSERT INTO orders VALUES (1)").execute(&mut *tx).await.unwrap();
-        queue.enqueue_job_in(&mut tx, NewJob::new("ship", &1).unwrap()).await.unwrap();
-        queue.enqueue_many_in(&mut tx, vec![NewJob::new("ship", &2).unwrap()]).await.unwrap();
+        sqlx::query("INSERT INTO orders VALUES (1)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        queue
+            .enqueue_job_in(&mut tx, NewJob::new("ship", &1).unwrap())
+            .await
+            .unwrap();
+        queue
+            .enqueue_many_in(&mut tx, vec![NewJob::new("ship", &2).unwrap()])
+            .await
+            .unwrap();
         tx.rollback().await.unwrap();
         assert_eq!(count_jobs(&queue).await, 0);
 
         let mut tx = queue.pool().begin().await.unwrap();
-        sqlx::query("INSERT INTO orders VALUES (3)").execute(&mut *tx).await.unwrap();
-        queue.enqueue_job_in(&mut tx, NewJob::new("ship", &3).unwrap()).await.unwrap();
+        sqlx::query("INSERT INTO orders VALUES (3)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        queue
+            .enqueue_job_in(&mut tx, NewJob::new("ship", &3).unwrap())
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
         // The commit's notification wakes the worker (its poll interval is 30 s).
         let sp = Rt::Tokio.spawner();
@@ -367,14 +474,19 @@ fn bad_arguments_and_unknown_kinds() {
         let (queue, _) = fresh_queue("badargs").await;
         let called = Arc::new(Mutex::new(0));
         let c = called.clone();
-        let registry = Registry::new().register("add", move |_: JobContext, (_a, _b): (i64, i64)| {
-            let c = c.clone();
-            async move {
-                *c.lock().unwrap() += 1;
-                Ok::<(), String>(())
-            }
-        });
-        let bad = queue.enqueue("add", &serde_json::json!({"a": "x"})).await.unwrap().id();
+        let registry =
+            Registry::new().register("add", move |_: JobContext, (_a, _b): (i64, i64)| {
+                let c = c.clone();
+                async move {
+                    *c.lock().unwrap() += 1;
+                    Ok::<(), String>(())
+                }
+            });
+        let bad = queue
+            .enqueue("add", &serde_json::json!({"a": "x"}))
+            .await
+            .unwrap()
+            .id();
         let mystery = queue.enqueue("mystery", &1).await.unwrap().id();
         let good = queue.enqueue("add", &(1, 2)).await.unwrap().id();
         let (b, _pool) = builder(Rt::Tokio, &queue, 4, registry);
@@ -389,7 +501,10 @@ fn bad_arguments_and_unknown_kinds() {
         let bad = queue.job(bad).await.unwrap();
         assert_eq!(bad.attempts, 1);
         let err = bad.last_error.unwrap();
-        assert!(err.contains("do not fit its handler's type") && err.contains("(i64, i64)"), "{err}");
+        assert!(
+            err.contains("do not fit its handler's type") && err.contains("(i64, i64)"),
+            "{err}"
+        );
         let m = queue.job(mystery).await.unwrap();
         assert_eq!((m.state, m.attempts), (JobState::Pending, 0));
         let view = queue.cluster().await.unwrap();
@@ -429,7 +544,9 @@ fn cancelling_the_task_through_the_pool_cancels_the_job_on_every_runtime() {
                     std::future::pending::<()>().await;
                     Ok::<(), String>(())
                 })
-                .register("noop", |_: JobContext, (): ()| async { Ok::<(), String>(()) });
+                .register("noop", |_: JobContext, (): ()| async {
+                    Ok::<(), String>(())
+                });
             let id = queue.enqueue("forever", &()).await.unwrap().id();
             let (b, pool) = builder(rt, &queue, 4, registry);
             let (stopper, done) = spawn_worker(rt, b.build().unwrap());
@@ -441,7 +558,12 @@ fn cancelling_the_task_through_the_pool_cancels_the_job_on_every_runtime() {
                 async move { p.tasks().iter().any(|t| t.name == n) }
             })
             .await;
-            let task = pool.tasks().into_iter().find(|t| t.name == name).unwrap().id;
+            let task = pool
+                .tasks()
+                .into_iter()
+                .find(|t| t.name == name)
+                .unwrap()
+                .id;
             pool.cancel([task]).unwrap();
             eventually(&*sp, LIMIT, "the job is cancelled", || {
                 let q = queue.clone();
@@ -449,7 +571,10 @@ fn cancelling_the_task_through_the_pool_cancels_the_job_on_every_runtime() {
             })
             .await;
             let job = queue.job(id).await.unwrap();
-            assert!(job.last_error.unwrap().contains("cancelled through the pool `jobs`"));
+            assert!(job
+                .last_error
+                .unwrap()
+                .contains("cancelled through the pool `jobs`"));
             // The worker goes on.
             let next = queue.enqueue("noop", &()).await.unwrap().id();
             eventually(&*sp, LIMIT, "the next job runs", || {
@@ -504,10 +629,17 @@ fn a_lost_lease_cancels_the_task_and_tells_the_handler() {
             async move { h.lock().unwrap().is_some() }
         })
         .await;
-        assert_eq!(*held_at_drop.lock().unwrap(), Some(false), "the context said the lease was lost");
+        assert_eq!(
+            *held_at_drop.lock().unwrap(),
+            Some(false),
+            "the context said the lease was lost"
+        );
         assert_eq!(pool.num_running(), 0);
         // The thief's job is untouched.
-        assert_eq!(queue.job(id).await.unwrap().worker_id.as_deref(), Some("thief"));
+        assert_eq!(
+            queue.job(id).await.unwrap().worker_id.as_deref(),
+            Some("thief")
+        );
         let summary = stop(stopper, done).await;
         assert_eq!(summary.lost, 1);
     });
@@ -534,10 +666,14 @@ fn graceful_shutdown_on_every_runtime() {
                     std::future::pending::<()>().await;
                     Ok::<(), String>(())
                 });
-            let quick: Vec<JobId> =
-                queue.enqueue_many((0..3).map(|_| NewJob::new("quick", &()).unwrap())).await.unwrap();
-            let forever: Vec<JobId> =
-                queue.enqueue_many((0..2).map(|_| NewJob::new("forever", &()).unwrap())).await.unwrap();
+            let quick: Vec<JobId> = queue
+                .enqueue_many((0..3).map(|_| NewJob::new("quick", &()).unwrap()))
+                .await
+                .unwrap();
+            let forever: Vec<JobId> = queue
+                .enqueue_many((0..2).map(|_| NewJob::new("forever", &()).unwrap()))
+                .await
+                .unwrap();
             let (b, _pool) = builder(rt, &queue, 8, registry);
             let (stopper, done) = spawn_worker(rt, b.build().unwrap());
             eventually(&*sp, LIMIT, "all five run", || {
@@ -553,7 +689,10 @@ fn graceful_shutdown_on_every_runtime() {
             }
             for id in forever {
                 let j = queue.job(id).await.unwrap();
-                assert_eq!((j.state, j.attempts, j.worker_id), (JobState::Pending, 0, None));
+                assert_eq!(
+                    (j.state, j.attempts, j.worker_id),
+                    (JobState::Pending, 0, None)
+                );
                 assert!(j.due_in_secs <= 0.0);
                 assert_eq!(j.history[0]["outcome"], "released");
             }
@@ -576,20 +715,36 @@ fn scheduled_jobs_wait_for_their_time_and_priorities_order_the_rest() {
             }
         });
         let later = queue
-            .enqueue_job(NewJob::new("rec", "later").unwrap().delay(Duration::from_millis(800)))
+            .enqueue_job(
+                NewJob::new("rec", "later")
+                    .unwrap()
+                    .delay(Duration::from_millis(800)),
+            )
             .await
             .unwrap()
             .id();
-        queue.enqueue_job(NewJob::new("rec", "low").unwrap().priority(5)).await.unwrap();
-        queue.enqueue_job(NewJob::new("rec", "high").unwrap().priority(-5)).await.unwrap();
-        queue.enqueue_job(NewJob::new("rec", "mid").unwrap()).await.unwrap();
+        queue
+            .enqueue_job(NewJob::new("rec", "low").unwrap().priority(5))
+            .await
+            .unwrap();
+        queue
+            .enqueue_job(NewJob::new("rec", "high").unwrap().priority(-5))
+            .await
+            .unwrap();
+        queue
+            .enqueue_job(NewJob::new("rec", "mid").unwrap())
+            .await
+            .unwrap();
         let view = queue.cluster().await.unwrap();
         assert_eq!((view.kinds[0].pending, view.kinds[0].scheduled), (3, 1));
         assert!(queue.job(later).await.unwrap().due_in_secs > 0.0);
         // One at a time, so the order is the fetch's.
         let (b, _pool) = builder(Rt::Tokio, &queue, 1, registry);
         let started = Instant::now();
-        let (stopper, done) = spawn_worker(Rt::Tokio, b.poll_interval(Duration::from_secs(30)).build().unwrap());
+        let (stopper, done) = spawn_worker(
+            Rt::Tokio,
+            b.poll_interval(Duration::from_secs(30)).build().unwrap(),
+        );
         let sp = Rt::Tokio.spawner();
         eventually(&*sp, Duration::from_secs(20), "all four run", || {
             let o = order.clone();
@@ -614,10 +769,26 @@ fn the_cluster_view_counts_jobs_and_workers() {
             })
             .register("fail", |_: JobContext, (): ()| async { Err::<(), _>("no") })
             .register("ok", |_: JobContext, (): ()| async { Ok::<(), String>(()) });
-        queue.enqueue_many((0..2).map(|_| NewJob::new("hold", &()).unwrap())).await.unwrap();
-        queue.enqueue_job(NewJob::new("fail", &()).unwrap().max_attempts(1)).await.unwrap();
-        queue.enqueue_many((0..5).map(|_| NewJob::new("ok", &()).unwrap())).await.unwrap();
-        queue.enqueue_job(NewJob::new("ok", &()).unwrap().delay(Duration::from_secs(3600))).await.unwrap();
+        queue
+            .enqueue_many((0..2).map(|_| NewJob::new("hold", &()).unwrap()))
+            .await
+            .unwrap();
+        queue
+            .enqueue_job(NewJob::new("fail", &()).unwrap().max_attempts(1))
+            .await
+            .unwrap();
+        queue
+            .enqueue_many((0..5).map(|_| NewJob::new("ok", &()).unwrap()))
+            .await
+            .unwrap();
+        queue
+            .enqueue_job(
+                NewJob::new("ok", &())
+                    .unwrap()
+                    .delay(Duration::from_secs(3600)),
+            )
+            .await
+            .unwrap();
         let (b, _pool) = builder(Rt::Tokio, &queue, 4, registry);
         let (stopper, done) = spawn_worker(Rt::Tokio, b.build().unwrap());
         let sp = Rt::Tokio.spawner();
@@ -625,7 +796,9 @@ fn the_cluster_view_counts_jobs_and_workers() {
             let q = queue.clone();
             async move {
                 let v = q.cluster().await.unwrap();
-                v.kinds.iter().any(|k| k.kind == "ok" && k.completed_last_minute == 5)
+                v.kinds
+                    .iter()
+                    .any(|k| k.kind == "ok" && k.completed_last_minute == 5)
                     && v.kinds.iter().any(|k| k.kind == "hold" && k.running == 2)
             }
         })
@@ -634,7 +807,10 @@ fn the_cluster_view_counts_jobs_and_workers() {
         assert_eq!(view.workers.len(), 1);
         let w = &view.workers[0];
         assert!(w.alive);
-        assert_eq!((w.running_jobs, w.pid, w.completed_last_minute), (2, std::process::id(), 5));
+        assert_eq!(
+            (w.running_jobs, w.pid, w.completed_last_minute),
+            (2, std::process::id(), 5)
+        );
         assert_eq!(w.pool["limit"], 4);
         let hold = view.kinds.iter().find(|k| k.kind == "hold").unwrap();
         assert_eq!(hold.running_by_worker.get(&w.id), Some(&2));
@@ -652,10 +828,14 @@ fn the_cluster_view_counts_jobs_and_workers() {
 fn migrations_are_idempotent_and_safe_to_run_at_once() {
     Rt::Tokio.block_on(LIMIT, async {
         let url = support::fresh_database("migrate").await;
-        let connects: Vec<_> = (0..4).map(|_| tokio::spawn({
-            let u = url.clone();
-            async move { PgQueue::connect(&u).await.map(|_| ()) }
-        })).collect();
+        let connects: Vec<_> = (0..4)
+            .map(|_| {
+                tokio::spawn({
+                    let u = url.clone();
+                    async move { PgQueue::connect(&u).await.map(|_| ()) }
+                })
+            })
+            .collect();
         for c in connects {
             c.await.unwrap().unwrap();
         }
@@ -673,7 +853,10 @@ fn migrations_are_idempotent_and_safe_to_run_at_once() {
 fn bad_options_are_refused_with_the_range() {
     Rt::Tokio.block_on(LIMIT, async {
         let (queue, _) = fresh_queue("options").await;
-        let e = queue.enqueue_job(NewJob::new("x", &()).unwrap().max_attempts(0)).await.unwrap_err();
+        let e = queue
+            .enqueue_job(NewJob::new("x", &()).unwrap().max_attempts(0))
+            .await
+            .unwrap_err();
         assert!(e.to_string().contains("use 1 to 10000"), "{e}");
         let e = queue.enqueue("", &()).await.unwrap_err();
         assert!(e.to_string().contains("kind"), "{e}");
@@ -683,7 +866,10 @@ fn bad_options_are_refused_with_the_range() {
             .build()
             .unwrap_err();
         assert!(e.to_string().contains("1 s or more"), "{e}");
-        let e = Worker::builder(queue.clone(), pool, Registry::new()).batch_size(0).build().unwrap_err();
+        let e = Worker::builder(queue.clone(), pool, Registry::new())
+            .batch_size(0)
+            .build()
+            .unwrap_err();
         assert!(e.to_string().contains("batch_size"), "{e}");
         assert_eq!(count_jobs(&queue).await, 0);
     });
@@ -700,9 +886,14 @@ fn control_server_commands_show_the_cluster_and_manage_dead_jobs() {
 
     Rt::Tokio.block_on(LIMIT, async {
         let (queue, _) = fresh_queue("control").await;
-        let registry = Registry::new().register("fail", |_: JobContext, (): ()| async { Err::<(), _>("always") });
+        let registry = Registry::new().register("fail", |_: JobContext, (): ()| async {
+            Err::<(), _>("always")
+        });
         for _ in 0..3 {
-            queue.enqueue_job(NewJob::new("fail", &()).unwrap().max_attempts(1)).await.unwrap();
+            queue
+                .enqueue_job(NewJob::new("fail", &()).unwrap().max_attempts(1))
+                .await
+                .unwrap();
         }
         let (b, pool) = builder(Rt::Tokio, &queue, 4, registry);
         let (stopper, done) = spawn_worker(Rt::Tokio, b.build().unwrap());
@@ -712,15 +903,23 @@ fn control_server_commands_show_the_cluster_and_manage_dead_jobs() {
             async move { count_state(&q, "dead").await == 3 }
         })
         .await;
-        let server = ControlServer::new(&pool).queue_commands(queue.clone()).serve_tcp("127.0.0.1:0").unwrap();
+        let server = ControlServer::new(&pool)
+            .queue_commands(queue.clone())
+            .serve_tcp("127.0.0.1:0")
+            .unwrap();
         let addr = server.local_addr().unwrap();
         let ask = move |name: &'static str, args: Value| {
             tokio::task::spawn_blocking(move || {
                 let mut ctl = ControlClient::connect_tcp(addr, None).unwrap();
-                match ctl.request(&Command::Custom { name: name.into(), args }).unwrap() {
+                match ctl
+                    .request(&Command::Custom {
+                        name: name.into(),
+                        args,
+                    })
+                    .unwrap()
+                {
                     Reply::Ok { value, .. } => Ok(value),
                     Reply::Error { message, .. } => Err(message),
-                    other => panic!("{other:?}"),
                 }
             })
         };
@@ -731,7 +930,8 @@ fn control_server_commands_show_the_cluster_and_manage_dead_jobs() {
         let view = loop {
             // The pool's stats come with the worker's first heartbeat.
             let view = ask("queue-stats", json!("json")).await.unwrap().unwrap();
-            if view["workers"][0]["pool"]["limit"] == 4 || start.elapsed() > Duration::from_secs(20) {
+            if view["workers"][0]["pool"]["limit"] == 4 || start.elapsed() > Duration::from_secs(20)
+            {
                 break view;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -739,17 +939,35 @@ fn control_server_commands_show_the_cluster_and_manage_dead_jobs() {
         assert_eq!(view["kinds"][0]["dead"], 3);
         assert_eq!(view["workers"][0]["pool"]["limit"], 4);
         let workers = ask("queue-workers", Value::Null).await.unwrap().unwrap();
-        assert!(workers.as_str().unwrap().contains(&format!("pid {}", std::process::id())), "{workers}");
-        let dead = ask("queue-dead", json!({"json": true, "limit": 2})).await.unwrap().unwrap();
+        assert!(
+            workers
+                .as_str()
+                .unwrap()
+                .contains(&format!("pid {}", std::process::id())),
+            "{workers}"
+        );
+        let dead = ask("queue-dead", json!({"json": true, "limit": 2}))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(dead.as_array().unwrap().len(), 2);
         let one = dead[0]["id"].as_i64().unwrap();
         let lines = ask("queue-dead", Value::Null).await.unwrap().unwrap();
         assert!(lines.as_str().unwrap().contains("always"), "{lines}");
-        assert_eq!(ask("queue-discard", json!(one)).await.unwrap().unwrap(), "discarded 1 dead job");
-        let err = ask("queue-retry", json!("some")).await.unwrap().unwrap_err();
+        assert_eq!(
+            ask("queue-discard", json!(one)).await.unwrap().unwrap(),
+            "discarded 1 dead job"
+        );
+        let err = ask("queue-retry", json!("some"))
+            .await
+            .unwrap()
+            .unwrap_err();
         assert!(err.contains("say which dead jobs"), "{err}");
         stop(stopper, done).await; // no worker: the retried jobs stay pending
-        assert_eq!(ask("queue-retry", json!("all")).await.unwrap().unwrap(), "retried 2 dead jobs");
+        assert_eq!(
+            ask("queue-retry", json!("all")).await.unwrap().unwrap(),
+            "retried 2 dead jobs"
+        );
         assert_eq!(count_state(&queue, "pending").await, 2);
         server.shutdown();
     });

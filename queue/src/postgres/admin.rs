@@ -3,8 +3,8 @@
 use super::PgQueue;
 use crate::backend::{Backend, Maintenance, Wakeups};
 use crate::{
-    ClusterView, DeadJob, DeadSelection, FetchedJob, JobId, JobInfo, JobState, KindStats, QueueError, Report,
-    WorkerRegistration, WorkerStatus,
+    ClusterView, DeadJob, DeadSelection, FetchedJob, JobId, JobInfo, JobState, KindStats,
+    QueueError, Report, WorkerRegistration, WorkerStatus,
 };
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
@@ -144,12 +144,25 @@ impl PgQueue {
             .fetch_all(&mut *tx)
             .await
             .map_err(QueueError::db("reading the cluster view"))?;
-        type WorkerRow = (String, String, String, i32, Vec<String>, f64, f64, bool, i64, String);
+        type WorkerRow = (
+            String,
+            String,
+            String,
+            i32,
+            Vec<String>,
+            f64,
+            f64,
+            bool,
+            i64,
+            String,
+        );
         let workers: Vec<WorkerRow> = sqlx::query_as(WORKERS)
             .fetch_all(&mut *tx)
             .await
             .map_err(QueueError::db("reading the cluster view"))?;
-        tx.commit().await.map_err(QueueError::db("reading the cluster view"))?;
+        tx.commit()
+            .await
+            .map_err(QueueError::db("reading the cluster view"))?;
 
         let mut by_kind: BTreeMap<(String, String), KindStats> = BTreeMap::new();
         for (queue, kind, pending, scheduled, retrying, running, dead, oldest) in kinds {
@@ -169,11 +182,13 @@ impl PgQueue {
             );
         }
         for (queue, kind, n) in completed {
-            let k = by_kind.entry((queue.clone(), kind.clone())).or_insert_with(|| KindStats {
-                queue,
-                kind,
-                ..KindStats::default()
-            });
+            let k = by_kind
+                .entry((queue.clone(), kind.clone()))
+                .or_insert_with(|| KindStats {
+                    queue,
+                    kind,
+                    ..KindStats::default()
+                });
             k.completed_last_minute = count(n);
         }
         for (queue, kind, worker, n) in running {
@@ -182,11 +197,13 @@ impl PgQueue {
             }
         }
         for (queue, kind, n) in live {
-            let k = by_kind.entry((queue.clone(), kind.clone())).or_insert_with(|| KindStats {
-                queue,
-                kind,
-                ..KindStats::default()
-            });
+            let k = by_kind
+                .entry((queue.clone(), kind.clone()))
+                .or_insert_with(|| KindStats {
+                    queue,
+                    kind,
+                    ..KindStats::default()
+                });
             k.live_workers = count(n);
         }
         Ok(ClusterView {
@@ -197,21 +214,24 @@ impl PgQueue {
                     |(id, queue, host, pid, kinds, uptime, age, alive, running, stats)| {
                         let stats = json(&stats);
                         WorkerStatus {
-                        id,
-                        queue,
-                        host,
-                        pid: pid.max(0) as u32,
-                        kinds,
-                        uptime_secs: uptime,
-                        heartbeat_age_secs: age.max(0.0),
-                        alive,
-                        running_jobs: count(running),
-                        completed_last_minute: stats
-                            .get("completed_last_minute")
-                            .and_then(|m| m.as_object())
-                            .map_or(0, |m| m.values().filter_map(|v| v.as_u64()).sum()),
-                        pool: stats.get("pool").cloned().unwrap_or(serde_json::Value::Null),
-                    }
+                            id,
+                            queue,
+                            host,
+                            pid: pid.max(0) as u32,
+                            kinds,
+                            uptime_secs: uptime,
+                            heartbeat_age_secs: age.max(0.0),
+                            alive,
+                            running_jobs: count(running),
+                            completed_last_minute: stats
+                                .get("completed_last_minute")
+                                .and_then(|m| m.as_object())
+                                .map_or(0, |m| m.values().filter_map(|v| v.as_u64()).sum()),
+                            pool: stats
+                                .get("pool")
+                                .cloned()
+                                .unwrap_or(serde_json::Value::Null),
+                        }
                     },
                 )
                 .collect(),
@@ -261,8 +281,22 @@ impl PgQueue {
     }
 
     /// Dead jobs, newest first, at most `limit`, of one kind or all.
-    pub async fn dead_jobs(&self, kind: Option<&str>, limit: usize) -> Result<Vec<DeadJob>, QueueError> {
-        type Row = (i64, String, String, String, i32, i32, Option<String>, String, f64);
+    pub async fn dead_jobs(
+        &self,
+        kind: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeadJob>, QueueError> {
+        type Row = (
+            i64,
+            String,
+            String,
+            String,
+            i32,
+            i32,
+            Option<String>,
+            String,
+            f64,
+        );
         let rows: Vec<Row> = sqlx::query_as(DEAD)
             .bind(kind)
             .bind(limit.min(i64::MAX as usize) as i64)
@@ -320,10 +354,17 @@ impl PgQueue {
 }
 
 impl Backend for PgQueue {
-    fn register_worker<'a>(&'a self, worker: &'a WorkerRegistration) -> BoxFuture<'a, Result<String, QueueError>> {
+    fn register_worker<'a>(
+        &'a self,
+        worker: &'a WorkerRegistration,
+    ) -> BoxFuture<'a, Result<String, QueueError>> {
         self.register_worker_impl(worker).boxed()
     }
-    fn heartbeat<'a>(&'a self, worker: &'a str, stats: serde_json::Value) -> BoxFuture<'a, Result<(), QueueError>> {
+    fn heartbeat<'a>(
+        &'a self,
+        worker: &'a str,
+        stats: serde_json::Value,
+    ) -> BoxFuture<'a, Result<(), QueueError>> {
         self.heartbeat_impl(worker, stats).boxed()
     }
     fn deregister_worker<'a>(&'a self, worker: &'a str) -> BoxFuture<'a, Result<(), QueueError>> {
@@ -339,10 +380,20 @@ impl Backend for PgQueue {
     ) -> BoxFuture<'a, Result<Vec<FetchedJob>, QueueError>> {
         self.fetch_impl(worker, queue, kinds, max, lease).boxed()
     }
-    fn extend<'a>(&'a self, worker: &'a str, jobs: &'a [JobId], lease: Duration) -> BoxFuture<'a, Result<Vec<JobId>, QueueError>> {
+    fn extend<'a>(
+        &'a self,
+        worker: &'a str,
+        jobs: &'a [JobId],
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Vec<JobId>, QueueError>> {
         self.extend_impl(worker, jobs, lease).boxed()
     }
-    fn report<'a>(&'a self, worker: &'a str, reports: &'a [Report], retention: Duration) -> BoxFuture<'a, Result<(), QueueError>> {
+    fn report<'a>(
+        &'a self,
+        worker: &'a str,
+        reports: &'a [Report],
+        retention: Duration,
+    ) -> BoxFuture<'a, Result<(), QueueError>> {
         self.report_impl(worker, reports, retention).boxed()
     }
     fn maintain(&self, retention: Duration) -> BoxFuture<'_, Result<Maintenance, QueueError>> {
@@ -354,13 +405,23 @@ impl Backend for PgQueue {
     fn cluster(&self) -> BoxFuture<'_, Result<ClusterView, QueueError>> {
         PgQueue::cluster(self).boxed()
     }
-    fn dead_jobs<'a>(&'a self, kind: Option<&'a str>, limit: usize) -> BoxFuture<'a, Result<Vec<DeadJob>, QueueError>> {
+    fn dead_jobs<'a>(
+        &'a self,
+        kind: Option<&'a str>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<DeadJob>, QueueError>> {
         PgQueue::dead_jobs(self, kind, limit).boxed()
     }
-    fn retry_dead<'a>(&'a self, which: &'a DeadSelection) -> BoxFuture<'a, Result<u64, QueueError>> {
+    fn retry_dead<'a>(
+        &'a self,
+        which: &'a DeadSelection,
+    ) -> BoxFuture<'a, Result<u64, QueueError>> {
         PgQueue::retry_dead(self, which).boxed()
     }
-    fn discard_dead<'a>(&'a self, which: &'a DeadSelection) -> BoxFuture<'a, Result<u64, QueueError>> {
+    fn discard_dead<'a>(
+        &'a self,
+        which: &'a DeadSelection,
+    ) -> BoxFuture<'a, Result<u64, QueueError>> {
         PgQueue::discard_dead(self, which).boxed()
     }
 }

@@ -55,13 +55,21 @@ impl PgQueue {
     /// println!("enqueued job {id}");
     /// # Ok(()) }
     /// ```
-    pub async fn enqueue<A: Serialize + ?Sized>(&self, kind: &str, args: &A) -> Result<Enqueued, QueueError> {
+    pub async fn enqueue<A: Serialize + ?Sized>(
+        &self,
+        kind: &str,
+        args: &A,
+    ) -> Result<Enqueued, QueueError> {
         self.enqueue_job(NewJob::new(kind, args)?).await
     }
 
     /// Enqueues a job with its options (priority, run-at, attempts, unique key).
     pub async fn enqueue_job(&self, job: NewJob) -> Result<Enqueued, QueueError> {
-        let mut conn = self.pool().acquire().await.map_err(QueueError::db("enqueueing"))?;
+        let mut conn = self
+            .pool()
+            .acquire()
+            .await
+            .map_err(QueueError::db("enqueueing"))?;
         self.enqueue_job_in(&mut conn, job).await
     }
 
@@ -78,7 +86,11 @@ impl PgQueue {
     /// tx.commit().await?; // or roll back: then neither the order nor the job exists
     /// # Ok(()) }
     /// ```
-    pub async fn enqueue_job_in(&self, conn: &mut PgConnection, job: NewJob) -> Result<Enqueued, QueueError> {
+    pub async fn enqueue_job_in(
+        &self,
+        conn: &mut PgConnection,
+        job: NewJob,
+    ) -> Result<Enqueued, QueueError> {
         job.check()?;
         let queue = job.queue.as_deref().unwrap_or(&self.queue);
         let (delay, at) = times(job.run_at);
@@ -124,8 +136,15 @@ impl PgQueue {
     /// assert_eq!(ids.len(), 10_000);
     /// # Ok(()) }
     /// ```
-    pub async fn enqueue_many(&self, jobs: impl IntoIterator<Item = NewJob>) -> Result<Vec<JobId>, QueueError> {
-        let mut conn = self.pool().acquire().await.map_err(QueueError::db("enqueueing"))?;
+    pub async fn enqueue_many(
+        &self,
+        jobs: impl IntoIterator<Item = NewJob>,
+    ) -> Result<Vec<JobId>, QueueError> {
+        let mut conn = self
+            .pool()
+            .acquire()
+            .await
+            .map_err(QueueError::db("enqueueing"))?;
         self.enqueue_many_in(&mut conn, jobs).await
     }
 

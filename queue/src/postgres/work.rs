@@ -110,7 +110,10 @@ const PRUNE_WORKERS: &str =
     "DELETE FROM taskpool.workers WHERE heartbeat_at < now() - interval '1 hour'";
 
 impl PgQueue {
-    pub(crate) async fn register_worker_impl(&self, w: &WorkerRegistration) -> Result<String, QueueError> {
+    pub(crate) async fn register_worker_impl(
+        &self,
+        w: &WorkerRegistration,
+    ) -> Result<String, QueueError> {
         sqlx::query_scalar(
             "INSERT INTO taskpool.workers (queue, kinds, host, pid, lease_secs)
              VALUES ($1, $2, $3, $4, $5) RETURNING id",
@@ -125,7 +128,11 @@ impl PgQueue {
         .map_err(QueueError::db("registering a worker"))
     }
 
-    pub(crate) async fn heartbeat_impl(&self, worker: &str, stats: serde_json::Value) -> Result<(), QueueError> {
+    pub(crate) async fn heartbeat_impl(
+        &self,
+        worker: &str,
+        stats: serde_json::Value,
+    ) -> Result<(), QueueError> {
         sqlx::query("UPDATE taskpool.workers SET heartbeat_at = now(), stats = $2 WHERE id = $1")
             .bind(worker)
             .bind(sqlx::types::Json(stats))
@@ -167,22 +174,33 @@ impl PgQueue {
             .map_err(QueueError::db("fetching jobs"))?;
         let mut rows = rows;
         // RETURNING has no order: start them in the order the fetch chose them.
-        rows.sort_by(|a, b| (a.5, a.6, a.0).partial_cmp(&(b.5, b.6, b.0)).unwrap_or(std::cmp::Ordering::Equal));
+        rows.sort_by(|a, b| {
+            (a.5, a.6, a.0)
+                .partial_cmp(&(b.5, b.6, b.0))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
         let jobs: Vec<FetchedJob> = rows
             .into_iter()
-            .map(|(id, kind, args, attempt, max_attempts, priority, _)| FetchedJob {
-                id: JobId::new(id),
-                kind,
-                args,
-                attempt: attempt.max(0) as u32,
-                max_attempts: max_attempts.max(1) as u32,
-                priority,
-            })
+            .map(
+                |(id, kind, args, attempt, max_attempts, priority, _)| FetchedJob {
+                    id: JobId::new(id),
+                    kind,
+                    args,
+                    attempt: attempt.max(0) as u32,
+                    max_attempts: max_attempts.max(1) as u32,
+                    priority,
+                },
+            )
             .collect();
         Ok(jobs)
     }
 
-    pub(crate) async fn extend_impl(&self, worker: &str, jobs: &[JobId], lease: Duration) -> Result<Vec<JobId>, QueueError> {
+    pub(crate) async fn extend_impl(
+        &self,
+        worker: &str,
+        jobs: &[JobId],
+        lease: Duration,
+    ) -> Result<Vec<JobId>, QueueError> {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
@@ -197,7 +215,12 @@ impl PgQueue {
         Ok(held.into_iter().map(JobId::new).collect())
     }
 
-    pub(crate) async fn report_impl(&self, worker: &str, reports: &[Report], retention: Duration) -> Result<(), QueueError> {
+    pub(crate) async fn report_impl(
+        &self,
+        worker: &str,
+        reports: &[Report],
+        retention: Duration,
+    ) -> Result<(), QueueError> {
         let delete_completed = retention.is_zero();
         let (mut done_ids, mut done_attempts) = (Vec::new(), Vec::new());
         let (mut ids, mut attempts, mut outcomes, mut errors, mut delays) =
@@ -213,7 +236,9 @@ impl PgQueue {
                 Outcome::Completed => (None, 0.0),
                 Outcome::Retry { error, delay } => (Some(clip(error)), delay.as_secs_f64()),
                 Outcome::Dead { error } => (Some(clip(error)), 0.0),
-                Outcome::Cancelled { reason } | Outcome::Released { reason } => (Some(clip(reason)), 0.0),
+                Outcome::Cancelled { reason } | Outcome::Released { reason } => {
+                    (Some(clip(reason)), 0.0)
+                }
             };
             ids.push(r.id.get());
             attempts.push(attempt);
@@ -222,7 +247,11 @@ impl PgQueue {
             delays.push(delay);
         }
         // Both in one transaction: a report is applied whole or retried whole.
-        let mut tx = self.worker_pool().begin().await.map_err(QueueError::db("reporting outcomes"))?;
+        let mut tx = self
+            .worker_pool()
+            .begin()
+            .await
+            .map_err(QueueError::db("reporting outcomes"))?;
         if !done_ids.is_empty() {
             sqlx::query(DELETE_COMPLETED)
                 .bind(done_ids)
@@ -244,10 +273,15 @@ impl PgQueue {
                 .await
                 .map_err(QueueError::db("reporting outcomes"))?;
         }
-        tx.commit().await.map_err(QueueError::db("reporting outcomes"))
+        tx.commit()
+            .await
+            .map_err(QueueError::db("reporting outcomes"))
     }
 
-    pub(crate) async fn maintain_impl(&self, retention: Duration) -> Result<Maintenance, QueueError> {
+    pub(crate) async fn maintain_impl(
+        &self,
+        retention: Duration,
+    ) -> Result<Maintenance, QueueError> {
         let (requeued, dead, _woken): (i64, i64, i64) = sqlx::query_as(REAP)
             .fetch_one(self.worker_pool())
             .await
@@ -284,7 +318,9 @@ impl PgQueue {
             .fetch_one(self.worker_pool())
             .await
             .map_err(QueueError::db("listening for new jobs"))?;
-        let first = Ok(next.filter(|s| s.is_finite() && *s > 0.0).map(|s| Duration::from_secs_f64(s.min(86_400.0))));
+        let first = Ok(next
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(|s| Duration::from_secs_f64(s.min(86_400.0))));
         let queue = queue.to_owned();
         let stream = futures_util::stream::unfold(Some(listener), move |listener| {
             let queue = queue.clone();
@@ -299,12 +335,16 @@ impl PgQueue {
                         }
                         // Reconnected: notifications sent meanwhile are lost, so look now.
                         Ok(None) => return Some((Ok(None), Some(listener))),
-                        Err(e) => return Some((Err(QueueError::db("listening for new jobs")(e)), None)),
+                        Err(e) => {
+                            return Some((Err(QueueError::db("listening for new jobs")(e)), None))
+                        }
                     }
                 }
             }
         });
-        Ok(futures_util::stream::once(async move { first }).chain(stream).boxed())
+        Ok(futures_util::stream::once(async move { first })
+            .chain(stream)
+            .boxed())
     }
 }
 
@@ -338,7 +378,10 @@ mod tests {
     #[test]
     fn payloads() {
         assert_eq!(parse_payload("0:default", "default"), Some(None));
-        assert_eq!(parse_payload("1.5:default", "default"), Some(Some(Duration::from_millis(1500))));
+        assert_eq!(
+            parse_payload("1.5:default", "default"),
+            Some(Some(Duration::from_millis(1500)))
+        );
         assert_eq!(parse_payload("0:mail", "default"), None);
         assert_eq!(parse_payload("0:a:b", "a:b"), Some(None));
         assert_eq!(parse_payload("junk", "default"), None);

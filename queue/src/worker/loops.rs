@@ -1,7 +1,7 @@
 //! The worker's five loops, run side by side in one future: fetch, outcomes, leases (with
 //! heartbeat and maintenance), notifications, and the drain that ends a graceful stop.
 
-use super::shared::{Ending, Key, Kill, Shared, Started};
+use super::shared::{EndedJob, Ending, Key, Kill, Shared, Started};
 use super::WorkerSummary;
 use crate::{Outcome, QueueError, Report};
 use async_taskpool::TaskError;
@@ -69,7 +69,11 @@ async fn fetch_loop(shared: &Shared) {
     let mut retry = Retry::new(c.poll_interval);
     while !shared.is_stopping() {
         if shared.pool.is_closed() {
-            warn!(worker = shared.id(), pool = shared.pool.name(), "the worker's pool was closed; stopping the worker");
+            warn!(
+                worker = shared.id(),
+                pool = shared.pool.name(),
+                "the worker's pool was closed; stopping the worker"
+            );
             shared.request_stop(c.grace);
             break;
         }
@@ -80,7 +84,11 @@ async fn fetch_loop(shared: &Shared) {
             shared.wait_change(seen, c.poll_interval).await;
             continue;
         }
-        match shared.backend.fetch(shared.id(), &c.queue, &shared.kinds, room, c.lease).await {
+        match shared
+            .backend
+            .fetch(shared.id(), &c.queue, &shared.kinds, room, c.lease)
+            .await
+        {
             Ok(jobs) => {
                 retry.reset();
                 let n = jobs.len();
@@ -142,9 +150,11 @@ async fn write(shared: &Shared, batch: Vec<(Key, Ending)>) {
     let mut reports = Vec::with_capacity(batch.len());
     let mut done = Vec::with_capacity(batch.len());
     for (key, ending) in batch {
-        let Some((kind, max_attempts, kill, task)) = shared.ended(key) else { continue };
-        let kind_name = kind.name.clone();
-        let outcome = classify(shared, key, &kind.options.backoff, max_attempts, kill, task, ending);
+        let Some(job) = shared.ended(key) else {
+            continue;
+        };
+        let kind_name = job.kind.name.clone();
+        let outcome = classify(shared, key, &job, ending);
         match outcome {
             Some(outcome) => {
                 done.push((key, outcome.name(), kind_name));
@@ -160,7 +170,11 @@ async fn write(shared: &Shared, batch: Vec<(Key, Ending)>) {
     if !reports.is_empty() {
         let mut retry = Retry::new(shared.config.poll_interval);
         loop {
-            match shared.backend.report(shared.id(), &reports, shared.config.retention).await {
+            match shared
+                .backend
+                .report(shared.id(), &reports, shared.config.retention)
+                .await
+            {
                 Ok(()) => break,
                 Err(e) => {
                     // Past the grace and a whole lease on top, the leases have expired and
@@ -181,15 +195,13 @@ async fn write(shared: &Shared, batch: Vec<(Key, Ending)>) {
     shared.written(&done);
 }
 
-fn classify(
-    shared: &Shared,
-    key: Key,
-    backoff: &crate::Backoff,
-    max_attempts: u32,
-    kill: Option<Kill>,
-    task: Option<async_taskpool::TaskId>,
-    ending: Ending,
-) -> Option<Outcome> {
+fn classify(shared: &Shared, key: Key, job: &EndedJob, ending: Ending) -> Option<Outcome> {
+    let (backoff, max_attempts, kill, task) = (
+        &job.kind.options.backoff,
+        job.max_attempts,
+        job.kill,
+        job.task,
+    );
     let (id, attempt) = key;
     let failed = |error: String| {
         if attempt >= max_attempts {
@@ -204,8 +216,12 @@ fn classify(
     Some(match ending {
         Ending::Ran(Ok(Ok(()))) => Outcome::Completed,
         Ending::Ran(Ok(Err(error))) => failed(error),
-        Ending::Ran(Err(TaskError::Panicked { message, .. })) => failed(format!("panicked: {message}")),
-        Ending::Ran(Err(TaskError::TimedOut { after, .. })) => failed(format!("timed out after {after:?}")),
+        Ending::Ran(Err(TaskError::Panicked { message, .. })) => {
+            failed(format!("panicked: {message}"))
+        }
+        Ending::Ran(Err(TaskError::TimedOut { after, .. })) => {
+            failed(format!("timed out after {after:?}"))
+        }
         Ending::Ran(Err(e)) if e.is_cancelled() => match kill {
             Some(Kill::LeaseLost) => {
                 warn!(job = %id, attempt, "job cancelled: its lease was lost");
@@ -238,7 +254,11 @@ async fn lease_loop(shared: &Shared) {
     let tick = c.lease / 3;
     let mut last_ok = Instant::now();
     // At once, so the cluster view shows the pool from the start.
-    if let Err(e) = shared.backend.heartbeat(shared.id(), shared.heartbeat_stats()).await {
+    if let Err(e) = shared
+        .backend
+        .heartbeat(shared.id(), shared.heartbeat_stats())
+        .await
+    {
         debug!(worker = shared.id(), error = %e, "heartbeat failed");
     }
     loop {
@@ -254,7 +274,11 @@ async fn lease_loop(shared: &Shared) {
                     last_ok = Instant::now();
                     let lost = shared.lose_missing(&asked, &held);
                     if lost > 0 {
-                        warn!(worker = shared.id(), jobs = lost, "lost leases (another worker took the jobs); their tasks are cancelled");
+                        warn!(
+                            worker = shared.id(),
+                            jobs = lost,
+                            "lost leases (another worker took the jobs); their tasks are cancelled"
+                        );
                     }
                 }
                 Err(e) => {
@@ -268,12 +292,21 @@ async fn lease_loop(shared: &Shared) {
                 }
             }
         }
-        if let Err(e) = shared.backend.heartbeat(shared.id(), shared.heartbeat_stats()).await {
+        if let Err(e) = shared
+            .backend
+            .heartbeat(shared.id(), shared.heartbeat_stats())
+            .await
+        {
             debug!(worker = shared.id(), error = %e, "heartbeat failed");
         }
         match shared.backend.maintain(c.retention).await {
             Ok(m) if m.requeued + m.dead > 0 => {
-                info!(worker = shared.id(), requeued = m.requeued, dead = m.dead, "requeued jobs whose lease expired")
+                info!(
+                    worker = shared.id(),
+                    requeued = m.requeued,
+                    dead = m.dead,
+                    "requeued jobs whose lease expired"
+                )
             }
             Ok(_) => {}
             Err(e) => debug!(worker = shared.id(), error = %e, "maintenance failed"),
@@ -292,7 +325,9 @@ async fn listen_loop(shared: &Shared) {
                 }
                 let finished = Box::pin(async {
                     while !shared.is_finished() {
-                        shared.wait_change(shared.changes(), Duration::from_secs(3600)).await;
+                        shared
+                            .wait_change(shared.changes(), Duration::from_secs(3600))
+                            .await;
                     }
                 });
                 match select(stream.next(), finished).await {
@@ -309,7 +344,9 @@ async fn listen_loop(shared: &Shared) {
                     Either::Left((None, _)) => break,
                 }
             },
-            Err(e) => debug!(worker = shared.id(), error = %e, "cannot listen for notifications yet"),
+            Err(e) => {
+                debug!(worker = shared.id(), error = %e, "cannot listen for notifications yet")
+            }
         }
         // Jobs may have arrived unannounced meanwhile.
         shared.poke();
@@ -329,7 +366,11 @@ async fn drain(shared: &Shared) {
         }
         shared.wait_change(seen, Duration::from_secs(3600)).await;
     }
-    info!(worker = shared.id(), running = shared.running_len(), "stopping: no more fetches; waiting for running jobs");
+    info!(
+        worker = shared.id(),
+        running = shared.running_len(),
+        "stopping: no more fetches; waiting for running jobs"
+    );
     // Until every running job ended, or the (possibly shortened) grace is over.
     loop {
         let seen = shared.changes();
@@ -340,7 +381,11 @@ async fn drain(shared: &Shared) {
         let now = Instant::now();
         if now >= deadline {
             let n = shared.cancel_running_for_shutdown();
-            info!(worker = shared.id(), jobs = n, "grace period over: cancelling the jobs still running and giving them back");
+            info!(
+                worker = shared.id(),
+                jobs = n,
+                "grace period over: cancelling the jobs still running and giving them back"
+            );
             break;
         }
         shared.wait_change(seen, deadline - now).await;

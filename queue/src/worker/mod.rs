@@ -110,13 +110,22 @@ impl WorkerBuilder {
             return Err(QueueError::invalid("queue", "a queue name cannot be empty"));
         }
         if c.lease < Duration::from_secs(1) {
-            return Err(QueueError::invalid("lease", format!("{:?} is too short; use 1 s or more", c.lease)));
+            return Err(QueueError::invalid(
+                "lease",
+                format!("{:?} is too short; use 1 s or more", c.lease),
+            ));
         }
         if c.poll_interval.is_zero() {
-            return Err(QueueError::invalid("poll_interval", "must be more than zero"));
+            return Err(QueueError::invalid(
+                "poll_interval",
+                "must be more than zero",
+            ));
         }
         if c.batch_size == 0 || c.batch_size > 10_000 {
-            return Err(QueueError::invalid("batch_size", format!("{} is out of range; use 1 to 10000", c.batch_size)));
+            return Err(QueueError::invalid(
+                "batch_size",
+                format!("{} is out of range; use 1 to 10000", c.batch_size),
+            ));
         }
         let spawner = match self.spawner {
             Some(s) => s,
@@ -124,13 +133,25 @@ impl WorkerBuilder {
         };
         let registration = WorkerRegistration {
             queue: c.queue.clone(),
-            kinds: self.registry.kinds().into_iter().map(str::to_owned).collect(),
+            kinds: self
+                .registry
+                .kinds()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
             host: gethostname::gethostname().to_string_lossy().into_owned(),
             pid: std::process::id(),
             lease: c.lease,
         };
         Ok(Worker {
-            shared: Arc::new(Shared::new(self.backend, self.pool, self.registry, self.config, spawner, registration)),
+            shared: Arc::new(Shared::new(
+                self.backend,
+                self.pool,
+                self.registry,
+                self.config,
+                spawner,
+                registration,
+            )),
         })
     }
 }
@@ -191,7 +212,9 @@ pub struct Worker {
 
 impl std::fmt::Debug for Worker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Worker").field("queue", &self.shared.config.queue).finish_non_exhaustive()
+        f.debug_struct("Worker")
+            .field("queue", &self.shared.config.queue)
+            .finish_non_exhaustive()
     }
 }
 
@@ -264,7 +287,11 @@ impl Worker {
     }
 
     /// [`builder`](Self::builder) for a backend you share.
-    pub fn builder_arc(backend: Arc<dyn Backend>, pool: TaskPool, registry: Registry) -> WorkerBuilder {
+    pub fn builder_arc(
+        backend: Arc<dyn Backend>,
+        pool: TaskPool,
+        registry: Registry,
+    ) -> WorkerBuilder {
         WorkerBuilder {
             backend,
             pool,

@@ -35,6 +35,14 @@ pub(super) struct InFlight {
     pub(super) ended: bool,
 }
 
+/// What the outcome of an ended job depends on.
+pub(super) struct EndedJob {
+    pub(super) kind: Arc<Kind>,
+    pub(super) max_attempts: u32,
+    pub(super) kill: Option<Kill>,
+    pub(super) task: Option<TaskId>,
+}
+
 /// How a job's run ended, before it is turned into an outcome.
 pub(super) enum Ending {
     Ran(Result<Result<(), String>, TaskError>),
@@ -240,7 +248,9 @@ impl Shared {
         let batch = self.config.batch_size;
         let free = match pool.limit() {
             Some(limit) => limit.saturating_sub(pool.num_running() + pool.num_queued()),
-            None => batch.saturating_sub(self.state().inflight.values().filter(|f| !f.ended).count()),
+            None => {
+                batch.saturating_sub(self.state().inflight.values().filter(|f| !f.ended).count())
+            }
         };
         free.min(batch)
     }
@@ -250,7 +260,13 @@ impl Shared {
         let key = (job.id, job.attempt);
         let Some(kind) = self.registry.get(&job.kind).cloned() else {
             // Only registered kinds are fetched; a backend that sent another is answered.
-            self.push(Started::Ready(key, Ending::Refused(format!("kind `{}` is not registered on this worker", job.kind))));
+            self.push(Started::Ready(
+                key,
+                Ending::Refused(format!(
+                    "kind `{}` is not registered on this worker",
+                    job.kind
+                )),
+            ));
             return;
         };
         let lease = Arc::new(Lease::default());
@@ -258,7 +274,12 @@ impl Shared {
             let mut st = self.state();
             // The same job leased again while an older attempt of ours still runs: that
             // attempt lost its lease.
-            let stale: Vec<Key> = st.inflight.keys().filter(|k| k.0 == job.id).copied().collect();
+            let stale: Vec<Key> = st
+                .inflight
+                .keys()
+                .filter(|k| k.0 == job.id)
+                .copied()
+                .collect();
             for k in stale {
                 self.lose_locked(&mut st, k, Kill::LeaseLost);
             }
@@ -290,7 +311,10 @@ impl Shared {
                 return;
             }
         };
-        let mut task = self.pool.build_task().name(format!("{}#{}", job.kind, job.id));
+        let mut task = self
+            .pool
+            .build_task()
+            .name(format!("{}#{}", job.kind, job.id));
         if let Some(t) = kind.options.timeout {
             task = task.timeout(t);
         }
@@ -310,9 +334,14 @@ impl Shared {
                 if cancel_now {
                     let _ = self.pool.cancel([id]);
                 }
-                self.push(Started::Task(Box::pin(async move { (key, Ending::Ran(handle.await)) })));
+                self.push(Started::Task(Box::pin(async move {
+                    (key, Ending::Ran(handle.await))
+                })));
             }
-            Err(e) => self.push(Started::Ready(key, Ending::Refused(format!("the pool refused the job's task: {e}")))),
+            Err(e) => self.push(Started::Ready(
+                key,
+                Ending::Refused(format!("the pool refused the job's task: {e}")),
+            )),
         }
     }
 
@@ -330,7 +359,12 @@ impl Shared {
     /// The jobs to extend: in flight and not given up.
     pub(super) fn held(&self) -> Vec<JobId> {
         let st = self.state();
-        let mut ids: Vec<JobId> = st.inflight.iter().filter(|(_, f)| f.kill != Some(Kill::LeaseLost)).map(|(k, _)| k.0).collect();
+        let mut ids: Vec<JobId> = st
+            .inflight
+            .iter()
+            .filter(|(_, f)| f.kill != Some(Kill::LeaseLost))
+            .map(|(k, _)| k.0)
+            .collect();
         ids.sort_unstable();
         ids.dedup();
         ids
@@ -355,7 +389,12 @@ impl Shared {
     /// Cancels every job in flight: their leases can no longer be extended.
     pub(super) fn lose_all(&self) -> usize {
         let mut st = self.state();
-        let keys: Vec<Key> = st.inflight.iter().filter(|(_, f)| f.kill != Some(Kill::LeaseLost)).map(|(k, _)| *k).collect();
+        let keys: Vec<Key> = st
+            .inflight
+            .iter()
+            .filter(|(_, f)| f.kill != Some(Kill::LeaseLost))
+            .map(|(k, _)| *k)
+            .collect();
         for k in &keys {
             self.lose_locked(&mut st, *k, Kill::LeaseLost);
         }
@@ -379,7 +418,12 @@ impl Shared {
     /// Cancels every job still running, to give it back (graceful shutdown's end).
     pub(super) fn cancel_running_for_shutdown(&self) -> usize {
         let mut st = self.state();
-        let keys: Vec<Key> = st.inflight.iter().filter(|(_, f)| !f.ended && f.kill.is_none()).map(|(k, _)| *k).collect();
+        let keys: Vec<Key> = st
+            .inflight
+            .iter()
+            .filter(|(_, f)| !f.ended && f.kill.is_none())
+            .map(|(k, _)| *k)
+            .collect();
         for k in &keys {
             self.lose_locked(&mut st, *k, Kill::Shutdown);
         }
@@ -389,11 +433,16 @@ impl Shared {
     // ---- outcomes -----------------------------------------------------------------------
 
     /// Marks a job's task ended and returns what the outcome needs to know.
-    pub(super) fn ended(&self, key: Key) -> Option<(Arc<Kind>, u32, Option<Kill>, Option<TaskId>)> {
+    pub(super) fn ended(&self, key: Key) -> Option<EndedJob> {
         let mut st = self.state();
         let f = st.inflight.get_mut(&key)?;
         f.ended = true;
-        Some((f.kind.clone(), f.max_attempts, f.kill, f.task))
+        Some(EndedJob {
+            kind: f.kind.clone(),
+            max_attempts: f.max_attempts,
+            kill: f.kill,
+            task: f.task,
+        })
     }
 
     /// The outcomes of `keys` are written (or given up): forget them, count them.

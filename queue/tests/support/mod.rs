@@ -59,7 +59,9 @@ impl Rt {
             let spawner = self.spawner();
             match select(Box::pin(fut), spawner.sleep(limit)).await {
                 Either::Left(_) => {}
-                Either::Right(_) => panic!("test on {} did not finish within {limit:?}", self.name()),
+                Either::Right(_) => {
+                    panic!("test on {} did not finish within {limit:?}", self.name())
+                }
             }
         };
         match self {
@@ -104,7 +106,10 @@ where
 {
     let start = std::time::Instant::now();
     while !check().await {
-        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for: {what}");
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for: {what}"
+        );
         spawner.sleep(Duration::from_millis(20)).await;
     }
 }
@@ -120,5 +125,8 @@ pub async fn count_state(queue: &PgQueue, state: &str) -> i64 {
 
 /// How many jobs there are.
 pub async fn count_jobs(queue: &PgQueue) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM taskpool.jobs").fetch_one(queue.pool()).await.unwrap()
+    sqlx::query_scalar("SELECT count(*) FROM taskpool.jobs")
+        .fetch_one(queue.pool())
+        .await
+        .unwrap()
 }

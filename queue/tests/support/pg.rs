@@ -84,12 +84,24 @@ fn server_user() -> Result<Option<String>, String> {
         return Ok(None);
     }
     for user in ["postgres", "taskpool-pg"] {
-        if Command::new("id").arg("-u").arg(user).output().map(|o| o.status.success()).unwrap_or(false) {
+        if Command::new("id")
+            .arg("-u")
+            .arg(user)
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+        {
             return Ok(Some(user.to_owned()));
         }
     }
     let status = Command::new("useradd")
-        .args(["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "taskpool-pg"])
+        .args([
+            "--system",
+            "--no-create-home",
+            "--shell",
+            "/usr/sbin/nologin",
+            "taskpool-pg",
+        ])
         .status()
         .map_err(|e| format!("useradd: {e}"))?;
     if !status.success() {
@@ -99,7 +111,11 @@ fn server_user() -> Result<Option<String>, String> {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl PgServer {
@@ -122,7 +138,16 @@ impl PgServer {
         run(as_user(&user, &bin.join("initdb"))
             .arg("-D")
             .arg(&data)
-            .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"]))?;
+            .args([
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ]))?;
         // The guardian stops the server and removes its files when our end of the pipe
         // closes: at drop, or when this process dies however it dies.
         let script = format!(
@@ -197,7 +222,12 @@ impl PgServer {
 
     /// Restarts the server ("fast": clients are disconnected), same port and data.
     pub fn restart(&self, extra: &[&str]) {
-        run(self.command("pg_ctl").arg("-D").arg(&self.data).args(["-m", "fast", "-w", "stop"])).unwrap();
+        run(self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-m", "fast", "-w", "stop"]))
+        .unwrap();
         self.pg_ctl_start(extra).unwrap();
     }
 
@@ -250,7 +280,11 @@ pub fn shared_server() -> &'static str {
         if let Ok(url) = std::env::var(URL_VAR) {
             return Ok((url, None));
         }
-        let server = PgServer::start(&["fsync=off", "synchronous_commit=off", "full_page_writes=off"])?;
+        let server = PgServer::start(&[
+            "fsync=off",
+            "synchronous_commit=off",
+            "full_page_writes=off",
+        ])?;
         Ok((server.url("postgres"), Some(server)))
     });
     match r {
@@ -280,7 +314,11 @@ pub fn with_database(url: &str, db: &str) -> String {
 pub fn database_name(hint: &str) -> String {
     format!(
         "tq_{}_{}_{}",
-        hint.chars().filter(|c| c.is_ascii_alphanumeric()).take(20).collect::<String>().to_lowercase(),
+        hint.chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .take(20)
+            .collect::<String>()
+            .to_lowercase(),
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::SeqCst)
     )
