@@ -67,6 +67,9 @@ pub(super) async fn run(shared: Arc<Shared>) -> Result<WorkerSummary, QueueError
 async fn fetch_loop(shared: &Shared) {
     let c = &shared.config;
     let mut retry = Retry::new(c.poll_interval);
+    // The last fetch filled its request: there is a backlog, and fetching a few jobs at a
+    // time would cost a statement per few jobs.
+    let mut backlog = false;
     while !shared.is_stopping() {
         if shared.pool.is_closed() {
             warn!(
@@ -77,12 +80,25 @@ async fn fetch_loop(shared: &Shared) {
             shared.request_stop(c.grace);
             break;
         }
-        let seen = shared.changes();
-        let room = shared.room();
+        let mut seen = shared.changes();
+        let mut room = shared.room();
         if room == 0 {
             // Woken when a job ends; the poll interval catches limit changes and unlocks.
             shared.wait_change(seen, c.poll_interval).await;
             continue;
+        }
+        if backlog {
+            // With a backlog, let the pool free half its room (for at most 2 ms) so that
+            // short jobs are fetched in batches, not one statement per finished job.
+            let half = shared.capacity().div_ceil(2);
+            let until = Instant::now() + Duration::from_millis(2);
+            while room < half && Instant::now() < until {
+                shared
+                    .wait_change(seen, until.saturating_duration_since(Instant::now()))
+                    .await;
+                seen = shared.changes();
+                room = shared.room();
+            }
         }
         match shared
             .backend
@@ -92,6 +108,7 @@ async fn fetch_loop(shared: &Shared) {
             Ok(jobs) => {
                 retry.reset();
                 let n = jobs.len();
+                backlog = n == room;
                 if n > 0 {
                     debug!(worker = shared.id(), jobs = n, room, "fetched");
                 }

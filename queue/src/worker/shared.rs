@@ -255,6 +255,12 @@ impl Shared {
         free.min(batch)
     }
 
+    /// The most jobs the worker runs at once: the pool's limit, at most a batch.
+    pub(super) fn capacity(&self) -> usize {
+        let batch = self.config.batch_size;
+        self.pool.limit().map_or(batch, |l| l.min(batch)).max(1)
+    }
+
     /// Starts a fetched job as a pool task (or records why it cannot run).
     pub(super) fn start(&self, job: FetchedJob) {
         let key = (job.id, job.attempt);
