@@ -74,6 +74,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     chart
         .configure_mesh()
         .disable_x_mesh()
+        .light_line_style(WHITE)
         .x_labels(counts.len() * 2 + 1)
         .x_label_formatter(&|x| {
             let i = (x - 0.5).round();
@@ -104,11 +105,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .margin(15)
         .x_label_area_size(40)
         .y_label_area_size(10)
-        .build_cartesian_2d(0.0..lmax * 1.15, 0.0..n)?;
+        .build_cartesian_2d(0.0..lmax * 1.4, 0.0..n)?;
     chart
         .configure_mesh()
         .disable_y_mesh()
         .disable_y_axis()
+        .light_line_style(WHITE)
         .x_label_formatter(&|x| format!("{x:.0}"))
         .label_style(("sans-serif", 16))
         .draw()?;
