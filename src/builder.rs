@@ -118,8 +118,13 @@ impl<'a> TaskBuilder<'a> {
     }
 
     fn spec(&self) -> Option<Box<TaskSpec>> {
-        let name = self.options.name.as_deref().map(Arc::from);
-        TaskSpec::boxed(name, self.options.task_options())
+        let o = &self.options;
+        if o.name.is_none() && o.timeout.is_none() && o.callbacks.is_empty() {
+            // A plain task: nothing to store (the common case, kept cheap).
+            return None;
+        }
+        let name = o.name.as_deref().map(Arc::from);
+        TaskSpec::boxed(name, o.task_options())
     }
 
     fn submit<F>(

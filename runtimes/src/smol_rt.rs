@@ -1,11 +1,17 @@
 use crate::{BoxFuture, SpawnError, Spawner};
 use smol::Executor;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 /// Spawns on smol: its global executor, or an [`Executor`] of your own.
 ///
 /// Timers come from `async-io`, which smol uses for everything.
+///
+/// A spawner made with [`from_executor`](SmolSpawner::from_executor) does not keep the
+/// executor alive: when you drop your executor, the tasks on it are dropped with it (a pool
+/// resolves their handles as dropped by the runtime), and later spawns fail with
+/// [`SpawnError`]. Keep the executor for as long as its pools work: you need it anyway, to
+/// run it.
 ///
 /// ```
 /// # mod async_taskpool { pub mod runtime { pub use ::async_taskpool_runtime::*; } } // as re-exported
@@ -20,7 +26,7 @@ use std::time::Duration;
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct SmolSpawner {
-    executor: Option<Arc<Executor<'static>>>,
+    executor: Option<Weak<Executor<'static>>>,
 }
 
 impl SmolSpawner {
@@ -29,10 +35,11 @@ impl SmolSpawner {
         Self { executor: None }
     }
 
-    /// Spawns on `executor`. Someone must drive it (`executor.run(..)`) for tasks to progress.
+    /// Spawns on `executor`. Someone must drive it (`executor.run(..)`) for tasks to progress,
+    /// and keep it: the spawner holds it only weakly (see above).
     pub fn from_executor(executor: Arc<Executor<'static>>) -> Self {
         Self {
-            executor: Some(executor),
+            executor: Some(Arc::downgrade(&executor)),
         }
     }
 }
@@ -40,7 +47,10 @@ impl SmolSpawner {
 impl Spawner for SmolSpawner {
     fn spawn(&self, fut: BoxFuture) -> Result<(), SpawnError> {
         match &self.executor {
-            Some(ex) => ex.spawn(fut).detach(),
+            Some(ex) => match ex.upgrade() {
+                Some(ex) => ex.spawn(fut).detach(),
+                None => return Err(SpawnError::shutdown("smol")),
+            },
             None => smol::spawn(fut).detach(),
         }
         Ok(())

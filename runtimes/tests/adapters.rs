@@ -77,6 +77,21 @@ fn smol_adapter_global_and_own_executor() {
     );
     smol::block_on(ex.run(async { while ex.try_tick() {} }));
     assert_eq!(rx.recv().unwrap(), 1);
+    // The spawner does not keep the executor alive: once its owner drops it, spawning fails
+    // (and what was spawned on it was dropped with it).
+    let (tx, rx) = mpsc::channel::<()>();
+    own.spawn(Box::pin(async move {
+        std::future::pending::<()>().await;
+        drop(tx)
+    }))
+    .unwrap();
+    drop(ex);
+    assert!(
+        rx.recv().is_err(),
+        "the pending task was dropped with its executor"
+    );
+    let err = own.spawn(Box::pin(async {})).unwrap_err();
+    assert_eq!(err.runtime(), "smol");
     // Outside tokio, `ambient` falls back to smol.
     assert_eq!(
         async_taskpool_runtime::ambient().unwrap().runtime_name(),

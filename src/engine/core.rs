@@ -20,6 +20,7 @@ use event_listener::Event;
 use std::any::Any;
 use std::cell::{Cell as StdCell, RefCell};
 use std::collections::HashMap;
+use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Waker;
@@ -227,11 +228,14 @@ impl GroupState {
         matches!(self.input, Input::Done) && self.items_live == 0 && self.unstarted_ending == 0
     }
 
+    /// Whether more items may come: the input is there (or a worker is pulling from it, a
+    /// moment's work), or reserved ids wait. A group keeps its turns while its input is
+    /// being pulled, so a busy input does not cost it its share of the pool.
     fn has_input(&self) -> bool {
         match &self.input {
-            Input::Idle(_) => true,
+            Input::Idle(_) | Input::Pulling => true,
             Input::Reserved(r) => !r.is_empty(),
-            Input::Pulling | Input::Waiting(_) | Input::Done => false,
+            Input::Waiting(_) | Input::Done => false,
         }
     }
 
@@ -273,6 +277,8 @@ pub(crate) struct State {
     idle: Vec<Arc<Mailbox>>,
     running: usize,
     ending: usize,
+    /// Slots held by groups' workers (the rest are loose tasks').
+    group_workers: usize,
     /// Items of start groups waiting (they have ids).
     reserved_waiting: u64,
     /// Map items in `Life::Waiting`.
@@ -315,6 +321,7 @@ impl After {
         self.rest.get_or_insert_with(Default::default)
     }
 
+    #[inline]
     pub(crate) fn wake(&mut self, waker: Option<Waker>) {
         if let Some(w) = waker {
             match self.wake {
@@ -343,6 +350,7 @@ impl After {
     }
 
     /// Does it all, with no lock held.
+    #[inline]
     fn run(&mut self, core: &Core) {
         if let Some(w) = self.wake.take() {
             w.wake();
@@ -399,7 +407,8 @@ impl Rest {
 pub(crate) struct Section<'a> {
     pub(crate) core: &'a Arc<Core>,
     st: Option<Locked<'a, State>>,
-    pub(crate) after: After,
+    /// Never dropped with drop glue: `After::run` empties it when the section ends.
+    pub(crate) after: ManuallyDrop<After>,
 }
 
 impl std::ops::Deref for Section<'_> {
@@ -424,6 +433,7 @@ impl Drop for Section<'_> {
 
 impl Section<'_> {
     /// The state and the after-work, borrowed apart.
+    #[inline]
     pub(crate) fn split(&mut self) -> (&mut State, &mut After, &Arc<Core>) {
         (
             self.st.as_mut().expect("locked until dropped"),
@@ -504,6 +514,7 @@ impl Core {
                 idle: Vec::new(),
                 running: 0,
                 ending: 0,
+                group_workers: 0,
                 reserved_waiting: 0,
                 waiting_items: 0,
                 ended: Ended::default(),
@@ -514,12 +525,20 @@ impl Core {
     }
 
     /// Enters a critical section.
+    #[inline]
     pub(crate) fn section(self: &Arc<Self>) -> Section<'_> {
         Section {
             core: self,
             st: Some(lock(&self.state, Rank::State)),
-            after: After::default(),
+            after: ManuallyDrop::new(After::default()),
         }
+    }
+
+    /// The state alone, for a section that leaves nothing to do after unlocking (no wake, no
+    /// job to start, no value to drop).
+    #[inline]
+    pub(crate) fn state(&self) -> Locked<'_, State> {
+        lock(&self.state, Rank::State)
     }
 
     /// Reads the state; for looks that change nothing.
@@ -527,6 +546,7 @@ impl Core {
         f(&lock(&self.state, Rank::State))
     }
 
+    #[inline]
     pub(crate) fn notify_changed(&self) {
         if self.waiters.load(Ordering::SeqCst) > 0 {
             self.changed.notify(usize::MAX);
@@ -596,9 +616,11 @@ impl State {
     pub(crate) fn next_id(&self) -> u64 {
         self.next_id
     }
+    #[inline]
     pub(crate) fn has_room(&self) -> bool {
         self.limit.is_none_or(|l| self.slots < l)
     }
+    #[inline]
     fn over_limit(&self) -> bool {
         self.limit.is_some_and(|l| self.slots > l)
     }
@@ -610,11 +632,20 @@ impl State {
         self.ending == 0 && self.groups.iter().all(|(_, g)| g.unstarted_ending == 0)
     }
 
+    #[inline]
     pub(crate) fn check_open(&self, pool: &str) -> Result<(), PoolError> {
+        if self.gate == Gate::Open {
+            Ok(())
+        } else {
+            Err(self.refusal(pool))
+        }
+    }
+
+    #[cold]
+    fn refusal(&self, pool: &str) -> PoolError {
         match self.gate {
-            Gate::Open => Ok(()),
-            Gate::Locked => Err(PoolError::Locked { pool: pool.into() }),
-            Gate::Closed => Err(PoolError::Closed { pool: pool.into() }),
+            Gate::Locked => PoolError::Locked { pool: pool.into() },
+            _ => PoolError::Closed { pool: pool.into() },
         }
     }
 
@@ -627,6 +658,7 @@ impl State {
         self.limit = limit;
     }
 
+    #[inline]
     pub(crate) fn allocate_id(&mut self) -> TaskId {
         let id = TaskId::new(self.next_id);
         self.next_id += 1;
@@ -640,15 +672,18 @@ impl State {
         first
     }
 
+    #[inline]
     pub(crate) fn take_slot(&mut self) {
         self.slots += 1;
     }
 
+    #[inline]
     pub(crate) fn free_slot(&mut self) {
         self.slots -= 1;
     }
 
     /// A parked runner for a job that starts now, if one waits.
+    #[inline]
     pub(crate) fn idle_runner(&mut self) -> Option<Arc<Mailbox>> {
         self.idle.pop()
     }
@@ -658,6 +693,7 @@ impl State {
     }
 
     /// A task starts running.
+    #[inline]
     pub(crate) fn insert_running(
         &mut self,
         id: TaskId,
@@ -716,6 +752,7 @@ impl State {
     }
 
     /// Removes a task that ended; counts it. Returns its entry (to drop after unlocking).
+    #[inline]
     pub(crate) fn remove_task(&mut self, id: TaskId, outcome: Outcome) -> Option<Entry> {
         let entry = self.table.remove(id.get())?;
         match entry.life {
@@ -742,44 +779,102 @@ impl State {
     }
 
     /// Whether anything waits for a slot.
+    #[inline]
     pub(crate) fn anything_waits(&self) -> bool {
         self.turns.len() > 0
     }
 
     // ----- the scheduler -----
 
-    /// The lane whose turn it is and that wants a slot; lanes that want none leave the ring.
-    fn lane_up(&mut self) -> Option<Lane> {
-        loop {
-            let lane = self.turns.front()?;
-            let wants = match lane {
-                Lane::Loose => !self.loose.is_empty(),
-                Lane::Group(key) => self.groups.get(key).is_some_and(GroupState::wants_slot),
-            };
-            if wants {
-                return Some(lane);
+    /// Slots a lane holds now: its workers for a group, the loose tasks' own slots for the
+    /// loose lane. `None` if the lane wants no slot.
+    #[inline]
+    fn held_if_wanting(&self, lane: Lane) -> Option<usize> {
+        match lane {
+            Lane::Loose => (!self.loose.is_empty()).then(|| self.slots - self.group_workers),
+            Lane::Group(key) => self
+                .groups
+                .get(key)
+                .filter(|g| g.wants_slot())
+                .map(|g| g.workers),
+        }
+    }
+
+    /// The lane whose turn it is: of those that want a slot, the one holding the fewest, the
+    /// earliest in turn order among equals. `from` is the lane whose slot is up for grabs (it
+    /// counts one fewer). Lanes that want none leave the ring. Returns the lane's place in the
+    /// ring too, for [`take_turn`](Self::take_turn).
+    fn lane_up(&mut self, from: Option<Lane>) -> Option<(Lane, usize)> {
+        if self.turns.len() == 0 {
+            return None;
+        }
+        if self.turns.len() == 1 {
+            // One lane waits (the usual case): no shares to weigh.
+            let lane = self.turns.get(0)?;
+            if self.held_if_wanting(lane).is_some() {
+                return Some((lane, 0));
             }
-            self.turns.leave_front();
-            match lane {
-                Lane::Loose => self.loose_in_turns = false,
-                Lane::Group(key) => {
-                    if let Some(g) = self.groups.get_mut(key) {
-                        g.in_turns = false;
+        }
+        let mut best: Option<(usize, usize, Lane)> = None;
+        let mut i = 0;
+        while let Some(lane) = self.turns.get(i) {
+            match self.held_if_wanting(lane) {
+                Some(held) => {
+                    let held = if from == Some(lane) { held - 1 } else { held };
+                    if best.is_none_or(|(h, _, _)| held < h) {
+                        best = Some((held, i, lane));
+                    }
+                    i += 1;
+                }
+                None => {
+                    self.turns.leave(i);
+                    match lane {
+                        Lane::Loose => self.loose_in_turns = false,
+                        Lane::Group(key) => {
+                            if let Some(g) = self.groups.get_mut(key) {
+                                g.in_turns = false;
+                            }
+                        }
                     }
                 }
             }
         }
+        best.map(|(_, i, lane)| (lane, i))
     }
 
-    /// The lane up takes its turn: it moves to the back if it wants more.
-    fn take_turn(&mut self) {
-        self.turns.rotate();
+    /// The lane at `place` took its turn: it moves to the back.
+    #[inline]
+    fn take_turn(&mut self, place: usize) {
+        if self.turns.len() > 1 {
+            self.turns.took_turn(place);
+        }
+    }
+
+    /// A group's worker took a slot, or gave one up.
+    fn worker_in(&mut self, key: GroupKey) {
+        if let Some(g) = self.groups.get_mut(key) {
+            g.workers += 1;
+            self.group_workers += 1;
+        }
+    }
+
+    fn worker_out(&mut self, key: GroupKey) {
+        if let Some(g) = self.groups.get_mut(key) {
+            g.workers -= 1;
+            self.group_workers -= 1;
+        }
+        self.drop_group_if_gone(key);
     }
 
     /// Starts the work whose turn it is in a slot the caller already counted. `None` if the
     /// turn went to a worker waiting with an item (it was woken).
-    fn start_turn(&mut self, lane: Lane, core: &Arc<Core>, after: &mut After) -> Option<BoxJob> {
-        self.take_turn();
+    fn start_turn(
+        &mut self,
+        (lane, place): (Lane, usize),
+        core: &Arc<Core>,
+        after: &mut After,
+    ) -> Option<BoxJob> {
+        self.take_turn(place);
         match lane {
             Lane::Loose => {
                 let (key, task) = self.loose.pop().expect("the loose lane wants a slot");
@@ -793,10 +888,10 @@ impl State {
                 if let Some(waiting) = g.parked_puller.as_mut().filter(|w| w.is_some()) {
                     // A worker holding an item gets the slot.
                     after.wake(waiting.take());
-                    g.workers += 1;
+                    self.worker_in(key);
                     return None;
                 }
-                g.workers += 1;
+                self.worker_in(key);
                 // A reserved item starts with its slot, as a loose task does: it counts as
                 // running from this section on.
                 let first = self.take_reserved(key);
@@ -817,7 +912,9 @@ impl State {
     /// Gives free slots to waiting work, in turn.
     pub(crate) fn grant(&mut self, core: &Arc<Core>, after: &mut After) {
         while self.has_room() {
-            let Some(lane) = self.lane_up() else { break };
+            let Some(lane) = self.lane_up(None) else {
+                break;
+            };
             self.take_slot();
             if let Some(job) = self.start_turn(lane, core, after) {
                 let runner = self.idle_runner();
@@ -835,7 +932,7 @@ impl State {
         spare: &mut Option<Arc<Mailbox>>,
     ) -> Next {
         if !self.over_limit() {
-            if let Some(lane) = self.lane_up() {
+            if let Some(lane) = self.lane_up(Some(Lane::Loose)) {
                 match self.start_turn(lane, core, after) {
                     Some(job) => return Next::Run(job),
                     // The slot went to a waiting worker; this runner has none now.
@@ -844,7 +941,9 @@ impl State {
             }
         }
         self.free_slot();
-        self.grant(core, after);
+        if self.anything_waits() {
+            self.grant(core, after);
+        }
         self.park_or_end(spare)
     }
 
@@ -1053,24 +1152,36 @@ impl State {
             return None;
         }
         g.backlog = hint.lower;
-        if hint.upper == Some(0) {
+        let more = if hint.upper == Some(0) {
             // Known to be empty now: no worker needs to pull to find out. The caller closes
             // the input once it has issued this item's sequence number.
             after.discard(Trash::Input(source));
-        } else {
-            g.input = Input::Idle(Held::new(source));
-        }
-        let g = self.groups.get_mut(key).expect("checked");
-        let more = if hint.upper == Some(0) {
             0
         } else {
+            g.input = Input::Idle(Held::new(source));
             hint.lower.clamp(1, MAX_RAMP as u64) as usize
         };
         g.target = g.target.max(g.workers.saturating_add(more));
+        g.items_live += 1;
+        let wants_turn = !g.in_turns && g.wants_slot();
         let id = self.allocate_id();
-        self.insert_running(id, control.clone(), Seat::Worker, Some(key));
-        self.join_turns(key);
-        self.grant(core, after);
+        self.running += 1;
+        self.table.insert(
+            id.get(),
+            Entry {
+                control: Held::new(control.clone()),
+                life: Life::Running(Seat::Worker),
+                cancel_requested: false,
+                group: Some(key),
+            },
+        );
+        if wants_turn {
+            self.join_turns(key);
+        }
+        if self.has_room() {
+            // More workers may start (the group ramps up as it learns its input's length).
+            self.grant(core, after);
+        }
         Some(id)
     }
 
@@ -1088,17 +1199,12 @@ impl State {
         waker: Waker,
         core: &Arc<Core>,
         after: &mut After,
-    ) -> bool {
-        let Some(g) = self.groups.get_mut(key) else {
-            return false;
-        };
-        if g.cancelled {
-            return false;
+    ) {
+        if let Some(g) = self.groups.get_mut(key) {
+            g.input = Input::Waiting(Some(waker));
         }
-        g.input = Input::Waiting(Some(waker));
-        g.workers -= 1;
+        self.worker_out(key);
         self.release_slot(core, after);
-        true
     }
 
     /// A slotless worker got an item from its pending input and brings the input back. The
@@ -1133,7 +1239,7 @@ impl State {
         let id = self.allocate_id();
         if self.has_room() && self.turns.len() == 0 {
             self.take_slot();
-            self.groups.get_mut(key).expect("checked").workers += 1;
+            self.worker_in(key);
             self.insert_running(id, control.clone(), Seat::Worker, Some(key));
             return Arrival::Slot(id);
         }
@@ -1214,11 +1320,17 @@ impl State {
             Some(g) => (g.has_input(), g.cancelled),
             None => (false, true),
         };
+        let go_on = has_input && !cancelled && !self.over_limit();
+        if go_on && self.turns.len() <= 1 && self.turns.get(0).is_none_or(|l| l == Lane::Group(key))
+        {
+            // Nobody else waits (the usual case of a lone map): go on.
+            return AfterItem::Continue(take_next.then(|| self.next_item(key, control)));
+        }
         if !self.over_limit() && !cancelled {
-            match self.lane_up() {
+            match self.lane_up(Some(Lane::Group(key))) {
                 // Its own turn, or nobody else waits: go on with the group's next item.
-                Some(Lane::Group(k)) if k == key && has_input => {
-                    self.take_turn();
+                Some((Lane::Group(k), place)) if k == key && has_input => {
+                    self.take_turn(place);
                     return AfterItem::Continue(take_next.then(|| self.next_item(key, control)));
                 }
                 None if has_input => {
@@ -1240,11 +1352,24 @@ impl State {
         AfterItem::Leave(self.park_or_end(spare))
     }
 
+    /// A worker that kept finding the group's input busy gives its slot back (the group
+    /// keeps its turns: the slot may come back to it) and ends.
+    pub(crate) fn give_up_slot(
+        &mut self,
+        key: GroupKey,
+        core: &Arc<Core>,
+        after: &mut After,
+        spare: &mut Option<Arc<Mailbox>>,
+    ) -> Next {
+        self.leave_group_slot(key, after);
+        self.free_slot();
+        self.grant(core, after);
+        self.park_or_end(spare)
+    }
+
     /// A worker of the group gives up its slot and ends.
     fn leave_group_slot(&mut self, key: GroupKey, after: &mut After) {
-        if let Some(g) = self.groups.get_mut(key) {
-            g.workers -= 1;
-        }
+        self.worker_out(key);
         self.join_turns(key);
         self.settle_if_finished(key, after);
     }
@@ -1258,10 +1383,8 @@ impl State {
         core: &Arc<Core>,
         after: &mut After,
     ) {
-        if let Some(g) = self.groups.get_mut(key) {
-            if held.slot {
-                g.workers -= 1;
-            }
+        if held.slot {
+            self.worker_out(key);
         }
         if held.input {
             // It was dropped holding the input, which went with it: nothing more is pulled.
@@ -1284,9 +1407,7 @@ impl State {
         after: &mut After,
     ) {
         self.enter_ending(id);
-        if let Some(g) = self.groups.get_mut(key) {
-            g.workers -= 1;
-        }
+        self.worker_out(key);
         self.release_slot(core, after);
     }
 
@@ -1308,12 +1429,20 @@ impl State {
             self.turns.remove(Lane::Group(key));
         }
         self.busy_groups -= 1;
-        let forgotten = self.names.get(&g.name).is_none_or(|k| *k != key);
-        if forgotten {
-            // Cancelled (its name was freed then): nothing refers to it any more.
+        self.drop_group_if_gone(key);
+        after.notify = true;
+    }
+
+    /// Removes a settled group that nothing refers to any more: its name was freed (it was
+    /// cancelled or flushed) and no worker of it holds a slot.
+    fn drop_group_if_gone(&mut self, key: GroupKey) {
+        let Some(g) = self.groups.get(key) else {
+            return;
+        };
+        let named = self.names.get(&g.name) == Some(&key);
+        if g.settled && g.workers == 0 && !named {
             self.groups.remove(key);
         }
-        after.notify = true;
     }
 
     /// Cancels a group: nothing more is pulled or started, running items are asked to stop,
@@ -1519,16 +1648,10 @@ impl State {
             self.cancel_group(key, core, after);
         }
         // Forget finished groups too: their names are free again.
-        let finished: Vec<GroupKey> = self
-            .groups
-            .iter()
-            .filter(|(_, g)| g.finished())
-            .map(|(k, _)| k)
-            .collect();
-        for k in finished {
-            self.groups.remove(k);
-        }
         self.names.clear();
+        for key in self.groups.keys() {
+            self.drop_group_if_gone(key);
+        }
         let queued: Vec<u64> = self.loose.iter().map(|(k, _)| k).collect();
         for id in queued {
             self.cancel_task(TaskId::new(id), core, after);
@@ -1549,21 +1672,36 @@ impl State {
         }
     }
 
+    /// Like [`retire`](Self::retire), for a caller that holds the task's control itself (a
+    /// task's job holds its cell; a worker, its items' abort signal): dropping the table's
+    /// reference then only lowers a count, so it is dropped here, not carried out.
+    #[inline]
+    pub(crate) fn retire_held(&mut self, id: TaskId, outcome: Outcome, after: &mut After) {
+        if let Some(entry) = self.remove_task(id, outcome) {
+            let control = entry.control.into_inner();
+            debug_assert!(
+                Arc::strong_count(&control) > 1,
+                "the caller holds the control"
+            );
+            drop(control);
+            after.notify = true;
+        }
+    }
+
     /// Forgets the counters of ended tasks and finished groups.
     pub(crate) fn forget_ended(&mut self) {
         self.ended = Ended::default();
-        let finished: Vec<GroupKey> = self
+        let finished: Vec<(GroupKey, Arc<str>)> = self
             .groups
             .iter()
-            .filter(|(_, g)| g.finished())
-            .map(|(k, _)| k)
+            .filter(|(_, g)| g.settled)
+            .map(|(k, g)| (k, g.name.clone()))
             .collect();
-        for k in finished {
-            if let Some(g) = self.groups.remove(k) {
-                if self.names.get(&g.name) == Some(&k) {
-                    self.names.remove(&g.name);
-                }
+        for (key, name) in finished {
+            if self.names.get(&name) == Some(&key) {
+                self.names.remove(&name);
             }
+            self.drop_group_if_gone(key);
         }
         let cap = self.names.capacity();
         if cap > 1024 && self.names.len() < cap / 8 {

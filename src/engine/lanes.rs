@@ -2,11 +2,11 @@
 //!
 //! Waiting work is split into *lanes*: one for the loose tasks (`spawn`, `spawn_queued`,
 //! `exec`: one FIFO, in submission order) and one per group (`map`, `apply`,
-//! `SimpleTaskPool::start`: its items, in input order). Lanes that want a slot take turns
-//! (round robin): each slot that frees goes to the lane at the front of [`Turns`], which then
-//! moves to the back. So competing groups and the loose tasks each get a slot at least once
-//! every `k` starts, `k` being the number of lanes with work waiting, however long each lane's
-//! backlog is.
+//! `SimpleTaskPool::start`: its items, in input order). A slot that frees goes to the lane
+//! that wants one and holds the fewest slots, the earliest in [`Turns`] among equals; the lane
+//! served then moves to the back. So lanes that compete for the pool converge on equal shares
+//! of its slots (max-min fairness), and each gets a slot at least once every `k` starts, `k`
+//! being the number of lanes with work waiting, however long each lane's backlog is.
 
 use std::collections::{BTreeSet, VecDeque};
 
@@ -35,21 +35,21 @@ impl Turns {
         self.ring.push_back(lane);
     }
 
-    /// The lane whose turn it is, without taking the turn.
-    pub(crate) fn front(&self) -> Option<Lane> {
-        self.ring.front().copied()
+    /// The lane at `i` in turn order.
+    pub(crate) fn get(&self, i: usize) -> Option<Lane> {
+        self.ring.get(i).copied()
     }
 
-    /// The front lane took its turn and still wants more: it goes to the back.
-    pub(crate) fn rotate(&mut self) {
-        if let Some(lane) = self.ring.pop_front() {
+    /// The lane at `i` leaves the ring (it wants nothing more for now).
+    pub(crate) fn leave(&mut self, i: usize) -> Option<Lane> {
+        self.ring.remove(i)
+    }
+
+    /// The lane at `i` took its turn: it goes to the back.
+    pub(crate) fn took_turn(&mut self, i: usize) {
+        if let Some(lane) = self.ring.remove(i) {
             self.ring.push_back(lane);
         }
-    }
-
-    /// The front lane leaves the ring (it wants nothing more for now).
-    pub(crate) fn leave_front(&mut self) -> Option<Lane> {
-        self.ring.pop_front()
     }
 
     /// Forgets a lane wherever it is (its group ended).
@@ -160,15 +160,15 @@ mod tests {
         let mut t = Turns::default();
         t.join(Lane::Loose);
         t.join(Lane::Group(GroupKey(1)));
-        assert_eq!(t.front(), Some(Lane::Loose));
-        t.rotate();
-        assert_eq!(t.front(), Some(Lane::Group(GroupKey(1))));
-        t.rotate();
-        assert_eq!(t.front(), Some(Lane::Loose));
-        assert_eq!(t.leave_front(), Some(Lane::Loose));
+        assert_eq!(t.get(0), Some(Lane::Loose));
+        t.took_turn(0);
+        assert_eq!(t.get(0), Some(Lane::Group(GroupKey(1))));
+        t.took_turn(0);
+        assert_eq!(t.get(0), Some(Lane::Loose));
+        assert_eq!(t.leave(0), Some(Lane::Loose));
         assert_eq!(t.len(), 1);
         t.remove(Lane::Group(GroupKey(1)));
-        assert_eq!(t.front(), None);
+        assert_eq!(t.get(0), None);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use super::poll::{poll_task, CancelSignal, RunTimer};
 use super::results::{Item, Results};
 use super::runner::{Runner, Work, RUN_BUDGET};
 use super::task::{log_end, log_started};
-use super::user::{self, drop_value, Held, Owner};
+use super::user::{self, drop_some, drop_value, Held, Owner};
 use super::yield_now::yield_now;
 use crate::error::{PoolError, TaskError};
 use crate::id::TaskId;
@@ -336,7 +336,7 @@ impl<T> Drop for ItemGuard<'_, T> {
             unwanted
         };
         log_end(&self.core.name, None, id, Outcome::Dropped);
-        drop_value(unwanted, owner(&self.core.name, id));
+        drop_some(unwanted, owner(&self.core.name, id));
     }
 }
 
@@ -455,7 +455,17 @@ where
         }
         let got = match first.take() {
             Some(id) => Got::Item(id, 0, group.reserved_item()),
-            None => next_item(&group, &core, &control, &mut w, pulled.take()).await,
+            None => {
+                let mut pull = pulled.take();
+                let now = poll_fn(|cx| {
+                    Poll::Ready(item_now(&group, &core, &control, &mut w, pull.take(), cx))
+                })
+                .await;
+                match now {
+                    Now::Got(got) => got,
+                    slow => next_item(&group, &core, &control, &mut w, slow).await,
+                }
+            }
         };
         let (id, seq, item, start) = match got {
             Got::Item(id, seq, item) => (id, seq, item, true),
@@ -471,14 +481,49 @@ where
             armed: true,
         };
         let res = if start {
-            run_item(&group, &core, &abort, id, item, &mut w).await
+            // Calls the closure on the item and runs the future it makes, as task `id`.
+            let made = {
+                let _inside = current::enter(core.serial, Some(id));
+                log_started(&core.name, None, id);
+                // Calling `f` may itself panic: that is this item's panic, like one in its
+                // future.
+                user::call(|| (group.f)(item))
+            };
+            match made {
+                Ok(fut) => {
+                    let mut fut = pin!(ItemFuture { fut: Some(fut) });
+                    let mut timer = RunTimer::new(group.options.timeout);
+                    let res = poll_fn(|cx| {
+                        let _inside = current::enter(core.serial, Some(id));
+                        let Some(f) = fut.as_mut().project().fut.as_pin_mut() else {
+                            return Poll::Ready(Err(TaskError::Cancelled { id }));
+                        };
+                        let poll =
+                            poll_task(f, id, &*abort, &mut timer, &*core.spawner, &core.name, cx);
+                        if poll.is_pending() {
+                            w.wake_consumer();
+                        }
+                        poll
+                    })
+                    .await;
+                    // The future's destructors run before callbacks and before the result is
+                    // delivered.
+                    let _inside = current::enter(core.serial, Some(id));
+                    drop_in_place_guarded(fut.as_mut().project().fut, &core.name, Some(id));
+                    res
+                }
+                Err(payload) => {
+                    let err = TaskError::panicked(id, payload);
+                    tracing::error!(pool = %core.name, task_id = id.get(), "{err}");
+                    Err(err)
+                }
+            }
         } else {
             drop_value(item, owner(&core.name, id));
             Err(TaskError::Cancelled { id })
         };
         let outcome = Outcome::of(&res);
-        let callbacks = group.options.callbacks.clone();
-        if let Some(callbacks) = &callbacks {
+        if let Some(callbacks) = &group.options.callbacks {
             if w.held.slot {
                 // Free the slot before the callbacks, as single tasks do; this worker then
                 // ends, and a fresh one takes the group's next item in turn.
@@ -508,7 +553,8 @@ where
                 }
                 Err(res) => unwanted = Some(res),
             }
-            st.retire(id, outcome, after);
+            // The worker holds `abort`, the item's control in the table.
+            st.retire_held(id, outcome, after);
             if w.held.slot {
                 // Every RUN_BUDGET items the worker yields before its next one: it takes that
                 // one after the yield, not now, so no other worker finds the input held.
@@ -520,7 +566,7 @@ where
             }
         };
         log_end(&core.name, None, id, outcome);
-        drop_value(unwanted, owner(&core.name, id));
+        drop_some(unwanted, owner(&core.name, id));
         match decision {
             AfterItem::Continue(next) => pulled = next,
             AfterItem::HandOver(job) => {
@@ -535,91 +581,92 @@ where
     }
 }
 
-/// Calls the closure on the item and runs the future it makes, as task `id`.
-async fn run_item<I, F, Fut>(
-    group: &MapGroup<I, F, Fut::Output>,
-    core: &Arc<Core>,
-    abort: &ItemAbort,
-    id: TaskId,
-    item: I,
-    w: &mut WorkerGuard,
-) -> Result<Fut::Output, TaskError>
-where
-    F: Fn(I) -> Fut,
-    Fut: Future,
-{
-    let made = {
-        let _inside = current::enter(core.serial, Some(id));
-        log_started(&core.name, None, id);
-        // Calling `f` may itself panic: that is this item's panic, like one in its future.
-        user::call(|| (group.f)(item))
-    };
-    let fut = match made {
-        Ok(fut) => fut,
-        Err(payload) => {
-            let err = TaskError::panicked(id, payload);
-            tracing::error!(pool = %core.name, task_id = id.get(), "{err}");
-            return Err(err);
-        }
-    };
-    let mut fut = pin!(ItemFuture { fut: Some(fut) });
-    let mut timer = RunTimer::new(group.options.timeout);
-    let res = poll_fn(|cx| {
-        let _inside = current::enter(core.serial, Some(id));
-        let this = fut.as_mut().project();
-        let Some(f) = this.fut.as_pin_mut() else {
-            return Poll::Ready(Err(TaskError::Cancelled { id }));
-        };
-        let poll = poll_task(f, id, abort, &mut timer, &*core.spawner, &core.name, cx);
-        if poll.is_pending() {
-            w.wake_consumer();
-        }
-        poll
-    })
-    .await;
-    // The future's destructors run before callbacks and before the result is delivered.
-    let _inside = current::enter(core.serial, Some(id));
-    drop_in_place_guarded(fut.as_mut().project().fut, &core.name, Some(id));
-    res
+/// What a worker holding a slot got without waiting.
+enum Now<I> {
+    Got(Got<I>),
+    /// Another worker is pulling from the input.
+    Busy,
+    /// The input had no item ready; the worker waits on it (it holds it).
+    Pending(Box<Source<I>>),
 }
 
-/// The group's next item for a worker holding a slot.
-async fn next_item<I, F, T>(
+/// The group's next item, as far as it can be had without waiting: taken in the section
+/// that ended the last item (`pulled`), or now. The common path of a worker: no future is
+/// made for it.
+fn item_now<I, F, T>(
     group: &MapGroup<I, F, T>,
     core: &Arc<Core>,
     control: &Arc<dyn TaskControl>,
     w: &mut WorkerGuard,
     mut pulled: Option<Pull>,
+    cx: &mut Context<'_>,
+) -> Now<I>
+where
+    I: Send + 'static,
+{
+    loop {
+        let pull = match pulled.take() {
+            Some(pull) => pull,
+            None => core.section().next_item(group.key, control),
+        };
+        let got = match pull {
+            Pull::Reserved(id) => Got::Item(id, 0, group.reserved_item()),
+            Pull::Source(any) => {
+                w.held.input = true;
+                let mut source: Box<Source<I>> = any
+                    .downcast()
+                    .expect("a group's input has the group's item type");
+                match poll_input(&mut source, cx, &core.name) {
+                    Poll::Ready(item) => pulled_one(group, core, control, source, item, w),
+                    Poll::Pending => return Now::Pending(source),
+                }
+            }
+            Pull::Busy => return Now::Busy,
+            Pull::Nothing => leave_or_again(group.key, core, control, w),
+        };
+        match got {
+            Got::Again(pull) => pulled = Some(pull),
+            got => return Now::Got(got),
+        }
+    }
+}
+
+/// The group's next item for a worker holding a slot, waiting for it if need be: for a
+/// busy input (another worker pulls from it) or one with no item ready.
+async fn next_item<I, F, T>(
+    group: &MapGroup<I, F, T>,
+    core: &Arc<Core>,
+    control: &Arc<dyn TaskControl>,
+    w: &mut WorkerGuard,
+    mut now: Now<I>,
 ) -> Got<I>
 where
     I: Send + 'static,
 {
     let mut busy = 0;
     loop {
-        let pull = match pulled.take() {
-            Some(pull) => pull,
-            None => core.section().next_item(group.key, control),
-        };
-        match pull {
-            Pull::Reserved(id) => return Got::Item(id, 0, group.reserved_item()),
-            Pull::Source(any) => {
-                w.held.input = true;
-                let source: Box<Source<I>> = any
-                    .downcast()
-                    .expect("a group's input has the group's item type");
-                return pull_from(group, core, control, source, w).await;
-            }
-            Pull::Busy if busy < 2 => {
+        match now {
+            Now::Got(got) => return got,
+            Now::Pending(source) => return wait_for_input(group, core, control, source, w).await,
+            Now::Busy if busy < 3 => {
                 // Another worker is pulling; it is done in a moment.
                 busy += 1;
                 w.wake_consumer();
                 yield_now().await;
             }
-            Pull::Busy | Pull::Nothing => match leave(group.key, core, control, w) {
-                Ok(next) => return Got::Done(next),
-                Err(pull) => pulled = Some(pull),
-            },
+            Now::Busy => {
+                // Still busy (its puller was descheduled): give the slot back rather than
+                // hold it idle. The group keeps its turns.
+                let next = {
+                    let mut s = core.section();
+                    let (st, after, c) = s.split();
+                    st.give_up_slot(group.key, c, after, &mut None)
+                };
+                w.ended();
+                return Got::Done(next);
+            }
         }
+        now = poll_fn(|cx| Poll::Ready(item_now(group, core, control, w, None, cx))).await;
     }
 }
 
@@ -683,50 +730,46 @@ fn size_hint<I>(source: &Source<I>) -> SizeHint {
     SizeHint::of(user::call(|| source.size_hint()).unwrap_or((0, None)))
 }
 
-/// Pulls one item from the input checked out to this worker and brings the input back.
-async fn pull_from<I, F, T>(
+/// The input checked out to this worker gave `item` (or ended): brings the input back and
+/// registers the item.
+fn pulled_one<I, F, T>(
     group: &MapGroup<I, F, T>,
     core: &Arc<Core>,
     control: &Arc<dyn TaskControl>,
-    mut source: Box<Source<I>>,
+    source: Box<Source<I>>,
+    item: Option<I>,
     w: &mut WorkerGuard,
 ) -> Got<I>
 where
     I: Send + 'static,
 {
     let pool = &*core.name;
-    let polled = poll_fn(|cx| Poll::Ready(poll_input(&mut source, cx, pool))).await;
-    match polled {
-        Poll::Ready(Some(item)) => {
-            let hint = size_hint(&source);
-            let mut s = core.section();
-            let (st, after, c) = s.split();
-            let registered = st.item_pulled(group.key, source, hint, control, c, after);
-            // Sequence numbers follow input order: issued while this worker still holds
-            // the input's turn (inside the section that brings it back), and before the
-            // input is closed, so the stream cannot end before this item.
-            let seq = registered.map(|_| group.results.issue());
-            if registered.is_some() && hint.upper == Some(0) {
-                st.input_ended(group.key, after);
-            }
-            drop(s);
-            w.held.input = false;
-            match (registered, seq) {
-                (Some(id), Some(seq)) => Got::Item(id, seq, item),
-                _ => {
-                    // Cancelled while this worker pulled: the item never starts.
-                    drop_value(item, input_owner(pool));
-                    leave_or_again(group.key, core, control, w)
-                }
-            }
-        }
-        Poll::Ready(None) => {
-            end_input(group.key, core);
-            w.held.input = false;
-            drop_value(source, input_owner(pool));
+    let Some(item) = item else {
+        end_input(group.key, core);
+        w.held.input = false;
+        drop_value(source, input_owner(pool));
+        return leave_or_again(group.key, core, control, w);
+    };
+    let hint = size_hint(&source);
+    let mut s = core.section();
+    let (st, after, c) = s.split();
+    let registered = st.item_pulled(group.key, source, hint, control, c, after);
+    // Sequence numbers follow input order: issued while this worker still holds the input's
+    // turn (inside the section that brings it back), and before the input is closed, so the
+    // stream cannot end before this item.
+    let seq = registered.map(|_| group.results.issue());
+    if registered.is_some() && hint.upper == Some(0) {
+        st.input_ended(group.key, after);
+    }
+    drop(s);
+    w.held.input = false;
+    match (registered, seq) {
+        (Some(id), Some(seq)) => Got::Item(id, seq, item),
+        _ => {
+            // Cancelled while this worker pulled: the item never starts.
+            drop_value(item, input_owner(pool));
             leave_or_again(group.key, core, control, w)
         }
-        Poll::Pending => wait_for_input(group, core, control, source, w).await,
     }
 }
 
@@ -877,7 +920,7 @@ impl<T> UnstartedGuard<T> {
             unwanted
         };
         log_end(&self.core.name, None, id, outcome);
-        drop_value(unwanted, owner(&self.core.name, id));
+        drop_some(unwanted, owner(&self.core.name, id));
     }
 }
 

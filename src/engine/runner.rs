@@ -7,7 +7,7 @@
 
 use super::handoff::{BoxJob, Job, Mailbox, Next};
 use super::lock::assert_unlocked;
-use super::user::{drop_value, panic_message, Owner};
+use super::user::panic_message;
 use async_taskpool_runtime::BoxFuture;
 use pin_project_lite::pin_project;
 use std::future::Future;
@@ -87,15 +87,10 @@ fn poll_guarded<W: Work>(
     }
 }
 
+/// A job that ended has released every user value it held (see [`Work::poll_work`]): what
+/// is left is the pool's own.
 fn drop_finished(job: BoxJob) {
-    drop_value(
-        job,
-        Owner {
-            pool: "",
-            task: None,
-            what: "a finished job",
-        },
-    );
+    drop(job);
 }
 
 impl<W: Work + 'static> Job for Runner<W> {

@@ -12,7 +12,7 @@ use super::handoff::{BoxJob, Mailbox, Next};
 use super::lock::{lock, Rank};
 use super::poll::{poll_task, CancelSignal, RunTimer};
 use super::runner::{Runner, Work};
-use super::user::{self, drop_value, Owner};
+use super::user::{self, drop_some, drop_value, Owner};
 use crate::error::{PoolError, TaskError};
 use crate::id::{TaskId, TaskName};
 use async_taskpool_runtime::BoxFuture;
@@ -28,6 +28,8 @@ const CANCELLED: u8 = 1;
 const STARTED: u8 = 2;
 const DONE: u8 = 4;
 const DETACHED: u8 = 8;
+/// The handle took the result.
+const TAKEN: u8 = 16;
 
 /// Everything optional about a task, boxed once so plain tasks stay small.
 pub(crate) struct TaskSpec {
@@ -200,7 +202,10 @@ where
     fn poll_result(&self, cx: &mut Context<'_>) -> Poll<Result<F::Output, TaskError>> {
         let mut inner = lock(&self.inner, Rank::Leaf);
         match std::mem::replace(&mut inner.stage, Stage::Taken) {
-            Stage::Done(res) => Poll::Ready(res.map_err(|e| *e)),
+            Stage::Done(res) => {
+                self.flags.fetch_or(TAKEN, Ordering::Release);
+                Poll::Ready(res.map_err(|e| *e))
+            }
             Stage::Taken => panic!("TaskHandle polled after it returned its result"),
             other => {
                 inner.stage = other;
@@ -227,8 +232,14 @@ where
     }
 
     fn detach(&self) -> Option<Result<F::Output, TaskError>> {
+        // Before the result came, the flag alone is enough: `deliver` checks it under the
+        // lock, and a result stored in a race is released by the task's job, which still
+        // holds the cell then.
+        let flags = self.flags.fetch_or(DETACHED, Ordering::AcqRel);
+        if flags & DONE == 0 || flags & TAKEN != 0 {
+            return None;
+        }
         let mut inner = lock(&self.inner, Rank::Leaf);
-        self.flags.fetch_or(DETACHED, Ordering::AcqRel);
         inner.waker = None;
         match std::mem::replace(&mut inner.stage, Stage::Taken) {
             Stage::Done(res) => Some(res.map_err(|e| *e)),
@@ -285,7 +296,7 @@ pin_project! {
                 return;
             };
             let id = *this.id;
-            let pool = core.name.clone();
+            let pool = core.name.clone(); // (not a hot path: the runtime dropped the task)
             let owner = Owner { pool: &pool, task: Some(id), what: "the task's future" };
             // Destructors first: the handle resolves after the future is gone.
             if let Err(p) = user::call(|| this.fut.set(None)) {
@@ -299,7 +310,7 @@ pin_project! {
                 let mut s = core.section();
                 let (st, after, core) = s.split();
                 let unwanted = deliver(&cell, res, after);
-                st.retire(id, outcome, after);
+                st.retire_held(id, outcome, after);
                 if *this.seat == Seat::Slot && !in_callbacks {
                     // Nobody runs on: the slot goes back to the pool.
                     st.release_slot(core, after);
@@ -307,9 +318,9 @@ pin_project! {
                 unwanted
             };
             log_end(&core.name, cell.custom_name(), id, outcome);
-            drop_value(unwanted, owner);
+            drop_some(unwanted, owner);
             drop_value(cell, owner);
-            drop_value(this.extra.take(), owner);
+            drop_some(this.extra.take(), owner);
             drop_value(core, Owner { what: "the pool", ..owner });
         }
     }
@@ -521,7 +532,7 @@ where
     let mut s = core.section();
     let (st, after, c) = s.split();
     let unwanted = deliver(&cell, res, after);
-    st.retire(id, outcome, after);
+    st.retire_held(id, outcome, after);
     let next = if slot_held && *this.seat == Seat::Slot {
         st.next_for_slot(c, after, spare)
     } else {
@@ -529,20 +540,21 @@ where
     };
     drop(s);
     log_end(&core.name, cell.custom_name(), id, outcome);
-    let pool = core.name.clone();
     let owner = Owner {
-        pool: &pool,
+        pool: &core.name,
         task: Some(id),
         what: "the task's output",
     };
-    drop_value(unwanted, owner);
+    drop_some(unwanted, owner);
     drop_value(cell, owner);
-    drop_value(this.extra.take(), owner);
+    drop_some(this.extra.take(), owner);
+    // Its pool: the last reference drops the pool's spawner, which is the user's.
     drop_value(
         core,
         Owner {
+            pool: "(a pool whose last reference goes)",
+            task: Some(id),
             what: "the pool",
-            ..owner
         },
     );
     next
@@ -577,7 +589,7 @@ impl Core {
     {
         let cell = Arc::new(TaskCell::new(spec));
         let (id, runner, fut) = {
-            let mut s = self.section();
+            let mut s = self.state();
             if let Err(error) = s.check_open(&self.name) {
                 drop(s);
                 return Err(Refused { error, future: fut });

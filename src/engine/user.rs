@@ -41,6 +41,14 @@ pub(crate) fn drop_value<T>(value: T, owner: Owner<'_>) {
     }
 }
 
+/// [`drop_value`] for an optional value: nothing to do (and no guard) for `None`.
+#[inline]
+pub(crate) fn drop_some<T>(value: Option<T>, owner: Owner<'_>) {
+    if let Some(v) = value {
+        drop_value(v, owner);
+    }
+}
+
 #[cold]
 fn log_destructor_panic(owner: Owner<'_>, payload: Payload) {
     let msg = panic_message(&*payload);
