@@ -135,7 +135,7 @@ impl PgServer {
             run(Command::new("chown").arg(u).arg(&root))?;
         }
         let data = root.join("data");
-        run(as_user(&user, &bin.join("initdb"))
+        let initdb = run(as_user(&user, &bin.join("initdb"))
             .arg("-D")
             .arg(&data)
             .args([
@@ -147,7 +147,11 @@ impl PgServer {
                 "UTF8",
                 "--locale=C",
                 "--no-sync",
-            ]))?;
+            ]));
+        if let Err(e) = initdb {
+            let _ = std::fs::remove_dir_all(&root);
+            return Err(e);
+        }
         // The guardian stops the server and removes its files when our end of the pipe
         // closes: at drop, or when this process dies however it dies.
         let script = format!(
