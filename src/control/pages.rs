@@ -47,7 +47,9 @@ impl TaskFilter {
             && self.search.as_deref().is_none_or(|q| {
                 t.id.get().to_string().contains(q)
                     || t.name.to_lowercase().contains(q)
-                    || t.group.as_deref().is_some_and(|g| g.to_lowercase().contains(q))
+                    || t.group
+                        .as_deref()
+                        .is_some_and(|g| g.to_lowercase().contains(q))
             })
     }
 }

@@ -400,7 +400,10 @@ pub fn render(command: &str, value: &Value, style: Style) -> String {
                     out.pop();
                 }
                 if let Some(next) = num("next") {
-                    let _ = write!(out, "\n(more may match: tasks --after {next} with the same filter)");
+                    let _ = write!(
+                        out,
+                        "\n(more may match: tasks --after {next} with the same filter)"
+                    );
                 }
                 return out;
             };

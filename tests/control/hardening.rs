@@ -196,11 +196,17 @@ pub fn tasks_filter_and_groups_page(net: Net) {
     let running = w.ok(r#"{"cmd":"tasks","state":"running"}"#);
     assert_eq!(ids(&running), [0, 1, 2]);
     assert_eq!(running["total"], 12_002);
-    assert_eq!(running["offset"], Value::Null, "a filtered page has no position");
+    assert_eq!(
+        running["offset"],
+        Value::Null,
+        "a filtered page has no position"
+    );
     // The scan stopped at its budget (10,000 tasks): the page says where to go on.
     let next = running["next"].as_u64().expect("more to look at");
     assert!(next >= 9_999 && next < 12_001, "{running}");
-    let rest = w.ok(&format!(r#"{{"cmd":"tasks","state":"running","after":{next}}}"#));
+    let rest = w.ok(&format!(
+        r#"{{"cmd":"tasks","state":"running","after":{next}}}"#
+    ));
     assert_eq!((ids(&rest), rest["next"].clone()), (vec![], Value::Null));
     // A full page of matches ends at its last match.
     let group = w.ok(r#"{"cmd":"tasks","group":"start-group-1","limit":2}"#);
