@@ -79,7 +79,7 @@ async fn guard_request(State(app): State<Shared>, req: Request, next: Next) -> R
         );
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
-        if let Err(refusal) = same_origin_and_csrf(&app, headers, host) {
+        if let Some(refusal) = refusal_of_action(&app, headers, host) {
             return refusal;
         }
     }
@@ -101,11 +101,13 @@ async fn guard_request(State(app): State<Shared>, req: Request, next: Next) -> R
     res
 }
 
-fn same_origin_and_csrf(app: &App, headers: &HeaderMap, host: &str) -> Result<(), Response> {
+/// Why an action (any request but GET) is refused, if it is: not from the dashboard's own
+/// origin, or without its session's anti-CSRF token.
+fn refusal_of_action(app: &App, headers: &HeaderMap, host: &str) -> Option<Response> {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let expected = format!("http://{host}");
     if text("origin") != Some(expected.as_str()) {
-        return Err(refuse(
+        return Some(refuse(
             StatusCode::FORBIDDEN,
             "cross_origin",
             format!(
@@ -116,7 +118,7 @@ fn same_origin_and_csrf(app: &App, headers: &HeaderMap, host: &str) -> Result<()
         ));
     }
     if text("sec-fetch-site").is_some_and(|s| s != "same-origin") {
-        return Err(refuse(
+        return Some(refuse(
             StatusCode::FORBIDDEN,
             "cross_origin",
             "actions are taken only from the dashboard's own page".into(),
@@ -126,8 +128,8 @@ fn same_origin_and_csrf(app: &App, headers: &HeaderMap, host: &str) -> Result<()
         .and_then(guard::session_of)
         .and_then(|id| app.sessions.csrf(id));
     match (csrf, text(CSRF_HEADER)) {
-        (Some(want), Some(got)) if guard::same(&want, got) => Ok(()),
-        _ => Err(refuse(
+        (Some(want), Some(got)) if guard::same(&want, got) => None,
+        _ => Some(refuse(
             StatusCode::FORBIDDEN,
             "bad_session",
             "this page's session is unknown or expired: reload the page".into(),
@@ -148,8 +150,7 @@ fn asset(body: &'static str, kind: &'static str) -> Response {
 }
 
 /// The page, with a new session: its cookie, and its anti-CSRF token in a `<meta>` tag.
-async fn index(State(_app): State<Shared>) -> Response {
-    let app = _app;
+async fn index(State(app): State<Shared>) -> Response {
     let Ok((id, csrf)) = app.sessions.open() else {
         return refuse(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -232,7 +232,7 @@ fn dashboard_in_a_real_browser() {
         .limit(2)
         .build()
         .unwrap();
-    let workers = SimpleTaskPool::builder(spawner.clone(), || std::future::pending::<()>())
+    let workers = SimpleTaskPool::builder(spawner.clone(), std::future::pending::<()>)
         .name("workers")
         .build()
         .unwrap();
@@ -321,7 +321,7 @@ fn dashboard_in_a_real_browser() {
         let batch = crawler
             .build_group()
             .name("batch")
-            .apply(3, || std::future::pending::<()>())
+            .apply(3, std::future::pending::<()>)
             .unwrap();
         let cancel = "#pool-0 tr[data-group=batch] [data-action=cancel-group]";
         find(&c, cancel).await.click().await.unwrap();

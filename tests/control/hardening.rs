@@ -203,7 +203,7 @@ pub fn tasks_filter_and_groups_page(net: Net) {
     );
     // The scan stopped at its budget (10,000 tasks): the page says where to go on.
     let next = running["next"].as_u64().expect("more to look at");
-    assert!(next >= 9_999 && next < 12_001, "{running}");
+    assert!((9_999..12_001).contains(&next), "{running}");
     let rest = w.ok(&format!(
         r#"{{"cmd":"tasks","state":"running","after":{next}}}"#
     ));
