@@ -6,7 +6,26 @@
 //! taskpool-dashboard --listen 127.0.0.1:8081 \
 //!     tcp:127.0.0.1:9999,token-env=CRAWLER_TOKEN unix:/run/app/ctl.sock
 //! ```
+//!
+//! How it is put together: `monitor` polls each control server on a thread of its own
+//! (`stats` and `groups` every interval, the job queue's views every fifth) through the
+//! library's `ControlClient` and keeps ten minutes of samples (`history`); `web` serves the
+//! page and its assets (compiled in from `assets/`), a server-sent event stream of those
+//! views, task pages on demand (the control server's `tasks`, one page per request) and
+//! actions (`actions`), each in a fresh control session opened with the token the page's
+//! user typed; `guard` holds the sessions, anti-CSRF tokens and host checks.
+//!
+//! Extension points, marked in the code:
+//! - queue-wait and run-time percentiles: `stats` is passed to the page as the server sends
+//!   it, and `assets/app.js` (`PERCENTILE_FIELDS`, `renderLatency`) shows `queue_wait` and
+//!   `run_time` objects of `p50`/`p90`/`p99` seconds once `PoolStats` carries them; per group,
+//!   `renderGroups` shows `done` of `total` once the `groups` reply carries them;
+//! - a task's age: the task table shows `age_secs` once task pages carry it;
+//! - job-queue views: shown for servers whose hello lists the job queue's commands
+//!   (`queue-stats`, `queue-dead`, `queue-retry`, `queue-discard`; `monitor::queue_views` and
+//!   `renderQueue`).
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 mod actions;
 mod config;
