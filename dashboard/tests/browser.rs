@@ -380,6 +380,16 @@ fn dashboard_in_a_real_browser() {
             "GET / HTTP/1.1\r\nHost: rebound.example:80\r\nConnection: close\r\n\r\n",
         );
         assert_eq!(status, 421, "{body}");
+        let (status, body) = http(
+            &host,
+            &format!(
+                "GET /api/tasks?server=0 HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+            ),
+        );
+        assert_eq!(
+            status, 403,
+            "no task pages without the page's session: {body}"
+        );
         assert_eq!(crawler.num_running() + crawler.num_queued(), 5);
 
         // A moving picture for the screenshot: the held tasks go, and short tasks come and
@@ -482,6 +492,17 @@ fn dashboard_in_a_real_browser() {
         );
         std::fs::write(
             shots.join("dashboard-phone.png"),
+            c.screenshot().await.unwrap(),
+        )
+        .unwrap();
+        // The whole page at that width, for a look at the tables.
+        let tall = c
+            .execute("return document.documentElement.scrollHeight", vec![])
+            .await
+            .unwrap();
+        viewport(&c, 390, tall.as_u64().unwrap().min(6_000) as u32).await;
+        std::fs::write(
+            shots.join("dashboard-phone-full.png"),
             c.screenshot().await.unwrap(),
         )
         .unwrap();
