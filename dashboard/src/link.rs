@@ -5,6 +5,7 @@ use crate::config::{Endpoint, ServerSpec};
 use async_taskpool::control::protocol::{Command, ErrorKind, Reply, ServerInfo};
 use async_taskpool::control::{ClientError, ControlClient};
 use serde_json::Value;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -72,6 +73,7 @@ pub fn request(client: &mut ControlClient, cmd: &Command) -> Result<Value, Failu
 pub struct Link {
     spec: ServerSpec,
     client: Mutex<Option<ControlClient>>,
+    connects: AtomicU64,
 }
 
 impl Link {
@@ -80,7 +82,13 @@ impl Link {
         Self {
             spec,
             client: Mutex::new(None),
+            connects: AtomicU64::new(0),
         }
+    }
+
+    /// How many times it tried to connect.
+    pub fn connects(&self) -> u64 {
+        self.connects.load(Ordering::Relaxed)
     }
 
     /// The server it reads from.
@@ -99,6 +107,7 @@ impl Link {
         slot: &'a mut Option<ControlClient>,
     ) -> Result<&'a mut ControlClient, Failure> {
         if slot.is_none() {
+            self.connects.fetch_add(1, Ordering::Relaxed);
             *slot = Some(connect(&self.spec.endpoint, self.spec.token.as_deref())?);
         }
         Ok(slot.as_mut().expect("just connected"))

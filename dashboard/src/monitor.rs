@@ -16,6 +16,9 @@ const GROUPS_SHOWN: usize = 100;
 const QUEUE_EVERY: u64 = 5;
 /// Dead jobs listed.
 const DEAD_SHOWN: u64 = 20;
+/// How long a server that refused the dashboard's token is left alone: each refusal makes
+/// the server wait longer before the next one from this address, for every client here.
+const AFTER_REFUSAL: Duration = Duration::from_secs(30);
 
 /// One watched server and what is known of it.
 pub struct Watched {
@@ -35,6 +38,8 @@ struct State {
     error: Option<Failure>,
     history: History,
     last: Option<Sample>,
+    /// No polls before this (after a refused token).
+    quiet_until: Option<Instant>,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -78,6 +83,14 @@ impl Watched {
 
     /// One poll: `stats` and `groups`, and every few polls the job queue's views.
     fn poll(&self, n: u64) {
+        let quiet = self
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .quiet_until;
+        if quiet.is_some_and(|until| Instant::now() < until) {
+            return;
+        }
         let info = self.link.info();
         let result = info.and_then(|info| {
             let stats = self.link.request(&Command::Stats)?;
@@ -105,9 +118,19 @@ impl Watched {
                     st.queue = Some(q);
                 }
                 st.error = None;
+                st.quiet_until = None;
             }
-            Err(e) => {
+            Err(mut e) => {
                 st.history.break_off();
+                if e.kind == "auth_failed" {
+                    st.quiet_until = Some(Instant::now() + AFTER_REFUSAL);
+                    e.message = format!(
+                        "{} (the dashboard's token for this server was refused: give the right \
+                         one with ,token-env=VAR, ,token-file=PATH or --token; next try in {} s)",
+                        e.message,
+                        AFTER_REFUSAL.as_secs()
+                    );
+                }
                 st.error = Some(e);
             }
         }
@@ -183,5 +206,46 @@ impl Monitor {
     /// The server with this index.
     pub fn get(&self, id: usize) -> Option<&Arc<Watched>> {
         self.servers.get(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_taskpool::control::ControlServer;
+    use async_taskpool::runtime::TokioSpawner;
+    use async_taskpool::TaskPool;
+
+    /// A refused token is not tried again at every poll: each refusal would make the server
+    /// answer the next one later, for every client on this address.
+    #[test]
+    fn a_refused_token_is_left_alone_for_a_while() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let pool = TaskPool::new(TokioSpawner::from_handle(rt.handle().clone()));
+        let server = ControlServer::new(&pool)
+            .token("right")
+            .refusal_delay(Duration::from_millis(1))
+            .serve_tcp("127.0.0.1:0")
+            .unwrap();
+        let spec =
+            ServerSpec::parse(&server.local_addr().unwrap().to_string(), Some("wrong")).unwrap();
+        let watched = Watched {
+            id: 0,
+            link: Link::new(spec),
+            state: Mutex::default(),
+        };
+        watched.poll(0);
+        let view = watched.view(false);
+        assert_eq!(view["error"]["kind"], "auth_failed", "{view}");
+        assert!(view["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("token-env"));
+        assert_eq!(view["up"], false);
+        for n in 1..5 {
+            watched.poll(n);
+        }
+        assert_eq!(watched.link.connects(), 1, "no new attempt while quiet");
+        server.shutdown();
     }
 }
