@@ -87,6 +87,7 @@ impl Link {
     }
 
     /// How many times it tried to connect.
+    #[cfg(test)]
     pub fn connects(&self) -> u64 {
         self.connects.load(Ordering::Relaxed)
     }
