@@ -337,7 +337,7 @@ function renderGroups(p) {
     const known = typeof g.done === "number" && typeof g.total === "number" && g.total > 0;
     const progress = known
       ? el("span", {}, el("progress", { max: String(g.total), value: String(g.done) }), ` ${int(g.done)} of ${int(g.total)}`)
-      : el("span", { class: "muted", text: g.live ? "running" : "done" });
+      : el("span", { class: "muted", text: "–", title: "done of total shows here when the server reports it" });
     return el("tr", { "data-group": g.name },
       el("td", { class: "name", text: g.name, title: g.name }),
       el("td", { class: "num", text: int(g.live) }),
