@@ -4,7 +4,7 @@ use crate::engine::capacity::shrink_after_burst;
 use crate::engine::core::Core;
 use crate::engine::current::{current_task_id, inside_pool};
 use crate::engine::lanes::GroupKey;
-use crate::engine::results::{Item, Results};
+use crate::engine::results::{Item, Results, Slot};
 use crate::engine::user::{drop_value, Whose};
 use crate::error::PoolError;
 use crate::id::TaskId;
@@ -54,7 +54,7 @@ pub struct Group<T> {
     results: Arc<Results<T>>,
     core: Arc<Core>,
     /// Results taken from the core in one batch, handed out without locking.
-    ready: VecDeque<Option<Item<T>>>,
+    ready: VecDeque<Slot<T>>,
 }
 
 impl<T> Group<T> {
@@ -153,8 +153,8 @@ impl<T> Stream for Group<T> {
                 shrink_after_burst(&mut this.ready);
             }
             if let Some(slot) = this.ready.pop_front() {
-                // Every slot taken from the results holds one.
-                if let Some(item) = slot {
+                // Slots taken from the results hold a result or a skipped item.
+                if let Slot::Ready(item) = slot {
                     return Poll::Ready(Some(item));
                 }
                 continue;

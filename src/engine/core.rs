@@ -167,6 +167,10 @@ pub(crate) trait GroupDriver: Send + Sync {
     /// No more items will be pulled (the input ended, or the group was cancelled with
     /// `not_started` items left in it); returns the results stream's waker.
     fn input_done(&self, not_started: u64) -> Option<Waker>;
+    /// The group was cancelled: the items it pulled ahead will never start. Their places in
+    /// the results are passed over (the items themselves are dropped with the driver, after
+    /// unlocking). Returns the results stream's waker.
+    fn skip_ahead(&self) -> Option<Waker>;
 }
 
 /// A worker job, and the signal that cancels the items it runs.
@@ -275,6 +279,9 @@ pub(crate) struct GroupState {
     /// Items waiting for room: a lower bound from the input's size hint (exact for exact
     /// inputs and reserved ids).
     pub(super) backlog: u64,
+    /// Items pulled ahead from the input, waiting in the group's own queue (the driver
+    /// keeps them; this counts them).
+    pub(super) ahead: u64,
     /// Reserved items cancelled before they started, whose results and callbacks are still
     /// being delivered.
     pub(super) unstarted_ending: u64,
@@ -286,18 +293,22 @@ impl GroupState {
     /// No more items will start and none is live: the group is over. (A worker still
     /// alive holds no item then; it leaves when it next runs.)
     pub(super) fn finished(&self) -> bool {
-        matches!(self.input, Input::Done) && self.items_live == 0 && self.unstarted_ending == 0
+        matches!(self.input, Input::Done)
+            && self.items_live == 0
+            && self.unstarted_ending == 0
+            && self.ahead == 0
     }
 
     /// Whether more items may come: the input is there (or a worker is pulling from it, a
     /// moment's work), or reserved ids wait. A group keeps its turns while its input is
     /// being pulled, so a busy input does not cost it its share of the pool.
     pub(super) fn has_input(&self) -> bool {
-        match &self.input {
-            Input::Idle(_) | Input::Pulling => true,
-            Input::Reserved(r) => !r.is_empty(),
-            Input::Waiting(_) | Input::Done => false,
-        }
+        self.ahead > 0
+            || match &self.input {
+                Input::Idle(_) | Input::Pulling => true,
+                Input::Reserved(r) => !r.is_empty(),
+                Input::Waiting(_) | Input::Done => false,
+            }
     }
 
     /// Whether the group would use a slot now.
@@ -662,7 +673,7 @@ impl State {
         self.groups
             .iter()
             .filter(|(_, g)| !matches!(g.input, Input::Reserved(_)))
-            .map(|(_, g)| g.backlog)
+            .map(|(_, g)| g.backlog + g.ahead)
             .sum()
     }
     pub(crate) fn ended(&self) -> Ended {

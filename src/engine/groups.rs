@@ -28,8 +28,12 @@ pub(crate) enum AfterItem {
 
 /// What a worker holding a slot gets from its group.
 pub(crate) enum Pull {
-    /// The group's input, checked out to this worker: pull an item and bring it back.
-    Source(Box<dyn Any + Send>),
+    /// The group's input, checked out to this worker: pull up to this many items and bring
+    /// it back (items past the first wait in the group's queue, for any of its workers).
+    Source(Box<dyn Any + Send>, usize),
+    /// An item pulled ahead, now running under this id: the worker takes the front of the
+    /// group's queue in the same section.
+    Ahead(TaskId),
     /// A reserved item, now running under this id.
     Reserved(TaskId),
     /// Another worker is pulling from the input.
@@ -76,6 +80,10 @@ impl SizeHint {
 /// Most workers a group adds at once: a huge `num_concurrent` keeps ramping as items are
 /// pulled, rather than spawning a worker per item up front.
 pub(crate) const MAX_RAMP: usize = 1024;
+
+/// Most items a worker pulls from the input at once (while its group competes with nobody):
+/// one checkout and one registration for several items.
+pub(crate) const MAX_BATCH: usize = 32;
 
 impl State {
     /// A group's worker took a slot, or gave one up.
@@ -150,6 +158,7 @@ impl State {
             cancelled: false,
             items_live: 0,
             backlog,
+            ahead: 0,
             unstarted_ending: 0,
             settled: false,
         });
@@ -224,8 +233,26 @@ impl State {
         if g.cancelled {
             return Pull::Nothing;
         }
+        if g.ahead > 0 {
+            g.ahead -= 1;
+            let id = self.allocate_id();
+            self.insert_running(id, control.clone(), Seat::Worker, Some(key));
+            return Pull::Ahead(id);
+        }
         match std::mem::replace(&mut g.input, Input::Pulling) {
-            Input::Idle(source) => Pull::Source(source.into_inner()),
+            Input::Idle(source) => {
+                // Pulled ahead only while no other lane waits (so the group keeps its fair
+                // share exactly when others compete): as many as each worker would get.
+                let alone = self.turns.len() == 0
+                    || (self.turns.len() == 1 && self.turns.get(0) == Some(Lane::Group(key)));
+                let g = self.groups.get(key).expect("checked");
+                let batch = if alone {
+                    (g.backlog / g.workers.max(1) as u64).clamp(1, MAX_BATCH as u64) as usize
+                } else {
+                    1
+                };
+                Pull::Source(source.into_inner(), batch)
+            }
             Input::Reserved(r) => {
                 g.input = Input::Reserved(r);
                 match self.take_reserved(key) {
@@ -266,6 +293,7 @@ impl State {
         &mut self,
         key: GroupKey,
         source: Box<dyn Any + Send>,
+        pulled: usize,
         hint: SizeHint,
         control: &Arc<dyn TaskControl>,
         core: &Arc<Core>,
@@ -277,10 +305,13 @@ impl State {
             .expect("a group lives while its workers do");
         if g.cancelled {
             after.discard(Trash::Input(source));
-            self.close_input(key, 1, after);
+            self.close_input(key, pulled as u64, after);
             return None;
         }
         g.backlog = hint.lower;
+        // Items past the first wait in the group's queue (the caller puts them there in
+        // this section).
+        g.ahead += pulled as u64 - 1;
         let more = if hint.upper == Some(0) {
             // Known to be empty now: no worker needs to pull to find out. The caller closes
             // the input once it has issued this item's sequence number.
@@ -618,6 +649,13 @@ impl State {
         if let Some(Some(w)) = &g.parked_puller {
             // It drops its item and ends when it sees the cancel.
             after.wake(Some(w.clone()));
+        }
+        if g.ahead > 0 {
+            // Items pulled ahead never start.
+            g.ahead = 0;
+            if let Some(driver) = g.driver.as_ref() {
+                after.wake(driver.skip_ahead());
+            }
         }
         if g.in_turns {
             g.in_turns = false;

@@ -13,9 +13,11 @@
 
 use super::callbacks::TaskOptions;
 use super::core::{
-    BoxJob, Core, GroupDriver, GroupKind, Inbox, Input, NewWorker, Next, Outcome, TaskControl,
+    BoxJob, Core, GroupDriver, GroupKind, Inbox, Input, NewWorker, Next, Outcome, Start,
+    TaskControl,
 };
 use super::current;
+use super::lock::{lock, Rank};
 use super::groups::{AfterItem, Arrival, Pull, SizeHint, WorkerHeld, MAX_RAMP};
 use super::lanes::{GroupKey, Reserved};
 use super::poll::{poll_task, CancelSignal, RunTimer};
@@ -32,7 +34,8 @@ use pin_project_lite::pin_project;
 use std::future::{poll_fn, Future};
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
 pub(crate) type Source<I> = Pin<Box<dyn Stream<Item = I> + Send>>;
@@ -70,6 +73,17 @@ struct MapGroup<I, F, T> {
     results: Arc<Results<T>>,
     /// Makes the item of a reserved id (start groups).
     reserved_item: Option<fn() -> I>,
+    /// Items pulled ahead, with their sequence numbers, for any worker of the group; the
+    /// state counts them (`GroupState::ahead`). Touched only inside a section.
+    ahead: Mutex<VecDeque<(u64, I)>>,
+}
+
+/// What a worker took from its group in a section.
+enum Taken<I> {
+    /// An item, now running under this id, with its result's sequence number.
+    Item(TaskId, u64, I),
+    /// The input to pull from, busy, or nothing.
+    Pull(Pull),
 }
 
 impl Core {
@@ -150,6 +164,7 @@ impl Core {
             options: spec.options,
             results: results.clone(),
             reserved_item,
+            ahead: Mutex::new(VecDeque::new()),
         });
         st.launch_group(key, group, core, after);
         drop(s);
@@ -163,6 +178,21 @@ impl<I, F, T> MapGroup<I, F, T> {
             .reserved_item
             .expect("reserved ids belong to start groups");
         make()
+    }
+
+    /// What the section handed the worker, made an item where it is one. Called inside that
+    /// section, so items pulled ahead start in their queue's order.
+    fn hand(&self, pull: Pull) -> Taken<I> {
+        match pull {
+            Pull::Reserved(id) => Taken::Item(id, 0, self.reserved_item()),
+            Pull::Ahead(id) => {
+                let (seq, item) = lock(&self.ahead, Rank::Leaf)
+                    .pop_front()
+                    .expect("the state counts the items pulled ahead");
+                Taken::Item(id, seq, item)
+            }
+            other => Taken::Pull(other),
+        }
     }
 }
 
@@ -214,6 +244,14 @@ where
             self.results.add_not_started(not_started);
         }
         self.results.close_issuing()
+    }
+
+    fn skip_ahead(&self) -> Option<Waker> {
+        let seqs: Vec<u64> = lock(&self.ahead, Rank::Leaf)
+            .iter()
+            .map(|(seq, _)| *seq)
+            .collect();
+        self.results.skip(&seqs)
     }
 }
 
@@ -413,6 +451,14 @@ fn drop_in_place_guarded<F>(mut fut: Pin<&mut Option<F>>, pool: &str, id: Option
     }
 }
 
+/// What a worker does after an item (the scheduler's `AfterItem`, with the next item taken
+/// in the same section).
+enum Decision<I> {
+    Continue(Option<Taken<I>>),
+    HandOver(Start),
+    Leave(Next),
+}
+
 /// What a worker got from its group.
 enum Got<I> {
     /// An item, running under this id, with its result's sequence number.
@@ -422,7 +468,7 @@ enum Got<I> {
     /// Nothing: the worker ends, and its runner does this next.
     Done(Next),
     /// Go around again with this.
-    Again(Pull),
+    Again(Taken<I>),
 }
 
 /// A worker: pulls and runs its group's items while it holds its slot.
@@ -442,7 +488,9 @@ where
     let core = w.core.clone();
     let control: Arc<dyn TaskControl> = abort.clone();
     // The next item, when the section that ended the last one took it too.
-    let mut pulled: Option<Pull> = None;
+    let mut pulled: Option<Taken<I>> = None;
+    // Items pulled with the next one, on their way to the group's queue.
+    let mut extra: Vec<I> = Vec::new();
     let mut ran = 0usize;
     loop {
         // Ready items would otherwise run back to back in one poll and starve the executor's
@@ -457,12 +505,13 @@ where
             None => {
                 let mut pull = pulled.take();
                 let now = poll_fn(|cx| {
-                    Poll::Ready(item_now(&group, &core, &control, &mut w, pull.take(), cx))
+                    let pull = pull.take();
+                    Poll::Ready(item_now(&group, &core, &control, &mut w, pull, &mut extra, cx))
                 })
                 .await;
                 match now {
                     Now::Got(got) => got,
-                    slow => next_item(&group, &core, &control, &mut w, slow).await,
+                    slow => next_item(&group, &core, &control, &mut w, &mut extra, slow).await,
                 }
             }
         };
@@ -558,21 +607,25 @@ where
                 // Every RUN_BUDGET items the worker yields before its next one: it takes that
                 // one after the yield, not now, so no other worker finds the input held.
                 let take_next = ran % RUN_BUDGET != RUN_BUDGET - 1;
-                st.after_item(group.key, take_next, &control, c, after, &mut None)
+                match st.after_item(group.key, take_next, &control, c, after, &mut None) {
+                    AfterItem::Continue(next) => Decision::Continue(next.map(|p| group.hand(p))),
+                    AfterItem::HandOver(start) => Decision::HandOver(start),
+                    AfterItem::Leave(next) => Decision::Leave(next),
+                }
             } else {
                 st.worker_gone(group.key, w.held, c, after);
-                AfterItem::Leave(Next::End)
+                Decision::Leave(Next::End)
             }
         };
         log_end(&core.name, None, id, outcome);
         drop_some(unwanted, owner(&core.name, id));
         match decision {
-            AfterItem::Continue(next) => pulled = next,
-            AfterItem::HandOver(start) => {
+            Decision::Continue(next) => pulled = next,
+            Decision::HandOver(start) => {
                 w.ended();
                 return Next::Run(start);
             }
-            AfterItem::Leave(next) => {
+            Decision::Leave(next) => {
                 w.ended();
                 return next;
             }
@@ -597,37 +650,84 @@ fn item_now<I, F, T>(
     core: &Arc<Core>,
     control: &Arc<dyn TaskControl>,
     w: &mut WorkerGuard,
-    mut pulled: Option<Pull>,
+    mut pulled: Option<Taken<I>>,
+    extra: &mut Vec<I>,
     cx: &mut Context<'_>,
 ) -> Now<I>
 where
     I: Send + 'static,
 {
     loop {
-        let pull = match pulled.take() {
-            Some(pull) => pull,
-            None => core.section().next_item(group.key, control),
+        let taken = match pulled.take() {
+            Some(taken) => taken,
+            None => {
+                let mut s = core.section();
+                let pull = s.next_item(group.key, control);
+                group.hand(pull)
+            }
         };
-        let got = match pull {
-            Pull::Reserved(id) => Got::Item(id, 0, group.reserved_item()),
-            Pull::Source(any) => {
+        let got = match taken {
+            Taken::Item(id, seq, item) => Got::Item(id, seq, item),
+            Taken::Pull(Pull::Source(any, batch)) => {
                 w.held.input = true;
                 let mut source: Box<Source<I>> = any
                     .downcast()
                     .expect("a group's input has the group's item type");
-                match poll_input(&mut source, cx, &core.name) {
-                    Poll::Ready(item) => pulled_one(group, core, control, source, item, w),
-                    Poll::Pending => return Now::Pending(source),
+                match pull_batch(&mut source, batch, extra, cx, &core.name) {
+                    Batch::Items(first, ended) => {
+                        pulled_some(group, core, control, source, first, ended, extra, w)
+                    }
+                    Batch::Ended => {
+                        end_input(group.key, core);
+                        w.held.input = false;
+                        drop_value(source, input_owner(&core.name));
+                        leave_or_again(group, core, control, w)
+                    }
+                    Batch::Pending => return Now::Pending(source),
                 }
             }
-            Pull::Busy => return Now::Busy,
-            Pull::Nothing => leave_or_again(group.key, core, control, w),
+            Taken::Pull(Pull::Busy) => return Now::Busy,
+            Taken::Pull(_) => leave_or_again(group, core, control, w),
         };
         match got {
-            Got::Again(pull) => pulled = Some(pull),
+            Got::Again(taken) => pulled = Some(taken),
             got => return Now::Got(got),
         }
     }
+}
+
+/// What a pull of a batch from the input gave.
+enum Batch<I> {
+    /// At least one item (the first; the rest are in `extra`), and whether the input ended.
+    Items(I, bool),
+    /// The input ended before an item.
+    Ended,
+    /// No item ready.
+    Pending,
+}
+
+/// Pulls up to `batch` items from the input checked out to this worker (no lock held).
+fn pull_batch<I>(
+    source: &mut Source<I>,
+    batch: usize,
+    extra: &mut Vec<I>,
+    cx: &mut Context<'_>,
+    pool: &str,
+) -> Batch<I> {
+    let first = match poll_input(source, cx, pool) {
+        Poll::Ready(Some(item)) => item,
+        Poll::Ready(None) => return Batch::Ended,
+        Poll::Pending => return Batch::Pending,
+    };
+    while 1 + extra.len() < batch {
+        match poll_input(source, cx, pool) {
+            Poll::Ready(Some(item)) => extra.push(item),
+            Poll::Ready(None) => return Batch::Items(first, true),
+            // The items pulled so far go; the next worker finds the input idle again.
+            Poll::Pending => break,
+        }
+    }
+    Batch::Items(first, false)
 }
 
 /// The group's next item for a worker holding a slot, waiting for it if need be: for a
@@ -637,6 +737,7 @@ async fn next_item<I, F, T>(
     core: &Arc<Core>,
     control: &Arc<dyn TaskControl>,
     w: &mut WorkerGuard,
+    extra: &mut Vec<I>,
     mut now: Now<I>,
 ) -> Got<I>
 where
@@ -665,30 +766,34 @@ where
                 return Got::Done(next);
             }
         }
-        now = poll_fn(|cx| Poll::Ready(item_now(group, core, control, w, None, cx))).await;
+        now = poll_fn(|cx| Poll::Ready(item_now(group, core, control, w, None, extra, cx))).await;
     }
 }
 
 /// The scheduler's word for a worker with no item: hand over or leave (`Ok`), or go on
 /// with the item it took (`Err`).
-fn leave(
-    key: GroupKey,
+fn leave<I, F, T>(
+    group: &MapGroup<I, F, T>,
     core: &Arc<Core>,
     control: &Arc<dyn TaskControl>,
     w: &mut WorkerGuard,
-) -> Result<Next, Pull> {
+) -> Result<Next, Taken<I>> {
     let decision = {
         let mut s = core.section();
         let (st, after, c) = s.split();
-        st.after_item(key, true, control, c, after, &mut None)
+        match st.after_item(group.key, true, control, c, after, &mut None) {
+            AfterItem::Continue(pull) => Decision::Continue(pull.map(|p| group.hand(p))),
+            AfterItem::HandOver(start) => Decision::HandOver(start),
+            AfterItem::Leave(next) => Decision::Leave(next),
+        }
     };
     match decision {
-        AfterItem::Continue(pull) => Err(pull.expect("taken now")),
-        AfterItem::HandOver(start) => {
+        Decision::Continue(taken) => Err(taken.expect("taken now")),
+        Decision::HandOver(start) => {
             w.ended();
             Ok(Next::Run(start))
         }
-        AfterItem::Leave(next) => {
+        Decision::Leave(next) => {
             w.ended();
             Ok(next)
         }
@@ -697,15 +802,15 @@ fn leave(
 
 /// A worker that found nothing to run asks the scheduler: leave, or go around again with
 /// what it was handed.
-fn leave_or_again<I>(
-    key: GroupKey,
+fn leave_or_again<I, F, T>(
+    group: &MapGroup<I, F, T>,
     core: &Arc<Core>,
     control: &Arc<dyn TaskControl>,
     w: &mut WorkerGuard,
 ) -> Got<I> {
-    match leave(key, core, control, w) {
+    match leave(group, core, control, w) {
         Ok(next) => Got::Done(next),
-        Err(pull) => Got::Again(pull),
+        Err(taken) => Got::Again(taken),
     }
 }
 
@@ -729,45 +834,57 @@ fn size_hint<I>(source: &Source<I>) -> SizeHint {
     SizeHint::of(user::call(|| source.size_hint()).unwrap_or((0, None)))
 }
 
-/// The input checked out to this worker gave `item` (or ended): brings the input back and
-/// registers the item.
-fn pulled_one<I, F, T>(
+/// The input checked out to this worker gave `first` and `extra` (and maybe ended): brings
+/// the input back, registers the first item, and puts the rest in the group's queue.
+#[allow(clippy::too_many_arguments)]
+fn pulled_some<I, F, T>(
     group: &MapGroup<I, F, T>,
     core: &Arc<Core>,
     control: &Arc<dyn TaskControl>,
     source: Box<Source<I>>,
-    item: Option<I>,
+    first: I,
+    ended: bool,
+    extra: &mut Vec<I>,
     w: &mut WorkerGuard,
 ) -> Got<I>
 where
     I: Send + 'static,
 {
     let pool = &*core.name;
-    let Some(item) = item else {
-        end_input(group.key, core);
-        w.held.input = false;
-        drop_value(source, input_owner(pool));
-        return leave_or_again(group.key, core, control, w);
+    let hint = if ended {
+        SizeHint {
+            lower: 0,
+            upper: Some(0),
+        }
+    } else {
+        size_hint(&source)
     };
-    let hint = size_hint(&source);
+    let pulled = 1 + extra.len();
     let mut s = core.section();
     let (st, after, c) = s.split();
-    let registered = st.item_pulled(group.key, source, hint, control, c, after);
+    let registered = st.item_pulled(group.key, source, pulled, hint, control, c, after);
     // Sequence numbers follow input order: issued while this worker still holds the input's
     // turn (inside the section that brings it back), and before the input is closed, so the
-    // stream cannot end before this item.
-    let seq = registered.map(|_| group.results.issue());
+    // stream cannot end before these items.
+    let seq = registered.map(|_| group.results.issue_many(pulled as u64));
+    if let Some(seq) = seq {
+        if !extra.is_empty() {
+            let mut ahead = lock(&group.ahead, Rank::Leaf);
+            ahead.extend((seq + 1..).zip(extra.drain(..)));
+        }
+    }
     if registered.is_some() && hint.upper == Some(0) {
         st.input_ended(group.key, after);
     }
     drop(s);
     w.held.input = false;
     match (registered, seq) {
-        (Some(id), Some(seq)) => Got::Item(id, seq, item),
+        (Some(id), Some(seq)) => Got::Item(id, seq, first),
         _ => {
-            // Cancelled while this worker pulled: the item never starts.
-            drop_value(item, input_owner(pool));
-            leave_or_again(group.key, core, control, w)
+            // Cancelled while this worker pulled: the items never start.
+            drop_value(first, input_owner(pool));
+            drop_value(std::mem::take(extra), input_owner(pool));
+            leave_or_again(group, core, control, w)
         }
     }
 }

@@ -14,6 +14,16 @@ use std::task::{Context, Poll, Waker};
 
 pub(crate) type Item<T> = Result<T, TaskError>;
 
+/// A place in a group's results.
+pub(crate) enum Slot<T> {
+    /// Not delivered yet (input order: an earlier item may end after a later one).
+    Waiting,
+    Ready(Item<T>),
+    /// An item pulled from the input that never started (its group was cancelled): there is
+    /// no result, the stream passes over it.
+    Skipped,
+}
+
 /// A group's results, kept while someone holds the `Group`.
 pub(crate) struct Results<T> {
     inner: Mutex<Inner<T>>,
@@ -28,7 +38,7 @@ struct Inner<T> {
     keep: bool,
     /// Sequence number of `buf[0]` (ordered mode).
     base: u64,
-    buf: VecDeque<Option<Item<T>>>,
+    buf: VecDeque<Slot<T>>,
     delivered: u64,
     issuing_done: bool,
     waker: Option<Waker>,
@@ -77,6 +87,11 @@ impl<T> Results<T> {
         self.issued.fetch_add(1, Ordering::AcqRel)
     }
 
+    /// Hands out `n` consecutive sequence numbers; returns the first.
+    pub(crate) fn issue_many(&self, n: u64) -> u64 {
+        self.issued.fetch_add(n, Ordering::AcqRel)
+    }
+
     /// No more items will be issued.
     pub(crate) fn close_issuing(&self) -> Option<Waker> {
         let mut r = self.inner();
@@ -91,6 +106,30 @@ impl<T> Results<T> {
     /// Items that never started (the group was cancelled first), for the summary.
     pub(crate) fn add_not_started(&self, n: u64) {
         self.inner().summary.not_started += n;
+    }
+
+    /// Items pulled from the input (sequence numbers issued) that will never start: they
+    /// count as not started and the stream passes over their places.
+    pub(crate) fn skip(&self, seqs: &[u64]) -> Option<Waker> {
+        if seqs.is_empty() {
+            return None;
+        }
+        let mut r = self.inner();
+        r.summary.not_started += seqs.len() as u64;
+        r.delivered += seqs.len() as u64;
+        if r.keep && r.ordered {
+            for &seq in seqs {
+                let idx = (seq - r.base) as usize;
+                if r.buf.len() <= idx {
+                    r.buf.resize_with(idx + 1, || Slot::Waiting);
+                }
+                r.buf[idx] = Slot::Skipped;
+            }
+        }
+        if r.finished(&self.issued) {
+            self.finished.notify(usize::MAX);
+        }
+        r.waker.take()
     }
 
     /// Stores item `seq`'s result; returns the stream's waker (to wake after unlocking), or
@@ -116,15 +155,15 @@ impl<T> Results<T> {
             let idx = (seq - r.base) as usize;
             if idx == r.buf.len() {
                 // The usual case: results end in input order.
-                r.buf.push_back(Some(res));
+                r.buf.push_back(Slot::Ready(res));
             } else {
                 if r.buf.len() <= idx {
-                    r.buf.resize_with(idx + 1, || None);
+                    r.buf.resize_with(idx + 1, || Slot::Waiting);
                 }
-                r.buf[idx] = Some(res);
+                r.buf[idx] = Slot::Ready(res);
             }
         } else {
-            r.buf.push_back(Some(res));
+            r.buf.push_back(Slot::Ready(res));
         }
         Ok(r.waker.take())
     }
@@ -143,11 +182,14 @@ impl<T> Results<T> {
     pub(crate) fn refill(
         &self,
         cx: &mut Context<'_>,
-        out: &mut VecDeque<Option<Item<T>>>,
+        out: &mut VecDeque<Slot<T>>,
     ) -> Poll<bool> {
         let mut r = self.inner();
         let ready = if r.ordered {
-            r.buf.iter().take_while(|x| x.is_some()).count()
+            r.buf
+                .iter()
+                .take_while(|x| !matches!(x, Slot::Waiting))
+                .count()
         } else {
             r.buf.len()
         };
@@ -173,7 +215,7 @@ impl<T> Results<T> {
     /// issuing is over.
     pub(crate) fn counts(&self) -> (usize, usize, bool) {
         let r = self.inner();
-        let ready = r.buf.iter().filter(|x| x.is_some()).count();
+        let ready = r.buf.iter().filter(|x| matches!(x, Slot::Ready(_))).count();
         let pending = (self.issued.load(Ordering::Acquire) - r.delivered) as usize;
         (ready, pending, r.issuing_done)
     }
@@ -185,7 +227,7 @@ impl<T> Results<T> {
 
     /// Stops keeping results; returns those kept so far, for the caller to drop after
     /// unlocking.
-    pub(crate) fn discard(&self) -> VecDeque<Option<Item<T>>> {
+    pub(crate) fn discard(&self) -> VecDeque<Slot<T>> {
         let mut r = self.inner();
         r.keep = false;
         r.base += r.buf.len() as u64;

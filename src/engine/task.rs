@@ -125,7 +125,15 @@ impl<F: Future> TaskCell<F> {
             return Err(res);
         }
         inner.contents = Contents::Done(res.map_err(Box::new));
-        self.flags.fetch_or(DONE, Ordering::Release);
+        if self.flags.fetch_or(DONE, Ordering::AcqRel) & DETACHED != 0 {
+            // The handle went away meanwhile, before it could see the result (its `detach`
+            // saw no `DONE` yet): the result comes back, to be dropped in the job's guard.
+            let Contents::Done(res) = std::mem::replace(&mut inner.contents, Contents::Taken)
+            else {
+                unreachable!("stored above");
+            };
+            return Err(res.map_err(|e| *e));
+        }
         Ok(inner.waker.take())
     }
 }
@@ -243,9 +251,9 @@ where
     }
 
     fn detach(&self) -> Option<Result<F::Output, TaskError>> {
-        // Before the result came, the flag alone is enough: `deliver` checks it under the
-        // lock, and a result stored in a race is released by the task's job, which still
-        // holds the cell then.
+        // Before the result came, the flag alone is enough: `deliver` sets `DONE` after
+        // storing and takes the result back if it then sees `DETACHED` (found by the loom
+        // model `loom_task_result_goes_to_the_handle_or_back`).
         let flags = self.flags.fetch_or(DETACHED, Ordering::AcqRel);
         if flags & DONE == 0 || flags & TAKEN != 0 {
             return None;
