@@ -99,12 +99,15 @@ pub(crate) mod groups;
 pub(crate) mod handoff;
 pub(crate) mod lanes;
 pub(crate) mod lock;
+#[cfg(all(test, loom))]
+mod loom_tests;
 pub(crate) mod map;
 pub(crate) mod observe;
 pub(crate) mod poll;
 pub(crate) mod results;
 pub(crate) mod runner;
 pub(crate) mod slab;
+pub(crate) mod sync;
 pub(crate) mod table;
 pub(crate) mod task;
 pub(crate) mod user;

@@ -12,6 +12,7 @@ use super::handoff::{BoxJob, Mailbox, Next};
 use super::lock::{lock, Rank};
 use super::poll::{poll_task, CancelSignal, RunTimer};
 use super::runner::{Runner, Work};
+use super::sync::{AtomicU8, Mutex};
 use super::user::{self, drop_some, drop_value, Owner};
 use crate::error::{PoolError, TaskError};
 use crate::id::{TaskId, TaskName};
@@ -20,8 +21,8 @@ use futures_util::FutureExt;
 use pin_project_lite::pin_project;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 const CANCELLED: u8 = 1;
