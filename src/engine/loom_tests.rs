@@ -10,7 +10,7 @@
 //! in `map.rs`, both with the helpers below.
 
 use super::core::{Core, Gate, Outcome, Seat, TaskControl};
-use super::handoff::{BoxJob, Mailbox, Next, Parking};
+use super::handoff::{BoxJob, Mailbox, Next};
 use super::runner::{Runner, Work};
 use super::user::{drop_value, Owner};
 use crate::id::TaskId;
