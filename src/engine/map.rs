@@ -1002,6 +1002,24 @@ mod loom_tests {
         });
     }
 
+    /// A cancel racing the first poll of a worker's first item (no waker registered yet) is
+    /// seen: the item, pending until cancelled, ends cancelled.
+    #[test]
+    fn loom_map_cancel_racing_the_first_items_poll_is_seen() {
+        check(|| {
+            let core = pool();
+            let abort = Arc::new(ItemAbort::default());
+            let (n, _) = first_item(&core, &abort);
+            let canceller = {
+                let core = core.clone();
+                thread::spawn(move || core.cancel(&[n]).expect("the item is live"))
+            };
+            let res = block_on(run_item(&core, &abort, n, pending::<()>()));
+            assert!(matches!(res, Err(TaskError::Cancelled { id }) if id == n));
+            canceller.join().unwrap();
+        });
+    }
+
     /// A cancel of item N+1 racing its first poll (the worker's waker still registered by
     /// item N) is seen: the item, pending until cancelled, ends cancelled.
     #[test]
