@@ -52,7 +52,6 @@ impl<T> Lockable<T> for std::sync::Mutex<T> {
 
 /// Locks `m`. A poisoned lock is taken as it is: no user code runs under the crate's locks,
 /// so the data is consistent even after a panic elsewhere.
-#[inline]
 pub(crate) fn lock<T, M: Lockable<T>>(m: &M, rank: Rank) -> Locked<'_, T> {
     #[cfg(debug_assertions)]
     held::acquire(rank);
