@@ -3,8 +3,9 @@
 //! can reach within its bounds, and fails on a lost job, a lost wake-up (loom reports the
 //! deadlock) or a broken invariant.
 //!
-//! Run with `RUSTFLAGS="--cfg loom" cargo test -p async-taskpool --lib --release loom` (what
-//! `.ci/run` does). Here: the parked runner's mailbox hand-off (`handoff.rs`, with the real
+//! Run with `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p async-taskpool
+//! --lib loom` (what `.ci/run` does; `--release` works too). A lost wake-up shows as loom's
+//! "deadlock" panic (loom then aborts the test binary). Here: the parked runner's mailbox hand-off (`handoff.rs`, with the real
 //! `Runner` and the state's idle list) and the waiter count of `Core::wait_until_from_anywhere`
 //! with `Core::notify_changed`. A task's cell is checked in `task.rs`, a worker's abort target
 //! in `map.rs`, both with the helpers below.
