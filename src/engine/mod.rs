@@ -75,6 +75,11 @@
 //!   its callbacks run and before its result is delivered.
 //! - wake-ups, spawns and notifications also happen after unlocking (`After::run`).
 //!
+//! The engine's `Mutex`es, atomics, `AtomicWaker` and `Event` come from `sync.rs`: std's (and
+//! futures-util's, event-listener's) in normal builds, loom's under `cfg(loom)`, where the
+//! models in `loom_tests.rs` and the `loom_tests` modules of `task.rs` and `map.rs` check the
+//! hand-offs above under every interleaving.
+//!
 //! # Invariants
 //!
 //! - Every task id is registered (table, loose lane or a group's reserved ids) from the
