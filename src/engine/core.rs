@@ -11,22 +11,22 @@ use super::handoff::{Mailbox, Parking, IDLE_CAP};
 use super::lanes::{GroupKey, Lane, Reserved, Turns};
 use super::lock::{lock, Locked, Rank};
 use super::slab::Slab;
+use super::sync::{AtomicUsize, Event, Mutex};
 use super::table::IdTable;
 use super::user::{drop_value, Held, Whose};
 use crate::error::{PoolError, TaskError};
 use crate::id::TaskId;
 use async_taskpool_runtime::{BoxFuture, Spawner};
-use event_listener::Event;
 use std::any::{Any, TypeId};
 use std::cell::{Cell as StdCell, RefCell};
 use std::collections::HashMap;
 use std::mem::ManuallyDrop;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-static POOL_SERIAL: AtomicU64 = AtomicU64::new(0);
+static POOL_SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Work a runner runs: a task or a group's worker. Always a boxed runner (`runner.rs`), so
 /// it can run on the runner it is handed to or be spawned as a runtime task of its own.

@@ -15,8 +15,9 @@
 //! deliveries: those jobs get a runtime task of their own.
 
 use super::lock::{lock, Rank};
+use super::sync::Mutex;
 use super::user::{drop_value, Whose};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 /// Most runners a pool keeps parked. Each costs its executor's task record and the first job

@@ -8,7 +8,7 @@
 //! breaks either rule panics at the place that broke it instead of deadlocking somewhere else.
 
 use std::ops::{Deref, DerefMut};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::PoisonError;
 
 /// A lock's place in the lock order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,22 +25,77 @@ pub(crate) enum Rank {
 
 /// A held lock; releases it (and, in debug builds, its count) when dropped.
 pub(crate) struct Locked<'a, T> {
-    guard: MutexGuard<'a, T>,
+    guard: Guard<'a, T>,
     #[cfg(debug_assertions)]
     rank: Rank,
 }
 
+/// A mutex [`lock`] takes: std's, and under `cfg(loom)` also the engine's own (loom's, see
+/// `sync.rs`). In normal builds they are the same type, and this is std's `lock`.
+pub(crate) trait Lockable<T> {
+    /// Locks, taking a poisoned lock as it is.
+    fn acquire(&self) -> Guard<'_, T>;
+}
+
+#[cfg(not(loom))]
+pub(crate) type Guard<'a, T> = std::sync::MutexGuard<'a, T>;
+
+impl<T> Lockable<T> for std::sync::Mutex<T> {
+    #[inline]
+    fn acquire(&self) -> Guard<'_, T> {
+        let guard = self.lock().unwrap_or_else(PoisonError::into_inner);
+        #[cfg(loom)]
+        let guard = Guard::Std(guard);
+        guard
+    }
+}
+
 /// Locks `m`. A poisoned lock is taken as it is: no user code runs under the crate's locks,
 /// so the data is consistent even after a panic elsewhere.
-pub(crate) fn lock<T>(m: &Mutex<T>, rank: Rank) -> Locked<'_, T> {
+pub(crate) fn lock<T, M: Lockable<T>>(m: &M, rank: Rank) -> Locked<'_, T> {
     #[cfg(debug_assertions)]
     held::acquire(rank);
     #[cfg(not(debug_assertions))]
     let _ = rank;
     Locked {
-        guard: m.lock().unwrap_or_else(PoisonError::into_inner),
+        guard: m.acquire(),
         #[cfg(debug_assertions)]
         rank,
+    }
+}
+
+/// Under `cfg(loom)`, a lock is std's (the layers above the engine) or loom's (the engine's).
+#[cfg(loom)]
+pub(crate) enum Guard<'a, T> {
+    Std(std::sync::MutexGuard<'a, T>),
+    Loom(super::sync::MutexGuard<'a, T>),
+}
+
+#[cfg(loom)]
+impl<T> Lockable<T> for super::sync::Mutex<T> {
+    fn acquire(&self) -> Guard<'_, T> {
+        Guard::Loom(self.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+#[cfg(loom)]
+impl<T> Deref for Guard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        match self {
+            Guard::Std(g) => g,
+            Guard::Loom(g) => g,
+        }
+    }
+}
+
+#[cfg(loom)]
+impl<T> DerefMut for Guard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        match self {
+            Guard::Std(g) => g,
+            Guard::Loom(g) => g,
+        }
     }
 }
 
@@ -79,41 +134,56 @@ mod held {
     use super::Rank;
     use std::cell::Cell;
 
+    #[cfg(not(loom))]
     thread_local! {
         /// Pool locks this thread holds: (state, leaf).
         static HELD: Cell<(u8, u8)> = const { Cell::new((0, 0)) };
     }
 
+    // loom runs its threads on one OS thread: each needs loom's thread-local.
+    #[cfg(loom)]
+    loom::thread_local! {
+        static HELD: Cell<(u8, u8)> = Cell::new((0, 0));
+    }
+
+    fn get() -> (u8, u8) {
+        HELD.with(Cell::get)
+    }
+
+    fn set(held: (u8, u8)) {
+        HELD.with(|h| h.set(held));
+    }
+
     pub(super) fn acquire(rank: Rank) {
-        let (state, leaf) = HELD.get();
+        let (state, leaf) = get();
         match rank {
             Rank::State => {
                 assert!(
                     state == 0 && leaf == 0,
                     "lock order: the state lock taken while holding a pool lock"
                 );
-                HELD.set((1, 0));
+                set((1, 0));
             }
             Rank::Leaf => {
                 assert!(leaf == 0, "lock order: a leaf lock taken under a leaf lock");
-                HELD.set((state, 1));
+                set((state, 1));
             }
             Rank::Outside => {}
         }
     }
 
     pub(super) fn release(rank: Rank) {
-        let (state, leaf) = HELD.get();
+        let (state, leaf) = get();
         match rank {
-            Rank::State => HELD.set((0, leaf)),
-            Rank::Leaf => HELD.set((state, 0)),
+            Rank::State => set((0, leaf)),
+            Rank::Leaf => set((state, 0)),
             Rank::Outside => {}
         }
     }
 
     pub(super) fn assert_none(what: &str) {
         assert!(
-            HELD.get() == (0, 0),
+            get() == (0, 0),
             "{what} would run under a pool lock (a bug of async-taskpool)"
         );
     }

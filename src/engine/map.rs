@@ -17,25 +17,25 @@ use super::core::{
     TaskControl,
 };
 use super::current;
-use super::lock::{lock, Rank};
 use super::groups::{AfterItem, Arrival, Pull, SizeHint, WorkerHeld, MAX_RAMP};
 use super::lanes::{GroupKey, Reserved};
+use super::lock::{lock, Rank};
 use super::poll::{poll_task, CancelSignal, RunTimer};
 use super::results::{Item, Results};
 use super::runner::{Runner, Work, RUN_BUDGET};
+use super::sync::{AtomicU64, AtomicWaker, Mutex};
 use super::task::{log_end, log_started};
 use super::user::{self, drop_some, drop_value, Held, Whose};
 use super::yield_now::yield_now;
 use crate::error::{PoolError, TaskError};
 use crate::id::TaskId;
 use futures_core::Stream;
-use futures_util::task::AtomicWaker;
 use pin_project_lite::pin_project;
+use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 pub(crate) type Source<I> = Pin<Box<dyn Stream<Item = I> + Send>>;
@@ -506,7 +506,9 @@ where
                 let mut pull = pulled.take();
                 let now = poll_fn(|cx| {
                     let pull = pull.take();
-                    Poll::Ready(item_now(&group, &core, &control, &mut w, pull, &mut extra, cx))
+                    Poll::Ready(item_now(
+                        &group, &core, &control, &mut w, pull, &mut extra, cx,
+                    ))
                 })
                 .await;
                 match now {
@@ -1046,5 +1048,121 @@ impl<T> Drop for UnstartedGuard<T> {
             let id = TaskId::new(raw);
             self.end(id, Outcome::Dropped, Err(TaskError::RuntimeDropped { id }));
         }
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    //! Model checks of a worker's abort target, reused for each item it runs (see
+    //! `engine/loom_tests.rs`). The cancels go through the pool's real cancel path.
+    use super::ItemAbort;
+    use crate::engine::core::{Core, Outcome, Seat};
+    use crate::engine::loom_tests::{check, pool};
+    use crate::engine::poll::{poll_task, RunTimer};
+    use crate::engine::yield_now::yield_now;
+    use crate::error::TaskError;
+    use crate::id::TaskId;
+    use loom::future::block_on;
+    use loom::thread;
+    use std::future::{pending, poll_fn, Future};
+    use std::pin::pin;
+    use std::sync::Arc;
+
+    /// Runs item `id`'s future as the worker does, with the worker's abort target.
+    async fn run_item<F: Future>(
+        core: &Arc<Core>,
+        abort: &ItemAbort,
+        id: TaskId,
+        fut: F,
+    ) -> Result<F::Output, TaskError> {
+        let mut fut = pin!(fut);
+        let mut timer = RunTimer::new(None);
+        poll_fn(|cx| {
+            let spawner = &*core.spawner;
+            poll_task(fut.as_mut(), id, abort, &mut timer, spawner, "loom", cx)
+        })
+        .await
+    }
+
+    /// The worker retires item `done` and registers its next item `next`.
+    fn next_item(core: &Arc<Core>, abort: &Arc<ItemAbort>, done: TaskId, next: TaskId) {
+        let mut s = core.section();
+        let (st, after, _) = s.split();
+        st.retire_held(done, Outcome::Completed, after);
+        st.insert_running(next, abort.clone(), Seat::Worker, None);
+    }
+
+    fn first_item(core: &Arc<Core>, abort: &Arc<ItemAbort>) -> (TaskId, TaskId) {
+        let mut s = core.section();
+        let (n, next) = (s.allocate_id(), s.allocate_id());
+        s.insert_running(n, abort.clone(), Seat::Worker, None);
+        (n, next)
+    }
+
+    /// A cancel meant for item N, racing the worker through item N and on to item N+1 (each
+    /// pending once), never cancels item N+1.
+    #[test]
+    fn loom_map_cancel_for_an_item_never_hits_the_next() {
+        check(|| {
+            let core = pool();
+            let abort = Arc::new(ItemAbort::default());
+            let (n, next) = first_item(&core, &abort);
+            let canceller = {
+                let core = core.clone();
+                // Refused once item N has ended: then there is nothing to cancel.
+                thread::spawn(move || drop(core.cancel(&[n])))
+            };
+            let res = block_on(async {
+                let _ = run_item(&core, &abort, n, yield_now()).await;
+                next_item(&core, &abort, n, next);
+                run_item(&core, &abort, next, yield_now()).await
+            });
+            assert!(res.is_ok(), "a cancel meant for item N cancelled item N+1");
+            canceller.join().unwrap();
+        });
+    }
+
+    /// A cancel racing the first poll of a worker's first item (no waker registered yet) is
+    /// seen: the item, pending until cancelled, ends cancelled.
+    #[test]
+    fn loom_map_cancel_racing_the_first_items_poll_is_seen() {
+        check(|| {
+            let core = pool();
+            let abort = Arc::new(ItemAbort::default());
+            let (n, _) = first_item(&core, &abort);
+            let canceller = {
+                let core = core.clone();
+                thread::spawn(move || core.cancel(&[n]).expect("the item is live"))
+            };
+            let res = block_on(run_item(&core, &abort, n, pending::<()>()));
+            assert!(matches!(res, Err(TaskError::Cancelled { id }) if id == n));
+            canceller.join().unwrap();
+        });
+    }
+
+    /// A cancel of item N+1 racing its first poll (the worker's waker still registered by
+    /// item N) is seen: the item, pending until cancelled, ends cancelled.
+    #[test]
+    fn loom_map_cancel_racing_an_items_poll_is_seen() {
+        check(|| {
+            let core = pool();
+            let abort = Arc::new(ItemAbort::default());
+            let (n, next) = first_item(&core, &abort);
+            let (res, canceller) = block_on(async {
+                let first = run_item(&core, &abort, n, yield_now()).await;
+                assert!(first.is_ok());
+                next_item(&core, &abort, n, next);
+                let canceller = {
+                    let core = core.clone();
+                    thread::spawn(move || core.cancel(&[next]).expect("the item is live"))
+                };
+                (
+                    run_item(&core, &abort, next, pending::<()>()).await,
+                    canceller,
+                )
+            });
+            assert!(matches!(res, Err(TaskError::Cancelled { id }) if id == next));
+            canceller.join().unwrap();
+        });
     }
 }

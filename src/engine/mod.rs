@@ -75,6 +75,11 @@
 //!   its callbacks run and before its result is delivered.
 //! - wake-ups, spawns and notifications also happen after unlocking (`After::run`).
 //!
+//! The engine's `Mutex`es, atomics, `AtomicWaker` and `Event` come from `sync.rs`: std's (and
+//! futures-util's, event-listener's) in normal builds, loom's under `cfg(loom)`, where the
+//! models in `loom_tests.rs` and the `loom_tests` modules of `task.rs` and `map.rs` check the
+//! hand-offs above under every interleaving.
+//!
 //! # Invariants
 //!
 //! - Every task id is registered (table, loose lane or a group's reserved ids) from the
@@ -99,12 +104,15 @@ pub(crate) mod groups;
 pub(crate) mod handoff;
 pub(crate) mod lanes;
 pub(crate) mod lock;
+#[cfg(all(test, loom))]
+mod loom_tests;
 pub(crate) mod map;
 pub(crate) mod observe;
 pub(crate) mod poll;
 pub(crate) mod results;
 pub(crate) mod runner;
 pub(crate) mod slab;
+pub(crate) mod sync;
 pub(crate) mod table;
 pub(crate) mod task;
 pub(crate) mod user;

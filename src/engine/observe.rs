@@ -4,11 +4,12 @@
 use super::core::{Core, Gate, GroupState, Input, Life, State};
 use super::current;
 use super::lanes::GroupKey;
+use super::sync::AtomicUsize;
 use crate::error::PoolError;
 use crate::id::{TaskId, TaskName};
 use crate::stats::{PoolStats, TaskInfo, TaskState};
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 impl Core {

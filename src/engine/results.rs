@@ -179,11 +179,7 @@ impl<T> Results<T> {
     /// Moves every result that can be handed out now into `out` (empty on entry), so the
     /// consumer takes the lock once per batch rather than once per item. `Ready(false)`: the
     /// stream has ended.
-    pub(crate) fn refill(
-        &self,
-        cx: &mut Context<'_>,
-        out: &mut VecDeque<Slot<T>>,
-    ) -> Poll<bool> {
+    pub(crate) fn refill(&self, cx: &mut Context<'_>, out: &mut VecDeque<Slot<T>>) -> Poll<bool> {
         let mut r = self.inner();
         let ready = if r.ordered {
             r.buf

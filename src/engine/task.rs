@@ -14,6 +14,7 @@ use super::current;
 use super::lock::{lock, Rank};
 use super::poll::{poll_task, CancelSignal, RunTimer};
 use super::runner::{Runner, Work};
+use super::sync::{AtomicU8, Mutex};
 use super::user::{self, drop_some, drop_value, Whose};
 use crate::error::{PoolError, TaskError};
 use crate::id::{TaskId, TaskName};
@@ -23,8 +24,8 @@ use pin_project_lite::pin_project;
 use std::any::{Any, TypeId};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 const CANCELLED: u8 = 1;
@@ -741,5 +742,124 @@ impl Drop for Nested<'_> {
             }
             self.core.spawn(job.into_future());
         }
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    //! Model checks of a task's cell: its flags, its lock and the wake-ups of its handle and
+    //! its runner (see `engine/loom_tests.rs`).
+    use super::{HandleSide, TaskCell};
+    use crate::engine::core::Seat;
+    use crate::engine::loom_tests::{check, drop_guarded, pool, Counted};
+    use crate::engine::poll::{poll_task, RunTimer};
+    use crate::error::TaskError;
+    use loom::future::block_on;
+    use loom::thread;
+    use std::future::{pending, poll_fn, Pending};
+    use std::pin::pin;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::sync::Arc;
+
+    type Cell = TaskCell<Pending<Counted>>;
+
+    /// A cancel racing the task's poll (cancel check, poll, register, re-check in
+    /// `poll_task`) is never lost: the task always ends cancelled.
+    #[test]
+    fn loom_task_cancel_racing_its_poll_is_seen() {
+        check(|| {
+            let core = pool();
+            let cell = Arc::new(Cell::new(None));
+            let id = core.section().allocate_id();
+            core.section()
+                .insert_running(id, cell.clone(), Seat::Slot, None);
+            let canceller = {
+                let core = core.clone();
+                thread::spawn(move || core.cancel(&[id]).expect("the task is live"))
+            };
+            let mut fut = pin!(pending::<Counted>());
+            let mut timer = RunTimer::new(None);
+            let res = block_on(poll_fn(|cx| {
+                let spawner = &*core.spawner;
+                poll_task(fut.as_mut(), id, &*cell, &mut timer, spawner, "loom", cx)
+            }));
+            assert!(matches!(res, Err(TaskError::Cancelled { .. })));
+            canceller.join().unwrap();
+        });
+    }
+
+    /// The handle goes away while the result is delivered (before, after, racing): the result
+    /// is either the handle's (dropped with it) or handed back to the job, never both and
+    /// never left behind, and dropped once, inside the engine's panic guard.
+    #[test]
+    fn loom_task_result_goes_to_the_handle_or_back() {
+        check(|| {
+            let drops = Arc::new(AtomicUsize::new(0));
+            let given = Arc::new(AtomicUsize::new(0));
+            let back = Arc::new(AtomicUsize::new(0));
+            // loom's `Arc`, so that loom also explores which side lets go of the cell last.
+            let cell = loom::sync::Arc::new(Cell::new(None));
+            let job = {
+                let (cell, drops, back) = (cell.clone(), drops.clone(), back.clone());
+                thread::spawn(move || {
+                    match cell.deliver(Ok(Counted::new(&drops))) {
+                        Ok(waker) => assert!(waker.is_none(), "nobody polled the handle"),
+                        Err(res) => {
+                            back.fetch_add(1, SeqCst);
+                            drop_guarded(res);
+                        }
+                    }
+                    // As `finish` does: the job's reference to the cell goes last thing.
+                    drop_guarded(cell);
+                })
+            };
+            // The handle's drop: `TaskHandle::drop`.
+            if let Some(res) = HandleSide::detach(&*cell) {
+                given.fetch_add(1, SeqCst);
+                drop_guarded(res);
+            }
+            drop(cell);
+            job.join().unwrap();
+            assert_eq!(
+                given.load(SeqCst) + back.load(SeqCst),
+                1,
+                "the result was neither given to the handle nor handed back"
+            );
+            assert_eq!(drops.load(SeqCst), 1);
+        });
+    }
+
+    /// `spawn().await` then `handle.await` while the task leaves the queue and delivers:
+    /// the handle is woken for both, and gets the result.
+    #[test]
+    fn loom_task_handle_woken_when_started_and_done() {
+        check(|| {
+            let drops = Arc::new(AtomicUsize::new(0));
+            let cell = Arc::new(Cell::new(None));
+            cell.park(pending());
+            let job = {
+                let (cell, drops) = (cell.clone(), drops.clone());
+                thread::spawn(move || {
+                    let (fut, waker) = cell.unpark();
+                    assert!(fut.is_some(), "the future waited in the cell");
+                    if let Some(w) = waker {
+                        w.wake();
+                    }
+                    match cell.deliver(Ok(Counted::new(&drops))) {
+                        Ok(Some(w)) => w.wake(),
+                        Ok(None) => {}
+                        Err(_) => panic!("the handle is there"),
+                    }
+                })
+            };
+            let handle: &dyn HandleSide<Counted> = &*cell;
+            let res = block_on(async {
+                poll_fn(|cx| handle.poll_started(cx)).await;
+                poll_fn(|cx| handle.poll_result(cx)).await
+            });
+            job.join().unwrap();
+            drop_guarded(res.expect("the task completed"));
+            assert_eq!(drops.load(SeqCst), 1);
+        });
     }
 }
