@@ -135,6 +135,7 @@ fn main() {
     print!("{}", runtimes::render(&rows));
     print!("{}", threads::render(&rows));
     print!("{}", cpu::render(&rows));
+    print!("{}", pattern::left_behind());
     println!("(ran in {:.0?})", started.elapsed());
     if let Some(path) = &cfg.summary {
         let mut lines = cpu::summary(&rows);

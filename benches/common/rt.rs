@@ -6,6 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 /// A runtime, owned by the benchmark (tokio), or a global one (smol, async-std).
 pub enum Rt {
@@ -86,6 +87,26 @@ impl Rt {
             Rt::Smol => RtHandle::Smol,
             Rt::AsyncStd => RtHandle::AsyncStd,
         }
+    }
+
+    /// Waits (at most a minute) until no task is alive on the runtime, so that what one run
+    /// left behind does not run during the next; returns how many were alive at first. Only
+    /// tokio tells (`num_alive_tasks`); elsewhere this returns 0 at once.
+    pub fn settle(&self) -> usize {
+        let (Rt::TokioMulti(rt, _) | Rt::TokioCurrent(rt)) = self else {
+            return 0;
+        };
+        let metrics = rt.handle().metrics();
+        let first = metrics.num_alive_tasks();
+        if first > 0 {
+            rt.block_on(async {
+                let start = Instant::now();
+                while metrics.num_alive_tasks() > 0 && start.elapsed() < Duration::from_secs(60) {
+                    tokio::time::sleep(Duration::from_micros(200)).await;
+                }
+            });
+        }
+        first
     }
 
     pub fn block_on<F: Future>(&self, fut: F) -> F::Output {

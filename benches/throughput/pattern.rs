@@ -111,6 +111,7 @@ type Run = Box<dyn Fn(&RtHandle, Producers) -> BoxFuture<'static, Duration> + Se
 
 pub struct Pattern {
     pub name: String,
+    pub work: Work,
     pub kind: Kind,
     pub limit: Option<Limit>,
     /// Tasks per run (all producers together).
@@ -119,16 +120,58 @@ pub struct Pattern {
 }
 
 impl Pattern {
-    /// One run on `rt`: the time from the first submission to the last result.
+    /// One run on `rt`: the time from the first submission to the last result. Then waits
+    /// for the runtime tasks the run left behind (see [`Rt::settle`]), untimed, and notes
+    /// them if there were more than a pool's parked runners.
     pub fn run(&self, rt: &Rt, producers: Producers) -> Duration {
-        rt.block_on((self.run)(&rt.handle(), producers))
+        let took = rt.block_on((self.run)(&rt.handle(), producers));
+        let left = rt.settle();
+        if left > LEFT_BEHIND_NOTED {
+            let mut all = LEFT_BEHIND.lock().unwrap();
+            let key = (rt.name(), self.work, producers, self.name.clone());
+            match all.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, most)) => *most = (*most).max(left),
+                None => all.push((key, left)),
+            }
+        }
+        took
     }
+}
+
+/// A pool keeps up to 32 runtime tasks parked until it closes; more than this is noted.
+const LEFT_BEHIND_NOTED: usize = 64;
+
+type LeftBehind = ((String, Work, Producers, String), usize);
+
+/// Runs that left more than [`LEFT_BEHIND_NOTED`] runtime tasks alive when they returned:
+/// (runtime, workload, producers, pattern) and the most seen.
+pub static LEFT_BEHIND: std::sync::Mutex<Vec<LeftBehind>> = std::sync::Mutex::new(Vec::new());
+
+/// The runs that left runtime tasks behind, as markdown (empty if none did).
+pub fn left_behind() -> String {
+    let all = LEFT_BEHIND.lock().unwrap();
+    if all.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "## Runtime tasks left alive after a run\n\nRuns (tokio only: it counts its alive tasks) \
+         that returned with more than 64 runtime tasks still alive. The harness waits for them, \
+         untimed, before the next run, so they do not slow it down; they are work the timed \
+         figure does not include.\n\n| runtime | workload | producer | pattern | most tasks left |\n\
+         |---|---|---|---|---:|\n",
+    );
+    for ((rt, work, producers, pattern), most) in all.iter() {
+        out += &format!("| {rt} | {work:?} | {producers} | {pattern} | {most} |\n");
+    }
+    out + "\n"
 }
 
 /// A pattern from its set-up (made before the clock starts, shared by all producers) and
 /// the body one producer runs over its share of the items.
+#[allow(clippy::too_many_arguments)]
 fn pattern<S, Setup, Body, Fut>(
     name: String,
+    work: Work,
     kind: Kind,
     limit: Option<Limit>,
     tasks: u64,
@@ -165,6 +208,7 @@ where
     });
     Pattern {
         name,
+        work,
         kind,
         limit,
         tasks,
@@ -189,18 +233,19 @@ fn pool(h: &RtHandle, limit: Limit) -> TaskPool {
 
 /// Every pattern for one workload: the two raw baselines first, then `exec`, then the
 /// patterns that take a limit, at every limit of [`LIMITS`].
-pub fn patterns(kind: Work, n: u64) -> Vec<Pattern> {
+pub fn patterns(workload: Work, n: u64) -> Vec<Pattern> {
     // Spawn-and-await-one-at-a-time is latency-bound: a tenth of the tasks keeps it short.
     let n_loop = (n / 10).max(1);
     let mut p = vec![
         pattern(
             "raw spawn, then await all".into(),
+            workload,
             Kind::RawSpawn,
             None,
             n,
             RtHandle::clone,
             move |h, items| async move {
-                let hs: Vec<_> = items.map(|i| h.spawn(work(kind, i))).collect();
+                let hs: Vec<_> = items.map(|i| h.spawn(work(workload, i))).collect();
                 for x in hs {
                     x.await;
                 }
@@ -208,37 +253,39 @@ pub fn patterns(kind: Work, n: u64) -> Vec<Pattern> {
         ),
         pattern(
             "raw spawn+await, in a loop".into(),
+            workload,
             Kind::RawLoop,
             None,
             n_loop,
             RtHandle::clone,
             move |h, items| async move {
                 for i in items {
-                    h.spawn(work(kind, i)).await;
+                    h.spawn(work(workload, i)).await;
                 }
             },
         ),
         pattern(
             "pool exec, in a loop".into(),
+            workload,
             Kind::Exec,
             None,
             n_loop,
             |h| pool(h, Limit::Unlimited),
             move |pool, items| async move {
                 for i in items {
-                    pool.exec(work(kind, i)).await.unwrap();
+                    pool.exec(work(workload, i)).await.unwrap();
                 }
             },
         ),
     ];
     for c in LIMITS {
-        p.extend(limit_patterns(kind, n, c));
+        p.extend(limit_patterns(workload, n, c));
     }
     p
 }
 
 /// The patterns that take a concurrency limit, at limit `c`.
-pub fn limit_patterns(kind: Work, n: u64, c: Limit) -> Vec<Pattern> {
+pub fn limit_patterns(workload: Work, n: u64, c: Limit) -> Vec<Pattern> {
     let cn = c.get();
     // With a limit of 1 and a runtime spawn per task, every task waits for the previous one
     // to finish and wake the producer: latency-bound, so a tenth of the tasks will do.
@@ -252,6 +299,7 @@ pub fn limit_patterns(kind: Work, n: u64, c: Limit) -> Vec<Pattern> {
     vec![
         pattern(
             format!("spawn + Semaphore({c}) per task"),
+            workload,
             Kind::Semaphore,
             Some(c),
             n_serial,
@@ -262,12 +310,13 @@ pub fn limit_patterns(kind: Work, n: u64, c: Limit) -> Vec<Pattern> {
                 )
             },
             move |(h, sem), items| async move {
-                h.spawn_all_with_semaphore(items, sem, move |i| work(kind, i))
+                h.spawn_all_with_semaphore(items, sem, move |i| work(workload, i))
                     .await;
             },
         ),
         pattern(
             format!("spawn, buffer_unordered({c})"),
+            workload,
             Kind::SpawnBuffered,
             Some(c),
             n_serial,
@@ -275,7 +324,7 @@ pub fn limit_patterns(kind: Work, n: u64, c: Limit) -> Vec<Pattern> {
             move |h, items| async move {
                 let w = width(&items);
                 futures::stream::iter(items)
-                    .map(|i| h.spawn(work(kind, i)))
+                    .map(|i| h.spawn(work(workload, i)))
                     .buffer_unordered(w)
                     .for_each(|_| async {})
                     .await;
@@ -283,6 +332,7 @@ pub fn limit_patterns(kind: Work, n: u64, c: Limit) -> Vec<Pattern> {
         ),
         pattern(
             format!("buffer_unordered({c}), no spawn"),
+            workload,
             Kind::Buffered,
             Some(c),
             n,
@@ -290,7 +340,7 @@ pub fn limit_patterns(kind: Work, n: u64, c: Limit) -> Vec<Pattern> {
             move |(), items| async move {
                 let w = width(&items);
                 futures::stream::iter(items)
-                    .map(|i| work(kind, i))
+                    .map(|i| work(workload, i))
                     .buffer_unordered(w)
                     .for_each(|_| async {})
                     .await;
@@ -298,6 +348,7 @@ pub fn limit_patterns(kind: Work, n: u64, c: Limit) -> Vec<Pattern> {
         ),
         pattern(
             format!("{c} workers pulling a shared iterator"),
+            workload,
             Kind::Workers,
             Some(c),
             n,
@@ -314,7 +365,7 @@ pub fn limit_patterns(kind: Work, n: u64, c: Limit) -> Vec<Pattern> {
                                 if i >= end {
                                     break;
                                 }
-                                work(kind, i).await;
+                                work(workload, i).await;
                             }
                         })
                     })
@@ -326,6 +377,7 @@ pub fn limit_patterns(kind: Work, n: u64, c: Limit) -> Vec<Pattern> {
         ),
         pattern(
             format!("pool spawn().await, limit {c}"),
+            workload,
             Kind::PoolSpawn,
             Some(c),
             n_serial,
@@ -333,7 +385,7 @@ pub fn limit_patterns(kind: Work, n: u64, c: Limit) -> Vec<Pattern> {
             move |pool, items| async move {
                 let mut hs = Vec::with_capacity((items.end - items.start) as usize);
                 for i in items {
-                    hs.push(pool.spawn(work(kind, i)).await.unwrap());
+                    hs.push(pool.spawn(work(workload, i)).await.unwrap());
                 }
                 for x in hs {
                     x.await.unwrap();
@@ -342,13 +394,14 @@ pub fn limit_patterns(kind: Work, n: u64, c: Limit) -> Vec<Pattern> {
         ),
         pattern(
             format!("pool spawn_queued, limit {c}"),
+            workload,
             Kind::PoolQueued,
             Some(c),
             n,
             move |h| pool(h, c),
             move |pool, items| async move {
                 let hs: Vec<_> = items
-                    .map(|i| pool.spawn_queued(work(kind, i)).unwrap())
+                    .map(|i| pool.spawn_queued(work(workload, i)).unwrap())
                     .collect();
                 for x in hs {
                     x.await.unwrap();
@@ -357,18 +410,20 @@ pub fn limit_patterns(kind: Work, n: u64, c: Limit) -> Vec<Pattern> {
         ),
         pattern(
             format!("pool map, num_concurrent {c}"),
+            workload,
             Kind::Map,
             Some(c),
             n,
             |h| pool(h, Limit::Unlimited),
             move |pool, items| async move {
                 let len = items.end - items.start;
-                let g = pool.map(items, cn, move |i| work(kind, i)).unwrap();
+                let g = pool.map(items, cn, move |i| work(workload, i)).unwrap();
                 assert_eq!(g.count().await as u64, len);
             },
         ),
         pattern(
             format!("pool map_unordered, num_concurrent {c}"),
+            workload,
             Kind::MapUnordered,
             Some(c),
             n,
@@ -376,20 +431,21 @@ pub fn limit_patterns(kind: Work, n: u64, c: Limit) -> Vec<Pattern> {
             move |pool, items| async move {
                 let len = items.end - items.start;
                 let g = pool
-                    .map_unordered(items, cn, move |i| work(kind, i))
+                    .map_unordered(items, cn, move |i| work(workload, i))
                     .unwrap();
                 assert_eq!(g.count().await as u64, len);
             },
         ),
         pattern(
             format!("pool apply, limit {c}"),
+            workload,
             Kind::Apply,
             Some(c),
             n,
             move |h| pool(h, c),
             move |pool, items| async move {
                 let len = items.end - items.start;
-                let g = pool.apply(len as usize, move || work(kind, 0)).unwrap();
+                let g = pool.apply(len as usize, move || work(workload, 0)).unwrap();
                 assert_eq!(g.join().await.unwrap().completed, len);
             },
         ),
