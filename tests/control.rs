@@ -101,6 +101,7 @@ mod hardened {
     nets!(
         huge_counts_are_refused_and_the_server_lives,
         tasks_are_paged,
+        tasks_filter_and_groups_page,
         silent_connections_do_not_lock_the_operator_out,
         refused_clients_always_read_their_refusal,
         slow_reader_cannot_stall_shutdown,

@@ -73,6 +73,19 @@ enum Target {
         #[command(flatten)]
         run: CommandArgs,
     },
+    /// Serve a live web page of one or more pools: runs `taskpool-dashboard` (crate
+    /// async-taskpool-dashboard) with these arguments, e.g. `dashboard --listen
+    /// 127.0.0.1:8080 127.0.0.1:9999 unix:/run/app/ctl.sock`.
+    #[command(disable_help_flag = true)]
+    Dashboard {
+        /// `taskpool-dashboard`'s arguments (`dashboard --help` lists them).
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "ARGS"
+        )]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Args)]
@@ -135,6 +148,7 @@ fn main() -> ExitCode {
     let (endpoint, run) = match cli.target {
         Target::Tcp { host, port, run } => (Endpoint::Tcp(host, port), run),
         Target::Unix { path, run } => (Endpoint::Unix(path), run),
+        Target::Dashboard { args } => return dashboard(&args, cli.token.as_deref()),
     };
     let client = match endpoint.connect(cli.token.as_deref()) {
         Ok(c) => c,
@@ -163,6 +177,43 @@ fn main() -> ExitCode {
         Some(_) => ctl.one_shot(&run.command),
     };
     ExitCode::from(code)
+}
+
+/// Runs `taskpool-dashboard` (next to this binary, else on the `PATH`) with `args`, and exits
+/// with its status.
+fn dashboard(args: &[String], token: Option<&str>) -> ExitCode {
+    const NAME: &str = "taskpool-dashboard";
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| {
+            Some(
+                exe.parent()?
+                    .join(format!("{NAME}{}", std::env::consts::EXE_SUFFIX)),
+            )
+        })
+        .filter(|p| p.is_file());
+    let program = beside.unwrap_or_else(|| PathBuf::from(NAME));
+    let mut cmd = std::process::Command::new(&program);
+    cmd.args(args);
+    if let Some(t) = token {
+        // Through the environment, never the command line others can read.
+        cmd.env("TASKPOOL_CTL_TOKEN", t);
+    }
+    match cmd.status() {
+        Ok(status) => ExitCode::from(status.code().map_or(EXIT_NO_CONNECTION, |c| c as u8)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!(
+                "taskpool-ctl: the dashboard is a separate program, `{NAME}`, not found next to \
+                 taskpool-ctl or on the PATH: install it with `cargo install \
+                 async-taskpool-dashboard`"
+            );
+            ExitCode::from(EXIT_NO_CONNECTION)
+        }
+        Err(e) => {
+            eprintln!("taskpool-ctl: cannot run {}: {e}", program.display());
+            ExitCode::from(EXIT_NO_CONNECTION)
+        }
+    }
 }
 
 enum Endpoint {
@@ -642,6 +693,23 @@ mod tests {
             panic!()
         };
         assert_eq!(run.command, ["apply", "j", "-n", "2"]);
+        // `dashboard` hands every argument, `--help` included, to taskpool-dashboard.
+        let cli = Cli::try_parse_from([
+            "taskpool-ctl",
+            "dashboard",
+            "--listen",
+            "127.0.0.1:8080",
+            "127.0.0.1:9999",
+            "--help",
+        ])
+        .unwrap();
+        let Target::Dashboard { args } = cli.target else {
+            panic!()
+        };
+        assert_eq!(
+            args,
+            ["--listen", "127.0.0.1:8080", "127.0.0.1:9999", "--help"]
+        );
         let w = WatchArgs::try_parse_from(["--count", "3", "--interval", "0.5"]).unwrap();
         assert_eq!((w.count, w.interval), (Some(3), 0.5));
     }

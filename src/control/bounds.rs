@@ -94,6 +94,22 @@ pub(crate) fn check(cmd: &Command, limits: &Limits) -> Result<(), WireError> {
             ErrorKind::BadRequest,
             "`tasks` takes `offset` or `after`, not both",
         )),
+        Command::Tasks {
+            offset: Some(_),
+            state,
+            group,
+            search,
+            ..
+        } if state.is_some() || group.is_some() || search.is_some() => Err(WireError::new(
+            ErrorKind::BadRequest,
+            "a filtered `tasks` list is paged with `after` (the `next` of the page before), \
+             not `offset`",
+        )),
+        Command::Groups { limit: Some(n), .. } if *n > limits.max_page => Err(over(format!(
+            "`groups --limit {n}` is more than one page holds on this server: give a whole \
+             number from 0 to {}, and page on with `--after NAME` (JSON `after`)",
+            limits.max_page
+        ))),
         Command::Tasks { limit: Some(n), .. } if *n > limits.max_page => Err(over(format!(
             "`tasks --limit {n}` is more than one page holds on this server: give a whole \
              number from 0 to {}, and page on with `--after ID` (JSON `after`)",
@@ -150,6 +166,9 @@ mod tests {
             limit,
             offset,
             after,
+            state: None,
+            group: None,
+            search: None,
         };
         assert_eq!(
             kind(tasks(Some(1001), None, None)),
@@ -160,6 +179,19 @@ mod tests {
             kind(tasks(None, Some(1), Some(1))),
             Some(ErrorKind::BadRequest)
         );
+        let filtered = |offset, after| Command::Tasks {
+            limit: None,
+            offset,
+            after,
+            state: Some(crate::TaskState::Running),
+            group: None,
+            search: None,
+        };
+        assert_eq!(kind(filtered(Some(5), None)), Some(ErrorKind::BadRequest));
+        assert_eq!(kind(filtered(None, Some(5))), None);
+        let groups = |limit| Command::Groups { after: None, limit };
+        assert_eq!(kind(groups(Some(1001))), Some(ErrorKind::OverLimit));
+        assert_eq!(kind(groups(Some(1000))), None);
     }
 
     #[test]

@@ -115,25 +115,6 @@ impl Context {
         }
     }
 
-    /// One page of the live tasks in id order, with the total and the cursor to the next.
-    fn tasks_page(&self, offset: Option<usize>, after: Option<u64>, limit: usize) -> Value {
-        let mut all = self.target.pool().tasks();
-        all.sort_unstable_by_key(|t| t.id);
-        let total = all.len();
-        let start = match (offset, after) {
-            (_, Some(after)) => all.partition_point(|t| t.id.get() <= after),
-            (Some(offset), None) => offset.min(total),
-            (None, None) => 0,
-        };
-        let page = &all[start..start.saturating_add(limit).min(total)];
-        let next = if start + page.len() < total {
-            page.last().map(|t| t.id.get())
-        } else {
-            None
-        };
-        json!({ "total": total, "offset": start, "tasks": page, "next": next })
-    }
-
     /// The `help` reply: every command, or one.
     fn help(&self, command: Option<String>) -> Result<Value, WireError> {
         let kind = self.target.kind();
@@ -263,7 +244,21 @@ impl Context {
                 offset,
                 after,
                 limit,
-            } => self.tasks_page(offset, after, limit.unwrap_or(self.limits.default_page)),
+                state,
+                group,
+                search,
+            } => super::pages::tasks(
+                pool,
+                offset,
+                after,
+                limit.unwrap_or(self.limits.default_page),
+                &super::pages::TaskFilter::new(state, group, search),
+            ),
+            Command::Groups { after, limit } => super::pages::groups(
+                pool,
+                after.as_deref(),
+                limit.unwrap_or(self.limits.default_page),
+            ),
             Command::Start { num } => simple()?.start(num)?.into(),
             Command::Stop { num } => ids(simple()?.stop(num)),
             Command::StopAll => ids(simple()?.stop(usize::MAX)),

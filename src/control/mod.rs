@@ -43,6 +43,7 @@ mod dispatch;
 mod hangup;
 mod jobs;
 mod line;
+mod pages;
 pub mod protocol;
 mod server;
 mod session;

@@ -163,6 +163,25 @@ pub enum Command {
         /// configured).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limit: Option<usize>,
+        /// Only tasks in this state. A filtered page is paged with `after` only.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        state: Option<crate::TaskState>,
+        /// Only tasks of the group of this name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        group: Option<String>,
+        /// Only tasks whose id, name or group contains this text (ignoring case).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        search: Option<String>,
+    },
+    /// A page of the pool's groups, by name, each with its live task count:
+    /// `{"total", "groups": [{"name", "live"}], "next"}` (see `PROTOCOL.md`).
+    Groups {
+        /// Start after the group of this name (the `next` of the page before).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<String>,
+        /// At most this many groups (default and maximum: the server's `tasks` page bounds).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<usize>,
     },
     /// SimpleTaskPool: starts `num` copies of the job.
     Start {
@@ -306,6 +325,7 @@ impl Command {
             Self::UntilClosed => "until-closed",
             Self::Stats => "stats",
             Self::Tasks { .. } => "tasks",
+            Self::Groups { .. } => "groups",
             Self::Start { .. } => "start",
             Self::Stop { .. } => "stop",
             Self::StopAll => "stop-all",
@@ -786,11 +806,18 @@ pub const COMMANDS: &[CommandSpec] = &[
         "A snapshot: limit, running, queued, ended, cancelled, groups...",
         Both
     ),
-    spec!("tasks", "tasks [--limit N] [--offset N | --after ID]",
+    spec!("tasks", "tasks [--limit N] [--offset N | --after ID] [--state STATE] [--group NAME] [--search TEXT]",
         "A page of the live tasks, by id: id, state, name and group.", Both,
         "--limit, -l N" => "at most N tasks (default 100, at most 1000 unless the server says otherwise)",
-        "--offset, -o N" => "skip the first N tasks",
-        "--after, -a ID" => "start after task ID (the `next` a page ends with)"),
+        "--offset, -o N" => "skip the first N tasks (not with a filter)",
+        "--after, -a ID" => "start after task ID (the `next` a page ends with)",
+        "--state, -s STATE" => "only tasks that are queued, running or ending",
+        "--group, -g NAME" => "only tasks of the group NAME",
+        "--search TEXT" => "only tasks whose id, name or group contains TEXT (ignoring case)"),
+    spec!("groups", "groups [--limit N] [--after NAME]",
+        "A page of the groups, by name, with their live task counts.", Both,
+        "--limit, -l N" => "at most N groups (default 100, at most 1000 unless the server says otherwise)",
+        "--after, -a NAME" => "start after the group NAME (the `next` a page ends with)"),
     spec!("pool-size", "pool-size [N|inf]", "Shows the limit (`inf`: none), or sets it (growing starts queued work at once).", Both,
         "N" => "the new limit: a whole number of at least 1, or `inf` for no limit"),
     spec!(

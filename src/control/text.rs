@@ -112,11 +112,34 @@ pub fn parse_words<S: AsRef<str>>(words: &[S]) -> Result<Command, WireError> {
             let limit = args.option(&["-l", "--limit"])?;
             let offset = args.option(&["-o", "--offset"])?;
             let after = args.option(&["-a", "--after"])?;
+            let state = args.option(&["-s", "--state"])?;
+            let group = args.option(&["-g", "--group"])?;
+            let search = args.option(&["--search"])?;
             let count = |w: Option<String>, what| w.map(|w| number(&w, what, &usage)).transpose();
+            let state = state
+                .map(|s| {
+                    serde_json::from_value(Value::String(s.to_ascii_lowercase())).map_err(|_| {
+                        bad(format!(
+                            "STATE is one of queued, running or ending, not `{s}`; {}",
+                            usage()
+                        ))
+                    })
+                })
+                .transpose()?;
             Command::Tasks {
                 limit: count(limit, "N")?,
                 offset: count(offset, "N")?,
                 after: count(after, "ID")?.map(|id| id as u64),
+                state,
+                group,
+                search,
+            }
+        }
+        "groups" => {
+            let limit = args.option(&["-l", "--limit"])?;
+            Command::Groups {
+                limit: limit.map(|w| number(&w, "N", &usage)).transpose()?,
+                after: args.option(&["-a", "--after"])?,
             }
         }
         "lock" => Command::Lock,
@@ -367,8 +390,23 @@ pub fn render(command: &str, value: &Value, style: Style) -> String {
             let tasks = tasks.map_or(&[][..], Vec::as_slice);
             let num = |k: &str| page.get(k).and_then(Value::as_u64);
             let total = num("total").unwrap_or(tasks.len() as u64);
-            let offset = num("offset").unwrap_or(0);
+            let offset = num("offset");
             let mut out = task_lines(tasks);
+            let Some(offset) = offset else {
+                // A filtered page: its position among the live tasks is not counted.
+                if tasks.is_empty() {
+                    out = "(no matching tasks on this page)".into();
+                } else {
+                    out.pop();
+                }
+                if let Some(next) = num("next") {
+                    let _ = write!(
+                        out,
+                        "\n(more may match: tasks --after {next} with the same filter)"
+                    );
+                }
+                return out;
+            };
             if tasks.is_empty() {
                 out = if total == 0 {
                     "(no live tasks)".into()
@@ -382,6 +420,24 @@ pub fn render(command: &str, value: &Value, style: Style) -> String {
                     let _ = write!(out, "; next page: tasks --after {next}");
                 }
                 out.push(')');
+            }
+            out
+        }
+        ("groups", Value::Object(page)) => {
+            let groups = page.get("groups").and_then(Value::as_array);
+            let groups = groups.map_or(&[][..], Vec::as_slice);
+            if groups.is_empty() {
+                return "(no groups)".into();
+            }
+            let mut out = String::new();
+            for g in groups {
+                let name = g.get("name").and_then(Value::as_str).unwrap_or("?");
+                let live = g.get("live").and_then(Value::as_u64).unwrap_or(0);
+                let _ = writeln!(out, "{live:>8} live  {name}");
+            }
+            out.pop();
+            if let Some(next) = page.get("next").and_then(Value::as_str) {
+                let _ = write!(out, "\n(next page: groups --after {next})");
             }
             out
         }

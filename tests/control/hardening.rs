@@ -176,6 +176,81 @@ pub fn tasks_are_paged(net: Net) {
     assert!(ids(&page).is_empty());
 }
 
+/// `tasks` filters (state, group, search) page with `after`, and look at a bounded number of
+/// tasks per request; `groups` pages the groups with their live counts.
+pub fn tasks_filter_and_groups_page(net: Net) {
+    let rt = runtime();
+    let workers = idle_workers(&rt, 3);
+    drop(workers.start(2).unwrap()); // start-group-0: ids 0, 1 (running)
+    drop(workers.start(12_000).unwrap()); // start-group-1: 1 running, the rest queued
+    let served = Served::start(ControlServer::new(&workers), net);
+    let mut w = served.session();
+    let ids = |page: &Value| -> Vec<u64> {
+        page["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_u64().unwrap())
+            .collect()
+    };
+    let running = w.ok(r#"{"cmd":"tasks","state":"running"}"#);
+    assert_eq!(ids(&running), [0, 1, 2]);
+    assert_eq!(running["total"], 12_002);
+    assert_eq!(
+        running["offset"],
+        Value::Null,
+        "a filtered page has no position"
+    );
+    // The scan stopped at its budget (10,000 tasks): the page says where to go on.
+    let next = running["next"].as_u64().expect("more to look at");
+    assert!((9_999..12_001).contains(&next), "{running}");
+    let rest = w.ok(&format!(
+        r#"{{"cmd":"tasks","state":"running","after":{next}}}"#
+    ));
+    assert_eq!((ids(&rest), rest["next"].clone()), (vec![], Value::Null));
+    // A full page of matches ends at its last match.
+    let group = w.ok(r#"{"cmd":"tasks","group":"start-group-1","limit":2}"#);
+    assert_eq!((ids(&group), group["next"].clone()), (vec![2, 3], json!(3)));
+    // Ids and names, ignoring case; past the budget, the next request goes on.
+    let found = w.ok(r#"{"cmd":"tasks","search":"TASK-1200","limit":20}"#);
+    assert_eq!(ids(&found), [1_200]);
+    let next = found["next"].as_u64().expect("more to look at");
+    let found = w.ok(&format!(
+        r#"{{"cmd":"tasks","search":"TASK-1200","limit":20,"after":{next}}}"#
+    ));
+    assert_eq!(ids(&found), [12_000, 12_001]);
+    let page = w.ok(r#"{"cmd":"tasks","search":"group-0"}"#);
+    assert_eq!(ids(&page), [0, 1]);
+    assert_eq!(
+        w.err(r#"{"cmd":"tasks","state":"queued","offset":3}"#),
+        "bad_request"
+    );
+    assert_eq!(w.err(r#"{"cmd":"tasks","state":"asleep"}"#), "bad_request");
+    // Unfiltered pages deep in a long queue keep their position.
+    let deep = w.ok(r#"{"cmd":"tasks","after":11000,"limit":3}"#);
+    assert_eq!(
+        (ids(&deep), deep["offset"].clone()),
+        (vec![11_001, 11_002, 11_003], json!(11_001))
+    );
+    let deep = w.ok(r#"{"cmd":"tasks","offset":11001,"limit":1}"#);
+    assert_eq!(ids(&deep), [11_001]);
+
+    let groups = w.ok(r#"{"cmd":"groups"}"#);
+    assert_eq!(
+        groups,
+        json!({"total": 2, "next": null, "groups": [
+            {"name": "start-group-0", "live": 2},
+            {"name": "start-group-1", "live": 12_000},
+        ]})
+    );
+    let first = w.ok(r#"{"cmd":"groups","limit":1}"#);
+    assert_eq!(first["next"], "start-group-0");
+    let second = w.ok(r#"{"cmd":"groups","after":"start-group-0"}"#);
+    assert_eq!(second["groups"][0]["name"], "start-group-1");
+    assert_eq!(w.err(r#"{"cmd":"groups","limit":1001}"#), "over_limit");
+    workers.stop_all();
+}
+
 /// Items 2 and 7: connections that never say hello have a budget of their own and a short
 /// deadline, so they cannot lock an operator out; each one learns why it is closed.
 pub fn silent_connections_do_not_lock_the_operator_out(net: Net) {
