@@ -8,9 +8,20 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+/// A runtime, owned by the benchmark (tokio), or a global one (smol, async-std).
 pub enum Rt {
-    TokioMulti(tokio::runtime::Runtime),
+    /// A tokio multi-thread runtime with this many worker threads.
+    TokioMulti(tokio::runtime::Runtime, usize),
     TokioCurrent(tokio::runtime::Runtime),
+    /// smol's global executor (one thread unless `SMOL_THREADS` says otherwise).
+    Smol,
+    AsyncStd,
+}
+
+/// What a task needs to spawn on its runtime: cheap to clone, `Send`, `'static`.
+#[derive(Clone)]
+pub enum RtHandle {
+    Tokio(tokio::runtime::Handle),
     Smol,
     AsyncStd,
 }
@@ -34,15 +45,10 @@ impl<T> Future for RawHandle<T> {
 }
 
 impl Rt {
+    /// Every runtime and flavour, as the main tables compare them.
     pub fn all() -> Vec<Rt> {
         vec![
-            Rt::TokioMulti(
-                tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .unwrap(),
-            ),
+            Rt::tokio_multi(2),
             Rt::TokioCurrent(
                 tokio::runtime::Builder::new_current_thread()
                     .enable_all()
@@ -54,40 +60,71 @@ impl Rt {
         ]
     }
 
-    pub fn name(&self) -> &'static str {
+    pub fn tokio_multi(workers: usize) -> Rt {
+        Rt::TokioMulti(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(workers)
+                .enable_all()
+                .build()
+                .unwrap(),
+            workers,
+        )
+    }
+
+    /// The column heading.
+    pub fn name(&self) -> String {
         match self {
-            Rt::TokioMulti(_) => "tokio multi-thread",
-            Rt::TokioCurrent(_) => "tokio current-thread",
-            Rt::Smol => "smol",
-            Rt::AsyncStd => "async-std",
+            Rt::TokioMulti(_, w) => format!("tokio multi-thread ({w})"),
+            Rt::TokioCurrent(_) => "tokio current-thread".into(),
+            Rt::Smol => "smol".into(),
+            Rt::AsyncStd => "async-std".into(),
         }
     }
 
-    pub fn spawner(&self) -> Arc<dyn Spawner> {
+    pub fn handle(&self) -> RtHandle {
         match self {
-            Rt::TokioMulti(rt) | Rt::TokioCurrent(rt) => {
-                Arc::new(TokioSpawner::from_handle(rt.handle().clone()))
-            }
-            Rt::Smol => Arc::new(SmolSpawner::global()),
-            Rt::AsyncStd => Arc::new(AsyncStdSpawner::new()),
+            Rt::TokioMulti(rt, _) | Rt::TokioCurrent(rt) => RtHandle::Tokio(rt.handle().clone()),
+            Rt::Smol => RtHandle::Smol,
+            Rt::AsyncStd => RtHandle::AsyncStd,
         }
+    }
+
+    /// Waits (at most a minute) until no task is alive on the runtime, so that what one run
+    /// left behind does not run during the next; returns how many were alive at first. Only
+    /// tokio tells (`num_alive_tasks`); elsewhere this returns 0 at once.
+    pub fn settle(&self) -> usize {
+        let (Rt::TokioMulti(rt, _) | Rt::TokioCurrent(rt)) = self else {
+            return 0;
+        };
+        let metrics = rt.handle().metrics();
+        let first = metrics.num_alive_tasks();
+        if first > 0 {
+            rt.block_on(async {
+                let start = Instant::now();
+                while metrics.num_alive_tasks() > 0 && start.elapsed() < Duration::from_secs(60) {
+                    tokio::time::sleep(Duration::from_micros(200)).await;
+                }
+            });
+        }
+        first
     }
 
     pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
         match self {
-            Rt::TokioMulti(rt) | Rt::TokioCurrent(rt) => rt.block_on(fut),
+            Rt::TokioMulti(rt, _) | Rt::TokioCurrent(rt) => rt.block_on(fut),
             Rt::Smol => smol::block_on(fut),
             Rt::AsyncStd => async_std::task::block_on(fut),
         }
     }
+}
 
-    /// Runs `fut` to completion; returns how long that took.
-    pub fn block_on_timed<F: Future>(&self, fut: F) -> Duration {
-        self.block_on(async {
-            let start = Instant::now();
-            fut.await;
-            start.elapsed()
-        })
+impl RtHandle {
+    pub fn spawner(&self) -> Arc<dyn Spawner> {
+        match self {
+            RtHandle::Tokio(h) => Arc::new(TokioSpawner::from_handle(h.clone())),
+            RtHandle::Smol => Arc::new(SmolSpawner::global()),
+            RtHandle::AsyncStd => Arc::new(AsyncStdSpawner::new()),
+        }
     }
 
     pub fn spawn<F>(&self, fut: F) -> RawHandle<F::Output>
@@ -96,9 +133,9 @@ impl Rt {
         F::Output: Send + 'static,
     {
         match self {
-            Rt::TokioMulti(rt) | Rt::TokioCurrent(rt) => RawHandle::Tokio(rt.handle().spawn(fut)),
-            Rt::Smol => RawHandle::Smol(smol::spawn(fut)),
-            Rt::AsyncStd => RawHandle::AsyncStd(async_std::task::spawn(fut)),
+            RtHandle::Tokio(h) => RawHandle::Tokio(h.spawn(fut)),
+            RtHandle::Smol => RawHandle::Smol(smol::spawn(fut)),
+            RtHandle::AsyncStd => RawHandle::AsyncStd(async_std::task::spawn(fut)),
         }
     }
 
@@ -106,7 +143,7 @@ impl Rt {
     /// with a `JoinSet`, elsewhere with a `Vec` of handles.
     pub async fn spawn_all_with_semaphore<F, Fut>(
         &self,
-        n: u64,
+        items: std::ops::Range<u64>,
         sem: Arc<tokio::sync::Semaphore>,
         f: F,
     ) where
@@ -115,9 +152,9 @@ impl Rt {
         Fut::Output: Send + 'static,
     {
         match self {
-            Rt::TokioMulti(rt) | Rt::TokioCurrent(rt) => {
+            RtHandle::Tokio(h) => {
                 let mut set = tokio::task::JoinSet::new();
-                for i in 0..n {
+                for i in items {
                     let permit = sem.clone().acquire_owned().await.unwrap();
                     let fut = f(i);
                     set.spawn_on(
@@ -126,14 +163,14 @@ impl Rt {
                             drop(permit);
                             out
                         },
-                        rt.handle(),
+                        h,
                     );
                 }
                 while set.join_next().await.is_some() {}
             }
             _ => {
-                let mut hs = Vec::with_capacity(n as usize);
-                for i in 0..n {
+                let mut hs = Vec::with_capacity(items.end.saturating_sub(items.start) as usize);
+                for i in items {
                     let permit = sem.clone().acquire_owned().await.unwrap();
                     let fut = f(i);
                     hs.push(self.spawn(async move {
@@ -147,21 +184,5 @@ impl Rt {
                 }
             }
         }
-    }
-}
-
-/// Yields to the scheduler `n` times (wakes itself, so it works on every runtime).
-pub async fn yield_n(n: usize) {
-    for _ in 0..n {
-        let mut yielded = false;
-        std::future::poll_fn(|cx| {
-            if std::mem::replace(&mut yielded, true) {
-                Poll::Ready(())
-            } else {
-                cx.waker().wake_by_ref();
-                Poll::Pending
-            }
-        })
-        .await;
     }
 }
