@@ -37,6 +37,7 @@ mod tasks;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Mutex;
 use support::Sp;
@@ -80,7 +81,7 @@ fn run_isolated(run: Runner, case: ops::Case, strict: bool) -> Result<(), String
         },
         // The thread is left behind, stuck.
         Err(RecvTimeoutError::Timeout) => Err(format!(
-            "deadlock: the case's runtime did not come back within {deadline:?} (a thread \\
+            "deadlock: the case's runtime did not come back within {deadline:?} (a thread \
              blocked): {what}"
         )),
     }
@@ -100,12 +101,19 @@ fn check(run: Runner, strict: bool, shared: bool) {
         ..Config::default()
     };
     let deadlocked: Mutex<Option<String>> = Mutex::new(None);
+    // Cases run, and the number of the first that failed (the rest are shrinking runs).
+    let (ran, first_failed) = (AtomicUsize::new(0), Mutex::new(None));
     let mut runner = TestRunner::new(config);
     let result = runner.run(&ops::case_strategy(), |case| {
         if deadlocked.lock().unwrap().is_some() {
             return Ok(());
         }
-        match run_isolated(run, case, strict) {
+        let n = ran.fetch_add(1, SeqCst) + 1;
+        let res = run_isolated(run, case, strict);
+        if res.is_err() {
+            first_failed.lock().unwrap().get_or_insert(n);
+        }
+        match res {
             Ok(()) => Ok(()),
             Err(e) if shared && e.starts_with("deadlock") => {
                 *deadlocked.lock().unwrap() = Some(e);
@@ -114,11 +122,22 @@ fn check(run: Runner, strict: bool, shared: bool) {
             Err(e) => Err(TestCaseError::fail(e)),
         }
     });
+    let found = |first: Option<usize>| match first {
+        Some(n) => format!(
+            "first failing case: number {n}; {} shrinking runs after it",
+            ran.load(SeqCst) - n
+        ),
+        None => String::new(),
+    };
+    let first = *first_failed.lock().unwrap();
     if let Some(e) = deadlocked.into_inner().unwrap() {
-        panic!("{e}");
+        panic!(
+            "{e}\n({}, not shrunk: the executor is shared)",
+            found(first)
+        );
     }
     if let Err(e) = result {
-        panic!("{e}");
+        panic!("{e}\n({})", found(first));
     }
 }
 

@@ -104,6 +104,9 @@ fn outcome_of(r: &Rec) -> Outcome {
         Outcome::Completed
     } else if r.panicked > 0 {
         Outcome::Panicked
+    } else if r.plain {
+        // Never slow: it did not finish because it was cancelled.
+        Outcome::Cancelled
     } else {
         Outcome::TimedOut
     }
@@ -717,57 +720,11 @@ impl Model {
                     }
                 }
             }
-            Op::SpawnQueued(task, _) | Op::TrySpawn(task) => {
-                let task = &match op {
-                    Op::SpawnQueued(..) => self.armable(*task),
-                    // A refused try_spawn gives the future back.
-                    _ => *task,
-                };
-                let key = self.singles.len();
-                let (gi, gate) = self.new_gate(task.beh == Beh::Gate);
-                let settled = self.all_groups_settled();
-                let lo = self.submitted();
-                let fut = task_future(
-                    self.ctx.clone(),
-                    Kind::Single(key),
-                    *task,
-                    gate,
-                    None,
-                    key,
-                    false,
-                );
-                let b = configure(&self.ctx, self.pool().build_task(), key, task.beh, false);
-                let res = if let Op::SpawnQueued(..) = op {
-                    b.spawn_queued(fut)
-                } else {
-                    match b.try_spawn(fut) {
-                        Ok(h) => Ok(h),
-                        Err(e) if matches!(e.error(), PoolError::Full { .. }) => {
-                            assert!(self.limit.is_some(), "an unlimited pool is never full");
-                            assert_ne!(accepts(locked, closed), Tri::No);
-                            if settled {
-                                assert_eq!(self.submitted(), lo, "a refused try_spawn takes no id");
-                            }
-                            // The future comes back to its owner, destructor and all.
-                            drop_quietly(e.into_future());
-                            return;
-                        }
-                        Err(e) => {
-                            let err = e.error().clone();
-                            drop_quietly(e.into_future());
-                            Err(err)
-                        }
-                    }
-                };
-                check_refusal(&res, locked, closed, "spawn_queued/try_spawn");
-                if let Ok(h) = res {
-                    let key = self.push_single(*task, gi, step, lo);
-                    self.note_handle(key, h, settled);
-                    if let Op::SpawnQueued(_, true) = op {
-                        // Its result (or panic payload), destructor and all, is the pool's to
-                        // drop.
-                        drop(self.singles[key].handle.take());
-                    }
+            Op::SpawnQueued(task, drop_handle) => self.submit_now(step, *task, *drop_handle, false),
+            Op::TrySpawn(task) => self.submit_now(step, *task, false, true),
+            Op::Burst(tasks) => {
+                for &(task, drop_handle) in tasks {
+                    self.submit_now(step, task, drop_handle, false);
                 }
             }
             Op::Exec(task, drop_it) => {
@@ -1140,6 +1097,77 @@ impl Model {
                 self.closed = true;
             }
             Op::Flush => self.do_flush().await,
+        }
+    }
+
+    /// `spawn_queued` (or `try_spawn`): the handle comes back at once, and is dropped at once
+    /// if `drop_handle` is set.
+    fn submit_now(&mut self, step: usize, task: Task, drop_handle: bool, try_spawn: bool) {
+        let (locked, closed) = (self.locked, self.closed);
+        // A refused try_spawn gives the future back.
+        let task = if try_spawn { task } else { self.armable(task) };
+        // A plain task has no callbacks, so no timeout to end a slow one.
+        let task = Task {
+            beh: match task.beh {
+                Beh::Slow if task.plain => Beh::Now,
+                b => b,
+            },
+            ..task
+        };
+        let key = self.singles.len();
+        let (gi, gate) = self.new_gate(task.beh == Beh::Gate);
+        let settled = self.all_groups_settled();
+        let lo = self.submitted();
+        let fut = task_future(
+            self.ctx.clone(),
+            Kind::Single(key),
+            task,
+            gate,
+            None,
+            key,
+            false,
+        );
+        let b = if task.plain {
+            self.pool().build_task()
+        } else {
+            configure(&self.ctx, self.pool().build_task(), key, task.beh, false)
+        };
+        let res = if !try_spawn {
+            b.spawn_queued(fut)
+        } else {
+            match b.try_spawn(fut) {
+                Ok(h) => Ok(h),
+                Err(e) if matches!(e.error(), PoolError::Full { .. }) => {
+                    assert!(self.limit.is_some(), "an unlimited pool is never full");
+                    assert_ne!(accepts(locked, closed), Tri::No);
+                    if settled {
+                        assert_eq!(self.submitted(), lo, "a refused try_spawn takes no id");
+                    }
+                    // The future comes back to its owner, destructor and all.
+                    drop_quietly(e.into_future());
+                    return;
+                }
+                Err(e) => {
+                    let err = e.error().clone();
+                    drop_quietly(e.into_future());
+                    Err(err)
+                }
+            }
+        };
+        check_refusal(&res, locked, closed, "spawn_queued/try_spawn");
+        if let Ok(h) = res {
+            if task.plain {
+                // No callback reports it: the driver does.
+                let id = h.id().get();
+                self.ctx.set_kind(id, Kind::Single(key));
+                self.ctx.record(id, |r| r.plain = true);
+            }
+            let key = self.push_single(task, gi, step, lo);
+            self.note_handle(key, h, settled);
+            if drop_handle {
+                // Its result (or panic payload), destructor and all, is the pool's to drop.
+                drop(self.singles[key].handle.take());
+            }
         }
     }
 
@@ -1812,8 +1840,9 @@ impl Model {
             "every id handed out ends"
         );
         for (id, r) in &tracer {
+            let ends = if r.plain { 0 } else { 1 };
             assert_eq!(
-                r.on_end, 1,
+                r.on_end, ends,
                 "task {id}: on_end ran {} times: {r:?}",
                 r.on_end
             );

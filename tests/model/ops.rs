@@ -32,6 +32,9 @@ pub struct Task {
     pub future_bomb: bool,
     /// Its output panics when dropped (unless the driver reads it).
     pub output_bomb: bool,
+    /// No callbacks (`spawn_queued` and `try_spawn` only; not slow): its slot goes straight
+    /// to the next queued task on the same runner.
+    pub plain: bool,
 }
 
 impl Task {
@@ -40,6 +43,7 @@ impl Task {
             beh,
             future_bomb: false,
             output_bomb: false,
+            plain: false,
         }
     }
 }
@@ -52,6 +56,9 @@ impl fmt::Debug for Task {
         }
         if self.output_bomb {
             f.write_str("+output_bomb")?;
+        }
+        if self.plain {
+            f.write_str("+plain")?;
         }
         Ok(())
     }
@@ -118,6 +125,9 @@ pub enum Op {
     /// `spawn_queued`; the handle is dropped at once if the flag is set.
     SpawnQueued(Task, bool),
     TrySpawn(Task),
+    /// Several `spawn_queued` in a row (a handle dropped at once where the flag is set): on a
+    /// full pool they run one after another on one runner.
+    Burst(Vec<(Task, bool)>),
     /// `exec().await`, run beside the driver; dropped after its first poll if the flag is set.
     Exec(Task, bool),
     Apply(u8, Task),
@@ -174,7 +184,7 @@ fn beh() -> impl Strategy<Value = Beh> {
         2 => (1u8..4).prop_map(Beh::Yield),
         3 => Just(Beh::Gate),
         1 => Just(Beh::Panic),
-        1 => Just(Beh::PanicBomb),
+        2 => Just(Beh::PanicBomb),
         1 => Just(Beh::Slow),
     ]
 }
@@ -184,11 +194,13 @@ fn task() -> impl Strategy<Value = Task> {
         beh(),
         prop::bool::weighted(0.15),
         prop::bool::weighted(0.25),
+        prop::bool::weighted(0.4),
     )
-        .prop_map(|(beh, future_bomb, output_bomb)| Task {
+        .prop_map(|(beh, future_bomb, output_bomb, plain)| Task {
             beh,
             future_bomb,
             output_bomb,
+            plain,
         })
 }
 
@@ -228,8 +240,9 @@ fn pick() -> impl Strategy<Value = Pick> {
 fn submit_op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (task(), any::<bool>()).prop_map(|(t, d)| Op::Spawn(t, d)),
-        4 => (task(), prop::bool::weighted(0.2)).prop_map(|(t, d)| Op::SpawnQueued(t, d)),
+        5 => (task(), prop::bool::weighted(0.4)).prop_map(|(t, d)| Op::SpawnQueued(t, d)),
         2 => task().prop_map(Op::TrySpawn),
+        2 => vec((task(), prop::bool::weighted(0.4)), 2..6).prop_map(Op::Burst),
         2 => (task(), any::<bool>()).prop_map(|(t, d)| Op::Exec(t, d)),
         1 => (0u8..5, task()).prop_map(|(n, t)| Op::Apply(n, t)),
         3 => (vec(map_item(), 0..8), 0u8..5, any::<bool>(), prop::bool::weighted(0.25)).prop_map(
@@ -278,9 +291,6 @@ fn ending() -> impl Strategy<Value = Ending> {
 
 pub fn case_strategy() -> impl Strategy<Value = Case> {
     let op = prop_oneof![16 => submit_op(), 15 => control_op(), 2 => wait_op()];
-    (option::of(1u8..5), vec(op, 1..40), ending()).prop_map(|(limit, ops, ending)| Case {
-        limit,
-        ops,
-        ending,
-    })
+    (option::weighted(0.7, 1u8..5), vec(op, 1..40), ending())
+        .prop_map(|(limit, ops, ending)| Case { limit, ops, ending })
 }

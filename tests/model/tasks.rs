@@ -41,6 +41,8 @@ pub struct Rec {
     pub panicked: u32,
     pub on_cancel: u32,
     pub on_end: u32,
+    /// Submitted without callbacks: no `on_end`, and a cancel shows only as no completion.
+    pub plain: bool,
 }
 
 pub type SpawnSlot = Arc<Mutex<Option<Result<TaskHandle<Out>, PoolError>>>>;
@@ -286,6 +288,7 @@ pub fn start_task(id: u64) -> Task {
         beh,
         future_bomb: (h >> 3) % 4 == 0,
         output_bomb: (h >> 5) % 2 == 0,
+        plain: false,
     }
 }
 
@@ -310,30 +313,29 @@ pub fn configure<'p>(
     beh: Beh,
     nested: bool,
 ) -> TaskBuilder<'p> {
-    let (c1, c2) = (ctx.clone(), ctx.clone());
-    let b = b
-        .on_end(move |id| {
-            let c = c1.clone();
-            async move {
-                c.set_kind(id.get(), Kind::Single(key));
-                c.record(id.get(), |r| r.on_end += 1);
-                if nested {
-                    c.nested_ended.fetch_add(1, SeqCst);
-                }
-            }
-        })
-        .on_cancel(move |id| {
-            let c = c2.clone();
-            async move {
-                c.set_kind(id.get(), Kind::Single(key));
-                c.record(id.get(), |r| r.on_cancel += 1);
-            }
-        });
-    if beh == Beh::Slow {
+    let b = if beh == Beh::Slow {
         b.timeout(TIMEOUT)
     } else {
         b
-    }
+    };
+    let (c1, c2) = (ctx.clone(), ctx.clone());
+    b.on_end(move |id| {
+        let c = c1.clone();
+        async move {
+            c.set_kind(id.get(), Kind::Single(key));
+            c.record(id.get(), |r| r.on_end += 1);
+            if nested {
+                c.nested_ended.fetch_add(1, SeqCst);
+            }
+        }
+    })
+    .on_cancel(move |id| {
+        let c = c2.clone();
+        async move {
+            c.set_kind(id.get(), Kind::Single(key));
+            c.record(id.get(), |r| r.on_cancel += 1);
+        }
+    })
 }
 
 /// A call into the pool that user code makes, as set up by the driver.
