@@ -35,6 +35,7 @@ mod ops;
 mod tasks;
 
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
@@ -44,6 +45,16 @@ use support::Sp;
 
 /// Builds a runtime, runs the future on it, tears it down.
 type Runner = fn(Box<dyn FnOnce(Sp) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>);
+
+/// What the cases exercised, counted when `TASKPOOL_MODEL_COVERAGE` is set (printed at the
+/// end of each flavour's run; counts are shared by the flavours running at once).
+static COVERAGE: Mutex<BTreeMap<&str, usize>> = Mutex::new(BTreeMap::new());
+
+pub fn cover(what: &'static str) {
+    if std::env::var_os("TASKPOOL_MODEL_COVERAGE").is_some() {
+        *COVERAGE.lock().unwrap().entry(what).or_default() += 1;
+    }
+}
 
 fn cases() -> u32 {
     std::env::var("TASKPOOL_MODEL_CASES")
@@ -129,6 +140,9 @@ fn check(run: Runner, strict: bool, shared: bool) {
         ),
         None => String::new(),
     };
+    if std::env::var_os("TASKPOOL_MODEL_COVERAGE").is_some() {
+        eprintln!("coverage: {:#?}", COVERAGE.lock().unwrap());
+    }
     let first = *first_failed.lock().unwrap();
     if let Some(e) = deadlocked.into_inner().unwrap() {
         panic!(

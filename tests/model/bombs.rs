@@ -17,6 +17,7 @@ pub const BOMB_MSG: &str = "model: intended destructor panic";
 fn explode() {
     // Panicking while unwinding would abort the test binary.
     if !std::thread::panicking() {
+        crate::cover("a destructor panicked");
         std::panic::panic_any(BOMB_MSG);
     }
 }

@@ -220,8 +220,8 @@ fn reent() -> impl Strategy<Value = Reent> {
 fn map_item() -> impl Strategy<Value = MapItem> {
     (
         task(),
-        option::weighted(0.08, reent()),
-        option::weighted(0.08, reent()),
+        option::weighted(0.15, reent()),
+        option::weighted(0.15, reent()),
     )
         .prop_map(|(task, from_input, from_closure)| MapItem {
             task,
@@ -249,7 +249,7 @@ fn submit_op() -> impl Strategy<Value = Op> {
             |(items, nc, ordered, timeout)| Op::Map { items, nc, ordered, timeout }
         ),
         1 => (0u8..5).prop_map(Op::Start),
-        1 => (prop_oneof![Just(Inner::Exec), Just(Inner::Spawn)], task())
+        2 => (prop_oneof![Just(Inner::Exec), Just(Inner::Spawn)], task())
             .prop_map(|(i, t)| Op::FromTask(i, t)),
     ]
 }

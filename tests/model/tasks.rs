@@ -351,6 +351,11 @@ pub struct Call {
 /// Makes `call` from user code the pool runs (`from`: where). Results that the documented
 /// semantics rule out are violations.
 pub fn call_pool(pool: &TaskPool, ctx: &Arc<Ctx>, call: &Call, from: &str) {
+    crate::cover(if from == "a map input" {
+        "a map input called the pool"
+    } else {
+        "a map closure called the pool"
+    });
     match call.reent {
         Reent::CancelAll => pool.cancel_all(),
         Reent::CancelGroup(_) => {
@@ -467,9 +472,34 @@ pub fn parent_future(
                                 child_key,
                                 true,
                             );
-                            let res = configure(&c, pool.build_task(), child_key, child.beh, true)
-                                .exec(fut)
-                                .await;
+                            let mut exec = std::pin::pin!(configure(
+                                &c,
+                                pool.build_task(),
+                                child_key,
+                                child.beh,
+                                true
+                            )
+                            .exec(fut));
+                            let first =
+                                std::future::poll_fn(|cx| Poll::Ready(exec.as_mut().poll(cx)))
+                                    .await;
+                            // Nested in this task's slot, the child runs at once: on one
+                            // thread nothing can come between (a cancel, say).
+                            let started =
+                                c.tracer.lock().unwrap().values().any(|r| {
+                                    r.kind == Some(Kind::Single(child_key)) && r.started > 0
+                                });
+                            if strict && first.is_pending() && !started {
+                                c.violation(format!(
+                                    "exec from inside pool task (single {key}): the child did \
+                                     not start at once"
+                                ));
+                            }
+                            let res = match first {
+                                Poll::Ready(res) => res,
+                                Poll::Pending => exec.await,
+                            };
+                            crate::cover("an exec from inside a task returned");
                             if let Err(ExecError::Pool(_)) = &res {
                                 // Refused: the child never ran, so no `on_end` counts it out.
                                 c.nested_ended.fetch_add(1, SeqCst);
@@ -498,7 +528,10 @@ pub fn parent_future(
                                 std::future::poll_fn(|cx| Poll::Ready(spawn.as_mut().poll(cx)))
                                     .await;
                             match first {
-                                Poll::Ready(res) => *spawn_slot.lock().unwrap() = Some(res),
+                                Poll::Ready(res) => {
+                                    crate::cover("a spawn from inside a task returned");
+                                    *spawn_slot.lock().unwrap() = Some(res)
+                                }
                                 Poll::Pending => c.violation(format!(
                                 "spawn().await from inside pool task (single {key}) waited for \
                                  room instead of queueing its child"
