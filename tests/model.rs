@@ -108,7 +108,13 @@ fn check(run: Runner, strict: bool, shared: bool) {
         // No regression files in the source tree; a failure prints its shrunk input.
         failure_persistence: None,
         max_shrink_iters: 2_000,
-        max_shrink_time: 120_000,
+        // Each shrinking run of a hang costs a watchdog: `TASKPOOL_MODEL_SHRINK_SECS` gives
+        // such a failure more time to shrink.
+        max_shrink_time: std::env::var("TASKPOOL_MODEL_SHRINK_SECS")
+            .ok()
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(120)
+            * 1_000,
         ..Config::default()
     };
     let deadlocked: Mutex<Option<String>> = Mutex::new(None);

@@ -480,25 +480,28 @@ pub fn parent_future(
                                 true
                             )
                             .exec(fut));
-                            let first =
-                                std::future::poll_fn(|cx| Poll::Ready(exec.as_mut().poll(cx)))
-                                    .await;
-                            // Nested in this task's slot, the child runs at once: on one
-                            // thread nothing can come between (a cancel, say).
-                            let started =
-                                c.tracer.lock().unwrap().values().any(|r| {
-                                    r.kind == Some(Kind::Single(child_key)) && r.started > 0
-                                });
-                            if strict && first.is_pending() && !started {
-                                c.violation(format!(
-                                    "exec from inside pool task (single {key}): the child did \
-                                     not start at once"
-                                ));
-                            }
-                            let res = match first {
-                                Poll::Ready(res) => res,
-                                Poll::Pending => exec.await,
-                            };
+                            // Polled once per poll of this task (an extra poll would be a
+                            // poll of the child that no wake asked for, which the model
+                            // rules out for tasks parked at their gate).
+                            let mut first = true;
+                            let res = std::future::poll_fn(|cx| {
+                                let poll = exec.as_mut().poll(cx);
+                                if std::mem::take(&mut first) && strict && poll.is_pending() {
+                                    // Nested in this task's slot, the child runs at once: on
+                                    // one thread nothing can come between (a cancel, say).
+                                    let started = c.tracer.lock().unwrap().values().any(|r| {
+                                        r.kind == Some(Kind::Single(child_key)) && r.started > 0
+                                    });
+                                    if !started {
+                                        c.violation(format!(
+                                            "exec from inside pool task (single {key}): the \
+                                             child did not start at once"
+                                        ));
+                                    }
+                                }
+                                poll
+                            })
+                            .await;
                             crate::cover("an exec from inside a task returned");
                             if let Err(ExecError::Pool(_)) = &res {
                                 // Refused: the child never ran, so no `on_end` counts it out.
