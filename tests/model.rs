@@ -1,6 +1,9 @@
 //! Model-based random test: random sequences of pool operations (proptest, with shrinking),
 //! checked against a reference model after every step and at the end, on every runtime and
-//! flavour compiled in.
+//! flavour compiled in. The operations include the hostile inputs of issue 10: map inputs and
+//! closures that call the pool, destructors that panic (of futures, outputs and panic
+//! payloads), closures holding the last pool handle, concurrent `stop`, and `exec`/`spawn`
+//! from inside a pool task.
 //!
 //! `TASKPOOL_MODEL_CASES` sets the number of cases per runtime (default 256; try 20000 for a
 //! long local run). A failure prints the shrunk operation sequence.
@@ -9,24 +12,49 @@
 //! holds cannot end before the gate opens (unless cancelled), so their outcome is exact; tasks
 //! that return, yield, panic or time out end on their own at some point, so the model allows
 //! exactly the outcomes the documented semantics permit (e.g. a running task that was asked
-//! to cancel may keep its output). Everything else (ids, counters, callbacks, FIFO order,
+//! to cancel may keep its output). Calls into the pool from user code happen at moments the
+//! driver does not see: the model allows their effects from the step the group was made until
+//! the step it was seen finished. Everything else (ids, counters, callbacks, FIFO order,
 //! limits, lock/close, join) is checked exactly or with sound bounds.
+//!
+//! Each case runs its runtime on a thread of its own, so a deadlock (a blocked runtime
+//! thread, which no timer of that runtime can report) fails the case too.
 #![cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
 
 #[path = "conformance/support.rs"]
 #[allow(dead_code)]
 mod support;
 
+#[path = "model/bombs.rs"]
+mod bombs;
 #[path = "model/driver.rs"]
 mod driver;
+#[path = "model/ops.rs"]
+mod ops;
+#[path = "model/tasks.rs"]
+mod tasks;
 
-use proptest::test_runner::{Config, TestRunner};
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Mutex;
 use support::Sp;
 
-/// Runs one generated case on a runtime: builds the runtime, runs the future, tears down.
-type Runner = fn(Box<dyn FnOnce(Sp) -> Pin<Box<dyn Future<Output = ()> + Send>>>);
+/// Builds a runtime, runs the future on it, tears it down.
+type Runner = fn(Box<dyn FnOnce(Sp) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>);
+
+/// What the cases exercised, counted when `TASKPOOL_MODEL_COVERAGE` is set (printed at the
+/// end of each flavour's run; counts are shared by the flavours running at once).
+static COVERAGE: Mutex<BTreeMap<&str, usize>> = Mutex::new(BTreeMap::new());
+
+pub fn cover(what: &'static str) {
+    if std::env::var_os("TASKPOOL_MODEL_COVERAGE").is_some() {
+        *COVERAGE.lock().unwrap().entry(what).or_default() += 1;
+    }
+}
 
 fn cases() -> u32 {
     std::env::var("TASKPOOL_MODEL_CASES")
@@ -35,55 +63,130 @@ fn cases() -> u32 {
         .unwrap_or(256)
 }
 
-/// `strict`: the runtime polls every task on the driver's thread.
-fn check(run: Runner, strict: bool) {
-    driver::quiet_intended_panics();
+/// Runs one case on a thread of its own: a panic fails it with its message, and so does a
+/// runtime thread that never comes back (a deadlock).
+fn run_isolated(run: Runner, case: ops::Case, strict: bool) -> Result<(), String> {
+    let (done, finished) = mpsc::channel::<()>();
+    let what = format!("{case:?}");
+    let thread = std::thread::Builder::new()
+        .name("model case".into())
+        .spawn(move || {
+            run(Box::new(move |sp| {
+                Box::pin(driver::guarded(sp, case, strict))
+            }));
+            let _ = done.send(());
+        })
+        .expect("spawn the case's thread");
+    let deadline = driver::watchdog() * 3 / 2;
+    match finished.recv_timeout(deadline) {
+        Ok(()) => thread
+            .join()
+            .map_err(|_| "the case's thread panicked".into()),
+        Err(RecvTimeoutError::Disconnected) => match thread.join() {
+            Err(payload) => Err(payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "a panic with no message".into())),
+            Ok(()) => Err("the case's thread ended without reporting".into()),
+        },
+        // The thread is left behind, stuck.
+        Err(RecvTimeoutError::Timeout) => Err(format!(
+            "deadlock: the case's runtime did not come back within {deadline:?} (a thread \
+             blocked): {what}"
+        )),
+    }
+}
+
+/// `strict`: the runtime polls every task on the driver's thread. `shared`: the runtime's
+/// executor is global, so a deadlocked case starves every later one: the first deadlock is
+/// reported as is, unshrunk.
+fn check(run: Runner, strict: bool, shared: bool) {
+    bombs::quiet_intended_panics();
     let config = Config {
         cases: cases(),
         // No regression files in the source tree; a failure prints its shrunk input.
         failure_persistence: None,
         max_shrink_iters: 2_000,
-        max_shrink_time: 120_000,
+        // Each shrinking run of a hang costs a watchdog: `TASKPOOL_MODEL_SHRINK_SECS` gives
+        // such a failure more time to shrink.
+        max_shrink_time: std::env::var("TASKPOOL_MODEL_SHRINK_SECS")
+            .ok()
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(120)
+            * 1_000,
         ..Config::default()
     };
+    let deadlocked: Mutex<Option<String>> = Mutex::new(None);
+    // Cases run, and the number of the first that failed (the rest are shrinking runs).
+    let (ran, first_failed) = (AtomicUsize::new(0), Mutex::new(None));
     let mut runner = TestRunner::new(config);
-    let result = runner.run(&driver::case_strategy(), |case| {
-        run(Box::new(move |sp| {
-            Box::pin(driver::guarded(sp, case, strict))
-        }));
-        Ok(())
+    let result = runner.run(&ops::case_strategy(), |case| {
+        if deadlocked.lock().unwrap().is_some() {
+            return Ok(());
+        }
+        let n = ran.fetch_add(1, SeqCst) + 1;
+        let res = run_isolated(run, case, strict);
+        if res.is_err() {
+            first_failed.lock().unwrap().get_or_insert(n);
+        }
+        match res {
+            Ok(()) => Ok(()),
+            Err(e) if shared && e.starts_with("deadlock") => {
+                *deadlocked.lock().unwrap() = Some(e);
+                Ok(())
+            }
+            Err(e) => Err(TestCaseError::fail(e)),
+        }
     });
+    let found = |first: Option<usize>| match first {
+        Some(n) => format!(
+            "first failing case: number {n}; {} shrinking runs after it",
+            ran.load(SeqCst) - n
+        ),
+        None => String::new(),
+    };
+    if std::env::var_os("TASKPOOL_MODEL_COVERAGE").is_some() {
+        eprintln!("coverage: {:#?}", COVERAGE.lock().unwrap());
+    }
+    let first = *first_failed.lock().unwrap();
+    if let Some(e) = deadlocked.into_inner().unwrap() {
+        panic!(
+            "{e}\n({}, not shrunk: the executor is shared)",
+            found(first)
+        );
+    }
     if let Err(e) = result {
-        panic!("{e}");
+        panic!("{e}\n({})", found(first));
     }
 }
 
 #[cfg(feature = "tokio")]
 #[test]
 fn model_tokio_multi_thread() {
-    check(support::flavour::tokio_multi_thread, false);
+    check(support::flavour::tokio_multi_thread, false, false);
 }
 
 #[cfg(feature = "tokio")]
 #[test]
 fn model_tokio_current_thread() {
-    check(support::flavour::tokio_current_thread, true);
+    check(support::flavour::tokio_current_thread, true, false);
 }
 
 #[cfg(feature = "smol")]
 #[test]
 fn model_smol_global() {
-    check(support::flavour::smol_global, false);
+    check(support::flavour::smol_global, false, true);
 }
 
 #[cfg(feature = "smol")]
 #[test]
 fn model_smol_own_executor() {
-    check(support::flavour::smol_own_executor, true);
+    check(support::flavour::smol_own_executor, true, false);
 }
 
 #[cfg(feature = "async-std")]
 #[test]
 fn model_async_std() {
-    check(support::flavour::async_std_global, false);
+    check(support::flavour::async_std_global, false, true);
 }

@@ -1,175 +1,96 @@
-//! The model test's operations, task bodies, driver and reference checks.
+//! The model test's driver and reference model: applies the operations, and checks the pool
+//! against what the model allows after every step and at the end.
 
-use crate::support::{yield_n, Counter, Gate, Sp};
-use async_taskpool::{
-    current_task_id, ExecError, Group, GroupSummary, PoolError, TaskBuilder, TaskError, TaskHandle,
-    TaskPool,
+use crate::bombs::{defuse, drop_quietly, Out};
+use crate::ops::{Beh, Case, Ending, Inner, MapItem, Op, Pick, Reent, Task};
+use crate::support::{yield_n, BumpOnDrop, Counter, Gate, Sp};
+use crate::tasks::{
+    call_pool, configure, parent_future, start_item, start_task, task_future, Call, Ctx, ExecSlot,
+    GroupConc, Input, Kind, Pulled, Rec, SpawnSlot,
 };
-use futures::StreamExt;
-use proptest::collection::vec;
-use proptest::option;
-use proptest::prelude::*;
+use async_taskpool::runtime::{BoxFuture, SpawnError, Spawner};
+use async_taskpool::{
+    ExecError, Group, GroupSummary, PoolError, PoolStats, SimpleTaskPool, TaskError, TaskHandle,
+    TaskId, TaskPool,
+};
+use futures::{FutureExt, StreamExt};
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;
 
-/// Run timeout of "slow" tasks, which never finish on their own: its length does not matter.
-const TIMEOUT: Duration = Duration::from_millis(2);
 /// Ids from here on are never handed out in a case.
 const UNKNOWN_ID: u64 = 1 << 40;
-const PANIC_MSG: &str = "model: intended panic";
-/// A case that takes longer than this hangs: fail it rather than stall.
-const WATCHDOG: Duration = Duration::from_secs(30);
 
-// ----- generated input -----
-
-/// What a task does once it runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Beh {
-    /// Returns at once.
-    Now,
-    /// Yields this many times, then returns.
-    Yield(u8),
-    /// Waits until the driver opens its gate.
-    Gate,
-    /// Panics at once.
-    Panic,
-    /// Never returns; has a short run timeout.
-    Slow,
-}
-
-/// An id to cancel: one handed out so far (index modulo the count), or one never handed out.
-#[derive(Debug, Clone, Copy)]
-pub enum Pick {
-    Known(u16),
-    Unknown(u8),
-}
-
-#[derive(Debug, Clone)]
-pub enum Op {
-    /// `spawn().await`; if it would wait and the flag is set, drop it (withdraws the task).
-    Spawn(Beh, bool),
-    SpawnQueued(Beh),
-    TrySpawn(Beh),
-    /// `exec().await`, run beside the driver; dropped after its first poll if the flag is set.
-    Exec(Beh, bool),
-    Apply(u8, Beh),
-    Map {
-        items: Vec<Beh>,
-        nc: u8,
-        ordered: bool,
-        timeout: bool,
-    },
-    Cancel(Vec<Pick>),
-    CancelGroup(u8),
-    CancelAll,
-    Lock,
-    Unlock,
-    SetLimit(Option<u8>),
-    Release(u8),
-    Join,
-    Flush,
-    GatherAndClose,
-    Close,
-}
-
-#[derive(Debug, Clone)]
-pub struct Case {
-    limit: Option<u8>,
-    ops: Vec<Op>,
-}
-
-fn beh() -> impl Strategy<Value = Beh> {
-    prop_oneof![
-        3 => Just(Beh::Now),
-        2 => (1u8..4).prop_map(Beh::Yield),
-        3 => Just(Beh::Gate),
-        1 => Just(Beh::Panic),
-        1 => Just(Beh::Slow),
-    ]
-}
-
-fn pick() -> impl Strategy<Value = Pick> {
-    prop_oneof![
-        4 => any::<u16>().prop_map(Pick::Known),
-        1 => any::<u8>().prop_map(Pick::Unknown),
-    ]
-}
-
-fn submit_op() -> impl Strategy<Value = Op> {
-    prop_oneof![
-        4 => (beh(), any::<bool>()).prop_map(|(b, d)| Op::Spawn(b, d)),
-        4 => beh().prop_map(Op::SpawnQueued),
-        2 => beh().prop_map(Op::TrySpawn),
-        2 => (beh(), any::<bool>()).prop_map(|(b, d)| Op::Exec(b, d)),
-        1 => (0u8..5, beh()).prop_map(|(n, b)| Op::Apply(n, b)),
-        2 => (vec(beh(), 0..8), 0u8..5, any::<bool>(), prop::bool::weighted(0.25)).prop_map(
-            |(items, nc, ordered, timeout)| Op::Map { items, nc, ordered, timeout }
-        ),
-    ]
-}
-
-fn control_op() -> impl Strategy<Value = Op> {
-    prop_oneof![
-        3 => vec(pick(), 1..4).prop_map(Op::Cancel),
-        1 => any::<u8>().prop_map(Op::CancelGroup),
-        1 => Just(Op::CancelAll),
-        1 => Just(Op::Lock),
-        1 => Just(Op::Unlock),
-        2 => option::of(0u8..5).prop_map(Op::SetLimit),
-        5 => any::<u8>().prop_map(Op::Release),
-    ]
-}
-
-fn wait_op() -> impl Strategy<Value = Op> {
-    prop_oneof![
-        2 => Just(Op::Join),
-        2 => Just(Op::Flush),
-        1 => Just(Op::GatherAndClose),
-        1 => Just(Op::Close),
-    ]
-}
-
-pub fn case_strategy() -> impl Strategy<Value = Case> {
-    let op = prop_oneof![14 => submit_op(), 12 => control_op(), 2 => wait_op()];
-    (option::of(1u8..5), vec(op, 1..40)).prop_map(|(limit, ops)| Case { limit, ops })
-}
-
-/// Intended panics in tasks would flood the output; everything else still prints.
-pub fn quiet_intended_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if info.payload().downcast_ref::<&str>() != Some(&PANIC_MSG) {
-                default(info);
-            }
-        }));
-    });
+/// A case that takes longer than this hangs: fail it rather than stall. Cases take
+/// milliseconds; `TASKPOOL_MODEL_WATCHDOG_SECS` overrides it (a short one shrinks hangs
+/// faster).
+pub fn watchdog() -> Duration {
+    let secs = std::env::var("TASKPOOL_MODEL_WATCHDOG_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    Duration::from_secs(secs)
 }
 
 /// Runs one case under the watchdog. `strict`: the runtime polls everything on one thread.
 pub async fn guarded(sp: Sp, case: Case, strict: bool) {
-    let timer = sp.sleep(WATCHDOG);
+    let limit = watchdog();
+    let timer = sp.sleep(limit);
     let run = Box::pin(run_case(sp, case.clone(), strict));
     match futures::future::select(run, timer).await {
         futures::future::Either::Left(((), _)) => {}
         futures::future::Either::Right(_) => {
-            panic!("case did not finish within {WATCHDOG:?}: {case:?}")
+            panic!("case did not finish within {limit:?} (a hang): {case:?}")
         }
     }
 }
 
-// ----- what tasks record -----
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Single(usize),
-    Item(usize),
+/// The `exec` answer with the output's tag taken out and a panic payload defused.
+pub fn exec_tag(res: Result<Out, ExecError>) -> Result<usize, ExecError> {
+    match res {
+        Ok(out) => Ok(out.tag()),
+        Err(ExecError::Task(e)) => Err(ExecError::Task(defuse(e))),
+        Err(e) => Err(e),
+    }
 }
+
+/// A task's answer with the output's tag taken out and a panic payload defused.
+fn task_tag(res: Result<Out, TaskError>) -> Result<usize, TaskError> {
+    res.map(Out::tag).map_err(defuse)
+}
+
+/// Wraps the case's spawner to see when the pool lets go of it: once every handle is gone
+/// and every task has ended, nothing may hold the pool any more.
+struct FreedSpawner {
+    inner: Sp,
+    freed: Counter,
+}
+
+impl Drop for FreedSpawner {
+    fn drop(&mut self) {
+        self.freed.bump();
+    }
+}
+
+impl Spawner for FreedSpawner {
+    fn spawn(&self, fut: BoxFuture) -> Result<(), SpawnError> {
+        self.inner.spawn(fut)
+    }
+    fn sleep(&self, duration: Duration) -> BoxFuture {
+        self.inner.sleep(duration)
+    }
+    fn runtime_name(&self) -> &'static str {
+        self.inner.runtime_name()
+    }
+}
+
+#[path = "finals.rs"]
+mod finals;
+
+// ----- the reference model -----
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Outcome {
@@ -179,170 +100,62 @@ enum Outcome {
     TimedOut,
 }
 
-/// Everything observed about one task id.
-#[derive(Debug, Default, Clone)]
-struct Rec {
-    kind: Option<Kind>,
-    beh: Option<Beh>,
-    started: u32,
-    /// Its last poll returned `Pending` at its closed gate.
-    parked: bool,
-    completed: u32,
-    panicked: u32,
-    on_cancel: u32,
-    on_end: u32,
+fn outcome_of(r: &Rec) -> Outcome {
+    if r.on_cancel > 0 {
+        Outcome::Cancelled
+    } else if r.completed > 0 {
+        Outcome::Completed
+    } else if r.panicked > 0 {
+        Outcome::Panicked
+    } else if r.plain {
+        // Never slow: it did not finish because it was cancelled.
+        Outcome::Cancelled
+    } else {
+        Outcome::TimedOut
+    }
 }
 
-impl Rec {
-    fn outcome(&self) -> Outcome {
-        if self.on_cancel > 0 {
-            Outcome::Cancelled
-        } else if self.completed > 0 {
-            Outcome::Completed
-        } else if self.panicked > 0 {
-            Outcome::Panicked
+/// Whether something holds, does not, or may (it depends on an interleaving the model does
+/// not see).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tri {
+    No,
+    Yes,
+    Maybe,
+}
+
+impl Tri {
+    fn of(b: bool) -> Self {
+        if b {
+            Tri::Yes
         } else {
-            Outcome::TimedOut
+            Tri::No
         }
     }
 }
 
-/// Shared by the driver and every task of one case.
-struct Ctx {
-    /// For the FIFO check inside tasks; taken out at the end to break the cycle.
-    pool: Mutex<Option<TaskPool>>,
-    /// Most tasks allowed inside their futures at once (see `Model::raise_cap`).
-    cap: AtomicUsize,
-    running: AtomicUsize,
-    violations: Mutex<Vec<String>>,
-    tracer: Mutex<BTreeMap<u64, Rec>>,
+/// Where a loose task came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// Submitted by the driver.
+    Driver,
+    /// `spawn_queued` from a map's input or closure, made in window `w` (it may not happen).
+    Reentrant(usize),
+    /// `exec` or `spawn` from inside the loose task `parent` (it may not happen).
+    Child(usize, Inner),
 }
-
-impl Ctx {
-    fn violation(&self, v: String) {
-        self.violations.lock().unwrap().push(v);
-    }
-
-    fn record(&self, id: u64, f: impl FnOnce(&mut Rec)) {
-        f(self.tracer.lock().unwrap().entry(id).or_default());
-    }
-
-    fn set_kind(&self, id: u64, kind: Kind) {
-        let mut t = self.tracer.lock().unwrap();
-        let rec = t.entry(id).or_default();
-        match rec.kind {
-            Some(k) if k != kind => {
-                let msg = format!("task {id} reported as {k:?} and as {kind:?}");
-                drop(t);
-                self.violation(msg);
-            }
-            _ => rec.kind = Some(kind),
-        }
-    }
-
-    /// Queued work starts in FIFO order: when a task starts, no task submitted before it
-    /// may still be queued.
-    fn check_fifo(&self, id: u64) {
-        let pool = self.pool.lock().unwrap().clone();
-        let Some(pool) = pool else { return };
-        for t in pool.tasks() {
-            if t.state == async_taskpool::TaskState::Queued && t.id.get() < id {
-                self.violation(format!(
-                    "task {id} started while earlier task {} is queued",
-                    t.id
-                ));
-            }
-        }
-    }
-}
-
-/// Counts tasks inside their futures and checks a bound on entry.
-struct Inside<'a>(&'a AtomicUsize);
-impl Drop for Inside<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, SeqCst);
-    }
-}
-
-struct GroupConc {
-    nc: usize,
-    running: AtomicUsize,
-}
-
-async fn body(
-    ctx: Arc<Ctx>,
-    kind: Kind,
-    beh: Beh,
-    gate: Option<Gate>,
-    group: Option<Arc<GroupConc>>,
-    tag: usize,
-) -> usize {
-    let id = current_task_id().expect("runs inside a pool task").get();
-    ctx.set_kind(id, kind);
-    ctx.record(id, |r| {
-        r.beh = Some(beh);
-        r.started += 1;
-    });
-    if let Kind::Single(_) = kind {
-        ctx.check_fifo(id);
-    }
-    let now = ctx.running.fetch_add(1, SeqCst) + 1;
-    let _in = Inside(&ctx.running);
-    let cap = ctx.cap.load(SeqCst);
-    if now > cap {
-        ctx.violation(format!(
-            "task {id}: {now} tasks running, limit allows {cap}"
-        ));
-    }
-    let _in_group = group.as_ref().map(|g| {
-        let now = g.running.fetch_add(1, SeqCst) + 1;
-        if now > g.nc {
-            ctx.violation(format!(
-                "task {id}: {now} items of its group running, num_concurrent {}",
-                g.nc
-            ));
-        }
-        Inside(&g.running)
-    });
-    match beh {
-        Beh::Now => {}
-        Beh::Yield(n) => yield_n(n.into()).await,
-        Beh::Gate => {
-            let gate = gate.expect("gated tasks get a gate");
-            let mut wait = std::pin::pin!(gate.wait());
-            std::future::poll_fn(|cx| {
-                ctx.record(id, |r| r.parked = false);
-                let poll = wait.as_mut().poll(cx);
-                if poll.is_pending() {
-                    ctx.record(id, |r| r.parked = true);
-                }
-                poll
-            })
-            .await
-        }
-        Beh::Panic => {
-            ctx.record(id, |r| r.panicked += 1);
-            std::panic::panic_any(PANIC_MSG);
-        }
-        Beh::Slow => std::future::pending::<()>().await,
-    }
-    ctx.record(id, |r| r.completed += 1);
-    tag
-}
-
-// ----- the reference model -----
-
-type SpawnSlot = Arc<Mutex<Option<Result<TaskHandle<usize>, PoolError>>>>;
-type ExecSlot = Arc<Mutex<Option<Result<usize, ExecError>>>>;
 
 struct Single {
-    beh: Beh,
+    task: Task,
     gate: Option<usize>,
     step: usize,
+    origin: Origin,
     /// The id is in `lo..hi` (exact when no map allocates ids meanwhile).
     lo: u64,
     hi: u64,
-    handle: Option<TaskHandle<usize>>,
+    /// Its id, once known (the handle may be gone).
+    id: Option<u64>,
+    handle: Option<TaskHandle<Out>>,
     spawn_slot: Option<SpawnSlot>,
     exec_slot: Option<ExecSlot>,
     /// Withdrawn `spawn` or dropped `exec`.
@@ -350,18 +163,47 @@ struct Single {
 }
 
 impl Single {
-    fn known_id(&self) -> Option<u64> {
-        self.handle
-            .as_ref()
-            .map(|h| h.id().get())
-            .or((self.hi == self.lo + 1).then_some(self.lo))
+    fn new(task: Task, gate: Option<usize>, step: usize, origin: Origin) -> Self {
+        Self {
+            task,
+            gate,
+            step,
+            origin,
+            lo: 0,
+            hi: 0,
+            id: None,
+            handle: None,
+            spawn_slot: None,
+            exec_slot: None,
+            dropped_at: None,
+        }
     }
+
+    fn beh(&self) -> Beh {
+        self.task.beh
+    }
+
+    fn known_id(&self) -> Option<u64> {
+        if let Some(id) = self.id.or(self.handle.as_ref().map(|h| h.id().get())) {
+            return Some(id);
+        }
+        if let Some(slot) = &self.spawn_slot {
+            if let Some(Ok(h)) = &*slot.lock().unwrap() {
+                return Some(h.id().get());
+            }
+        }
+        (self.origin == Origin::Driver && self.hi == self.lo + 1).then_some(self.lo)
+    }
+
     fn known_retired(&self) -> bool {
+        let slot_done =
+            |s: &SpawnSlot| matches!(&*s.lock().unwrap(), Some(Ok(h)) if h.is_finished());
         self.handle.as_ref().is_some_and(TaskHandle::is_finished)
+            || self.spawn_slot.as_ref().is_some_and(slot_done)
             || self
                 .exec_slot
                 .as_ref()
-                .is_some_and(|s| s.lock().unwrap().is_some())
+                .is_some_and(|s| self.origin == Origin::Driver && s.lock().unwrap().is_some())
     }
 }
 
@@ -372,16 +214,70 @@ enum Reg {
     Maybe,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GKind {
+    Map,
+    Apply,
+    Start(u64),
+}
+
+type JoinFut = Pin<Box<dyn Future<Output = Result<GroupSummary, PoolError>> + Send>>;
+
 struct GroupRec {
-    group: Group<usize>,
-    items: Vec<Beh>,
+    name: String,
+    kind: GKind,
+    /// The handle, while the driver reads the group's results.
+    group: Option<Group<Out>>,
+    /// Detached into a `join()` (results discarded): its answer comes here.
+    joined: Option<JoinFut>,
+    summary: Option<GroupSummary>,
+    /// Its `Group` was dropped at this step: nothing tells when it finishes...
+    dropped_at: Option<usize>,
+    /// ...but the pool was idle since, so it has.
+    seen_idle: bool,
+    /// Map and apply items (start items' tasks follow from their ids).
+    items: Vec<Task>,
     gate: Option<usize>,
     ordered: bool,
     step: usize,
     /// Ids handed out before the group was made: its items' ids are at least this.
     first_id: u64,
+    /// A start group's ids, when the model saw them handed out alone.
+    start_ids: Option<(u64, u64)>,
     cancel_steps: Vec<usize>,
     reg: Reg,
+}
+
+/// What a call into the pool from user code may change, until its group is seen finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Eff {
+    CancelAll,
+    CancelGroup(usize),
+    Lock,
+    Unlock,
+    Spawn,
+    Read,
+}
+
+/// A call into the pool from a map's input or closure: it happens at some moment from step
+/// `from` until the step its group was first seen finished (`until`), or never (if the
+/// group is cancelled before it gets there).
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    group: usize,
+    from: usize,
+    until: Option<usize>,
+    eff: Eff,
+}
+
+impl Window {
+    fn open(&self) -> bool {
+        self.until.is_none()
+    }
+    /// Whether it may have acted after step `t` began.
+    fn after(&self, t: usize) -> bool {
+        t < self.until.unwrap_or(usize::MAX)
+    }
 }
 
 struct FlushSnap {
@@ -389,8 +285,8 @@ struct FlushSnap {
     live1: BTreeSet<u64>,
     sub2: u64,
     live2: BTreeSet<u64>,
-    a: Vec<GroupSummary>,
-    b: Vec<GroupSummary>,
+    a: Vec<Option<GroupSummary>>,
+    b: Vec<Option<GroupSummary>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -404,16 +300,26 @@ enum Status {
 struct Model {
     sp: Sp,
     strict: bool,
-    pool: TaskPool,
+    pool: Option<TaskPool>,
+    simple: Option<SimpleTaskPool<Out>>,
     ctx: Arc<Ctx>,
     limit: Option<usize>,
-    locked: bool,
+    locked: Tri,
     closed: bool,
     singles: Vec<Single>,
     groups: Vec<GroupRec>,
     gates: Vec<(Gate, Option<usize>)>,
+    /// The gate `start` items wait at now.
+    start_gate: Option<usize>,
     id_cancels: Vec<(u64, usize)>,
     cancel_all_steps: Vec<usize>,
+    /// Ids handed out before the last `cancel_all`: all were asked to cancel.
+    cancel_all_floor: u64,
+    windows: Vec<Window>,
+    /// Steps at which the driver locked or closed the pool.
+    lock_events: Vec<usize>,
+    /// The lock state at the start of each step.
+    locked_at: Vec<Tri>,
     /// Ids handed out when the pool closed, and the step it closed at.
     closed_at: Option<(u64, usize)>,
     /// Tasks parked at their gate just before each cancelling step.
@@ -422,27 +328,38 @@ struct Model {
     continuations: usize,
     done: Counter,
     last_single_id: Option<u64>,
+    freed: Counter,
+    /// Map closures made, and those dropped (their group's driver went): once all are, no
+    /// map input or closure calls the pool any more.
+    closures: usize,
+    closures_dropped: Counter,
 }
 
 fn cap_of(limit: Option<usize>) -> usize {
     limit.unwrap_or(usize::MAX)
 }
 
-/// The outcomes a task may end with, given the steps at which it was asked to cancel.
-/// `sure(c)`: at step `c` no poll of the task can have been in flight (one thread polls
-/// everything, or the task was parked at its gate).
+fn base_outcome(beh: Beh) -> Outcome {
+    match beh {
+        Beh::Now | Beh::Yield(_) | Beh::Gate => Outcome::Completed,
+        Beh::Panic | Beh::PanicBomb => Outcome::Panicked,
+        Beh::Slow => Outcome::TimedOut,
+    }
+}
+
+/// The outcomes a task may end with, given the steps at which it was surely asked to cancel
+/// and whether something else may have asked it (`maybe`). `sure(c)`: at step `c` the task
+/// existed and no poll of it can have been in flight (one thread polls everything, or the
+/// task was parked at its gate).
 fn allowed_final(
     beh: Beh,
     release: Option<usize>,
     cancels: &[usize],
+    maybe: bool,
     sure: impl Fn(usize) -> bool,
 ) -> Vec<Outcome> {
-    let base = match beh {
-        Beh::Now | Beh::Yield(_) | Beh::Gate => Outcome::Completed,
-        Beh::Panic => Outcome::Panicked,
-        Beh::Slow => Outcome::TimedOut,
-    };
-    if cancels.is_empty() {
+    let base = base_outcome(beh);
+    if cancels.is_empty() && !maybe {
         return vec![base];
     }
     // Waiting at a closed gate, it cannot finish before it sees the cancellation. (A poll
@@ -456,23 +373,22 @@ fn allowed_final(
     vec![base, Outcome::Cancelled]
 }
 
-fn out_of<T>(res: &Result<T, TaskError>) -> Outcome {
-    match res {
-        Ok(_) => Outcome::Completed,
-        Err(e) if e.is_cancelled() => Outcome::Cancelled,
-        Err(e) if e.is_panic() => Outcome::Panicked,
-        Err(e) if e.is_timeout() => Outcome::TimedOut,
-        Err(e) => panic!("unexpected task error {e}"),
+fn err_outcome(e: &TaskError) -> Outcome {
+    if e.is_cancelled() {
+        Outcome::Cancelled
+    } else if e.is_panic() {
+        Outcome::Panicked
+    } else if e.is_timeout() {
+        Outcome::TimedOut
+    } else {
+        panic!("unexpected task error {e}")
     }
 }
 
-fn refusal(locked: bool, closed: bool) -> Option<&'static str> {
-    if closed {
-        Some("Closed")
-    } else if locked {
-        Some("Locked")
-    } else {
-        None
+fn out_of<T>(res: &Result<T, TaskError>) -> Outcome {
+    match res {
+        Ok(_) => Outcome::Completed,
+        Err(e) => err_outcome(e),
     }
 }
 
@@ -486,28 +402,57 @@ fn pool_err_name(e: &PoolError) -> &'static str {
         PoolError::AlreadyEnded { .. } => "AlreadyEnded",
         PoolError::GroupNotFound { .. } => "GroupNotFound",
         PoolError::GroupExists { .. } => "GroupExists",
+        PoolError::GroupEnded { .. } => "GroupEnded",
         PoolError::InvalidLimit { .. } => "InvalidLimit",
         PoolError::CalledFromOwnTask { .. } => "CalledFromOwnTask",
         _ => "other",
     }
 }
 
+/// Whether a submission is surely accepted (`Yes`), surely refused, or either.
+fn accepts(locked: Tri, closed: bool) -> Tri {
+    match (closed, locked) {
+        (true, _) | (_, Tri::Yes) => Tri::No,
+        (false, Tri::No) => Tri::Yes,
+        (false, Tri::Maybe) => Tri::Maybe,
+    }
+}
+
 fn check_refusal<T: std::fmt::Debug>(
     res: &Result<T, PoolError>,
-    locked: bool,
+    locked: Tri,
     closed: bool,
     what: &str,
 ) {
-    match (res, refusal(locked, closed)) {
-        (Ok(_), None) => {}
-        (Err(e), Some(want)) => assert_eq!(pool_err_name(e), want, "{what}: {e}"),
-        (r, want) => panic!("{what}: got {r:?}, expected refusal {want:?}"),
+    match (res, accepts(locked, closed)) {
+        (Ok(_), Tri::Yes | Tri::Maybe) => {}
+        (Err(e), Tri::No | Tri::Maybe) => {
+            let want = if closed { "Closed" } else { "Locked" };
+            assert_eq!(pool_err_name(e), want, "{what}: {e}");
+        }
+        (r, acc) => panic!("{what}: got {r:?}, the pool accepts: {acc:?}"),
     }
 }
 
 impl Model {
-    fn cap(&self) -> usize {
-        self.ctx.cap.load(SeqCst)
+    fn pool(&self) -> &TaskPool {
+        self.pool.as_ref().expect("the driver holds the pool")
+    }
+
+    fn simple(&self) -> &SimpleTaskPool<Out> {
+        self.simple.as_ref().expect("the driver holds the pool")
+    }
+
+    /// `task`, its future's destructor disarmed unless the pool surely accepts it.
+    /// KNOWN ENGINE BUG (reported to the lead): a submission the pool refuses (locked or
+    /// closed) drops its future unguarded in the caller (`map_err(|r| r.error)` in
+    /// `builder.rs`), so a panicking destructor reaches the caller; from inside a task (a
+    /// refused `exec`/`spawn` child), it makes that task panic. Arm always once fixed.
+    fn armable(&self, task: Task) -> Task {
+        Task {
+            future_bomb: task.future_bomb && accepts(self.locked, self.closed) == Tri::Yes,
+            ..task
+        }
     }
 
     fn new_gate(&mut self, needed: bool) -> (Option<usize>, Option<Gate>) {
@@ -528,56 +473,128 @@ impl Model {
         }
     }
 
-    fn all_groups_settled(&self) -> bool {
-        self.groups.iter().all(|g| g.group.is_finished())
+    /// Whether group `g` has finished: `None` if the driver cannot tell (its `Group` was
+    /// dropped and the pool was not idle since).
+    fn group_finished(&mut self, g: usize) -> Option<bool> {
+        let gr = &mut self.groups[g];
+        if let Some(group) = &gr.group {
+            return Some(group.is_finished());
+        }
+        if gr.summary.is_some() {
+            return Some(true);
+        }
+        if let Some(fut) = gr.joined.as_mut() {
+            return match fut.as_mut().now_or_never() {
+                Some(res) => {
+                    gr.summary = Some(res.expect("join from outside the pool"));
+                    gr.joined = None;
+                    Some(true)
+                }
+                None => Some(false),
+            };
+        }
+        gr.seen_idle.then_some(true)
     }
 
-    /// Configures a single task: callbacks that record into the tracer, a timeout if slow.
-    fn configure<'p>(ctx: &Arc<Ctx>, b: TaskBuilder<'p>, key: usize, beh: Beh) -> TaskBuilder<'p> {
-        let (c1, c2) = (ctx.clone(), ctx.clone());
-        let b = b
-            .on_end(move |id| {
-                let c = c1.clone();
-                async move {
-                    c.set_kind(id.get(), Kind::Single(key));
-                    c.record(id.get(), |r| r.on_end += 1);
+    /// The group's summary now, if the driver can read it.
+    fn group_summary_now(&mut self, g: usize) -> Option<GroupSummary> {
+        self.group_finished(g);
+        let gr = &self.groups[g];
+        gr.group.as_ref().map(Group::summary).or(gr.summary)
+    }
+
+    /// Whether nothing but the driver hands out ids now: every group settled, and every task
+    /// that submits a child has ended.
+    fn all_groups_settled(&mut self) -> bool {
+        let parents_done = self.singles.iter().all(|s| match s.origin {
+            Origin::Child(p, _) => self.singles[p].known_retired(),
+            _ => true,
+        });
+        parents_done && (0..self.groups.len()).all(|g| self.group_finished(g) == Some(true))
+    }
+
+    /// At the start of each step: closes the windows of calls from user code whose groups
+    /// finished, applies what they may have done to the groups' registrations, and reads the
+    /// lock state back once nothing else can change it.
+    fn refresh(&mut self, step: usize) {
+        for w in 0..self.windows.len() {
+            let g = self.windows[w].group;
+            if self.windows[w].open() && self.group_finished(g) == Some(true) {
+                self.windows[w].until = Some(step);
+            }
+        }
+        for w in self.windows.clone() {
+            let maybe = |gr: &mut GroupRec| {
+                if gr.reg == Reg::Yes {
+                    gr.reg = Reg::Maybe;
                 }
-            })
-            .on_cancel(move |id| {
-                let c = c2.clone();
-                async move {
-                    c.set_kind(id.get(), Kind::Single(key));
-                    c.record(id.get(), |r| r.on_cancel += 1);
+            };
+            match w.eff {
+                Eff::CancelAll => {
+                    for gr in self.groups.iter_mut().filter(|gr| w.after(gr.step)) {
+                        maybe(gr);
+                    }
                 }
-            });
-        if beh == Beh::Slow {
-            b.timeout(TIMEOUT)
-        } else {
-            b
+                Eff::CancelGroup(t) => maybe(&mut self.groups[t]),
+                _ => {}
+            }
+        }
+        if self.locked == Tri::Maybe && !self.lock_calls_pending() {
+            if let Some(pool) = &self.pool {
+                self.locked = Tri::of(pool.is_locked());
+            }
         }
     }
 
-    fn submitted(&self) -> u64 {
-        self.pool.stats().submitted
+    fn lock_calls_pending(&self) -> bool {
+        self.windows
+            .iter()
+            .any(|w| w.open() && matches!(w.eff, Eff::Lock | Eff::Unlock))
     }
 
-    fn push_single(&mut self, beh: Beh, gate: Option<usize>, step: usize, lo: u64) -> usize {
+    /// Whether a call made at some moment from step `from` until step `until` may have met a
+    /// locked or closed pool.
+    fn maybe_refusing(&self, from: usize, until: Option<usize>) -> bool {
+        let until = until.unwrap_or(usize::MAX);
+        self.locked_at.get(from).is_none_or(|&l| l != Tri::No)
+            || self.lock_events.iter().any(|&s| from <= s && s < until)
+            || self
+                .windows
+                .iter()
+                .any(|w| w.eff == Eff::Lock && w.from < until && w.after(from))
+    }
+
+    /// Whether a call from user code may have cancelled everything submitted at step `t`.
+    fn window_cancels_all(&self, t: usize) -> bool {
+        self.windows
+            .iter()
+            .any(|w| w.eff == Eff::CancelAll && w.after(t))
+    }
+
+    /// Whether a call from user code may have cancelled group `g`.
+    fn window_cancels_group(&self, g: usize) -> bool {
+        let step = self.groups[g].step;
+        self.windows.iter().any(|w| match w.eff {
+            Eff::CancelAll => w.after(step),
+            Eff::CancelGroup(t) => t == g,
+            _ => false,
+        })
+    }
+
+    fn submitted(&self) -> u64 {
+        self.pool().stats().submitted
+    }
+
+    fn push_single(&mut self, task: Task, gate: Option<usize>, step: usize, lo: u64) -> usize {
         let hi = self.submitted();
-        self.singles.push(Single {
-            beh,
-            gate,
-            step,
-            lo,
-            hi,
-            handle: None,
-            spawn_slot: None,
-            exec_slot: None,
-            dropped_at: None,
-        });
+        let mut s = Single::new(task, gate, step, Origin::Driver);
+        s.lo = lo;
+        s.hi = hi;
+        self.singles.push(s);
         self.singles.len() - 1
     }
 
-    fn note_handle(&mut self, key: usize, h: TaskHandle<usize>, settled: bool) {
+    fn note_handle(&mut self, key: usize, h: TaskHandle<Out>, settled: bool) {
         let s = &mut self.singles[key];
         let id = h.id().get();
         assert!(
@@ -596,6 +613,7 @@ impl Model {
             );
         }
         self.last_single_id = Some(id);
+        s.id = Some(id);
         s.handle = Some(h);
     }
 
@@ -605,35 +623,55 @@ impl Model {
         self.strict || self.parked.get(&c).is_some_and(|p| p.contains(&id))
     }
 
+    fn tasks_parked(&self) -> BTreeSet<u64> {
+        self.ctx
+            .tracer
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, r)| r.parked)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     async fn apply(&mut self, op: &Op, step: usize) {
-        let (locked, closed) = (self.locked, self.closed);
+        self.refresh(step);
+        self.locked_at.push(self.locked);
         if matches!(
             op,
-            Op::Spawn(..) | Op::Exec(..) | Op::Cancel(_) | Op::CancelGroup(_) | Op::CancelAll
+            Op::Spawn(..)
+                | Op::Exec(..)
+                | Op::Cancel(_)
+                | Op::CancelGroup(_)
+                | Op::CancelAll
+                | Op::Stop(_)
+                | Op::ConcurrentStop(_)
         ) {
             // Nothing wakes a task parked at a closed gate but the gate or a cancel: no poll
             // of it is in flight when this step cancels it.
-            let parked = self
-                .ctx
-                .tracer
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|(_, r)| r.parked)
-                .map(|(id, _)| *id)
-                .collect();
+            let parked = self.tasks_parked();
             self.parked.insert(step, parked);
         }
+        let (locked, closed) = (self.locked, self.closed);
         match op {
-            Op::Spawn(beh, drop_if_waiting) => {
+            Op::Spawn(task, drop_if_waiting) => {
+                let task = &self.armable(*task);
                 let key = self.singles.len();
-                let (gi, gate) = self.new_gate(*beh == Beh::Gate);
+                let (gi, gate) = self.new_gate(task.beh == Beh::Gate);
                 let settled = self.all_groups_settled();
                 let lo = self.submitted();
-                let fut = body(self.ctx.clone(), Kind::Single(key), *beh, gate, None, key);
-                let (p, ctx, beh) = (self.pool.clone(), self.ctx.clone(), *beh);
+                let fut = task_future(
+                    self.ctx.clone(),
+                    Kind::Single(key),
+                    *task,
+                    gate,
+                    None,
+                    key,
+                    false,
+                );
+                let (p, ctx, beh) = (self.pool().clone(), self.ctx.clone(), task.beh);
                 let mut f: Pin<Box<dyn Future<Output = _> + Send>> = Box::pin(async move {
-                    Self::configure(&ctx, p.build_task(), key, beh)
+                    configure(&ctx, p.build_task(), key, beh, false)
                         .spawn(fut)
                         .await
                 });
@@ -641,16 +679,17 @@ impl Model {
                     std::task::Poll::Ready(res) => {
                         check_refusal(&res, locked, closed, "spawn");
                         if let Ok(h) = res {
-                            let key = self.push_single(beh, gi, step, lo);
+                            let key = self.push_single(*task, gi, step, lo);
                             self.note_handle(key, h, settled);
                         }
                     }
                     std::task::Poll::Pending => {
-                        assert!(
-                            refusal(locked, closed).is_none(),
+                        assert_ne!(
+                            accepts(locked, closed),
+                            Tri::No,
                             "spawn accepted while refusing"
                         );
-                        let key = self.push_single(beh, gi, step, lo);
+                        let key = self.push_single(*task, gi, step, lo);
                         if *drop_if_waiting {
                             drop(f);
                             self.singles[key].dropped_at = Some(step);
@@ -670,65 +709,55 @@ impl Model {
                     }
                 }
             }
-            Op::SpawnQueued(beh) | Op::TrySpawn(beh) => {
-                let key = self.singles.len();
-                let (gi, gate) = self.new_gate(*beh == Beh::Gate);
-                let settled = self.all_groups_settled();
-                let lo = self.submitted();
-                let fut = body(self.ctx.clone(), Kind::Single(key), *beh, gate, None, key);
-                let b = Self::configure(&self.ctx, self.pool.build_task(), key, *beh);
-                let res = if let Op::SpawnQueued(_) = op {
-                    b.spawn_queued(fut)
-                } else {
-                    match b.try_spawn(fut) {
-                        Ok(h) => Ok(h),
-                        Err(e) if matches!(e.error(), PoolError::Full { .. }) => {
-                            assert!(self.limit.is_some(), "an unlimited pool is never full");
-                            assert!(refusal(locked, closed).is_none());
-                            if settled {
-                                assert_eq!(self.submitted(), lo, "a refused try_spawn takes no id");
-                            }
-                            drop(e.into_future());
-                            return;
-                        }
-                        Err(e) => Err(e.error().clone()),
-                    }
-                };
-                check_refusal(&res, locked, closed, "spawn_queued/try_spawn");
-                if let Ok(h) = res {
-                    let key = self.push_single(*beh, gi, step, lo);
-                    self.note_handle(key, h, settled);
+            Op::SpawnQueued(task, drop_handle) => self.submit_now(step, *task, *drop_handle, false),
+            Op::TrySpawn(task) => self.submit_now(step, *task, false, true),
+            Op::Burst(tasks) => {
+                for &(task, drop_handle) in tasks {
+                    self.submit_now(step, task, drop_handle, false);
                 }
             }
-            Op::Exec(beh, drop_it) => {
+            Op::Exec(task, drop_it) => {
+                let task = &self.armable(*task);
                 let key = self.singles.len();
-                let (gi, gate) = self.new_gate(*beh == Beh::Gate);
+                let (gi, gate) = self.new_gate(task.beh == Beh::Gate);
                 let lo = self.submitted();
-                let fut = body(self.ctx.clone(), Kind::Single(key), *beh, gate, None, key);
-                let (p, ctx, beh) = (self.pool.clone(), self.ctx.clone(), *beh);
+                let fut = task_future(
+                    self.ctx.clone(),
+                    Kind::Single(key),
+                    *task,
+                    gate,
+                    None,
+                    key,
+                    false,
+                );
+                let (p, ctx, beh) = (self.pool().clone(), self.ctx.clone(), task.beh);
                 let mut f: Pin<Box<dyn Future<Output = _> + Send>> = Box::pin(async move {
-                    Self::configure(&ctx, p.build_task(), key, beh)
-                        .exec(fut)
-                        .await
+                    exec_tag(
+                        configure(&ctx, p.build_task(), key, beh, false)
+                            .exec(fut)
+                            .await,
+                    )
                 });
                 match futures::poll!(f.as_mut()) {
                     std::task::Poll::Ready(Err(ExecError::Pool(e))) => {
                         check_refusal::<()>(&Err(e), locked, closed, "exec");
                     }
                     std::task::Poll::Ready(res) => {
-                        assert!(
-                            refusal(locked, closed).is_none(),
+                        assert_ne!(
+                            accepts(locked, closed),
+                            Tri::No,
                             "exec accepted while refusing"
                         );
-                        let key = self.push_single(beh, gi, step, lo);
+                        let key = self.push_single(*task, gi, step, lo);
                         self.singles[key].exec_slot = Some(Arc::new(Mutex::new(Some(res))));
                     }
                     std::task::Poll::Pending => {
-                        assert!(
-                            refusal(locked, closed).is_none(),
+                        assert_ne!(
+                            accepts(locked, closed),
+                            Tri::No,
                             "exec accepted while refusing"
                         );
-                        let key = self.push_single(beh, gi, step, lo);
+                        let key = self.push_single(*task, gi, step, lo);
                         if *drop_it {
                             drop(f);
                             self.singles[key].dropped_at = Some(step);
@@ -748,38 +777,32 @@ impl Model {
                     }
                 }
             }
-            Op::Apply(n, beh) => {
+            Op::Apply(n, task) => {
                 let g = self.groups.len();
-                let (gi, gate) = self.new_gate(*beh == Beh::Gate);
+                let (gi, gate) = self.new_gate(task.beh == Beh::Gate);
                 let conc = Arc::new(GroupConc {
                     nc: usize::MAX,
                     running: AtomicUsize::new(0),
                 });
                 let first_id = self.submitted();
-                let (ctx, beh) = (self.ctx.clone(), *beh);
-                let b = self.group_builder(g, beh == Beh::Slow);
+                let (ctx, task) = (self.ctx.clone(), *task);
+                let b = self.group_builder(g, task.beh == Beh::Slow);
                 let res = b.apply(usize::from(*n), move || {
-                    body(
+                    task_future(
                         ctx.clone(),
                         Kind::Item(g),
-                        beh,
+                        task,
                         gate.clone(),
                         Some(conc.clone()),
                         0,
+                        false,
                     )
                 });
                 check_refusal(&res, locked, closed, "apply");
                 if let Ok(group) = res {
-                    self.groups.push(GroupRec {
-                        group,
-                        items: vec![beh; usize::from(*n)],
-                        gate: gi,
-                        ordered: false,
-                        step,
-                        first_id,
-                        cancel_steps: Vec::new(),
-                        reg: Reg::Yes,
-                    });
+                    self.push_group(group, GKind::Apply, vec![task; usize::from(*n)], gi, false);
+                    self.groups[g].step = step;
+                    self.groups[g].first_id = first_id;
                 }
             }
             Op::Map {
@@ -787,59 +810,63 @@ impl Model {
                 nc,
                 ordered,
                 timeout,
-            } => {
+            } => self.map(step, items, *nc, *ordered, *timeout),
+            Op::Start(n) => {
                 let g = self.groups.len();
-                // A timed group's items all have the timeout: gated items would time out
-                // rather than wait, so they are slow ones, and yielding ones could, so they
-                // finish in their first poll (the timer starts after it); an untimed group has
-                // no slow ones.
-                let items: Vec<Beh> = items
-                    .iter()
-                    .map(|&b| match (b, timeout) {
-                        (Beh::Gate, true) => Beh::Slow,
-                        (Beh::Yield(_), true) => Beh::Now,
-                        (Beh::Slow, false) => Beh::Now,
-                        (b, _) => b,
-                    })
-                    .collect();
-                let (gi, gate) = self.new_gate(items.contains(&Beh::Gate));
-                let nc = usize::from(*nc);
-                let conc = Arc::new(GroupConc {
-                    nc,
-                    running: AtomicUsize::new(0),
-                });
-                let first_id = self.submitted();
-                let ctx = self.ctx.clone();
-                let b = self.group_builder(g, *timeout);
-                let input: Vec<(usize, Beh)> = items.iter().copied().enumerate().collect();
-                let f = move |(i, beh): (usize, Beh)| {
-                    let gate = (beh == Beh::Gate).then(|| gate.clone().unwrap());
-                    body(ctx.clone(), Kind::Item(g), beh, gate, Some(conc.clone()), i)
+                // Items wait at the newest start gate: a new one if the last one is open.
+                let gi = match self.start_gate {
+                    Some(i) if self.gates[i].1.is_none() => i,
+                    _ => {
+                        let (gi, gate) = self.new_gate(true);
+                        *self.ctx.start_gate.lock().unwrap() = gate.unwrap();
+                        self.start_gate = gi;
+                        gi.unwrap()
+                    }
                 };
-                let res = if *ordered {
-                    b.map(input, nc, f)
-                } else {
-                    b.unordered().map(input, nc, f)
-                };
-                if nc == 0 {
-                    assert!(
-                        matches!(res, Err(PoolError::InvalidLimit { .. })),
-                        "{res:?}"
-                    );
-                    return;
-                }
-                check_refusal(&res, locked, closed, "map");
+                let lo = self.submitted();
+                let res = self.simple().start(usize::from(*n));
+                let hi = self.submitted();
+                check_refusal(&res, locked, closed, "start");
                 if let Ok(group) = res {
-                    self.groups.push(GroupRec {
-                        group,
-                        items,
-                        gate: gi,
-                        ordered: *ordered,
-                        step,
-                        first_id,
-                        cancel_steps: Vec::new(),
-                        reg: Reg::Yes,
-                    });
+                    let n = u64::from(*n);
+                    self.push_group(group, GKind::Start(n), Vec::new(), Some(gi), false);
+                    let gr = &mut self.groups[g];
+                    gr.step = step;
+                    gr.first_id = lo;
+                    gr.start_ids = (hi - lo == n).then_some((lo, hi));
+                }
+            }
+            Op::FromTask(inner, child) => {
+                let (pk, ck) = (self.singles.len(), self.singles.len() + 1);
+                let (gi, gate) = self.new_gate(child.beh == Beh::Gate);
+                let settled = self.all_groups_settled();
+                let lo = self.submitted();
+                let (exec_slot, spawn_slot): (ExecSlot, SpawnSlot) = Default::default();
+                let fut = parent_future(
+                    self.ctx.clone(),
+                    self.pool().clone(),
+                    pk,
+                    ck,
+                    *inner,
+                    *child,
+                    gate,
+                    exec_slot.clone(),
+                    spawn_slot.clone(),
+                    self.strict,
+                );
+                let res = configure(&self.ctx, self.pool().build_task(), pk, Beh::Now, false)
+                    .spawn_queued(fut);
+                check_refusal(&res, locked, closed, "spawn_queued (a parent)");
+                if let Ok(h) = res {
+                    let pk = self.push_single(Task::plain(Beh::Now), None, step, lo);
+                    self.note_handle(pk, h, settled);
+                    let mut c = Single::new(*child, gi, step, Origin::Child(pk, *inner));
+                    match inner {
+                        Inner::Exec => c.exec_slot = Some(exec_slot),
+                        Inner::Spawn => c.spawn_slot = Some(spawn_slot),
+                    }
+                    self.singles.push(c);
+                    debug_assert_eq!(self.singles.len() - 1, ck);
                 }
             }
             Op::Cancel(picks) => {
@@ -854,9 +881,7 @@ impl Model {
                     .collect();
                 let allowed: Vec<Vec<Status>> =
                     ids.iter().map(|&id| self.allowed_cancel(id)).collect();
-                let res = self
-                    .pool
-                    .cancel(ids.iter().map(|&i| async_taskpool::TaskId::new(i)));
+                let res = self.pool().cancel(ids.iter().map(|&i| TaskId::new(i)));
                 match res {
                     Ok(()) => {
                         for (id, a) in ids.iter().zip(&allowed) {
@@ -896,45 +921,131 @@ impl Model {
                 let n = self.groups.len();
                 let g = usize::from(*k) % (n + 1);
                 if g == n {
-                    let res = self.pool.cancel_group("no-such-group");
+                    let res = self.pool().cancel_group("no-such-group");
                     assert!(
                         matches!(res, Err(PoolError::GroupNotFound { .. })),
                         "{res:?}"
                     );
                     return;
                 }
-                let res = self.groups[g].group.cancel();
-                match (self.groups[g].reg, &res) {
+                let gr = &self.groups[g];
+                let (res, ended) = match &gr.group {
+                    // The handle acts on its own group only.
+                    Some(group) => (group.cancel(), "GroupEnded"),
+                    // Detached: by name, which no other group of the case takes.
+                    None => (self.pool().cancel_group(&gr.name), "GroupNotFound"),
+                };
+                let gr = &mut self.groups[g];
+                match (gr.reg, &res) {
                     (Reg::Yes | Reg::Maybe, Ok(())) => {
-                        self.groups[g].reg = Reg::No;
-                        self.groups[g].cancel_steps.push(step);
+                        gr.reg = Reg::No;
+                        gr.cancel_steps.push(step);
                     }
                     // A handle whose group was cancelled or flushed reports that its group ended.
-                    (Reg::No | Reg::Maybe, Err(PoolError::GroupEnded { .. })) => {
-                        self.groups[g].reg = Reg::No;
+                    (Reg::No | Reg::Maybe, Err(e)) if pool_err_name(e) == ended => {
+                        gr.reg = Reg::No;
                     }
                     (reg, res) => panic!("cancel_group of a group registered {reg:?}: {res:?}"),
                 }
             }
             Op::CancelAll => {
-                self.pool.cancel_all();
+                let floor = self.submitted();
+                self.pool().cancel_all();
                 self.cancel_all_steps.push(step);
+                self.cancel_all_floor = floor;
                 for g in &mut self.groups {
                     g.reg = Reg::No;
                 }
             }
+            Op::Stop(n) => {
+                let surely = self.surely_live();
+                let before = self.retired_ids();
+                let ids: Vec<u64> = self
+                    .simple()
+                    .stop(usize::from(*n))
+                    .iter()
+                    .map(|i| i.get())
+                    .collect();
+                assert!(ids.len() <= usize::from(*n), "stop({n}) stopped {ids:?}");
+                // Newest first: waiting tasks, then running ones.
+                let rises = ids.windows(2).filter(|w| w[0] < w[1]).count();
+                assert!(rises <= 1, "stop({n}): {ids:?} not newest first");
+                self.check_stopped(step, &ids, &before, usize::from(*n), surely, "stop");
+            }
+            Op::ConcurrentStop(k) => {
+                let k = usize::from(*k);
+                let surely = self.surely_live();
+                let before = self.retired_ids();
+                let barrier = Barrier::new(k);
+                let simple = self.simple().clone();
+                let per_thread: Vec<Vec<TaskId>> = std::thread::scope(|s| {
+                    let callers: Vec<_> = (0..k)
+                        .map(|_| {
+                            s.spawn(|| {
+                                barrier.wait();
+                                simple.stop(1)
+                            })
+                        })
+                        .collect();
+                    callers.into_iter().map(|c| c.join().unwrap()).collect()
+                });
+                assert!(
+                    per_thread.iter().all(|ids| ids.len() <= 1),
+                    "stop(1) from {k} threads: {per_thread:?}"
+                );
+                let ids: Vec<u64> = per_thread.iter().flatten().map(|i| i.get()).collect();
+                if ids.len() > 1 {
+                    crate::cover("concurrent stops stopped several tasks");
+                }
+                self.check_stopped(step, &ids, &before, k, surely, "concurrent stop(1)");
+            }
+            Op::Detach(k, drop_it) => {
+                if self.groups.is_empty() {
+                    return;
+                }
+                let g = usize::from(*k) % self.groups.len();
+                let Some(group) = self.groups[g].group.take() else {
+                    return;
+                };
+                crate::cover("a group was detached");
+                if *drop_it {
+                    // Its unread results (outputs, panic payloads) are the pool's to drop,
+                    // now and as later items end.
+                    drop(group);
+                    self.groups[g].dropped_at = Some(step);
+                } else {
+                    let mut join: JoinFut = Box::pin(group.join());
+                    match join.as_mut().now_or_never() {
+                        Some(res) => {
+                            self.groups[g].summary = Some(res.expect("join from outside"));
+                        }
+                        None => self.groups[g].joined = Some(join),
+                    }
+                }
+            }
             Op::Lock => {
-                self.pool.lock();
-                self.locked = true;
+                self.pool().lock();
+                self.lock_events.push(step);
+                self.locked = if self.lock_calls_pending() {
+                    Tri::Maybe
+                } else {
+                    Tri::Yes
+                };
             }
             Op::Unlock => {
-                self.pool.unlock();
-                self.locked = self.closed;
+                self.pool().unlock();
+                self.locked = if self.closed {
+                    Tri::Yes
+                } else if self.lock_calls_pending() {
+                    Tri::Maybe
+                } else {
+                    Tri::No
+                };
             }
             Op::SetLimit(l) => {
                 let l = l.map(usize::from);
                 if l == Some(0) {
-                    let res = self.pool.set_limit(l);
+                    let res = self.pool().set_limit(l);
                     assert!(
                         matches!(res, Err(PoolError::InvalidLimit { .. })),
                         "{res:?}"
@@ -944,7 +1055,7 @@ impl Model {
                 // Tasks already running may exceed a lowered limit until they end: keep the
                 // highest limit since the pool was last idle as the bound.
                 self.ctx.cap.fetch_max(cap_of(l), SeqCst);
-                self.pool.set_limit(l).unwrap();
+                self.pool().set_limit(l).unwrap();
                 self.limit = l;
             }
             Op::Release(k) => {
@@ -958,33 +1069,285 @@ impl Model {
                 }
             }
             Op::Join => {
-                let p = self.pool.clone();
+                let p = self.pool().clone();
                 self.wait_idle(step, Box::pin(async move { p.join().await }))
                     .await;
             }
             Op::GatherAndClose => {
-                let p = self.pool.clone();
+                let p = self.pool().clone();
+                self.lock_events.push(step);
                 self.wait_idle(step, Box::pin(async move { p.gather_and_close().await }))
                     .await;
                 self.closed_at.get_or_insert((self.submitted(), step));
-                self.locked = true;
+                self.locked = Tri::Yes;
                 self.closed = true;
             }
             Op::Close => {
-                self.pool.close();
+                self.pool().close();
+                self.lock_events.push(step);
                 self.closed_at.get_or_insert((self.submitted(), step));
-                self.locked = true;
+                self.locked = Tri::Yes;
                 self.closed = true;
             }
             Op::Flush => self.do_flush().await,
         }
     }
 
+    /// `spawn_queued` (or `try_spawn`): the handle comes back at once, and is dropped at once
+    /// if `drop_handle` is set.
+    fn submit_now(&mut self, step: usize, task: Task, drop_handle: bool, try_spawn: bool) {
+        let (locked, closed) = (self.locked, self.closed);
+        // A refused try_spawn gives the future back.
+        let task = if try_spawn { task } else { self.armable(task) };
+        // A plain task has no callbacks, so no timeout to end a slow one.
+        let task = Task {
+            beh: match task.beh {
+                Beh::Slow if task.plain => Beh::Now,
+                b => b,
+            },
+            ..task
+        };
+        let key = self.singles.len();
+        let (gi, gate) = self.new_gate(task.beh == Beh::Gate);
+        let settled = self.all_groups_settled();
+        let lo = self.submitted();
+        let fut = task_future(
+            self.ctx.clone(),
+            Kind::Single(key),
+            task,
+            gate,
+            None,
+            key,
+            false,
+        );
+        let b = if task.plain {
+            self.pool().build_task()
+        } else {
+            configure(&self.ctx, self.pool().build_task(), key, task.beh, false)
+        };
+        let res = if !try_spawn {
+            b.spawn_queued(fut)
+        } else {
+            match b.try_spawn(fut) {
+                Ok(h) => Ok(h),
+                Err(e) if matches!(e.error(), PoolError::Full { .. }) => {
+                    assert!(self.limit.is_some(), "an unlimited pool is never full");
+                    assert_ne!(accepts(locked, closed), Tri::No);
+                    if settled {
+                        assert_eq!(self.submitted(), lo, "a refused try_spawn takes no id");
+                    }
+                    // The future comes back to its owner, destructor and all.
+                    drop_quietly(e.into_future());
+                    return;
+                }
+                Err(e) => {
+                    let err = e.error().clone();
+                    drop_quietly(e.into_future());
+                    Err(err)
+                }
+            }
+        };
+        check_refusal(&res, locked, closed, "spawn_queued/try_spawn");
+        if let Ok(h) = res {
+            if task.plain {
+                // No callback reports it: the driver does.
+                let id = h.id().get();
+                self.ctx.set_kind(id, Kind::Single(key));
+                self.ctx.record(id, |r| r.plain = true);
+            }
+            let key = self.push_single(task, gi, step, lo);
+            self.note_handle(key, h, settled);
+            if drop_handle {
+                // Its result (or panic payload), destructor and all, is the pool's to drop.
+                drop(self.singles[key].handle.take());
+            }
+        }
+    }
+
+    fn push_group(
+        &mut self,
+        group: Group<Out>,
+        kind: GKind,
+        items: Vec<Task>,
+        gate: Option<usize>,
+        ordered: bool,
+    ) {
+        // A call from user code may cancel everything, this group too, from now on.
+        let reg = if self
+            .windows
+            .iter()
+            .any(|w| w.eff == Eff::CancelAll && w.open())
+        {
+            Reg::Maybe
+        } else {
+            Reg::Yes
+        };
+        self.groups.push(GroupRec {
+            name: group.name().to_owned(),
+            kind,
+            group: Some(group),
+            joined: None,
+            summary: None,
+            dropped_at: None,
+            seen_idle: false,
+            items,
+            gate,
+            ordered,
+            step: 0,
+            first_id: 0,
+            start_ids: None,
+            cancel_steps: Vec::new(),
+            reg,
+        });
+    }
+
+    /// Goes into a map's closure: counts it dropped.
+    fn closure_guard(&mut self) -> BumpOnDrop {
+        self.closures += 1;
+        BumpOnDrop(self.closures_dropped.clone())
+    }
+
+    /// The name every group of the model gets (or, for start groups, the pool gives).
+    fn group_name(g: usize) -> String {
+        format!("model-{g}")
+    }
+
+    /// A `map` whose input and closure may call the pool.
+    fn map(&mut self, step: usize, items: &[MapItem], nc: u8, ordered: bool, timeout: bool) {
+        let (locked, closed) = (self.locked, self.closed);
+        let g = self.groups.len();
+        // A timed group's items all have the timeout: gated items would time out rather
+        // than wait, so they are slow ones, and yielding ones could, so they finish in their
+        // first poll (the timer starts after it); an untimed group has no slow ones.
+        let tasks: Vec<Task> = items
+            .iter()
+            .map(|it| {
+                let beh = match (it.task.beh, timeout) {
+                    (Beh::Gate, true) => Beh::Slow,
+                    (Beh::Yield(_), true) => Beh::Now,
+                    (Beh::Slow, false) => Beh::Now,
+                    (b, _) => b,
+                };
+                Task { beh, ..it.task }
+            })
+            .collect();
+        let (gi, gate) = self.new_gate(tasks.iter().any(|t| t.beh == Beh::Gate));
+        // The calls into the pool, with the windows and tasks they may make: kept only if
+        // the pool accepts the map.
+        let (mut windows, mut spawned) = (Vec::new(), Vec::new());
+        let mut new_call = |m: &mut Self, reent: Option<Reent>| -> Option<Call> {
+            let reent = reent?;
+            let mut call = Call {
+                reent,
+                target: None,
+                spawn: None,
+            };
+            let eff = match reent {
+                Reent::CancelAll => Eff::CancelAll,
+                Reent::CancelGroup(k) => {
+                    let t = usize::from(k) % (g + 1);
+                    call.target = Some(if t == g {
+                        Self::group_name(g)
+                    } else {
+                        m.groups[t].name.clone()
+                    });
+                    Eff::CancelGroup(t)
+                }
+                Reent::Lock => Eff::Lock,
+                Reent::Unlock => Eff::Unlock,
+                Reent::SpawnQueued(beh) => {
+                    let key = m.singles.len() + spawned.len();
+                    let (gi, gate) = m.new_gate(beh == Beh::Gate);
+                    let slot: SpawnSlot = Arc::default();
+                    call.spawn = Some((key, gate, slot.clone()));
+                    let window = m.windows.len() + windows.len();
+                    let mut s = Single::new(Task::plain(beh), gi, step, Origin::Reentrant(window));
+                    s.spawn_slot = Some(slot);
+                    spawned.push(s);
+                    Eff::Spawn
+                }
+                Reent::NumRunning | Reent::Stats | Reent::Tasks => Eff::Read,
+            };
+            windows.push(Window {
+                group: g,
+                from: step,
+                until: None,
+                eff,
+            });
+            Some(call)
+        };
+        let mut input = Vec::new();
+        for (i, (it, task)) in items.iter().zip(&tasks).enumerate() {
+            let from_input = new_call(self, it.from_input);
+            let from_closure = new_call(self, it.from_closure);
+            input.push((i, *task, from_input, from_closure));
+        }
+        let input_calls = input.iter().any(|x| x.2.is_some());
+        let closure_calls = input.iter().any(|x| x.3.is_some());
+        let nc = usize::from(nc);
+        let conc = Arc::new(GroupConc {
+            nc,
+            running: AtomicUsize::new(0),
+        });
+        let first_id = self.submitted();
+        let ctx = self.ctx.clone();
+        let input = Input {
+            items: input.into_iter().collect::<Vec<_>>().into_iter(),
+            // The input and the closure hold pool handles of their own.
+            pool: input_calls.then(|| self.pool().clone()),
+            ctx: ctx.clone(),
+        };
+        let p = closure_calls.then(|| self.pool().clone());
+        let dropped = self.closure_guard();
+        let f = move |(i, task, call): Pulled| {
+            let _alive = &dropped;
+            if let (Some(call), Some(p)) = (&call, &p) {
+                call_pool(p, &ctx, call, "a map closure");
+            }
+            let gate = (task.beh == Beh::Gate).then(|| gate.clone().unwrap());
+            task_future(
+                ctx.clone(),
+                Kind::Item(g),
+                task,
+                gate,
+                Some(conc.clone()),
+                i,
+                false,
+            )
+        };
+        let b = self.group_builder(g, timeout);
+        let res = if ordered {
+            b.map(input, nc, f)
+        } else {
+            b.unordered().map(input, nc, f)
+        };
+        if nc == 0 {
+            assert!(
+                matches!(res, Err(PoolError::InvalidLimit { .. })),
+                "{res:?}"
+            );
+            return;
+        }
+        check_refusal(&res, locked, closed, "map");
+        if let Ok(group) = res {
+            self.push_group(group, GKind::Map, tasks, gi, ordered);
+            let gr = &mut self.groups[g];
+            gr.step = step;
+            gr.first_id = first_id;
+            self.windows.extend(windows);
+            self.singles.extend(spawned);
+            if self.lock_calls_pending() && !self.closed {
+                self.locked = Tri::Maybe;
+            }
+        }
+    }
+
     fn group_builder(&self, g: usize, timeout: bool) -> async_taskpool::GroupBuilder<'_> {
         let (c1, c2) = (self.ctx.clone(), self.ctx.clone());
         let b = self
-            .pool
+            .pool()
             .build_group()
+            .name(Self::group_name(g))
             .on_end(move |id| {
                 let c = c1.clone();
                 async move {
@@ -1000,27 +1363,137 @@ impl Model {
                 }
             });
         if timeout {
-            b.timeout(TIMEOUT)
+            b.timeout(crate::tasks::TIMEOUT)
         } else {
             b
         }
     }
 
+    /// Ids of loose tasks known to have ended.
+    fn retired_ids(&self) -> BTreeSet<u64> {
+        self.singles
+            .iter()
+            .filter(|s| s.known_retired())
+            .filter_map(Single::known_id)
+            .collect()
+    }
+
+    /// Tasks that surely live, unasked to cancel, with their future unfinished: `stop` must
+    /// find at least these.
+    fn surely_live(&mut self) -> usize {
+        let singles = (0..self.singles.len())
+            .filter(|&k| {
+                let s = &self.singles[k];
+                s.origin == Origin::Driver
+                    && s.beh() == Beh::Gate
+                    && !self.gate_open(s.gate)
+                    && !self.single_maybe_cancelled(k)
+            })
+            .count();
+        let mut items = 0;
+        for g in 0..self.groups.len() {
+            let gr = &self.groups[g];
+            if let Some((lo, hi)) = gr.start_ids {
+                if !self.gate_open(gr.gate) && !self.group_maybe_cancelled(g) {
+                    items += (lo..hi)
+                        .filter(|&id| start_task(id).beh == Beh::Gate)
+                        .count();
+                }
+            }
+        }
+        singles + items
+    }
+
+    /// `stop` picked `ids` (at most `want`): distinct, live, not already asked to cancel, and
+    /// at least as many as surely live.
+    fn check_stopped(
+        &mut self,
+        step: usize,
+        ids: &[u64],
+        retired: &BTreeSet<u64>,
+        want: usize,
+        surely: usize,
+        what: &str,
+    ) {
+        let distinct: BTreeSet<u64> = ids.iter().copied().collect();
+        assert_eq!(
+            distinct.len(),
+            ids.len(),
+            "{what}: the same task twice: {ids:?}"
+        );
+        assert!(
+            ids.len() >= want.min(surely),
+            "{what}: stopped {ids:?}, but {surely} tasks surely run or wait"
+        );
+        let sub = self.submitted();
+        for &id in ids {
+            assert!(id < sub, "{what}: stopped {id}, never handed out");
+            assert!(
+                !retired.contains(&id),
+                "{what}: stopped {id}, which had ended"
+            );
+            assert!(
+                !self.id_cancels.iter().any(|&(i, _)| i == id),
+                "{what}: stopped {id}, already asked to cancel"
+            );
+            assert!(
+                id >= self.cancel_all_floor,
+                "{what}: stopped {id}, cancelled by cancel_all"
+            );
+            self.id_cancels.push((id, step));
+        }
+    }
+
     /// Whether a cancel may have been asked for a single task (by any means) so far.
     fn single_maybe_cancelled(&self, key: usize) -> bool {
+        self.single_cancel(key) != Tri::No
+    }
+
+    /// Whether a cancel was surely asked for a single task so far (`Yes`), maybe (by calls
+    /// from user code at moments the driver does not see, or before the task existed), or not.
+    fn single_cancel(&self, key: usize) -> Tri {
         let s = &self.singles[key];
-        s.dropped_at.is_some()
-            || self.cancel_all_steps.iter().any(|&c| c > s.step)
-            || self.id_cancels.iter().any(|&(id, _)| match s.known_id() {
-                Some(k) => id == k,
-                None => (s.lo..s.hi).contains(&id),
-            })
+        let by_id = |known: u64| self.id_cancels.iter().any(|&(id, _)| id == known);
+        let later_cancel_all = self.cancel_all_steps.iter().any(|&c| c > s.step);
+        if s.origin == Origin::Driver {
+            let asked = s.dropped_at.is_some()
+                || later_cancel_all
+                || match s.known_id() {
+                    Some(k) => by_id(k),
+                    None => self
+                        .id_cancels
+                        .iter()
+                        .any(|&(id, _)| (s.lo..s.hi).contains(&id)),
+                };
+            return if asked {
+                Tri::Yes
+            } else if self.window_cancels_all(s.step) {
+                Tri::Maybe
+            } else {
+                Tri::No
+            };
+        }
+        if s.known_id().is_some_and(by_id) {
+            return Tri::Yes;
+        }
+        let by_parent = match s.origin {
+            Origin::Child(parent, Inner::Exec) => self.single_maybe_cancelled(parent),
+            _ => false,
+        };
+        // Its id unknown, any id cancel may have been it.
+        let unknown_id = s.known_id().is_none() && !self.id_cancels.is_empty();
+        if by_parent || later_cancel_all || unknown_id || self.window_cancels_all(s.step) {
+            Tri::Maybe
+        } else {
+            Tri::No
+        }
     }
 
     fn group_maybe_cancelled(&self, g: usize) -> bool {
         let gr = &self.groups[g];
         !gr.cancel_steps.is_empty()
             || self.cancel_all_steps.iter().any(|&c| c > gr.step)
+            || self.window_cancels_group(g)
             || self
                 .id_cancels
                 .iter()
@@ -1040,9 +1513,11 @@ impl Model {
             let s = &self.singles[key];
             return if s.known_retired() {
                 vec![Ended]
-            } else if self.single_maybe_cancelled(key) {
+            } else if self.single_cancel(key) == Tri::Yes {
                 vec![Cancelled, Ended]
-            } else if s.beh == Beh::Gate && !self.gate_open(s.gate) {
+            } else if self.single_cancel(key) == Tri::Maybe {
+                vec![Ok, Cancelled, Ended]
+            } else if s.beh() == Beh::Gate && !self.gate_open(s.gate) {
                 vec![Ok]
             } else {
                 vec![Ok, Ended]
@@ -1059,6 +1534,7 @@ impl Model {
             let gr = &self.groups[g];
             let asked = !gr.cancel_steps.is_empty()
                 || self.cancel_all_steps.iter().any(|&c| c > gr.step)
+                || self.window_cancels_group(g)
                 || self.id_cancels.iter().any(|&(i, _)| i == id);
             if !asked && !self.gate_open(gr.gate) {
                 return vec![Ok];
@@ -1071,13 +1547,20 @@ impl Model {
     fn must_block(&self) -> bool {
         let single = (0..self.singles.len()).any(|k| {
             let s = &self.singles[k];
-            s.beh == Beh::Gate && !self.gate_open(s.gate) && !self.single_maybe_cancelled(k)
+            s.origin == Origin::Driver
+                && s.beh() == Beh::Gate
+                && !self.gate_open(s.gate)
+                && !self.single_maybe_cancelled(k)
         });
         let group = (0..self.groups.len()).any(|g| {
             let gr = &self.groups[g];
-            gr.items.contains(&Beh::Gate)
-                && !self.gate_open(gr.gate)
-                && !self.group_maybe_cancelled(g)
+            let gated = match gr.kind {
+                GKind::Start(_) => gr
+                    .start_ids
+                    .is_some_and(|(lo, hi)| (lo..hi).any(|id| start_task(id).beh == Beh::Gate)),
+                _ => gr.items.iter().any(|t| t.beh == Beh::Gate),
+            };
+            gated && !self.gate_open(gr.gate) && !self.group_maybe_cancelled(g)
         });
         single || group
     }
@@ -1100,14 +1583,14 @@ impl Model {
         }
         self.release_all(step);
         fut.await.expect("join from outside the pool");
-        self.check_idle();
+        self.check_idle(step);
     }
 
-    fn check_idle(&mut self) {
-        let st = self.pool.stats();
+    fn check_idle(&mut self, step: usize) {
+        let st = self.ctx.checked_stats(self.pool(), "idle");
         assert_eq!(
-            (st.running, st.queued, st.ending),
-            (0, 0, 0),
+            (st.running, st.queued, st.ending, st.backlog),
+            (0, 0, 0, 0),
             "not idle after join: {st:?}"
         );
         for (k, s) in self.singles.iter().enumerate() {
@@ -1115,8 +1598,24 @@ impl Model {
                 assert!(h.is_finished(), "single {k} unresolved after join");
             }
         }
-        for (g, gr) in self.groups.iter().enumerate() {
-            assert!(gr.group.is_finished(), "group {g} unfinished after join");
+        for g in 0..self.groups.len() {
+            if self.groups[g].dropped_at.is_some() {
+                self.groups[g].seen_idle = true;
+            }
+            assert_eq!(
+                self.group_finished(g),
+                Some(true),
+                "group {g} unfinished after join"
+            );
+        }
+        // Nothing of any group runs: no call from user code is still to come.
+        for w in &mut self.windows {
+            if w.open() {
+                w.until = Some(step + 1);
+            }
+        }
+        if self.locked == Tri::Maybe {
+            self.locked = Tri::of(st.locked);
         }
         // Idle: nothing runs, so the bound can come down to the limit in force.
         self.ctx.cap.store(cap_of(self.limit), SeqCst);
@@ -1124,24 +1623,27 @@ impl Model {
 
     async fn do_flush(&mut self) {
         let sub1 = self.submitted();
-        let live1: BTreeSet<u64> = self.pool.tasks().iter().map(|t| t.id.get()).collect();
-        let a: Vec<GroupSummary> = self.groups.iter().map(|g| g.group.summary()).collect();
-        let fin_before: Vec<bool> = self.groups.iter().map(|g| g.group.is_finished()).collect();
-        self.pool
+        let live1: BTreeSet<u64> = self.pool().tasks().iter().map(|t| t.id.get()).collect();
+        let n = self.groups.len();
+        let a: Vec<Option<GroupSummary>> = (0..n).map(|g| self.group_summary_now(g)).collect();
+        let fin_before: Vec<Option<bool>> = (0..n).map(|g| self.group_finished(g)).collect();
+        self.pool()
             .flush()
             .await
             .expect("flush from outside the pool");
-        let live2: BTreeSet<u64> = self.pool.tasks().iter().map(|t| t.id.get()).collect();
+        let live2: BTreeSet<u64> = self.pool().tasks().iter().map(|t| t.id.get()).collect();
         let sub2 = self.submitted();
-        let b: Vec<GroupSummary> = self.groups.iter().map(|g| g.group.summary()).collect();
-        for (gr, before) in self.groups.iter_mut().zip(fin_before) {
+        let b: Vec<Option<GroupSummary>> = (0..n).map(|g| self.group_summary_now(g)).collect();
+        for (g, before) in fin_before.into_iter().enumerate() {
+            let after = self.group_finished(g);
+            let gr = &mut self.groups[g];
             if gr.reg == Reg::No {
                 continue;
             }
-            if before {
-                gr.reg = Reg::No;
-            } else if gr.group.is_finished() {
-                gr.reg = Reg::Maybe;
+            match (before, after) {
+                (Some(true), _) => gr.reg = Reg::No,
+                (_, Some(true) | None) => gr.reg = Reg::Maybe,
+                _ => {}
             }
         }
         self.flush = Some(FlushSnap {
@@ -1154,314 +1656,181 @@ impl Model {
         });
     }
 
-    fn check_step(&self, step: usize, op: &Op) {
-        let st = self.pool.stats();
+    fn check_step(&mut self, step: usize, op: &Op) {
+        // Items not pulled yet: at most what the map and apply groups unfinished before the
+        // stats were read hold.
+        let mut backlog = 0;
+        for g in 0..self.groups.len() {
+            if self.group_finished(g) != Some(true) {
+                backlog += self.groups[g].items.len() as u64;
+            }
+        }
+        let st = self.ctx.checked_stats(self.pool(), "the driver");
         let v = self.ctx.violations.lock().unwrap().clone();
         assert!(v.is_empty(), "after step {step} ({op:?}): {v:?}");
-        assert_eq!(st.locked, self.locked, "locked after step {step} ({op:?})");
+        if self.locked != Tri::Maybe {
+            assert_eq!(
+                Tri::of(st.locked),
+                self.locked,
+                "locked after step {step} ({op:?})"
+            );
+        }
         assert_eq!(st.closed, self.closed, "closed after step {step} ({op:?})");
         assert_eq!(st.limit, self.limit, "limit after step {step} ({op:?})");
         assert!(
             st.ended >= st.cancelled + st.panicked + st.timed_out,
             "{st:?}"
         );
-        assert!(st.running <= self.cap(), "{st:?} over cap {}", self.cap());
-        assert_eq!(self.pool.is_locked(), st.locked);
-        assert_eq!(self.pool.is_closed(), st.closed);
+        assert!(
+            st.backlog <= backlog,
+            "after step {step} ({op:?}): {st:?}: backlog over {backlog}"
+        );
+        if self.locked != Tri::Maybe {
+            assert_eq!(self.pool().is_locked(), st.locked);
+        }
+        assert_eq!(self.pool().is_closed(), st.closed);
     }
 
-    /// After the last gather_and_close: every task ended exactly once, as allowed, and every
-    /// handle, group, callback and counter agrees.
-    async fn final_checks(mut self) {
-        self.done.wait_for(self.continuations).await;
-        self.check_idle();
-        let st = self.pool.stats();
-        *self.ctx.pool.lock().unwrap() = None;
-        let v = self.ctx.violations.lock().unwrap().clone();
-        assert!(v.is_empty(), "{v:?}");
-        let tracer = self.ctx.tracer.lock().unwrap().clone();
-        let ids: Vec<u64> = tracer.keys().copied().collect();
-        assert_eq!(
-            ids,
-            (0..st.submitted).collect::<Vec<_>>(),
-            "every id handed out ends"
-        );
-        for (id, r) in &tracer {
-            assert_eq!(
-                r.on_end, 1,
-                "task {id}: on_end ran {} times: {r:?}",
-                r.on_end
-            );
-            assert!(
-                r.on_cancel <= 1 && r.started <= 1 && r.completed <= 1 && r.panicked <= 1,
-                "task {id}: {r:?}"
-            );
-            assert!(
-                !(r.completed == 1 && r.on_cancel == 1),
-                "task {id} completed and was cancelled: {r:?}"
-            );
-            assert!(r.kind.is_some(), "task {id} of unknown origin");
-            if r.outcome() == Outcome::TimedOut {
-                assert_eq!(r.beh, Some(Beh::Slow), "task {id} timed out: {r:?}");
-            }
-        }
-        let outcome = |id: u64| tracer[&id].outcome();
-        // Singles.
-        let mut single_ids = Vec::new();
-        for key in 0..self.singles.len() {
-            let found: Vec<u64> = tracer
-                .iter()
-                .filter(|(_, r)| r.kind == Some(Kind::Single(key)))
-                .map(|(id, _)| *id)
-                .collect();
-            assert_eq!(found.len(), 1, "single {key} has ids {found:?}");
-            let id = found[0];
-            let s = &mut self.singles[key];
-            if let Some(k) = s.known_id() {
-                assert_eq!(k, id);
-            }
-            let mut steps: Vec<usize> = self
-                .id_cancels
-                .iter()
-                .filter(|c| c.0 == id)
-                .map(|c| c.1)
-                .collect();
-            steps.extend(self.cancel_all_steps.iter().filter(|&&c| c > s.step));
-            steps.extend(s.dropped_at);
-            let release = s
-                .gate
-                .map(|g| self.gates[g].1.expect("all gates open at the end"));
-            let (strict, parked) = (self.strict, &self.parked);
-            let sure = |c: usize| strict || parked.get(&c).is_some_and(|p| p.contains(&id));
-            let allowed = allowed_final(s.beh, release, &steps, sure);
-            let out = outcome(id);
-            assert!(
-                allowed.contains(&out),
-                "single {key} (id {id}, {:?}, submitted at step {}) ended {out:?}, allowed \
-                 {allowed:?} (cancels at {steps:?}, gate open at {release:?}; {:?})",
-                s.beh,
-                s.step,
-                tracer[&id]
-            );
-            if let Some(b) = tracer[&id].beh {
-                assert_eq!(b, s.beh);
-            }
-            if let Some(slot) = s.spawn_slot.take() {
-                let h = slot
-                    .lock()
-                    .unwrap()
-                    .take()
-                    .expect("spawn continuation done")
-                    .expect("accepted");
-                assert_eq!(h.id().get(), id);
-                s.handle = Some(h);
-            }
-            if let Some(h) = s.handle.take() {
-                let res = h.await;
-                assert_eq!(out_of(&res), out, "single {key}: handle vs tracer");
-                if let Ok(tag) = res {
-                    assert_eq!(tag, key);
-                }
-            }
-            if let Some(slot) = s.exec_slot.take() {
-                match slot.lock().unwrap().take().expect("exec continuation done") {
-                    Ok(tag) => {
-                        assert_eq!(out, Outcome::Completed);
-                        assert_eq!(tag, key);
-                    }
-                    Err(ExecError::Task(e)) => assert_eq!(out_of::<()>(&Err(e)), out),
-                    Err(ExecError::Pool(e)) => panic!("exec refused after acceptance: {e}"),
-                }
-            }
-            single_ids.push(id);
-        }
-        // Nothing new starts after close: later ids belong to groups accepted before it.
-        if let Some((sub, at)) = self.closed_at {
-            for (id, r) in tracer.range(sub..) {
-                match r.kind {
-                    Some(Kind::Item(g)) if self.groups[g].step < at => {}
-                    other => panic!("task {id} ({other:?}) got an id after close at step {at}"),
-                }
-            }
-        }
-        // Groups.
-        let groups = std::mem::take(&mut self.groups);
-        let mut group_final = Vec::new();
-        for (g, gr) in groups.into_iter().enumerate() {
-            let items: Vec<(u64, &Rec)> = tracer
-                .iter()
-                .filter(|(_, r)| r.kind == Some(Kind::Item(g)))
-                .map(|(id, r)| (*id, r))
-                .collect();
-            let mut tally = GroupSummary::default();
-            let mut group_steps = gr.cancel_steps.clone();
-            group_steps.extend(self.cancel_all_steps.iter().filter(|&&c| c > gr.step));
-            for &(id, r) in &items {
-                let out = r.outcome();
-                match out {
-                    Outcome::Completed => tally.completed += 1,
-                    Outcome::Cancelled => tally.cancelled += 1,
-                    Outcome::Panicked => tally.panicked += 1,
-                    Outcome::TimedOut => tally.timed_out += 1,
-                }
-                let mut steps = group_steps.clone();
-                steps.extend(self.id_cancels.iter().filter(|c| c.0 == id).map(|c| c.1));
-                match r.beh {
-                    Some(beh) => {
-                        let release = gr.gate.map(|i| self.gates[i].1.expect("open"));
-                        let allowed = allowed_final(beh, release, &steps, |c| self.sure(c, id));
-                        assert!(
-                            allowed.contains(&out),
-                            "group {g} item {id} ({beh:?}) ended {out:?}, allowed {allowed:?}"
-                        );
-                    }
-                    None => assert_eq!(
-                        out,
-                        Outcome::Cancelled,
-                        "group {g} item {id} never ran: {r:?}"
-                    ),
-                }
-            }
-            let mut summary = gr.group.summary();
-            // Items never pulled are counted only in `not_started`, which the tracer (it sees
-            // items that were pulled) does not model.
-            summary.not_started = 0;
-            assert_eq!(summary, tally, "group {g}: summary vs tracer");
-            let maybe_cancelled = !group_steps.is_empty()
-                || self
-                    .id_cancels
-                    .iter()
-                    .any(|&(id, c)| c > gr.step && id >= gr.first_id);
-            if !maybe_cancelled {
-                assert_eq!(items.len(), gr.items.len(), "group {g}: every item runs");
-            } else {
-                assert!(items.len() <= gr.items.len());
-            }
-            let results: Vec<Result<usize, TaskError>> = gr.group.collect().await;
-            assert_eq!(
-                results.len() as u64,
-                summary.total(),
-                "group {g}: one result per item"
-            );
-            if gr.ordered {
-                let tags: Vec<usize> = results
-                    .iter()
-                    .filter_map(|r| r.as_ref().ok().copied())
-                    .collect();
-                assert!(
-                    tags.windows(2).all(|w| w[0] < w[1]),
-                    "group {g}: out of input order: {tags:?}"
-                );
-                let errs: Vec<u64> = results
-                    .iter()
-                    .filter_map(|r| r.as_ref().err().map(|e| e.id().get()))
-                    .collect();
-                assert!(
-                    errs.windows(2).all(|w| w[0] < w[1]),
-                    "group {g}: errors out of order: {errs:?}"
-                );
-            }
-            group_final.push(summary);
-        }
-        // Counters since the last flush: exact where the model knows on which side of the flush
-        // a task ended, bounded where it ended during the flush.
-        let cat = |o: Outcome| match o {
-            Outcome::Completed => 0,
-            Outcome::Cancelled => 1,
-            Outcome::Panicked => 2,
-            Outcome::TimedOut => 3,
+    /// The last handle: a map whose closure holds a clone of the pool; the driver drops every
+    /// handle of its own, cancels that group, and lets everything end.
+    fn drop_handles(&mut self, end: usize, items: &[Beh], nc: u8) {
+        let (locked, closed) = (self.locked, self.closed);
+        let g = self.groups.len();
+        let (gi, gate) = self.new_gate(items.contains(&Beh::Gate));
+        let conc = Arc::new(GroupConc {
+            nc: usize::from(nc),
+            running: AtomicUsize::new(0),
+        });
+        let first_id = self.submitted();
+        let (p, ctx) = (self.pool().clone(), self.ctx.clone());
+        let dropped = self.closure_guard();
+        let f = move |(i, beh): (usize, Beh)| {
+            let _alive = &dropped;
+            let _ = p.num_running();
+            let gate = (beh == Beh::Gate).then(|| gate.clone().unwrap());
+            let task = Task::plain(beh);
+            task_future(
+                ctx.clone(),
+                Kind::Item(g),
+                task,
+                gate,
+                Some(conc.clone()),
+                i,
+                false,
+            )
         };
-        let mut lo = [0u64; 4];
-        let mut amb = [0u64; 4];
-        for &id in &single_ids {
-            let c = cat(outcome(id));
-            match &self.flush {
-                None => lo[c] += 1,
-                Some(f) if f.live2.contains(&id) || id >= f.sub2 => lo[c] += 1,
-                Some(f) if id < f.sub1 && !f.live1.contains(&id) => {}
-                Some(_) => amb[c] += 1,
+        let input: Vec<(usize, Beh)> = items.iter().copied().enumerate().collect();
+        let res = self.group_builder(g, false).map(input, usize::from(nc), f);
+        check_refusal(&res, locked, closed, "map (holding the last handle)");
+        if let Ok(group) = res {
+            let tasks = items.iter().map(|&b| Task::plain(b)).collect();
+            self.push_group(group, GKind::Map, tasks, gi, true);
+            self.groups[g].step = end;
+            self.groups[g].first_id = first_id;
+        }
+        self.pool = None;
+        self.simple = None;
+        *self.ctx.pool.lock().unwrap() = None;
+        // The pool closes when its last handle goes, at a moment the driver does not see.
+        self.lock_events.push(end);
+        self.closed = true;
+        if let Some(gr) = self.groups.get_mut(g).filter(|gr| gr.step == end) {
+            let res = gr.group.as_ref().expect("attached").cancel();
+            match (gr.reg, res) {
+                (Reg::Yes | Reg::Maybe, Ok(())) => gr.cancel_steps.push(end),
+                (Reg::Maybe, Err(PoolError::GroupEnded { .. })) => {}
+                (reg, res) => panic!("cancel of the last handle's group ({reg:?}): {res:?}"),
             }
+            gr.reg = Reg::No;
         }
-        let parts = |s: &GroupSummary| [s.completed, s.cancelled, s.panicked, s.timed_out];
-        for (g, fin) in group_final.iter().enumerate() {
-            let zero = GroupSummary::default();
-            let (a, b) = match &self.flush {
-                None => (zero, zero),
-                Some(f) => (
-                    f.a.get(g).copied().unwrap_or(zero),
-                    f.b.get(g).copied().unwrap_or(zero),
-                ),
-            };
-            for c in 0..4 {
-                lo[c] += parts(fin)[c] - parts(&b)[c];
-                amb[c] += parts(&b)[c] - parts(&a)[c];
-            }
-        }
-        let got = [
-            st.ended - st.cancelled - st.panicked - st.timed_out,
-            st.cancelled,
-            st.panicked,
-            st.timed_out,
-        ];
-        for c in 0..4 {
-            assert!(
-                lo[c] <= got[c] && got[c] <= lo[c] + amb[c],
-                "{} counter is {}, model says {}..={}: {st:?}",
-                ["completed", "cancelled", "panicked", "timed_out"][c],
-                got[c],
-                lo[c],
-                lo[c] + amb[c]
-            );
-        }
-        assert_eq!(self.pool.num_ended(), st.ended);
-        assert_eq!(self.pool.num_cancelled(), st.cancelled);
+        self.release_all(end);
     }
 }
 
 async fn run_case(sp: Sp, case: Case, strict: bool) {
     let limit = case.limit.map(usize::from);
-    let mut b = TaskPool::builder(sp.clone());
+    let ctx = Arc::new(Ctx::new(cap_of(limit)));
+    let freed = Counter::new();
+    let spawner = FreedSpawner {
+        inner: sp.clone(),
+        freed: freed.clone(),
+    };
+    // A SimpleTaskPool, so that `start` and `stop` take part; everything else goes through
+    // its TaskPool.
+    let (c0, c1, c2) = (ctx.clone(), ctx.clone(), ctx.clone());
+    let mut b = SimpleTaskPool::builder(spawner, move || start_item(&c0))
+        .on_end(move |id| {
+            let c = c1.clone();
+            async move {
+                c.set_kind(id.get(), Kind::Start);
+                c.record(id.get(), |r| r.on_end += 1);
+            }
+        })
+        .on_cancel(move |id| {
+            let c = c2.clone();
+            async move {
+                c.set_kind(id.get(), Kind::Start);
+                c.record(id.get(), |r| r.on_cancel += 1);
+            }
+        });
     if let Some(l) = limit {
         b = b.limit(l);
     }
-    let pool = b.build().unwrap();
-    let ctx = Arc::new(Ctx {
-        pool: Mutex::new(Some(pool.clone())),
-        cap: AtomicUsize::new(cap_of(limit)),
-        running: AtomicUsize::new(0),
-        violations: Mutex::default(),
-        tracer: Mutex::default(),
-    });
+    let simple = b.build().unwrap();
+    let pool = simple.as_task_pool().clone();
+    *ctx.pool.lock().unwrap() = Some(pool.clone());
     let mut m = Model {
         sp,
         strict,
-        pool,
+        pool: Some(pool),
+        simple: Some(simple),
         ctx,
         limit,
-        locked: false,
+        locked: Tri::No,
         closed: false,
         singles: Vec::new(),
         groups: Vec::new(),
         gates: Vec::new(),
+        start_gate: None,
         id_cancels: Vec::new(),
         cancel_all_steps: Vec::new(),
+        cancel_all_floor: 0,
+        windows: Vec::new(),
+        lock_events: Vec::new(),
+        locked_at: Vec::new(),
         parked: BTreeMap::new(),
         closed_at: None,
         flush: None,
         continuations: 0,
         done: Counter::new(),
         last_single_id: None,
+        freed,
+        closures: 0,
+        closures_dropped: Counter::new(),
     };
     for (step, op) in case.ops.iter().enumerate() {
         m.apply(op, step).await;
         m.check_step(step, op);
     }
     let end = case.ops.len();
-    let p = m.pool.clone();
-    m.wait_idle(end, Box::pin(async move { p.gather_and_close().await }))
-        .await;
-    m.locked = true;
-    m.closed = true;
-    m.check_step(end, &Op::GatherAndClose);
-    m.final_checks().await;
+    m.refresh(end);
+    m.locked_at.push(m.locked);
+    match &case.ending {
+        Ending::GatherAndClose => {
+            let p = m.pool().clone();
+            m.lock_events.push(end);
+            m.wait_idle(end, Box::pin(async move { p.gather_and_close().await }))
+                .await;
+            m.locked = Tri::Yes;
+            m.closed = true;
+            m.check_step(end, &Op::GatherAndClose);
+            let st = m.pool().stats();
+            m.final_checks(Some(st), end).await;
+        }
+        Ending::DropHandles { items, nc } => {
+            crate::cover("a case ended dropping its handles");
+            m.drop_handles(end, items, *nc);
+            m.final_checks(None, end).await;
+        }
+    }
 }
