@@ -327,7 +327,7 @@ pub fn limiters() -> Vec<(&'static str, Box<dyn Limiter>)> {
     use crate::policy::{Aimd, Gradient};
     vec![
         (
-            "AIMD",
+            "Aimd",
             Box::new(
                 Aimd::builder(1, 1000)
                     .latency_threshold(Duration::from_millis(180))
@@ -346,16 +346,115 @@ pub fn limiters() -> Vec<(&'static str, Box<dyn Limiter>)> {
     ]
 }
 
+/// The knee of the fixed-knee judgement.
+pub const KNEE: f64 = 50.0;
+
+/// The moving knee's phases: `(from seconds, knee)`, 200 s each.
+pub const PHASES: [(f64, f64); 3] = [(0.0, 50.0), (200.0, 100.0), (400.0, 25.0)];
+
+/// Fixed limits shown beside the best one: 1.5, 2 and 4 times the knee.
+pub const TOO_HIGH: [usize; 3] = [75, 100, 200];
+
+/// The fixed-knee judgement: the best fixed limit by sweep, some fixed limits set too
+/// high, and each limiter.
+#[derive(Debug)]
+pub struct FixedKnee {
+    /// The best fixed limit and its run.
+    pub best: (usize, Run),
+    /// The runs of the limits in [`TOO_HIGH`].
+    pub too_high: Vec<(usize, Run)>,
+    /// Each limiter's run (300 s, measured over the last 200 s).
+    pub adaptive: Vec<(&'static str, Run)>,
+}
+
+/// Runs the fixed-knee judgement (deterministic).
+pub fn judge_fixed_knee() -> FixedKnee {
+    let backend = Backend::with_knee(KNEE);
+    let best = best_fixed(&backend, (10..=150).step_by(5), 60.0);
+    let too_high = TOO_HIGH
+        .iter()
+        .map(|&n| {
+            (
+                n,
+                simulate(&backend, Control::Fixed(n), 60.0, 15.0, 60.0, 1),
+            )
+        })
+        .collect();
+    let adaptive = limiters()
+        .into_iter()
+        .map(|(name, mut limiter)| {
+            let run = simulate(
+                &backend,
+                Control::Adaptive(&mut *limiter),
+                300.0,
+                100.0,
+                1.0,
+                7,
+            );
+            (name, run)
+        })
+        .collect();
+    FixedKnee {
+        best,
+        too_high,
+        adaptive,
+    }
+}
+
+/// One limiter's run under the moving knee, and its mean limit over the second half of
+/// each phase: `(knee, mean limit)`.
+#[derive(Debug)]
+pub struct MovingKnee {
+    /// The limiter.
+    pub name: &'static str,
+    /// The whole run (trace in 1 s bins).
+    pub run: Run,
+    /// Per phase: the knee and the mean limit over the phase's second half.
+    pub settled: Vec<(f64, f64)>,
+}
+
+/// Runs each limiter under the moving knee (deterministic).
+pub fn judge_moving_knee() -> Vec<MovingKnee> {
+    let backend = Backend {
+        knees: PHASES.to_vec(),
+        ..Backend::with_knee(KNEE)
+    };
+    limiters()
+        .into_iter()
+        .map(|(name, mut limiter)| {
+            let run = simulate(
+                &backend,
+                Control::Adaptive(&mut *limiter),
+                600.0,
+                0.0,
+                1.0,
+                11,
+            );
+            let settled = PHASES
+                .iter()
+                .map(|&(from, knee)| {
+                    let half: Vec<f64> = run
+                        .trace
+                        .iter()
+                        .filter(|p| p.t >= from + 100.0 && p.t < from + 200.0)
+                        .map(|p| p.limit)
+                        .collect();
+                    (knee, half.iter().sum::<f64>() / half.len() as f64)
+                })
+                .collect();
+            MovingKnee { name, run, settled }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const KNEE: f64 = 50.0;
-
     #[test]
     fn the_backend_peaks_at_its_knee_and_slows_past_it() {
         // Sanity of the model itself: the best fixed limit is the knee, and a limit 4x too
-        // high has a far worse p99.
+        // high has a far worse p99 and throughput.
         let backend = Backend::with_knee(KNEE);
         let (best, at_best) = best_fixed(&backend, (10..=150).step_by(10), 60.0);
         assert_eq!(best, 50);
@@ -371,36 +470,26 @@ mod tests {
 
     #[test]
     fn each_limiter_settles_near_the_knee_with_the_best_throughput_and_a_low_p99() {
-        let backend = Backend::with_knee(KNEE);
-        let (best, at_best) = best_fixed(&backend, (10..=150).step_by(5), 60.0);
-        let too_high = simulate(
-            &backend,
-            Control::Fixed(4 * KNEE as usize),
-            60.0,
-            15.0,
-            60.0,
-            1,
-        );
+        let j = judge_fixed_knee();
+        let (best, at_best) = &j.best;
         eprintln!(
-            "best fixed limit {best}: {:.0}/s, p99 {:.0} ms; fixed {}: {:.0}/s, p99 {:.0} ms, {} errors",
+            "best fixed limit {best}: {:.0}/s, p99 {:.0} ms",
             at_best.goodput,
-            at_best.p99 * 1e3,
-            4 * KNEE as usize,
-            too_high.goodput,
-            too_high.p99 * 1e3,
-            too_high.errors
+            at_best.p99 * 1e3
         );
-        for (name, mut limiter) in limiters() {
-            let run = simulate(
-                &backend,
-                Control::Adaptive(&mut *limiter),
-                300.0,
-                100.0,
-                1.0,
-                7,
-            );
+        for (n, run) in &j.too_high {
             eprintln!(
-                "{name}: mean limit {:.1} (knee {KNEE}), {:.0}/s ({:.1}% of best), p50 {:.0} ms, p99 {:.0} ms, {} errors",
+                "fixed {n}: {:.0}/s, p99 {:.0} ms, {} errors",
+                run.goodput,
+                run.p99 * 1e3,
+                run.errors
+            );
+        }
+        let (_, four_times) = j.too_high.last().expect("a limit 4x the knee");
+        for (name, run) in &j.adaptive {
+            eprintln!(
+                "{name}: mean limit {:.1} (knee {KNEE}), {:.0}/s ({:.1}% of best), p50 {:.0} ms, \
+                 p99 {:.0} ms, {} errors",
                 run.mean_limit,
                 run.goodput,
                 100.0 * run.goodput / at_best.goodput,
@@ -418,39 +507,26 @@ mod tests {
                 "{name}: {:.0}/s",
                 run.goodput
             );
-            assert!(run.p99 * 3.0 < too_high.p99, "{name}: p99 {:.3} s", run.p99);
+            assert!(
+                run.p99 * 3.0 < four_times.p99,
+                "{name}: p99 {:.3} s",
+                run.p99
+            );
         }
     }
 
     #[test]
     fn each_limiter_follows_a_knee_that_moves() {
-        let phases = [(0.0, 50.0), (200.0, 100.0), (400.0, 25.0)];
-        let backend = Backend {
-            knees: phases.to_vec(),
-            ..Backend::with_knee(KNEE)
-        };
-        for (name, mut limiter) in limiters() {
-            let run = simulate(
-                &backend,
-                Control::Adaptive(&mut *limiter),
-                600.0,
-                0.0,
-                1.0,
-                11,
-            );
-            for &(from, knee) in &phases {
-                // The second half of each phase.
-                let settled: Vec<f64> = run
-                    .trace
-                    .iter()
-                    .filter(|p| p.t >= from + 100.0 && p.t < from + 200.0)
-                    .map(|p| p.limit)
-                    .collect();
-                let mean = settled.iter().sum::<f64>() / settled.len() as f64;
-                eprintln!("{name}: knee {knee} from {from} s: mean limit {mean:.1} over the phase's second half");
+        for m in judge_moving_knee() {
+            for &(knee, mean) in &m.settled {
+                eprintln!(
+                    "{}: knee {knee}: mean limit {mean:.1} over the phase's second half",
+                    m.name
+                );
                 assert!(
                     (0.8 * knee..=1.2 * knee).contains(&mean),
-                    "{name}: knee {knee}, limit {mean:.1}"
+                    "{}: knee {knee}, limit {mean:.1}",
+                    m.name
                 );
             }
         }
