@@ -87,6 +87,7 @@ mod error;
 mod group;
 mod handle;
 mod id;
+pub mod policy;
 mod pool;
 #[cfg(any(
     feature = "control",
