@@ -151,7 +151,7 @@ impl<'a> TaskBuilder<'a> {
         let core = self.core.clone();
         let (handle, started) = self
             .submit(fut, Admission::StartOrQueue)
-            .map_err(|r| r.error)?;
+            .map_err(Refused::into_error)?;
         // From one of the pool's own tasks, waiting for room could wait for the caller's own
         // slot: the task stays queued and the handle comes back at once.
         if !started && !inside_pool(core.serial) {
@@ -175,7 +175,7 @@ impl<'a> TaskBuilder<'a> {
     {
         self.submit(fut, Admission::StartOrQueue)
             .map(|(h, _)| h)
-            .map_err(|r| r.error)
+            .map_err(Refused::into_error)
     }
 
     /// Starts the task now, or gives it back. See
@@ -205,7 +205,7 @@ impl<'a> TaskBuilder<'a> {
         }
         let (handle, _) = self
             .submit(fut, Admission::StartOrQueue)
-            .map_err(|r| r.error)?;
+            .map_err(Refused::into_error)?;
         let mut cancel = CancelOnDrop {
             core: &core,
             id: handle.id(),

@@ -104,6 +104,8 @@ macro_rules! for_each_case {
             two_groups_share_the_pool,
             a_group_and_loose_tasks_share_the_pool,
             backlog_and_not_started_are_counted,
+            refused_work_is_dropped_inside_the_guard,
+            cancel_while_pulling_counts_each_item_once,
         );
     };
     (@emit $run:path; $($case:ident),* $(,)?) => {

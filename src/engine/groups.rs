@@ -304,6 +304,8 @@ impl State {
             .get_mut(key)
             .expect("a group lives while its workers do");
         if g.cancelled {
+            // The backlog still counts the items just pulled: what is left is the hint's.
+            g.backlog = hint.lower;
             after.discard(Trash::Input(source));
             self.close_input(key, pulled as u64, after);
             return None;
@@ -385,6 +387,7 @@ impl State {
             .get_mut(key)
             .expect("a group lives while its workers do");
         if g.cancelled {
+            g.backlog = hint.lower;
             after.discard(Trash::Input(source));
             self.close_input(key, 1, after);
             return Arrival::Cancelled;

@@ -136,8 +136,14 @@ impl Core {
             Ok(name) => name,
             Err(e) => {
                 drop(s);
-                // The input and closure are dropped here, outside the lock.
-                drop((input, f));
+                drop_value(
+                    (input, f),
+                    Whose {
+                        pool: &self.name,
+                        task: None,
+                        what: "a refused map's input and closure",
+                    },
+                );
                 return Err(e);
             }
         };

@@ -614,6 +614,27 @@ pub(crate) struct Refused<F> {
     pub(crate) future: F,
 }
 
+impl<F> Refused<F> {
+    /// The error, the future dropped here: unlocked, inside the panic guard.
+    pub(crate) fn into_error(self) -> PoolError {
+        let pool = match &self.error {
+            PoolError::Closed { pool }
+            | PoolError::Locked { pool }
+            | PoolError::Full { pool, .. } => pool.as_str(),
+            _ => "",
+        };
+        drop_value(
+            self.future,
+            Whose {
+                pool,
+                task: None,
+                what: "a refused task's future",
+            },
+        );
+        self.error
+    }
+}
+
 impl Core {
     /// Admits a loose task: starts it if there is room and nothing waits, else queues it
     /// (or, for [`Admission::StartNowOrRefuse`], gives it back).
@@ -692,7 +713,10 @@ impl Core {
         let cell = Arc::new(TaskCell::new(spec));
         let id = {
             let mut s = self.section();
-            s.check_open(&self.name)?;
+            if let Err(error) = s.check_open(&self.name) {
+                drop(s);
+                return Err(Refused { error, future: fut }.into_error());
+            }
             let id = s.allocate_id();
             s.insert_running(id, cell.clone(), Seat::Nested, None);
             cell.flags.fetch_or(STARTED, Ordering::AcqRel);

@@ -948,3 +948,74 @@ pub async fn backlog_and_not_started_are_counted(sp: Sp) {
     item_gate.open();
     assert_idle_and_alive(&p).await;
 }
+
+// ----- the rule, where the model test found it broken -----
+
+/// Work the pool refuses (it is locked) is dropped by the pool inside its panic guard, like
+/// every other user value: a future, a map's input or closure whose destructor panics does
+/// not panic the caller, nor a task whose `exec` child was refused. Before, the refused value
+/// was dropped unguarded in the caller.
+pub async fn refused_work_is_dropped_inside_the_guard(sp: Sp) {
+    let pool = pool(&sp);
+    let bomb = || {
+        let b = Bomb;
+        async move {
+            let _b = b;
+            1u32
+        }
+    };
+    pool.lock();
+    assert!(matches!(
+        pool.spawn_queued(bomb()),
+        Err(PoolError::Locked { .. })
+    ));
+    assert!(matches!(
+        pool.spawn(bomb()).await,
+        Err(PoolError::Locked { .. })
+    ));
+    assert!(pool.exec(bomb()).await.is_err());
+    let (in_input, in_closure) = (Bomb, Bomb);
+    let input = (0..3u32).inspect(move |_| {
+        let _ = &in_input;
+    });
+    let refused = pool.map(input, 1, move |x| {
+        let _ = &in_closure;
+        async move { x }
+    });
+    assert!(matches!(refused, Err(PoolError::Locked { .. })));
+    pool.unlock();
+    // From inside a task: the child `exec` is refused, the task itself ends well.
+    let p = pool.clone();
+    let task = pool
+        .spawn_queued(async move {
+            p.lock();
+            let refused = p.exec(bomb()).await.is_err();
+            p.unlock();
+            refused
+        })
+        .unwrap();
+    assert!(task.await.unwrap(), "the locked pool refused the child");
+    assert_idle_and_alive(&pool).await;
+}
+
+/// A map cancelled while its worker pulls the input (here the input itself cancels) counts
+/// every item once: the ones that got an id in the summary's outcomes, the rest (the pulled
+/// ones it drops included) in `not_started`. Before, the pulled item was counted twice.
+pub async fn cancel_while_pulling_counts_each_item_once(sp: Sp) {
+    const ITEMS: u32 = 100;
+    let pool = limited(&sp, 1);
+    let p = pool.clone();
+    let input = (0..ITEMS).inspect(move |&i| {
+        if i == 5 {
+            p.cancel_all();
+        }
+    });
+    let g = pool.map(input, 1, |x| async move { x }).unwrap();
+    let summary = g.join().await.unwrap();
+    assert_eq!(
+        summary.total() + summary.not_started,
+        u64::from(ITEMS),
+        "{summary:?}"
+    );
+    assert_idle_and_alive(&pool).await;
+}

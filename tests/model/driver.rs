@@ -443,16 +443,10 @@ impl Model {
         self.simple.as_ref().expect("the driver holds the pool")
     }
 
-    /// `task`, its future's destructor disarmed unless the pool surely accepts it.
-    /// KNOWN ENGINE BUG (reported to the lead): a submission the pool refuses (locked or
-    /// closed) drops its future unguarded in the caller (`map_err(|r| r.error)` in
-    /// `builder.rs`), so a panicking destructor reaches the caller; from inside a task (a
-    /// refused `exec`/`spawn` child), it makes that task panic. Arm always once fixed.
+    /// `task` as submitted: a future whose destructor panics is dropped inside the pool's
+    /// guard whether the pool accepts it or not (a refused one too, since issue 10's fix).
     fn armable(&self, task: Task) -> Task {
-        Task {
-            future_bomb: task.future_bomb && accepts(self.locked, self.closed) == Tri::Yes,
-            ..task
-        }
+        task
     }
 
     fn new_gate(&mut self, needed: bool) -> (Option<usize>, Option<Gate>) {

@@ -430,7 +430,7 @@ impl Iterator for Input {
 /// `exec` (the child runs nested in this task's slot) or `spawn` (it must return at once,
 /// with the child queued). The answer goes to `exec_slot` or `spawn_slot`.
 #[allow(clippy::too_many_arguments)]
-pub fn parent_future(
+pub async fn parent_future(
     ctx: Arc<Ctx>,
     pool: TaskPool,
     key: usize,
@@ -441,111 +441,101 @@ pub fn parent_future(
     exec_slot: ExecSlot,
     spawn_slot: SpawnSlot,
     strict: bool,
-) -> impl Future<Output = Out> + Send {
-    async move {
-        // The child's future may panic when dropped only if the pool surely accepts it (see
-        // `Model::armable`): on one thread, nothing locks the pool between this check and the
-        // call.
-        let child = Task {
-            future_bomb: child.future_bomb && strict && !pool.is_locked(),
-            ..child
-        };
-        let c = ctx.clone();
-        let tag = traced(
-            &ctx,
-            Kind::Single(key),
-            Beh::Now,
-            None,
-            false,
-            key,
-            move |_| {
-                async move {
-                    match inner {
-                        Inner::Exec => {
-                            c.nested_started.fetch_add(1, SeqCst);
-                            let fut = task_future(
-                                c.clone(),
-                                Kind::Single(child_key),
-                                child,
-                                gate,
-                                None,
-                                child_key,
-                                true,
-                            );
-                            let mut exec = std::pin::pin!(configure(
-                                &c,
-                                pool.build_task(),
-                                child_key,
-                                child.beh,
-                                true
-                            )
-                            .exec(fut));
-                            // Polled once per poll of this task (an extra poll would be a
-                            // poll of the child that no wake asked for, which the model
-                            // rules out for tasks parked at their gate).
-                            let mut first = true;
-                            let res = std::future::poll_fn(|cx| {
-                                let poll = exec.as_mut().poll(cx);
-                                if std::mem::take(&mut first) && strict && poll.is_pending() {
-                                    // Nested in this task's slot, the child runs at once: on
-                                    // one thread nothing can come between (a cancel, say).
-                                    let started = c.tracer.lock().unwrap().values().any(|r| {
-                                        r.kind == Some(Kind::Single(child_key)) && r.started > 0
-                                    });
-                                    if !started {
-                                        c.violation(format!(
-                                            "exec from inside pool task (single {key}): the \
-                                             child did not start at once"
-                                        ));
-                                    }
+) -> Out {
+    let c = ctx.clone();
+    let tag = traced(
+        &ctx,
+        Kind::Single(key),
+        Beh::Now,
+        None,
+        false,
+        key,
+        move |_| {
+            async move {
+                match inner {
+                    Inner::Exec => {
+                        c.nested_started.fetch_add(1, SeqCst);
+                        let fut = task_future(
+                            c.clone(),
+                            Kind::Single(child_key),
+                            child,
+                            gate,
+                            None,
+                            child_key,
+                            true,
+                        );
+                        let mut exec = std::pin::pin!(configure(
+                            &c,
+                            pool.build_task(),
+                            child_key,
+                            child.beh,
+                            true
+                        )
+                        .exec(fut));
+                        // Polled once per poll of this task (an extra poll would be a
+                        // poll of the child that no wake asked for, which the model
+                        // rules out for tasks parked at their gate).
+                        let mut first = true;
+                        let res = std::future::poll_fn(|cx| {
+                            let poll = exec.as_mut().poll(cx);
+                            if std::mem::take(&mut first) && strict && poll.is_pending() {
+                                // Nested in this task's slot, the child runs at once: on
+                                // one thread nothing can come between (a cancel, say).
+                                let started = c.tracer.lock().unwrap().values().any(|r| {
+                                    r.kind == Some(Kind::Single(child_key)) && r.started > 0
+                                });
+                                if !started {
+                                    c.violation(format!(
+                                        "exec from inside pool task (single {key}): the \
+                                         child did not start at once"
+                                    ));
                                 }
-                                poll
-                            })
-                            .await;
-                            crate::cover("an exec from inside a task returned");
-                            if let Err(ExecError::Pool(_)) = &res {
-                                // Refused: the child never ran, so no `on_end` counts it out.
-                                c.nested_ended.fetch_add(1, SeqCst);
                             }
-                            *exec_slot.lock().unwrap() = Some(crate::driver::exec_tag(res));
+                            poll
+                        })
+                        .await;
+                        crate::cover("an exec from inside a task returned");
+                        if let Err(ExecError::Pool(_)) = &res {
+                            // Refused: the child never ran, so no `on_end` counts it out.
+                            c.nested_ended.fetch_add(1, SeqCst);
                         }
-                        Inner::Spawn => {
-                            let fut = task_future(
-                                c.clone(),
-                                Kind::Single(child_key),
-                                child,
-                                gate,
-                                None,
-                                child_key,
-                                false,
-                            );
-                            let mut spawn = std::pin::pin!(configure(
-                                &c,
-                                pool.build_task(),
-                                child_key,
-                                child.beh,
-                                false
-                            )
-                            .spawn(fut));
-                            let first =
-                                std::future::poll_fn(|cx| Poll::Ready(spawn.as_mut().poll(cx)))
-                                    .await;
-                            match first {
-                                Poll::Ready(res) => {
-                                    crate::cover("a spawn from inside a task returned");
-                                    *spawn_slot.lock().unwrap() = Some(res)
-                                }
-                                Poll::Pending => c.violation(format!(
-                                "spawn().await from inside pool task (single {key}) waited for \
-                                 room instead of queueing its child"
-                            )),
+                        *exec_slot.lock().unwrap() = Some(crate::driver::exec_tag(res));
+                    }
+                    Inner::Spawn => {
+                        let fut = task_future(
+                            c.clone(),
+                            Kind::Single(child_key),
+                            child,
+                            gate,
+                            None,
+                            child_key,
+                            false,
+                        );
+                        let mut spawn = std::pin::pin!(configure(
+                            &c,
+                            pool.build_task(),
+                            child_key,
+                            child.beh,
+                            false
+                        )
+                        .spawn(fut));
+                        let first =
+                            std::future::poll_fn(|cx| Poll::Ready(spawn.as_mut().poll(cx))).await;
+                        match first {
+                            Poll::Ready(res) => {
+                                crate::cover("a spawn from inside a task returned");
+                                *spawn_slot.lock().unwrap() = Some(res)
                             }
+                            Poll::Pending => c.violation(format!(
+                                "spawn().await from inside pool task (single {key}) waited for \
+                             room instead of queueing its child"
+                            )),
                         }
                     }
                 }
-            },
-        )
-        .await;
-        Out::new(tag, false)
-    }
+            }
+        },
+    )
+    .await;
+    Out::new(tag, false)
 }
