@@ -127,20 +127,6 @@ impl<'a> TaskBuilder<'a> {
         TaskSpec::boxed(name, o.task_options())
     }
 
-    fn submit<F>(
-        self,
-        fut: F,
-        admission: Admission,
-    ) -> Result<(TaskHandle<F::Output>, bool), Refused<F>>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        let spec = self.spec();
-        let s = self.core.submit(fut, spec, admission)?;
-        Ok((TaskHandle::new(s.id, s.cell, self.core.clone()), s.started))
-    }
-
     /// Waits for room under the limit, then starts the task. See
     /// [`TaskPool::spawn`](crate::TaskPool::spawn).
     pub async fn spawn<F>(self, fut: F) -> Result<TaskHandle<F::Output>, PoolError>
@@ -148,22 +134,8 @@ impl<'a> TaskBuilder<'a> {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let core = self.core.clone();
-        let (handle, started) = self
-            .submit(fut, Admission::StartOrQueue)
-            .map_err(Refused::into_error)?;
-        // From one of the pool's own tasks, waiting for room could wait for the caller's own
-        // slot: the task stays queued and the handle comes back at once.
-        if !started && !inside_pool(core.serial) {
-            let mut withdraw = CancelOnDrop {
-                core: &core,
-                id: handle.id(),
-                armed: true,
-            };
-            poll_fn(|cx| handle.poll_started(cx)).await;
-            withdraw.armed = false;
-        }
-        Ok(handle)
+        let spec = self.spec();
+        spawn(self.core, fut, spec).await
     }
 
     /// Queues the task and returns at once. See
@@ -173,9 +145,8 @@ impl<'a> TaskBuilder<'a> {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.submit(fut, Admission::StartOrQueue)
-            .map(|(h, _)| h)
-            .map_err(Refused::into_error)
+        let spec = self.spec();
+        spawn_queued(self.core, fut, spec)
     }
 
     /// Starts the task now, or gives it back. See
@@ -185,9 +156,8 @@ impl<'a> TaskBuilder<'a> {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.submit(fut, Admission::StartNowOrRefuse)
-            .map(|(h, _)| h)
-            .map_err(|r| TrySpawnError::new(r.error, r.future))
+        let spec = self.spec();
+        try_spawn(self.core, fut, spec)
     }
 
     /// Runs the task to completion and returns its output. See
@@ -197,24 +167,104 @@ impl<'a> TaskBuilder<'a> {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let core = self.core.clone();
-        if inside_pool(core.serial) {
-            // From one of the pool's own tasks: the child runs in the caller's slot.
-            let spec = self.spec();
-            return Ok(core.exec_nested(fut, spec).await??);
-        }
-        let (handle, _) = self
-            .submit(fut, Admission::StartOrQueue)
-            .map_err(Refused::into_error)?;
-        let mut cancel = CancelOnDrop {
-            core: &core,
+        let spec = self.spec();
+        exec(self.core, fut, spec).await
+    }
+}
+
+// The entry points behind `TaskPool`'s methods (with no options: `spec` is `None`) and the
+// builder's: they borrow the pool's core rather than clone it.
+
+fn submit<F>(
+    core: &Arc<Core>,
+    fut: F,
+    spec: Option<Box<TaskSpec>>,
+    admission: Admission,
+) -> Result<(TaskHandle<F::Output>, bool), Refused<F>>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let s = core.submit(fut, spec, admission)?;
+    Ok((TaskHandle::new(s.id, s.cell, core.clone()), s.started))
+}
+
+pub(crate) async fn spawn<F>(
+    core: &Arc<Core>,
+    fut: F,
+    spec: Option<Box<TaskSpec>>,
+) -> Result<TaskHandle<F::Output>, PoolError>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let (handle, started) =
+        submit(core, fut, spec, Admission::StartOrQueue).map_err(Refused::into_error)?;
+    // From one of the pool's own tasks, waiting for room could wait for the caller's own
+    // slot: the task stays queued and the handle comes back at once.
+    if !started && !inside_pool(core.serial) {
+        let mut withdraw = CancelOnDrop {
+            core,
             id: handle.id(),
             armed: true,
         };
-        let out = handle.await;
-        cancel.armed = false;
-        Ok(out?)
+        poll_fn(|cx| handle.poll_started(cx)).await;
+        withdraw.armed = false;
     }
+    Ok(handle)
+}
+
+pub(crate) fn spawn_queued<F>(
+    core: &Arc<Core>,
+    fut: F,
+    spec: Option<Box<TaskSpec>>,
+) -> Result<TaskHandle<F::Output>, PoolError>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    submit(core, fut, spec, Admission::StartOrQueue)
+        .map(|(h, _)| h)
+        .map_err(Refused::into_error)
+}
+
+pub(crate) fn try_spawn<F>(
+    core: &Arc<Core>,
+    fut: F,
+    spec: Option<Box<TaskSpec>>,
+) -> Result<TaskHandle<F::Output>, TrySpawnError<F>>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    submit(core, fut, spec, Admission::StartNowOrRefuse)
+        .map(|(h, _)| h)
+        .map_err(|r| TrySpawnError::new(r.error, r.future))
+}
+
+pub(crate) async fn exec<F>(
+    core: &Arc<Core>,
+    fut: F,
+    spec: Option<Box<TaskSpec>>,
+) -> Result<F::Output, ExecError>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    if inside_pool(core.serial) {
+        // From one of the pool's own tasks: the child runs in the caller's slot.
+        return Ok(core.exec_nested(fut, spec).await??);
+    }
+    let (handle, _) =
+        submit(core, fut, spec, Admission::StartOrQueue).map_err(Refused::into_error)?;
+    let mut cancel = CancelOnDrop {
+        core,
+        id: handle.id(),
+        armed: true,
+    };
+    let out = handle.await;
+    cancel.armed = false;
+    Ok(out?)
 }
 
 /// Cancels a task if the future waiting on it is dropped (cancel safety of `spawn`/`exec`).

@@ -1,6 +1,6 @@
 //! `TaskPool`: heterogeneous tasks with a limit, groups, cancellation and introspection.
 
-use crate::builder::{GroupBuilder, TaskBuilder};
+use crate::builder::{self, GroupBuilder, TaskBuilder};
 use crate::engine::core::Core;
 use crate::error::{ExecError, PoolError, TrySpawnError};
 use crate::group::Group;
@@ -158,7 +158,7 @@ impl TaskPool {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.build_task().spawn(fut).await
+        builder::spawn(&self.core, fut, None).await
     }
 
     /// Submits the task and returns at once; it waits in the FIFO queue if the pool is full.
@@ -181,7 +181,7 @@ impl TaskPool {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.build_task().spawn_queued(fut)
+        builder::spawn_queued(&self.core, fut, None)
     }
 
     /// Starts the task if there is room right now (and nothing queued ahead of it); otherwise
@@ -206,7 +206,7 @@ impl TaskPool {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.build_task().try_spawn(fut)
+        builder::try_spawn(&self.core, fut, None)
     }
 
     /// Runs the task in the pool (waiting for room) and returns its output. Called from one
@@ -218,7 +218,7 @@ impl TaskPool {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.build_task().exec(fut).await
+        builder::exec(&self.core, fut, None).await
     }
 
     /// Starts `num` tasks made by `factory` (asyncio-taskpool's `apply`), as a group named
@@ -245,8 +245,9 @@ impl TaskPool {
         self.build_group().apply(num, factory)
     }
 
-    /// Runs `f(item)` for every item, pulled lazily, with at most `num_concurrent` of them at
-    /// once (and never over the pool's limit). Returns at once with a [`Group`] whose results
+    /// Runs `f(item)` for every item, pulled lazily (at most `num_concurrent` items are pulled
+    /// ahead of those running), with at most `num_concurrent` of them at once (and never over
+    /// the pool's limit). Returns at once with a [`Group`] whose results
     /// come in input order (asyncio-pool's `map`); see [`map_unordered`](Self::map_unordered)
     /// for completion order. `num_concurrent` must be at least 1; pass `usize::MAX` for no
     /// group limit.

@@ -673,8 +673,9 @@ impl State {
         self.groups
             .iter()
             .filter(|(_, g)| !matches!(g.input, Input::Reserved(_)))
-            .map(|(_, g)| g.backlog + g.ahead)
-            .sum()
+            .fold(0u64, |sum, (_, g)| {
+                sum.saturating_add(g.backlog).saturating_add(g.ahead)
+            })
     }
     pub(crate) fn ended(&self) -> Ended {
         self.ended

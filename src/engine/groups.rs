@@ -191,7 +191,7 @@ impl State {
         if !matches!(g.input, Input::Reserved(_) | Input::Done) || dropped > 0 {
             let left = if g.cancelled { g.backlog } else { 0 };
             if let Some(driver) = g.driver.as_ref() {
-                after.wake(driver.input_done(left + dropped));
+                after.wake(driver.input_done(left.saturating_add(dropped)));
             }
         }
         g.input = Input::Done;
@@ -246,8 +246,13 @@ impl State {
                 let alone = self.turns.len() == 0
                     || (self.turns.len() == 1 && self.turns.get(0) == Some(Lane::Group(key)));
                 let g = self.groups.get(key).expect("checked");
+                // Never more than the group could run at once: the input stays lazy, at most
+                // `num_concurrent` items ahead of those running (as `buffer_unordered` holds
+                // that many in flight).
                 let batch = if alone {
-                    (g.backlog / g.workers.max(1) as u64).clamp(1, MAX_BATCH as u64) as usize
+                    (g.backlog / g.workers.max(1) as u64)
+                        .clamp(1, MAX_BATCH.min(g.num_concurrent) as u64)
+                        as usize
                 } else {
                     1
                 };

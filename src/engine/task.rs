@@ -74,13 +74,32 @@ enum Contents<F: Future> {
 
 impl<F: Future> TaskCell<F> {
     fn new(spec: Option<Box<TaskSpec>>) -> Self {
+        Self::holding(spec, Contents::Running(None))
+    }
+
+    /// A cell made with its future in it (parked before anyone else can see the cell, so
+    /// without taking its lock).
+    fn with_future(spec: Option<Box<TaskSpec>>, fut: F) -> Self {
+        Self::holding(spec, Contents::Queued(fut))
+    }
+
+    fn holding(spec: Option<Box<TaskSpec>>, contents: Contents<F>) -> Self {
         Self {
             flags: AtomicU8::new(0),
             spec,
             inner: Mutex::new(CellInner {
-                contents: Contents::Running(None),
+                contents,
                 waker: None,
             }),
+        }
+    }
+
+    /// The future of a cell made [`with_future`](Self::with_future) that no job took.
+    fn take_future(&self) -> F {
+        let mut inner = lock(&self.inner, Rank::Leaf);
+        match std::mem::replace(&mut inner.contents, Contents::Running(None)) {
+            Contents::Queued(fut) => fut,
+            _ => unreachable!("taken once, by its submitter, before it was shared"),
         }
     }
 
@@ -94,11 +113,6 @@ impl<F: Future> TaskCell<F> {
 
     fn flag(&self, bit: u8) -> bool {
         self.flags.load(Ordering::Acquire) & bit != 0
-    }
-
-    /// Parks the future here while the task waits for a slot.
-    fn park(&self, fut: F) {
-        lock(&self.inner, Rank::Leaf).contents = Contents::Queued(fut);
     }
 
     /// The task left the queue: the future, and the handle's waker (for `spawn().await`).
@@ -648,40 +662,40 @@ impl Core {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let cell = Arc::new(TaskCell::new(spec));
-        let (id, runner, fut) = {
+        let cell = Arc::new(TaskCell::with_future(spec, fut));
+        let refuse = |error| {
+            let future = cell.take_future();
+            Err(Refused { error, future })
+        };
+        let (id, started, runner) = {
             let mut s = self.state();
             if let Err(error) = s.check_open(&self.name) {
                 drop(s);
-                return Err(Refused { error, future: fut });
+                return refuse(error);
             }
             let room = s.has_room() && !s.anything_waits();
             if !room && admission == Admission::StartNowOrRefuse {
                 let limit = s.limit().unwrap_or(usize::MAX);
                 drop(s);
-                let error = PoolError::Full {
+                return refuse(PoolError::Full {
                     pool: self.pool_name(),
                     limit,
-                };
-                return Err(Refused { error, future: fut });
+                });
             }
             let id = s.allocate_id();
             if room {
                 s.take_slot();
                 s.insert_running(id, cell.clone(), Seat::Slot, None);
                 cell.flags.fetch_or(STARTED, Ordering::AcqRel);
-                (id, s.idle_runner(), Some(fut))
+                (id, true, s.idle_runner())
             } else {
-                cell.park(fut);
                 s.queue_loose(id, cell.clone());
-                (id, None, None)
+                (id, false, None)
             }
         };
-        let started = fut.is_some();
-        match (fut, runner) {
-            (Some(fut), Some(mailbox)) => {
+        match (started, runner) {
+            (true, Some(mailbox)) => {
                 // A parked runner takes it up (in place, if it last ran a task of this type).
-                cell.park(fut);
                 let launch = Launch {
                     task: cell.clone(),
                     id,
@@ -689,11 +703,12 @@ impl Core {
                 };
                 self.start(Start::Task(launch), Some(mailbox));
             }
-            (Some(fut), None) => {
+            (true, None) => {
+                let fut = cell.take_future();
                 let run = TaskRun::new(self.clone(), cell.clone(), Some(fut), id, Seat::Slot);
                 self.spawn(Runner::job(run).into_future());
             }
-            (None, _) => {}
+            (false, _) => {}
         }
         Ok(Submitted { id, cell, started })
     }
@@ -859,8 +874,7 @@ mod loom_tests {
     fn loom_task_handle_woken_when_started_and_done() {
         check(|| {
             let drops = Arc::new(AtomicUsize::new(0));
-            let cell = Arc::new(Cell::new(None));
-            cell.park(pending());
+            let cell = Arc::new(Cell::with_future(None, pending()));
             let job = {
                 let (cell, drops) = (cell.clone(), drops.clone());
                 thread::spawn(move || {
