@@ -727,6 +727,9 @@ fn pull_batch<I>(
         Poll::Ready(None) => return Batch::Ended,
         Poll::Pending => return Batch::Pending,
     };
+    // Room for the whole batch at once, not grown item by item (the worker keeps it for its
+    // next batches).
+    extra.reserve(batch - 1);
     while 1 + extra.len() < batch {
         match poll_input(source, cx, pool) {
             Poll::Ready(Some(item)) => extra.push(item),
