@@ -508,6 +508,11 @@ where
         }
         let got = match first.take() {
             Some(id) => Got::Item(id, 0, group.reserved_item()),
+            // The usual case: the section that ended the last item took this one.
+            None if matches!(pulled, Some(Taken::Item(..))) => match pulled.take() {
+                Some(Taken::Item(id, seq, item)) => Got::Item(id, seq, item),
+                _ => unreachable!("matched above"),
+            },
             None => {
                 let mut pull = pulled.take();
                 let now = poll_fn(|cx| {
