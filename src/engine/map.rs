@@ -544,43 +544,44 @@ where
             armed: true,
         };
         let res = if start {
-            // Calls the closure on the item and runs the future it makes, as task `id`.
-            let made = {
+            // Calls the closure on the item and runs the future it makes, as task `id`: the
+            // call, the first poll and (ready at once) the future's drop under one mark.
+            let mut item = Some(item);
+            let mut fut = pin!(ItemFuture { fut: None });
+            let mut timer = RunTimer::new(group.options.timeout);
+            poll_fn(|cx| {
                 let _inside = current::enter(core.serial, Some(id));
-                log_started(&core.name, None, id);
-                // Calling `f` may itself panic: that is this item's panic, like one in its
-                // future.
-                user::call(|| (group.f)(item))
-            };
-            match made {
-                Ok(fut) => {
-                    let mut fut = pin!(ItemFuture { fut: Some(fut) });
-                    let mut timer = RunTimer::new(group.options.timeout);
-                    let res = poll_fn(|cx| {
-                        let _inside = current::enter(core.serial, Some(id));
-                        let Some(f) = fut.as_mut().project().fut.as_pin_mut() else {
-                            return Poll::Ready(Err(TaskError::Cancelled { id }));
-                        };
-                        let poll =
-                            poll_task(f, id, &*abort, &mut timer, &*core.spawner, &core.name, cx);
-                        if poll.is_pending() {
-                            w.wake_consumer();
+                let mut slot = fut.as_mut().project().fut;
+                if let Some(item) = item.take() {
+                    log_started(&core.name, None, id);
+                    // Calling `f` may itself panic: that is this item's panic, like one in
+                    // its future.
+                    match user::call(|| (group.f)(item)) {
+                        Ok(made) => slot.set(Some(made)),
+                        Err(payload) => {
+                            let err = TaskError::panicked(id, payload);
+                            tracing::error!(pool = %core.name, task_id = id.get(), "{err}");
+                            return Poll::Ready(Err(err));
                         }
-                        poll
-                    })
-                    .await;
-                    // The future's destructors run before callbacks and before the result is
-                    // delivered.
-                    let _inside = current::enter(core.serial, Some(id));
-                    drop_in_place_guarded(fut.as_mut().project().fut, &core.name, Some(id));
-                    res
+                    }
                 }
-                Err(payload) => {
-                    let err = TaskError::panicked(id, payload);
-                    tracing::error!(pool = %core.name, task_id = id.get(), "{err}");
-                    Err(err)
+                let Some(f) = slot.as_mut().as_pin_mut() else {
+                    return Poll::Ready(Err(TaskError::Cancelled { id }));
+                };
+                match poll_task(f, id, &*abort, &mut timer, &*core.spawner, &core.name, cx) {
+                    Poll::Pending => {
+                        w.wake_consumer();
+                        Poll::Pending
+                    }
+                    Poll::Ready(res) => {
+                        // The future's destructors run before callbacks and before the result
+                        // is delivered.
+                        drop_in_place_guarded(slot, &core.name, Some(id));
+                        Poll::Ready(res)
+                    }
                 }
-            }
+            })
+            .await
         } else {
             drop_value(item, owner(&core.name, id));
             Err(TaskError::Cancelled { id })
