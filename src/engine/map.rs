@@ -367,10 +367,19 @@ struct ItemGuard<'a, T> {
 }
 
 impl<T> Drop for ItemGuard<'_, T> {
+    // Disarmed on every item's normal path: that check only is inlined.
+    #[inline]
     fn drop(&mut self) {
-        if !self.armed {
-            return;
+        if self.armed {
+            self.dropped();
         }
+    }
+}
+
+impl<T> ItemGuard<'_, T> {
+    /// The worker was dropped with the item in flight: it ends as dropped by its runtime.
+    #[cold]
+    fn dropped(&mut self) {
         let id = self.id;
         let unwanted = {
             let mut s = self.core.section();
