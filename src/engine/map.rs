@@ -188,6 +188,8 @@ impl<I, F, T> MapGroup<I, F, T> {
 
     /// What the section handed the worker, made an item where it is one. Called inside that
     /// section, so items pulled ahead start in their queue's order.
+    // Inlined into the section that takes the item: it is on every item's path.
+    #[inline(always)]
     fn hand(&self, pull: Pull) -> Taken<I> {
         match pull {
             Pull::Reserved(id) => Taken::Item(id, 0, self.reserved_item()),
@@ -365,10 +367,19 @@ struct ItemGuard<'a, T> {
 }
 
 impl<T> Drop for ItemGuard<'_, T> {
+    // Disarmed on every item's normal path: that check only is inlined.
+    #[inline]
     fn drop(&mut self) {
-        if !self.armed {
-            return;
+        if self.armed {
+            self.dropped();
         }
+    }
+}
+
+impl<T> ItemGuard<'_, T> {
+    /// The worker was dropped with the item in flight: it ends as dropped by its runtime.
+    #[cold]
+    fn dropped(&mut self) {
         let id = self.id;
         let unwanted = {
             let mut s = self.core.section();
@@ -508,6 +519,11 @@ where
         }
         let got = match first.take() {
             Some(id) => Got::Item(id, 0, group.reserved_item()),
+            // The usual case: the section that ended the last item took this one.
+            None if matches!(pulled, Some(Taken::Item(..))) => match pulled.take() {
+                Some(Taken::Item(id, seq, item)) => Got::Item(id, seq, item),
+                _ => unreachable!("matched above"),
+            },
             None => {
                 let mut pull = pulled.take();
                 let now = poll_fn(|cx| {
@@ -537,43 +553,44 @@ where
             armed: true,
         };
         let res = if start {
-            // Calls the closure on the item and runs the future it makes, as task `id`.
-            let made = {
+            // Calls the closure on the item and runs the future it makes, as task `id`: the
+            // call, the first poll and (ready at once) the future's drop under one mark.
+            let mut item = Some(item);
+            let mut fut = pin!(ItemFuture { fut: None });
+            let mut timer = RunTimer::new(group.options.timeout);
+            poll_fn(|cx| {
                 let _inside = current::enter(core.serial, Some(id));
-                log_started(&core.name, None, id);
-                // Calling `f` may itself panic: that is this item's panic, like one in its
-                // future.
-                user::call(|| (group.f)(item))
-            };
-            match made {
-                Ok(fut) => {
-                    let mut fut = pin!(ItemFuture { fut: Some(fut) });
-                    let mut timer = RunTimer::new(group.options.timeout);
-                    let res = poll_fn(|cx| {
-                        let _inside = current::enter(core.serial, Some(id));
-                        let Some(f) = fut.as_mut().project().fut.as_pin_mut() else {
-                            return Poll::Ready(Err(TaskError::Cancelled { id }));
-                        };
-                        let poll =
-                            poll_task(f, id, &*abort, &mut timer, &*core.spawner, &core.name, cx);
-                        if poll.is_pending() {
-                            w.wake_consumer();
+                let mut slot = fut.as_mut().project().fut;
+                if let Some(item) = item.take() {
+                    log_started(&core.name, None, id);
+                    // Calling `f` may itself panic: that is this item's panic, like one in
+                    // its future.
+                    match user::call(|| (group.f)(item)) {
+                        Ok(made) => slot.set(Some(made)),
+                        Err(payload) => {
+                            let err = TaskError::panicked(id, payload);
+                            tracing::error!(pool = %core.name, task_id = id.get(), "{err}");
+                            return Poll::Ready(Err(err));
                         }
-                        poll
-                    })
-                    .await;
-                    // The future's destructors run before callbacks and before the result is
-                    // delivered.
-                    let _inside = current::enter(core.serial, Some(id));
-                    drop_in_place_guarded(fut.as_mut().project().fut, &core.name, Some(id));
-                    res
+                    }
                 }
-                Err(payload) => {
-                    let err = TaskError::panicked(id, payload);
-                    tracing::error!(pool = %core.name, task_id = id.get(), "{err}");
-                    Err(err)
+                let Some(f) = slot.as_mut().as_pin_mut() else {
+                    return Poll::Ready(Err(TaskError::Cancelled { id }));
+                };
+                match poll_task(f, id, &*abort, &mut timer, &*core.spawner, &core.name, cx) {
+                    Poll::Pending => {
+                        w.wake_consumer();
+                        Poll::Pending
+                    }
+                    Poll::Ready(res) => {
+                        // The future's destructors run before callbacks and before the result
+                        // is delivered.
+                        drop_in_place_guarded(slot, &core.name, Some(id));
+                        Poll::Ready(res)
+                    }
                 }
-            }
+            })
+            .await
         } else {
             drop_value(item, owner(&core.name, id));
             Err(TaskError::Cancelled { id })
@@ -727,6 +744,9 @@ fn pull_batch<I>(
         Poll::Ready(None) => return Batch::Ended,
         Poll::Pending => return Batch::Pending,
     };
+    // Room for the whole batch at once, not grown item by item (the worker keeps it for its
+    // next batches).
+    extra.reserve(batch - 1);
     while 1 + extra.len() < batch {
         match poll_input(source, cx, pool) {
             Poll::Ready(Some(item)) => extra.push(item),
