@@ -1,5 +1,5 @@
-use crate::engine::lock::{lock, Rank};
 use crate::id::TaskId;
+use crate::sync::lock::{lock, Rank};
 use std::any::Any;
 use std::fmt;
 use std::sync::Mutex;

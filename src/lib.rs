@@ -98,6 +98,7 @@ mod pool;
 mod signal;
 mod simple;
 mod stats;
+mod sync;
 #[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
 mod threaded;
 

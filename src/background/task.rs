@@ -1,9 +1,9 @@
 use super::BackgroundError;
-use crate::engine::lock::{lock as lock_ranked, Rank};
 use crate::error::{PoolError, TaskError};
 use crate::handle::TaskHandle;
 use crate::id::TaskId;
 use crate::pool::TaskPool;
+use crate::sync::lock::{lock as lock_ranked, Rank};
 use async_taskpool_runtime::Spawner;
 use futures_util::future::{FutureExt, Map, Shared};
 use futures_util::lock::Mutex as OpLock;
@@ -380,6 +380,6 @@ impl fmt::Debug for BackgroundTaskBuilder {
 }
 
 /// This module's locks: never held while user code runs.
-fn lock<T>(m: &Mutex<T>) -> crate::engine::lock::Locked<'_, T> {
+fn lock<T>(m: &Mutex<T>) -> crate::sync::lock::Locked<'_, T> {
     lock_ranked(m, Rank::Outside)
 }

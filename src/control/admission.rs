@@ -11,7 +11,7 @@
 //! - A connection on its way out is *leaving*: it holds neither budget while it says goodbye.
 
 use super::transport::Conn;
-use crate::engine::lock::{lock, Locked, Rank};
+use crate::sync::lock::{lock, Locked, Rank};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -4,8 +4,8 @@
 //! [`ControlServer::command`]: super::ControlServer::command
 
 use super::protocol::{is_built_in, ErrorKind, WireError};
-use crate::engine::lock::{lock, Rank};
 use crate::signal::Signal;
+use crate::sync::lock::{lock, Rank};
 use async_taskpool_runtime::Spawner;
 use futures_util::future::{AbortHandle, Abortable};
 use futures_util::FutureExt;

@@ -9,13 +9,13 @@
 use super::fifo::Fifo;
 use super::handoff::{Mailbox, Parking, IDLE_CAP};
 use super::lanes::{GroupKey, Lane, Reserved, Turns};
-use super::lock::{lock, Locked, Rank};
 use super::slab::Slab;
-use super::sync::{AtomicUsize, Event, Mutex};
 use super::table::IdTable;
 use super::user::{drop_value, Held, Whose};
 use crate::error::{PoolError, TaskError};
 use crate::id::TaskId;
+use crate::sync::lock::{lock, Locked, Rank};
+use crate::sync::{AtomicUsize, Event, Mutex};
 use async_taskpool_runtime::{BoxFuture, Spawner};
 use std::any::{Any, TypeId};
 use std::cell::{Cell as StdCell, RefCell};

@@ -14,9 +14,9 @@
 //! it, which retires its task as dropped by the runtime, and the mailbox refuses further
 //! deliveries: those jobs get a runtime task of their own.
 
-use super::lock::{lock, Rank};
-use super::sync::Mutex;
 use super::user::{drop_value, Whose};
+use crate::sync::lock::{lock, Rank};
+use crate::sync::Mutex;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 

@@ -19,16 +19,16 @@ use super::core::{
 use super::current;
 use super::groups::{AfterItem, Arrival, Pull, SizeHint, WorkerHeld, MAX_RAMP};
 use super::lanes::{GroupKey, Reserved};
-use super::lock::{lock, Rank};
 use super::poll::{poll_task, CancelSignal, RunTimer};
 use super::results::{Item, Results};
 use super::runner::{Runner, Work, RUN_BUDGET};
-use super::sync::{AtomicU64, AtomicWaker, Mutex};
 use super::task::{log_end, log_started};
 use super::user::{self, drop_some, drop_value, Held, Whose};
 use super::yield_now::yield_now;
 use crate::error::{PoolError, TaskError};
 use crate::id::TaskId;
+use crate::sync::lock::{lock, Rank};
+use crate::sync::{AtomicU64, AtomicWaker, Mutex};
 use futures_core::Stream;
 use pin_project_lite::pin_project;
 use std::collections::VecDeque;

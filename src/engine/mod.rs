@@ -60,7 +60,7 @@
 //!
 //! One state lock per pool ([`core::Core::section`]), then at most one leaf lock (a task's
 //! cell, a group's results, a parked runner's mailbox). Nothing is locked under a leaf lock.
-//! `lock.rs` checks the order in debug builds.
+//! `crate::sync::lock` checks the order in debug builds.
 //!
 //! **No user code runs and no user value is dropped while any pool lock is held**: not a
 //! future, closure, input, callback or output, not a panic payload, not the last pool handle
@@ -75,7 +75,7 @@
 //!   its callbacks run and before its result is delivered.
 //! - wake-ups, spawns and notifications also happen after unlocking (`After::run`).
 //!
-//! The engine's `Mutex`es, atomics, `AtomicWaker` and `Event` come from `sync.rs`: std's (and
+//! The engine's `Mutex`es, atomics, `AtomicWaker` and `Event` come from `crate::sync`: std's (and
 //! futures-util's, event-listener's) in normal builds, loom's under `cfg(loom)`, where the
 //! models in `loom_tests.rs` and the `loom_tests` modules of `task.rs` and `map.rs` check the
 //! hand-offs above under every interleaving.
@@ -103,7 +103,6 @@ pub(crate) mod fifo;
 pub(crate) mod groups;
 pub(crate) mod handoff;
 pub(crate) mod lanes;
-pub(crate) mod lock;
 #[cfg(all(test, loom))]
 mod loom_tests;
 pub(crate) mod map;
@@ -112,7 +111,6 @@ pub(crate) mod poll;
 pub(crate) mod results;
 pub(crate) mod runner;
 pub(crate) mod slab;
-pub(crate) mod sync;
 pub(crate) mod table;
 pub(crate) mod task;
 pub(crate) mod user;

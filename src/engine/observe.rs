@@ -4,10 +4,10 @@
 use super::core::{Core, Gate, GroupState, Input, Life, State};
 use super::current;
 use super::lanes::GroupKey;
-use super::sync::AtomicUsize;
 use crate::error::PoolError;
 use crate::id::{TaskId, TaskName};
 use crate::stats::{PoolStats, TaskInfo, TaskState};
+use crate::sync::AtomicUsize;
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

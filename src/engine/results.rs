@@ -3,9 +3,9 @@
 
 use super::capacity::shrink_after_burst;
 use super::core::Outcome;
-use super::lock::{lock, Locked, Rank};
 use crate::error::TaskError;
 use crate::stats::GroupSummary;
+use crate::sync::lock::{lock, Locked, Rank};
 use event_listener::Event;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -8,8 +8,8 @@
 //! [`RUN_BUDGET`] jobs in one poll, so a backlog of ready work never hogs a thread.
 
 use super::core::{BoxJob, Inbox, Job, Launch, Next, Start};
-use super::lock::assert_unlocked;
 use super::user::panic_message;
+use crate::sync::lock::assert_unlocked;
 use async_taskpool_runtime::BoxFuture;
 use pin_project_lite::pin_project;
 use std::future::Future;

@@ -11,13 +11,13 @@ use super::core::{
     TaskControl,
 };
 use super::current;
-use super::lock::{lock, Rank};
 use super::poll::{poll_task, CancelSignal, RunTimer};
 use super::runner::{Runner, Work};
-use super::sync::{AtomicU8, Mutex};
 use super::user::{self, drop_some, drop_value, Whose};
 use crate::error::{PoolError, TaskError};
 use crate::id::{TaskId, TaskName};
+use crate::sync::lock::{lock, Rank};
+use crate::sync::{AtomicU8, Mutex};
 use async_taskpool_runtime::BoxFuture;
 use futures_util::FutureExt;
 use pin_project_lite::pin_project;

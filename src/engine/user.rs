@@ -8,8 +8,8 @@
 //! task's own outcome (`call`) or is logged against the task it belongs to (`drop_value`); it
 //! never reaches the executor's thread or another task.
 
-use super::lock::assert_unlocked;
 use crate::id::TaskId;
+use crate::sync::lock::assert_unlocked;
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 

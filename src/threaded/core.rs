@@ -3,10 +3,10 @@
 use super::driver::Driver;
 use super::{HookError, ThreadRuntime, ThreadedError, ThreadedHandle};
 use crate::builder::TaskBuilder;
-use crate::engine::lock::{lock as lock_ranked, Locked, Rank};
 use crate::error::{ExecError, PoolError};
 use crate::pool::TaskPool;
 use crate::signal::Signal;
+use crate::sync::lock::{lock as lock_ranked, Locked, Rank};
 use futures_util::FutureExt;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -68,11 +68,11 @@ pub(crate) fn lock<T, M: Lockable<T>>(m: &M, rank: Rank) -> Locked<'_, T> {
 #[cfg(loom)]
 pub(crate) enum Guard<'a, T> {
     Std(std::sync::MutexGuard<'a, T>),
-    Loom(super::sync::MutexGuard<'a, T>),
+    Loom(super::MutexGuard<'a, T>),
 }
 
 #[cfg(loom)]
-impl<T> Lockable<T> for super::sync::Mutex<T> {
+impl<T> Lockable<T> for super::Mutex<T> {
     fn acquire(&self) -> Guard<'_, T> {
         Guard::Loom(self.lock().unwrap_or_else(PoisonError::into_inner))
     }

@@ -1,13 +1,16 @@
-//! The engine's own synchronization primitives, named in one place so that its hand-offs can
-//! be model-checked: in normal builds they are std's, futures-util's and event-listener's,
+//! The crate's synchronization primitives and its one lock helper ([`lock`]: poison-tolerant,
+//! ranked, and checked in debug builds), below everything that locks. The primitives are
+//! named in one place so that the engine's hand-offs can be model-checked: in normal builds they are std's, futures-util's and event-listener's,
 //! re-exported as they are; under `cfg(loom)` (`RUSTFLAGS="--cfg loom"`) they are loom's, and
-//! `loom_tests.rs` (with the `loom_tests` modules of `task.rs` and `map.rs`) explores every
+//! `engine/loom_tests.rs` (with the `loom_tests` modules of `task.rs` and `map.rs`) explores every
 //! interleaving of the mailbox hand-off, a task's cell, a worker's abort target and the
 //! waiter count.
 //!
 //! Only primitives shared between threads in those models go through here. A `static` (loom's
 //! types cannot be built in a constant) and the locks of the layers above the engine stay
-//! std's; `lock::lock` takes both.
+//! std's; [`lock::lock`] takes both.
+
+pub(crate) mod lock;
 
 #[cfg(not(loom))]
 pub(crate) use futures_util::task::AtomicWaker;
