@@ -119,7 +119,7 @@ pub use handle::TaskHandle;
 pub use id::TaskId;
 pub use pool::{PoolBuilder, TaskPool};
 pub use simple::{SimpleTaskPool, SimpleTaskPoolBuilder};
-pub use stats::{GroupSummary, PoolStats, TaskInfo, TaskState};
+pub use stats::{DurationStats, GroupStats, GroupSummary, PoolStats, TaskInfo, TaskState};
 #[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
 #[cfg_attr(
     docsrs,

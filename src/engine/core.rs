@@ -13,6 +13,7 @@ use super::lock::{lock, Locked, Rank};
 use super::slab::Slab;
 use super::sync::{AtomicUsize, Event, Mutex};
 use super::table::IdTable;
+use super::timing::{GroupTiming, Timing};
 use super::user::{drop_value, Held, Whose};
 use crate::error::{PoolError, TaskError};
 use crate::id::TaskId;
@@ -287,6 +288,12 @@ pub(crate) struct GroupState {
     pub(super) unstarted_ending: u64,
     /// Counted out of the busy groups (`join` no longer waits for it).
     pub(super) settled: bool,
+    /// Items that ended (for `group_stats`'s progress).
+    pub(super) ended: u64,
+    /// Whether `backlog` is exact (the input knows its length), not a lower bound.
+    pub(super) backlog_exact: bool,
+    /// Its durations, if the pool tracks them.
+    pub(super) timing: Option<Box<GroupTiming>>,
 }
 
 impl GroupState {
@@ -345,6 +352,8 @@ pub(crate) struct State {
     /// Map items in `Life::Waiting`.
     pub(super) waiting_items: u64,
     pub(super) ended: Ended,
+    /// Durations, if the pool tracks them (`track_durations`).
+    pub(super) timing: Option<Box<Timing>>,
 }
 
 /// Work the section found to do once the lock is released. Most sections make at most one
@@ -541,6 +550,7 @@ impl Core {
         spawner: Arc<dyn Spawner>,
         name: Option<String>,
         limit: Option<usize>,
+        track_durations: bool,
     ) -> Arc<Self> {
         let serial = POOL_SERIAL.fetch_add(1, Ordering::Relaxed);
         let name: Arc<str> = match name {
@@ -572,6 +582,7 @@ impl Core {
                 reserved_waiting: 0,
                 waiting_items: 0,
                 ended: Ended::default(),
+                timing: track_durations.then(Timing::new),
             }),
             changed: Event::new(),
             waiters: AtomicUsize::new(0),
@@ -782,6 +793,7 @@ impl State {
                 group,
             },
         );
+        self.time_started(id, group);
     }
 
     /// A queued task that was cancelled runs its callbacks without a slot.
@@ -829,15 +841,18 @@ impl State {
         if let Some(key) = entry.group {
             if let Some(g) = self.groups.get_mut(key) {
                 g.items_live -= 1;
+                g.ended += 1;
             }
         }
         self.ended.count(outcome);
+        self.time_ended(id, entry.group);
         Some(entry)
     }
 
     /// Queues a loose task.
     pub(crate) fn queue_loose(&mut self, id: TaskId, task: Arc<dyn QueuedTask>) {
         self.loose.push(id.get(), Held::new(task));
+        self.time_queued(id);
         if !self.loose_in_turns {
             self.loose_in_turns = true;
             self.turns.join(Lane::Loose);
@@ -1047,6 +1062,7 @@ impl State {
     /// Forgets the counters of ended tasks and finished groups.
     pub(crate) fn forget_ended(&mut self) {
         self.ended = Ended::default();
+        self.forget_durations();
         let finished: Vec<(GroupKey, Arc<str>)> = self
             .groups
             .iter()

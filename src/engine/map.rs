@@ -156,6 +156,7 @@ impl Core {
             spec.num_concurrent,
             state_input,
             hint.lower,
+            hint.is_exact(),
             target,
         );
         let group = Arc::new(MapGroup {
