@@ -15,6 +15,7 @@
 # Default patterns: issue 15's targets on both runtimes (about 3 minutes at N=20000).
 # Env: LIMIT (default 1000), C (default 1000), YIELDS (each task yields this often; 0).
 # Also: SPAWNS=1 bash benches/callgrind.sh ... adds runtime spawns per task (one plain run).
+# DURATIONS=1 measures pools built with track_durations(true).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-20000}
@@ -43,7 +44,7 @@ instr() {
     local out i1 i2
     out=$(mktemp)
     for k in 1 2; do
-        N=$((n * k)) ROUNDS=1 LIMIT=$limit C=$c RT=$rt PRODUCER=$producer \
+        N=$((n * k)) ROUNDS=1 DURATIONS=${DURATIONS:-0} LIMIT=$limit C=$c RT=$rt PRODUCER=$producer \
             valgrind --tool=callgrind --callgrind-out-file="$out.$k" "$bin" "$mode" >/dev/null 2>&1
     done
     i1=$(sed -n 's/^summary: //p' "$out.1"); i2=$(sed -n 's/^summary: //p' "$out.2")

@@ -13,6 +13,7 @@ use super::lock::{lock, Locked, Rank};
 use super::slab::Slab;
 use super::sync::{AtomicUsize, Event, Mutex};
 use super::table::IdTable;
+use super::telemetry::Telemetry;
 use super::timing::{GroupTiming, Timing};
 use super::user::{drop_value, Held, Whose};
 use crate::error::{PoolError, TaskError};
@@ -489,7 +490,16 @@ impl std::ops::DerefMut for Section<'_> {
 
 impl Drop for Section<'_> {
     fn drop(&mut self) {
+        let samples = if Telemetry::ACTIVE {
+            self.st.as_mut().and_then(|st| st.take_samples())
+        } else {
+            None
+        };
         drop(self.st.take());
+        if let Some(samples) = samples {
+            // Before the wake-ups: whoever this section wakes sees them recorded.
+            self.core.telemetry.durations(samples.as_slice());
+        }
         self.after.run(self.core);
     }
 }
@@ -537,6 +547,17 @@ pub(crate) struct Core {
     changed: Event,
     /// ...if anyone waits: most retirements have no waiter and skip the notification.
     waiters: AtomicUsize,
+    /// Its metrics (feature `metrics`; nothing without it).
+    pub(crate) telemetry: Telemetry,
+}
+
+#[cfg(feature = "metrics")]
+impl Drop for Core {
+    fn drop(&mut self) {
+        // What it still counted (tasks queued when its runtime went away) leaves the gauges.
+        let (running, queued) = self.read(|st| ((st.running() + st.ending()) as u64, st.queued()));
+        self.telemetry.gone(running, queued);
+    }
 }
 
 impl std::fmt::Debug for Core {
@@ -558,7 +579,9 @@ impl Core {
             None => format!("TaskPool-{serial}").into(),
         };
         tracing::debug!(pool = %name, runtime = spawner.runtime_name(), ?limit, "{name} initialized");
+        let telemetry = Telemetry::new(&name, limit);
         Arc::new(Self {
+            telemetry,
             serial,
             name,
             spawner,

@@ -25,6 +25,7 @@ use super::results::{Item, Results};
 use super::runner::{Runner, Work, RUN_BUDGET};
 use super::sync::{AtomicU64, AtomicWaker, Mutex};
 use super::task::{log_end, log_started};
+use super::telemetry::{Kind, Telemetry};
 use super::user::{self, drop_some, drop_value, Held, Whose};
 use super::yield_now::yield_now;
 use crate::error::{PoolError, TaskError};
@@ -68,6 +69,8 @@ pub(crate) struct Launched<T> {
 /// A group's shared part: what its workers run, and where results go.
 struct MapGroup<I, F, T> {
     key: GroupKey,
+    /// For the `metrics` feature's `kind` label.
+    kind: Kind,
     f: F,
     options: TaskOptions,
     results: Arc<Results<T>>,
@@ -159,8 +162,10 @@ impl Core {
             hint.is_exact(),
             target,
         );
+        let kind = Kind::Group(spec.kind);
         let group = Arc::new(MapGroup {
             key,
+            kind,
             f,
             options: spec.options,
             results: results.clone(),
@@ -169,6 +174,10 @@ impl Core {
         });
         st.launch_group(key, group, core, after);
         drop(s);
+        if let Some(count) = fixed {
+            // Reserved items have their ids now, and wait for room.
+            self.telemetry.submitted(kind, count, count);
+        }
         Ok(Launched { key, name, results })
     }
 }
@@ -357,6 +366,8 @@ struct ItemGuard<'a, T> {
     id: TaskId,
     seq: u64,
     armed: bool,
+    kind: Kind,
+    started: bool,
 }
 
 impl<T> Drop for ItemGuard<'_, T> {
@@ -365,6 +376,9 @@ impl<T> Drop for ItemGuard<'_, T> {
             return;
         }
         let id = self.id;
+        self.core
+            .telemetry
+            .ended(self.kind, Outcome::Dropped, self.started);
         let unwanted = {
             let mut s = self.core.section();
             let (st, after, _) = s.split();
@@ -524,18 +538,29 @@ where
             Got::Done(next) => return next,
             Got::Again(_) => unreachable!("next_item goes around itself"),
         };
+        if Telemetry::ACTIVE {
+            if group.reserved_item.is_some() {
+                // Counted as submitted (and queued) when the group was made.
+                core.telemetry.dequeued();
+            } else {
+                core.telemetry.submitted(group.kind, 1, 0);
+            }
+        }
         let mut guard = ItemGuard {
             results: &group.results,
             core: &core,
             id,
             seq,
             armed: true,
+            kind: group.kind,
+            started: start,
         };
         let res = if start {
             // Calls the closure on the item and runs the future it makes, as task `id`.
             let made = {
                 let _inside = current::enter(core.serial, Some(id));
                 log_started(&core.name, None, id);
+                core.telemetry.started(group.kind);
                 // Calling `f` may itself panic: that is this item's panic, like one in its
                 // future.
                 user::call(|| (group.f)(item))
@@ -592,6 +617,8 @@ where
             .await;
         }
         guard.armed = false;
+        // Counted before the section that delivers the result (see `task::finish`).
+        core.telemetry.ended(group.kind, outcome, start);
         let mut unwanted = None;
         let decision = {
             let mut s = core.section();
@@ -955,6 +982,7 @@ where
             Got::Item(id, seq, item)
         }
         Arrival::WaitForTurn(id) => {
+            core.telemetry.enqueued();
             let granted = poll_fn(
                 |cx| match core.section().poll_turn(group.key, id, cx.waker()) {
                     Some(granted) => Poll::Ready(granted),
@@ -962,6 +990,7 @@ where
                 },
             )
             .await;
+            core.telemetry.dequeued();
             if granted {
                 w.held.slot = true;
                 Got::Item(id, seq, item)
@@ -1031,6 +1060,10 @@ struct UnstartedGuard<T> {
 
 impl<T> UnstartedGuard<T> {
     fn end(&self, id: TaskId, outcome: Outcome, res: Item<T>) {
+        self.core.telemetry.dequeued();
+        self.core
+            .telemetry
+            .ended(Kind::Group(super::core::GroupKind::Start), outcome, false);
         let unwanted = {
             let mut s = self.core.section();
             let (st, after, _) = s.split();

@@ -115,6 +115,7 @@ pub(crate) mod slab;
 pub(crate) mod sync;
 pub(crate) mod table;
 pub(crate) mod task;
+pub(crate) mod telemetry;
 pub(crate) mod timing;
 pub(crate) mod user;
 pub(crate) mod yield_now;

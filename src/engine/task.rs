@@ -15,6 +15,7 @@ use super::lock::{lock, Rank};
 use super::poll::{poll_task, CancelSignal, RunTimer};
 use super::runner::{Runner, Work};
 use super::sync::{AtomicU8, Mutex};
+use super::telemetry::{Kind, Rejection, Telemetry};
 use super::user::{self, drop_some, drop_value, Whose};
 use crate::error::{PoolError, TaskError};
 use crate::id::{TaskId, TaskName};
@@ -34,6 +35,10 @@ const DONE: u8 = 4;
 const DETACHED: u8 = 8;
 /// The handle took the result.
 const TAKEN: u8 = 16;
+/// It waited in the queue (for the `metrics` feature's gauges).
+const QUEUED: u8 = 32;
+/// Its future started running (for the `metrics` feature's gauges).
+const RAN: u8 = 64;
 
 /// Everything optional about a task, boxed once so plain tasks stay small.
 pub(crate) struct TaskSpec {
@@ -328,6 +333,12 @@ pin_project! {
             let in_callbacks = *this.step == Step::Callbacks;
             let res = held.unwrap_or_else(|| Err(dropped_error(id, *this.step == Step::Fresh)));
             let outcome = Outcome::of(&res);
+            if Telemetry::ACTIVE {
+                if *this.step == Step::Fresh && cell.flag(QUEUED) {
+                    core.telemetry.dequeued();
+                }
+                core.telemetry.ended(Kind::Task, outcome, cell.flag(RAN));
+            }
             let unwanted = {
                 let mut s = core.section();
                 let (st, after, core) = s.split();
@@ -481,8 +492,12 @@ where
             };
             match *this.step {
                 Step::Fresh => {
-                    if !cell.flag(CANCELLED) && *this.seat != Seat::Unseated {
+                    let starts = !cell.flag(CANCELLED) && *this.seat != Seat::Unseated;
+                    if starts {
                         log_started(&core.name, cell.custom_name(), id);
+                    }
+                    if Telemetry::ACTIVE {
+                        observe_start(&core.telemetry, cell, starts);
                     }
                     *this.step = Step::Running;
                 }
@@ -569,6 +584,11 @@ where
     let id = *this.id;
     let outcome = Outcome::of(&res);
     *this.step = Step::Done;
+    // Recorded before the section that resolves the handle and tells `join`: whoever waits
+    // for the task sees it counted.
+    if Telemetry::ACTIVE {
+        core.telemetry.ended(Kind::Task, outcome, cell.flag(RAN));
+    }
     let mut s = core.section();
     let (st, after, c) = s.split();
     let unwanted = deliver(&cell, res, after);
@@ -600,6 +620,18 @@ where
     next
 }
 
+/// The `metrics` feature's view of a task's first poll: it left the queue, and it starts
+/// (or, cancelled while queued, only runs its callbacks).
+fn observe_start<F: Future>(telemetry: &Telemetry, cell: &TaskCell<F>, starts: bool) {
+    if cell.flag(QUEUED) {
+        telemetry.dequeued();
+    }
+    if starts {
+        cell.flags.fetch_or(RAN, Ordering::AcqRel);
+        telemetry.started(Kind::Task);
+    }
+}
+
 /// A task accepted by [`Core::submit`].
 pub(crate) struct Submitted<T> {
     pub(crate) id: TaskId,
@@ -628,16 +660,23 @@ impl Core {
         F::Output: Send + 'static,
     {
         let cell = Arc::new(TaskCell::new(spec));
-        let (id, runner, fut) = {
+        let (id, runner, fut, samples) = {
             let mut s = self.state();
             if let Err(error) = s.check_open(&self.name) {
                 drop(s);
+                if admission == Admission::StartNowOrRefuse {
+                    self.telemetry.rejected(match error {
+                        PoolError::Locked { .. } => Rejection::Locked,
+                        _ => Rejection::Closed,
+                    });
+                }
                 return Err(Refused { error, future: fut });
             }
             let room = s.has_room() && !s.anything_waits();
             if !room && admission == Admission::StartNowOrRefuse {
                 let limit = s.limit().unwrap_or(usize::MAX);
                 drop(s);
+                self.telemetry.rejected(Rejection::Full);
                 let error = PoolError::Full {
                     pool: self.pool_name(),
                     limit,
@@ -649,14 +688,26 @@ impl Core {
                 s.take_slot();
                 s.insert_running(id, cell.clone(), Seat::Slot, None);
                 cell.flags.fetch_or(STARTED, Ordering::AcqRel);
-                (id, s.idle_runner(), Some(fut))
+                let samples = if Telemetry::ACTIVE {
+                    s.take_samples()
+                } else {
+                    None
+                };
+                (id, s.idle_runner(), Some(fut), samples)
             } else {
                 cell.park(fut);
+                if Telemetry::ACTIVE {
+                    cell.flags.fetch_or(QUEUED, Ordering::AcqRel);
+                }
                 s.queue_loose(id, cell.clone());
-                (id, None, None)
+                (id, None, None, None)
             }
         };
+        if let Some(samples) = samples {
+            self.telemetry.durations(samples.as_slice());
+        }
         let started = fut.is_some();
+        self.telemetry.submitted(Kind::Task, 1, u64::from(!started));
         match (fut, runner) {
             (Some(fut), Some(mailbox)) => {
                 // A parked runner takes it up (in place, if it last ran a task of this type).
@@ -698,6 +749,7 @@ impl Core {
             cell.flags.fetch_or(STARTED, Ordering::AcqRel);
             id
         };
+        self.telemetry.submitted(Kind::Task, 1, 0);
         let mut nested = Nested {
             core: self,
             id,

@@ -18,6 +18,7 @@
 use super::core::{GroupState, State};
 use super::lanes::GroupKey;
 use super::table::IdTable;
+use super::telemetry::{Sample, Telemetry};
 use crate::id::TaskId;
 use crate::stats::DurationStats;
 use hdrhistogram::Histogram;
@@ -81,6 +82,28 @@ pub(crate) struct Timing {
     /// Tasks that started and have not retired: when they started, and how long they waited.
     running: IdTable<(u64, u64)>,
     pub(crate) pool: Histograms,
+    /// Samples for the `metrics` histograms, handed out by the section that took them and
+    /// emitted once it unlocked (the recorder is the application's code).
+    samples: Vec<Sample>,
+}
+
+/// Samples a section carries out without allocating; a section that took more (a
+/// `cancel_all`) carries them out in a `Vec`.
+const FEW: usize = 4;
+
+/// The samples one section took.
+pub(crate) enum Samples {
+    Few([Sample; FEW], usize),
+    Many(Vec<Sample>),
+}
+
+impl Samples {
+    pub(crate) fn as_slice(&self) -> &[Sample] {
+        match self {
+            Samples::Few(buf, n) => &buf[..*n],
+            Samples::Many(v) => v,
+        }
+    }
 }
 
 impl Timing {
@@ -90,6 +113,7 @@ impl Timing {
             queued: IdTable::default(),
             running: IdTable::default(),
             pool: Histograms::default(),
+            samples: Vec::new(),
         })
     }
 
@@ -150,6 +174,9 @@ impl State {
             .map_or(0, |at| now.saturating_sub(at));
         t.running.insert(id.get(), (now, wait));
         record(&mut t.pool.queue_wait, wait);
+        if Telemetry::ACTIVE {
+            t.samples.push(Sample::QueueWait(wait));
+        }
         if let Some(g) = group_timing(&mut self.groups, group) {
             record(&mut g.histograms.queue_wait, wait);
         }
@@ -175,6 +202,9 @@ impl State {
         };
         let run = t.now().saturating_sub(started);
         record(&mut t.pool.run_time, run);
+        if Telemetry::ACTIVE {
+            t.samples.push(Sample::Run(run));
+        }
         if let Some(g) = group_timing(&mut self.groups, group) {
             record(&mut g.histograms.run_time, run);
         }
@@ -201,6 +231,22 @@ impl State {
                 .map(|g| g.made)
         });
         (queued.map(since), None)
+    }
+
+    /// The samples for the `metrics` histograms this section took, to emit once unlocked.
+    #[inline]
+    pub(crate) fn take_samples(&mut self) -> Option<Samples> {
+        let t = self.timing.as_deref_mut()?;
+        match t.samples.len() {
+            0 => None,
+            n if n <= FEW => {
+                let mut buf = [Sample::Run(0); FEW];
+                buf[..n].copy_from_slice(&t.samples);
+                t.samples.clear();
+                Some(Samples::Few(buf, n))
+            }
+            _ => Some(Samples::Many(std::mem::take(&mut t.samples))),
+        }
     }
 
     /// The pool's histograms, if durations are tracked.
