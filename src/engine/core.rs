@@ -490,7 +490,7 @@ impl std::ops::DerefMut for Section<'_> {
 
 impl Drop for Section<'_> {
     fn drop(&mut self) {
-        let samples = if Telemetry::ACTIVE {
+        let samples = if self.core.samples_wanted {
             self.st.as_mut().and_then(|st| st.take_samples())
         } else {
             None
@@ -549,6 +549,9 @@ pub(crate) struct Core {
     waiters: AtomicUsize,
     /// Its metrics (feature `metrics`; nothing without it).
     pub(crate) telemetry: Telemetry,
+    /// Whether sections carry duration samples out to `telemetry` (durations tracked, and
+    /// the `metrics` feature on).
+    samples_wanted: bool,
 }
 
 #[cfg(feature = "metrics")]
@@ -582,6 +585,7 @@ impl Core {
         let telemetry = Telemetry::new(&name, limit);
         Arc::new(Self {
             telemetry,
+            samples_wanted: Telemetry::ACTIVE && track_durations,
             serial,
             name,
             spawner,

@@ -23,6 +23,7 @@ use super::lock::{lock, Rank};
 use super::poll::{poll_task, CancelSignal, RunTimer};
 use super::results::{Item, Results};
 use super::runner::{Runner, Work, RUN_BUDGET};
+use super::span::{enter, task_span};
 use super::sync::{AtomicU64, AtomicWaker, Mutex};
 use super::task::{log_end, log_started};
 use super::telemetry::{Kind, Telemetry};
@@ -69,6 +70,8 @@ pub(crate) struct Launched<T> {
 /// A group's shared part: what its workers run, and where results go.
 struct MapGroup<I, F, T> {
     key: GroupKey,
+    /// For the items' spans.
+    name: Arc<str>,
     /// For the `metrics` feature's `kind` label.
     kind: Kind,
     f: F,
@@ -165,6 +168,7 @@ impl Core {
         let kind = Kind::Group(spec.kind);
         let group = Arc::new(MapGroup {
             key,
+            name: name.clone(),
             kind,
             f,
             options: spec.options,
@@ -555,12 +559,14 @@ where
             kind: group.kind,
             started: start,
         };
+        let span = task_span(&core.name, id, None, Some(&group.name));
         let res = if start {
             // Calls the closure on the item and runs the future it makes, as task `id`.
             let made = {
                 let _inside = current::enter(core.serial, Some(id));
                 log_started(&core.name, None, id);
                 core.telemetry.started(group.kind);
+                let _entered = enter(&span);
                 // Calling `f` may itself panic: that is this item's panic, like one in its
                 // future.
                 user::call(|| (group.f)(item))
@@ -574,6 +580,7 @@ where
                         let Some(f) = fut.as_mut().project().fut.as_pin_mut() else {
                             return Poll::Ready(Err(TaskError::Cancelled { id }));
                         };
+                        let _entered = enter(&span);
                         let poll =
                             poll_task(f, id, &*abort, &mut timer, &*core.spawner, &core.name, cx);
                         if poll.is_pending() {
@@ -612,10 +619,12 @@ where
             let mut run = pin!(callbacks.run(&core.name, id, outcome == Outcome::Cancelled));
             poll_fn(|cx| {
                 let _inside = current::enter(core.serial, Some(id));
+                let _entered = enter(&span);
                 run.as_mut().poll(cx)
             })
             .await;
         }
+        drop(span);
         guard.armed = false;
         // Counted before the section that delivers the result (see `task::finish`).
         core.telemetry.ended(group.kind, outcome, start);

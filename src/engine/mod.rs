@@ -112,6 +112,7 @@ pub(crate) mod poll;
 pub(crate) mod results;
 pub(crate) mod runner;
 pub(crate) mod slab;
+pub(crate) mod span;
 pub(crate) mod sync;
 pub(crate) mod table;
 pub(crate) mod task;

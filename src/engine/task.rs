@@ -14,6 +14,7 @@ use super::current;
 use super::lock::{lock, Rank};
 use super::poll::{poll_task, CancelSignal, RunTimer};
 use super::runner::{Runner, Work};
+use super::span::{enter, task_span, TARGET};
 use super::sync::{AtomicU8, Mutex};
 use super::telemetry::{Kind, Rejection, Telemetry};
 use super::user::{self, drop_some, drop_value, Whose};
@@ -311,6 +312,8 @@ pin_project! {
         seat: Seat,
         step: Step,
         extra: Option<Box<Extra<F::Output>>>,
+        // Entered on each poll of the future and the callbacks (`span.rs`).
+        span: tracing::Span,
     }
 
     impl<F: Future> PinnedDrop for TaskRun<F> {
@@ -397,7 +400,8 @@ fn log_destructor_panic(pool: &str, id: TaskId, payload: user::Payload) {
 }
 
 pub(crate) fn log_started(pool: &str, custom: Option<&str>, id: TaskId) {
-    tracing::info!(
+    tracing::debug!(
+        target: TARGET,
         pool,
         task_id = id.get(),
         "Started {}",
@@ -417,7 +421,7 @@ pub(crate) fn log_end(pool: &str, custom: Option<&str>, id: TaskId, outcome: Out
             "{name} was dropped by its runtime (shut down, or refused to start it)"
         ),
     }
-    tracing::info!(pool, task_id = id.get(), ?outcome, "Ended {name}");
+    tracing::debug!(target: TARGET, pool, task_id = id.get(), ?outcome, "Ended {name}");
 }
 
 impl<F> TaskRun<F>
@@ -447,6 +451,7 @@ where
             seat,
             step: Step::Fresh,
             extra,
+            span: tracing::Span::none(),
         }
     }
 }
@@ -499,6 +504,7 @@ where
                     if Telemetry::ACTIVE {
                         observe_start(&core.telemetry, cell, starts);
                     }
+                    *this.span = task_span(&core.name, id, cell.custom_name(), None);
                     *this.step = Step::Running;
                 }
                 Step::Running => {
@@ -510,6 +516,7 @@ where
                                 None => &mut plain,
                             };
                             let spawner = &*core.spawner;
+                            let _entered = enter(this.span);
                             match poll_task(fut, id, &**cell, timer, spawner, &core.name, cx) {
                                 Poll::Ready(res) => res,
                                 Poll::Pending => return Poll::Pending,
@@ -549,6 +556,7 @@ where
                 Step::Callbacks => {
                     let extra = this.extra.as_mut().expect("callbacks are in extra");
                     if let Some(cb) = extra.callbacks.as_mut() {
+                        let _entered = enter(this.span);
                         if cb.poll_unpin(cx).is_pending() {
                             return Poll::Pending;
                         }
