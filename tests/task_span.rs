@@ -29,11 +29,14 @@ impl Capture {
     }
 }
 
+/// A test body, given the runtime's spawner.
+type Body<F> = Box<dyn FnOnce(Arc<dyn Spawner>) -> F>;
+
 /// Runs `body` on this thread (a current-thread runtime, or smol's executor driven by this
 /// thread) under a plain-text subscriber filtered by `filter` (an env-filter line).
 fn logged<F: std::future::Future<Output = ()>>(
     filter: &str,
-    on: fn(Box<dyn FnOnce(Arc<dyn Spawner>) -> F>),
+    on: fn(Body<F>),
     body: impl FnOnce(Arc<dyn Spawner>) -> F + 'static,
 ) -> String {
     let capture = Capture::default();
@@ -50,9 +53,7 @@ fn logged<F: std::future::Future<Output = ()>>(
 }
 
 #[cfg(feature = "tokio")]
-fn tokio_current_thread<F: std::future::Future<Output = ()>>(
-    body: Box<dyn FnOnce(Arc<dyn Spawner>) -> F>,
-) {
+fn tokio_current_thread<F: std::future::Future<Output = ()>>(body: Body<F>) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -62,9 +63,7 @@ fn tokio_current_thread<F: std::future::Future<Output = ()>>(
 }
 
 #[cfg(feature = "smol")]
-fn smol_own_executor<F: std::future::Future<Output = ()>>(
-    body: Box<dyn FnOnce(Arc<dyn Spawner>) -> F>,
-) {
+fn smol_own_executor<F: std::future::Future<Output = ()>>(body: Body<F>) {
     let ex = Arc::new(smol::Executor::new());
     let sp = async_taskpool::runtime::SmolSpawner::from_executor(ex.clone());
     smol::block_on(ex.run(body(Arc::new(sp))));
