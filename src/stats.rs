@@ -63,11 +63,11 @@ pub struct PoolStats {
     pub groups: Vec<String>,
     /// How long tasks that started since the last flush waited for a slot; `None` unless
     /// the pool was built with [`track_durations`](crate::PoolBuilder::track_durations).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue_wait: Option<DurationStats>,
     /// How long tasks that ended since the last flush ran (from their start to their end,
     /// callbacks included); `None` unless the pool tracks durations.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_time: Option<DurationStats>,
 }
 
@@ -94,11 +94,21 @@ pub struct TaskInfo {
     /// How long it waited for a slot (so far, if it still waits); `None` unless the pool
     /// was built with [`track_durations`](crate::PoolBuilder::track_durations). In JSON,
     /// `queue_wait_secs`.
-    #[serde(default, rename = "queue_wait_secs", with = "secs_opt")]
+    #[serde(
+        default,
+        rename = "queue_wait_secs",
+        with = "secs_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub queue_wait: Option<Duration>,
     /// How long it has run since it started; `None` while it waits, or unless the pool
     /// tracks durations. In JSON, `run_time_secs`.
-    #[serde(default, rename = "run_time_secs", with = "secs_opt")]
+    #[serde(
+        default,
+        rename = "run_time_secs",
+        with = "secs_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub run_time: Option<Duration>,
 }
 
@@ -178,10 +188,10 @@ pub struct GroupStats {
     /// Whether it was cancelled.
     pub cancelled: bool,
     /// Its items' queue waits (see [`PoolStats::queue_wait`]).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue_wait: Option<DurationStats>,
     /// Its items' run times (see [`PoolStats::run_time`]).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_time: Option<DurationStats>,
 }
 
