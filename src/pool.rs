@@ -125,6 +125,7 @@ impl TaskPool {
             limit: None,
             cancel_on_drop: false,
             track_durations: false,
+            metrics: true,
         }
     }
 
@@ -582,9 +583,18 @@ pub struct PoolBuilder {
     limit: Option<usize>,
     cancel_on_drop: bool,
     track_durations: bool,
+    /// Whether it reports through the `metrics` feature (a `BackgroundTask`'s own pool does
+    /// not: one series per task would be unbounded).
+    metrics: bool,
 }
 
 impl PoolBuilder {
+    /// No metrics for this pool (the `metrics` feature).
+    pub(crate) fn without_metrics(mut self) -> Self {
+        self.metrics = false;
+        self
+    }
+
     /// The pool's name, used in logs and task names (default `TaskPool-{k}`).
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
@@ -638,7 +648,13 @@ impl PoolBuilder {
                 value: 0,
             });
         }
-        let core = Core::new(self.spawner, self.name, self.limit, self.track_durations);
+        let core = Core::new(
+            self.spawner,
+            self.name,
+            self.limit,
+            self.track_durations,
+            self.metrics,
+        );
         let owner = Arc::new(Owner {
             core: core.clone(),
             cancel_on_drop: self.cancel_on_drop,

@@ -238,7 +238,8 @@ async fn a_small_run_is_counted_exactly(sp: Sp) {
 }
 
 /// `SimpleTaskPool::start` items are counted as submitted and queued when `start` is called,
-/// as `stats()` counts them; a pool built without a recorder records nothing anywhere.
+/// as `stats()` counts them; a pool built without a recorder records nothing anywhere, and a
+/// `BackgroundTask` (a pool of its own per task) registers no series.
 async fn start_items_and_pools_without_a_recorder(sp: Sp) {
     let recorder = DebuggingRecorder::new();
     let snapshots = recorder.snapshotter();
@@ -257,6 +258,10 @@ async fn start_items_and_pools_without_a_recorder(sp: Sp) {
     // Built outside the recorder's scope: its handles do nothing.
     let silent = TaskPool::builder(sp.clone()).name("m").build().unwrap();
     silent.exec(async {}).await.unwrap();
+    let background = metrics::with_local_recorder(&recorder, || {
+        async_taskpool::BackgroundTask::spawn(sp.clone(), async { 7 })
+    });
+    assert_eq!(background.join().await.unwrap(), 7);
 
     let group = pool.start(3).unwrap();
     let stop = pool.stop(1);

@@ -575,6 +575,7 @@ impl Core {
         name: Option<String>,
         limit: Option<usize>,
         track_durations: bool,
+        metrics: bool,
     ) -> Arc<Self> {
         let serial = POOL_SERIAL.fetch_add(1, Ordering::Relaxed);
         let name: Arc<str> = match name {
@@ -582,7 +583,7 @@ impl Core {
             None => format!("TaskPool-{serial}").into(),
         };
         tracing::debug!(pool = %name, runtime = spawner.runtime_name(), ?limit, "{name} initialized");
-        let telemetry = Telemetry::new(&name, limit);
+        let telemetry = Telemetry::new(&name, limit, metrics);
         Arc::new(Self {
             telemetry,
             samples_wanted: Telemetry::ACTIVE && track_durations,

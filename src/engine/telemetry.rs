@@ -151,8 +151,11 @@ mod on {
 
     impl Telemetry {
         /// Registers the pool's metrics with the recorder in scope (a no-op recorder if none
-        /// is installed: the handles then do nothing).
-        pub(crate) fn new(pool: &str, limit: Option<usize>) -> Self {
+        /// is installed: the handles then do nothing); with `enabled` false, registers nothing.
+        pub(crate) fn new(pool: &str, limit: Option<usize>, enabled: bool) -> Self {
+            if !enabled {
+                return Self::silent();
+            }
             let meta = Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
             metrics::with_recorder(|r| {
                 for (name, unit, help) in DESCRIPTIONS {
@@ -194,6 +197,21 @@ mod on {
                 t.limit(limit);
                 t
             })
+        }
+
+        /// Handles that do nothing, registered nowhere.
+        fn silent() -> Self {
+            Self {
+                submitted: std::array::from_fn(|_| Counter::noop()),
+                started: std::array::from_fn(|_| Counter::noop()),
+                ended: std::array::from_fn(|_| std::array::from_fn(|_| Counter::noop())),
+                rejected: std::array::from_fn(|_| Counter::noop()),
+                running: Gauge::noop(),
+                queued: Gauge::noop(),
+                limit: Gauge::noop(),
+                queue_wait: Histogram::noop(),
+                run: Histogram::noop(),
+            }
         }
 
         /// `n` task ids were handed out, `queued` of them waiting for room.
@@ -279,7 +297,7 @@ mod off {
 
     #[allow(clippy::unused_self)]
     impl Telemetry {
-        pub(crate) fn new(_pool: &str, _limit: Option<usize>) -> Self {
+        pub(crate) fn new(_pool: &str, _limit: Option<usize>, _enabled: bool) -> Self {
             Self
         }
         #[inline(always)]
