@@ -15,6 +15,8 @@
 # Default patterns: issue 15's targets on both runtimes (about 3 minutes at N=20000).
 # Env: LIMIT (default 1000), C (default 1000), YIELDS (each task yields this often; 0).
 # Also: SPAWNS=1 bash benches/callgrind.sh ... adds runtime spawns per task (one plain run).
+# DURATIONS=1 measures pools built with track_durations(true); FEATURES=metrics builds the
+# bench with more features (metrics: the `metrics` feature, no recorder installed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-20000}
@@ -22,7 +24,7 @@ shift || true
 default="exec queued queued/task spawn@16 spawn@16/task map map_unordered apply map_unordered/task"
 default="$default smol:exec smol:queued smol:queued/task smol:spawn@16 smol:map_unordered smol:apply"
 patterns=${*:-$default}
-bin=$(cargo bench --bench profile --features tokio,smol --no-run --message-format=json 2>/dev/null \
+bin=$(cargo bench --bench profile --features "tokio,smol${FEATURES:+,$FEATURES}" --no-run --message-format=json 2>/dev/null \
     | sed -n 's/.*"executable":"\([^"]*profile[^"]*\)".*/\1/p' | tail -n1)
 [[ -x "$bin" ]] || { echo "callgrind.sh: could not build benches/profile.rs" >&2; exit 1; }
 command -v valgrind >/dev/null || { echo "callgrind.sh: needs valgrind (apt-get install valgrind)" >&2; exit 1; }
@@ -43,7 +45,7 @@ instr() {
     local out i1 i2
     out=$(mktemp)
     for k in 1 2; do
-        N=$((n * k)) ROUNDS=1 LIMIT=$limit C=$c RT=$rt PRODUCER=$producer \
+        N=$((n * k)) ROUNDS=1 DURATIONS=${DURATIONS:-0} LIMIT=$limit C=$c RT=$rt PRODUCER=$producer \
             valgrind --tool=callgrind --callgrind-out-file="$out.$k" "$bin" "$mode" >/dev/null 2>&1
     done
     i1=$(sed -n 's/^summary: //p' "$out.1"); i2=$(sed -n 's/^summary: //p' "$out.2")

@@ -24,6 +24,8 @@
 //! - `RT=smol`: a `smol::Executor` run by `smol::block_on` on this thread alone (needs the
 //!   `smol` feature), instead of tokio current-thread;
 //! - `YIELDS`: each task yields this many times before it returns (0);
+//! - `DURATIONS=1`: pools built with `track_durations(true)` (queue-wait and run-time
+//!   percentiles);
 //! - `SPAWNS=1`: count the pool's runtime spawns per task (through a counting spawner, which
 //!   is a custom spawner: leave it off when counting instructions).
 //!
@@ -108,7 +110,8 @@ impl Local {
     /// wrapped in [`Counting`]).
     fn pool(&self, limit: Option<usize>, spawns: Option<&Arc<AtomicU64>>) -> TaskPool {
         fn build(spawner: impl Spawner, limit: Option<usize>) -> TaskPool {
-            let b = TaskPool::builder(spawner);
+            let durations = std::env::var("DURATIONS").is_ok_and(|d| d == "1");
+            let b = TaskPool::builder(spawner).track_durations(durations);
             match limit {
                 Some(l) => b.limit(l),
                 None => b,

@@ -10,7 +10,15 @@
 mod simple;
 
 fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    tracing_subscriber::fmt().with_target(false).init();
+    // INFO, plus the pool's per-task `Started`/`Ended` lines: DEBUG events of their own target.
+    use tracing_subscriber::prelude::*;
+    let filter: tracing_subscriber::filter::Targets = "info,async_taskpool::task=debug"
+        .parse()
+        .expect("a valid filter");
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_target(false))
+        .with(filter)
+        .init();
     #[allow(deprecated)]
     let spawner = async_taskpool::runtime::AsyncStdSpawner::new();
     async_std::task::block_on(simple::run(spawner))

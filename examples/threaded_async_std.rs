@@ -10,7 +10,15 @@
 mod threaded;
 
 fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    tracing_subscriber::fmt().with_target(false).init();
+    // INFO, plus the pool's per-task `Started`/`Ended` lines: DEBUG events of their own target.
+    use tracing_subscriber::prelude::*;
+    let filter: tracing_subscriber::filter::Targets = "info,async_taskpool::task=debug"
+        .parse()
+        .expect("a valid filter");
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_target(false))
+        .with(filter)
+        .init();
     #[allow(deprecated)]
     let runtime = async_taskpool::ThreadRuntime::AsyncStd;
     threaded::run(runtime, |d| Box::pin(async_std::task::sleep(d)))

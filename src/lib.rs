@@ -37,6 +37,7 @@
 //! | `async-std` | `runtime::AsyncStdSpawner`, `ThreadRuntime::AsyncStd` (deprecated upstream; prefer smol) |
 //! | `control`   | [`control`]: a control server (TCP, Unix socket) and its client   |
 //! | `cli`       | the `taskpool-ctl` binary, a command-line client (implies `control`) |
+//! | `metrics`   | counters, gauges and histograms through the `metrics` facade ([Metrics](#metrics)) |
 //!
 //! No feature is on by default, and any combination builds. Without one, implement
 //! [`runtime::Spawner`] or adapt a `futures` executor with [`runtime::FuturesSpawner`]. The
@@ -68,10 +69,37 @@
 //! # Logging
 //!
 //! The crate logs through [`tracing`]: pool created (debug), `Started <task>` and
-//! `Ended <task>` (info), cancelled (debug), timed out (warn), panicked (error), locked,
-//! unlocked and closed (info), `cancelling all tasks` (warn). Events carry `pool` and `task_id`
-//! fields. The control server logs each session (connected, command, failed command,
-//! disconnected) with a `session` field.
+//! `Ended <task>` (debug, target `async_taskpool::task`), cancelled (debug), timed out (warn),
+//! panicked (error), locked, unlocked and closed (info), `cancelling all tasks` (warn). Events
+//! carry `pool` and `task_id` fields. The control server logs each session (connected, command,
+//! failed command, disconnected) with a `session` field.
+//!
+//! Each task runs in an INFO span `task{pool, id, name, group}` of target
+//! `async_taskpool::task`, entered on each poll of its future (and its `map` closure call and
+//! callbacks): your own events inside a task carry its fields. The filter line
+//! `info,async_taskpool::task=debug` (an `EnvFilter` or `Targets` directive) shows the
+//! `Started`/`Ended` lines again, as INFO did before; `async_taskpool::task=warn` drops the
+//! spans as well.
+//!
+//! # Metrics
+//!
+//! With the `metrics` feature, each pool reports counters, gauges and histograms through the
+//! [`metrics`](https://docs.rs/metrics) facade, to the recorder installed when the pool is
+//! built (none: they do nothing). Labels are the pool's name, and for the task counters the
+//! kind of work (`task`, `map`, `apply`, `start`) and the outcome; never a task id or a group
+//! name.
+//!
+//! | metric | kind | labels |
+//! |---|---|---|
+//! | `taskpool_tasks_submitted_total` | counter | `pool`, `kind` |
+//! | `taskpool_tasks_started_total` | counter | `pool`, `kind` |
+//! | `taskpool_tasks_ended_total` | counter | `pool`, `kind`, `outcome` (`ok`, `panicked`, `cancelled`, `timed_out`, `dropped`) |
+//! | `taskpool_tasks_rejected_total` | counter | `pool`, `reason` (`full`, `locked`, `closed`: refused by `try_spawn`) |
+//! | `taskpool_tasks_running` | gauge | `pool` |
+//! | `taskpool_tasks_queued` | gauge | `pool` |
+//! | `taskpool_limit` | gauge | `pool` (`+Inf`: no limit) |
+//! | `taskpool_queue_wait_seconds` | histogram | `pool` (pools built with [`PoolBuilder::track_durations`]) |
+//! | `taskpool_run_seconds` | histogram | `pool` (likewise) |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]
@@ -120,7 +148,7 @@ pub use handle::TaskHandle;
 pub use id::TaskId;
 pub use pool::{PoolBuilder, TaskPool};
 pub use simple::{SimpleTaskPool, SimpleTaskPoolBuilder};
-pub use stats::{GroupSummary, PoolStats, TaskInfo, TaskState};
+pub use stats::{DurationStats, GroupStats, GroupSummary, PoolStats, TaskInfo, TaskState};
 #[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
 #[cfg_attr(
     docsrs,

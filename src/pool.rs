@@ -6,7 +6,7 @@ use crate::error::{ExecError, PoolError, TrySpawnError};
 use crate::group::Group;
 use crate::handle::TaskHandle;
 use crate::id::TaskId;
-use crate::stats::{PoolStats, TaskInfo};
+use crate::stats::{GroupStats, PoolStats, TaskInfo};
 use async_taskpool_runtime::Spawner;
 use std::collections::BTreeSet;
 use std::fmt;
@@ -124,6 +124,8 @@ impl TaskPool {
             name: None,
             limit: None,
             cancel_on_drop: false,
+            track_durations: false,
+            metrics: true,
         }
     }
 
@@ -522,6 +524,29 @@ impl TaskPool {
         self.core.read(|st| st.group_key(name).is_some())
     }
 
+    /// The named group's progress (items done of total, where the input knows its length)
+    /// and, if the pool [tracks durations](PoolBuilder::track_durations), its items'
+    /// queue-wait and run-time percentiles. [`PoolError::GroupNotFound`] for a name the pool
+    /// does not know (never used, cancelled, or flushed).
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")] {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// # rt.block_on(async {
+    /// use async_taskpool::{runtime::TokioSpawner, TaskPool};
+    /// let pool = TaskPool::builder(TokioSpawner::current()).track_durations(true).build()?;
+    /// let group = pool.build_group().name("resize").map(0..10, 2, |i| async move { i })?;
+    /// group.join().await?;
+    /// let stats = pool.group_stats("resize")?;
+    /// assert_eq!((stats.done, stats.total), (10, Some(10)));
+    /// assert_eq!(stats.run_time.expect("tracked").count, 10);
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// # }).unwrap(); }
+    /// ```
+    pub fn group_stats(&self, name: &str) -> Result<GroupStats, PoolError> {
+        self.core.group_stats(name)
+    }
+
     /// A consistent snapshot of everything above, serializable with serde.
     pub fn stats(&self) -> PoolStats {
         self.core.stats()
@@ -558,9 +583,19 @@ pub struct PoolBuilder {
     name: Option<String>,
     limit: Option<usize>,
     cancel_on_drop: bool,
+    track_durations: bool,
+    /// Whether it reports through the `metrics` feature (a `BackgroundTask`'s own pool does
+    /// not: one series per task would be unbounded).
+    metrics: bool,
 }
 
 impl PoolBuilder {
+    /// No metrics for this pool (the `metrics` feature).
+    pub(crate) fn without_metrics(mut self) -> Self {
+        self.metrics = false;
+        self
+    }
+
     /// The pool's name, used in logs and task names (default `TaskPool-{k}`).
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
@@ -581,6 +616,31 @@ impl PoolBuilder {
         self
     }
 
+    /// Tracks how long each task waits for a slot and runs: [`TaskInfo::queue_wait`] and
+    /// [`TaskInfo::run_time`] in [`TaskPool::tasks`], percentiles in [`PoolStats`]
+    /// (`queue_wait`, `run_time`) and per group in [`TaskPool::group_stats`], and, with the
+    /// `metrics` feature, the `taskpool_queue_wait_seconds` and `taskpool_run_seconds`
+    /// histograms. Off by default: it reads the clock two or three times per task (about
+    /// 40 ns each on a typical server, a quarter of a `map` item's own cost) and keeps two
+    /// histograms of up to ~26 KB per pool and per group.
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")] {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// # rt.block_on(async {
+    /// use async_taskpool::{runtime::TokioSpawner, TaskPool};
+    /// let pool = TaskPool::builder(TokioSpawner::current()).track_durations(true).build()?;
+    /// pool.exec(async {}).await?;
+    /// let run_time = pool.stats().run_time.expect("tracked");
+    /// assert_eq!(run_time.count, 1);
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// # }).unwrap(); }
+    /// ```
+    pub fn track_durations(mut self, yes: bool) -> Self {
+        self.track_durations = yes;
+        self
+    }
+
     /// Builds the pool. Fails only with [`PoolError::InvalidLimit`] for a limit of 0.
     pub fn build(self) -> Result<TaskPool, PoolError> {
         if self.limit == Some(0) {
@@ -589,7 +649,13 @@ impl PoolBuilder {
                 value: 0,
             });
         }
-        let core = Core::new(self.spawner, self.name, self.limit);
+        let core = Core::new(
+            self.spawner,
+            self.name,
+            self.limit,
+            self.track_durations,
+            self.metrics,
+        );
         let owner = Arc::new(Owner {
             core: core.clone(),
             cancel_on_drop: self.cancel_on_drop,
@@ -608,6 +674,7 @@ impl fmt::Debug for PoolBuilder {
             .field("name", &self.name)
             .field("limit", &self.limit)
             .field("cancel_on_drop", &self.cancel_on_drop)
+            .field("track_durations", &self.track_durations)
             .finish()
     }
 }

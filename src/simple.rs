@@ -110,6 +110,12 @@ impl<T: Send + 'static> SimpleTaskPoolBuilder<T> {
         self
     }
 
+    /// Tracks queue waits and run times: see [`PoolBuilder::track_durations`].
+    pub fn track_durations(mut self, yes: bool) -> Self {
+        self.pool = self.pool.track_durations(yes);
+        self
+    }
+
     /// The name reported by [`SimpleTaskPool::func_name`] (default `"work"`).
     pub fn func_name(mut self, name: impl Into<String>) -> Self {
         self.func_name = Some(name.into());

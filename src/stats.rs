@@ -2,6 +2,7 @@
 
 use crate::id::TaskId;
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
 /// A snapshot of a pool, taken atomically.
 ///
@@ -60,6 +61,14 @@ pub struct PoolStats {
     pub is_full: bool,
     /// Names of the groups the pool knows (running, or ended and not yet flushed).
     pub groups: Vec<String>,
+    /// How long tasks that started since the last flush waited for a slot; `None` unless
+    /// the pool was built with [`track_durations`](crate::PoolBuilder::track_durations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_wait: Option<DurationStats>,
+    /// How long tasks that ended since the last flush ran (from their start to their end,
+    /// callbacks included); `None` unless the pool tracks durations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_time: Option<DurationStats>,
 }
 
 /// A live task, as listed by [`TaskPool::tasks`](crate::TaskPool::tasks).
@@ -82,6 +91,144 @@ pub struct TaskInfo {
     pub group: Option<String>,
     /// Where it is in its life.
     pub state: TaskState,
+    /// How long it waited for a slot (so far, if it still waits); `None` unless the pool
+    /// was built with [`track_durations`](crate::PoolBuilder::track_durations). In JSON,
+    /// `queue_wait_secs`.
+    #[serde(
+        default,
+        rename = "queue_wait_secs",
+        with = "secs_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub queue_wait: Option<Duration>,
+    /// How long it has run since it started; `None` while it waits, or unless the pool
+    /// tracks durations. In JSON, `run_time_secs`.
+    #[serde(
+        default,
+        rename = "run_time_secs",
+        with = "secs_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub run_time: Option<Duration>,
+}
+
+impl TaskInfo {
+    /// How long ago it got its id: its queue wait and run time so far (`None` unless the
+    /// pool tracks durations).
+    ///
+    /// ```
+    /// use async_taskpool::TaskInfo;
+    /// use std::time::Duration;
+    /// let info: TaskInfo = serde_json::from_str(
+    ///     r#"{"id":3,"name":"t","group":null,"state":"running","queue_wait_secs":0.5,"run_time_secs":2.0}"#,
+    /// ).unwrap();
+    /// assert_eq!(info.age(), Some(Duration::from_millis(2500)));
+    /// ```
+    pub fn age(&self) -> Option<Duration> {
+        Some(self.queue_wait? + self.run_time.unwrap_or_default())
+    }
+}
+
+/// Percentiles of a set of durations (queue waits or run times), from a histogram with two
+/// significant digits at microsecond resolution. In JSON, each duration is in seconds.
+///
+/// ```
+/// use async_taskpool::DurationStats;
+/// use std::time::Duration;
+/// let s: DurationStats = serde_json::from_str(
+///     r#"{"count":10,"p50":0.001,"p90":0.002,"p99":0.01,"max":0.01}"#).unwrap();
+/// assert_eq!(s.p50, Duration::from_millis(1));
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct DurationStats {
+    /// How many durations were recorded.
+    pub count: u64,
+    /// The median.
+    #[serde(with = "secs")]
+    pub p50: Duration,
+    /// The 90th percentile.
+    #[serde(with = "secs")]
+    pub p90: Duration,
+    /// The 99th percentile.
+    #[serde(with = "secs")]
+    pub p99: Duration,
+    /// The longest.
+    #[serde(with = "secs")]
+    pub max: Duration,
+}
+
+/// One group of a pool, as [`TaskPool::group_stats`](crate::TaskPool::group_stats) sees it:
+/// its progress and, if the pool tracks durations, its items' queue-wait and run-time
+/// percentiles.
+///
+/// ```
+/// let g: async_taskpool::GroupStats = serde_json::from_str(
+///     r#"{"name":"resize","live":2,"queued":0,"backlog":5,"done":3,"total":10,"cancelled":false}"#,
+/// ).unwrap();
+/// assert_eq!((g.done, g.total), (3, Some(10)));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct GroupStats {
+    /// The group's name.
+    pub name: String,
+    /// Items running or ending.
+    pub live: u64,
+    /// Items with ids waiting for room (`SimpleTaskPool::start` items).
+    pub queued: u64,
+    /// Items not yet pulled from the input (a lower bound for inputs that do not know
+    /// their length), and items pulled ahead that have not started.
+    pub backlog: u64,
+    /// Items that ended, however they ended.
+    pub done: u64,
+    /// `done + live + queued + backlog` when the input knows its length (ranges,
+    /// collections, `apply`, `start`) or has ended; else `None`.
+    pub total: Option<u64>,
+    /// Whether it was cancelled.
+    pub cancelled: bool,
+    /// Its items' queue waits (see [`PoolStats::queue_wait`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_wait: Option<DurationStats>,
+    /// Its items' run times (see [`PoolStats::run_time`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_time: Option<DurationStats>,
+}
+
+/// Durations as seconds (a float) in serde formats.
+mod secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let secs = f64::deserialize(d)?;
+        Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Optional durations as seconds, or `null`.
+mod secs_opt {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub(super) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&d.as_secs_f64()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        Option::<f64>::deserialize(d)?
+            .map(|secs| Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom))
+            .transpose()
+    }
 }
 
 /// Where a live task is in its life.

@@ -174,8 +174,7 @@ function build(view) {
   const tasks = el("div", { class: "panel" }, el("h3", { text: "Tasks" }),
     el("div", { class: "toolbar" }, d.search, d.stateSel, d.groupSel),
     el("div", { class: "scroll" }, el("table", { "data-table": "tasks" },
-      // EXTENSION POINT: an `age` column fills in when the control server's task pages carry
-      // one (`age_secs` per task); until then it shows a dash.
+      // Age: for pools that track durations (see taskAge); a dash otherwise.
       el("thead", {}, el("tr", {}, el("th", { class: "num", text: "Id" }), el("th", { text: "Name" }), el("th", { text: "Group" }), el("th", { text: "State" }), el("th", { class: "num", text: "Age" }), el("th", {}))),
       d.tasksBody)),
     el("div", { class: "pager" }, d.tasksInfo, d.first, d.prev, d.next));
@@ -242,20 +241,27 @@ function render(p) {
   renderQueue(p);
 }
 
-// EXTENSION POINT (issue 14, engine side): queue-wait and run-time percentiles per pool (and
-// per group, in renderGroups). When `stats` carries them, e.g. `"queue_wait": {"p50": 0.01,
-// "p90": ..., "p99": ...}` and `"run_time": {...}` in seconds, this panel shows them; the
-// field names are the ones the library's PoolStats serializes.
+// Queue-wait and run-time percentiles, for pools built with `track_durations(true)`: `stats`
+// then carries `"queue_wait": {"count", "p50", "p90", "p99", "max"}` and `"run_time"` (seconds,
+// since the last flush), as the library's PoolStats serializes them.
 const PERCENTILE_FIELDS = [["queue_wait", "Queue wait"], ["run_time", "Run time"]];
+const QUANTILES = ["p50", "p90", "p99", "max"];
 function renderLatency(node, stats) {
   const rows = PERCENTILE_FIELDS.filter(([k]) => stats && stats[k] && typeof stats[k] === "object");
   node.hidden = rows.length === 0;
   if (!rows.length) return;
-  const keys = [...new Set(rows.flatMap(([k]) => Object.keys(stats[k])))].filter((q) => /^p\d+/.test(q));
-  node.replaceChildren(el("h3", { text: "Latency" }), el("table", {},
-    el("thead", {}, el("tr", {}, el("th", {}), ...keys.map((q) => el("th", { class: "num", text: q })))),
-    el("tbody", {}, ...rows.map(([k, label]) => el("tr", {}, el("th", { text: label }),
-      ...keys.map((q) => el("td", { class: "num", text: secs(stats[k][q]) })))))));
+  node.replaceChildren(el("h3", { text: "Latency" }), el("div", { class: "scroll" }, el("table", { "data-table": "latency" },
+    el("thead", {}, el("tr", {}, el("th", {}), ...QUANTILES.map((q) => el("th", { class: "num", text: q })), el("th", { class: "num", text: "tasks" }))),
+    el("tbody", {}, ...rows.map(([k, label]) => el("tr", { "data-latency": k }, el("th", { text: label }),
+      ...QUANTILES.map((q) => el("td", { class: "num", text: stats[k].count ? secs(stats[k][q]) : "–" })),
+      el("td", { class: "num", text: int(stats[k].count) })))))));
+}
+
+// A group's percentiles in its row, e.g. "run p50 12 ms · p99 40 ms".
+function groupLatency(g) {
+  const r = g.run_time;
+  if (!r || !r.count) return "";
+  return `run p50 ${secs(r.p50)} · p99 ${secs(r.p99)}`;
 }
 
 // The charts' span: as far back as the dashboard has seen, from 30 s up to ten minutes.
@@ -337,7 +343,11 @@ function renderGroups(p) {
     const known = typeof g.done === "number" && typeof g.total === "number" && g.total > 0;
     const progress = known
       ? el("span", {}, el("progress", { max: String(g.total), value: String(g.done) }), ` ${int(g.done)} of ${int(g.total)}`)
-      : el("span", { class: "muted", text: "–", title: "done of total shows here when the server reports it" });
+      : typeof g.done === "number"
+        ? el("span", { title: "the input does not know its length" }, `${int(g.done)} done`)
+        : el("span", { class: "muted", text: "–", title: "done of total shows here when the server reports it" });
+    const latency = groupLatency(g);
+    if (latency) progress.append(el("span", { class: "muted", "data-group-latency": "", text: ` · ${latency}` }));
     return el("tr", { "data-group": g.name },
       el("td", { class: "name", text: g.name, title: g.name }),
       el("td", { class: "num", text: int(g.live) }),
@@ -383,6 +393,14 @@ async function loadTasks(p) {
   }
 }
 
+// How long ago a task got its id: its queue wait and run time so far, for pools that track
+// durations (`queue_wait_secs`, `run_time_secs`); else unknown.
+function taskAge(task) {
+  if (typeof task.age_secs === "number") return task.age_secs;
+  if (typeof task.queue_wait_secs !== "number") return null;
+  return task.queue_wait_secs + (typeof task.run_time_secs === "number" ? task.run_time_secs : 0);
+}
+
 function showTasks(p, page) {
   const d = p.dom;
   const id = p.view.id;
@@ -391,7 +409,7 @@ function showTasks(p, page) {
     el("td", { class: "name", text: task.name, title: task.name }),
     el("td", { class: "name", text: task.group || "–" }),
     el("td", {}, el("span", { class: `state ${task.state}`, text: task.state })),
-    el("td", { class: "num", text: typeof task.age_secs === "number" ? secs(task.age_secs) : "–" }),
+    el("td", { class: "num", text: secs(taskAge(task)) }),
     el("td", {}, el("button", { type: "button", class: "small danger", "data-action": "cancel-task", text: "Cancel",
       onclick: () => act(id, { action: "cancel", id: task.id }, `Cancel task ${task.id}`, `Task ${task.name} is cancelled.`) })))));
   p.tasks.next = page.next;

@@ -15,12 +15,14 @@
 //! actions (`actions`), each in a fresh control session opened with the token the page's
 //! user typed; `guard` holds the sessions, anti-CSRF tokens and host checks.
 //!
-//! Extension points, marked in the code:
-//! - queue-wait and run-time percentiles: `stats` is passed to the page as the server sends
-//!   it, and `assets/app.js` (`PERCENTILE_FIELDS`, `renderLatency`) shows `queue_wait` and
-//!   `run_time` objects of `p50`/`p90`/`p99` seconds once `PoolStats` carries them; per group,
-//!   `renderGroups` shows `done` of `total` once the `groups` reply carries them;
-//! - a task's age: the task table shows `age_secs` once task pages carry it;
+//! What the page shows beyond the counts:
+//! - queue-wait and run-time percentiles, for pools built with `track_durations(true)`:
+//!   `stats` is passed to the page as the server sends it, and `assets/app.js`
+//!   (`PERCENTILE_FIELDS`, `renderLatency`) shows its `queue_wait` and `run_time` objects; per
+//!   group, `renderGroups` shows `done` of `total` (from the `groups` reply) and the group's
+//!   run-time p50 and p99;
+//! - a task's age (`taskAge`): its `queue_wait_secs` plus `run_time_secs`, when the pool
+//!   tracks durations;
 //! - job-queue views: shown for servers whose hello lists the job queue's commands
 //!   (`queue-stats`, `queue-dead`, `queue-retry`, `queue-discard`; `monitor::queue_views` and
 //!   `renderQueue`).

@@ -230,6 +230,7 @@ fn dashboard_in_a_real_browser() {
     let crawler = TaskPool::builder(spawner.clone())
         .name("crawler")
         .limit(2)
+        .track_durations(true)
         .build()
         .unwrap();
     let workers = SimpleTaskPool::builder(spawner.clone(), std::future::pending::<()>)
@@ -275,6 +276,30 @@ fn dashboard_in_a_real_browser() {
             t == "Tasks 1–5 of 5"
         })
         .await;
+        // The pool tracks durations: the latency panel (2 started, none ended yet) and each
+        // task's age.
+        wait_text(
+            &c,
+            "#pool-0 [data-latency=queue_wait]",
+            "queue-wait percentiles",
+            |t| t.starts_with("Queue wait") && t.ends_with('2'),
+        )
+        .await;
+        wait_text(
+            &c,
+            "#pool-0 [data-latency=run_time]",
+            "no run time yet",
+            |t| t.starts_with("Run time") && t.ends_with('0'),
+        )
+        .await;
+        let age = wait_text(
+            &c,
+            "#pool-0 tr[data-task=\"4\"] td:nth-child(5)",
+            "a queued task's age",
+            |t| t.ends_with(" ms") || t.ends_with(" s"),
+        )
+        .await;
+        assert_ne!(age, "–");
 
         // Resize from the page, with the control server's token: the real limit changes.
         let limit = find(&c, "#pool-0 [data-action=limit-input]").await;
@@ -323,6 +348,13 @@ fn dashboard_in_a_real_browser() {
             .name("batch")
             .apply(3, std::future::pending::<()>)
             .unwrap();
+        wait_text(
+            &c,
+            "#pool-0 tr[data-group=batch]",
+            "the group's progress",
+            |t| t.contains("0 of 3"),
+        )
+        .await;
         let cancel = "#pool-0 tr[data-group=batch] [data-action=cancel-group]";
         find(&c, cancel).await.click().await.unwrap();
         let (outcome, reply) = confirm(&c, Some(TOKEN)).await;
@@ -402,12 +434,12 @@ fn dashboard_in_a_real_browser() {
             n += 1;
             let ms = 40 + (n * 37) % 400;
             // Some overrun their timeout (for the picture's outcomes).
-            let timeout = if n % 23 == 0 { 20 } else { 1_000 };
+            let timeout = if n.is_multiple_of(23) { 20 } else { 1_000 };
             let _ = crawler
                 .build_task()
                 .timeout(Duration::from_millis(timeout))
                 .spawn_queued(tokio::time::sleep(Duration::from_millis(ms)));
-            if n % 8 == 0 {
+            if n.is_multiple_of(8) {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }

@@ -161,6 +161,8 @@ impl<T: Send + 'static> BackgroundTask<T> {
             .into();
         let pool = TaskPool::builder(spawner)
             .name(name.to_string())
+            // Its own pool, one per task: no metric series of its own (unbounded).
+            .without_metrics()
             .build()
             .expect("no limit set, so nothing to refuse");
         let run = start(&pool, &name, first);

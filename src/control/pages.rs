@@ -167,7 +167,8 @@ pub(crate) fn tasks(
     json!({ "total": total, "offset": position, "tasks": page, "next": next })
 }
 
-/// One `groups` page: `{"total", "groups": [{"name", "live"}], "next"}`, by name.
+/// One `groups` page: `{"total", "groups": [{"name", "live", "done", "total", ...}], "next"}`,
+/// by name. Each group's fields past `live` are its [`GroupStats`](crate::GroupStats).
 pub(crate) fn groups(pool: &TaskPool, after: Option<&str>, limit: usize) -> Value {
     let names = pool.stats().groups;
     let total = names.len();
@@ -176,9 +177,23 @@ pub(crate) fn groups(pool: &TaskPool, after: Option<&str>, limit: usize) -> Valu
     let page: Vec<Value> = names[start..end]
         .iter()
         .map(|name| {
-            // Forgotten between the two reads (flushed or cancelled): nothing live.
+            // Forgotten between the reads (flushed or cancelled): nothing live.
             let live = pool.group_ids([name.as_str()]).map_or(0, |ids| ids.len());
-            json!({ "name": name, "live": live })
+            let mut group = json!({ "name": name, "live": live });
+            if let Ok(stats) = pool.group_stats(name) {
+                let Value::Object(fields) = json!(stats) else {
+                    unreachable!("a struct serializes as an object")
+                };
+                for (k, v) in fields {
+                    // `live` stays the count of live task ids (queued ones included).
+                    group
+                        .as_object_mut()
+                        .expect("an object")
+                        .entry(k)
+                        .or_insert(v);
+                }
+            }
+            group
         })
         .collect();
     let next = (end < total).then(|| names[end - 1].clone());

@@ -122,6 +122,7 @@ impl Core {
             st.set_limit_to(limit);
             st.grant(core, after);
         }
+        self.telemetry.limit(limit);
         tracing::info!(pool = %self.name, ?limit, "{} limit set to {limit:?}", self.name);
         Ok(())
     }

@@ -11,6 +11,8 @@ use super::handoff::{Mailbox, Parking, IDLE_CAP};
 use super::lanes::{GroupKey, Lane, Reserved, Turns};
 use super::slab::Slab;
 use super::table::IdTable;
+use super::telemetry::Telemetry;
+use super::timing::{GroupTiming, Timing};
 use super::user::{drop_value, Held, Whose};
 use crate::error::{PoolError, TaskError};
 use crate::id::TaskId;
@@ -287,6 +289,12 @@ pub(crate) struct GroupState {
     pub(super) unstarted_ending: u64,
     /// Counted out of the busy groups (`join` no longer waits for it).
     pub(super) settled: bool,
+    /// Items that ended (for `group_stats`'s progress).
+    pub(super) ended: u64,
+    /// Whether `backlog` is exact (the input knows its length), not a lower bound.
+    pub(super) backlog_exact: bool,
+    /// Its durations, if the pool tracks them.
+    pub(super) timing: Option<Box<GroupTiming>>,
 }
 
 impl GroupState {
@@ -345,6 +353,8 @@ pub(crate) struct State {
     /// Map items in `Life::Waiting`.
     pub(super) waiting_items: u64,
     pub(super) ended: Ended,
+    /// Durations, if the pool tracks them (`track_durations`).
+    pub(super) timing: Option<Box<Timing>>,
 }
 
 /// Work the section found to do once the lock is released. Most sections make at most one
@@ -480,7 +490,16 @@ impl std::ops::DerefMut for Section<'_> {
 
 impl Drop for Section<'_> {
     fn drop(&mut self) {
+        let samples = if self.core.samples_wanted {
+            self.st.as_mut().and_then(|st| st.take_samples())
+        } else {
+            None
+        };
         drop(self.st.take());
+        if let Some(samples) = samples {
+            // Before the wake-ups: whoever this section wakes sees them recorded.
+            self.core.telemetry.durations(samples.as_slice());
+        }
         self.after.run(self.core);
     }
 }
@@ -528,6 +547,20 @@ pub(crate) struct Core {
     changed: Event,
     /// ...if anyone waits: most retirements have no waiter and skip the notification.
     waiters: AtomicUsize,
+    /// Its metrics (feature `metrics`; nothing without it).
+    pub(crate) telemetry: Telemetry,
+    /// Whether sections carry duration samples out to `telemetry` (durations tracked, and
+    /// the `metrics` feature on).
+    samples_wanted: bool,
+}
+
+#[cfg(feature = "metrics")]
+impl Drop for Core {
+    fn drop(&mut self) {
+        // What it still counted (tasks queued when its runtime went away) leaves the gauges.
+        let (running, queued) = self.read(|st| ((st.running() + st.ending()) as u64, st.queued()));
+        self.telemetry.gone(running, queued);
+    }
 }
 
 impl std::fmt::Debug for Core {
@@ -541,6 +574,8 @@ impl Core {
         spawner: Arc<dyn Spawner>,
         name: Option<String>,
         limit: Option<usize>,
+        track_durations: bool,
+        metrics: bool,
     ) -> Arc<Self> {
         let serial = POOL_SERIAL.fetch_add(1, Ordering::Relaxed);
         let name: Arc<str> = match name {
@@ -548,7 +583,10 @@ impl Core {
             None => format!("TaskPool-{serial}").into(),
         };
         tracing::debug!(pool = %name, runtime = spawner.runtime_name(), ?limit, "{name} initialized");
+        let telemetry = Telemetry::new(&name, limit, metrics);
         Arc::new(Self {
+            telemetry,
+            samples_wanted: Telemetry::ACTIVE && track_durations,
             serial,
             name,
             spawner,
@@ -572,6 +610,7 @@ impl Core {
                 reserved_waiting: 0,
                 waiting_items: 0,
                 ended: Ended::default(),
+                timing: track_durations.then(Timing::new),
             }),
             changed: Event::new(),
             waiters: AtomicUsize::new(0),
@@ -783,6 +822,7 @@ impl State {
                 group,
             },
         );
+        self.time_started(id, group);
     }
 
     /// A queued task that was cancelled runs its callbacks without a slot.
@@ -830,15 +870,18 @@ impl State {
         if let Some(key) = entry.group {
             if let Some(g) = self.groups.get_mut(key) {
                 g.items_live -= 1;
+                g.ended += 1;
             }
         }
         self.ended.count(outcome);
+        self.time_ended(id, entry.group);
         Some(entry)
     }
 
     /// Queues a loose task.
     pub(crate) fn queue_loose(&mut self, id: TaskId, task: Arc<dyn QueuedTask>) {
         self.loose.push(id.get(), Held::new(task));
+        self.time_queued(id);
         if !self.loose_in_turns {
             self.loose_in_turns = true;
             self.turns.join(Lane::Loose);
@@ -1048,6 +1091,7 @@ impl State {
     /// Forgets the counters of ended tasks and finished groups.
     pub(crate) fn forget_ended(&mut self) {
         self.ended = Ended::default();
+        self.forget_durations();
         let finished: Vec<(GroupKey, Arc<str>)> = self
             .groups
             .iter()

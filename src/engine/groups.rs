@@ -75,6 +75,11 @@ impl SizeHint {
             upper: upper.map(|u| u as u64),
         }
     }
+
+    /// Whether the input knows how many items are left.
+    pub(crate) fn is_exact(self) -> bool {
+        self.upper == Some(self.lower)
+    }
 }
 
 /// Most workers a group adds at once: a huge `num_concurrent` keeps ramping as items are
@@ -140,11 +145,13 @@ impl State {
         num_concurrent: usize,
         input: Input,
         backlog: u64,
+        backlog_exact: bool,
         target: usize,
     ) -> GroupKey {
         if let Input::Reserved(r) = &input {
             self.reserved_waiting += r.len();
         }
+        let timing = self.timing.as_deref().map(|t| t.new_group());
         self.busy_groups += 1;
         let key = self.groups.insert(GroupState {
             name: name.clone(),
@@ -161,6 +168,9 @@ impl State {
             ahead: 0,
             unstarted_ending: 0,
             settled: false,
+            ended: 0,
+            backlog_exact,
+            timing,
         });
         self.names.insert(name, key);
         key
@@ -196,6 +206,7 @@ impl State {
         }
         g.input = Input::Done;
         g.backlog = 0;
+        g.backlog_exact = true;
     }
 
     pub(super) fn join_turns(&mut self, key: GroupKey) {
@@ -287,7 +298,9 @@ impl State {
             g.input = Input::Done;
         }
         self.reserved_waiting -= 1;
-        Some(TaskId::new(id))
+        let id = TaskId::new(id);
+        self.time_reserved(id, key);
+        Some(id)
     }
 
     /// A worker pulled an item from the group's input (checked out by `next_item`) and
@@ -316,6 +329,7 @@ impl State {
             return None;
         }
         g.backlog = hint.lower;
+        g.backlog_exact = hint.is_exact();
         // Items past the first wait in the group's queue (the caller puts them there in
         // this section).
         g.ahead += pulled as u64 - 1;
@@ -342,6 +356,7 @@ impl State {
                 group: Some(key),
             },
         );
+        self.time_started(id, Some(key));
         if wants_turn {
             self.join_turns(key);
         }
@@ -398,6 +413,7 @@ impl State {
             return Arrival::Cancelled;
         }
         g.backlog = hint.lower;
+        g.backlog_exact = hint.is_exact();
         if hint.upper == Some(0) {
             // As in `item_pulled`: the caller closes the input after issuing.
             after.discard(Trash::Input(source));
@@ -424,6 +440,7 @@ impl State {
                 group: Some(key),
             },
         );
+        self.time_queued(id);
         self.join_turns(key);
         Arrival::WaitForTurn(id)
     }
@@ -441,6 +458,7 @@ impl State {
                     e.life = Life::Running(Seat::Worker);
                     self.waiting_items -= 1;
                     self.running += 1;
+                    self.time_started(id, Some(key));
                 }
                 Some(true)
             }
@@ -688,6 +706,7 @@ impl State {
     ) {
         if let Some(g) = self.groups.get_mut(key) {
             g.unstarted_ending -= n;
+            g.ended += n;
         }
         for _ in 0..n {
             self.ended.count(outcome);

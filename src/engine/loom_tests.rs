@@ -53,7 +53,7 @@ fn explore(bound: Option<usize>, f: impl Fn() + Sync + Send + 'static) {
 
 /// The pool the models run against. They start no runtime task: a spawn is a bug of the model.
 pub(super) fn pool() -> Arc<Core> {
-    Core::new(Arc::new(NoRuntime), Some("loom".into()), None)
+    Core::new(Arc::new(NoRuntime), Some("loom".into()), None, false, false)
 }
 
 struct NoRuntime;

@@ -22,7 +22,9 @@ use super::lanes::{GroupKey, Reserved};
 use super::poll::{poll_task, CancelSignal, RunTimer};
 use super::results::{Item, Results};
 use super::runner::{Runner, Work, RUN_BUDGET};
+use super::span::{enter, task_span};
 use super::task::{log_end, log_started};
+use super::telemetry::{Kind, Telemetry};
 use super::user::{self, drop_some, drop_value, Held, Whose};
 use super::yield_now::yield_now;
 use crate::error::{PoolError, TaskError};
@@ -68,6 +70,10 @@ pub(crate) struct Launched<T> {
 /// A group's shared part: what its workers run, and where results go.
 struct MapGroup<I, F, T> {
     key: GroupKey,
+    /// For the items' spans.
+    name: Arc<str>,
+    /// For the `metrics` feature's `kind` label.
+    kind: Kind,
     f: F,
     options: TaskOptions,
     results: Arc<Results<T>>,
@@ -162,10 +168,14 @@ impl Core {
             spec.num_concurrent,
             state_input,
             hint.lower,
+            hint.is_exact(),
             target,
         );
+        let kind = Kind::Group(spec.kind);
         let group = Arc::new(MapGroup {
             key,
+            name: name.clone(),
+            kind,
             f,
             options: spec.options,
             results: results.clone(),
@@ -174,6 +184,10 @@ impl Core {
         });
         st.launch_group(key, group, core, after);
         drop(s);
+        if let Some(count) = fixed {
+            // Reserved items have their ids now, and wait for room.
+            self.telemetry.submitted(kind, count, count);
+        }
         Ok(Launched { key, name, results })
     }
 }
@@ -364,6 +378,8 @@ struct ItemGuard<'a, T> {
     id: TaskId,
     seq: u64,
     armed: bool,
+    kind: Kind,
+    started: bool,
 }
 
 impl<T> Drop for ItemGuard<'_, T> {
@@ -381,6 +397,9 @@ impl<T> ItemGuard<'_, T> {
     #[cold]
     fn dropped(&mut self) {
         let id = self.id;
+        self.core
+            .telemetry
+            .ended(self.kind, Outcome::Dropped, self.started);
         let unwanted = {
             let mut s = self.core.section();
             let (st, after, _) = s.split();
@@ -545,13 +564,24 @@ where
             Got::Done(next) => return next,
             Got::Again(_) => unreachable!("next_item goes around itself"),
         };
+        if Telemetry::ACTIVE {
+            if group.reserved_item.is_some() {
+                // Counted as submitted (and queued) when the group was made.
+                core.telemetry.dequeued();
+            } else {
+                core.telemetry.submitted(group.kind, 1, 0);
+            }
+        }
         let mut guard = ItemGuard {
             results: &group.results,
             core: &core,
             id,
             seq,
             armed: true,
+            kind: group.kind,
+            started: start,
         };
+        let span = task_span(&core.name, id, None, Some(&group.name));
         let res = if start {
             // Calls the closure on the item and runs the future it makes, as task `id`: the
             // call, the first poll and (ready at once) the future's drop under one mark.
@@ -560,9 +590,11 @@ where
             let mut timer = RunTimer::new(group.options.timeout);
             poll_fn(|cx| {
                 let _inside = current::enter(core.serial, Some(id));
+                let _entered = enter(&span);
                 let mut slot = fut.as_mut().project().fut;
                 if let Some(item) = item.take() {
                     log_started(&core.name, None, id);
+                    core.telemetry.started(group.kind);
                     // Calling `f` may itself panic: that is this item's panic, like one in
                     // its future.
                     match user::call(|| (group.f)(item)) {
@@ -609,11 +641,15 @@ where
             let mut run = pin!(callbacks.run(&core.name, id, outcome == Outcome::Cancelled));
             poll_fn(|cx| {
                 let _inside = current::enter(core.serial, Some(id));
+                let _entered = enter(&span);
                 run.as_mut().poll(cx)
             })
             .await;
         }
+        drop(span);
         guard.armed = false;
+        // Counted before the section that delivers the result (see `task::finish`).
+        core.telemetry.ended(group.kind, outcome, start);
         let mut unwanted = None;
         let decision = {
             let mut s = core.section();
@@ -980,6 +1016,7 @@ where
             Got::Item(id, seq, item)
         }
         Arrival::WaitForTurn(id) => {
+            core.telemetry.enqueued();
             let granted = poll_fn(
                 |cx| match core.section().poll_turn(group.key, id, cx.waker()) {
                     Some(granted) => Poll::Ready(granted),
@@ -987,6 +1024,7 @@ where
                 },
             )
             .await;
+            core.telemetry.dequeued();
             if granted {
                 w.held.slot = true;
                 Got::Item(id, seq, item)
@@ -1056,6 +1094,10 @@ struct UnstartedGuard<T> {
 
 impl<T> UnstartedGuard<T> {
     fn end(&self, id: TaskId, outcome: Outcome, res: Item<T>) {
+        self.core.telemetry.dequeued();
+        self.core
+            .telemetry
+            .ended(Kind::Group(super::core::GroupKind::Start), outcome, false);
         let unwanted = {
             let mut s = self.core.section();
             let (st, after, _) = s.split();

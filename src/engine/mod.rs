@@ -80,6 +80,17 @@
 //! models in `loom_tests.rs` and the `loom_tests` modules of `task.rs` and `map.rs` check the
 //! hand-offs above under every interleaving.
 //!
+//! # Watching it
+//!
+//! - `timing.rs` (pools built with `track_durations(true)`): stamps and HDR histograms of queue
+//!   wait and run time, kept in side tables of the state by its named transitions
+//!   (`insert_running`, `remove_task`, `queue_loose`, ...), under the state lock (no user code).
+//! - `telemetry.rs` (feature `metrics`): the pool's metric handles. A recorder is the user's code,
+//!   so the hooks run where a task's start and end are logged, with no lock held; a task's end
+//!   is counted before the section that resolves its handle. Duration samples taken under the
+//!   lock leave it in the section's hand-out (`Section::drop`, `State::take_samples`).
+//! - `span.rs`: the `tracing` span of each task, entered on each poll of its future.
+//!
 //! # Invariants
 //!
 //! - Every task id is registered (table, loose lane or a group's reserved ids) from the
@@ -111,7 +122,10 @@ pub(crate) mod poll;
 pub(crate) mod results;
 pub(crate) mod runner;
 pub(crate) mod slab;
+pub(crate) mod span;
 pub(crate) mod table;
 pub(crate) mod task;
+pub(crate) mod telemetry;
+pub(crate) mod timing;
 pub(crate) mod user;
 pub(crate) mod yield_now;

@@ -4,9 +4,10 @@
 use super::core::{Core, Gate, GroupState, Input, Life, State};
 use super::current;
 use super::lanes::GroupKey;
+use super::timing::LiveDurations;
 use crate::error::PoolError;
 use crate::id::{TaskId, TaskName};
-use crate::stats::{PoolStats, TaskInfo, TaskState};
+use crate::stats::{GroupStats, PoolStats, TaskInfo, TaskState};
 use crate::sync::AtomicUsize;
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
@@ -88,7 +89,40 @@ impl Core {
                 closed: st.gate() == Gate::Closed,
                 is_full: !st.has_room(),
                 groups: st.group_names(),
+                queue_wait: st.pool_durations().map(|h| h.queue_wait()),
+                run_time: st.pool_durations().map(|h| h.run_time()),
             }
+        })
+    }
+
+    /// The named group's progress and durations.
+    pub(crate) fn group_stats(&self, name: &str) -> Result<GroupStats, PoolError> {
+        self.read(|st| {
+            let g = st
+                .group_key(name)
+                .and_then(|k| st.groups.get(k))
+                .ok_or_else(|| PoolError::GroupNotFound {
+                    pool: self.pool_name(),
+                    name: name.to_owned(),
+                })?;
+            let (queued, backlog) = match &g.input {
+                Input::Reserved(r) => (r.len(), 0),
+                _ => (0, g.backlog + g.ahead),
+            };
+            let live = g.items_live as u64 + g.unstarted_ending;
+            let exact = g.backlog_exact || matches!(g.input, Input::Reserved(_) | Input::Done);
+            let histograms = g.timing.as_deref().map(|t| &t.histograms);
+            Ok(GroupStats {
+                name: name.to_owned(),
+                live,
+                queued,
+                backlog,
+                done: g.ended,
+                total: exact.then_some(g.ended + live + queued + backlog),
+                cancelled: g.cancelled,
+                queue_wait: histograms.map(|h| h.queue_wait()),
+                run_time: histograms.map(|h| h.run_time()),
+            })
         })
     }
 
@@ -111,6 +145,8 @@ impl Core {
                         LiveState::Running => TaskState::Running,
                         LiveState::Ending => TaskState::Ending,
                     },
+                    queue_wait: t.durations.0,
+                    run_time: t.durations.1,
                 })
                 .collect()
         })
@@ -153,6 +189,7 @@ pub(crate) struct LiveTask<'a> {
     pub(crate) name: Option<&'a str>,
     pub(crate) group: Option<&'a str>,
     pub(crate) state: LiveState,
+    pub(crate) durations: LiveDurations,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,6 +240,7 @@ impl State {
                     Life::Running(_) => LiveState::Running,
                     Life::Ending => LiveState::Ending,
                 },
+                durations: self.live_durations(id, None),
             })
             .collect();
         out.sort_unstable_by_key(|t| t.id);
@@ -217,6 +255,7 @@ impl State {
                 name: t.name(),
                 group: None,
                 state: LiveState::Queued,
+                durations: self.live_durations(id, None),
             });
         out.extend(queued);
         for (_, g) in self.groups.iter() {
@@ -226,6 +265,7 @@ impl State {
                     name: None,
                     group: Some(&*g.name),
                     state: LiveState::Queued,
+                    durations: self.live_durations(id, Some(g)),
                 }));
             }
         }

@@ -13,6 +13,8 @@ use super::core::{
 use super::current;
 use super::poll::{poll_task, CancelSignal, RunTimer};
 use super::runner::{Runner, Work};
+use super::span::{enter, task_span, TARGET};
+use super::telemetry::{Kind, Rejection, Telemetry};
 use super::user::{self, drop_some, drop_value, Whose};
 use crate::error::{PoolError, TaskError};
 use crate::id::{TaskId, TaskName};
@@ -34,6 +36,10 @@ const DONE: u8 = 4;
 const DETACHED: u8 = 8;
 /// The handle took the result.
 const TAKEN: u8 = 16;
+/// It waited in the queue (for the `metrics` feature's gauges).
+const QUEUED: u8 = 32;
+/// Its future started running (for the `metrics` feature's gauges).
+const RAN: u8 = 64;
 
 /// Everything optional about a task, boxed once so plain tasks stay small.
 pub(crate) struct TaskSpec {
@@ -320,6 +326,8 @@ pin_project! {
         seat: Seat,
         step: Step,
         extra: Option<Box<Extra<F::Output>>>,
+        // Entered on each poll of the future and the callbacks (`span.rs`).
+        span: tracing::Span,
     }
 
     impl<F: Future> PinnedDrop for TaskRun<F> {
@@ -342,6 +350,12 @@ pin_project! {
             let in_callbacks = *this.step == Step::Callbacks;
             let res = held.unwrap_or_else(|| Err(dropped_error(id, *this.step == Step::Fresh)));
             let outcome = Outcome::of(&res);
+            if Telemetry::ACTIVE {
+                if *this.step == Step::Fresh && cell.flag(QUEUED) {
+                    core.telemetry.dequeued();
+                }
+                core.telemetry.ended(Kind::Task, outcome, cell.flag(RAN));
+            }
             let unwanted = {
                 let mut s = core.section();
                 let (st, after, core) = s.split();
@@ -400,7 +414,8 @@ fn log_destructor_panic(pool: &str, id: TaskId, payload: user::Payload) {
 }
 
 pub(crate) fn log_started(pool: &str, custom: Option<&str>, id: TaskId) {
-    tracing::info!(
+    tracing::debug!(
+        target: TARGET,
         pool,
         task_id = id.get(),
         "Started {}",
@@ -420,7 +435,7 @@ pub(crate) fn log_end(pool: &str, custom: Option<&str>, id: TaskId, outcome: Out
             "{name} was dropped by its runtime (shut down, or refused to start it)"
         ),
     }
-    tracing::info!(pool, task_id = id.get(), ?outcome, "Ended {name}");
+    tracing::debug!(target: TARGET, pool, task_id = id.get(), ?outcome, "Ended {name}");
 }
 
 impl<F> TaskRun<F>
@@ -450,6 +465,7 @@ where
             seat,
             step: Step::Fresh,
             extra,
+            span: tracing::Span::none(),
         }
     }
 }
@@ -495,9 +511,14 @@ where
             };
             match *this.step {
                 Step::Fresh => {
-                    if !cell.flag(CANCELLED) && *this.seat != Seat::Unseated {
+                    let starts = !cell.flag(CANCELLED) && *this.seat != Seat::Unseated;
+                    if starts {
                         log_started(&core.name, cell.custom_name(), id);
                     }
+                    if Telemetry::ACTIVE {
+                        observe_start(&core.telemetry, cell, starts);
+                    }
+                    *this.span = task_span(&core.name, id, cell.custom_name(), None);
                     *this.step = Step::Running;
                 }
                 Step::Running => {
@@ -509,6 +530,7 @@ where
                                 None => &mut plain,
                             };
                             let spawner = &*core.spawner;
+                            let _entered = enter(this.span);
                             match poll_task(fut, id, &**cell, timer, spawner, &core.name, cx) {
                                 Poll::Ready(res) => res,
                                 Poll::Pending => return Poll::Pending,
@@ -548,6 +570,7 @@ where
                 Step::Callbacks => {
                     let extra = this.extra.as_mut().expect("callbacks are in extra");
                     if let Some(cb) = extra.callbacks.as_mut() {
+                        let _entered = enter(this.span);
                         if cb.poll_unpin(cx).is_pending() {
                             return Poll::Pending;
                         }
@@ -583,6 +606,11 @@ where
     let id = *this.id;
     let outcome = Outcome::of(&res);
     *this.step = Step::Done;
+    // Recorded before the section that resolves the handle and tells `join`: whoever waits
+    // for the task sees it counted.
+    if Telemetry::ACTIVE {
+        core.telemetry.ended(Kind::Task, outcome, cell.flag(RAN));
+    }
     let mut s = core.section();
     let (st, after, c) = s.split();
     let unwanted = deliver(&cell, res, after);
@@ -612,6 +640,18 @@ where
         },
     );
     next
+}
+
+/// The `metrics` feature's view of a task's first poll: it left the queue, and it starts
+/// (or, cancelled while queued, only runs its callbacks).
+fn observe_start<F: Future>(telemetry: &Telemetry, cell: &TaskCell<F>, starts: bool) {
+    if cell.flag(QUEUED) {
+        telemetry.dequeued();
+    }
+    if starts {
+        cell.flags.fetch_or(RAN, Ordering::AcqRel);
+        telemetry.started(Kind::Task);
+    }
 }
 
 /// A task accepted by [`Core::submit`].
@@ -663,11 +703,18 @@ impl Core {
         F::Output: Send + 'static,
     {
         let cell = Arc::new(TaskCell::with_future(spec, fut));
-        let refuse = |error| {
+        let refuse = |error: PoolError| {
+            if admission == Admission::StartNowOrRefuse {
+                self.telemetry.rejected(match error {
+                    PoolError::Full { .. } => Rejection::Full,
+                    PoolError::Locked { .. } => Rejection::Locked,
+                    _ => Rejection::Closed,
+                });
+            }
             let future = cell.take_future();
             Err(Refused { error, future })
         };
-        let (id, started, runner) = {
+        let (id, started, runner, samples) = {
             let mut s = self.state();
             if let Err(error) = s.check_open(&self.name) {
                 drop(s);
@@ -687,12 +734,24 @@ impl Core {
                 s.take_slot();
                 s.insert_running(id, cell.clone(), Seat::Slot, None);
                 cell.flags.fetch_or(STARTED, Ordering::AcqRel);
-                (id, true, s.idle_runner())
+                let samples = if Telemetry::ACTIVE {
+                    s.take_samples()
+                } else {
+                    None
+                };
+                (id, true, s.idle_runner(), samples)
             } else {
+                if Telemetry::ACTIVE {
+                    cell.flags.fetch_or(QUEUED, Ordering::AcqRel);
+                }
                 s.queue_loose(id, cell.clone());
-                (id, false, None)
+                (id, false, None, None)
             }
         };
+        if let Some(samples) = samples {
+            self.telemetry.durations(samples.as_slice());
+        }
+        self.telemetry.submitted(Kind::Task, 1, u64::from(!started));
         match (started, runner) {
             (true, Some(mailbox)) => {
                 // A parked runner takes it up (in place, if it last ran a task of this type).
@@ -737,6 +796,7 @@ impl Core {
             cell.flags.fetch_or(STARTED, Ordering::AcqRel);
             id
         };
+        self.telemetry.submitted(Kind::Task, 1, 0);
         let mut nested = Nested {
             core: self,
             id,

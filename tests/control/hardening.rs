@@ -239,8 +239,10 @@ pub fn tasks_filter_and_groups_page(net: Net) {
     assert_eq!(
         groups,
         json!({"total": 2, "next": null, "groups": [
-            {"name": "start-group-0", "live": 2},
-            {"name": "start-group-1", "live": 12_000},
+            {"name": "start-group-0", "live": 2, "queued": 0, "backlog": 0, "done": 0,
+                "total": 2, "cancelled": false},
+            {"name": "start-group-1", "live": 12_000, "queued": 11_999, "backlog": 0, "done": 0,
+                "total": 12_000, "cancelled": false},
         ]})
     );
     let first = w.ok(r#"{"cmd":"groups","limit":1}"#);
