@@ -98,7 +98,8 @@ impl Watched {
                 after: None,
                 limit: Some(GROUPS_SHOWN),
             })?;
-            let queue = (n.is_multiple_of(QUEUE_EVERY) && has_queue(&info)).then(|| self.queue_views());
+            let queue =
+                (n.is_multiple_of(QUEUE_EVERY) && has_queue(&info)).then(|| self.queue_views());
             Ok((info, stats, groups, queue))
         });
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
