@@ -1,5 +1,6 @@
 //! Per-task and per-group options, set before submitting: [`TaskBuilder`], [`GroupBuilder`].
 
+use crate::concurrency::Concurrency;
 use crate::engine::callbacks::{callback, Callbacks, TaskOptions};
 use crate::engine::core::{Admission, Core, GroupKind};
 use crate::engine::current::inside_pool;
@@ -318,17 +319,21 @@ impl<'a> GroupBuilder<'a> {
         Fut::Output: Send + 'static,
     {
         let source: Source<usize> = Box::pin(futures_util::stream::iter(0..num));
-        self.launch(GroupKind::Apply, source, usize::MAX, false, move |_| {
-            factory()
-        })
+        self.launch(
+            GroupKind::Apply,
+            source,
+            Concurrency::PoolLimit,
+            false,
+            move |_| factory(),
+        )
     }
 
-    /// `f(item)` for each item, at most `num_concurrent` at once. See
-    /// [`TaskPool::map`](crate::TaskPool::map).
+    /// `f(item)` for each item, at most `num_concurrent` at once (a number, or
+    /// [`Concurrency::PoolLimit`]). See [`TaskPool::map`](crate::TaskPool::map).
     pub fn map<I, F, Fut>(
         self,
         items: I,
-        num_concurrent: usize,
+        num_concurrent: impl Into<Concurrency>,
         f: F,
     ) -> Result<Group<Fut::Output>, PoolError>
     where
@@ -364,7 +369,7 @@ impl<'a> GroupBuilder<'a> {
     pub fn map_stream<S, F, Fut>(
         self,
         items: S,
-        num_concurrent: usize,
+        num_concurrent: impl Into<Concurrency>,
         f: F,
     ) -> Result<Group<Fut::Output>, PoolError>
     where
@@ -375,14 +380,20 @@ impl<'a> GroupBuilder<'a> {
         Fut::Output: Send + 'static,
     {
         let ordered = self.ordered;
-        self.launch(GroupKind::Map, Box::pin(items), num_concurrent, ordered, f)
+        self.launch(
+            GroupKind::Map,
+            Box::pin(items),
+            num_concurrent.into(),
+            ordered,
+            f,
+        )
     }
 
     fn launch<I, F, Fut>(
         self,
         kind: GroupKind,
         source: Source<I>,
-        num_concurrent: usize,
+        num_concurrent: Concurrency,
         ordered: bool,
         f: F,
     ) -> Result<Group<Fut::Output>, PoolError>
@@ -396,12 +407,12 @@ impl<'a> GroupBuilder<'a> {
             kind,
             options: self.options.task_options(),
             name: self.options.name,
-            num_concurrent,
+            num_concurrent: num_concurrent.cap(),
             ordered,
         };
         let g = self
             .core
             .launch_group(spec, GroupInput::Stream(source), f)?;
-        Ok(Group::new(g.key, g.name, g.results, self.core.clone()))
+        Ok(Group::new(g, self.core.clone()))
     }
 }

@@ -119,7 +119,7 @@ pub enum PoolError {
 /// What the caller of each limit can pass instead of 0.
 fn limit_fix(what: &str) -> &'static str {
     match what {
-        "num_concurrent" => "pass `usize::MAX` for no group limit",
+        "num_concurrent" => "pass `Concurrency::PoolLimit` to follow the pool's limit",
         _ => "pass `None` (`set_limit(None)`) for no limit, or `lock()` the pool to pause it",
     }
 }

@@ -1,9 +1,11 @@
 //! `Group`: the items of one `apply`, `map` or `start`, and a stream of their results.
 
+use crate::concurrency::Concurrency;
 use crate::engine::capacity::shrink_after_burst;
 use crate::engine::core::Core;
 use crate::engine::current::{current_task_id, inside_pool};
 use crate::engine::lanes::GroupKey;
+use crate::engine::map::Launched;
 use crate::engine::results::{Item, Results, Slot};
 use crate::engine::user::{drop_value, Whose};
 use crate::error::PoolError;
@@ -13,6 +15,7 @@ use futures_core::stream::{FusedStream, Stream};
 use std::collections::VecDeque;
 use std::fmt;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -53,22 +56,20 @@ pub struct Group<T> {
     name: Arc<str>,
     results: Arc<Results<T>>,
     core: Arc<Core>,
+    /// The cap last set through this handle (or at launch), as `Concurrency::cap`.
+    num_concurrent: AtomicUsize,
     /// Results taken from the core in one batch, handed out without locking.
     ready: VecDeque<Slot<T>>,
 }
 
 impl<T> Group<T> {
-    pub(crate) fn new(
-        key: GroupKey,
-        name: Arc<str>,
-        results: Arc<Results<T>>,
-        core: Arc<Core>,
-    ) -> Self {
+    pub(crate) fn new(launched: Launched<T>, core: Arc<Core>) -> Self {
         Self {
-            key,
-            name,
-            results,
+            key: launched.key,
+            name: launched.name,
+            results: launched.results,
             core,
+            num_concurrent: AtomicUsize::new(launched.num_concurrent),
             ready: VecDeque::new(),
         }
     }
@@ -91,6 +92,47 @@ impl<T> Group<T> {
     /// was already cancelled, or finished and was flushed.
     pub fn cancel(&self) -> Result<(), PoolError> {
         self.core.cancel_group(self.key, &self.name)
+    }
+
+    /// How many of the group's items may run at once: the cap it was made with, or the last
+    /// one set by [`set_num_concurrent`](Self::set_num_concurrent).
+    pub fn num_concurrent(&self) -> Concurrency {
+        Concurrency::from_cap(self.num_concurrent.load(Ordering::Relaxed))
+    }
+
+    /// Changes how many of the group's items may run at once, while it runs. Raising it
+    /// starts more items at once (as far as the pool's limit allows); lowering it lets the
+    /// items running finish and starts no new one until fewer than the new cap run.
+    /// [`Concurrency::PoolLimit`] makes the group follow the pool's limit from now on.
+    ///
+    /// Errors with [`PoolError::InvalidLimit`] for 0, and [`PoolError::GroupEnded`] once the
+    /// group was cancelled or flushed.
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")] {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// # rt.block_on(async {
+    /// use async_taskpool::{runtime::TokioSpawner, Concurrency, TaskPool};
+    ///
+    /// let pool = TaskPool::builder(TokioSpawner::current()).limit(100).build()?;
+    /// let (tx, rx) = futures::channel::oneshot::channel::<()>();
+    /// let rx = futures::future::FutureExt::shared(rx);
+    /// let group = pool.map(0..200, 50, move |_| { let rx = rx.clone(); async move { let _ = rx.await; } })?;
+    /// # while pool.num_running() < 50 { tokio::task::yield_now().await; }
+    /// assert_eq!(pool.num_running(), 50);
+    /// group.set_num_concurrent(Concurrency::PoolLimit)?; // follow the pool: 100 now
+    /// while pool.num_running() < 100 { tokio::task::yield_now().await; }
+    /// assert!(group.set_num_concurrent(0).is_err());
+    /// drop(tx);
+    /// group.join().await?;
+    /// # Ok::<_, async_taskpool::PoolError>(())
+    /// # }).unwrap(); }
+    /// ```
+    pub fn set_num_concurrent(&self, num: impl Into<Concurrency>) -> Result<(), PoolError> {
+        let cap = num.into().cap();
+        self.core.set_num_concurrent(self.key, &self.name, cap)?;
+        self.num_concurrent.store(cap, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Whether every item has ended and no more will start.

@@ -79,6 +79,7 @@
 
 mod background;
 mod builder;
+mod concurrency;
 #[cfg(feature = "control")]
 #[cfg_attr(docsrs, doc(cfg(feature = "control")))]
 pub mod control;
@@ -112,6 +113,7 @@ pub use background::{
     PeriodicTaskBuilder,
 };
 pub use builder::{GroupBuilder, TaskBuilder};
+pub use concurrency::Concurrency;
 pub use engine::current::current_task_id;
 pub use error::{ExecError, PanicPayload, PoolError, SpawnError, TaskError, TrySpawnError};
 pub use group::Group;

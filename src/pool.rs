@@ -1,6 +1,7 @@
 //! `TaskPool`: heterogeneous tasks with a limit, groups, cancellation and introspection.
 
 use crate::builder::{GroupBuilder, TaskBuilder};
+use crate::concurrency::Concurrency;
 use crate::engine::core::Core;
 use crate::error::{ExecError, PoolError, TrySpawnError};
 use crate::group::Group;
@@ -248,8 +249,10 @@ impl TaskPool {
     /// Runs `f(item)` for every item, pulled lazily, with at most `num_concurrent` of them at
     /// once (and never over the pool's limit). Returns at once with a [`Group`] whose results
     /// come in input order (asyncio-pool's `map`); see [`map_unordered`](Self::map_unordered)
-    /// for completion order. `num_concurrent` must be at least 1; pass `usize::MAX` for no
-    /// group limit.
+    /// for completion order. `num_concurrent` is a number (at least 1), or
+    /// [`Concurrency::PoolLimit`] for as many as the pool's limit allows, following
+    /// [`set_limit`](Self::set_limit); change it later with
+    /// [`Group::set_num_concurrent`].
     ///
     /// Items run on reused workers: each still gets its own id, cancellation, panic isolation
     /// and result, without a runtime spawn per item.
@@ -277,7 +280,7 @@ impl TaskPool {
     pub fn map<I, F, Fut>(
         &self,
         items: I,
-        num_concurrent: usize,
+        num_concurrent: impl Into<Concurrency>,
         f: F,
     ) -> Result<Group<Fut::Output>, PoolError>
     where
@@ -298,7 +301,7 @@ impl TaskPool {
     pub fn map_unordered<I, F, Fut>(
         &self,
         items: I,
-        num_concurrent: usize,
+        num_concurrent: impl Into<Concurrency>,
         f: F,
     ) -> Result<Group<Fut::Output>, PoolError>
     where

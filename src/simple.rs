@@ -210,7 +210,7 @@ impl<T: Send + 'static> SimpleTaskPool<T> {
         };
         let core = self.pool.core();
         let g = core.launch_group(spec, input, move |()| factory())?;
-        Ok(Group::new(g.key, g.name, g.results, core.clone()))
+        Ok(Group::new(g, core.clone()))
     }
 
     /// Cancels the `num` newest tasks, queued ones before running ones; returns their ids,

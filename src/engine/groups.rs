@@ -191,7 +191,8 @@ impl State {
         if !matches!(g.input, Input::Reserved(_) | Input::Done) || dropped > 0 {
             let left = if g.cancelled { g.backlog } else { 0 };
             if let Some(driver) = g.driver.as_ref() {
-                after.wake(driver.input_done(left + dropped));
+                // An endless input's size hint is `usize::MAX`: the count saturates.
+                after.wake(driver.input_done(left.saturating_add(dropped)));
             }
         }
         g.input = Input::Done;
@@ -476,8 +477,10 @@ impl State {
         after: &mut After,
         spare: &mut Option<Arc<Inbox>>,
     ) -> AfterItem {
+        // A group over its cap (it was lowered at run time) takes no next item here: the
+        // worker leaves, and its slot goes to whoever's turn it is.
         let (has_input, cancelled) = match self.groups.get(key) {
-            Some(g) => (g.has_input(), g.cancelled),
+            Some(g) => (g.has_input() && g.workers <= g.num_concurrent, g.cancelled),
             None => (false, true),
         };
         let go_on = has_input && !cancelled && !self.over_limit();

@@ -63,6 +63,7 @@ pub(crate) struct Launched<T> {
     pub(crate) key: GroupKey,
     pub(crate) name: Arc<str>,
     pub(crate) results: Arc<Results<T>>,
+    pub(crate) num_concurrent: usize,
 }
 
 /// A group's shared part: what its workers run, and where results go.
@@ -168,7 +169,12 @@ impl Core {
         });
         st.launch_group(key, group, core, after);
         drop(s);
-        Ok(Launched { key, name, results })
+        Ok(Launched {
+            key,
+            name,
+            results,
+            num_concurrent: spec.num_concurrent,
+        })
     }
 }
 

@@ -115,5 +115,6 @@ pub(crate) mod slab;
 pub(crate) mod sync;
 pub(crate) mod table;
 pub(crate) mod task;
+pub(crate) mod tuning;
 pub(crate) mod user;
 pub(crate) mod yield_now;

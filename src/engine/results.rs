@@ -105,7 +105,9 @@ impl<T> Results<T> {
 
     /// Items that never started (the group was cancelled first), for the summary.
     pub(crate) fn add_not_started(&self, n: u64) {
-        self.inner().summary.not_started += n;
+        let mut r = self.inner();
+        // A lower bound from a size hint, which may be `usize::MAX` (an endless input).
+        r.summary.not_started = r.summary.not_started.saturating_add(n);
     }
 
     /// Items pulled from the input (sequence numbers issued) that will never start: they
@@ -115,7 +117,7 @@ impl<T> Results<T> {
             return None;
         }
         let mut r = self.inner();
-        r.summary.not_started += seqs.len() as u64;
+        r.summary.not_started = r.summary.not_started.saturating_add(seqs.len() as u64);
         r.delivered += seqs.len() as u64;
         if r.keep && r.ordered {
             for &seq in seqs {

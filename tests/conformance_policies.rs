@@ -1,0 +1,31 @@
+//! The conformance suite of the scheduling policies (issue 13): every case in
+//! `conformance/policies.rs` runs on every runtime and flavour compiled in (tokio
+//! multi-thread and current-thread, smol, async-std), as `tests/conformance.rs` does.
+#![cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
+
+#[macro_use]
+#[path = "conformance/support.rs"]
+#[allow(dead_code)]
+mod support;
+
+#[path = "conformance/policies.rs"]
+mod cases;
+
+macro_rules! for_each_case {
+    ($run:path) => {
+        for_each_case!(@emit $run;
+            a_group_at_the_pool_limit_follows_set_limit,
+            set_num_concurrent_raises_and_lowers_a_running_group,
+        );
+    };
+    (@emit $run:path; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                $run(|sp| Box::pin(crate::cases::$case(sp)));
+            }
+        )*
+    };
+}
+
+on_every_flavour!(for_each_case);
