@@ -4,12 +4,13 @@ use crate::concurrency::Concurrency;
 use crate::engine::callbacks::{callback, Callbacks, TaskOptions};
 use crate::engine::core::{Admission, Core, GroupKind};
 use crate::engine::current::inside_pool;
-use crate::engine::map::{GroupInput, GroupSpec, Source};
+use crate::engine::map::{GroupInput, GroupSpec, Source, StopWhen};
 use crate::engine::task::{Refused, TaskSpec};
 use crate::error::{ExecError, PoolError, TrySpawnError};
 use crate::group::Group;
 use crate::handle::TaskHandle;
 use crate::id::TaskId;
+use crate::try_group::TryGroup;
 use futures_core::Stream;
 use std::fmt;
 use std::future::{poll_fn, Future};
@@ -261,6 +262,7 @@ pub struct GroupBuilder<'a> {
     core: &'a Arc<Core>,
     options: Options,
     ordered: bool,
+    cancel_on_drop: bool,
 }
 
 impl<'a> GroupBuilder<'a> {
@@ -269,6 +271,7 @@ impl<'a> GroupBuilder<'a> {
             core,
             options: Options::default(),
             ordered: true,
+            cancel_on_drop: false,
         }
     }
 
@@ -308,6 +311,43 @@ impl<'a> GroupBuilder<'a> {
     /// `apply` results always come in completion order.
     pub fn unordered(mut self) -> Self {
         self.ordered = false;
+        self
+    }
+
+    /// Dropping the [`Group`] (or [`TryGroup`]) cancels the group's items that have not
+    /// ended, instead of the default of letting them run on detached: so a consumer that
+    /// stops reading early (`take`, `break`, `?`) stops the rest of the work too. Waiting for
+    /// the group with [`Group::join`] keeps it alive until it ends (dropping that future
+    /// drops the group, and so cancels it). Default: off.
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")] {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// # rt.block_on(async {
+    /// use async_taskpool::{runtime::TokioSpawner, TaskPool};
+    /// use futures::StreamExt;
+    ///
+    /// let pool = TaskPool::builder(TokioSpawner::current()).limit(4).build()?;
+    /// let first_two: Vec<u32> = pool
+    ///     .build_group()
+    ///     .cancel_on_drop(true)
+    ///     .map(0..200, 4, |x| async move {
+    ///         if x >= 2 { std::future::pending::<()>().await } // only two ever finish
+    ///         x
+    ///     })?
+    ///     .take(2)
+    ///     .map(Result::unwrap)
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(first_two, [0, 1]);
+    /// // Dropping the group cancelled the items left running; the rest never started.
+    /// pool.join().await?;
+    /// assert!(pool.num_cancelled() >= 2);
+    /// # Ok::<_, async_taskpool::PoolError>(())
+    /// # }).unwrap(); }
+    /// ```
+    pub fn cancel_on_drop(mut self, yes: bool) -> Self {
+        self.cancel_on_drop = yes;
         self
     }
 
@@ -389,6 +429,73 @@ impl<'a> GroupBuilder<'a> {
         )
     }
 
+    /// `f(item)` for each item, where `f`'s future returns a `Result`: at the first item that
+    /// fails (returns `Err`, panics, times out, is cancelled or shed) the group stops pulling
+    /// items and cancels those running, and its stream yields that error and ends. See
+    /// [`TaskPool::try_map`](crate::TaskPool::try_map).
+    pub fn try_map<I, F, Fut, T, E>(
+        self,
+        items: I,
+        num_concurrent: impl Into<Concurrency>,
+        f: F,
+    ) -> Result<TryGroup<T, E>, PoolError>
+    where
+        I: IntoIterator,
+        I::IntoIter: Send + 'static,
+        I::Item: Send + 'static,
+        F: Fn(I::Item) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        self.try_map_stream(futures_util::stream::iter(items), num_concurrent, f)
+    }
+
+    /// [`try_map`](Self::try_map) over a [`Stream`].
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")] {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// # rt.block_on(async {
+    /// use async_taskpool::{runtime::TokioSpawner, TaskPool, TryMapError};
+    /// use futures::TryStreamExt;
+    ///
+    /// let pool = TaskPool::new(TokioSpawner::current());
+    /// let lines = futures::stream::iter(["1", "2", "x", "4"]);
+    /// let parsed = pool
+    ///     .build_group()
+    ///     .try_map_stream(lines, 1, |s| async move { s.parse::<u32>() })?;
+    /// let err = parsed.try_collect::<Vec<u32>>().await.unwrap_err();
+    /// assert!(matches!(err, TryMapError::Item(_)));
+    /// # Ok::<_, async_taskpool::PoolError>(())
+    /// # }).unwrap(); }
+    /// ```
+    pub fn try_map_stream<S, F, Fut, T, E>(
+        self,
+        items: S,
+        num_concurrent: impl Into<Concurrency>,
+        f: F,
+    ) -> Result<TryGroup<T, E>, PoolError>
+    where
+        S: Stream + Send + 'static,
+        S::Item: Send + 'static,
+        F: Fn(S::Item) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        let ordered = self.ordered;
+        let group = self.launch_stopping(
+            GroupKind::Map,
+            Box::pin(items),
+            num_concurrent.into(),
+            ordered,
+            f,
+            Some(crate::try_group::fails::<T, E>),
+        )?;
+        Ok(TryGroup::new(group))
+    }
+
     fn launch<I, F, Fut>(
         self,
         kind: GroupKind,
@@ -396,6 +503,24 @@ impl<'a> GroupBuilder<'a> {
         num_concurrent: Concurrency,
         ordered: bool,
         f: F,
+    ) -> Result<Group<Fut::Output>, PoolError>
+    where
+        I: Send + 'static,
+        F: Fn(I) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: Send + 'static,
+    {
+        self.launch_stopping(kind, source, num_concurrent, ordered, f, None)
+    }
+
+    fn launch_stopping<I, F, Fut>(
+        self,
+        kind: GroupKind,
+        source: Source<I>,
+        num_concurrent: Concurrency,
+        ordered: bool,
+        f: F,
+        stop_when: Option<StopWhen<Fut::Output>>,
     ) -> Result<Group<Fut::Output>, PoolError>
     where
         I: Send + 'static,
@@ -412,7 +537,7 @@ impl<'a> GroupBuilder<'a> {
         };
         let g = self
             .core
-            .launch_group(spec, GroupInput::Stream(source), f)?;
-        Ok(Group::new(g, self.core.clone()))
+            .launch_group(spec, GroupInput::Stream(source), f, stop_when)?;
+        Ok(Group::new(g, self.core.clone()).with_cancel_on_drop(self.cancel_on_drop))
     }
 }

@@ -31,7 +31,9 @@ use std::task::{Context, Poll};
 /// - results are kept while the `Group` lives, so read them or drop the `Group` (or
 ///   [`join`](Group::join) it, which discards them): a group you hold but never read keeps
 ///   every result in memory;
-/// - dropping the `Group` detaches: its items keep running and their results are dropped;
+/// - dropping the `Group` detaches: its items keep running and their results are dropped
+///   (unless it was built with [`cancel_on_drop`](crate::GroupBuilder::cancel_on_drop):
+///   then dropping it cancels the items that have not ended);
 /// - the `Group` acts on its own group only: once that group is cancelled or flushed, a new
 ///   group may take its name, and this handle's [`cancel`](Group::cancel) reports
 ///   [`PoolError::GroupEnded`] instead of touching it.
@@ -58,6 +60,8 @@ pub struct Group<T> {
     core: Arc<Core>,
     /// The cap last set through this handle (or at launch), as `Concurrency::cap`.
     num_concurrent: AtomicUsize,
+    /// Dropping the handle cancels the group's unfinished items.
+    cancel_on_drop: bool,
     /// Results taken from the core in one batch, handed out without locking.
     ready: VecDeque<Slot<T>>,
 }
@@ -70,8 +74,19 @@ impl<T> Group<T> {
             results: launched.results,
             core,
             num_concurrent: AtomicUsize::new(launched.num_concurrent),
+            cancel_on_drop: false,
             ready: VecDeque::new(),
         }
+    }
+
+    pub(crate) fn with_cancel_on_drop(mut self, yes: bool) -> Self {
+        self.cancel_on_drop = yes;
+        self
+    }
+
+    /// The item whose failure stopped a `try_map` group, if one did.
+    pub(crate) fn stopped_by(&self) -> Option<TaskId> {
+        self.results.stopped_by()
     }
 
     /// The group's name, given by the caller or generated (`apply-group-K`, `map-group-K`,
@@ -229,6 +244,10 @@ impl<T> FusedStream for Group<T> {
 impl<T> Drop for Group<T> {
     fn drop(&mut self) {
         self.discard();
+        if self.cancel_on_drop && !self.results.is_finished() {
+            // Refused only if the group was cancelled or forgotten already: nothing to stop.
+            let _ = self.core.cancel_group(self.key, &self.name);
+        }
     }
 }
 

@@ -53,6 +53,7 @@
 //! | run one task and get its output              | [`TaskPool::exec`]                   |
 //! | start `n` copies of a job                    | [`TaskPool::apply`]                  |
 //! | process an iterator or stream, bounded       | [`TaskPool::map`], [`GroupBuilder::map_stream`] |
+//! | the same, stopping at the first error        | [`TaskPool::try_map`]                |
 //! | keep `n` identical workers, resize by count  | [`SimpleTaskPool`]                   |
 //! | run one task for as long as a scope lives    | [`BackgroundTask`]                   |
 //! | run a closure every interval                 | [`PeriodicTask`]                     |
@@ -101,6 +102,7 @@ mod simple;
 mod stats;
 #[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
 mod threaded;
+mod try_group;
 
 /// The runtime layer: the [`Spawner`](runtime::Spawner) trait and one adapter per executor
 /// (re-exported from the `async-taskpool-runtime` crate).
@@ -131,3 +133,4 @@ pub use threaded::{
     AsyncThreadedPool, HookError, ThreadRuntime, ThreadedError, ThreadedHandle, ThreadedPool,
     ThreadedPoolBuilder,
 };
+pub use try_group::{TryGroup, TryMapError};

@@ -8,6 +8,7 @@ use crate::group::Group;
 use crate::handle::TaskHandle;
 use crate::id::TaskId;
 use crate::stats::{PoolStats, TaskInfo};
+use crate::try_group::TryGroup;
 use async_taskpool_runtime::Spawner;
 use std::collections::BTreeSet;
 use std::fmt;
@@ -292,6 +293,47 @@ impl TaskPool {
         Fut::Output: Send + 'static,
     {
         self.build_group().map(items, num_concurrent, f)
+    }
+
+    /// Like [`map`](Self::map) for futures that return a `Result`, stopping at the first
+    /// failure: the group pulls no more items and cancels those running as soon as one item
+    /// returns `Err` (or panics, times out, is cancelled or shed), and its [`TryGroup`]
+    /// stream yields the outputs before it, then that error. Results come in input order;
+    /// for completion order use [`build_group().unordered().try_map(..)`](GroupBuilder::try_map).
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")] {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// # rt.block_on(async {
+    /// # use async_taskpool::{runtime::TokioSpawner, TaskPool, TryMapError};
+    /// use futures::TryStreamExt;
+    /// let pool = TaskPool::builder(TokioSpawner::current()).limit(8).build()?;
+    /// let checked = pool.try_map(0..1000u32, 8, |n| async move {
+    ///     if n == 10 { Err(format!("item {n} is bad")) } else { Ok(n) }
+    /// })?;
+    /// let err = checked.try_collect::<Vec<_>>().await.unwrap_err();
+    /// assert_eq!(err.into_item().unwrap(), "item 10 is bad");
+    /// pool.join().await?;
+    /// assert!(pool.num_ended() < 1000, "the rest never started");
+    /// # Ok::<_, async_taskpool::PoolError>(())
+    /// # }).unwrap(); }
+    /// ```
+    pub fn try_map<I, F, Fut, T, E>(
+        &self,
+        items: I,
+        num_concurrent: impl Into<Concurrency>,
+        f: F,
+    ) -> Result<TryGroup<T, E>, PoolError>
+    where
+        I: IntoIterator,
+        I::IntoIter: Send + 'static,
+        I::Item: Send + 'static,
+        F: Fn(I::Item) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        self.build_group().try_map(items, num_concurrent, f)
     }
 
     /// Like [`map`](Self::map), with results in completion order (asyncio-pool's `itermap`).

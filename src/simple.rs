@@ -209,7 +209,7 @@ impl<T: Send + 'static> SimpleTaskPool<T> {
             item: || (),
         };
         let core = self.pool.core();
-        let g = core.launch_group(spec, input, move |()| factory())?;
+        let g = core.launch_group(spec, input, move |()| factory(), None)?;
         Ok(Group::new(g, core.clone()))
     }
 

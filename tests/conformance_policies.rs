@@ -16,6 +16,8 @@ macro_rules! for_each_case {
         for_each_case!(@emit $run;
             a_group_at_the_pool_limit_follows_set_limit,
             set_num_concurrent_raises_and_lowers_a_running_group,
+            a_cancel_on_drop_group_stops_with_its_consumer,
+            try_map_stops_at_the_first_failure,
         );
     };
     (@emit $run:path; $($case:ident),* $(,)?) => {

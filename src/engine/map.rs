@@ -77,7 +77,12 @@ struct MapGroup<I, F, T> {
     /// Items pulled ahead, with their sequence numbers, for any worker of the group; the
     /// state counts them (`GroupState::ahead`). Touched only inside a section.
     ahead: Mutex<VecDeque<(u64, I)>>,
+    /// Whether an item's outcome stops the group (`try_map`: an `Err`, or any failure).
+    stop_when: Option<StopWhen<T>>,
 }
+
+/// What ends a `try_map` group early: the outcome of one item (our code, not the user's).
+pub(crate) type StopWhen<T> = fn(&Item<T>) -> bool;
 
 /// What a worker took from its group in a section.
 enum Taken<I> {
@@ -94,6 +99,7 @@ impl Core {
         spec: GroupSpec,
         input: GroupInput<I>,
         f: F,
+        stop_when: Option<StopWhen<Fut::Output>>,
     ) -> Result<Launched<Fut::Output>, PoolError>
     where
         I: Send + 'static,
@@ -166,6 +172,7 @@ impl Core {
             results: results.clone(),
             reserved_item,
             ahead: Mutex::new(VecDeque::new()),
+            stop_when,
         });
         st.launch_group(key, group, core, after);
         drop(s);
@@ -457,6 +464,19 @@ fn drop_in_place_guarded<F>(mut fut: Pin<&mut Option<F>>, pool: &str, id: Option
     }
 }
 
+/// Item `id` failed in a group that stops at its first failure (`try_map`): the group is
+/// cancelled (nothing more is pulled, running items are asked to stop), unless it was
+/// already, and `id` recorded as what stopped it.
+#[cold]
+fn stop_group<I, F, T>(group: &MapGroup<I, F, T>, core: &Arc<Core>, id: TaskId) {
+    let mut s = core.section();
+    let (st, after, c) = s.split();
+    if st.group_is_named(group.key) {
+        group.results.set_stopped_by(id);
+        st.cancel_group(group.key, c, after);
+    }
+}
+
 /// What a worker does after an item (the scheduler's `AfterItem`, with the next item taken
 /// in the same section).
 enum Decision<I> {
@@ -579,6 +599,11 @@ where
             Err(TaskError::Cancelled { id })
         };
         let outcome = Outcome::of(&res);
+        if let Some(stop) = group.stop_when {
+            if stop(&res) {
+                stop_group(&group, &core, id);
+            }
+        }
         if let Some(callbacks) = &group.options.callbacks {
             if w.held.slot {
                 // Free the slot before the callbacks, as single tasks do; this worker then

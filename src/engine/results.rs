@@ -31,6 +31,8 @@ pub(crate) struct Results<T> {
     /// group's input (one at a time), read under `inner` once `issuing_done` is seen.
     issued: AtomicU64,
     finished: Event,
+    /// The item whose failure stopped a `try_map` group (its id plus 1; 0: none).
+    stopped_by: AtomicU64,
 }
 
 struct Inner<T> {
@@ -66,6 +68,7 @@ impl<T> Results<T> {
             }),
             issued: AtomicU64::new(0),
             finished: Event::new(),
+            stopped_by: AtomicU64::new(0),
         }
     }
 
@@ -230,6 +233,20 @@ impl<T> Results<T> {
         r.keep = false;
         r.base += r.buf.len() as u64;
         std::mem::take(&mut r.buf)
+    }
+
+    /// Item `id`'s failure stopped the group (recorded in the section that cancels it, so
+    /// before any item it cancelled delivers).
+    pub(crate) fn set_stopped_by(&self, id: crate::id::TaskId) {
+        self.stopped_by.store(id.get() + 1, Ordering::Release);
+    }
+
+    /// The item whose failure stopped the group, if one did.
+    pub(crate) fn stopped_by(&self) -> Option<crate::id::TaskId> {
+        match self.stopped_by.load(Ordering::Acquire) {
+            0 => None,
+            n => Some(crate::id::TaskId::new(n - 1)),
+        }
     }
 
     /// Waits until every item has ended.

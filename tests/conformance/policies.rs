@@ -139,3 +139,220 @@ pub async fn set_num_concurrent_raises_and_lowers_a_running_group(sp: Sp) {
     let summary = group.join().await.unwrap();
     assert_eq!(summary.completed, 60);
 }
+
+/// A group built with `cancel_on_drop(true)` stops when its consumer stops: `take`, `?` and
+/// `break` drop it, and the items still running are cancelled, the rest never start. By
+/// default a dropped group detaches: every item runs.
+pub async fn a_cancel_on_drop_group_stops_with_its_consumer(sp: Sp) {
+    use futures::StreamExt;
+    let p = limited(&sp, 4);
+    let started = Counter::new();
+    let never = Gate::new();
+    // Only items 0 and 1 finish; the others hold their slots until cancelled.
+    let body = |started: &Counter, never: &Gate| {
+        let (started, never) = (started.clone(), never.clone());
+        move |x: u32| {
+            let (started, never) = (started.clone(), never.clone());
+            async move {
+                started.bump();
+                if x >= 2 {
+                    never.wait().await;
+                }
+                x
+            }
+        }
+    };
+    // `take`
+    let first: Vec<u32> = p
+        .build_group()
+        .cancel_on_drop(true)
+        .map(0..200u32, 4, body(&started, &never))
+        .unwrap()
+        .take(2)
+        .map(Result::unwrap)
+        .collect()
+        .await;
+    assert_eq!(first, [0, 1]);
+    p.join().await.unwrap();
+    assert!(started.get() <= 6, "{} items started", started.get());
+    // Every item that started, but 0 and 1, was cancelled (and maybe one that had its id
+    // but was not polled yet).
+    let stats = p.stats();
+    assert!(stats.cancelled as usize >= started.get() - 2, "{stats:?}");
+    assert_eq!(stats.ended, stats.cancelled + 2, "{stats:?}");
+
+    // `?` on the first failed item
+    async fn until_first_failure(p: &TaskPool) -> Result<usize, async_taskpool::TaskError> {
+        let mut group = p
+            .build_group()
+            .cancel_on_drop(true)
+            .map(0..200u32, 4, |x| async move {
+                if x == 3 {
+                    panic!("item 3 fails");
+                }
+                if x > 3 {
+                    std::future::pending::<()>().await;
+                }
+            })
+            .unwrap();
+        let mut read = 0;
+        while let Some(r) = group.next().await {
+            r?;
+            read += 1;
+        }
+        Ok(read)
+    }
+    let p = limited(&sp, 4);
+    let err = until_first_failure(&p).await.unwrap_err();
+    assert!(err.is_panic(), "{err}");
+    p.join().await.unwrap();
+    assert!(p.num_ended() < 200);
+
+    // `break`
+    let p = limited(&sp, 4);
+    let started = Counter::new();
+    let mut group = p
+        .build_group()
+        .cancel_on_drop(true)
+        .map(0..200u32, 4, body(&started, &never))
+        .unwrap();
+    while let Some(r) = group.next().await {
+        if r.unwrap() == 1 {
+            break;
+        }
+    }
+    drop(group);
+    p.join().await.unwrap();
+    assert!(started.get() <= 6);
+
+    // The default: a dropped group detaches and runs to its end.
+    let p = limited(&sp, 4);
+    let started = Counter::new();
+    let gate = Gate::new();
+    let g = gate.clone();
+    let s = started.clone();
+    let group = p
+        .map(0..50u32, 4, move |_| {
+            let (g, s) = (g.clone(), s.clone());
+            async move {
+                s.bump();
+                g.wait().await
+            }
+        })
+        .unwrap();
+    drop(group);
+    gate.open();
+    p.join().await.unwrap();
+    assert_eq!(started.get(), 50);
+    assert_eq!(p.stats().cancelled, 0);
+}
+
+/// `try_map` stops at the first failure, before anyone reads the stream: nothing more is
+/// pulled, the items running are cancelled, and the stream yields the outputs before the
+/// failure, then the failure, and ends. Items cancelled because of it are not yielded.
+pub async fn try_map_stops_at_the_first_failure(sp: Sp) {
+    use async_taskpool::TryMapError;
+    use futures::{StreamExt, TryStreamExt};
+    for ordered in [true, false] {
+        let p = limited(&sp, 4);
+        let started = Counter::new();
+        let never = Gate::new();
+        let (s, n) = (started.clone(), never.clone());
+        let builder = p.build_group();
+        let builder = if ordered {
+            builder
+        } else {
+            builder.unordered()
+        };
+        let group = builder
+            .try_map(0..1000u32, 4, move |x| {
+                let (s, n) = (s.clone(), n.clone());
+                async move {
+                    s.bump();
+                    match x {
+                        0..=4 => Ok(x),
+                        // Fails once items 6, 7 and 8 run beside it.
+                        5 => {
+                            s.wait_for(9).await;
+                            Err(format!("item {x} failed"))
+                        }
+                        _ => {
+                            n.wait().await;
+                            Ok(x)
+                        }
+                    }
+                }
+            })
+            .unwrap();
+        // The group stops without a reader: the pool becomes idle.
+        p.join().await.unwrap();
+        assert_eq!(started.get(), 9, "nothing started after the failure");
+        let summary = group.summary();
+        assert_eq!(
+            (summary.completed, summary.cancelled),
+            (6, 3),
+            "{summary:?}"
+        );
+        assert_eq!(group.stopped_by().map(|id| id.get()), Some(5));
+        let out: Vec<_> = group.collect().await;
+        let (oks, errs): (Vec<_>, Vec<_>) = out.into_iter().partition(Result::is_ok);
+        let mut oks: Vec<u32> = oks.into_iter().map(Result::unwrap).collect();
+        oks.sort_unstable();
+        assert_eq!(oks, [0, 1, 2, 3, 4], "ordered: {ordered}");
+        assert_eq!(errs.len(), 1);
+        match errs.into_iter().next().unwrap() {
+            Err(TryMapError::Item(e)) => assert_eq!(e, "item 5 failed"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    // A panic stops it too, and so does cancelling one of its items.
+    let p = limited(&sp, 2);
+    let group = p
+        .try_map(0..100u32, 2, |x| async move {
+            if x == 1 {
+                panic!("boom");
+            }
+            Ok::<_, String>(x)
+        })
+        .unwrap();
+    match group.try_collect::<Vec<_>>().await {
+        Err(TryMapError::Task(e)) => assert!(e.is_panic(), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    let started = Counter::new();
+    let s = started.clone();
+    let group = p
+        .try_map(0..100u32, 2, move |x| {
+            let s = s.clone();
+            async move {
+                s.bump();
+                std::future::pending::<()>().await;
+                Ok::<_, String>(x)
+            }
+        })
+        .unwrap();
+    started.wait_for(2).await;
+    let victim = group.ids()[1];
+    p.cancel([victim]).unwrap();
+    match group.try_collect::<Vec<_>>().await {
+        Err(TryMapError::Task(async_taskpool::TaskError::Cancelled { id })) => {
+            assert_eq!(
+                id, victim,
+                "the item cancelled is the error, not its sibling"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    p.join().await.unwrap();
+    assert_eq!(p.stats().cancelled, 2);
+
+    // All good: every output, in order.
+    let all: Vec<u32> = p
+        .try_map(0..100u32, 2, |x| async move { Ok::<_, String>(x) })
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(all, (0..100).collect::<Vec<_>>());
+}
