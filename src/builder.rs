@@ -23,6 +23,7 @@ struct Options {
     name: Option<String>,
     timeout: Option<Duration>,
     callbacks: Callbacks,
+    priority: i32,
 }
 
 impl Options {
@@ -38,6 +39,7 @@ impl fmt::Debug for Options {
             .field("timeout", &self.timeout)
             .field("on_end", &self.callbacks.on_end.is_some())
             .field("on_cancel", &self.callbacks.on_cancel.is_some())
+            .field("priority", &self.priority)
             .finish()
     }
 }
@@ -99,6 +101,41 @@ impl<'a> TaskBuilder<'a> {
         self
     }
 
+    /// Its priority while it waits for a slot (default 0; higher starts first, negative is
+    /// lower). Queued work starts by priority, then in submission order; ageing keeps low
+    /// priorities from starving: see [`PoolBuilder::ageing`](crate::PoolBuilder::ageing) for
+    /// the bound. A task that starts at once (there is room) is not affected, and a running
+    /// task is never stopped for a higher priority one.
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")] {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// # rt.block_on(async {
+    /// use async_taskpool::{runtime::TokioSpawner, TaskPool};
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// let pool = TaskPool::builder(TokioSpawner::current()).limit(1).build()?;
+    /// let order = Arc::new(Mutex::new(Vec::new()));
+    /// let (tx, rx) = futures::channel::oneshot::channel::<()>();
+    /// let busy = pool.spawn_queued(async move { let _ = rx.await; })?; // holds the only slot
+    /// for (name, priority) in [("low", -1), ("normal", 0), ("urgent", 10)] {
+    ///     let order = order.clone();
+    ///     pool.build_task().priority(priority).spawn_queued(async move {
+    ///         order.lock().unwrap().push(name);
+    ///     })?;
+    /// }
+    /// drop(tx);
+    /// pool.join().await?;
+    /// assert_eq!(*order.lock().unwrap(), ["urgent", "normal", "low"]);
+    /// # busy.await.unwrap();
+    /// # Ok::<_, async_taskpool::PoolError>(())
+    /// # }).unwrap(); }
+    /// ```
+    pub fn priority(mut self, priority: i32) -> Self {
+        self.options.priority = priority;
+        self
+    }
+
     /// Runs `f(id)` when the task ends, however it ends.
     pub fn on_end<C, Fut>(mut self, f: C) -> Self
     where
@@ -121,12 +158,12 @@ impl<'a> TaskBuilder<'a> {
 
     fn spec(&self) -> Option<Box<TaskSpec>> {
         let o = &self.options;
-        if o.name.is_none() && o.timeout.is_none() && o.callbacks.is_empty() {
+        if o.name.is_none() && o.timeout.is_none() && o.callbacks.is_empty() && o.priority == 0 {
             // A plain task: nothing to store (the common case, kept cheap).
             return None;
         }
         let name = o.name.as_deref().map(Arc::from);
-        TaskSpec::boxed(name, o.task_options())
+        TaskSpec::boxed(name, o.task_options(), o.priority)
     }
 
     fn submit<F>(
@@ -263,6 +300,7 @@ pub struct GroupBuilder<'a> {
     options: Options,
     ordered: bool,
     cancel_on_drop: bool,
+    weight: u32,
 }
 
 impl<'a> GroupBuilder<'a> {
@@ -272,6 +310,7 @@ impl<'a> GroupBuilder<'a> {
             options: Options::default(),
             ordered: true,
             cancel_on_drop: false,
+            weight: 1,
         }
     }
 
@@ -304,6 +343,61 @@ impl<'a> GroupBuilder<'a> {
         Fut: Future<Output = ()> + Send + 'static,
     {
         self.options.callbacks.on_cancel = Some(callback(f));
+        self
+    }
+
+    /// The group's priority (default 0): while its items wait for slots, they start before
+    /// those of lower priority lanes (groups, and loose tasks of lower priority), and after
+    /// higher ones; ageing keeps low priorities from starving (see
+    /// [`PoolBuilder::ageing`](crate::PoolBuilder::ageing)). Change it later with
+    /// [`Group::set_priority`].
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")] {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// # rt.block_on(async {
+    /// use async_taskpool::{runtime::TokioSpawner, TaskPool};
+    ///
+    /// let pool = TaskPool::builder(TokioSpawner::current()).limit(4).build()?;
+    /// let backfill = pool.build_group().priority(-5).map(0..100, 4, |x| async move { x })?;
+    /// let urgent = pool.build_group().priority(5).map(0..10, 4, |x| async move { x })?;
+    /// assert_eq!(urgent.priority(), 5);
+    /// assert_eq!(urgent.join().await?.completed, 10);
+    /// # backfill.join().await?;
+    /// # Ok::<_, async_taskpool::PoolError>(())
+    /// # }).unwrap(); }
+    /// ```
+    pub fn priority(mut self, priority: i32) -> Self {
+        self.options.priority = priority;
+        self
+    }
+
+    /// The group's weight in the pool's shares (default 1, at least 1): groups of one
+    /// priority that all have work waiting hold slots in proportion to their weights (within
+    /// one slot), so a group of weight 3 beside one of weight 1 holds three quarters of the
+    /// slots they share. The loose tasks share as one, with the pool's
+    /// [`loose_weight`](crate::PoolBuilder::loose_weight). A group that wants fewer slots
+    /// than its share (its cap, or its input, holds it back) leaves the rest to the others.
+    /// Change it later with [`Group::set_weight`]. A weight of 0 is refused by the `map`
+    /// methods with [`PoolError::InvalidLimit`].
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")] {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// # rt.block_on(async {
+    /// use async_taskpool::{runtime::TokioSpawner, TaskPool};
+    ///
+    /// let pool = TaskPool::builder(TokioSpawner::current()).limit(8).build()?;
+    /// let paying = pool.build_group().weight(3).map(0..300, usize::MAX, |x| async move { x })?;
+    /// let free = pool.build_group().weight(1).map(0..100, usize::MAX, |x| async move { x })?;
+    /// assert_eq!(paying.weight(), 3);
+    /// paying.join().await?;
+    /// free.join().await?;
+    /// # Ok::<_, async_taskpool::PoolError>(())
+    /// # }).unwrap(); }
+    /// ```
+    pub fn weight(mut self, weight: u32) -> Self {
+        self.weight = weight;
         self
     }
 
@@ -534,6 +628,8 @@ impl<'a> GroupBuilder<'a> {
             name: self.options.name,
             num_concurrent: num_concurrent.cap(),
             ordered,
+            priority: self.options.priority,
+            weight: self.weight,
         };
         let g = self
             .core

@@ -95,7 +95,7 @@ pub enum PoolError {
         /// The group name asked for.
         name: String,
     },
-    /// A limit (pool size or `num_concurrent`) was out of range.
+    /// A limit (pool size, `num_concurrent`, a weight) was out of range.
     #[error("invalid {what} {value}: it must be at least 1; {fix}", fix = limit_fix(what))]
     InvalidLimit {
         /// Which limit.
@@ -120,6 +120,8 @@ pub enum PoolError {
 fn limit_fix(what: &str) -> &'static str {
     match what {
         "num_concurrent" => "pass `Concurrency::PoolLimit` to follow the pool's limit",
+        "weight" => "weights are relative: give the other groups larger ones instead",
+        "ageing" => "it counts the starts that may pass waiting work over; pass a larger one",
         _ => "pass `None` (`set_limit(None)`) for no limit, or `lock()` the pool to pause it",
     }
 }

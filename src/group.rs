@@ -15,7 +15,7 @@ use futures_core::stream::{FusedStream, Stream};
 use std::collections::VecDeque;
 use std::fmt;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -60,6 +60,9 @@ pub struct Group<T> {
     core: Arc<Core>,
     /// The cap last set through this handle (or at launch), as `Concurrency::cap`.
     num_concurrent: AtomicUsize,
+    /// The priority and weight last set through this handle (or at launch).
+    priority: AtomicI32,
+    weight: AtomicU32,
     /// Dropping the handle cancels the group's unfinished items.
     cancel_on_drop: bool,
     /// Results taken from the core in one batch, handed out without locking.
@@ -74,6 +77,8 @@ impl<T> Group<T> {
             results: launched.results,
             core,
             num_concurrent: AtomicUsize::new(launched.num_concurrent),
+            priority: AtomicI32::new(launched.priority),
+            weight: AtomicU32::new(launched.weight),
             cancel_on_drop: false,
             ready: VecDeque::new(),
         }
@@ -147,6 +152,66 @@ impl<T> Group<T> {
         let cap = num.into().cap();
         self.core.set_num_concurrent(self.key, &self.name, cap)?;
         self.num_concurrent.store(cap, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The group's priority: the one it was made with
+    /// ([`GroupBuilder::priority`](crate::GroupBuilder::priority)) or last set.
+    pub fn priority(&self) -> i32 {
+        self.priority.load(Ordering::Relaxed)
+    }
+
+    /// Changes the group's priority while it runs: its items that wait for slots from now on
+    /// start by the new one. Items running are not affected. [`PoolError::GroupEnded`] once
+    /// the group was cancelled or flushed.
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")] {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// # rt.block_on(async {
+    /// # use async_taskpool::{runtime::TokioSpawner, TaskPool};
+    /// let pool = TaskPool::builder(TokioSpawner::current()).limit(2).build()?;
+    /// let group = pool.map(0..10, 2, |x| async move { x })?;
+    /// group.set_priority(7)?;
+    /// assert_eq!(group.priority(), 7);
+    /// # group.join().await?;
+    /// # Ok::<_, async_taskpool::PoolError>(())
+    /// # }).unwrap(); }
+    /// ```
+    pub fn set_priority(&self, priority: i32) -> Result<(), PoolError> {
+        self.core
+            .set_group_priority(self.key, &self.name, priority)?;
+        self.priority.store(priority, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The group's weight in the pool's shares: the one it was made with
+    /// ([`GroupBuilder::weight`](crate::GroupBuilder::weight)) or last set.
+    pub fn weight(&self) -> u32 {
+        self.weight.load(Ordering::Relaxed)
+    }
+
+    /// Changes the group's weight while it runs (slots are given by it from now on; none is
+    /// taken away). [`PoolError::InvalidLimit`] for 0, [`PoolError::GroupEnded`] once the
+    /// group was cancelled or flushed.
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")] {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// # rt.block_on(async {
+    /// # use async_taskpool::{runtime::TokioSpawner, TaskPool};
+    /// let pool = TaskPool::builder(TokioSpawner::current()).limit(2).build()?;
+    /// let group = pool.map(0..10, 2, |x| async move { x })?;
+    /// group.set_weight(4)?;
+    /// assert_eq!(group.weight(), 4);
+    /// assert!(group.set_weight(0).is_err());
+    /// # group.join().await?;
+    /// # Ok::<_, async_taskpool::PoolError>(())
+    /// # }).unwrap(); }
+    /// ```
+    pub fn set_weight(&self, weight: u32) -> Result<(), PoolError> {
+        self.core.set_group_weight(self.key, &self.name, weight)?;
+        self.weight.store(weight, Ordering::Relaxed);
         Ok(())
     }
 

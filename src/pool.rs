@@ -21,10 +21,14 @@ use std::sync::Arc;
 ///
 /// # Guarantees
 /// - At most [`limit`](Self::limit) tasks run at once (a task's nested `exec` children run
-///   in its slot). Loose tasks that do not fit wait in one FIFO queue and start in
-///   submission order; each `map`/`apply`/`start` group waits in a lane of its own, and lanes
-///   take turns (round robin) as room frees, so competing groups and the loose tasks share
-///   the pool instead of taking it in bursts. Nothing waiting costs a runtime task.
+///   in its slot). Loose tasks that do not fit wait in a FIFO queue per
+///   [priority](TaskBuilder::priority) and start by priority, then in submission order; each
+///   `map`/`apply`/`start` group waits in a lane of its own (with its own
+///   [priority](GroupBuilder::priority) and [weight](GroupBuilder::weight)), and as room
+///   frees, lanes of the highest priority share the pool by weight (equal by default), so
+///   competing groups and the loose tasks share it instead of taking it in bursts; ageing
+///   keeps lower priorities from starving ([`PoolBuilder::ageing`] states the bound).
+///   Nothing waiting costs a runtime task.
 /// - Up to 32 runtime tasks whose tasks ended stay parked, holding no slot, for tasks that
 ///   start at once; they end when the pool is closed (dropping its last handle closes it).
 /// - Every submitted task gets a [`TaskId`] and ends exactly once: completed, cancelled, timed
@@ -126,6 +130,8 @@ impl TaskPool {
             name: None,
             limit: None,
             cancel_on_drop: false,
+            loose_weight: 1,
+            ageing: None,
         }
     }
 
@@ -441,6 +447,33 @@ impl TaskPool {
         self.core.set_limit(limit.into())
     }
 
+    /// Changes the loose tasks' weight in the pool's shares (see
+    /// [`PoolBuilder::loose_weight`]). [`PoolError::InvalidLimit`] for 0.
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// # let pool = async_taskpool::TaskPool::new(async_taskpool::runtime::SmolSpawner::global());
+    /// pool.set_loose_weight(3)?;
+    /// assert_eq!(pool.loose_weight(), 3);
+    /// assert!(pool.set_loose_weight(0).is_err());
+    /// # }
+    /// # Ok::<_, async_taskpool::PoolError>(())
+    /// ```
+    pub fn set_loose_weight(&self, weight: u32) -> Result<(), PoolError> {
+        self.core.set_loose_weight(weight)
+    }
+
+    /// The loose tasks' weight in the pool's shares.
+    pub fn loose_weight(&self) -> u32 {
+        self.core.loose_weight()
+    }
+
+    /// How many starts may pass waiting work over before it goes first (see
+    /// [`PoolBuilder::ageing`]); the default follows the limit.
+    pub fn ageing(&self) -> usize {
+        usize::try_from(self.core.ageing()).unwrap_or(usize::MAX)
+    }
+
     /// The maximum number of tasks running at once; `None` is unlimited.
     pub fn limit(&self) -> Option<usize> {
         self.core.read(|st| st.limit())
@@ -602,6 +635,8 @@ pub struct PoolBuilder {
     name: Option<String>,
     limit: Option<usize>,
     cancel_on_drop: bool,
+    loose_weight: u32,
+    ageing: Option<usize>,
 }
 
 impl PoolBuilder {
@@ -625,15 +660,67 @@ impl PoolBuilder {
         self
     }
 
-    /// Builds the pool. Fails only with [`PoolError::InvalidLimit`] for a limit of 0.
+    /// The loose tasks' weight in the pool's shares (default 1, at least 1): loose tasks
+    /// (`spawn`, `spawn_queued`, `exec`) share the pool with groups of their priority as one
+    /// more group of this weight (see [`GroupBuilder::weight`]). Change it later with
+    /// [`TaskPool::set_loose_weight`].
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// use async_taskpool::{runtime::SmolSpawner, TaskPool};
+    /// let pool = TaskPool::builder(SmolSpawner::global()).limit(8).loose_weight(2).build()?;
+    /// assert_eq!(pool.loose_weight(), 2);
+    /// # }
+    /// # Ok::<_, async_taskpool::PoolError>(())
+    /// ```
+    pub fn loose_weight(mut self, weight: u32) -> Self {
+        self.loose_weight = weight;
+        self
+    }
+
+    /// How many starts may pass waiting work over before it goes first, whatever its
+    /// priority: the bound of the pool's ageing. Default: four times the pool's limit, at
+    /// least 16 (about four generations of running tasks).
+    ///
+    /// Work waits in lanes: each group is one, and the loose tasks of each priority are one
+    /// (in submission order). A freed slot goes to the highest priority lane, unless a lane
+    /// was passed over `ageing` times while it waited: such a lane goes first (the one passed
+    /// over most, first), once, then counts again from zero. So **a lane waiting for a slot
+    /// is passed over at most `ageing + L - 1` times**, `L` being the number of lanes
+    /// waiting: a queued task whose lane has `k` tasks ahead of it starts within
+    /// `(k + 1) (ageing + L - 1)` starts of other lanes, however much higher priority work
+    /// keeps arriving. Zero is refused by [`build`](Self::build).
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// use async_taskpool::{runtime::SmolSpawner, TaskPool};
+    /// let pool = TaskPool::builder(SmolSpawner::global()).limit(10).build()?;
+    /// assert_eq!(pool.ageing(), 40);
+    /// let strict = TaskPool::builder(SmolSpawner::global()).limit(10).ageing(1000).build()?;
+    /// assert_eq!(strict.ageing(), 1000);
+    /// # }
+    /// # Ok::<_, async_taskpool::PoolError>(())
+    /// ```
+    pub fn ageing(mut self, starts: usize) -> Self {
+        self.ageing = Some(starts);
+        self
+    }
+
+    /// Builds the pool. Fails only with [`PoolError::InvalidLimit`] for a limit, weight or
+    /// ageing of 0.
     pub fn build(self) -> Result<TaskPool, PoolError> {
-        if self.limit == Some(0) {
-            return Err(PoolError::InvalidLimit {
-                what: "pool limit",
-                value: 0,
-            });
+        for (what, value) in [
+            ("pool limit", self.limit),
+            ("weight", Some(self.loose_weight as usize)),
+            ("ageing", self.ageing),
+        ] {
+            if value == Some(0) {
+                return Err(PoolError::InvalidLimit { what, value: 0 });
+            }
         }
         let core = Core::new(self.spawner, self.name, self.limit);
+        core.set_loose_weight(self.loose_weight)?;
+        core.set_ageing(self.ageing.map(|a| a as u64));
         let owner = Arc::new(Owner {
             core: core.clone(),
             cancel_on_drop: self.cancel_on_drop,
@@ -652,6 +739,8 @@ impl fmt::Debug for PoolBuilder {
             .field("name", &self.name)
             .field("limit", &self.limit)
             .field("cancel_on_drop", &self.cancel_on_drop)
+            .field("loose_weight", &self.loose_weight)
+            .field("ageing", &self.ageing)
             .finish()
     }
 }

@@ -203,6 +203,8 @@ impl<T: Send + 'static> SimpleTaskPool<T> {
             num_concurrent: usize::MAX,
             ordered: false,
             options: self.options.clone(),
+            priority: 0,
+            weight: 1,
         };
         let input = GroupInput::Reserved {
             count: num as u64,

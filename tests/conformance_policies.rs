@@ -18,6 +18,10 @@ macro_rules! for_each_case {
             set_num_concurrent_raises_and_lowers_a_running_group,
             a_cancel_on_drop_group_stops_with_its_consumer,
             try_map_stops_at_the_first_failure,
+            queued_tasks_start_by_priority_then_fifo,
+            higher_priority_groups_go_first,
+            ageing_bounds_how_long_low_priority_waits,
+            busy_groups_hold_slots_by_weight,
         );
     };
     (@emit $run:path; $($case:ident),* $(,)?) => {

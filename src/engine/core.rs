@@ -6,10 +6,10 @@
 //! (`insert_running`, `to_ending`, `remove_task`, `take_slot`, ...); those methods keep the
 //! counts consistent, and nothing else writes them.
 
-use super::fifo::Fifo;
 use super::handoff::{Mailbox, Parking, IDLE_CAP};
 use super::lanes::{GroupKey, Lane, Reserved, Turns};
 use super::lock::{lock, Locked, Rank};
+use super::loose::LooseQueue;
 use super::slab::Slab;
 use super::sync::{AtomicUsize, Event, Mutex};
 use super::table::IdTable;
@@ -265,6 +265,14 @@ pub(crate) struct GroupState {
     /// Held until the group stops (it owns the user's closure and input).
     pub(super) driver: Option<Held<Arc<dyn GroupDriver>>>,
     pub(super) num_concurrent: usize,
+    /// Its lane's priority: higher goes first (see `shares.rs`).
+    pub(super) priority: i32,
+    /// Its weight in the shares of the pool (see `shares.rs`).
+    pub(super) weight: u32,
+    /// Starts given to other lanes since it last got a slot, while it waited (ageing).
+    pub(super) passed_over: u64,
+    /// Its stride-scheduling pass (see `shares.rs`).
+    pub(super) pass: u64,
     /// How many workers it wants now (ramps as items are pulled).
     pub(super) target: usize,
     /// Workers holding a slot.
@@ -326,8 +334,14 @@ pub(crate) struct State {
     pub(super) gate: Gate,
     pub(super) next_id: u64,
     pub(super) table: IdTable<Entry>,
-    pub(super) loose: Fifo<Held<Arc<dyn QueuedTask>>>,
-    pub(super) loose_in_turns: bool,
+    pub(super) loose: LooseQueue<Held<Arc<dyn QueuedTask>>>,
+    /// The loose tasks' weight in the shares of the pool (see `shares.rs`).
+    pub(super) loose_weight: u32,
+    /// Starts a waiting lane may be passed over before it goes first (`None`: the default,
+    /// from the limit; see `shares.rs`).
+    pub(super) ageing: Option<u64>,
+    /// The pass of the lane served last: where a lane joining the turns starts.
+    pub(super) pass_clock: u64,
     pub(super) turns: Turns,
     pub(super) groups: Slab<GroupState>,
     pub(super) names: HashMap<Arc<str>, GroupKey>,
@@ -558,8 +572,10 @@ impl Core {
                 gate: Gate::Open,
                 next_id: 0,
                 table: IdTable::default(),
-                loose: Fifo::default(),
-                loose_in_turns: false,
+                loose: LooseQueue::default(),
+                loose_weight: 1,
+                ageing: None,
+                pass_clock: 0,
                 turns: Turns::default(),
                 groups: Slab::default(),
                 names: HashMap::new(),
@@ -835,12 +851,16 @@ impl State {
         Some(entry)
     }
 
-    /// Queues a loose task.
-    pub(crate) fn queue_loose(&mut self, id: TaskId, task: Arc<dyn QueuedTask>) {
-        self.loose.push(id.get(), Held::new(task));
-        if !self.loose_in_turns {
-            self.loose_in_turns = true;
-            self.turns.join(Lane::Loose);
+    /// Queues a loose task, behind those of its priority.
+    #[inline]
+    pub(crate) fn queue_loose(&mut self, id: TaskId, task: Arc<dyn QueuedTask>, priority: i32) {
+        let clock = self.pass_clock;
+        let level = self.loose.push(priority, id.get(), Held::new(task));
+        if !level.in_turns {
+            level.in_turns = true;
+            level.passed_over = 0;
+            level.pass = level.pass.max(clock);
+            self.turns.join(Lane::Loose(priority));
         }
     }
 
@@ -852,70 +872,6 @@ impl State {
 
     // ----- the scheduler -----
 
-    /// Slots a lane holds now: its workers for a group, the loose tasks' own slots for the
-    /// loose lane. `None` if the lane wants no slot.
-    #[inline]
-    pub(super) fn held_if_wanting(&self, lane: Lane) -> Option<usize> {
-        match lane {
-            Lane::Loose => (!self.loose.is_empty()).then(|| self.slots - self.group_workers),
-            Lane::Group(key) => self
-                .groups
-                .get(key)
-                .filter(|g| g.wants_slot())
-                .map(|g| g.workers),
-        }
-    }
-
-    /// The lane whose turn it is: of those that want a slot, the one holding the fewest, the
-    /// earliest in turn order among equals. `from` is the lane whose slot is up for grabs (it
-    /// counts one fewer). Lanes that want none leave the ring. Returns the lane's place in the
-    /// ring too, for [`take_turn`](Self::take_turn).
-    pub(super) fn lane_up(&mut self, from: Option<Lane>) -> Option<(Lane, usize)> {
-        if self.turns.len() == 0 {
-            return None;
-        }
-        if self.turns.len() == 1 {
-            // One lane waits (the usual case): no shares to weigh.
-            let lane = self.turns.get(0)?;
-            if self.held_if_wanting(lane).is_some() {
-                return Some((lane, 0));
-            }
-        }
-        let mut best: Option<(usize, usize, Lane)> = None;
-        let mut i = 0;
-        while let Some(lane) = self.turns.get(i) {
-            match self.held_if_wanting(lane) {
-                Some(held) => {
-                    let held = if from == Some(lane) { held - 1 } else { held };
-                    if best.is_none_or(|(h, _, _)| held < h) {
-                        best = Some((held, i, lane));
-                    }
-                    i += 1;
-                }
-                None => {
-                    self.turns.leave(i);
-                    match lane {
-                        Lane::Loose => self.loose_in_turns = false,
-                        Lane::Group(key) => {
-                            if let Some(g) = self.groups.get_mut(key) {
-                                g.in_turns = false;
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        best.map(|(_, i, lane)| (lane, i))
-    }
-
-    /// The lane at `place` took its turn: it moves to the back.
-    #[inline]
-    pub(super) fn take_turn(&mut self, place: usize) {
-        if self.turns.len() > 1 {
-            self.turns.took_turn(place);
-        }
-    }
-
     /// Starts the work whose turn it is in a slot the caller already counted. `None` if the
     /// turn went to a worker waiting with an item (it was woken).
     pub(super) fn start_turn(
@@ -926,8 +882,11 @@ impl State {
     ) -> Option<Start> {
         self.take_turn(place);
         match lane {
-            Lane::Loose => {
-                let (key, task) = self.loose.pop().expect("the loose lane wants a slot");
+            Lane::Loose(priority) => {
+                let (key, task) = self
+                    .loose
+                    .pop(priority)
+                    .expect("the loose lane wants a slot");
                 let task = task.into_inner();
                 let id = TaskId::new(key);
                 self.insert_running(id, task.clone().control(), Seat::Slot, None);
@@ -987,7 +946,7 @@ impl State {
         spare: &mut Option<Arc<Inbox>>,
     ) -> Next {
         if !self.over_limit() {
-            if let Some(lane) = self.lane_up(Some(Lane::Loose)) {
+            if let Some(lane) = self.lane_up(Some(Lane::Loose(0))) {
                 match self.start_turn(lane, core, after) {
                     Some(start) => return Next::Run(start),
                     // The slot went to a waiting worker; this runner has none now.

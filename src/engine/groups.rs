@@ -134,10 +134,13 @@ impl State {
     }
 
     /// Registers a group named by [`name_group`](Self::name_group).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn register_group(
         &mut self,
         name: Arc<str>,
         num_concurrent: usize,
+        priority: i32,
+        weight: u32,
         input: Input,
         backlog: u64,
         target: usize,
@@ -150,6 +153,10 @@ impl State {
             name: name.clone(),
             driver: None,
             num_concurrent,
+            priority,
+            weight,
+            passed_over: 0,
+            pass: self.pass_clock,
             target: target.max(1),
             workers: 0,
             input,
@@ -205,6 +212,8 @@ impl State {
         };
         if !g.in_turns && g.wants_slot() {
             g.in_turns = true;
+            g.passed_over = 0;
+            g.pass = g.pass.max(self.pass_clock);
             self.turns.join(Lane::Group(key));
         }
     }

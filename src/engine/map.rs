@@ -56,6 +56,9 @@ pub(crate) struct GroupSpec {
     /// Results in input order (else in completion order).
     pub(crate) ordered: bool,
     pub(crate) options: TaskOptions,
+    /// Its lane's priority and weight (see `shares.rs`).
+    pub(crate) priority: i32,
+    pub(crate) weight: u32,
 }
 
 /// A group the pool accepted.
@@ -64,6 +67,8 @@ pub(crate) struct Launched<T> {
     pub(crate) name: Arc<str>,
     pub(crate) results: Arc<Results<T>>,
     pub(crate) num_concurrent: usize,
+    pub(crate) priority: i32,
+    pub(crate) weight: u32,
 }
 
 /// A group's shared part: what its workers run, and where results go.
@@ -110,6 +115,12 @@ impl Core {
         if spec.num_concurrent == 0 {
             return Err(PoolError::InvalidLimit {
                 what: "num_concurrent",
+                value: 0,
+            });
+        }
+        if spec.weight == 0 {
+            return Err(PoolError::InvalidLimit {
+                what: "weight",
                 value: 0,
             });
         }
@@ -161,6 +172,8 @@ impl Core {
         let key = st.register_group(
             name.clone(),
             spec.num_concurrent,
+            spec.priority,
+            spec.weight,
             state_input,
             hint.lower,
             target,
@@ -181,6 +194,8 @@ impl Core {
             name,
             results,
             num_concurrent: spec.num_concurrent,
+            priority: spec.priority,
+            weight: spec.weight,
         })
     }
 }

@@ -207,17 +207,12 @@ impl State {
             .collect();
         out.sort_unstable_by_key(|t| t.id);
         out.truncate(max);
-        let queued = self
-            .loose
-            .iter()
-            .filter(|(id, _)| *id >= from)
-            .take(max)
-            .map(|(id, t)| LiveTask {
-                id: TaskId::new(id),
-                name: t.name(),
-                group: None,
-                state: LiveState::Queued,
-            });
+        let queued = self.loose.iter_from(from, max).map(|(id, t)| LiveTask {
+            id: TaskId::new(id),
+            name: t.name(),
+            group: None,
+            state: LiveState::Queued,
+        });
         out.extend(queued);
         for (_, g) in self.groups.iter() {
             if let Input::Reserved(r) = &g.input {

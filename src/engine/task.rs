@@ -39,12 +39,24 @@ const TAKEN: u8 = 16;
 pub(crate) struct TaskSpec {
     pub(crate) name: Option<Arc<str>>,
     pub(crate) options: TaskOptions,
+    /// Its lane while it waits for a slot (see `shares.rs`).
+    pub(crate) priority: i32,
 }
 
 impl TaskSpec {
     /// `None` for a plain task: nothing optional to store.
-    pub(crate) fn boxed(name: Option<Arc<str>>, options: TaskOptions) -> Option<Box<Self>> {
-        (name.is_some() || !options.is_plain()).then(|| Box::new(Self { name, options }))
+    pub(crate) fn boxed(
+        name: Option<Arc<str>>,
+        options: TaskOptions,
+        priority: i32,
+    ) -> Option<Box<Self>> {
+        (name.is_some() || !options.is_plain() || priority != 0).then(|| {
+            Box::new(Self {
+                name,
+                options,
+                priority,
+            })
+        })
     }
 }
 
@@ -652,7 +664,8 @@ impl Core {
                 (id, s.idle_runner(), Some(fut))
             } else {
                 cell.park(fut);
-                s.queue_loose(id, cell.clone());
+                let priority = cell.spec.as_ref().map_or(0, |spec| spec.priority);
+                s.queue_loose(id, cell.clone(), priority);
                 (id, None, None)
             }
         };

@@ -356,3 +356,300 @@ pub async fn try_map_stops_at_the_first_failure(sp: Sp) {
         .unwrap();
     assert_eq!(all, (0..100).collect::<Vec<_>>());
 }
+
+/// Work that holds its slot until released, oldest first, so the tests below drive the pool
+/// one start at a time, as if every item took the same time: each started item logs its lane
+/// and waits; [`Relay::release_oldest`] ends the oldest one running.
+#[derive(Clone, Default)]
+struct Relay {
+    running: std::sync::Arc<
+        std::sync::Mutex<std::collections::VecDeque<futures::channel::oneshot::Sender<()>>>,
+    >,
+    started: Counter,
+    order: Log<char>,
+}
+
+impl Relay {
+    fn work(&self, lane: char) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let relay = self.clone();
+        async move {
+            let (tx, rx) = futures::channel::oneshot::channel();
+            relay.running.lock().unwrap().push_back(tx);
+            relay.order.push(lane);
+            relay.started.bump();
+            let _ = rx.await;
+        }
+    }
+
+    fn item<T>(
+        &self,
+        lane: char,
+    ) -> impl Fn(T) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+           + Send
+           + Sync
+           + 'static {
+        let relay = self.clone();
+        move |_| Box::pin(relay.work(lane))
+    }
+
+    /// Ends the oldest item running and waits for the start that takes its slot.
+    async fn release_oldest(&self) {
+        let next = self.started.get() + 1;
+        let tx = self
+            .running
+            .lock()
+            .unwrap()
+            .pop_front()
+            .expect("something runs");
+        let _ = tx.send(());
+        self.started.wait_for(next).await;
+    }
+
+    /// Ends everything running now and later.
+    async fn release_all(&self, pool: &TaskPool) {
+        loop {
+            let all: Vec<_> = self.running.lock().unwrap().drain(..).collect();
+            for tx in all {
+                let _ = tx.send(());
+            }
+            if pool.num_running() == 0 && pool.num_queued() == 0 && pool.stats().backlog == 0 {
+                break;
+            }
+            yield_n(1).await;
+        }
+    }
+}
+
+/// Counts of each lane in `order[from..]`, per window of `window` starts.
+fn windows(order: &[char], from: usize, window: usize, lanes: [char; 2]) -> Vec<(usize, usize)> {
+    order[from..]
+        .chunks_exact(window)
+        .map(|w| {
+            let count = |l| w.iter().filter(|&&c| c == l).count();
+            (count(lanes[0]), count(lanes[1]))
+        })
+        .collect()
+}
+
+/// Queued loose tasks start by priority, then in submission order.
+pub async fn queued_tasks_start_by_priority_then_fifo(sp: Sp) {
+    let p = TaskPool::builder(sp.clone()).limit(1).build().unwrap();
+    let gate = Gate::new();
+    let g = gate.clone();
+    let blocker = p.spawn_queued(async move { g.wait().await }).unwrap();
+    let order: Log<&'static str> = Log::default();
+    let mut handles = Vec::new();
+    for (name, priority) in [
+        ("a0", 0),
+        ("b5", 5),
+        ("c0", 0),
+        ("d-1", -1),
+        ("e5", 5),
+        ("f9", 9),
+    ] {
+        let order = order.clone();
+        handles.push(
+            p.build_task()
+                .priority(priority)
+                .spawn_queued(async move { order.push(name) })
+                .unwrap(),
+        );
+    }
+    assert_eq!(p.num_queued(), 6);
+    gate.open();
+    blocker.await.unwrap();
+    for h in handles {
+        h.await.unwrap();
+    }
+    assert_eq!(order.get(), ["f9", "b5", "e5", "a0", "c0", "d-1"]);
+}
+
+/// A group of higher priority takes every slot that frees while it has items waiting (ageing
+/// aside); a lower one waits. Changing a group's priority at run time takes effect at the
+/// next start.
+pub async fn higher_priority_groups_go_first(sp: Sp) {
+    // Ageing far away: strict priority.
+    let p = TaskPool::builder(sp.clone())
+        .limit(4)
+        .ageing(10_000)
+        .build()
+        .unwrap();
+    let relay = Relay::default();
+    let low = p
+        .build_group()
+        .priority(-1)
+        .map(0..1000u32, GroupConcurrency::PoolLimit, relay.item('l'))
+        .unwrap();
+    relay.started.wait_for(4).await;
+    let high = p
+        .build_group()
+        .priority(1)
+        .map(0..40u32, GroupConcurrency::PoolLimit, relay.item('h'))
+        .unwrap();
+    for _ in 0..40 {
+        relay.release_oldest().await;
+    }
+    // Every start after `high` came goes to it until its 40 items started.
+    let order = relay.order.get();
+    assert_eq!(
+        order[4..].iter().filter(|&&c| c == 'h').count(),
+        40,
+        "{order:?}"
+    );
+    // Up the low group's priority: it now goes first.
+    low.set_priority(2).unwrap();
+    assert_eq!(low.priority(), 2);
+    for _ in 0..8 {
+        relay.release_oldest().await;
+    }
+    assert!(relay.order.get()[44..].iter().all(|&c| c == 'l'));
+    low.cancel().unwrap();
+    relay.release_all(&p).await;
+    assert_eq!(high.join().await.unwrap().completed, 40);
+}
+
+/// Ageing: a low-priority task waiting behind a stream of higher-priority work is passed over
+/// at most `ageing + L - 1` times (`L` lanes waiting), then starts: here exactly `ageing`.
+pub async fn ageing_bounds_how_long_low_priority_waits(sp: Sp) {
+    const AGEING: usize = 8;
+    let p = TaskPool::builder(sp.clone())
+        .limit(4)
+        .ageing(AGEING)
+        .build()
+        .unwrap();
+    assert_eq!(p.ageing(), AGEING);
+    let relay = Relay::default();
+    let _high = p
+        .build_group()
+        .priority(10)
+        .map(0..10_000u32, GroupConcurrency::PoolLimit, relay.item('h'))
+        .unwrap();
+    relay.started.wait_for(4).await;
+    // Three low tasks queue behind the busy high-priority group (2 lanes wait: L = 2).
+    for _ in 0..3 {
+        p.build_task()
+            .priority(-10)
+            .spawn_queued(relay.work('x'))
+            .unwrap();
+    }
+    let bound = AGEING + 2 - 1;
+    for _ in 0..4 * (bound + 1) {
+        relay.release_oldest().await;
+    }
+    let order = relay.order.get();
+    let lows: Vec<usize> = order
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| **c == 'x')
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(lows.len(), 3, "every low task started: {order:?}");
+    let mut last = 3; // the fourth start was the last before the low tasks queued
+    for &at in &lows {
+        let passed_over = at - last - 1;
+        assert!(
+            passed_over <= bound,
+            "a low task was passed over {passed_over} times (bound {bound}): {order:?}"
+        );
+        assert_eq!(
+            passed_over, AGEING,
+            "priority holds until ageing: {order:?}"
+        );
+        last = at;
+    }
+    p.cancel_all();
+    relay.release_all(&p).await;
+}
+
+/// Weighted fair shares: two busy groups of weights 3 and 1 hold slots 3:1 (every window of
+/// four limits' worth of starts, once settled), at a limit that divides evenly and at one
+/// that does not; equal weights share equally; the loose tasks share as one lane of the
+/// pool's `loose_weight`.
+pub async fn busy_groups_hold_slots_by_weight(sp: Sp) {
+    for limit in [8usize, 10] {
+        let p = limited(&sp, limit);
+        let relay = Relay::default();
+        let a = p
+            .build_group()
+            .weight(3)
+            .map(0..100_000u32, GroupConcurrency::PoolLimit, relay.item('a'))
+            .unwrap();
+        let b = p
+            .build_group()
+            .weight(1)
+            .map(0..100_000u32, GroupConcurrency::PoolLimit, relay.item('b'))
+            .unwrap();
+        relay.started.wait_for(limit).await;
+        let window = 4 * limit;
+        for _ in 0..12 * window {
+            relay.release_oldest().await;
+        }
+        let order = relay.order.get();
+        // Settled after two windows; then every window is within one slot's worth of 3:1.
+        for (wa, wb) in windows(&order, 2 * window, window, ['a', 'b']) {
+            let share = wa as f64 / (wa + wb) as f64;
+            assert!(
+                (share - 0.75).abs() <= 1.0 / limit as f64,
+                "limit {limit}: a window of {window} starts went {wa}:{wb} (share {share:.3})"
+            );
+        }
+        let (ta, tb) = windows(&order, 2 * window, 10 * window, ['a', 'b'])[0];
+        let share = ta as f64 / (ta + tb) as f64;
+        eprintln!(
+            "weights 3:1, limit {limit}: {ta}:{tb} starts over {} (share {share:.3})",
+            10 * window
+        );
+        assert!(
+            (share - 0.75).abs() < 0.02,
+            "limit {limit}: {ta}:{tb} over {} starts",
+            10 * window
+        );
+        a.cancel().unwrap();
+        b.cancel().unwrap();
+        relay.release_all(&p).await;
+    }
+
+    // Equal weights (the default): equal shares.
+    let p = limited(&sp, 8);
+    let relay = Relay::default();
+    let a = p
+        .map(0..100_000u32, GroupConcurrency::PoolLimit, relay.item('a'))
+        .unwrap();
+    let b = p
+        .map(0..100_000u32, GroupConcurrency::PoolLimit, relay.item('b'))
+        .unwrap();
+    relay.started.wait_for(8).await;
+    for _ in 0..12 * 32 {
+        relay.release_oldest().await;
+    }
+    for (wa, wb) in windows(&relay.order.get(), 64, 32, ['a', 'b']) {
+        assert_eq!((wa, wb), (16, 16));
+    }
+    a.cancel().unwrap();
+    b.cancel().unwrap();
+    relay.release_all(&p).await;
+
+    // Loose tasks (weight 2) beside a group (weight 1): 2:1.
+    let p = TaskPool::builder(sp.clone())
+        .limit(9)
+        .loose_weight(2)
+        .build()
+        .unwrap();
+    let relay = Relay::default();
+    let g = p
+        .map(0..100_000u32, GroupConcurrency::PoolLimit, relay.item('g'))
+        .unwrap();
+    relay.started.wait_for(9).await;
+    for _ in 0..2000 {
+        p.spawn_queued(relay.work('t')).unwrap();
+    }
+    for _ in 0..12 * 36 {
+        relay.release_oldest().await;
+    }
+    for (wt, wg) in windows(&relay.order.get(), 9 + 72, 36, ['t', 'g']) {
+        assert_eq!((wt, wg), (24, 12));
+    }
+    g.cancel().unwrap();
+    p.cancel_all();
+    relay.release_all(&p).await;
+}
