@@ -24,6 +24,7 @@ struct Options {
     timeout: Option<Duration>,
     callbacks: Callbacks,
     priority: i32,
+    queue_wait: Option<Duration>,
 }
 
 impl Options {
@@ -40,6 +41,7 @@ impl fmt::Debug for Options {
             .field("on_end", &self.callbacks.on_end.is_some())
             .field("on_cancel", &self.callbacks.on_cancel.is_some())
             .field("priority", &self.priority)
+            .field("queue_wait", &self.queue_wait)
             .finish()
     }
 }
@@ -136,6 +138,40 @@ impl<'a> TaskBuilder<'a> {
         self
     }
 
+    /// The longest the task may wait for a slot: if it could not start within `wait` of
+    /// being queued, it is *shed* instead of starting late: its future is dropped unpolled,
+    /// it ends as [`TaskError::Shed`](crate::TaskError::Shed) (counted in
+    /// [`PoolStats::shed`](crate::PoolStats::shed)), its `on_end` callback runs once
+    /// (`on_cancel` does not), and its handle resolves. A task that starts at once is not
+    /// affected. Default: the pool's ([`PoolBuilder::max_queue_wait`](crate::PoolBuilder::max_queue_wait)),
+    /// else none. The deadline is a timer on the pool's runtime, so it follows that runtime's
+    /// clock (a paused tokio clock in tests); a task it sheds never starts, though one that
+    /// starts within the timer's latency of its deadline may.
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")] {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap();
+    /// # rt.block_on(async {
+    /// use async_taskpool::{runtime::TokioSpawner, TaskPool};
+    /// use std::time::Duration;
+    ///
+    /// let pool = TaskPool::builder(TokioSpawner::current()).limit(1).build()?;
+    /// let slow = pool.spawn_queued(tokio::time::sleep(Duration::from_secs(10)))?;
+    /// let fresh = pool
+    ///     .build_task()
+    ///     .max_queue_wait(Duration::from_secs(1))
+    ///     .spawn_queued(async { "too late?" })?;
+    /// assert!(fresh.await.unwrap_err().is_shed()); // it would have started after 10 s
+    /// assert_eq!(pool.stats().shed, 1);
+    /// # slow.await.unwrap();
+    /// # Ok::<_, async_taskpool::PoolError>(())
+    /// # }).unwrap(); }
+    /// ```
+    pub fn max_queue_wait(mut self, wait: Duration) -> Self {
+        self.options.queue_wait = Some(wait);
+        self
+    }
+
     /// Runs `f(id)` when the task ends, however it ends.
     pub fn on_end<C, Fut>(mut self, f: C) -> Self
     where
@@ -158,12 +194,18 @@ impl<'a> TaskBuilder<'a> {
 
     fn spec(&self) -> Option<Box<TaskSpec>> {
         let o = &self.options;
-        if o.name.is_none() && o.timeout.is_none() && o.callbacks.is_empty() && o.priority == 0 {
+        let queue_wait = o.queue_wait.or_else(|| self.core.queue_wait.get().copied());
+        if o.name.is_none()
+            && o.timeout.is_none()
+            && o.callbacks.is_empty()
+            && o.priority == 0
+            && queue_wait.is_none()
+        {
             // A plain task: nothing to store (the common case, kept cheap).
             return None;
         }
         let name = o.name.as_deref().map(Arc::from);
-        TaskSpec::boxed(name, o.task_options(), o.priority)
+        TaskSpec::boxed(name, o.task_options(), o.priority, queue_wait)
     }
 
     fn submit<F>(
@@ -401,6 +443,42 @@ impl<'a> GroupBuilder<'a> {
         self
     }
 
+    /// The longest the group's items may wait to start, counted from the group's submission:
+    /// once `wait` has passed, each item that has not started is *shed* instead of starting
+    /// late: its closure is not called, it ends as [`TaskError::Shed`](crate::TaskError::Shed)
+    /// with its own id and result (counted in the summary's and the pool's `shed`), and its
+    /// `on_end` callback runs once. Items running then go on. Items are shed as the group's
+    /// workers reach them, back to back (an item waiting for the group's turn, at once); a
+    /// group holding no slot sheds at its next turn. Default: the pool's
+    /// ([`PoolBuilder::max_queue_wait`](crate::PoolBuilder::max_queue_wait)), else none.
+    ///
+    /// The clock starts when the group is made, for all its items: it bounds how late a
+    /// batch may start, which suits `map` over a collection; for a long-lived stream, items
+    /// arriving after the deadline are shed too.
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")] {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap();
+    /// # rt.block_on(async {
+    /// use async_taskpool::{runtime::TokioSpawner, TaskPool};
+    /// use std::time::Duration;
+    ///
+    /// let pool = TaskPool::builder(TokioSpawner::current()).limit(2).build()?;
+    /// // Each item takes a second, two at a time: only the first 10 start within 5 s.
+    /// let group = pool
+    ///     .build_group()
+    ///     .max_queue_wait(Duration::from_millis(4_500))
+    ///     .map(0..100, 2, |_| tokio::time::sleep(Duration::from_secs(1)))?;
+    /// let summary = group.join().await?;
+    /// assert_eq!((summary.completed, summary.shed), (10, 90));
+    /// # Ok::<_, async_taskpool::PoolError>(())
+    /// # }).unwrap(); }
+    /// ```
+    pub fn max_queue_wait(mut self, wait: Duration) -> Self {
+        self.options.queue_wait = Some(wait);
+        self
+    }
+
     /// Results in completion order instead of input order (asyncio-pool's `itermap`).
     /// `apply` results always come in completion order.
     pub fn unordered(mut self) -> Self {
@@ -630,6 +708,10 @@ impl<'a> GroupBuilder<'a> {
             ordered,
             priority: self.options.priority,
             weight: self.weight,
+            queue_wait: self
+                .options
+                .queue_wait
+                .or_else(|| self.core.queue_wait.get().copied()),
         };
         let g = self
             .core

@@ -14,6 +14,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A pool of async tasks of any output type, with a resizable concurrency limit.
 ///
@@ -132,6 +133,7 @@ impl TaskPool {
             cancel_on_drop: false,
             loose_weight: 1,
             ageing: None,
+            queue_wait: None,
         }
     }
 
@@ -637,6 +639,7 @@ pub struct PoolBuilder {
     cancel_on_drop: bool,
     loose_weight: u32,
     ageing: Option<usize>,
+    queue_wait: Option<Duration>,
 }
 
 impl PoolBuilder {
@@ -706,6 +709,36 @@ impl PoolBuilder {
         self
     }
 
+    /// The longest work may wait for a slot before it is shed, for every task and group that
+    /// sets none ([`TaskBuilder::max_queue_wait`], [`GroupBuilder::max_queue_wait`]): work
+    /// that could not start in time ends as [`TaskError::Shed`](crate::TaskError::Shed),
+    /// counted in [`PoolStats::shed`](crate::PoolStats::shed), instead of starting late.
+    /// Default: none (work waits as long as it takes). `SimpleTaskPool` copies are never shed.
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")] {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap();
+    /// # rt.block_on(async {
+    /// use async_taskpool::{runtime::TokioSpawner, TaskPool};
+    /// use std::time::Duration;
+    ///
+    /// let pool = TaskPool::builder(TokioSpawner::current())
+    ///     .limit(1)
+    ///     .max_queue_wait(Duration::from_millis(100))
+    ///     .build()?;
+    /// let first = pool.spawn_queued(tokio::time::sleep(Duration::from_secs(1)))?;
+    /// let second = pool.spawn_queued(async {})?;
+    /// assert!(second.await.unwrap_err().is_shed());
+    /// first.await.unwrap();
+    /// assert_eq!(pool.stats().shed, 1);
+    /// # Ok::<_, async_taskpool::PoolError>(())
+    /// # }).unwrap(); }
+    /// ```
+    pub fn max_queue_wait(mut self, wait: Duration) -> Self {
+        self.queue_wait = Some(wait);
+        self
+    }
+
     /// Builds the pool. Fails only with [`PoolError::InvalidLimit`] for a limit, weight or
     /// ageing of 0.
     pub fn build(self) -> Result<TaskPool, PoolError> {
@@ -721,6 +754,9 @@ impl PoolBuilder {
         let core = Core::new(self.spawner, self.name, self.limit);
         core.set_loose_weight(self.loose_weight)?;
         core.set_ageing(self.ageing.map(|a| a as u64));
+        if let Some(wait) = self.queue_wait {
+            let _ = core.queue_wait.set(wait);
+        }
         let owner = Arc::new(Owner {
             core: core.clone(),
             cancel_on_drop: self.cancel_on_drop,
@@ -741,6 +777,7 @@ impl fmt::Debug for PoolBuilder {
             .field("cancel_on_drop", &self.cancel_on_drop)
             .field("loose_weight", &self.loose_weight)
             .field("ageing", &self.ageing)
+            .field("max_queue_wait", &self.queue_wait)
             .finish()
     }
 }

@@ -205,6 +205,7 @@ impl<T: Send + 'static> SimpleTaskPool<T> {
             options: self.options.clone(),
             priority: 0,
             weight: 1,
+            queue_wait: None,
         };
         let input = GroupInput::Reserved {
             count: num as u64,

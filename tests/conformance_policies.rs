@@ -20,8 +20,11 @@ macro_rules! for_each_case {
             try_map_stops_at_the_first_failure,
             queued_tasks_start_by_priority_then_fifo,
             higher_priority_groups_go_first,
+            a_capped_group_keeps_its_slots_over_lower_priority,
             ageing_bounds_how_long_low_priority_waits,
             busy_groups_hold_slots_by_weight,
+            a_task_that_cannot_start_in_time_is_shed,
+            a_group_sheds_what_did_not_start_in_time,
         );
     };
     (@emit $run:path; $($case:ident),* $(,)?) => {

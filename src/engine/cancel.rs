@@ -48,7 +48,7 @@ impl State {
                 .into_inner();
             let control = task.clone().control();
             after.wake(control.cancel(id));
-            self.insert_ending(id, control);
+            self.insert_ending(id, control, true);
             let job = task.launch(core, id, Seat::Unseated);
             after.start(Start::Job(job), None);
             return;

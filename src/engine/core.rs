@@ -25,6 +25,7 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 static POOL_SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
@@ -93,6 +94,8 @@ pub(crate) enum Outcome {
     TimedOut,
     /// The runtime dropped the task (it shut down), or refused to start it.
     Dropped,
+    /// It could not start within its `max_queue_wait`.
+    Shed,
 }
 
 impl Outcome {
@@ -103,6 +106,7 @@ impl Outcome {
             Err(TaskError::Panicked { .. }) => Self::Panicked,
             Err(TaskError::TimedOut { .. }) => Self::TimedOut,
             Err(TaskError::RuntimeDropped { .. } | TaskError::SpawnFailed { .. }) => Self::Dropped,
+            Err(TaskError::Shed { .. }) => Self::Shed,
         }
     }
 }
@@ -152,6 +156,8 @@ pub(crate) trait QueuedTask: Send + Sync {
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
     /// The type of its cell.
     fn cell_type(&self) -> TypeId;
+    /// It is leaving the queue shed (its deadline passed): its job ends it as `Shed`.
+    fn mark_shed(&self);
     /// Its custom name, if any.
     fn name(&self) -> Option<&str>;
 }
@@ -171,6 +177,8 @@ pub(crate) trait GroupDriver: Send + Sync {
     /// the results are passed over (the items themselves are dropped with the driver, after
     /// unlocking). Returns the results stream's waker.
     fn skip_ahead(&self) -> Option<Waker>;
+    /// The group's deadline passed: its workers shed the items not started yet.
+    fn shed(&self);
 }
 
 /// A worker job, and the signal that cancels the items it runs.
@@ -222,6 +230,7 @@ pub(crate) struct Ended {
     pub(crate) panicked: u64,
     pub(crate) timed_out: u64,
     pub(crate) dropped: u64,
+    pub(crate) shed: u64,
 }
 
 impl Ended {
@@ -233,6 +242,7 @@ impl Ended {
             Outcome::Panicked => self.panicked += 1,
             Outcome::TimedOut => self.timed_out += 1,
             Outcome::Dropped => self.dropped += 1,
+            Outcome::Shed => self.shed += 1,
         }
     }
 }
@@ -282,6 +292,8 @@ pub(crate) struct GroupState {
     pub(super) parked_puller: Option<Option<Waker>>,
     pub(super) in_turns: bool,
     pub(super) cancelled: bool,
+    /// Its `max_queue_wait` passed: items not started are shed (see `shed.rs`).
+    pub(super) shed: bool,
     /// Items running or ending.
     pub(super) items_live: usize,
     /// Items waiting for room: a lower bound from the input's size hint (exact for exact
@@ -320,10 +332,17 @@ impl GroupState {
     }
 
     /// Whether the group would use a slot now.
+    #[inline]
     pub(super) fn wants_slot(&self) -> bool {
+        self.wants_slot_with(self.workers)
+    }
+
+    /// Whether the group would use a slot if it had `workers` workers.
+    #[inline]
+    pub(super) fn wants_slot_with(&self, workers: usize) -> bool {
         !self.cancelled
             && (matches!(self.parked_puller, Some(Some(_)))
-                || (self.has_input() && self.workers < self.target.min(self.num_concurrent)))
+                || (self.has_input() && workers < self.target.min(self.num_concurrent)))
     }
 }
 
@@ -542,6 +561,8 @@ pub(crate) struct Core {
     changed: Event,
     /// ...if anyone waits: most retirements have no waiter and skip the notification.
     waiters: AtomicUsize,
+    /// The pool's `max_queue_wait`, for tasks and groups that set none (set once, at build).
+    pub(crate) queue_wait: std::sync::OnceLock<Duration>,
 }
 
 impl std::fmt::Debug for Core {
@@ -591,6 +612,7 @@ impl Core {
             }),
             changed: Event::new(),
             waiters: AtomicUsize::new(0),
+            queue_wait: std::sync::OnceLock::new(),
         })
     }
 
@@ -800,15 +822,20 @@ impl State {
         );
     }
 
-    /// A queued task that was cancelled runs its callbacks without a slot.
-    pub(super) fn insert_ending(&mut self, id: TaskId, control: Arc<dyn TaskControl>) {
+    /// A queued task that was cancelled (or shed) runs its callbacks without a slot.
+    pub(super) fn insert_ending(
+        &mut self,
+        id: TaskId,
+        control: Arc<dyn TaskControl>,
+        cancel_requested: bool,
+    ) {
         self.ending += 1;
         self.table.insert(
             id.get(),
             Entry {
                 control: Held::new(control),
                 life: Life::Ending,
-                cancel_requested: true,
+                cancel_requested,
                 group: None,
             },
         );

@@ -163,6 +163,7 @@ impl State {
             parked_puller: None,
             in_turns: false,
             cancelled: false,
+            shed: false,
             items_live: 0,
             backlog,
             ahead: 0,
@@ -446,7 +447,8 @@ impl State {
                 }
                 Some(true)
             }
-            _ if cancelled || g.cancelled => {
+            // Shed: it ends at once, as the worker sees (the group is marked shed).
+            _ if cancelled || g.cancelled || g.shed => {
                 g.parked_puller = None;
                 self.enter_ending(id);
                 Some(false)
@@ -488,14 +490,23 @@ impl State {
     ) -> AfterItem {
         // A group over its cap (it was lowered at run time) takes no next item here: the
         // worker leaves, and its slot goes to whoever's turn it is.
-        let (has_input, cancelled) = match self.groups.get(key) {
-            Some(g) => (g.has_input() && g.workers <= g.num_concurrent, g.cancelled),
-            None => (false, true),
+        let (has_input, cancelled, shed) = match self.groups.get(key) {
+            Some(g) => (
+                g.has_input() && g.workers <= g.num_concurrent,
+                g.cancelled,
+                g.shed,
+            ),
+            None => (false, true, false),
         };
-        let go_on = has_input && !cancelled && !self.over_limit();
-        if go_on && self.turns.len() <= 1 && self.turns.get(0).is_none_or(|l| l == Lane::Group(key))
+        // A shed group's items take no time: its worker goes on through them even over the
+        // limit (it may have been started over it to shed them: see `shed.rs`).
+        let go_on = has_input && !cancelled && (shed || !self.over_limit());
+        if go_on
+            && (self.turns.len() <= 1 && self.turns.get(0).is_none_or(|l| l == Lane::Group(key))
+                || shed)
         {
-            // Nobody else waits (the usual case of a lone map): go on.
+            // Nobody else waits (the usual case of a lone map), or the group is shed: its
+            // next items end at once, taking no time from the others.
             return AfterItem::Continue(take_next.then(|| self.next_item(key, control)));
         }
         if !self.over_limit() && !cancelled {

@@ -23,7 +23,8 @@ use super::lock::{lock, Rank};
 use super::poll::{poll_task, CancelSignal, RunTimer};
 use super::results::{Item, Results};
 use super::runner::{Runner, Work, RUN_BUDGET};
-use super::sync::{AtomicU64, AtomicWaker, Mutex};
+use super::shed::QueueTimer;
+use super::sync::{AtomicU64, AtomicU8, AtomicWaker, Mutex};
 use super::task::{log_end, log_started};
 use super::user::{self, drop_some, drop_value, Held, Whose};
 use super::yield_now::yield_now;
@@ -37,6 +38,7 @@ use std::pin::{pin, Pin};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 pub(crate) type Source<I> = Pin<Box<dyn Stream<Item = I> + Send>>;
 
@@ -59,6 +61,8 @@ pub(crate) struct GroupSpec {
     /// Its lane's priority and weight (see `shares.rs`).
     pub(crate) priority: i32,
     pub(crate) weight: u32,
+    /// Its `max_queue_wait` (see `shed.rs`).
+    pub(crate) queue_wait: Option<Duration>,
 }
 
 /// A group the pool accepted.
@@ -84,6 +88,19 @@ struct MapGroup<I, F, T> {
     ahead: Mutex<VecDeque<(u64, I)>>,
     /// Whether an item's outcome stops the group (`try_map`: an `Err`, or any failure).
     stop_when: Option<StopWhen<T>>,
+    /// Its `max_queue_wait` and deadline timer (see `shed.rs`).
+    deadline: Option<(Duration, Arc<QueueTimer>)>,
+    /// Its deadline passed: items not started yet are shed (set once, read by workers).
+    shed: AtomicU8,
+}
+
+impl<I, F, T> Drop for MapGroup<I, F, T> {
+    fn drop(&mut self) {
+        // The group is over: its deadline timer, if still waiting, ends now.
+        if let Some((_, timer)) = &self.deadline {
+            timer.disarm();
+        }
+    }
 }
 
 /// What ends a `try_map` group early: the outcome of one item (our code, not the user's).
@@ -186,9 +203,15 @@ impl Core {
             reserved_item,
             ahead: Mutex::new(VecDeque::new()),
             stop_when,
+            deadline: spec.queue_wait.map(|d| (d, Arc::default())),
+            shed: AtomicU8::new(0),
         });
+        let deadline = group.deadline.as_ref().map(|(d, t)| (*d, t.clone()));
         st.launch_group(key, group, core, after);
         drop(s);
+        if let Some((wait, timer)) = deadline {
+            self.arm_group_deadline(key, wait, timer);
+        }
         Ok(Launched {
             key,
             name,
@@ -201,6 +224,15 @@ impl Core {
 }
 
 impl<I, F, T> MapGroup<I, F, T> {
+    /// The group's deadline passed: `Some(max_queue_wait)`.
+    #[inline]
+    fn shed_after(&self) -> Option<Duration> {
+        if self.shed.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        self.deadline.as_ref().map(|(d, _)| *d)
+    }
+
     fn reserved_item(&self) -> I {
         let make = self
             .reserved_item
@@ -272,6 +304,10 @@ where
             self.results.add_not_started(not_started);
         }
         self.results.close_issuing()
+    }
+
+    fn shed(&self) {
+        self.shed.store(1, Ordering::Release);
     }
 
     fn skip_ahead(&self) -> Option<Waker> {
@@ -571,7 +607,8 @@ where
             seq,
             armed: true,
         };
-        let res = if start {
+        let shed = group.shed_after();
+        let res = if start && shed.is_none() {
             // Calls the closure on the item and runs the future it makes, as task `id`.
             let made = {
                 let _inside = current::enter(core.serial, Some(id));
@@ -610,8 +647,12 @@ where
                 }
             }
         } else {
+            // Never started: shed (its group's deadline passed), or cancelled while it waited.
             drop_value(item, owner(&core.name, id));
-            Err(TaskError::Cancelled { id })
+            match shed {
+                Some(waited) => Err(TaskError::Shed { id, waited }),
+                None => Err(TaskError::Cancelled { id }),
+            }
         };
         let outcome = Outcome::of(&res);
         if let Some(stop) = group.stop_when {

@@ -4,7 +4,8 @@
 //! # Words
 //!
 //! - A **task** has an id and ends exactly once, with an outcome: completed, cancelled,
-//!   panicked, timed out, or dropped by its runtime. It is a *loose task* (`spawn`,
+//!   panicked, timed out, shed (it could not start within its `max_queue_wait`: `shed.rs`),
+//!   or dropped by its runtime. It is a *loose task* (`spawn`,
 //!   `spawn_queued`, `try_spawn`, `exec`) or an *item* of a group.
 //! - A **group** (`map`, `apply`, `SimpleTaskPool::start`) has an identity of its own
 //!   ([`lanes::GroupKey`], never reused) and a name (a label, free again once the group is
@@ -25,7 +26,7 @@
 //!     │                   ▲
 //!     └──no room──▶ Queued ┘ (its turn: the slot of a task that ended, handed over)
 //!                     │
-//!                     └──cancel──▶ Ending (callbacks, no slot) ──▶ retired
+//!                     └──cancel, or its deadline (shed)──▶ Ending (callbacks, no slot) ──▶ retired
 //! ```
 //!
 //! Submitting with room starts the task at once (on a parked runner if one waits, else a
@@ -117,6 +118,7 @@ pub(crate) mod poll;
 pub(crate) mod results;
 pub(crate) mod runner;
 pub(crate) mod shares;
+pub(crate) mod shed;
 pub(crate) mod slab;
 pub(crate) mod sync;
 pub(crate) mod table;

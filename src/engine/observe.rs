@@ -83,6 +83,7 @@ impl Core {
                 panicked: ended.panicked,
                 timed_out: ended.timed_out,
                 dropped: ended.dropped,
+                shed: ended.shed,
                 submitted: st.next_id(),
                 locked: st.gate() != Gate::Open,
                 closed: st.gate() == Gate::Closed,

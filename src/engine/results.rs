@@ -149,6 +149,7 @@ impl<T> Results<T> {
             Outcome::Panicked => s.panicked += 1,
             Outcome::TimedOut => s.timed_out += 1,
             Outcome::Dropped => s.dropped += 1,
+            Outcome::Shed => s.shed += 1,
         }
         if r.finished(&self.issued) {
             self.finished.notify(usize::MAX);

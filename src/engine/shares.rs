@@ -41,6 +41,9 @@ struct Candidate {
     pass: u64,
 }
 
+/// The place of a lane that competes without being in the ring (see `lane_up`).
+pub(super) const OUT_OF_RING: usize = usize::MAX;
+
 /// A start advances its lane's pass by `STRIDE / weight`.
 const STRIDE: u64 = 1 << 20;
 
@@ -102,8 +105,10 @@ impl State {
         }
     }
 
-    /// The lane as the scheduler weighs it, if it wants a slot.
-    fn candidate(&self, lane: Lane, place: usize) -> Option<Candidate> {
+    /// The lane as the scheduler weighs it, if it wants a slot. `leaving` is whether the slot
+    /// up for grabs is this lane's own (its worker counts out: a group at its cap wants the
+    /// slot of its own worker for its next item).
+    fn candidate(&self, lane: Lane, place: usize, leaving: bool) -> Option<Candidate> {
         match lane {
             Lane::Loose(p) => {
                 let level = self.loose.level(p).filter(|l| !l.fifo.is_empty())?;
@@ -118,11 +123,15 @@ impl State {
                 })
             }
             Lane::Group(key) => {
-                let g = self.groups.get(key).filter(|g| g.wants_slot())?;
+                let g = self.groups.get(key)?;
+                let workers = g.workers - usize::from(leaving && g.workers > 0);
+                if !g.wants_slot_with(workers) {
+                    return None;
+                }
                 Some(Candidate {
                     lane,
                     place,
-                    held: g.workers,
+                    held: workers,
                     priority: g.priority,
                     weight: g.weight,
                     passed_over: g.passed_over,
@@ -139,7 +148,13 @@ impl State {
         if self.turns.len() == 0 {
             return None;
         }
-        if self.turns.len() == 1 {
+        // A group whose worker just ended an item competes for that slot, for its next item,
+        // even when it is out of the ring (at its cap, it wants no more slots than it holds).
+        let from_out_of_ring = match from {
+            Some(Lane::Group(key)) => self.groups.get(key).is_some_and(|g| !g.in_turns),
+            _ => false,
+        };
+        if self.turns.len() == 1 && !from_out_of_ring {
             // One lane waits (the usual case): no shares to weigh.
             let lane = self.turns.get(0)?;
             if self.wants(lane) {
@@ -150,9 +165,10 @@ impl State {
         let mut best: Option<Candidate> = None;
         let mut i = 0;
         while let Some(lane) = self.turns.get(i) {
-            match self.candidate(lane, i) {
+            let leaving = from.is_some_and(|f| f.same_holder(lane));
+            match self.candidate(lane, i, leaving) {
                 Some(mut c) => {
-                    if from.is_some_and(|f| f.same_holder(lane)) {
+                    if leaving && matches!(lane, Lane::Loose(_)) {
                         c.held = c.held.saturating_sub(1);
                     }
                     if best.is_none_or(|b| c.beats(&b, window)) {
@@ -163,6 +179,13 @@ impl State {
                 None => {
                     self.turns.leave(i);
                     self.left_turns(lane);
+                }
+            }
+        }
+        if let (Some(lane), true) = (from, from_out_of_ring) {
+            if let Some(c) = self.candidate(lane, OUT_OF_RING, true) {
+                if best.is_none_or(|b| c.beats(&b, window)) {
+                    best = Some(c);
                 }
             }
         }
@@ -188,9 +211,11 @@ impl State {
     /// count one more start that passed them over.
     #[inline]
     pub(super) fn take_turn(&mut self, place: usize) {
-        if self.turns.len() > 1 {
+        if self.turns.len() > 1 || (place == OUT_OF_RING && self.turns.len() > 0) {
             self.count_passed_over(place);
-            self.turns.took_turn(place);
+            if place != OUT_OF_RING {
+                self.turns.took_turn(place);
+            }
         }
     }
 

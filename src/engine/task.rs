@@ -14,6 +14,7 @@ use super::current;
 use super::lock::{lock, Rank};
 use super::poll::{poll_task, CancelSignal, RunTimer};
 use super::runner::{Runner, Work};
+use super::shed::QueueTimer;
 use super::sync::{AtomicU8, Mutex};
 use super::user::{self, drop_some, drop_value, Whose};
 use crate::error::{PoolError, TaskError};
@@ -27,6 +28,7 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 const CANCELLED: u8 = 1;
 const STARTED: u8 = 2;
@@ -34,6 +36,8 @@ const DONE: u8 = 4;
 const DETACHED: u8 = 8;
 /// The handle took the result.
 const TAKEN: u8 = 16;
+/// It left the queue shed: its deadline passed before it could start.
+const SHED: u8 = 32;
 
 /// Everything optional about a task, boxed once so plain tasks stay small.
 pub(crate) struct TaskSpec {
@@ -41,6 +45,8 @@ pub(crate) struct TaskSpec {
     pub(crate) options: TaskOptions,
     /// Its lane while it waits for a slot (see `shares.rs`).
     pub(crate) priority: i32,
+    /// Its `max_queue_wait`, and the link to its timer (see `shed.rs`).
+    pub(crate) deadline: Option<(Duration, Arc<QueueTimer>)>,
 }
 
 impl TaskSpec {
@@ -49,14 +55,18 @@ impl TaskSpec {
         name: Option<Arc<str>>,
         options: TaskOptions,
         priority: i32,
+        queue_wait: Option<Duration>,
     ) -> Option<Box<Self>> {
-        (name.is_some() || !options.is_plain() || priority != 0).then(|| {
-            Box::new(Self {
-                name,
-                options,
-                priority,
-            })
-        })
+        (name.is_some() || !options.is_plain() || priority != 0 || queue_wait.is_some()).then(
+            || {
+                Box::new(Self {
+                    name,
+                    options,
+                    priority,
+                    deadline: queue_wait.map(|d| (d, Arc::default())),
+                })
+            },
+        )
     }
 }
 
@@ -113,8 +123,16 @@ impl<F: Future> TaskCell<F> {
         lock(&self.inner, Rank::Leaf).contents = Contents::Queued(fut);
     }
 
+    /// Its `max_queue_wait` and deadline timer, if it has one.
+    fn deadline(&self) -> Option<&(Duration, Arc<QueueTimer>)> {
+        self.spec.as_ref()?.deadline.as_ref()
+    }
+
     /// The task left the queue: the future, and the handle's waker (for `spawn().await`).
     fn unpark(&self) -> (Option<F>, Option<Waker>) {
+        if let Some((_, timer)) = self.deadline() {
+            timer.disarm();
+        }
         self.flags.fetch_or(STARTED, Ordering::AcqRel);
         let mut inner = lock(&self.inner, Rank::Leaf);
         let fut = match std::mem::replace(&mut inner.contents, Contents::Running(None)) {
@@ -209,6 +227,10 @@ where
 
     fn cell_type(&self) -> TypeId {
         TypeId::of::<Self>()
+    }
+
+    fn mark_shed(&self) {
+        self.flags.fetch_or(SHED, Ordering::AcqRel);
     }
 
     fn name(&self) -> Option<&str> {
@@ -417,6 +439,11 @@ pub(crate) fn log_end(pool: &str, custom: Option<&str>, id: TaskId, outcome: Out
             task_id = id.get(),
             "{name} was dropped by its runtime (shut down, or refused to start it)"
         ),
+        Outcome::Shed => tracing::warn!(
+            pool,
+            task_id = id.get(),
+            "{name} was shed: it could not start within its max_queue_wait"
+        ),
     }
     tracing::info!(pool, task_id = id.get(), ?outcome, "Ended {name}");
 }
@@ -493,8 +520,15 @@ where
             };
             match *this.step {
                 Step::Fresh => {
-                    if !cell.flag(CANCELLED) && *this.seat != Seat::Unseated {
-                        log_started(&core.name, cell.custom_name(), id);
+                    if *this.seat != Seat::Unseated {
+                        if !cell.flag(CANCELLED) {
+                            log_started(&core.name, cell.custom_name(), id);
+                        }
+                    } else if cell.flag(SHED) {
+                        // Shed: its future never runs. It is dropped here, before callbacks.
+                        if let Err(p) = user::call(|| this.fut.set(None)) {
+                            log_destructor_panic(&core.name, id, p);
+                        }
                     }
                     *this.step = Step::Running;
                 }
@@ -512,8 +546,14 @@ where
                                 Poll::Pending => return Poll::Pending,
                             }
                         }
-                        // Cancelled while queued: it never runs.
-                        None => Err(TaskError::Cancelled { id }),
+                        // Shed or cancelled while queued: it never runs.
+                        None => match cell.deadline() {
+                            Some((waited, _)) if cell.flag(SHED) => Err(TaskError::Shed {
+                                id,
+                                waited: *waited,
+                            }),
+                            _ => Err(TaskError::Cancelled { id }),
+                        },
                     };
                     // The future's destructors run before callbacks and before the handle
                     // resolves; a panicking one is logged, and the outcome stands.
@@ -640,7 +680,7 @@ impl Core {
         F::Output: Send + 'static,
     {
         let cell = Arc::new(TaskCell::new(spec));
-        let (id, runner, fut) = {
+        let (id, runner, fut, deadline) = {
             let mut s = self.state();
             if let Err(error) = s.check_open(&self.name) {
                 drop(s);
@@ -661,14 +701,18 @@ impl Core {
                 s.take_slot();
                 s.insert_running(id, cell.clone(), Seat::Slot, None);
                 cell.flags.fetch_or(STARTED, Ordering::AcqRel);
-                (id, s.idle_runner(), Some(fut))
+                (id, s.idle_runner(), Some(fut), None)
             } else {
                 cell.park(fut);
                 let priority = cell.spec.as_ref().map_or(0, |spec| spec.priority);
                 s.queue_loose(id, cell.clone(), priority);
-                (id, None, None)
+                (id, None, None, cell.deadline())
             }
         };
+        if let Some((wait, timer)) = deadline {
+            // It waits: its deadline runs from now (the timer starts after unlocking).
+            self.arm_task_deadline(id, *wait, timer.clone());
+        }
         let started = fut.is_some();
         match (fut, runner) {
             (Some(fut), Some(mailbox)) => {

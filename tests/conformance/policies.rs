@@ -360,11 +360,11 @@ pub async fn try_map_stops_at_the_first_failure(sp: Sp) {
 /// Work that holds its slot until released, oldest first, so the tests below drive the pool
 /// one start at a time, as if every item took the same time: each started item logs its lane
 /// and waits; [`Relay::release_oldest`] ends the oldest one running.
+type Release = futures::channel::oneshot::Sender<()>;
+
 #[derive(Clone, Default)]
 struct Relay {
-    running: std::sync::Arc<
-        std::sync::Mutex<std::collections::VecDeque<futures::channel::oneshot::Sender<()>>>,
-    >,
+    running: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<(char, Release)>>>,
     started: Counter,
     order: Log<char>,
 }
@@ -374,7 +374,7 @@ impl Relay {
         let relay = self.clone();
         async move {
             let (tx, rx) = futures::channel::oneshot::channel();
-            relay.running.lock().unwrap().push_back(tx);
+            relay.running.lock().unwrap().push_back((lane, tx));
             relay.order.push(lane);
             relay.started.bump();
             let _ = rx.await;
@@ -392,10 +392,11 @@ impl Relay {
         move |_| Box::pin(relay.work(lane))
     }
 
-    /// Ends the oldest item running and waits for the start that takes its slot.
-    async fn release_oldest(&self) {
+    /// Ends the oldest item running and waits for the start that takes its slot; returns
+    /// the lanes of the item ended and of the one started.
+    async fn release_oldest(&self) -> (char, char) {
         let next = self.started.get() + 1;
-        let tx = self
+        let (lane, tx) = self
             .running
             .lock()
             .unwrap()
@@ -403,13 +404,14 @@ impl Relay {
             .expect("something runs");
         let _ = tx.send(());
         self.started.wait_for(next).await;
+        (lane, self.order.get()[next - 1])
     }
 
     /// Ends everything running now and later.
     async fn release_all(&self, pool: &TaskPool) {
         loop {
             let all: Vec<_> = self.running.lock().unwrap().drain(..).collect();
-            for tx in all {
+            for (_, tx) in all {
                 let _ = tx.send(());
             }
             if pool.num_running() == 0 && pool.num_queued() == 0 && pool.stats().backlog == 0 {
@@ -506,6 +508,50 @@ pub async fn higher_priority_groups_go_first(sp: Sp) {
     low.cancel().unwrap();
     relay.release_all(&p).await;
     assert_eq!(high.join().await.unwrap().completed, 40);
+}
+
+/// A higher-priority group at its own cap (here the pool's limit) keeps the slot of each item
+/// that ends for its next item, though it wants no more slots than it holds; a lower one waits.
+pub async fn a_capped_group_keeps_its_slots_over_lower_priority(sp: Sp) {
+    let p = TaskPool::builder(sp.clone())
+        .limit(3)
+        .ageing(10_000)
+        .build()
+        .unwrap();
+    let relay = Relay::default();
+    let high = p
+        .build_group()
+        .priority(1)
+        .map(0..12u32, 2, relay.item('h'))
+        .unwrap();
+    relay.started.wait_for(2).await;
+    // A loose task in the third slot; when it ends, its slot goes to the low group (the high
+    // one is at its cap), which leaves the high group out of the ring of waiting lanes.
+    let gate = Gate::new();
+    let g = gate.clone();
+    let loose = p.spawn_queued(async move { g.wait().await }).unwrap();
+    let low = p
+        .map(0..100u32, GroupConcurrency::PoolLimit, relay.item('l'))
+        .unwrap();
+    gate.open();
+    loose.await.unwrap();
+    relay.started.wait_for(3).await;
+    let mut high_started = 2;
+    while high_started < 12 {
+        let (ended, started) = relay.release_oldest().await;
+        if ended == 'h' {
+            assert_eq!(
+                started,
+                'h',
+                "the high group lost its slot: {:?}",
+                relay.order.get()
+            );
+            high_started += 1;
+        }
+    }
+    low.cancel().unwrap();
+    relay.release_all(&p).await;
+    assert_eq!(high.join().await.unwrap().completed, 12);
 }
 
 /// Ageing: a low-priority task waiting behind a stream of higher-priority work is passed over
@@ -652,4 +698,105 @@ pub async fn busy_groups_hold_slots_by_weight(sp: Sp) {
     g.cancel().unwrap();
     p.cancel_all();
     relay.release_all(&p).await;
+}
+
+/// Counts `on_end` and `on_cancel` runs.
+#[derive(Clone, Default)]
+struct Callbacks {
+    end: Counter,
+    cancel: Counter,
+}
+
+/// A queued task that cannot start within its `max_queue_wait` is shed: it ends as
+/// `TaskError::Shed` without running, `on_end` runs once (`on_cancel` not), and it counts as
+/// shed. One that gets its slot in time runs. (Exact times: `tests/deadlines.rs`.)
+pub async fn a_task_that_cannot_start_in_time_is_shed(sp: Sp) {
+    use std::time::Duration;
+    let p = limited(&sp, 1);
+    let gate = Gate::new();
+    let g = gate.clone();
+    let busy = p.spawn_queued(async move { g.wait().await }).unwrap();
+    let calls = Callbacks::default();
+    let (e, c) = (calls.end.clone(), calls.cancel.clone());
+    let ran = Counter::new();
+    let r = ran.clone();
+    let late = p
+        .build_task()
+        .max_queue_wait(Duration::from_millis(20))
+        .on_end(move |_| {
+            e.bump();
+            async {}
+        })
+        .on_cancel(move |_| {
+            c.bump();
+            async {}
+        })
+        .spawn_queued(async move { r.bump() })
+        .unwrap();
+    let patient = p
+        .build_task()
+        .max_queue_wait(Duration::from_secs(3600))
+        .spawn_queued(async { "ran" })
+        .unwrap();
+    let err = late.await.unwrap_err();
+    assert!(err.is_shed(), "{err}");
+    calls.end.wait_for(1).await;
+    assert_eq!((calls.end.get(), calls.cancel.get(), ran.get()), (1, 0, 0));
+    let stats = p.stats();
+    assert_eq!(
+        (stats.shed, stats.cancelled, stats.queued),
+        (1, 0, 1),
+        "{stats:?}"
+    );
+    gate.open();
+    busy.await.unwrap();
+    assert_eq!(patient.await.unwrap(), "ran");
+    p.join().await.unwrap();
+    assert_eq!(p.stats().shed, 1);
+}
+
+/// A group's items that have not started by its deadline are shed, each with its own result
+/// and one `on_end`, while the items running go on; the summary and the pool count them.
+pub async fn a_group_sheds_what_did_not_start_in_time(sp: Sp) {
+    use std::time::Duration;
+    let p = limited(&sp, 2);
+    let gate = Gate::new();
+    let called = Counter::new();
+    let ends = Counter::new();
+    let (g, c, e) = (gate.clone(), called.clone(), ends.clone());
+    let group = p
+        .build_group()
+        .max_queue_wait(Duration::from_millis(20))
+        .on_end(move |_| {
+            e.bump();
+            async {}
+        })
+        .map(0..20u32, 2, move |x| {
+            c.bump();
+            let g = g.clone();
+            async move {
+                g.wait().await;
+                x
+            }
+        })
+        .unwrap();
+    // A loose task with a longer deadline, queued behind: when it is shed, so is the group.
+    let canary = p
+        .build_task()
+        .max_queue_wait(Duration::from_millis(200))
+        .spawn_queued(async {})
+        .unwrap();
+    assert!(canary.await.unwrap_err().is_shed());
+    gate.open();
+    let results: Vec<_> = futures::StreamExt::collect(group).await;
+    assert_eq!(results.len(), 20);
+    assert!(results[..2].iter().all(Result::is_ok), "{results:?}");
+    assert!(results[2..]
+        .iter()
+        .all(|r| r.as_ref().unwrap_err().is_shed()));
+    assert_eq!(called.get(), 2, "shed items never call the closure");
+    ends.wait_for(20).await;
+    p.join().await.unwrap();
+    let stats = p.stats();
+    assert_eq!((stats.ended, stats.shed), (21, 19), "{stats:?}");
 }
