@@ -315,6 +315,9 @@ impl State {
             .get_mut(key)
             .expect("a group lives while its workers do");
         if g.cancelled {
+            // What is left is what the input says now: the items just pulled are no longer
+            // in it (they count once, as `pulled`).
+            g.backlog = hint.lower;
             after.discard(Trash::Input(source));
             self.close_input(key, pulled as u64, after);
             return None;
@@ -396,6 +399,7 @@ impl State {
             .get_mut(key)
             .expect("a group lives while its workers do");
         if g.cancelled {
+            g.backlog = hint.lower;
             after.discard(Trash::Input(source));
             self.close_input(key, 1, after);
             return Arrival::Cancelled;

@@ -228,13 +228,11 @@ impl Model {
                     assert_eq!(summary.not_started, 0, "group {g}: {summary:?}")
                 }
                 // Items of a cancelled map never started are counted (its input knows its
-                // length). KNOWN ENGINE BUG (reported to the lead): a group cancelled while
-                // a worker pulls its input counts the pulled item twice (`item_pulled` and
-                // `item_arrived` add 1 to a backlog that still includes it), so the count may
-                // be one too many; tighten to `==` once fixed.
-                _ => assert!(
-                    total + summary.not_started >= expected as u64
-                        && total + summary.not_started <= expected as u64 + 1,
+                // length), once each (a group cancelled while a worker pulled a batch from
+                // its input counted the batch twice, in `item_pulled` and `item_arrived`).
+                _ => assert_eq!(
+                    total + summary.not_started,
+                    expected as u64,
                     "group {g}: {summary:?} of {expected} items"
                 ),
             }
