@@ -25,9 +25,17 @@ struct Options {
     callbacks: Callbacks,
     priority: i32,
     queue_wait: Option<Duration>,
+    /// Some option was set (else the task is plain: checked first, on every submission).
+    set: bool,
 }
 
 impl Options {
+    /// The options, about to be set.
+    fn set(&mut self) -> &mut Self {
+        self.set = true;
+        self
+    }
+
     fn task_options(&self) -> TaskOptions {
         TaskOptions::new(self.timeout, self.callbacks.clone())
     }
@@ -92,14 +100,14 @@ impl<'a> TaskBuilder<'a> {
     /// A name for logs and [`TaskPool::tasks`](crate::TaskPool::tasks), instead of
     /// `{pool}_Task-{id}`.
     pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.options.name = Some(name.into());
+        self.options.set().name = Some(name.into());
         self
     }
 
     /// Cancels the task (with [`TaskError::TimedOut`](crate::TaskError::TimedOut)) if it runs
     /// longer than `timeout`. Time spent queued does not count.
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.options.timeout = Some(timeout);
+        self.options.set().timeout = Some(timeout);
         self
     }
 
@@ -134,7 +142,7 @@ impl<'a> TaskBuilder<'a> {
     /// # }).unwrap(); }
     /// ```
     pub fn priority(mut self, priority: i32) -> Self {
-        self.options.priority = priority;
+        self.options.set().priority = priority;
         self
     }
 
@@ -150,25 +158,26 @@ impl<'a> TaskBuilder<'a> {
     ///
     /// ```
     /// # #[cfg(feature = "tokio")] {
-    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap();
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     /// # rt.block_on(async {
     /// use async_taskpool::{runtime::TokioSpawner, TaskPool};
     /// use std::time::Duration;
     ///
     /// let pool = TaskPool::builder(TokioSpawner::current()).limit(1).build()?;
-    /// let slow = pool.spawn_queued(tokio::time::sleep(Duration::from_secs(10)))?;
-    /// let fresh = pool
+    /// let (tx, rx) = futures::channel::oneshot::channel::<()>();
+    /// let busy = pool.spawn_queued(async move { let _ = rx.await; })?; // holds the only slot
+    /// let late = pool
     ///     .build_task()
-    ///     .max_queue_wait(Duration::from_secs(1))
-    ///     .spawn_queued(async { "too late?" })?;
-    /// assert!(fresh.await.unwrap_err().is_shed()); // it would have started after 10 s
+    ///     .max_queue_wait(Duration::from_millis(10))
+    ///     .spawn_queued(async { "too late" })?;
+    /// assert!(late.await.unwrap_err().is_shed());
     /// assert_eq!(pool.stats().shed, 1);
-    /// # slow.await.unwrap();
+    /// # drop(tx); busy.await.unwrap();
     /// # Ok::<_, async_taskpool::PoolError>(())
     /// # }).unwrap(); }
     /// ```
     pub fn max_queue_wait(mut self, wait: Duration) -> Self {
-        self.options.queue_wait = Some(wait);
+        self.options.set().queue_wait = Some(wait);
         self
     }
 
@@ -178,7 +187,7 @@ impl<'a> TaskBuilder<'a> {
         C: Fn(TaskId) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        self.options.callbacks.on_end = Some(callback(f));
+        self.options.set().callbacks.on_end = Some(callback(f));
         self
     }
 
@@ -188,22 +197,19 @@ impl<'a> TaskBuilder<'a> {
         C: Fn(TaskId) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        self.options.callbacks.on_cancel = Some(callback(f));
+        self.options.set().callbacks.on_cancel = Some(callback(f));
         self
     }
 
     fn spec(&self) -> Option<Box<TaskSpec>> {
         let o = &self.options;
-        let queue_wait = o.queue_wait.or_else(|| self.core.queue_wait.get().copied());
-        if o.name.is_none()
-            && o.timeout.is_none()
-            && o.callbacks.is_empty()
-            && o.priority == 0
-            && queue_wait.is_none()
-        {
-            // A plain task: nothing to store (the common case, kept cheap).
-            return None;
+        if !o.set {
+            // A plain task: nothing to store (the common case, kept cheap), unless the pool
+            // gives every task a deadline.
+            let wait = self.core.queue_wait()?;
+            return TaskSpec::boxed(None, TaskOptions::default(), 0, Some(wait));
         }
+        let queue_wait = o.queue_wait.or_else(|| self.core.queue_wait());
         let name = o.name.as_deref().map(Arc::from);
         TaskSpec::boxed(name, o.task_options(), o.priority, queue_wait)
     }
@@ -358,13 +364,13 @@ impl<'a> GroupBuilder<'a> {
 
     /// The group's name (default `apply-group-K` or `map-group-K`). It must not be in use.
     pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.options.name = Some(name.into());
+        self.options.set().name = Some(name.into());
         self
     }
 
     /// A run timeout for each item; time waiting for room does not count.
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.options.timeout = Some(timeout);
+        self.options.set().timeout = Some(timeout);
         self
     }
 
@@ -374,7 +380,7 @@ impl<'a> GroupBuilder<'a> {
         C: Fn(TaskId) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        self.options.callbacks.on_end = Some(callback(f));
+        self.options.set().callbacks.on_end = Some(callback(f));
         self
     }
 
@@ -384,7 +390,7 @@ impl<'a> GroupBuilder<'a> {
         C: Fn(TaskId) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        self.options.callbacks.on_cancel = Some(callback(f));
+        self.options.set().callbacks.on_cancel = Some(callback(f));
         self
     }
 
@@ -410,7 +416,7 @@ impl<'a> GroupBuilder<'a> {
     /// # }).unwrap(); }
     /// ```
     pub fn priority(mut self, priority: i32) -> Self {
-        self.options.priority = priority;
+        self.options.set().priority = priority;
         self
     }
 
@@ -458,24 +464,28 @@ impl<'a> GroupBuilder<'a> {
     ///
     /// ```
     /// # #[cfg(feature = "tokio")] {
-    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap();
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     /// # rt.block_on(async {
     /// use async_taskpool::{runtime::TokioSpawner, TaskPool};
+    /// use futures::FutureExt;
     /// use std::time::Duration;
     ///
     /// let pool = TaskPool::builder(TokioSpawner::current()).limit(2).build()?;
-    /// // Each item takes a second, two at a time: only the first 10 start within 5 s.
+    /// let (tx, rx) = futures::channel::oneshot::channel::<()>();
+    /// let rx = rx.shared();
     /// let group = pool
     ///     .build_group()
-    ///     .max_queue_wait(Duration::from_millis(4_500))
-    ///     .map(0..100, 2, |_| tokio::time::sleep(Duration::from_secs(1)))?;
+    ///     .max_queue_wait(Duration::from_millis(10))
+    ///     .map(0..100, 2, move |_| rx.clone())?; // two items start, and wait
+    /// tokio::time::sleep(Duration::from_millis(50)).await; // past the group's deadline
+    /// drop(tx);
     /// let summary = group.join().await?;
-    /// assert_eq!((summary.completed, summary.shed), (10, 90));
+    /// assert_eq!((summary.completed, summary.shed), (2, 98));
     /// # Ok::<_, async_taskpool::PoolError>(())
     /// # }).unwrap(); }
     /// ```
     pub fn max_queue_wait(mut self, wait: Duration) -> Self {
-        self.options.queue_wait = Some(wait);
+        self.options.set().queue_wait = Some(wait);
         self
     }
 
@@ -711,7 +721,7 @@ impl<'a> GroupBuilder<'a> {
             queue_wait: self
                 .options
                 .queue_wait
-                .or_else(|| self.core.queue_wait.get().copied()),
+                .or_else(|| self.core.queue_wait()),
         };
         let g = self
             .core

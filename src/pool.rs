@@ -717,18 +717,20 @@ impl PoolBuilder {
     ///
     /// ```
     /// # #[cfg(feature = "tokio")] {
-    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap();
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     /// # rt.block_on(async {
     /// use async_taskpool::{runtime::TokioSpawner, TaskPool};
     /// use std::time::Duration;
     ///
     /// let pool = TaskPool::builder(TokioSpawner::current())
     ///     .limit(1)
-    ///     .max_queue_wait(Duration::from_millis(100))
+    ///     .max_queue_wait(Duration::from_millis(10))
     ///     .build()?;
-    /// let first = pool.spawn_queued(tokio::time::sleep(Duration::from_secs(1)))?;
+    /// let (tx, rx) = futures::channel::oneshot::channel::<()>();
+    /// let first = pool.spawn_queued(async move { let _ = rx.await; })?;
     /// let second = pool.spawn_queued(async {})?;
     /// assert!(second.await.unwrap_err().is_shed());
+    /// drop(tx);
     /// first.await.unwrap();
     /// assert_eq!(pool.stats().shed, 1);
     /// # Ok::<_, async_taskpool::PoolError>(())
@@ -755,7 +757,7 @@ impl PoolBuilder {
         core.set_loose_weight(self.loose_weight)?;
         core.set_ageing(self.ageing.map(|a| a as u64));
         if let Some(wait) = self.queue_wait {
-            let _ = core.queue_wait.set(wait);
+            core.set_queue_wait(wait);
         }
         let owner = Arc::new(Owner {
             core: core.clone(),

@@ -561,8 +561,9 @@ pub(crate) struct Core {
     changed: Event,
     /// ...if anyone waits: most retirements have no waiter and skip the notification.
     waiters: AtomicUsize,
-    /// The pool's `max_queue_wait`, for tasks and groups that set none (set once, at build).
-    pub(crate) queue_wait: std::sync::OnceLock<Duration>,
+    /// The pool's `max_queue_wait` in nanoseconds, for tasks and groups that set none (0:
+    /// none). Set at build; read on every submission, so a plain load.
+    queue_wait_nanos: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Core {
@@ -612,8 +613,23 @@ impl Core {
             }),
             changed: Event::new(),
             waiters: AtomicUsize::new(0),
-            queue_wait: std::sync::OnceLock::new(),
+            queue_wait_nanos: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// The pool's `max_queue_wait`, if it has one.
+    #[inline]
+    pub(crate) fn queue_wait(&self) -> Option<Duration> {
+        match self.queue_wait_nanos.load(Ordering::Relaxed) {
+            0 => None,
+            nanos => Some(Duration::from_nanos(nanos)),
+        }
+    }
+
+    /// Sets the pool's `max_queue_wait` (at build).
+    pub(crate) fn set_queue_wait(&self, wait: Duration) {
+        let nanos = u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX).max(1);
+        self.queue_wait_nanos.store(nanos, Ordering::Relaxed);
     }
 
     /// Enters a critical section.

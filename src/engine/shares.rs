@@ -148,19 +148,14 @@ impl State {
         if self.turns.len() == 0 {
             return None;
         }
-        // A group whose worker just ended an item competes for that slot, for its next item,
-        // even when it is out of the ring (at its cap, it wants no more slots than it holds).
-        let from_out_of_ring = match from {
-            Some(Lane::Group(key)) => self.groups.get(key).is_some_and(|g| !g.in_turns),
-            _ => false,
-        };
-        if self.turns.len() == 1 && !from_out_of_ring {
+        if self.turns.len() == 1 {
             // One lane waits (the usual case): no shares to weigh.
             let lane = self.turns.get(0)?;
-            if self.wants(lane) {
+            if self.wants(lane) && !self.out_of_ring(from) {
                 return Some((lane, 0));
             }
         }
+        let from_out_of_ring = self.out_of_ring(from);
         let window = self.ageing_window();
         let mut best: Option<Candidate> = None;
         let mut i = 0;
@@ -192,6 +187,17 @@ impl State {
         best.map(|c| (c.lane, c.place))
     }
 
+    /// Whether `from` is a group out of the ring: one whose worker just ended an item, which
+    /// competes for that slot for its next item though it wants no more slots than it holds
+    /// (it is at its cap).
+    #[inline]
+    fn out_of_ring(&self, from: Option<Lane>) -> bool {
+        match from {
+            Some(Lane::Group(key)) => self.groups.get(key).is_some_and(|g| !g.in_turns),
+            _ => false,
+        }
+    }
+
     /// A lane left the ring (it wants nothing more for now).
     fn left_turns(&mut self, lane: Lane) {
         match lane {
@@ -211,7 +217,7 @@ impl State {
     /// count one more start that passed them over.
     #[inline]
     pub(super) fn take_turn(&mut self, place: usize) {
-        if self.turns.len() > 1 || (place == OUT_OF_RING && self.turns.len() > 0) {
+        if self.turns.len() > 1 || place == OUT_OF_RING {
             self.count_passed_over(place);
             if place != OUT_OF_RING {
                 self.turns.took_turn(place);

@@ -123,15 +123,24 @@ impl<F: Future> TaskCell<F> {
         lock(&self.inner, Rank::Leaf).contents = Contents::Queued(fut);
     }
 
+    /// It left the queue: its deadline timer, if it has one, ends.
+    #[inline(never)]
+    fn disarm_deadline(&self) {
+        if let Some((_, timer)) = self.deadline() {
+            timer.disarm();
+        }
+    }
+
     /// Its `max_queue_wait` and deadline timer, if it has one.
     fn deadline(&self) -> Option<&(Duration, Arc<QueueTimer>)> {
         self.spec.as_ref()?.deadline.as_ref()
     }
 
     /// The task left the queue: the future, and the handle's waker (for `spawn().await`).
+    #[inline]
     fn unpark(&self) -> (Option<F>, Option<Waker>) {
-        if let Some((_, timer)) = self.deadline() {
-            timer.disarm();
+        if self.spec.is_some() {
+            self.disarm_deadline();
         }
         self.flags.fetch_or(STARTED, Ordering::AcqRel);
         let mut inner = lock(&self.inner, Rank::Leaf);
@@ -704,9 +713,12 @@ impl Core {
                 (id, s.idle_runner(), Some(fut), None)
             } else {
                 cell.park(fut);
-                let priority = cell.spec.as_ref().map_or(0, |spec| spec.priority);
+                let (priority, deadline) = match &cell.spec {
+                    None => (0, None),
+                    Some(spec) => (spec.priority, spec.deadline.as_ref()),
+                };
                 s.queue_loose(id, cell.clone(), priority);
-                (id, None, None, cell.deadline())
+                (id, None, None, deadline)
             }
         };
         if let Some((wait, timer)) = deadline {

@@ -1,10 +1,9 @@
 //! Queue deadlines (`max_queue_wait`) on tokio's paused clock: exact virtual times, no
 //! sleeps of real time. The same behaviours on every runtime flavour, without exact times,
-//! are in `conformance/policies.rs`.
-#![cfg(feature = "tokio")]
+//! are in the main crate's `tests/conformance/policies.rs`.
 
-#[path = "conformance/support.rs"]
-#[allow(dead_code)]
+#[path = "../../tests/conformance/support.rs"]
+#[allow(dead_code, unused_imports)]
 mod support;
 
 use async_taskpool::{
