@@ -718,10 +718,7 @@ impl<'a> GroupBuilder<'a> {
             ordered,
             priority: self.options.priority,
             weight: self.weight,
-            queue_wait: self
-                .options
-                .queue_wait
-                .or_else(|| self.core.queue_wait()),
+            queue_wait: self.options.queue_wait.or_else(|| self.core.queue_wait()),
         };
         let g = self
             .core

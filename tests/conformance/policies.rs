@@ -573,10 +573,12 @@ pub async fn ageing_bounds_how_long_low_priority_waits(sp: Sp) {
     relay.started.wait_for(4).await;
     // Three low tasks queue behind the busy high-priority group (2 lanes wait: L = 2).
     for _ in 0..3 {
-        p.build_task()
-            .priority(-10)
-            .spawn_queued(relay.work('x'))
-            .unwrap();
+        drop(
+            p.build_task()
+                .priority(-10)
+                .spawn_queued(relay.work('x'))
+                .unwrap(),
+        );
     }
     let bound = AGEING + 2 - 1;
     for _ in 0..4 * (bound + 1) {
@@ -687,7 +689,7 @@ pub async fn busy_groups_hold_slots_by_weight(sp: Sp) {
         .unwrap();
     relay.started.wait_for(9).await;
     for _ in 0..2000 {
-        p.spawn_queued(relay.work('t')).unwrap();
+        drop(p.spawn_queued(relay.work('t')).unwrap());
     }
     for _ in 0..12 * 36 {
         relay.release_oldest().await;

@@ -468,8 +468,8 @@ impl Model {
                 }
                 // Detached before the flush: its items may have ended on either side of it.
                 (Some(fin), _, _) => {
-                    for c in 0..4 {
-                        amb[c] += parts(fin)[c];
+                    for (amb, n) in amb.iter_mut().zip(parts(fin)) {
+                        *amb += n;
                     }
                 }
                 // Its `Group` was dropped: item by item, as loose tasks.

@@ -429,7 +429,7 @@ impl Iterator for Input {
 /// The future of a loose task that waits for a child of the same pool from inside it:
 /// `exec` (the child runs nested in this task's slot) or `spawn` (it must return at once,
 /// with the child queued). The answer goes to `exec_slot` or `spawn_slot`.
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, clippy::manual_async_fn)]
 pub fn parent_future(
     ctx: Arc<Ctx>,
     pool: TaskPool,
