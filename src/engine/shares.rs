@@ -178,7 +178,10 @@ impl State {
             }
         }
         if let (Some(lane), true) = (from, from_out_of_ring) {
-            if let Some(c) = self.candidate(lane, OUT_OF_RING, true) {
+            if let Some(mut c) = self.candidate(lane, OUT_OF_RING, true) {
+                // It was not waiting: no ageing of its own (a count left from an earlier
+                // wait must not put it first).
+                c.passed_over = 0;
                 if best.is_none_or(|b| c.beats(&b, window)) {
                     best = Some(c);
                 }
