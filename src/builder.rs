@@ -1,14 +1,16 @@
 //! Per-task and per-group options, set before submitting: [`TaskBuilder`], [`GroupBuilder`].
 
+use crate::concurrency::Concurrency;
 use crate::engine::callbacks::{callback, Callbacks, TaskOptions};
 use crate::engine::core::{Admission, Core, GroupKind};
 use crate::engine::current::inside_pool;
-use crate::engine::map::{GroupInput, GroupSpec, Source};
+use crate::engine::map::{GroupInput, GroupSpec, Source, StopWhen};
 use crate::engine::task::{Refused, TaskSpec};
 use crate::error::{ExecError, PoolError, TrySpawnError};
 use crate::group::Group;
 use crate::handle::TaskHandle;
 use crate::id::TaskId;
+use crate::try_group::TryGroup;
 use futures_core::Stream;
 use std::fmt;
 use std::future::{poll_fn, Future};
@@ -21,9 +23,19 @@ struct Options {
     name: Option<String>,
     timeout: Option<Duration>,
     callbacks: Callbacks,
+    priority: i32,
+    queue_wait: Option<Duration>,
+    /// Some option was set (else the task is plain: checked first, on every submission).
+    set: bool,
 }
 
 impl Options {
+    /// The options, about to be set.
+    fn set(&mut self) -> &mut Self {
+        self.set = true;
+        self
+    }
+
     fn task_options(&self) -> TaskOptions {
         TaskOptions::new(self.timeout, self.callbacks.clone())
     }
@@ -36,6 +48,8 @@ impl fmt::Debug for Options {
             .field("timeout", &self.timeout)
             .field("on_end", &self.callbacks.on_end.is_some())
             .field("on_cancel", &self.callbacks.on_cancel.is_some())
+            .field("priority", &self.priority)
+            .field("queue_wait", &self.queue_wait)
             .finish()
     }
 }
@@ -86,14 +100,84 @@ impl<'a> TaskBuilder<'a> {
     /// A name for logs and [`TaskPool::tasks`](crate::TaskPool::tasks), instead of
     /// `{pool}_Task-{id}`.
     pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.options.name = Some(name.into());
+        self.options.set().name = Some(name.into());
         self
     }
 
     /// Cancels the task (with [`TaskError::TimedOut`](crate::TaskError::TimedOut)) if it runs
     /// longer than `timeout`. Time spent queued does not count.
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.options.timeout = Some(timeout);
+        self.options.set().timeout = Some(timeout);
+        self
+    }
+
+    /// Its priority while it waits for a slot (default 0; higher starts first, negative is
+    /// lower). Queued work starts by priority, then in submission order; ageing keeps low
+    /// priorities from starving: see [`PoolBuilder::ageing`](crate::PoolBuilder::ageing) for
+    /// the bound. A task that starts at once (there is room) is not affected, and a running
+    /// task is never stopped for a higher priority one.
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")] {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// # rt.block_on(async {
+    /// use async_taskpool::{runtime::TokioSpawner, TaskPool};
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// let pool = TaskPool::builder(TokioSpawner::current()).limit(1).build()?;
+    /// let order = Arc::new(Mutex::new(Vec::new()));
+    /// let (tx, rx) = futures::channel::oneshot::channel::<()>();
+    /// let busy = pool.spawn_queued(async move { let _ = rx.await; })?; // holds the only slot
+    /// for (name, priority) in [("low", -1), ("normal", 0), ("urgent", 10)] {
+    ///     let order = order.clone();
+    ///     pool.build_task().priority(priority).spawn_queued(async move {
+    ///         order.lock().unwrap().push(name);
+    ///     })?;
+    /// }
+    /// drop(tx);
+    /// pool.join().await?;
+    /// assert_eq!(*order.lock().unwrap(), ["urgent", "normal", "low"]);
+    /// # busy.await.unwrap();
+    /// # Ok::<_, async_taskpool::PoolError>(())
+    /// # }).unwrap(); }
+    /// ```
+    pub fn priority(mut self, priority: i32) -> Self {
+        self.options.set().priority = priority;
+        self
+    }
+
+    /// The longest the task may wait for a slot: if it could not start within `wait` of
+    /// being queued, it is *shed* instead of starting late: its future is dropped unpolled,
+    /// it ends as [`TaskError::Shed`](crate::TaskError::Shed) (counted in
+    /// [`PoolStats::shed`](crate::PoolStats::shed)), its `on_end` callback runs once
+    /// (`on_cancel` does not), and its handle resolves. A task that starts at once is not
+    /// affected. Default: the pool's ([`PoolBuilder::max_queue_wait`](crate::PoolBuilder::max_queue_wait)),
+    /// else none. The deadline is a timer on the pool's runtime, so it follows that runtime's
+    /// clock (a paused tokio clock in tests); a task it sheds never starts, though one that
+    /// starts within the timer's latency of its deadline may.
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")] {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// # rt.block_on(async {
+    /// use async_taskpool::{runtime::TokioSpawner, TaskPool};
+    /// use std::time::Duration;
+    ///
+    /// let pool = TaskPool::builder(TokioSpawner::current()).limit(1).build()?;
+    /// let (tx, rx) = futures::channel::oneshot::channel::<()>();
+    /// let busy = pool.spawn_queued(async move { let _ = rx.await; })?; // holds the only slot
+    /// let late = pool
+    ///     .build_task()
+    ///     .max_queue_wait(Duration::from_millis(10))
+    ///     .spawn_queued(async { "too late" })?;
+    /// assert!(late.await.unwrap_err().is_shed());
+    /// assert_eq!(pool.stats().shed, 1);
+    /// # drop(tx); busy.await.unwrap();
+    /// # Ok::<_, async_taskpool::PoolError>(())
+    /// # }).unwrap(); }
+    /// ```
+    pub fn max_queue_wait(mut self, wait: Duration) -> Self {
+        self.options.set().queue_wait = Some(wait);
         self
     }
 
@@ -103,7 +187,7 @@ impl<'a> TaskBuilder<'a> {
         C: Fn(TaskId) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        self.options.callbacks.on_end = Some(callback(f));
+        self.options.set().callbacks.on_end = Some(callback(f));
         self
     }
 
@@ -113,18 +197,21 @@ impl<'a> TaskBuilder<'a> {
         C: Fn(TaskId) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        self.options.callbacks.on_cancel = Some(callback(f));
+        self.options.set().callbacks.on_cancel = Some(callback(f));
         self
     }
 
     fn spec(&self) -> Option<Box<TaskSpec>> {
         let o = &self.options;
-        if o.name.is_none() && o.timeout.is_none() && o.callbacks.is_empty() {
-            // A plain task: nothing to store (the common case, kept cheap).
-            return None;
+        if !o.set {
+            // A plain task: nothing to store (the common case, kept cheap), unless the pool
+            // gives every task a deadline.
+            let wait = self.core.queue_wait()?;
+            return TaskSpec::boxed(None, TaskOptions::default(), 0, Some(wait));
         }
+        let queue_wait = o.queue_wait.or_else(|| self.core.queue_wait());
         let name = o.name.as_deref().map(Arc::from);
-        TaskSpec::boxed(name, o.task_options())
+        TaskSpec::boxed(name, o.task_options(), o.priority, queue_wait)
     }
 
     /// Waits for room under the limit, then starts the task. See
@@ -310,6 +397,8 @@ pub struct GroupBuilder<'a> {
     core: &'a Arc<Core>,
     options: Options,
     ordered: bool,
+    cancel_on_drop: bool,
+    weight: u32,
 }
 
 impl<'a> GroupBuilder<'a> {
@@ -318,18 +407,20 @@ impl<'a> GroupBuilder<'a> {
             core,
             options: Options::default(),
             ordered: true,
+            cancel_on_drop: false,
+            weight: 1,
         }
     }
 
     /// The group's name (default `apply-group-K` or `map-group-K`). It must not be in use.
     pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.options.name = Some(name.into());
+        self.options.set().name = Some(name.into());
         self
     }
 
     /// A run timeout for each item; time waiting for room does not count.
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.options.timeout = Some(timeout);
+        self.options.set().timeout = Some(timeout);
         self
     }
 
@@ -339,7 +430,7 @@ impl<'a> GroupBuilder<'a> {
         C: Fn(TaskId) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        self.options.callbacks.on_end = Some(callback(f));
+        self.options.set().callbacks.on_end = Some(callback(f));
         self
     }
 
@@ -349,7 +440,102 @@ impl<'a> GroupBuilder<'a> {
         C: Fn(TaskId) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        self.options.callbacks.on_cancel = Some(callback(f));
+        self.options.set().callbacks.on_cancel = Some(callback(f));
+        self
+    }
+
+    /// The group's priority (default 0): while its items wait for slots, they start before
+    /// those of lower priority lanes (groups, and loose tasks of lower priority), and after
+    /// higher ones; ageing keeps low priorities from starving (see
+    /// [`PoolBuilder::ageing`](crate::PoolBuilder::ageing)). Change it later with
+    /// [`Group::set_priority`].
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")] {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// # rt.block_on(async {
+    /// use async_taskpool::{runtime::TokioSpawner, TaskPool};
+    ///
+    /// let pool = TaskPool::builder(TokioSpawner::current()).limit(4).build()?;
+    /// let backfill = pool.build_group().priority(-5).map(0..100, 4, |x| async move { x })?;
+    /// let urgent = pool.build_group().priority(5).map(0..10, 4, |x| async move { x })?;
+    /// assert_eq!(urgent.priority(), 5);
+    /// assert_eq!(urgent.join().await?.completed, 10);
+    /// # backfill.join().await?;
+    /// # Ok::<_, async_taskpool::PoolError>(())
+    /// # }).unwrap(); }
+    /// ```
+    pub fn priority(mut self, priority: i32) -> Self {
+        self.options.set().priority = priority;
+        self
+    }
+
+    /// The group's weight in the pool's shares (default 1, at least 1): groups of one
+    /// priority that all have work waiting hold slots in proportion to their weights (within
+    /// one slot), so a group of weight 3 beside one of weight 1 holds three quarters of the
+    /// slots they share. The loose tasks share as one, with the pool's
+    /// [`loose_weight`](crate::PoolBuilder::loose_weight). A group that wants fewer slots
+    /// than its share (its cap, or its input, holds it back) leaves the rest to the others.
+    /// Change it later with [`Group::set_weight`]. A weight of 0 is refused by the `map`
+    /// methods with [`PoolError::InvalidLimit`].
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")] {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// # rt.block_on(async {
+    /// use async_taskpool::{runtime::TokioSpawner, TaskPool};
+    ///
+    /// let pool = TaskPool::builder(TokioSpawner::current()).limit(8).build()?;
+    /// let paying = pool.build_group().weight(3).map(0..300, usize::MAX, |x| async move { x })?;
+    /// let free = pool.build_group().weight(1).map(0..100, usize::MAX, |x| async move { x })?;
+    /// assert_eq!(paying.weight(), 3);
+    /// paying.join().await?;
+    /// free.join().await?;
+    /// # Ok::<_, async_taskpool::PoolError>(())
+    /// # }).unwrap(); }
+    /// ```
+    pub fn weight(mut self, weight: u32) -> Self {
+        self.weight = weight;
+        self
+    }
+
+    /// The longest the group's items may wait to start, counted from the group's submission:
+    /// once `wait` has passed, each item that has not started is *shed* instead of starting
+    /// late: its closure is not called, it ends as [`TaskError::Shed`](crate::TaskError::Shed)
+    /// with its own id and result (counted in the summary's and the pool's `shed`), and its
+    /// `on_end` callback runs once. Items running then go on. Items are shed as the group's
+    /// workers reach them, back to back (an item waiting for the group's turn, at once); a
+    /// group holding no slot sheds at its next turn. Default: the pool's
+    /// ([`PoolBuilder::max_queue_wait`](crate::PoolBuilder::max_queue_wait)), else none.
+    ///
+    /// The clock starts when the group is made, for all its items: it bounds how late a
+    /// batch may start, which suits `map` over a collection; for a long-lived stream, items
+    /// arriving after the deadline are shed too.
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")] {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// # rt.block_on(async {
+    /// use async_taskpool::{runtime::TokioSpawner, TaskPool};
+    /// use futures::FutureExt;
+    /// use std::time::Duration;
+    ///
+    /// let pool = TaskPool::builder(TokioSpawner::current()).limit(2).build()?;
+    /// let (tx, rx) = futures::channel::oneshot::channel::<()>();
+    /// let rx = rx.shared();
+    /// let group = pool
+    ///     .build_group()
+    ///     .max_queue_wait(Duration::from_millis(10))
+    ///     .map(0..100, 2, move |_| rx.clone())?; // two items start, and wait
+    /// tokio::time::sleep(Duration::from_millis(50)).await; // past the group's deadline
+    /// drop(tx);
+    /// let summary = group.join().await?;
+    /// assert_eq!((summary.completed, summary.shed), (2, 98));
+    /// # Ok::<_, async_taskpool::PoolError>(())
+    /// # }).unwrap(); }
+    /// ```
+    pub fn max_queue_wait(mut self, wait: Duration) -> Self {
+        self.options.set().queue_wait = Some(wait);
         self
     }
 
@@ -357,6 +543,43 @@ impl<'a> GroupBuilder<'a> {
     /// `apply` results always come in completion order.
     pub fn unordered(mut self) -> Self {
         self.ordered = false;
+        self
+    }
+
+    /// Dropping the [`Group`] (or [`TryGroup`]) cancels the group's items that have not
+    /// ended, instead of the default of letting them run on detached: so a consumer that
+    /// stops reading early (`take`, `break`, `?`) stops the rest of the work too. Waiting for
+    /// the group with [`Group::join`] keeps it alive until it ends (dropping that future
+    /// drops the group, and so cancels it). Default: off.
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")] {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// # rt.block_on(async {
+    /// use async_taskpool::{runtime::TokioSpawner, TaskPool};
+    /// use futures::StreamExt;
+    ///
+    /// let pool = TaskPool::builder(TokioSpawner::current()).limit(4).build()?;
+    /// let first_two: Vec<u32> = pool
+    ///     .build_group()
+    ///     .cancel_on_drop(true)
+    ///     .map(0..200, 4, |x| async move {
+    ///         if x >= 2 { std::future::pending::<()>().await } // only two ever finish
+    ///         x
+    ///     })?
+    ///     .take(2)
+    ///     .map(Result::unwrap)
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(first_two, [0, 1]);
+    /// // Dropping the group cancelled the items left running; the rest never started.
+    /// pool.join().await?;
+    /// assert!(pool.num_cancelled() >= 2);
+    /// # Ok::<_, async_taskpool::PoolError>(())
+    /// # }).unwrap(); }
+    /// ```
+    pub fn cancel_on_drop(mut self, yes: bool) -> Self {
+        self.cancel_on_drop = yes;
         self
     }
 
@@ -368,17 +591,21 @@ impl<'a> GroupBuilder<'a> {
         Fut::Output: Send + 'static,
     {
         let source: Source<usize> = Box::pin(futures_util::stream::iter(0..num));
-        self.launch(GroupKind::Apply, source, usize::MAX, false, move |_| {
-            factory()
-        })
+        self.launch(
+            GroupKind::Apply,
+            source,
+            Concurrency::PoolLimit,
+            false,
+            move |_| factory(),
+        )
     }
 
-    /// `f(item)` for each item, at most `num_concurrent` at once. See
-    /// [`TaskPool::map`](crate::TaskPool::map).
+    /// `f(item)` for each item, at most `num_concurrent` at once (a number, or
+    /// [`Concurrency::PoolLimit`]). See [`TaskPool::map`](crate::TaskPool::map).
     pub fn map<I, F, Fut>(
         self,
         items: I,
-        num_concurrent: usize,
+        num_concurrent: impl Into<Concurrency>,
         f: F,
     ) -> Result<Group<Fut::Output>, PoolError>
     where
@@ -414,7 +641,7 @@ impl<'a> GroupBuilder<'a> {
     pub fn map_stream<S, F, Fut>(
         self,
         items: S,
-        num_concurrent: usize,
+        num_concurrent: impl Into<Concurrency>,
         f: F,
     ) -> Result<Group<Fut::Output>, PoolError>
     where
@@ -425,16 +652,107 @@ impl<'a> GroupBuilder<'a> {
         Fut::Output: Send + 'static,
     {
         let ordered = self.ordered;
-        self.launch(GroupKind::Map, Box::pin(items), num_concurrent, ordered, f)
+        self.launch(
+            GroupKind::Map,
+            Box::pin(items),
+            num_concurrent.into(),
+            ordered,
+            f,
+        )
+    }
+
+    /// `f(item)` for each item, where `f`'s future returns a `Result`: at the first item that
+    /// fails (returns `Err`, panics, times out, is cancelled or shed) the group stops pulling
+    /// items and cancels those running, and its stream yields that error and ends. See
+    /// [`TaskPool::try_map`](crate::TaskPool::try_map).
+    pub fn try_map<I, F, Fut, T, E>(
+        self,
+        items: I,
+        num_concurrent: impl Into<Concurrency>,
+        f: F,
+    ) -> Result<TryGroup<T, E>, PoolError>
+    where
+        I: IntoIterator,
+        I::IntoIter: Send + 'static,
+        I::Item: Send + 'static,
+        F: Fn(I::Item) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        self.try_map_stream(futures_util::stream::iter(items), num_concurrent, f)
+    }
+
+    /// [`try_map`](Self::try_map) over a [`Stream`].
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")] {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// # rt.block_on(async {
+    /// use async_taskpool::{runtime::TokioSpawner, TaskPool, TryMapError};
+    /// use futures::TryStreamExt;
+    ///
+    /// let pool = TaskPool::new(TokioSpawner::current());
+    /// let lines = futures::stream::iter(["1", "2", "x", "4"]);
+    /// let parsed = pool
+    ///     .build_group()
+    ///     .try_map_stream(lines, 1, |s| async move { s.parse::<u32>() })?;
+    /// let err = parsed.try_collect::<Vec<u32>>().await.unwrap_err();
+    /// assert!(matches!(err, TryMapError::Item(_)));
+    /// # Ok::<_, async_taskpool::PoolError>(())
+    /// # }).unwrap(); }
+    /// ```
+    pub fn try_map_stream<S, F, Fut, T, E>(
+        self,
+        items: S,
+        num_concurrent: impl Into<Concurrency>,
+        f: F,
+    ) -> Result<TryGroup<T, E>, PoolError>
+    where
+        S: Stream + Send + 'static,
+        S::Item: Send + 'static,
+        F: Fn(S::Item) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        let ordered = self.ordered;
+        let group = self.launch_stopping(
+            GroupKind::Map,
+            Box::pin(items),
+            num_concurrent.into(),
+            ordered,
+            f,
+            Some(crate::try_group::fails::<T, E>),
+        )?;
+        Ok(TryGroup::new(group))
     }
 
     fn launch<I, F, Fut>(
         self,
         kind: GroupKind,
         source: Source<I>,
-        num_concurrent: usize,
+        num_concurrent: Concurrency,
         ordered: bool,
         f: F,
+    ) -> Result<Group<Fut::Output>, PoolError>
+    where
+        I: Send + 'static,
+        F: Fn(I) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: Send + 'static,
+    {
+        self.launch_stopping(kind, source, num_concurrent, ordered, f, None)
+    }
+
+    fn launch_stopping<I, F, Fut>(
+        self,
+        kind: GroupKind,
+        source: Source<I>,
+        num_concurrent: Concurrency,
+        ordered: bool,
+        f: F,
+        stop_when: Option<StopWhen<Fut::Output>>,
     ) -> Result<Group<Fut::Output>, PoolError>
     where
         I: Send + 'static,
@@ -446,12 +764,15 @@ impl<'a> GroupBuilder<'a> {
             kind,
             options: self.options.task_options(),
             name: self.options.name,
-            num_concurrent,
+            num_concurrent: num_concurrent.cap(),
             ordered,
+            priority: self.options.priority,
+            weight: self.weight,
+            queue_wait: self.options.queue_wait.or_else(|| self.core.queue_wait()),
         };
         let g = self
             .core
-            .launch_group(spec, GroupInput::Stream(source), f)?;
-        Ok(Group::new(g.key, g.name, g.results, self.core.clone()))
+            .launch_group(spec, GroupInput::Stream(source), f, stop_when)?;
+        Ok(Group::new(g, self.core.clone()).with_cancel_on_drop(self.cancel_on_drop))
     }
 }

@@ -95,7 +95,7 @@ pub enum PoolError {
         /// The group name asked for.
         name: String,
     },
-    /// A limit (pool size or `num_concurrent`) was out of range.
+    /// A limit (pool size, `num_concurrent`, a weight) was out of range.
     #[error("invalid {what} {value}: it must be at least 1; {fix}", fix = limit_fix(what))]
     InvalidLimit {
         /// Which limit.
@@ -119,7 +119,9 @@ pub enum PoolError {
 /// What the caller of each limit can pass instead of 0.
 fn limit_fix(what: &str) -> &'static str {
     match what {
-        "num_concurrent" => "pass `usize::MAX` for no group limit",
+        "num_concurrent" => "pass `Concurrency::PoolLimit` to follow the pool's limit",
+        "weight" => "weights are relative: give the other groups larger ones instead",
+        "ageing" => "it counts the starts that may pass waiting work over; pass a larger one",
         _ => "pass `None` (`set_limit(None)`) for no limit, or `lock()` the pool to pause it",
     }
 }
@@ -163,6 +165,20 @@ pub enum TaskError {
         /// The timeout that expired.
         after: Duration,
     },
+    /// The task waited for a slot longer than its `max_queue_wait` and was shed instead of
+    /// starting late: its future never ran (it was dropped). Its `on_end` callback ran
+    /// (`on_cancel` did not). See
+    /// [`TaskBuilder::max_queue_wait`](crate::TaskBuilder::max_queue_wait).
+    #[error(
+        "task {id} was shed: it could not start within its max_queue_wait of {waited:?} \
+         (raise the pool's limit, or the max_queue_wait)"
+    )]
+    Shed {
+        /// The task.
+        id: TaskId,
+        /// The longest it was allowed to wait.
+        waited: Duration,
+    },
     /// The task panicked; the pool and the runtime thread carried on.
     #[error("task {id} panicked: {message}")]
     Panicked {
@@ -183,6 +199,7 @@ impl TaskError {
             | Self::RuntimeDropped { id }
             | Self::SpawnFailed { id }
             | Self::TimedOut { id, .. }
+            | Self::Shed { id, .. }
             | Self::Panicked { id, .. } => *id,
         }
     }
@@ -195,6 +212,17 @@ impl TaskError {
     /// Whether the task hit its run timeout.
     pub fn is_timeout(&self) -> bool {
         matches!(self, Self::TimedOut { .. })
+    }
+
+    /// Whether the task was shed: it could not start within its `max_queue_wait`.
+    ///
+    /// ```
+    /// use async_taskpool::{TaskError, TaskId};
+    /// let err = TaskError::Shed { id: TaskId::new(1), waited: std::time::Duration::from_secs(2) };
+    /// assert!(err.is_shed() && !err.is_cancelled());
+    /// ```
+    pub fn is_shed(&self) -> bool {
+        matches!(self, Self::Shed { .. })
     }
 
     /// Whether the task panicked.

@@ -1,9 +1,11 @@
 //! `Group`: the items of one `apply`, `map` or `start`, and a stream of their results.
 
+use crate::concurrency::Concurrency;
 use crate::engine::capacity::shrink_after_burst;
 use crate::engine::core::Core;
 use crate::engine::current::{current_task_id, inside_pool};
 use crate::engine::lanes::GroupKey;
+use crate::engine::map::Launched;
 use crate::engine::results::{Item, Results, Slot};
 use crate::engine::user::{drop_value, Whose};
 use crate::error::PoolError;
@@ -13,6 +15,7 @@ use futures_core::stream::{FusedStream, Stream};
 use std::collections::VecDeque;
 use std::fmt;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -28,7 +31,9 @@ use std::task::{Context, Poll};
 /// - results are kept while the `Group` lives, so read them or drop the `Group` (or
 ///   [`join`](Group::join) it, which discards them): a group you hold but never read keeps
 ///   every result in memory;
-/// - dropping the `Group` detaches: its items keep running and their results are dropped;
+/// - dropping the `Group` detaches: its items keep running and their results are dropped
+///   (unless it was built with [`cancel_on_drop`](crate::GroupBuilder::cancel_on_drop):
+///   then dropping it cancels the items that have not ended);
 /// - the `Group` acts on its own group only: once that group is cancelled or flushed, a new
 ///   group may take its name, and this handle's [`cancel`](Group::cancel) reports
 ///   [`PoolError::GroupEnded`] instead of touching it.
@@ -53,24 +58,40 @@ pub struct Group<T> {
     name: Arc<str>,
     results: Arc<Results<T>>,
     core: Arc<Core>,
+    /// The cap last set through this handle (or at launch), as `Concurrency::cap`.
+    num_concurrent: AtomicUsize,
+    /// The priority and weight last set through this handle (or at launch).
+    priority: AtomicI32,
+    weight: AtomicU32,
+    /// Dropping the handle cancels the group's unfinished items.
+    cancel_on_drop: bool,
     /// Results taken from the core in one batch, handed out without locking.
     ready: VecDeque<Slot<T>>,
 }
 
 impl<T> Group<T> {
-    pub(crate) fn new(
-        key: GroupKey,
-        name: Arc<str>,
-        results: Arc<Results<T>>,
-        core: Arc<Core>,
-    ) -> Self {
+    pub(crate) fn new(launched: Launched<T>, core: Arc<Core>) -> Self {
         Self {
-            key,
-            name,
-            results,
+            key: launched.key,
+            name: launched.name,
+            results: launched.results,
             core,
+            num_concurrent: AtomicUsize::new(launched.num_concurrent),
+            priority: AtomicI32::new(launched.priority),
+            weight: AtomicU32::new(launched.weight),
+            cancel_on_drop: false,
             ready: VecDeque::new(),
         }
+    }
+
+    pub(crate) fn with_cancel_on_drop(mut self, yes: bool) -> Self {
+        self.cancel_on_drop = yes;
+        self
+    }
+
+    /// The item whose failure stopped a `try_map` group, if one did.
+    pub(crate) fn stopped_by(&self) -> Option<TaskId> {
+        self.results.stopped_by()
     }
 
     /// The group's name, given by the caller or generated (`apply-group-K`, `map-group-K`,
@@ -91,6 +112,107 @@ impl<T> Group<T> {
     /// was already cancelled, or finished and was flushed.
     pub fn cancel(&self) -> Result<(), PoolError> {
         self.core.cancel_group(self.key, &self.name)
+    }
+
+    /// How many of the group's items may run at once: the cap it was made with, or the last
+    /// one set by [`set_num_concurrent`](Self::set_num_concurrent).
+    pub fn num_concurrent(&self) -> Concurrency {
+        Concurrency::from_cap(self.num_concurrent.load(Ordering::Relaxed))
+    }
+
+    /// Changes how many of the group's items may run at once, while it runs. Raising it
+    /// starts more items at once (as far as the pool's limit allows); lowering it lets the
+    /// items running finish and starts no new one until fewer than the new cap run.
+    /// [`Concurrency::PoolLimit`] makes the group follow the pool's limit from now on.
+    ///
+    /// Errors with [`PoolError::InvalidLimit`] for 0, and [`PoolError::GroupEnded`] once the
+    /// group was cancelled or flushed.
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")] {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// # rt.block_on(async {
+    /// use async_taskpool::{runtime::TokioSpawner, Concurrency, TaskPool};
+    ///
+    /// let pool = TaskPool::builder(TokioSpawner::current()).limit(100).build()?;
+    /// let (tx, rx) = futures::channel::oneshot::channel::<()>();
+    /// let rx = futures::future::FutureExt::shared(rx);
+    /// let group = pool.map(0..200, 50, move |_| { let rx = rx.clone(); async move { let _ = rx.await; } })?;
+    /// # while pool.num_running() < 50 { tokio::task::yield_now().await; }
+    /// assert_eq!(pool.num_running(), 50);
+    /// group.set_num_concurrent(Concurrency::PoolLimit)?; // follow the pool: 100 now
+    /// while pool.num_running() < 100 { tokio::task::yield_now().await; }
+    /// assert!(group.set_num_concurrent(0).is_err());
+    /// drop(tx);
+    /// group.join().await?;
+    /// # Ok::<_, async_taskpool::PoolError>(())
+    /// # }).unwrap(); }
+    /// ```
+    pub fn set_num_concurrent(&self, num: impl Into<Concurrency>) -> Result<(), PoolError> {
+        let cap = num.into().cap();
+        self.core.set_num_concurrent(self.key, &self.name, cap)?;
+        self.num_concurrent.store(cap, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The group's priority: the one it was made with
+    /// ([`GroupBuilder::priority`](crate::GroupBuilder::priority)) or last set.
+    pub fn priority(&self) -> i32 {
+        self.priority.load(Ordering::Relaxed)
+    }
+
+    /// Changes the group's priority while it runs: its items that wait for slots from now on
+    /// start by the new one. Items running are not affected. [`PoolError::GroupEnded`] once
+    /// the group was cancelled or flushed.
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")] {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// # rt.block_on(async {
+    /// # use async_taskpool::{runtime::TokioSpawner, TaskPool};
+    /// let pool = TaskPool::builder(TokioSpawner::current()).limit(2).build()?;
+    /// let group = pool.map(0..10, 2, |x| async move { x })?;
+    /// group.set_priority(7)?;
+    /// assert_eq!(group.priority(), 7);
+    /// # group.join().await?;
+    /// # Ok::<_, async_taskpool::PoolError>(())
+    /// # }).unwrap(); }
+    /// ```
+    pub fn set_priority(&self, priority: i32) -> Result<(), PoolError> {
+        self.core
+            .set_group_priority(self.key, &self.name, priority)?;
+        self.priority.store(priority, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The group's weight in the pool's shares: the one it was made with
+    /// ([`GroupBuilder::weight`](crate::GroupBuilder::weight)) or last set.
+    pub fn weight(&self) -> u32 {
+        self.weight.load(Ordering::Relaxed)
+    }
+
+    /// Changes the group's weight while it runs (slots are given by it from now on; none is
+    /// taken away). [`PoolError::InvalidLimit`] for 0, [`PoolError::GroupEnded`] once the
+    /// group was cancelled or flushed.
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")] {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// # rt.block_on(async {
+    /// # use async_taskpool::{runtime::TokioSpawner, TaskPool};
+    /// let pool = TaskPool::builder(TokioSpawner::current()).limit(2).build()?;
+    /// let group = pool.map(0..10, 2, |x| async move { x })?;
+    /// group.set_weight(4)?;
+    /// assert_eq!(group.weight(), 4);
+    /// assert!(group.set_weight(0).is_err());
+    /// # group.join().await?;
+    /// # Ok::<_, async_taskpool::PoolError>(())
+    /// # }).unwrap(); }
+    /// ```
+    pub fn set_weight(&self, weight: u32) -> Result<(), PoolError> {
+        self.core.set_group_weight(self.key, &self.name, weight)?;
+        self.weight.store(weight, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Whether every item has ended and no more will start.
@@ -187,6 +309,10 @@ impl<T> FusedStream for Group<T> {
 impl<T> Drop for Group<T> {
     fn drop(&mut self) {
         self.discard();
+        if self.cancel_on_drop && !self.results.is_finished() {
+            // Refused only if the group was cancelled or forgotten already: nothing to stop.
+            let _ = self.core.cancel_group(self.key, &self.name);
+        }
     }
 }
 

@@ -54,6 +54,7 @@
 //! | run one task and get its output              | [`TaskPool::exec`]                   |
 //! | start `n` copies of a job                    | [`TaskPool::apply`]                  |
 //! | process an iterator or stream, bounded       | [`TaskPool::map`], [`GroupBuilder::map_stream`] |
+//! | the same, stopping at the first error        | [`TaskPool::try_map`]                |
 //! | keep `n` identical workers, resize by count  | [`SimpleTaskPool`]                   |
 //! | run one task for as long as a scope lives    | [`BackgroundTask`]                   |
 //! | run a closure every interval                 | [`PeriodicTask`]                     |
@@ -107,6 +108,7 @@
 
 mod background;
 mod builder;
+mod concurrency;
 #[cfg(feature = "control")]
 #[cfg_attr(docsrs, doc(cfg(feature = "control")))]
 pub mod control;
@@ -129,6 +131,7 @@ mod stats;
 mod sync;
 #[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
 mod threaded;
+mod try_group;
 
 /// The runtime layer: the [`Spawner`](runtime::Spawner) trait and one adapter per executor
 /// (re-exported from the `async-taskpool-runtime` crate).
@@ -141,6 +144,7 @@ pub use background::{
     PeriodicTaskBuilder,
 };
 pub use builder::{GroupBuilder, TaskBuilder};
+pub use concurrency::Concurrency;
 pub use engine::current::current_task_id;
 pub use error::{ExecError, PanicPayload, PoolError, SpawnError, TaskError, TrySpawnError};
 pub use group::Group;
@@ -158,3 +162,4 @@ pub use threaded::{
     AsyncThreadedPool, HookError, ThreadRuntime, ThreadedError, ThreadedHandle, ThreadedPool,
     ThreadedPoolBuilder,
 };
+pub use try_group::{TryGroup, TryMapError};

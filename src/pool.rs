@@ -1,17 +1,20 @@
 //! `TaskPool`: heterogeneous tasks with a limit, groups, cancellation and introspection.
 
 use crate::builder::{self, GroupBuilder, TaskBuilder};
+use crate::concurrency::Concurrency;
 use crate::engine::core::Core;
 use crate::error::{ExecError, PoolError, TrySpawnError};
 use crate::group::Group;
 use crate::handle::TaskHandle;
 use crate::id::TaskId;
 use crate::stats::{GroupStats, PoolStats, TaskInfo};
+use crate::try_group::TryGroup;
 use async_taskpool_runtime::Spawner;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A pool of async tasks of any output type, with a resizable concurrency limit.
 ///
@@ -19,10 +22,14 @@ use std::sync::Arc;
 ///
 /// # Guarantees
 /// - At most [`limit`](Self::limit) tasks run at once (a task's nested `exec` children run
-///   in its slot). Loose tasks that do not fit wait in one FIFO queue and start in
-///   submission order; each `map`/`apply`/`start` group waits in a lane of its own, and lanes
-///   take turns (round robin) as room frees, so competing groups and the loose tasks share
-///   the pool instead of taking it in bursts. Nothing waiting costs a runtime task.
+///   in its slot). Loose tasks that do not fit wait in a FIFO queue per
+///   [priority](TaskBuilder::priority) and start by priority, then in submission order; each
+///   `map`/`apply`/`start` group waits in a lane of its own (with its own
+///   [priority](GroupBuilder::priority) and [weight](GroupBuilder::weight)), and as room
+///   frees, lanes of the highest priority share the pool by weight (equal by default), so
+///   competing groups and the loose tasks share it instead of taking it in bursts; ageing
+///   keeps lower priorities from starving ([`PoolBuilder::ageing`] states the bound).
+///   Nothing waiting costs a runtime task.
 /// - Up to 32 runtime tasks whose tasks ended stay parked, holding no slot, for tasks that
 ///   start at once; they end when the pool is closed (dropping its last handle closes it).
 /// - Every submitted task gets a [`TaskId`] and ends exactly once: completed, cancelled, timed
@@ -126,6 +133,9 @@ impl TaskPool {
             cancel_on_drop: false,
             track_durations: false,
             metrics: true,
+            loose_weight: 1,
+            ageing: None,
+            queue_wait: None,
         }
     }
 
@@ -251,8 +261,10 @@ impl TaskPool {
     /// ahead of those running), with at most `num_concurrent` of them at once (and never over
     /// the pool's limit). Returns at once with a [`Group`] whose results
     /// come in input order (asyncio-pool's `map`); see [`map_unordered`](Self::map_unordered)
-    /// for completion order. `num_concurrent` must be at least 1; pass `usize::MAX` for no
-    /// group limit.
+    /// for completion order. `num_concurrent` is a number (at least 1), or
+    /// [`Concurrency::PoolLimit`] for as many as the pool's limit allows, following
+    /// [`set_limit`](Self::set_limit); change it later with
+    /// [`Group::set_num_concurrent`].
     ///
     /// Items run on reused workers: each still gets its own id, cancellation, panic isolation
     /// and result, without a runtime spawn per item.
@@ -280,7 +292,7 @@ impl TaskPool {
     pub fn map<I, F, Fut>(
         &self,
         items: I,
-        num_concurrent: usize,
+        num_concurrent: impl Into<Concurrency>,
         f: F,
     ) -> Result<Group<Fut::Output>, PoolError>
     where
@@ -294,6 +306,47 @@ impl TaskPool {
         self.build_group().map(items, num_concurrent, f)
     }
 
+    /// Like [`map`](Self::map) for futures that return a `Result`, stopping at the first
+    /// failure: the group pulls no more items and cancels those running as soon as one item
+    /// returns `Err` (or panics, times out, is cancelled or shed), and its [`TryGroup`]
+    /// stream yields the outputs before it, then that error. Results come in input order;
+    /// for completion order use [`build_group().unordered().try_map(..)`](GroupBuilder::try_map).
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")] {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// # rt.block_on(async {
+    /// # use async_taskpool::{runtime::TokioSpawner, TaskPool, TryMapError};
+    /// use futures::TryStreamExt;
+    /// let pool = TaskPool::builder(TokioSpawner::current()).limit(8).build()?;
+    /// let checked = pool.try_map(0..1000u32, 8, |n| async move {
+    ///     if n == 10 { Err(format!("item {n} is bad")) } else { Ok(n) }
+    /// })?;
+    /// let err = checked.try_collect::<Vec<_>>().await.unwrap_err();
+    /// assert_eq!(err.into_item().unwrap(), "item 10 is bad");
+    /// pool.join().await?;
+    /// assert!(pool.num_ended() < 1000, "the rest never started");
+    /// # Ok::<_, async_taskpool::PoolError>(())
+    /// # }).unwrap(); }
+    /// ```
+    pub fn try_map<I, F, Fut, T, E>(
+        &self,
+        items: I,
+        num_concurrent: impl Into<Concurrency>,
+        f: F,
+    ) -> Result<TryGroup<T, E>, PoolError>
+    where
+        I: IntoIterator,
+        I::IntoIter: Send + 'static,
+        I::Item: Send + 'static,
+        F: Fn(I::Item) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        self.build_group().try_map(items, num_concurrent, f)
+    }
+
     /// Like [`map`](Self::map), with results in completion order (asyncio-pool's `itermap`).
     /// For a [`Stream`](futures_core::Stream) input, use
     /// [`build_group().map_stream(..)`](GroupBuilder::map_stream) (add `.unordered()` for
@@ -301,7 +354,7 @@ impl TaskPool {
     pub fn map_unordered<I, F, Fut>(
         &self,
         items: I,
-        num_concurrent: usize,
+        num_concurrent: impl Into<Concurrency>,
         f: F,
     ) -> Result<Group<Fut::Output>, PoolError>
     where
@@ -397,6 +450,33 @@ impl TaskPool {
     /// ```
     pub fn set_limit(&self, limit: impl Into<Option<usize>>) -> Result<(), PoolError> {
         self.core.set_limit(limit.into())
+    }
+
+    /// Changes the loose tasks' weight in the pool's shares (see
+    /// [`PoolBuilder::loose_weight`]). [`PoolError::InvalidLimit`] for 0.
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// # let pool = async_taskpool::TaskPool::new(async_taskpool::runtime::SmolSpawner::global());
+    /// pool.set_loose_weight(3)?;
+    /// assert_eq!(pool.loose_weight(), 3);
+    /// assert!(pool.set_loose_weight(0).is_err());
+    /// # }
+    /// # Ok::<_, async_taskpool::PoolError>(())
+    /// ```
+    pub fn set_loose_weight(&self, weight: u32) -> Result<(), PoolError> {
+        self.core.set_loose_weight(weight)
+    }
+
+    /// The loose tasks' weight in the pool's shares.
+    pub fn loose_weight(&self) -> u32 {
+        self.core.loose_weight()
+    }
+
+    /// How many starts may pass waiting work over before it goes first (see
+    /// [`PoolBuilder::ageing`]); the default follows the limit.
+    pub fn ageing(&self) -> usize {
+        usize::try_from(self.core.ageing()).unwrap_or(usize::MAX)
     }
 
     /// The maximum number of tasks running at once; `None` is unlimited.
@@ -587,6 +667,9 @@ pub struct PoolBuilder {
     /// Whether it reports through the `metrics` feature (a `BackgroundTask`'s own pool does
     /// not: one series per task would be unbounded).
     metrics: bool,
+    loose_weight: u32,
+    ageing: Option<usize>,
+    queue_wait: Option<Duration>,
 }
 
 impl PoolBuilder {
@@ -616,6 +699,84 @@ impl PoolBuilder {
         self
     }
 
+    /// The loose tasks' weight in the pool's shares (default 1, at least 1): loose tasks
+    /// (`spawn`, `spawn_queued`, `exec`) share the pool with groups of their priority as one
+    /// more group of this weight (see [`GroupBuilder::weight`]). Change it later with
+    /// [`TaskPool::set_loose_weight`].
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// use async_taskpool::{runtime::SmolSpawner, TaskPool};
+    /// let pool = TaskPool::builder(SmolSpawner::global()).limit(8).loose_weight(2).build()?;
+    /// assert_eq!(pool.loose_weight(), 2);
+    /// # }
+    /// # Ok::<_, async_taskpool::PoolError>(())
+    /// ```
+    pub fn loose_weight(mut self, weight: u32) -> Self {
+        self.loose_weight = weight;
+        self
+    }
+
+    /// How many starts may pass waiting work over before it goes first, whatever its
+    /// priority: the bound of the pool's ageing. Default: four times the pool's limit, at
+    /// least 16 (about four generations of running tasks).
+    ///
+    /// Work waits in lanes: each group is one, and the loose tasks of each priority are one
+    /// (in submission order). A freed slot goes to the highest priority lane, unless a lane
+    /// was passed over `ageing` times while it waited: such a lane goes first (the one passed
+    /// over most, first), once, then counts again from zero. So **a lane waiting for a slot
+    /// is passed over at most `ageing + L - 1` times**, `L` being the number of lanes
+    /// waiting: a queued task whose lane has `k` tasks ahead of it starts within
+    /// `(k + 1) (ageing + L - 1)` starts of other lanes, however much higher priority work
+    /// keeps arriving. Zero is refused by [`build`](Self::build).
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// use async_taskpool::{runtime::SmolSpawner, TaskPool};
+    /// let pool = TaskPool::builder(SmolSpawner::global()).limit(10).build()?;
+    /// assert_eq!(pool.ageing(), 40);
+    /// let strict = TaskPool::builder(SmolSpawner::global()).limit(10).ageing(1000).build()?;
+    /// assert_eq!(strict.ageing(), 1000);
+    /// # }
+    /// # Ok::<_, async_taskpool::PoolError>(())
+    /// ```
+    pub fn ageing(mut self, starts: usize) -> Self {
+        self.ageing = Some(starts);
+        self
+    }
+
+    /// The longest work may wait for a slot before it is shed, for every task and group that
+    /// sets none ([`TaskBuilder::max_queue_wait`], [`GroupBuilder::max_queue_wait`]): work
+    /// that could not start in time ends as [`TaskError::Shed`](crate::TaskError::Shed),
+    /// counted in [`PoolStats::shed`](crate::PoolStats::shed), instead of starting late.
+    /// Default: none (work waits as long as it takes). `SimpleTaskPool` copies are never shed.
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")] {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// # rt.block_on(async {
+    /// use async_taskpool::{runtime::TokioSpawner, TaskPool};
+    /// use std::time::Duration;
+    ///
+    /// let pool = TaskPool::builder(TokioSpawner::current())
+    ///     .limit(1)
+    ///     .max_queue_wait(Duration::from_millis(10))
+    ///     .build()?;
+    /// let (tx, rx) = futures::channel::oneshot::channel::<()>();
+    /// let first = pool.spawn_queued(async move { let _ = rx.await; })?;
+    /// let second = pool.spawn_queued(async {})?;
+    /// assert!(second.await.unwrap_err().is_shed());
+    /// drop(tx);
+    /// first.await.unwrap();
+    /// assert_eq!(pool.stats().shed, 1);
+    /// # Ok::<_, async_taskpool::PoolError>(())
+    /// # }).unwrap(); }
+    /// ```
+    pub fn max_queue_wait(mut self, wait: Duration) -> Self {
+        self.queue_wait = Some(wait);
+        self
+    }
+
     /// Tracks how long each task waits for a slot and runs: [`TaskInfo::queue_wait`] and
     /// [`TaskInfo::run_time`] in [`TaskPool::tasks`], percentiles in [`PoolStats`]
     /// (`queue_wait`, `run_time`) and per group in [`TaskPool::group_stats`], and, with the
@@ -641,13 +802,17 @@ impl PoolBuilder {
         self
     }
 
-    /// Builds the pool. Fails only with [`PoolError::InvalidLimit`] for a limit of 0.
+    /// Builds the pool. Fails only with [`PoolError::InvalidLimit`] for a limit, weight or
+    /// ageing of 0.
     pub fn build(self) -> Result<TaskPool, PoolError> {
-        if self.limit == Some(0) {
-            return Err(PoolError::InvalidLimit {
-                what: "pool limit",
-                value: 0,
-            });
+        for (what, value) in [
+            ("pool limit", self.limit),
+            ("weight", Some(self.loose_weight as usize)),
+            ("ageing", self.ageing),
+        ] {
+            if value == Some(0) {
+                return Err(PoolError::InvalidLimit { what, value: 0 });
+            }
         }
         let core = Core::new(
             self.spawner,
@@ -656,6 +821,11 @@ impl PoolBuilder {
             self.track_durations,
             self.metrics,
         );
+        core.set_loose_weight(self.loose_weight)?;
+        core.set_ageing(self.ageing.map(|a| a as u64));
+        if let Some(wait) = self.queue_wait {
+            core.set_queue_wait(wait);
+        }
         let owner = Arc::new(Owner {
             core: core.clone(),
             cancel_on_drop: self.cancel_on_drop,
@@ -675,6 +845,9 @@ impl fmt::Debug for PoolBuilder {
             .field("limit", &self.limit)
             .field("cancel_on_drop", &self.cancel_on_drop)
             .field("track_durations", &self.track_durations)
+            .field("loose_weight", &self.loose_weight)
+            .field("ageing", &self.ageing)
+            .field("max_queue_wait", &self.queue_wait)
             .finish()
     }
 }

@@ -209,14 +209,17 @@ impl<T: Send + 'static> SimpleTaskPool<T> {
             num_concurrent: usize::MAX,
             ordered: false,
             options: self.options.clone(),
+            priority: 0,
+            weight: 1,
+            queue_wait: None,
         };
         let input = GroupInput::Reserved {
             count: num as u64,
             item: || (),
         };
         let core = self.pool.core();
-        let g = core.launch_group(spec, input, move |()| factory())?;
-        Ok(Group::new(g.key, g.name, g.results, core.clone()))
+        let g = core.launch_group(spec, input, move |()| factory(), None)?;
+        Ok(Group::new(g, core.clone()))
     }
 
     /// Cancels the `num` newest tasks, queued ones before running ones; returns their ids,

@@ -51,6 +51,10 @@ pub struct PoolStats {
     /// Of `ended`: dropped by their runtime (it shut down) or refused by it.
     #[serde(default)]
     pub dropped: u64,
+    /// Of `ended`: shed, because they could not start within their `max_queue_wait`
+    /// ([`TaskError::Shed`](crate::TaskError::Shed)).
+    #[serde(default)]
+    pub shed: u64,
     /// Task ids handed out so far.
     pub submitted: u64,
     /// Whether new work is refused until `unlock`.
@@ -269,6 +273,10 @@ pub struct GroupSummary {
     /// Items dropped by their runtime (it shut down) or refused by it.
     #[serde(default)]
     pub dropped: u64,
+    /// Items shed: they could not start within the group's `max_queue_wait`
+    /// ([`TaskError::Shed`](crate::TaskError::Shed)).
+    #[serde(default)]
+    pub shed: u64,
     /// Items of a cancelled `map` or `apply` that never started: pulled but not run, or left
     /// in the input (exact for inputs that know their length, else a lower bound from the
     /// input's size hint). They have no ids and no results, and are not in [`total`].
@@ -281,6 +289,6 @@ pub struct GroupSummary {
 impl GroupSummary {
     /// All items that ended (`not_started` ones never did).
     pub fn total(&self) -> u64 {
-        self.completed + self.cancelled + self.panicked + self.timed_out + self.dropped
+        self.completed + self.cancelled + self.panicked + self.timed_out + self.dropped + self.shed
     }
 }

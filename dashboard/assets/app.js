@@ -8,7 +8,7 @@ const WINDOW_MS = 10 * 60 * 1000; // the charts' longest span: the last ten minu
 const MIN_SPAN_MS = 30 * 1000; // and the shortest, while the dashboard has seen less
 const BARS = 60; // outcome bars per chart
 const PAGE = 50; // task rows per page
-const OUTCOMES = ["completed", "cancelled", "panicked", "timed_out", "dropped"];
+const OUTCOMES = ["completed", "cancelled", "panicked", "timed_out", "dropped", "shed"];
 const NUM = new Intl.NumberFormat("en");
 
 const pools = new Map(); // server id -> { view, history, dom, tasks }
@@ -224,7 +224,7 @@ function render(p) {
   setText(t.started.sub, `${int(s.submitted)} ids issued`);
   t.ended.value.replaceChildren(rate(sample.ended_per_s), el("span", { class: "unit", text: "/s" }));
   setText(t.ended.sub, `${int(s.ended)} since flush`);
-  const failed = (s.panicked || 0) + (s.timed_out || 0) + (s.dropped || 0);
+  const failed = (s.panicked || 0) + (s.timed_out || 0) + (s.dropped || 0) + (s.shed || 0);
   setText(t.failed.value, int(failed));
   t.failed.root.classList.toggle("bad", failed > 0);
   const parts = [[s.panicked, "panicked"], [s.timed_out, "timed out"], [s.dropped, "dropped"]].filter(([n]) => n > 0);

@@ -20,6 +20,7 @@ pub struct Counters {
     pub panicked: u64,
     pub timed_out: u64,
     pub dropped: u64,
+    pub shed: u64,
 }
 
 impl Counters {
@@ -36,6 +37,7 @@ impl Counters {
             panicked: n("panicked"),
             timed_out: n("timed_out"),
             dropped: n("dropped"),
+            shed: n("shed"),
         }
     }
 
@@ -59,8 +61,9 @@ pub struct Sample {
     pub started_per_s: Option<f64>,
     /// Tasks ended per second, whatever the outcome.
     pub ended_per_s: Option<f64>,
-    /// Outcomes since the poll before: completed, cancelled, panicked, timed out, dropped.
-    pub outcomes: Option<[u64; 5]>,
+    /// Outcomes since the poll before: completed, cancelled, panicked, timed out, dropped,
+    /// shed.
+    pub outcomes: Option<[u64; 6]>,
 }
 
 /// A pool's recent samples.
@@ -82,6 +85,7 @@ impl History {
                 || now.panicked < before.panicked
                 || now.timed_out < before.timed_out
                 || now.dropped < before.dropped
+                || now.shed < before.shed
                 || now.started() < before.started();
             (secs > 0.0 && !reset).then_some((secs, before))
         });
@@ -91,8 +95,10 @@ impl History {
                 let panicked = now.panicked - before.panicked;
                 let timed_out = now.timed_out - before.timed_out;
                 let dropped = now.dropped - before.dropped;
+                let shed = now.shed - before.shed;
                 let ended = now.ended - before.ended;
-                let completed = ended.saturating_sub(cancelled + panicked + timed_out + dropped);
+                let completed =
+                    ended.saturating_sub(cancelled + panicked + timed_out + dropped + shed);
                 Sample {
                     t,
                     running: now.running,
@@ -100,7 +106,7 @@ impl History {
                     backlog: now.backlog,
                     started_per_s: Some((now.started() - before.started()) as f64 / secs),
                     ended_per_s: Some(ended as f64 / secs),
-                    outcomes: Some([completed, cancelled, panicked, timed_out, dropped]),
+                    outcomes: Some([completed, cancelled, panicked, timed_out, dropped, shed]),
                 }
             }
             None => Sample {
@@ -154,7 +160,7 @@ mod tests {
         let s = h.record(3_000, counters(3, 16, 2));
         assert_eq!(s.ended_per_s, Some(3.0));
         assert_eq!(s.started_per_s, Some(3.5)); // (16 + 3) - (10 + 2) = 7 over 2 s
-        assert_eq!(s.outcomes, Some([5, 1, 0, 0, 0]));
+        assert_eq!(s.outcomes, Some([5, 1, 0, 0, 0, 0]));
         // A flush: the counters went back.
         let s = h.record(4_000, counters(3, 0, 0));
         assert_eq!((s.ended_per_s, s.outcomes), (None, None));

@@ -22,7 +22,7 @@ impl State {
     }
 
     pub(super) fn is_waiting(&self, id: TaskId) -> bool {
-        self.loose.find(id.get(), |_| true).is_some() || self.reserving_group(id).is_some()
+        self.loose.find(id.get()).is_some() || self.reserving_group(id).is_some()
     }
 
     /// The start group that reserved `id` and has not started it.
@@ -40,11 +40,15 @@ impl State {
             self.cancel_running(id, after);
             return;
         }
-        if let Some(ticket) = self.loose.find(id.get(), |_| true) {
-            let task = self.loose.take(ticket).expect("found").into_inner();
+        if let Some((priority, ticket)) = self.loose.find(id.get()) {
+            let task = self
+                .loose
+                .take(priority, ticket)
+                .expect("found")
+                .into_inner();
             let control = task.clone().control();
             after.wake(control.cancel(id));
-            self.insert_ending(id, control);
+            self.insert_ending(id, control, true);
             let job = task.launch(core, id, Seat::Unseated);
             after.start(Start::Job(job), None);
             return;
@@ -94,7 +98,7 @@ impl State {
     ) -> Vec<TaskId> {
         let mut stopped = Vec::new();
         while stopped.len() < num {
-            let loose = self.loose.iter().next_back().map(|(k, _)| k);
+            let loose = self.loose.newest();
             let reserved = self
                 .groups
                 .iter()

@@ -6,9 +6,9 @@
 //! (`insert_running`, `to_ending`, `remove_task`, `take_slot`, ...); those methods keep the
 //! counts consistent, and nothing else writes them.
 
-use super::fifo::Fifo;
 use super::handoff::{Mailbox, Parking, IDLE_CAP};
 use super::lanes::{GroupKey, Lane, Reserved, Turns};
+use super::loose::LooseQueue;
 use super::slab::Slab;
 use super::table::IdTable;
 use super::telemetry::Telemetry;
@@ -27,6 +27,7 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 static POOL_SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
@@ -95,6 +96,8 @@ pub(crate) enum Outcome {
     TimedOut,
     /// The runtime dropped the task (it shut down), or refused to start it.
     Dropped,
+    /// It could not start within its `max_queue_wait`.
+    Shed,
 }
 
 impl Outcome {
@@ -105,6 +108,7 @@ impl Outcome {
             Err(TaskError::Panicked { .. }) => Self::Panicked,
             Err(TaskError::TimedOut { .. }) => Self::TimedOut,
             Err(TaskError::RuntimeDropped { .. } | TaskError::SpawnFailed { .. }) => Self::Dropped,
+            Err(TaskError::Shed { .. }) => Self::Shed,
         }
     }
 }
@@ -154,6 +158,8 @@ pub(crate) trait QueuedTask: Send + Sync {
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
     /// The type of its cell.
     fn cell_type(&self) -> TypeId;
+    /// It is leaving the queue shed (its deadline passed): its job ends it as `Shed`.
+    fn mark_shed(&self);
     /// Its custom name, if any.
     fn name(&self) -> Option<&str>;
 }
@@ -173,6 +179,8 @@ pub(crate) trait GroupDriver: Send + Sync {
     /// the results are passed over (the items themselves are dropped with the driver, after
     /// unlocking). Returns the results stream's waker.
     fn skip_ahead(&self) -> Option<Waker>;
+    /// The group's deadline passed: its workers shed the items not started yet.
+    fn shed(&self);
 }
 
 /// A worker job, and the signal that cancels the items it runs.
@@ -224,6 +232,7 @@ pub(crate) struct Ended {
     pub(crate) panicked: u64,
     pub(crate) timed_out: u64,
     pub(crate) dropped: u64,
+    pub(crate) shed: u64,
 }
 
 impl Ended {
@@ -235,6 +244,7 @@ impl Ended {
             Outcome::Panicked => self.panicked += 1,
             Outcome::TimedOut => self.timed_out += 1,
             Outcome::Dropped => self.dropped += 1,
+            Outcome::Shed => self.shed += 1,
         }
     }
 }
@@ -267,6 +277,14 @@ pub(crate) struct GroupState {
     /// Held until the group stops (it owns the user's closure and input).
     pub(super) driver: Option<Held<Arc<dyn GroupDriver>>>,
     pub(super) num_concurrent: usize,
+    /// Its lane's priority: higher goes first (see `shares.rs`).
+    pub(super) priority: i32,
+    /// Its weight in the shares of the pool (see `shares.rs`).
+    pub(super) weight: u32,
+    /// Starts given to other lanes since it last got a slot, while it waited (ageing).
+    pub(super) passed_over: u64,
+    /// Its stride-scheduling pass (see `shares.rs`).
+    pub(super) pass: u64,
     /// How many workers it wants now (ramps as items are pulled).
     pub(super) target: usize,
     /// Workers holding a slot.
@@ -276,6 +294,8 @@ pub(crate) struct GroupState {
     pub(super) parked_puller: Option<Option<Waker>>,
     pub(super) in_turns: bool,
     pub(super) cancelled: bool,
+    /// Its `max_queue_wait` passed: items not started are shed (see `shed.rs`).
+    pub(super) shed: bool,
     /// Items running or ending.
     pub(super) items_live: usize,
     /// Items waiting for room: a lower bound from the input's size hint (exact for exact
@@ -320,10 +340,17 @@ impl GroupState {
     }
 
     /// Whether the group would use a slot now.
+    #[inline]
     pub(super) fn wants_slot(&self) -> bool {
+        self.wants_slot_with(self.workers)
+    }
+
+    /// Whether the group would use a slot if it had `workers` workers.
+    #[inline]
+    pub(super) fn wants_slot_with(&self, workers: usize) -> bool {
         !self.cancelled
             && (matches!(self.parked_puller, Some(Some(_)))
-                || (self.has_input() && self.workers < self.target.min(self.num_concurrent)))
+                || (self.has_input() && workers < self.target.min(self.num_concurrent)))
     }
 }
 
@@ -334,8 +361,14 @@ pub(crate) struct State {
     pub(super) gate: Gate,
     pub(super) next_id: u64,
     pub(super) table: IdTable<Entry>,
-    pub(super) loose: Fifo<Held<Arc<dyn QueuedTask>>>,
-    pub(super) loose_in_turns: bool,
+    pub(super) loose: LooseQueue<Held<Arc<dyn QueuedTask>>>,
+    /// The loose tasks' weight in the shares of the pool (see `shares.rs`).
+    pub(super) loose_weight: u32,
+    /// Starts a waiting lane may be passed over before it goes first (`None`: the default,
+    /// from the limit; see `shares.rs`).
+    pub(super) ageing: Option<u64>,
+    /// The pass of the lane served last: where a lane joining the turns starts.
+    pub(super) pass_clock: u64,
     pub(super) turns: Turns,
     pub(super) groups: Slab<GroupState>,
     pub(super) names: HashMap<Arc<str>, GroupKey>,
@@ -547,6 +580,9 @@ pub(crate) struct Core {
     changed: Event,
     /// ...if anyone waits: most retirements have no waiter and skip the notification.
     waiters: AtomicUsize,
+    /// The pool's `max_queue_wait` in nanoseconds, for tasks and groups that set none (0:
+    /// none). Set at build; read on every submission, so a plain load.
+    queue_wait_nanos: std::sync::atomic::AtomicU64,
     /// Its metrics (feature `metrics`; nothing without it).
     pub(crate) telemetry: Telemetry,
     /// Whether sections carry duration samples out to `telemetry` (durations tracked, and
@@ -596,8 +632,10 @@ impl Core {
                 gate: Gate::Open,
                 next_id: 0,
                 table: IdTable::default(),
-                loose: Fifo::default(),
-                loose_in_turns: false,
+                loose: LooseQueue::default(),
+                loose_weight: 1,
+                ageing: None,
+                pass_clock: 0,
                 turns: Turns::default(),
                 groups: Slab::default(),
                 names: HashMap::new(),
@@ -614,7 +652,23 @@ impl Core {
             }),
             changed: Event::new(),
             waiters: AtomicUsize::new(0),
+            queue_wait_nanos: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// The pool's `max_queue_wait`, if it has one.
+    #[inline]
+    pub(crate) fn queue_wait(&self) -> Option<Duration> {
+        match self.queue_wait_nanos.load(Ordering::Relaxed) {
+            0 => None,
+            nanos => Some(Duration::from_nanos(nanos)),
+        }
+    }
+
+    /// Sets the pool's `max_queue_wait` (at build).
+    pub(crate) fn set_queue_wait(&self, wait: Duration) {
+        let nanos = u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX).max(1);
+        self.queue_wait_nanos.store(nanos, Ordering::Relaxed);
     }
 
     /// Enters a critical section.
@@ -825,15 +879,20 @@ impl State {
         self.time_started(id, group);
     }
 
-    /// A queued task that was cancelled runs its callbacks without a slot.
-    pub(super) fn insert_ending(&mut self, id: TaskId, control: Arc<dyn TaskControl>) {
+    /// A queued task that was cancelled (or shed) runs its callbacks without a slot.
+    pub(super) fn insert_ending(
+        &mut self,
+        id: TaskId,
+        control: Arc<dyn TaskControl>,
+        cancel_requested: bool,
+    ) {
         self.ending += 1;
         self.table.insert(
             id.get(),
             Entry {
                 control: Held::new(control),
                 life: Life::Ending,
-                cancel_requested: true,
+                cancel_requested,
                 group: None,
             },
         );
@@ -878,13 +937,17 @@ impl State {
         Some(entry)
     }
 
-    /// Queues a loose task.
-    pub(crate) fn queue_loose(&mut self, id: TaskId, task: Arc<dyn QueuedTask>) {
-        self.loose.push(id.get(), Held::new(task));
+    /// Queues a loose task, behind those of its priority.
+    #[inline]
+    pub(crate) fn queue_loose(&mut self, id: TaskId, task: Arc<dyn QueuedTask>, priority: i32) {
         self.time_queued(id);
-        if !self.loose_in_turns {
-            self.loose_in_turns = true;
-            self.turns.join(Lane::Loose);
+        let clock = self.pass_clock;
+        let level = self.loose.push(priority, id.get(), Held::new(task));
+        if !level.in_turns {
+            level.in_turns = true;
+            level.passed_over = 0;
+            level.pass = level.pass.max(clock);
+            self.turns.join(Lane::Loose(priority));
         }
     }
 
@@ -896,70 +959,6 @@ impl State {
 
     // ----- the scheduler -----
 
-    /// Slots a lane holds now: its workers for a group, the loose tasks' own slots for the
-    /// loose lane. `None` if the lane wants no slot.
-    #[inline]
-    pub(super) fn held_if_wanting(&self, lane: Lane) -> Option<usize> {
-        match lane {
-            Lane::Loose => (!self.loose.is_empty()).then(|| self.slots - self.group_workers),
-            Lane::Group(key) => self
-                .groups
-                .get(key)
-                .filter(|g| g.wants_slot())
-                .map(|g| g.workers),
-        }
-    }
-
-    /// The lane whose turn it is: of those that want a slot, the one holding the fewest, the
-    /// earliest in turn order among equals. `from` is the lane whose slot is up for grabs (it
-    /// counts one fewer). Lanes that want none leave the ring. Returns the lane's place in the
-    /// ring too, for [`take_turn`](Self::take_turn).
-    pub(super) fn lane_up(&mut self, from: Option<Lane>) -> Option<(Lane, usize)> {
-        if self.turns.len() == 0 {
-            return None;
-        }
-        if self.turns.len() == 1 {
-            // One lane waits (the usual case): no shares to weigh.
-            let lane = self.turns.get(0)?;
-            if self.held_if_wanting(lane).is_some() {
-                return Some((lane, 0));
-            }
-        }
-        let mut best: Option<(usize, usize, Lane)> = None;
-        let mut i = 0;
-        while let Some(lane) = self.turns.get(i) {
-            match self.held_if_wanting(lane) {
-                Some(held) => {
-                    let held = if from == Some(lane) { held - 1 } else { held };
-                    if best.is_none_or(|(h, _, _)| held < h) {
-                        best = Some((held, i, lane));
-                    }
-                    i += 1;
-                }
-                None => {
-                    self.turns.leave(i);
-                    match lane {
-                        Lane::Loose => self.loose_in_turns = false,
-                        Lane::Group(key) => {
-                            if let Some(g) = self.groups.get_mut(key) {
-                                g.in_turns = false;
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        best.map(|(_, i, lane)| (lane, i))
-    }
-
-    /// The lane at `place` took its turn: it moves to the back.
-    #[inline]
-    pub(super) fn take_turn(&mut self, place: usize) {
-        if self.turns.len() > 1 {
-            self.turns.took_turn(place);
-        }
-    }
-
     /// Starts the work whose turn it is in a slot the caller already counted. `None` if the
     /// turn went to a worker waiting with an item (it was woken).
     pub(super) fn start_turn(
@@ -970,8 +969,11 @@ impl State {
     ) -> Option<Start> {
         self.take_turn(place);
         match lane {
-            Lane::Loose => {
-                let (key, task) = self.loose.pop().expect("the loose lane wants a slot");
+            Lane::Loose(priority) => {
+                let (key, task) = self
+                    .loose
+                    .pop(priority)
+                    .expect("the loose lane wants a slot");
                 let task = task.into_inner();
                 let id = TaskId::new(key);
                 self.insert_running(id, task.clone().control(), Seat::Slot, None);
@@ -1031,7 +1033,7 @@ impl State {
         spare: &mut Option<Arc<Inbox>>,
     ) -> Next {
         if !self.over_limit() {
-            if let Some(lane) = self.lane_up(Some(Lane::Loose)) {
+            if let Some(lane) = self.lane_up(Some(Lane::Loose(0))) {
                 match self.start_turn(lane, core, after) {
                     Some(start) => return Next::Run(start),
                     // The slot went to a waiting worker; this runner has none now.

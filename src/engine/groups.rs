@@ -139,10 +139,13 @@ impl State {
     }
 
     /// Registers a group named by [`name_group`](Self::name_group).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn register_group(
         &mut self,
         name: Arc<str>,
         num_concurrent: usize,
+        priority: i32,
+        weight: u32,
         input: Input,
         backlog: u64,
         backlog_exact: bool,
@@ -157,12 +160,17 @@ impl State {
             name: name.clone(),
             driver: None,
             num_concurrent,
+            priority,
+            weight,
+            passed_over: 0,
+            pass: self.pass_clock,
             target: target.max(1),
             workers: 0,
             input,
             parked_puller: None,
             in_turns: false,
             cancelled: false,
+            shed: false,
             items_live: 0,
             backlog,
             ahead: 0,
@@ -201,6 +209,7 @@ impl State {
         if !matches!(g.input, Input::Reserved(_) | Input::Done) || dropped > 0 {
             let left = if g.cancelled { g.backlog } else { 0 };
             if let Some(driver) = g.driver.as_ref() {
+                // An endless input's size hint is `usize::MAX`: the count saturates.
                 after.wake(driver.input_done(left.saturating_add(dropped)));
             }
         }
@@ -215,6 +224,8 @@ impl State {
         };
         if !g.in_turns && g.wants_slot() {
             g.in_turns = true;
+            g.passed_over = 0;
+            g.pass = g.pass.max(self.pass_clock);
             self.turns.join(Lane::Group(key));
         }
     }
@@ -322,7 +333,8 @@ impl State {
             .get_mut(key)
             .expect("a group lives while its workers do");
         if g.cancelled {
-            // The backlog still counts the items just pulled: what is left is the hint's.
+            // What is left is what the input says now: the items just pulled are no longer
+            // in it (they count once, as `pulled`).
             g.backlog = hint.lower;
             after.discard(Trash::Input(source));
             self.close_input(key, pulled as u64, after);
@@ -462,7 +474,8 @@ impl State {
                 }
                 Some(true)
             }
-            _ if cancelled || g.cancelled => {
+            // Shed: it ends at once, as the worker sees (the group is marked shed).
+            _ if cancelled || g.cancelled || g.shed => {
                 g.parked_puller = None;
                 self.enter_ending(id);
                 Some(false)
@@ -502,14 +515,25 @@ impl State {
         after: &mut After,
         spare: &mut Option<Arc<Inbox>>,
     ) -> AfterItem {
-        let (has_input, cancelled) = match self.groups.get(key) {
-            Some(g) => (g.has_input(), g.cancelled),
-            None => (false, true),
+        // A group over its cap (it was lowered at run time) takes no next item here: the
+        // worker leaves, and its slot goes to whoever's turn it is.
+        let (has_input, cancelled, shed) = match self.groups.get(key) {
+            Some(g) => (
+                g.has_input() && g.workers <= g.num_concurrent,
+                g.cancelled,
+                g.shed,
+            ),
+            None => (false, true, false),
         };
-        let go_on = has_input && !cancelled && !self.over_limit();
-        if go_on && self.turns.len() <= 1 && self.turns.get(0).is_none_or(|l| l == Lane::Group(key))
+        // A shed group's items take no time: its worker goes on through them even over the
+        // limit (it may have been started over it to shed them: see `shed.rs`).
+        let go_on = has_input && !cancelled && (shed || !self.over_limit());
+        if go_on
+            && (self.turns.len() <= 1 && self.turns.get(0).is_none_or(|l| l == Lane::Group(key))
+                || shed)
         {
-            // Nobody else waits (the usual case of a lone map): go on.
+            // Nobody else waits (the usual case of a lone map), or the group is shed: its
+            // next items end at once, taking no time from the others.
             return AfterItem::Continue(take_next.then(|| self.next_item(key, control)));
         }
         if !self.over_limit() && !cancelled {

@@ -1,12 +1,14 @@
 //! Where work waits for a slot, and whose turn it is.
 //!
-//! Waiting work is split into *lanes*: one for the loose tasks (`spawn`, `spawn_queued`,
-//! `exec`: one FIFO, in submission order) and one per group (`map`, `apply`,
-//! `SimpleTaskPool::start`: its items, in input order). A slot that frees goes to the lane
-//! that wants one and holds the fewest slots, the earliest in [`Turns`] among equals; the lane
-//! served then moves to the back. So lanes that compete for the pool converge on equal shares
-//! of its slots (max-min fairness), and each gets a slot at least once every `k` starts, `k`
-//! being the number of lanes with work waiting, however long each lane's backlog is.
+//! Waiting work is split into *lanes*: one per priority for the loose tasks (`spawn`,
+//! `spawn_queued`, `exec`: a FIFO each, in submission order) and one per group (`map`,
+//! `apply`, `SimpleTaskPool::start`: its items, in input order). A slot that frees goes to
+//! the lane whose turn it is (`shares.rs`: ageing, then priority, then the fewest slots held
+//! for its weight, then the earliest in [`Turns`]); the lane served then moves to the back.
+//! With equal priorities and weights, lanes that compete for the pool converge on equal
+//! shares of its slots (max-min fairness), and each gets a slot at least once every `k`
+//! starts, `k` being the number of lanes with work waiting, however long each lane's backlog
+//! is.
 
 use std::collections::{BTreeSet, VecDeque};
 
@@ -14,10 +16,10 @@ use std::collections::{BTreeSet, VecDeque};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) struct GroupKey(pub(crate) u64);
 
-/// A lane: the loose tasks, or one group's items.
+/// A lane: the loose tasks of one priority, or one group's items.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Lane {
-    Loose,
+    Loose(i32),
     Group(GroupKey),
 }
 
@@ -158,14 +160,14 @@ mod tests {
     #[test]
     fn lanes_take_turns() {
         let mut t = Turns::default();
-        t.join(Lane::Loose);
+        t.join(Lane::Loose(0));
         t.join(Lane::Group(GroupKey(1)));
-        assert_eq!(t.get(0), Some(Lane::Loose));
+        assert_eq!(t.get(0), Some(Lane::Loose(0)));
         t.took_turn(0);
         assert_eq!(t.get(0), Some(Lane::Group(GroupKey(1))));
         t.took_turn(0);
-        assert_eq!(t.get(0), Some(Lane::Loose));
-        assert_eq!(t.leave(0), Some(Lane::Loose));
+        assert_eq!(t.get(0), Some(Lane::Loose(0)));
+        assert_eq!(t.leave(0), Some(Lane::Loose(0)));
         assert_eq!(t.len(), 1);
         t.remove(Lane::Group(GroupKey(1)));
         assert_eq!(t.get(0), None);

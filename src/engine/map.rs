@@ -22,6 +22,7 @@ use super::lanes::{GroupKey, Reserved};
 use super::poll::{poll_task, CancelSignal, RunTimer};
 use super::results::{Item, Results};
 use super::runner::{Runner, Work, RUN_BUDGET};
+use super::shed::QueueTimer;
 use super::span::{enter, task_span};
 use super::task::{log_end, log_started};
 use super::telemetry::{Kind, Telemetry};
@@ -30,7 +31,7 @@ use super::yield_now::yield_now;
 use crate::error::{PoolError, TaskError};
 use crate::id::TaskId;
 use crate::sync::lock::{lock, Rank};
-use crate::sync::{AtomicU64, AtomicWaker, Mutex};
+use crate::sync::{AtomicU64, AtomicU8, AtomicWaker, Mutex};
 use futures_core::Stream;
 use pin_project_lite::pin_project;
 use std::collections::VecDeque;
@@ -39,6 +40,7 @@ use std::pin::{pin, Pin};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 pub(crate) type Source<I> = Pin<Box<dyn Stream<Item = I> + Send>>;
 
@@ -58,6 +60,11 @@ pub(crate) struct GroupSpec {
     /// Results in input order (else in completion order).
     pub(crate) ordered: bool,
     pub(crate) options: TaskOptions,
+    /// Its lane's priority and weight (see `shares.rs`).
+    pub(crate) priority: i32,
+    pub(crate) weight: u32,
+    /// Its `max_queue_wait` (see `shed.rs`).
+    pub(crate) queue_wait: Option<Duration>,
 }
 
 /// A group the pool accepted.
@@ -65,6 +72,9 @@ pub(crate) struct Launched<T> {
     pub(crate) key: GroupKey,
     pub(crate) name: Arc<str>,
     pub(crate) results: Arc<Results<T>>,
+    pub(crate) num_concurrent: usize,
+    pub(crate) priority: i32,
+    pub(crate) weight: u32,
 }
 
 /// A group's shared part: what its workers run, and where results go.
@@ -82,7 +92,25 @@ struct MapGroup<I, F, T> {
     /// Items pulled ahead, with their sequence numbers, for any worker of the group; the
     /// state counts them (`GroupState::ahead`). Touched only inside a section.
     ahead: Mutex<VecDeque<(u64, I)>>,
+    /// Whether an item's outcome stops the group (`try_map`: an `Err`, or any failure).
+    stop_when: Option<StopWhen<T>>,
+    /// Its `max_queue_wait` and deadline timer (see `shed.rs`).
+    deadline: Option<(Duration, Arc<QueueTimer>)>,
+    /// Its deadline passed: items not started yet are shed (set once, read by workers).
+    shed: AtomicU8,
 }
+
+impl<I, F, T> Drop for MapGroup<I, F, T> {
+    fn drop(&mut self) {
+        // The group is over: its deadline timer, if still waiting, ends now.
+        if let Some((_, timer)) = &self.deadline {
+            timer.disarm();
+        }
+    }
+}
+
+/// What ends a `try_map` group early: the outcome of one item (our code, not the user's).
+pub(crate) type StopWhen<T> = fn(&Item<T>) -> bool;
 
 /// What a worker took from its group in a section.
 enum Taken<I> {
@@ -99,6 +127,7 @@ impl Core {
         spec: GroupSpec,
         input: GroupInput<I>,
         f: F,
+        stop_when: Option<StopWhen<Fut::Output>>,
     ) -> Result<Launched<Fut::Output>, PoolError>
     where
         I: Send + 'static,
@@ -109,6 +138,12 @@ impl Core {
         if spec.num_concurrent == 0 {
             return Err(PoolError::InvalidLimit {
                 what: "num_concurrent",
+                value: 0,
+            });
+        }
+        if spec.weight == 0 {
+            return Err(PoolError::InvalidLimit {
+                what: "weight",
                 value: 0,
             });
         }
@@ -166,6 +201,8 @@ impl Core {
         let key = st.register_group(
             name.clone(),
             spec.num_concurrent,
+            spec.priority,
+            spec.weight,
             state_input,
             hint.lower,
             hint.is_exact(),
@@ -181,18 +218,41 @@ impl Core {
             results: results.clone(),
             reserved_item,
             ahead: Mutex::new(VecDeque::new()),
+            stop_when,
+            deadline: spec.queue_wait.map(|d| (d, Arc::default())),
+            shed: AtomicU8::new(0),
         });
+        let deadline = group.deadline.as_ref().map(|(d, t)| (*d, t.clone()));
         st.launch_group(key, group, core, after);
         drop(s);
+        if let Some((wait, timer)) = deadline {
+            self.arm_group_deadline(key, wait, timer);
+        }
         if let Some(count) = fixed {
             // Reserved items have their ids now, and wait for room.
             self.telemetry.submitted(kind, count, count);
         }
-        Ok(Launched { key, name, results })
+        Ok(Launched {
+            key,
+            name,
+            results,
+            num_concurrent: spec.num_concurrent,
+            priority: spec.priority,
+            weight: spec.weight,
+        })
     }
 }
 
 impl<I, F, T> MapGroup<I, F, T> {
+    /// The group's deadline passed: `Some(max_queue_wait)`.
+    #[inline]
+    fn shed_after(&self) -> Option<Duration> {
+        if self.shed.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        self.deadline.as_ref().map(|(d, _)| *d)
+    }
+
     fn reserved_item(&self) -> I {
         let make = self
             .reserved_item
@@ -266,6 +326,10 @@ where
             self.results.add_not_started(not_started);
         }
         self.results.close_issuing()
+    }
+
+    fn shed(&self) {
+        self.shed.store(1, Ordering::Release);
     }
 
     fn skip_ahead(&self) -> Option<Waker> {
@@ -487,6 +551,19 @@ fn drop_in_place_guarded<F>(mut fut: Pin<&mut Option<F>>, pool: &str, id: Option
     }
 }
 
+/// Item `id` failed in a group that stops at its first failure (`try_map`): the group is
+/// cancelled (nothing more is pulled, running items are asked to stop), unless it was
+/// already, and `id` recorded as what stopped it.
+#[cold]
+fn stop_group<I, F, T>(group: &MapGroup<I, F, T>, core: &Arc<Core>, id: TaskId) {
+    let mut s = core.section();
+    let (st, after, c) = s.split();
+    if st.group_is_named(group.key) {
+        group.results.set_stopped_by(id);
+        st.cancel_group(group.key, c, after);
+    }
+}
+
 /// What a worker does after an item (the scheduler's `AfterItem`, with the next item taken
 /// in the same section).
 enum Decision<I> {
@@ -582,7 +659,9 @@ where
             started: start,
         };
         let span = task_span(&core.name, id, None, Some(&group.name));
-        let res = if start {
+        let shed = group.shed_after();
+        let runs = start && shed.is_none();
+        let res = if runs {
             // Calls the closure on the item and runs the future it makes, as task `id`: the
             // call, the first poll and (ready at once) the future's drop under one mark.
             let mut item = Some(item);
@@ -624,10 +703,19 @@ where
             })
             .await
         } else {
+            // Never started: shed (its group's deadline passed), or cancelled while it waited.
             drop_value(item, owner(&core.name, id));
-            Err(TaskError::Cancelled { id })
+            match shed {
+                Some(waited) => Err(TaskError::Shed { id, waited }),
+                None => Err(TaskError::Cancelled { id }),
+            }
         };
         let outcome = Outcome::of(&res);
+        if let Some(stop) = group.stop_when {
+            if stop(&res) {
+                stop_group(&group, &core, id);
+            }
+        }
         if let Some(callbacks) = &group.options.callbacks {
             if w.held.slot {
                 // Free the slot before the callbacks, as single tasks do; this worker then
@@ -649,7 +737,7 @@ where
         drop(span);
         guard.armed = false;
         // Counted before the section that delivers the result (see `task::finish`).
-        core.telemetry.ended(group.kind, outcome, start);
+        core.telemetry.ended(group.kind, outcome, runs);
         let mut unwanted = None;
         let decision = {
             let mut s = core.section();

@@ -4,7 +4,8 @@
 //! # Words
 //!
 //! - A **task** has an id and ends exactly once, with an outcome: completed, cancelled,
-//!   panicked, timed out, or dropped by its runtime. It is a *loose task* (`spawn`,
+//!   panicked, timed out, shed (it could not start within its `max_queue_wait`: `shed.rs`),
+//!   or dropped by its runtime. It is a *loose task* (`spawn`,
 //!   `spawn_queued`, `try_spawn`, `exec`) or an *item* of a group.
 //! - A **group** (`map`, `apply`, `SimpleTaskPool::start`) has an identity of its own
 //!   ([`lanes::GroupKey`], never reused) and a name (a label, free again once the group is
@@ -14,8 +15,9 @@
 //!   the pool spawned; it holds one slot and runs one **job** at a time (`handoff.rs`): a loose
 //!   task (`task.rs`), or a group's **worker** (`map.rs`), which runs the group's items one
 //!   after another in its slot.
-//! - A **lane** (`lanes.rs`) is where work waits for a slot: one for the loose tasks (FIFO),
-//!   one per group. Lanes that want a slot take **turns**, round robin.
+//! - A **lane** (`lanes.rs`) is where work waits for a slot: one per priority for the loose
+//!   tasks (FIFO each, `loose.rs`), one per group. Lanes that want a slot take **turns**
+//!   (`shares.rs`): ageing first, then priority, then weighted shares, then round robin.
 //!
 //! # A loose task's life
 //!
@@ -24,7 +26,7 @@
 //!     │                   ▲
 //!     └──no room──▶ Queued ┘ (its turn: the slot of a task that ended, handed over)
 //!                     │
-//!                     └──cancel──▶ Ending (callbacks, no slot) ──▶ retired
+//!                     └──cancel, or its deadline (shed)──▶ Ending (callbacks, no slot) ──▶ retired
 //! ```
 //!
 //! Submitting with room starts the task at once (on a parked runner if one waits, else a
@@ -51,10 +53,13 @@
 //! `State::slots` counts slots held: by runners of loose tasks and by workers. It changes
 //! only in `take_slot`/`free_slot`, called from the scheduler's named steps (`grant`,
 //! `next_for_slot`, `after_item`, `release_slot`, `worker_gone`). A slot freed while work
-//! waits goes to the lane at the front of the turns, which moves to the back; so competing
-//! groups and the loose tasks each get a slot at least once every *k* starts (*k* lanes
-//! waiting), whatever their backlogs. Lowering the limit takes effect as slots free up:
-//! nothing running is stopped, and no runner goes on while the pool is over its limit.
+//! waits goes to the lane whose turn it is (`shares.rs`), which moves to the back: with equal
+//! priorities and weights, competing groups and the loose tasks each get a slot at least once
+//! every *k* starts (*k* lanes waiting), whatever their backlogs; with priorities, ageing
+//! bounds how often a waiting lane is passed over (`W + k - 1`). A group over its own cap
+//! (lowered at run time) takes no next item: its workers leave as their items end. Lowering
+//! the limit takes effect as slots free up: nothing running is stopped, and no runner goes on
+//! while the pool is over its limit.
 //!
 //! # The lock order, and where user code runs
 //!
@@ -116,16 +121,20 @@ pub(crate) mod handoff;
 pub(crate) mod lanes;
 #[cfg(all(test, loom))]
 mod loom_tests;
+pub(crate) mod loose;
 pub(crate) mod map;
 pub(crate) mod observe;
 pub(crate) mod poll;
 pub(crate) mod results;
 pub(crate) mod runner;
+pub(crate) mod shares;
+pub(crate) mod shed;
 pub(crate) mod slab;
 pub(crate) mod span;
 pub(crate) mod table;
 pub(crate) mod task;
 pub(crate) mod telemetry;
 pub(crate) mod timing;
+pub(crate) mod tuning;
 pub(crate) mod user;
 pub(crate) mod yield_now;

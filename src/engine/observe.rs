@@ -84,6 +84,7 @@ impl Core {
                 panicked: ended.panicked,
                 timed_out: ended.timed_out,
                 dropped: ended.dropped,
+                shed: ended.shed,
                 submitted: st.next_id(),
                 locked: st.gate() != Gate::Open,
                 closed: st.gate() == Gate::Closed,
@@ -245,18 +246,13 @@ impl State {
             .collect();
         out.sort_unstable_by_key(|t| t.id);
         out.truncate(max);
-        let queued = self
-            .loose
-            .iter()
-            .filter(|(id, _)| *id >= from)
-            .take(max)
-            .map(|(id, t)| LiveTask {
-                id: TaskId::new(id),
-                name: t.name(),
-                group: None,
-                state: LiveState::Queued,
-                durations: self.live_durations(id, None),
-            });
+        let queued = self.loose.iter_from(from, max).map(|(id, t)| LiveTask {
+            id: TaskId::new(id),
+            name: t.name(),
+            group: None,
+            state: LiveState::Queued,
+            durations: self.live_durations(id, None),
+        });
         out.extend(queued);
         for (_, g) in self.groups.iter() {
             if let Input::Reserved(r) = &g.input {

@@ -33,6 +33,7 @@ impl RunTimer {
 
 /// One poll of task `id`'s future: cancelled (checked before and after, so a cancel that
 /// races the poll is never lost), finished, panicked, timed out, or pending.
+#[inline]
 pub(crate) fn poll_task<F: Future>(
     fut: Pin<&mut F>,
     id: TaskId,

@@ -31,6 +31,8 @@ pub(crate) struct Results<T> {
     /// group's input (one at a time), read under `inner` once `issuing_done` is seen.
     issued: AtomicU64,
     finished: Event,
+    /// The item whose failure stopped a `try_map` group (its id plus 1; 0: none).
+    stopped_by: AtomicU64,
 }
 
 struct Inner<T> {
@@ -66,6 +68,7 @@ impl<T> Results<T> {
             }),
             issued: AtomicU64::new(0),
             finished: Event::new(),
+            stopped_by: AtomicU64::new(0),
         }
     }
 
@@ -105,9 +108,9 @@ impl<T> Results<T> {
 
     /// Items that never started (the group was cancelled first), for the summary.
     pub(crate) fn add_not_started(&self, n: u64) {
-        // Saturating: an endless input's size hint says `usize::MAX` left.
-        let s = &mut self.inner().summary;
-        s.not_started = s.not_started.saturating_add(n);
+        let mut r = self.inner();
+        // A lower bound from a size hint, which may be `usize::MAX` (an endless input).
+        r.summary.not_started = r.summary.not_started.saturating_add(n);
     }
 
     /// Items pulled from the input (sequence numbers issued) that will never start: they
@@ -146,6 +149,7 @@ impl<T> Results<T> {
             Outcome::Panicked => s.panicked += 1,
             Outcome::TimedOut => s.timed_out += 1,
             Outcome::Dropped => s.dropped += 1,
+            Outcome::Shed => s.shed += 1,
         }
         if r.finished(&self.issued) {
             self.finished.notify(usize::MAX);
@@ -230,6 +234,20 @@ impl<T> Results<T> {
         r.keep = false;
         r.base += r.buf.len() as u64;
         std::mem::take(&mut r.buf)
+    }
+
+    /// Item `id`'s failure stopped the group (recorded in the section that cancels it, so
+    /// before any item it cancelled delivers).
+    pub(crate) fn set_stopped_by(&self, id: crate::id::TaskId) {
+        self.stopped_by.store(id.get() + 1, Ordering::Release);
+    }
+
+    /// The item whose failure stopped the group, if one did.
+    pub(crate) fn stopped_by(&self) -> Option<crate::id::TaskId> {
+        match self.stopped_by.load(Ordering::Acquire) {
+            0 => None,
+            n => Some(crate::id::TaskId::new(n - 1)),
+        }
     }
 
     /// Waits until every item has ended.

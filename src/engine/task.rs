@@ -13,6 +13,7 @@ use super::core::{
 use super::current;
 use super::poll::{poll_task, CancelSignal, RunTimer};
 use super::runner::{Runner, Work};
+use super::shed::QueueTimer;
 use super::span::{enter, task_span, TARGET};
 use super::telemetry::{Kind, Rejection, Telemetry};
 use super::user::{self, drop_some, drop_value, Whose};
@@ -29,6 +30,7 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 const CANCELLED: u8 = 1;
 const STARTED: u8 = 2;
@@ -40,17 +42,37 @@ const TAKEN: u8 = 16;
 const QUEUED: u8 = 32;
 /// Its future started running (for the `metrics` feature's gauges).
 const RAN: u8 = 64;
+/// It left the queue shed: its deadline passed before it could start.
+const SHED: u8 = 128;
 
 /// Everything optional about a task, boxed once so plain tasks stay small.
 pub(crate) struct TaskSpec {
     pub(crate) name: Option<Arc<str>>,
     pub(crate) options: TaskOptions,
+    /// Its lane while it waits for a slot (see `shares.rs`).
+    pub(crate) priority: i32,
+    /// Its `max_queue_wait`, and the link to its timer (see `shed.rs`).
+    pub(crate) deadline: Option<(Duration, Arc<QueueTimer>)>,
 }
 
 impl TaskSpec {
     /// `None` for a plain task: nothing optional to store.
-    pub(crate) fn boxed(name: Option<Arc<str>>, options: TaskOptions) -> Option<Box<Self>> {
-        (name.is_some() || !options.is_plain()).then(|| Box::new(Self { name, options }))
+    pub(crate) fn boxed(
+        name: Option<Arc<str>>,
+        options: TaskOptions,
+        priority: i32,
+        queue_wait: Option<Duration>,
+    ) -> Option<Box<Self>> {
+        (name.is_some() || !options.is_plain() || priority != 0 || queue_wait.is_some()).then(
+            || {
+                Box::new(Self {
+                    name,
+                    options,
+                    priority,
+                    deadline: queue_wait.map(|d| (d, Arc::default())),
+                })
+            },
+        )
     }
 }
 
@@ -121,8 +143,25 @@ impl<F: Future> TaskCell<F> {
         self.flags.load(Ordering::Acquire) & bit != 0
     }
 
+    /// It left the queue: its deadline timer, if it has one, ends.
+    #[inline(never)]
+    fn disarm_deadline(&self) {
+        if let Some((_, timer)) = self.deadline() {
+            timer.disarm();
+        }
+    }
+
+    /// Its `max_queue_wait` and deadline timer, if it has one.
+    fn deadline(&self) -> Option<&(Duration, Arc<QueueTimer>)> {
+        self.spec.as_ref()?.deadline.as_ref()
+    }
+
     /// The task left the queue: the future, and the handle's waker (for `spawn().await`).
+    #[inline]
     fn unpark(&self) -> (Option<F>, Option<Waker>) {
+        if self.spec.is_some() {
+            self.disarm_deadline();
+        }
         self.flags.fetch_or(STARTED, Ordering::AcqRel);
         let mut inner = lock(&self.inner, Rank::Leaf);
         let fut = match std::mem::replace(&mut inner.contents, Contents::Running(None)) {
@@ -217,6 +256,10 @@ where
 
     fn cell_type(&self) -> TypeId {
         TypeId::of::<Self>()
+    }
+
+    fn mark_shed(&self) {
+        self.flags.fetch_or(SHED, Ordering::AcqRel);
     }
 
     fn name(&self) -> Option<&str> {
@@ -434,6 +477,11 @@ pub(crate) fn log_end(pool: &str, custom: Option<&str>, id: TaskId, outcome: Out
             task_id = id.get(),
             "{name} was dropped by its runtime (shut down, or refused to start it)"
         ),
+        Outcome::Shed => tracing::warn!(
+            pool,
+            task_id = id.get(),
+            "{name} was shed: it could not start within its max_queue_wait"
+        ),
     }
     tracing::debug!(target: TARGET, pool, task_id = id.get(), ?outcome, "Ended {name}");
 }
@@ -512,8 +560,15 @@ where
             match *this.step {
                 Step::Fresh => {
                     let starts = !cell.flag(CANCELLED) && *this.seat != Seat::Unseated;
-                    if starts {
-                        log_started(&core.name, cell.custom_name(), id);
+                    if *this.seat != Seat::Unseated {
+                        if starts {
+                            log_started(&core.name, cell.custom_name(), id);
+                        }
+                    } else if cell.flag(SHED) {
+                        // Shed: its future never runs. It is dropped here, before callbacks.
+                        if let Err(p) = user::call(|| this.fut.set(None)) {
+                            log_destructor_panic(&core.name, id, p);
+                        }
                     }
                     if Telemetry::ACTIVE {
                         observe_start(&core.telemetry, cell, starts);
@@ -536,8 +591,14 @@ where
                                 Poll::Pending => return Poll::Pending,
                             }
                         }
-                        // Cancelled while queued: it never runs.
-                        None => Err(TaskError::Cancelled { id }),
+                        // Shed or cancelled while queued: it never runs.
+                        None => match cell.deadline() {
+                            Some((waited, _)) if cell.flag(SHED) => Err(TaskError::Shed {
+                                id,
+                                waited: *waited,
+                            }),
+                            _ => Err(TaskError::Cancelled { id }),
+                        },
                     };
                     // The future's destructors run before callbacks and before the handle
                     // resolves; a panicking one is logged, and the outcome stands.
@@ -714,7 +775,7 @@ impl Core {
             let future = cell.take_future();
             Err(Refused { error, future })
         };
-        let (id, started, runner, samples) = {
+        let (id, started, runner, samples, deadline) = {
             let mut s = self.state();
             if let Err(error) = s.check_open(&self.name) {
                 drop(s);
@@ -739,15 +800,23 @@ impl Core {
                 } else {
                     None
                 };
-                (id, true, s.idle_runner(), samples)
+                (id, true, s.idle_runner(), samples, None)
             } else {
                 if Telemetry::ACTIVE {
                     cell.flags.fetch_or(QUEUED, Ordering::AcqRel);
                 }
-                s.queue_loose(id, cell.clone());
-                (id, false, None, None)
+                let (priority, deadline) = match &cell.spec {
+                    None => (0, None),
+                    Some(spec) => (spec.priority, spec.deadline.as_ref()),
+                };
+                s.queue_loose(id, cell.clone(), priority);
+                (id, false, None, None, deadline)
             }
         };
+        if let Some((wait, timer)) = deadline {
+            // It waits: its deadline runs from now (the timer starts after unlocking).
+            self.arm_task_deadline(id, *wait, timer.clone());
+        }
         if let Some(samples) = samples {
             self.telemetry.durations(samples.as_slice());
         }

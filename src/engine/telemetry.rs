@@ -117,7 +117,14 @@ mod on {
     ];
 
     const KINDS: [&str; 4] = ["task", "map", "apply", "start"];
-    const OUTCOMES: [&str; 5] = ["ok", "panicked", "cancelled", "timed_out", "dropped"];
+    const OUTCOMES: [&str; 6] = [
+        "ok",
+        "panicked",
+        "cancelled",
+        "timed_out",
+        "dropped",
+        "shed",
+    ];
     const REASONS: [&str; 3] = ["full", "locked", "closed"];
 
     fn outcome_index(o: Outcome) -> usize {
@@ -127,6 +134,7 @@ mod on {
             Outcome::Cancelled => 2,
             Outcome::TimedOut => 3,
             Outcome::Dropped => 4,
+            Outcome::Shed => 5,
         }
     }
 
@@ -134,7 +142,7 @@ mod on {
     pub(crate) struct Telemetry {
         submitted: [Counter; 4],
         started: [Counter; 4],
-        ended: [[Counter; 5]; 4],
+        ended: [[Counter; 6]; 4],
         rejected: [Counter; 3],
         running: Gauge,
         queued: Gauge,

@@ -369,7 +369,13 @@ pub async fn cancel_group_stops_pulling(sp: Sp) {
         .iter()
         .all(|r| r.as_ref().unwrap_err().is_cancelled()));
     p.join().await.unwrap();
-    assert!(pulled.load(Ordering::SeqCst) <= 3, "pulling stopped");
+    // Workers of a group that competes with nobody pull a batch ahead (at most 32 items per
+    // pull, one pull per worker at a time): pulling stopped within that.
+    let pulled = pulled.load(Ordering::SeqCst);
+    assert!(
+        pulled <= 2 * 32 + 1,
+        "pulling stopped: {pulled} items pulled"
+    );
     let err = p.cancel_group(&name).unwrap_err();
     assert!(matches!(err, PoolError::GroupNotFound { .. }));
 }

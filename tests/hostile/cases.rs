@@ -205,7 +205,12 @@ pub async fn map_input_that_calls_the_pool_does_not_hang(sp: Sp) {
         "stats() from another thread did not answer while the input ran"
     );
     let pulled = pulled.load(Ordering::SeqCst);
-    assert!(pulled < 10, "cancel_all stopped the input ({pulled} pulls)");
+    // A lone group's worker pulls a batch (up to 32 items) with no lock held; the cancel
+    // stops pulling at the end of that batch.
+    assert!(
+        pulled <= 32,
+        "cancel_all stopped the input ({pulled} pulls)"
+    );
     assert!(results <= pulled, "{results} results from {pulled} items");
     assert_idle_and_alive(&pool).await;
 }

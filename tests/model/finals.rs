@@ -228,7 +228,8 @@ impl Model {
                     assert_eq!(summary.not_started, 0, "group {g}: {summary:?}")
                 }
                 // Items of a cancelled map never started are counted (its input knows its
-                // length), each once.
+                // length), once each (a group cancelled while a worker pulled a batch from
+                // its input counted the batch twice, in `item_pulled` and `item_arrived`).
                 _ => assert_eq!(
                     total + summary.not_started,
                     expected as u64,

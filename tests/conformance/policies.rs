@@ -1,0 +1,804 @@
+//! The conformance cases of the scheduling policies (issue 13). Each takes the spawner of the
+//! runtime it runs on. Synchronisation is by gates and counters, never by sleeping.
+
+use crate::support::*;
+use async_taskpool::{Concurrency as GroupConcurrency, PoolError, TaskPool};
+
+fn limited(sp: &Sp, limit: usize) -> TaskPool {
+    TaskPool::builder(sp.clone()).limit(limit).build().unwrap()
+}
+
+/// An item body: counts its start, holds its slot until `gate` opens, and tracks how many run.
+fn held(
+    started: &Counter,
+    gate: &Gate,
+    conc: &Concurrency,
+) -> impl Fn(u32) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+       + Send
+       + Sync
+       + 'static {
+    let (started, gate, conc) = (started.clone(), gate.clone(), conc.clone());
+    move |_| {
+        let (started, gate, conc) = (started.clone(), gate.clone(), conc.clone());
+        Box::pin(async move {
+            let _in = conc.enter();
+            started.bump();
+            gate.wait().await;
+        })
+    }
+}
+
+/// A group made with `Concurrency::PoolLimit` runs as many items as the pool's limit, and
+/// more once the limit is raised (the `map(items, 50, f)` user of issue 13 found a number
+/// stays a number); a numeric cap stays put until `set_num_concurrent`.
+pub async fn a_group_at_the_pool_limit_follows_set_limit(sp: Sp) {
+    let p = limited(&sp, 10);
+    let (started, gate, conc) = (Counter::new(), Gate::new(), Concurrency::default());
+    let group = p
+        .map(
+            0..200u32,
+            GroupConcurrency::PoolLimit,
+            held(&started, &gate, &conc),
+        )
+        .unwrap();
+    started.wait_for(10).await;
+    assert_eq!(p.num_running(), 10);
+    p.set_limit(100).unwrap();
+    started.wait_for(100).await;
+    assert_eq!(
+        p.num_running(),
+        100,
+        "the group follows the pool's new limit"
+    );
+    assert_eq!(conc.max(), 100);
+    assert_eq!(group.num_concurrent(), GroupConcurrency::PoolLimit);
+    gate.open();
+    assert_eq!(group.join().await.unwrap().completed, 200);
+
+    // A number is a cap: raising the pool's limit does not raise it...
+    let p = limited(&sp, 10);
+    let (started, gate, conc) = (Counter::new(), Gate::new(), Concurrency::default());
+    let group = p.map(0..200u32, 10, held(&started, &gate, &conc)).unwrap();
+    started.wait_for(10).await;
+    p.set_limit(100).unwrap();
+    // ...until the group's own cap is raised; then the workers start at once.
+    group.set_num_concurrent(30).unwrap();
+    started.wait_for(30).await;
+    assert_eq!(p.num_running(), 30);
+    group
+        .set_num_concurrent(GroupConcurrency::PoolLimit)
+        .unwrap();
+    started.wait_for(100).await;
+    assert_eq!(p.num_running(), 100);
+    gate.open();
+    assert_eq!(group.join().await.unwrap().completed, 200);
+    assert_eq!(conc.max(), 100);
+}
+
+/// Lowering a group's cap lets its running items finish and starts no new item until fewer
+/// than the new cap run; raising it again starts workers at once. Bad values are refused.
+pub async fn set_num_concurrent_raises_and_lowers_a_running_group(sp: Sp) {
+    let p = TaskPool::new(sp.clone());
+    let started = Counter::new();
+    let gate = Gate::new();
+    let all = Concurrency::default();
+    let lowered = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let after_lowering: Log<usize> = Log::default();
+    let body = {
+        let (started, gate, all, lowered, after_lowering) = (
+            started.clone(),
+            gate.clone(),
+            all.clone(),
+            lowered.clone(),
+            after_lowering.clone(),
+        );
+        move |_: u32| {
+            let (started, gate, all, lowered, after_lowering) = (
+                started.clone(),
+                gate.clone(),
+                all.clone(),
+                lowered.clone(),
+                after_lowering.clone(),
+            );
+            async move {
+                let _in = all.enter();
+                // An item started after the cap went down sees at most 2 running, itself
+                // included (`all` counts every item whose future runs).
+                let _late = lowered
+                    .load(std::sync::atomic::Ordering::SeqCst)
+                    .then(|| after_lowering.push(all.now()));
+                started.bump();
+                gate.wait().await;
+                yield_n(2).await;
+            }
+        }
+    };
+    let group = p.map(0..60u32, 8, body).unwrap();
+    started.wait_for(8).await;
+    assert_eq!(p.num_running(), 8);
+    assert!(matches!(
+        group.set_num_concurrent(0),
+        Err(PoolError::InvalidLimit { value: 0, .. })
+    ));
+    lowered.store(true, std::sync::atomic::Ordering::SeqCst);
+    group.set_num_concurrent(2).unwrap();
+    assert_eq!(group.num_concurrent(), GroupConcurrency::AtMost(2));
+    assert_eq!(p.num_running(), 8, "lowering stops nothing that runs");
+    gate.open();
+    started.wait_for(30).await;
+    let late = after_lowering.get();
+    assert!(!late.is_empty());
+    assert!(
+        late.iter().all(|&n| n <= 2),
+        "items started after the cap went down to 2 saw this many running: {late:?}"
+    );
+    assert_eq!(all.max(), 8);
+    group
+        .set_num_concurrent(GroupConcurrency::PoolLimit)
+        .unwrap();
+    let summary = group.join().await.unwrap();
+    assert_eq!(summary.completed, 60);
+}
+
+/// A group built with `cancel_on_drop(true)` stops when its consumer stops: `take`, `?` and
+/// `break` drop it, and the items still running are cancelled, the rest never start. By
+/// default a dropped group detaches: every item runs.
+pub async fn a_cancel_on_drop_group_stops_with_its_consumer(sp: Sp) {
+    use futures::StreamExt;
+    let p = limited(&sp, 4);
+    let started = Counter::new();
+    let never = Gate::new();
+    // Only items 0 and 1 finish; the others hold their slots until cancelled.
+    let body = |started: &Counter, never: &Gate| {
+        let (started, never) = (started.clone(), never.clone());
+        move |x: u32| {
+            let (started, never) = (started.clone(), never.clone());
+            async move {
+                started.bump();
+                if x >= 2 {
+                    never.wait().await;
+                }
+                x
+            }
+        }
+    };
+    // `take`
+    let first: Vec<u32> = p
+        .build_group()
+        .cancel_on_drop(true)
+        .map(0..200u32, 4, body(&started, &never))
+        .unwrap()
+        .take(2)
+        .map(Result::unwrap)
+        .collect()
+        .await;
+    assert_eq!(first, [0, 1]);
+    p.join().await.unwrap();
+    assert!(started.get() <= 6, "{} items started", started.get());
+    // Every item that started, but 0 and 1, was cancelled (and maybe one that had its id
+    // but was not polled yet).
+    let stats = p.stats();
+    assert!(stats.cancelled as usize >= started.get() - 2, "{stats:?}");
+    assert_eq!(stats.ended, stats.cancelled + 2, "{stats:?}");
+
+    // `?` on the first failed item
+    async fn until_first_failure(p: &TaskPool) -> Result<usize, async_taskpool::TaskError> {
+        let mut group = p
+            .build_group()
+            .cancel_on_drop(true)
+            .map(0..200u32, 4, |x| async move {
+                if x == 3 {
+                    panic!("item 3 fails");
+                }
+                if x > 3 {
+                    std::future::pending::<()>().await;
+                }
+            })
+            .unwrap();
+        let mut read = 0;
+        while let Some(r) = group.next().await {
+            r?;
+            read += 1;
+        }
+        Ok(read)
+    }
+    let p = limited(&sp, 4);
+    let err = until_first_failure(&p).await.unwrap_err();
+    assert!(err.is_panic(), "{err}");
+    p.join().await.unwrap();
+    assert!(p.num_ended() < 200);
+
+    // `break`
+    let p = limited(&sp, 4);
+    let started = Counter::new();
+    let mut group = p
+        .build_group()
+        .cancel_on_drop(true)
+        .map(0..200u32, 4, body(&started, &never))
+        .unwrap();
+    while let Some(r) = group.next().await {
+        if r.unwrap() == 1 {
+            break;
+        }
+    }
+    drop(group);
+    p.join().await.unwrap();
+    assert!(started.get() <= 6);
+
+    // The default: a dropped group detaches and runs to its end.
+    let p = limited(&sp, 4);
+    let started = Counter::new();
+    let gate = Gate::new();
+    let g = gate.clone();
+    let s = started.clone();
+    let group = p
+        .map(0..50u32, 4, move |_| {
+            let (g, s) = (g.clone(), s.clone());
+            async move {
+                s.bump();
+                g.wait().await
+            }
+        })
+        .unwrap();
+    drop(group);
+    gate.open();
+    p.join().await.unwrap();
+    assert_eq!(started.get(), 50);
+    assert_eq!(p.stats().cancelled, 0);
+}
+
+/// `try_map` stops at the first failure, before anyone reads the stream: nothing more is
+/// pulled, the items running are cancelled, and the stream yields the outputs before the
+/// failure, then the failure, and ends. Items cancelled because of it are not yielded.
+pub async fn try_map_stops_at_the_first_failure(sp: Sp) {
+    use async_taskpool::TryMapError;
+    use futures::{StreamExt, TryStreamExt};
+    for ordered in [true, false] {
+        let p = limited(&sp, 4);
+        let started = Counter::new();
+        let never = Gate::new();
+        let (s, n) = (started.clone(), never.clone());
+        let builder = p.build_group();
+        let builder = if ordered {
+            builder
+        } else {
+            builder.unordered()
+        };
+        let group = builder
+            .try_map(0..1000u32, 4, move |x| {
+                let (s, n) = (s.clone(), n.clone());
+                async move {
+                    s.bump();
+                    match x {
+                        0..=4 => Ok(x),
+                        // Fails once items 6, 7 and 8 run beside it.
+                        5 => {
+                            s.wait_for(9).await;
+                            Err(format!("item {x} failed"))
+                        }
+                        _ => {
+                            n.wait().await;
+                            Ok(x)
+                        }
+                    }
+                }
+            })
+            .unwrap();
+        // The group stops without a reader: the pool becomes idle.
+        p.join().await.unwrap();
+        assert_eq!(started.get(), 9, "nothing started after the failure");
+        let summary = group.summary();
+        assert_eq!(
+            (summary.completed, summary.cancelled),
+            (6, 3),
+            "{summary:?}"
+        );
+        assert_eq!(group.stopped_by().map(|id| id.get()), Some(5));
+        let out: Vec<_> = group.collect().await;
+        let (oks, errs): (Vec<_>, Vec<_>) = out.into_iter().partition(Result::is_ok);
+        let mut oks: Vec<u32> = oks.into_iter().map(Result::unwrap).collect();
+        oks.sort_unstable();
+        assert_eq!(oks, [0, 1, 2, 3, 4], "ordered: {ordered}");
+        assert_eq!(errs.len(), 1);
+        match errs.into_iter().next().unwrap() {
+            Err(TryMapError::Item(e)) => assert_eq!(e, "item 5 failed"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    // A panic stops it too, and so does cancelling one of its items.
+    let p = limited(&sp, 2);
+    let group = p
+        .try_map(0..100u32, 2, |x| async move {
+            if x == 1 {
+                panic!("boom");
+            }
+            Ok::<_, String>(x)
+        })
+        .unwrap();
+    match group.try_collect::<Vec<_>>().await {
+        Err(TryMapError::Task(e)) => assert!(e.is_panic(), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    let started = Counter::new();
+    let s = started.clone();
+    let group = p
+        .try_map(0..100u32, 2, move |x| {
+            let s = s.clone();
+            async move {
+                s.bump();
+                std::future::pending::<()>().await;
+                Ok::<_, String>(x)
+            }
+        })
+        .unwrap();
+    started.wait_for(2).await;
+    let victim = group.ids()[1];
+    p.cancel([victim]).unwrap();
+    match group.try_collect::<Vec<_>>().await {
+        Err(TryMapError::Task(async_taskpool::TaskError::Cancelled { id })) => {
+            assert_eq!(
+                id, victim,
+                "the item cancelled is the error, not its sibling"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    p.join().await.unwrap();
+    assert_eq!(p.stats().cancelled, 2);
+
+    // All good: every output, in order.
+    let all: Vec<u32> = p
+        .try_map(0..100u32, 2, |x| async move { Ok::<_, String>(x) })
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(all, (0..100).collect::<Vec<_>>());
+}
+
+/// Work that holds its slot until released, oldest first, so the tests below drive the pool
+/// one start at a time, as if every item took the same time: each started item logs its lane
+/// and waits; [`Relay::release_oldest`] ends the oldest one running.
+type Release = futures::channel::oneshot::Sender<()>;
+
+#[derive(Clone, Default)]
+struct Relay {
+    running: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<(char, Release)>>>,
+    started: Counter,
+    order: Log<char>,
+}
+
+impl Relay {
+    fn work(&self, lane: char) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let relay = self.clone();
+        async move {
+            let (tx, rx) = futures::channel::oneshot::channel();
+            relay.running.lock().unwrap().push_back((lane, tx));
+            relay.order.push(lane);
+            relay.started.bump();
+            let _ = rx.await;
+        }
+    }
+
+    fn item<T>(
+        &self,
+        lane: char,
+    ) -> impl Fn(T) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+           + Send
+           + Sync
+           + 'static {
+        let relay = self.clone();
+        move |_| Box::pin(relay.work(lane))
+    }
+
+    /// Ends the oldest item running and waits for the start that takes its slot; returns
+    /// the lanes of the item ended and of the one started.
+    async fn release_oldest(&self) -> (char, char) {
+        let next = self.started.get() + 1;
+        let (lane, tx) = self
+            .running
+            .lock()
+            .unwrap()
+            .pop_front()
+            .expect("something runs");
+        let _ = tx.send(());
+        self.started.wait_for(next).await;
+        (lane, self.order.get()[next - 1])
+    }
+
+    /// Ends everything running now and later.
+    async fn release_all(&self, pool: &TaskPool) {
+        loop {
+            let all: Vec<_> = self.running.lock().unwrap().drain(..).collect();
+            for (_, tx) in all {
+                let _ = tx.send(());
+            }
+            if pool.num_running() == 0 && pool.num_queued() == 0 && pool.stats().backlog == 0 {
+                break;
+            }
+            yield_n(1).await;
+        }
+    }
+}
+
+/// Counts of each lane in `order[from..]`, per window of `window` starts.
+fn windows(order: &[char], from: usize, window: usize, lanes: [char; 2]) -> Vec<(usize, usize)> {
+    order[from..]
+        .chunks_exact(window)
+        .map(|w| {
+            let count = |l| w.iter().filter(|&&c| c == l).count();
+            (count(lanes[0]), count(lanes[1]))
+        })
+        .collect()
+}
+
+/// Queued loose tasks start by priority, then in submission order.
+pub async fn queued_tasks_start_by_priority_then_fifo(sp: Sp) {
+    let p = TaskPool::builder(sp.clone()).limit(1).build().unwrap();
+    let gate = Gate::new();
+    let g = gate.clone();
+    let blocker = p.spawn_queued(async move { g.wait().await }).unwrap();
+    let order: Log<&'static str> = Log::default();
+    let mut handles = Vec::new();
+    for (name, priority) in [
+        ("a0", 0),
+        ("b5", 5),
+        ("c0", 0),
+        ("d-1", -1),
+        ("e5", 5),
+        ("f9", 9),
+    ] {
+        let order = order.clone();
+        handles.push(
+            p.build_task()
+                .priority(priority)
+                .spawn_queued(async move { order.push(name) })
+                .unwrap(),
+        );
+    }
+    assert_eq!(p.num_queued(), 6);
+    gate.open();
+    blocker.await.unwrap();
+    for h in handles {
+        h.await.unwrap();
+    }
+    assert_eq!(order.get(), ["f9", "b5", "e5", "a0", "c0", "d-1"]);
+}
+
+/// A group of higher priority takes every slot that frees while it has items waiting (ageing
+/// aside); a lower one waits. Changing a group's priority at run time takes effect at the
+/// next start.
+pub async fn higher_priority_groups_go_first(sp: Sp) {
+    // Ageing far away: strict priority.
+    let p = TaskPool::builder(sp.clone())
+        .limit(4)
+        .ageing(10_000)
+        .build()
+        .unwrap();
+    let relay = Relay::default();
+    let low = p
+        .build_group()
+        .priority(-1)
+        .map(0..1000u32, GroupConcurrency::PoolLimit, relay.item('l'))
+        .unwrap();
+    relay.started.wait_for(4).await;
+    let high = p
+        .build_group()
+        .priority(1)
+        .map(0..40u32, GroupConcurrency::PoolLimit, relay.item('h'))
+        .unwrap();
+    for _ in 0..40 {
+        relay.release_oldest().await;
+    }
+    // Every start after `high` came goes to it until its 40 items started.
+    let order = relay.order.get();
+    assert_eq!(
+        order[4..].iter().filter(|&&c| c == 'h').count(),
+        40,
+        "{order:?}"
+    );
+    // Up the low group's priority: it now goes first.
+    low.set_priority(2).unwrap();
+    assert_eq!(low.priority(), 2);
+    for _ in 0..8 {
+        relay.release_oldest().await;
+    }
+    assert!(relay.order.get()[44..].iter().all(|&c| c == 'l'));
+    low.cancel().unwrap();
+    relay.release_all(&p).await;
+    assert_eq!(high.join().await.unwrap().completed, 40);
+}
+
+/// A higher-priority group at its own cap (here the pool's limit) keeps the slot of each item
+/// that ends for its next item, though it wants no more slots than it holds; a lower one waits.
+pub async fn a_capped_group_keeps_its_slots_over_lower_priority(sp: Sp) {
+    let p = TaskPool::builder(sp.clone())
+        .limit(3)
+        .ageing(10_000)
+        .build()
+        .unwrap();
+    let relay = Relay::default();
+    let high = p
+        .build_group()
+        .priority(1)
+        .map(0..12u32, 2, relay.item('h'))
+        .unwrap();
+    relay.started.wait_for(2).await;
+    // A loose task in the third slot; when it ends, its slot goes to the low group (the high
+    // one is at its cap), which leaves the high group out of the ring of waiting lanes.
+    let gate = Gate::new();
+    let g = gate.clone();
+    let loose = p.spawn_queued(async move { g.wait().await }).unwrap();
+    let low = p
+        .map(0..100u32, GroupConcurrency::PoolLimit, relay.item('l'))
+        .unwrap();
+    gate.open();
+    loose.await.unwrap();
+    relay.started.wait_for(3).await;
+    let mut high_started = 2;
+    while high_started < 12 {
+        let (ended, started) = relay.release_oldest().await;
+        if ended == 'h' {
+            assert_eq!(
+                started,
+                'h',
+                "the high group lost its slot: {:?}",
+                relay.order.get()
+            );
+            high_started += 1;
+        }
+    }
+    low.cancel().unwrap();
+    relay.release_all(&p).await;
+    assert_eq!(high.join().await.unwrap().completed, 12);
+}
+
+/// Ageing: a low-priority task waiting behind a stream of higher-priority work is passed over
+/// at most `ageing + L - 1` times (`L` lanes waiting), then starts: here exactly `ageing`.
+pub async fn ageing_bounds_how_long_low_priority_waits(sp: Sp) {
+    const AGEING: usize = 8;
+    let p = TaskPool::builder(sp.clone())
+        .limit(4)
+        .ageing(AGEING)
+        .build()
+        .unwrap();
+    assert_eq!(p.ageing(), AGEING);
+    let relay = Relay::default();
+    let _high = p
+        .build_group()
+        .priority(10)
+        .map(0..10_000u32, GroupConcurrency::PoolLimit, relay.item('h'))
+        .unwrap();
+    relay.started.wait_for(4).await;
+    // Three low tasks queue behind the busy high-priority group (2 lanes wait: L = 2).
+    for _ in 0..3 {
+        drop(
+            p.build_task()
+                .priority(-10)
+                .spawn_queued(relay.work('x'))
+                .unwrap(),
+        );
+    }
+    let bound = AGEING + 2 - 1;
+    for _ in 0..4 * (bound + 1) {
+        relay.release_oldest().await;
+    }
+    let order = relay.order.get();
+    let lows: Vec<usize> = order
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| **c == 'x')
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(lows.len(), 3, "every low task started: {order:?}");
+    let mut last = 3; // the fourth start was the last before the low tasks queued
+    for &at in &lows {
+        let passed_over = at - last - 1;
+        assert!(
+            passed_over <= bound,
+            "a low task was passed over {passed_over} times (bound {bound}): {order:?}"
+        );
+        assert_eq!(
+            passed_over, AGEING,
+            "priority holds until ageing: {order:?}"
+        );
+        last = at;
+    }
+    p.cancel_all();
+    relay.release_all(&p).await;
+}
+
+/// Weighted fair shares: two busy groups of weights 3 and 1 hold slots 3:1 (every window of
+/// four limits' worth of starts, once settled), at a limit that divides evenly and at one
+/// that does not; equal weights share equally; the loose tasks share as one lane of the
+/// pool's `loose_weight`.
+pub async fn busy_groups_hold_slots_by_weight(sp: Sp) {
+    for limit in [8usize, 10] {
+        let p = limited(&sp, limit);
+        let relay = Relay::default();
+        let a = p
+            .build_group()
+            .weight(3)
+            .map(0..100_000u32, GroupConcurrency::PoolLimit, relay.item('a'))
+            .unwrap();
+        let b = p
+            .build_group()
+            .weight(1)
+            .map(0..100_000u32, GroupConcurrency::PoolLimit, relay.item('b'))
+            .unwrap();
+        relay.started.wait_for(limit).await;
+        let window = 4 * limit;
+        for _ in 0..12 * window {
+            relay.release_oldest().await;
+        }
+        let order = relay.order.get();
+        // Settled after two windows; then every window is within one slot's worth of 3:1.
+        for (wa, wb) in windows(&order, 2 * window, window, ['a', 'b']) {
+            let share = wa as f64 / (wa + wb) as f64;
+            assert!(
+                (share - 0.75).abs() <= 1.0 / limit as f64,
+                "limit {limit}: a window of {window} starts went {wa}:{wb} (share {share:.3})"
+            );
+        }
+        let (ta, tb) = windows(&order, 2 * window, 10 * window, ['a', 'b'])[0];
+        let share = ta as f64 / (ta + tb) as f64;
+        eprintln!(
+            "weights 3:1, limit {limit}: {ta}:{tb} starts over {} (share {share:.3})",
+            10 * window
+        );
+        assert!(
+            (share - 0.75).abs() < 0.02,
+            "limit {limit}: {ta}:{tb} over {} starts",
+            10 * window
+        );
+        a.cancel().unwrap();
+        b.cancel().unwrap();
+        relay.release_all(&p).await;
+    }
+
+    // Equal weights (the default): equal shares.
+    let p = limited(&sp, 8);
+    let relay = Relay::default();
+    let a = p
+        .map(0..100_000u32, GroupConcurrency::PoolLimit, relay.item('a'))
+        .unwrap();
+    let b = p
+        .map(0..100_000u32, GroupConcurrency::PoolLimit, relay.item('b'))
+        .unwrap();
+    relay.started.wait_for(8).await;
+    for _ in 0..12 * 32 {
+        relay.release_oldest().await;
+    }
+    for (wa, wb) in windows(&relay.order.get(), 64, 32, ['a', 'b']) {
+        assert_eq!((wa, wb), (16, 16));
+    }
+    a.cancel().unwrap();
+    b.cancel().unwrap();
+    relay.release_all(&p).await;
+
+    // Loose tasks (weight 2) beside a group (weight 1): 2:1.
+    let p = TaskPool::builder(sp.clone())
+        .limit(9)
+        .loose_weight(2)
+        .build()
+        .unwrap();
+    let relay = Relay::default();
+    let g = p
+        .map(0..100_000u32, GroupConcurrency::PoolLimit, relay.item('g'))
+        .unwrap();
+    relay.started.wait_for(9).await;
+    for _ in 0..2000 {
+        drop(p.spawn_queued(relay.work('t')).unwrap());
+    }
+    for _ in 0..12 * 36 {
+        relay.release_oldest().await;
+    }
+    for (wt, wg) in windows(&relay.order.get(), 9 + 72, 36, ['t', 'g']) {
+        assert_eq!((wt, wg), (24, 12));
+    }
+    g.cancel().unwrap();
+    p.cancel_all();
+    relay.release_all(&p).await;
+}
+
+/// Counts `on_end` and `on_cancel` runs.
+#[derive(Clone, Default)]
+struct Callbacks {
+    end: Counter,
+    cancel: Counter,
+}
+
+/// A queued task that cannot start within its `max_queue_wait` is shed: it ends as
+/// `TaskError::Shed` without running, `on_end` runs once (`on_cancel` not), and it counts as
+/// shed. One that gets its slot in time runs. (Exact times: `tests/deadlines.rs`.)
+pub async fn a_task_that_cannot_start_in_time_is_shed(sp: Sp) {
+    use std::time::Duration;
+    let p = limited(&sp, 1);
+    let gate = Gate::new();
+    let g = gate.clone();
+    let busy = p.spawn_queued(async move { g.wait().await }).unwrap();
+    let calls = Callbacks::default();
+    let (e, c) = (calls.end.clone(), calls.cancel.clone());
+    let ran = Counter::new();
+    let r = ran.clone();
+    let late = p
+        .build_task()
+        .max_queue_wait(Duration::from_millis(20))
+        .on_end(move |_| {
+            e.bump();
+            async {}
+        })
+        .on_cancel(move |_| {
+            c.bump();
+            async {}
+        })
+        .spawn_queued(async move { r.bump() })
+        .unwrap();
+    let patient = p
+        .build_task()
+        .max_queue_wait(Duration::from_secs(3600))
+        .spawn_queued(async { "ran" })
+        .unwrap();
+    let err = late.await.unwrap_err();
+    assert!(err.is_shed(), "{err}");
+    calls.end.wait_for(1).await;
+    assert_eq!((calls.end.get(), calls.cancel.get(), ran.get()), (1, 0, 0));
+    let stats = p.stats();
+    assert_eq!(
+        (stats.shed, stats.cancelled, stats.queued),
+        (1, 0, 1),
+        "{stats:?}"
+    );
+    gate.open();
+    busy.await.unwrap();
+    assert_eq!(patient.await.unwrap(), "ran");
+    p.join().await.unwrap();
+    assert_eq!(p.stats().shed, 1);
+}
+
+/// A group's items that have not started by its deadline are shed, each with its own result
+/// and one `on_end`, while the items running go on; the summary and the pool count them.
+pub async fn a_group_sheds_what_did_not_start_in_time(sp: Sp) {
+    use std::time::Duration;
+    let p = limited(&sp, 2);
+    let gate = Gate::new();
+    let called = Counter::new();
+    let ends = Counter::new();
+    let (g, c, e) = (gate.clone(), called.clone(), ends.clone());
+    let group = p
+        .build_group()
+        .max_queue_wait(Duration::from_millis(20))
+        .on_end(move |_| {
+            e.bump();
+            async {}
+        })
+        .map(0..20u32, 2, move |x| {
+            c.bump();
+            let g = g.clone();
+            async move {
+                g.wait().await;
+                x
+            }
+        })
+        .unwrap();
+    // A loose task with a longer deadline, queued behind: when it is shed, so is the group.
+    let canary = p
+        .build_task()
+        .max_queue_wait(Duration::from_millis(200))
+        .spawn_queued(async {})
+        .unwrap();
+    assert!(canary.await.unwrap_err().is_shed());
+    gate.open();
+    let results: Vec<_> = futures::StreamExt::collect(group).await;
+    assert_eq!(results.len(), 20);
+    assert!(results[..2].iter().all(Result::is_ok), "{results:?}");
+    assert!(results[2..]
+        .iter()
+        .all(|r| r.as_ref().unwrap_err().is_shed()));
+    assert_eq!(called.get(), 2, "shed items never call the closure");
+    ends.wait_for(20).await;
+    p.join().await.unwrap();
+    let stats = p.stats();
+    assert_eq!((stats.ended, stats.shed), (21, 19), "{stats:?}");
+}

@@ -1,0 +1,40 @@
+//! The conformance suite of the scheduling policies (issue 13): every case in
+//! `conformance/policies.rs` runs on every runtime and flavour compiled in (tokio
+//! multi-thread and current-thread, smol, async-std), as `tests/conformance.rs` does.
+#![cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
+
+#[macro_use]
+#[path = "conformance/support.rs"]
+#[allow(dead_code)]
+mod support;
+
+#[path = "conformance/policies.rs"]
+mod cases;
+
+macro_rules! for_each_case {
+    ($run:path) => {
+        for_each_case!(@emit $run;
+            a_group_at_the_pool_limit_follows_set_limit,
+            set_num_concurrent_raises_and_lowers_a_running_group,
+            a_cancel_on_drop_group_stops_with_its_consumer,
+            try_map_stops_at_the_first_failure,
+            queued_tasks_start_by_priority_then_fifo,
+            higher_priority_groups_go_first,
+            a_capped_group_keeps_its_slots_over_lower_priority,
+            ageing_bounds_how_long_low_priority_waits,
+            busy_groups_hold_slots_by_weight,
+            a_task_that_cannot_start_in_time_is_shed,
+            a_group_sheds_what_did_not_start_in_time,
+        );
+    };
+    (@emit $run:path; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                $run(|sp| Box::pin(crate::cases::$case(sp)));
+            }
+        )*
+    };
+}
+
+on_every_flavour!(for_each_case);
