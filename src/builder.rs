@@ -204,10 +204,7 @@ impl<'a> TaskBuilder<'a> {
     fn spec(&self) -> Option<Box<TaskSpec>> {
         let o = &self.options;
         if !o.set {
-            // A plain task: nothing to store (the common case, kept cheap), unless the pool
-            // gives every task a deadline.
-            let wait = self.core.queue_wait()?;
-            return TaskSpec::boxed(None, TaskOptions::default(), 0, Some(wait));
+            return plain_spec(self.core);
         }
         let queue_wait = o.queue_wait.or_else(|| self.core.queue_wait());
         let name = o.name.as_deref().map(Arc::from);
@@ -259,7 +256,15 @@ impl<'a> TaskBuilder<'a> {
     }
 }
 
-// The entry points behind `TaskPool`'s methods (with no options: `spec` is `None`) and the
+/// The spec of a task with no options of its own: nothing to store (the common case, kept
+/// cheap), unless the pool gives every task a deadline.
+#[inline]
+pub(crate) fn plain_spec(core: &Arc<Core>) -> Option<Box<TaskSpec>> {
+    let wait = core.queue_wait()?;
+    TaskSpec::boxed(None, TaskOptions::default(), 0, Some(wait))
+}
+
+// The entry points behind `TaskPool`'s methods (with no options: `plain_spec`) and the
 // builder's: they borrow the pool's core rather than clone it.
 
 fn submit<F>(

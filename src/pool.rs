@@ -170,7 +170,7 @@ impl TaskPool {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        builder::spawn(&self.core, fut, None).await
+        builder::spawn(&self.core, fut, builder::plain_spec(&self.core)).await
     }
 
     /// Submits the task and returns at once; it waits in the FIFO queue if the pool is full.
@@ -193,7 +193,7 @@ impl TaskPool {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        builder::spawn_queued(&self.core, fut, None)
+        builder::spawn_queued(&self.core, fut, builder::plain_spec(&self.core))
     }
 
     /// Starts the task if there is room right now (and nothing queued ahead of it); otherwise
@@ -218,7 +218,7 @@ impl TaskPool {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        builder::try_spawn(&self.core, fut, None)
+        builder::try_spawn(&self.core, fut, builder::plain_spec(&self.core))
     }
 
     /// Runs the task in the pool (waiting for room) and returns its output. Called from one
@@ -230,7 +230,7 @@ impl TaskPool {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        builder::exec(&self.core, fut, None).await
+        builder::exec(&self.core, fut, builder::plain_spec(&self.core)).await
     }
 
     /// Starts `num` tasks made by `factory` (asyncio-taskpool's `apply`), as a group named
