@@ -40,6 +40,7 @@ macro_rules! for_each_case {
             map_unordered_yields_everything,
             map_results_arrive_while_later_items_wait,
             a_group_held_back_by_the_limit_reuses_its_worker,
+            an_unbounded_map_starts_a_worker_per_item_at_most,
             finished_runtime_tasks_park_for_the_next_task,
             map_respects_group_and_pool_limits,
             map_stream_waits_without_a_slot,

@@ -354,7 +354,13 @@ impl State {
             g.input = Input::Idle(Held::new(source));
             hint.lower.clamp(1, MAX_RAMP as u64) as usize
         };
-        g.target = g.target.max(g.workers.saturating_add(more));
+        // Workers it can use now: one per live item (this one included), per item in its
+        // queue and per item its input says is left, ramping by at most `MAX_RAMP` at once.
+        // (Not `workers + more`: the workers running cover their items already, and each
+        // pull would add as many again.)
+        let useful = (g.items_live as u64 + 1 + g.ahead).saturating_add(more as u64);
+        let ramp = g.workers.saturating_add(MAX_RAMP) as u64;
+        g.target = g.target.max(useful.min(ramp) as usize);
         g.items_live += 1;
         let wants_turn = !g.in_turns && g.wants_slot();
         let id = self.allocate_id();

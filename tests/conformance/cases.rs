@@ -772,6 +772,19 @@ pub async fn a_group_held_back_by_the_limit_reuses_its_worker(sp: Sp) {
     assert!(n < 100, "{n} runtime tasks for 5000 items on one slot");
 }
 
+/// A map with no group limit on an unlimited pool starts at most one worker per item: each
+/// pull used to add as many workers as the input had items left, on top of those already
+/// running (2,000 ready items took ~1.2 million runtime tasks and gigabytes of memory).
+pub async fn an_unbounded_map_starts_a_worker_per_item_at_most(sp: Sp) {
+    const ITEMS: u64 = 2_000;
+    let (counting, counts) = CountingSpawner::wrap(sp.clone());
+    let p = TaskPool::new(counting);
+    let group = p.map(0..ITEMS, usize::MAX, |i| async move { i }).unwrap();
+    assert_eq!(group.join().await.unwrap().completed, ITEMS);
+    let n = counts.spawned();
+    assert!(n <= ITEMS as usize, "{n} runtime tasks for {ITEMS} items");
+}
+
 /// A runtime task whose task ended with nothing queued parks for the next task that starts at
 /// once, and parked runtime tasks end when the pool goes away.
 pub async fn finished_runtime_tasks_park_for_the_next_task(sp: Sp) {
