@@ -193,4 +193,14 @@ mod smol_own {
         );
         check_old_behaviour(&text);
     }
+
+    #[test]
+    fn the_span_can_be_filtered_out() {
+        let text = logged(
+            "info,async_taskpool::task=warn",
+            smol_own_executor,
+            user_events_inside_tasks,
+        );
+        check_span_filtered_out(&text);
+    }
 }
