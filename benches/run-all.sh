@@ -45,6 +45,7 @@ step chart cargo run --quiet --release --locked --manifest-path benches/chart/Ca
 section() { awk -v h="$2" 'index($0, h) == 1 { on = 1; next } on && /^## / { exit } on' "$1"; }
 
 cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -1)
+kept=$(awk '/^<!-- [a-z0-9-]+:start -->$/ { on = 1 } on { print } /^<!-- [a-z0-9-]+:end -->$/ { on = 0; print "" }' BENCHMARKS.md 2>/dev/null || true)
 {
     echo "# Benchmarks"
     echo
@@ -91,5 +92,12 @@ cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -1)
     echo "### Python (asyncio-pool 0.6.0, asyncio-taskpool 1.2.0, concurrent_tasks 1.18.0)"
     echo
     sed -n '/^|/,$p' "$out/python.md" | sed '/^<details>/,$d'
-} > BENCHMARKS.md
+    # Sections other scripts write (between `<!-- NAME:start -->` and `<!-- NAME:end -->`:
+    # the job queue's, the adaptive limiters') are kept as they were.
+    if [[ -n "$kept" ]]; then
+        echo
+        printf '%s\n' "$kept"
+    fi
+} > BENCHMARKS.md.new
+mv BENCHMARKS.md.new BENCHMARKS.md
 echo "wrote BENCHMARKS.md in $(( $(date +%s) - started )) s" >&2
