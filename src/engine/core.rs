@@ -6,15 +6,16 @@
 //! (`insert_running`, `to_ending`, `remove_task`, `take_slot`, ...); those methods keep the
 //! counts consistent, and nothing else writes them.
 
+use super::durations::{GroupTiming, Timing};
 use super::handoff::{Mailbox, Parking, IDLE_CAP};
 use super::lanes::{GroupKey, Lane, Reserved, Turns};
 use super::loose::LooseQueue;
+pub(crate) use super::outcome::{GroupKind, Outcome};
 use super::slab::Slab;
 use super::table::IdTable;
 use super::telemetry::Telemetry;
-use super::timing::{GroupTiming, Timing};
 use super::user::{drop_value, Held, Whose};
-use crate::error::{PoolError, TaskError};
+use crate::error::PoolError;
 use crate::id::TaskId;
 use crate::sync::lock::{lock, Locked, Rank};
 use crate::sync::{AtomicUsize, Event, Mutex};
@@ -85,32 +86,6 @@ pub(crate) enum Next {
     Run(Start),
     /// Wait in this mailbox (the pool has it) for work that starts at once.
     Park(Parking<Start>),
-}
-
-/// How a task ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    Completed,
-    Cancelled,
-    Panicked,
-    TimedOut,
-    /// The runtime dropped the task (it shut down), or refused to start it.
-    Dropped,
-    /// It could not start within its `max_queue_wait`.
-    Shed,
-}
-
-impl Outcome {
-    pub(crate) fn of<T>(res: &Result<T, TaskError>) -> Self {
-        match res {
-            Ok(_) => Self::Completed,
-            Err(TaskError::Cancelled { .. }) => Self::Cancelled,
-            Err(TaskError::Panicked { .. }) => Self::Panicked,
-            Err(TaskError::TimedOut { .. }) => Self::TimedOut,
-            Err(TaskError::RuntimeDropped { .. } | TaskError::SpawnFailed { .. }) => Self::Dropped,
-            Err(TaskError::Shed { .. }) => Self::Shed,
-        }
-    }
 }
 
 /// How a running task holds its place under the limit.
@@ -187,24 +162,6 @@ pub(crate) trait GroupDriver: Send + Sync {
 pub(crate) struct NewWorker {
     pub(crate) job: BoxJob,
     pub(crate) control: Arc<dyn TaskControl>,
-}
-
-/// What kind of group, for its generated name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum GroupKind {
-    Apply,
-    Map,
-    Start,
-}
-
-impl GroupKind {
-    pub(super) fn prefix(self) -> &'static str {
-        match self {
-            Self::Apply => "apply",
-            Self::Map => "map",
-            Self::Start => "start",
-        }
-    }
 }
 
 /// Whether the pool takes new work.

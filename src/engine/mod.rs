@@ -88,8 +88,11 @@
 //! # Watching it
 //!
 //! - `timing.rs` (pools built with `track_durations(true)`): stamps and HDR histograms of queue
-//!   wait and run time, kept in side tables of the state by its named transitions
-//!   (`insert_running`, `remove_task`, `queue_loose`, ...), under the state lock (no user code).
+//!   wait and run time (the data in `durations.rs`), kept in side tables of the state by its
+//!   named transitions (`insert_running`, `remove_task`, `queue_loose`, ...), under the state
+//!   lock (no user code).
+//! - `outcome.rs`: how a task ended and what kind a group is, plain data that the state and its
+//!   telemetry share (so neither imports the other).
 //! - `telemetry.rs` (feature `metrics`): the pool's metric handles. A recorder is the user's code,
 //!   so the hooks run where a task's start and end are logged, with no lock held; a task's end
 //!   is counted before the section that resolves its handle. Duration samples taken under the
@@ -115,6 +118,7 @@ pub(crate) mod capacity;
 pub(crate) mod control;
 pub(crate) mod core;
 pub(crate) mod current;
+pub(crate) mod durations;
 pub(crate) mod fifo;
 pub(crate) mod groups;
 pub(crate) mod handoff;
@@ -124,6 +128,7 @@ mod loom_tests;
 pub(crate) mod loose;
 pub(crate) mod map;
 pub(crate) mod observe;
+pub(crate) mod outcome;
 pub(crate) mod poll;
 pub(crate) mod results;
 pub(crate) mod runner;

@@ -3,8 +3,8 @@
 
 use super::core::{Core, Gate, GroupState, Input, Life, State};
 use super::current;
+use super::durations::LiveDurations;
 use super::lanes::GroupKey;
-use super::timing::LiveDurations;
 use crate::error::PoolError;
 use crate::id::{TaskId, TaskName};
 use crate::stats::{GroupStats, PoolStats, TaskInfo, TaskState};

@@ -24,7 +24,7 @@
 //! `outcome` is `ok`, `panicked`, `cancelled`, `timed_out` or `dropped`; `reason` is `full`,
 //! `locked` or `closed`. Group names and task ids are never labels (unbounded).
 
-use super::core::{GroupKind, Outcome};
+use super::outcome::{GroupKind, Outcome};
 
 /// What kind of work a task is, for the `kind` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,48 @@
+//! What the scheduler reports of a task's end and of a group's kind: plain data, shared by the
+//! state (`core`) and its telemetry without either importing the other.
+
+use crate::error::TaskError;
+
+/// How a task ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Completed,
+    Cancelled,
+    Panicked,
+    TimedOut,
+    /// The runtime dropped the task (it shut down), or refused to start it.
+    Dropped,
+    /// It could not start within its `max_queue_wait`.
+    Shed,
+}
+
+impl Outcome {
+    pub(crate) fn of<T>(res: &Result<T, TaskError>) -> Self {
+        match res {
+            Ok(_) => Self::Completed,
+            Err(TaskError::Cancelled { .. }) => Self::Cancelled,
+            Err(TaskError::Panicked { .. }) => Self::Panicked,
+            Err(TaskError::TimedOut { .. }) => Self::TimedOut,
+            Err(TaskError::RuntimeDropped { .. } | TaskError::SpawnFailed { .. }) => Self::Dropped,
+            Err(TaskError::Shed { .. }) => Self::Shed,
+        }
+    }
+}
+
+/// What kind of group, for its generated name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GroupKind {
+    Apply,
+    Map,
+    Start,
+}
+
+impl GroupKind {
+    pub(crate) fn prefix(self) -> &'static str {
+        match self {
+            Self::Apply => "apply",
+            Self::Map => "map",
+            Self::Start => "start",
+        }
+    }
+}
