@@ -210,7 +210,7 @@ pub enum Command {
         /// `n` items at once, from 1 to [`Limits::max_count`].
         #[serde(
             default,
-            deserialize_with = "present",
+            deserialize_with = "cap_or_null",
             skip_serializing_if = "Option::is_none"
         )]
         num_concurrent: Option<Option<usize>>,
@@ -329,6 +329,24 @@ fn one() -> usize {
 /// Tells "absent" (`None`, by `default`) from "null" (`Some(None)`).
 fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<usize>>, D::Error> {
     Option::<usize>::deserialize(d).map(Some)
+}
+
+/// A group's cap as `present` reads a limit, with an error that says what to send instead
+/// (typed, it is `pool`; in JSON, `null`).
+fn cap_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<usize>>, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Null => Ok(Some(None)),
+        v => v
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .map(|n| Some(Some(n)))
+            .ok_or_else(|| {
+                D::Error::custom(format!(
+                    "`num_concurrent` must be a whole number, or null to follow the pool's \
+                     limit, not {v}"
+                ))
+            }),
+    }
 }
 
 impl Command {

@@ -233,6 +233,16 @@ pub fn settings_are_bounded_and_checked(net: Net) {
             "usage: group-settings NAME",
         ),
         (
+            json!({"cmd": "group-settings", "name": "g", "num_concurrent": "pool"}),
+            "bad_request",
+            "or null to follow the pool's limit, not \"pool\"",
+        ),
+        (
+            json!({"cmd": "group-settings", "name": "g", "num_concurrent": -3}),
+            "bad_request",
+            "or null to follow the pool's limit, not -3",
+        ),
+        (
             json!({"cmd": "group-settings", "name": "g", "wieght": 2}),
             "bad_request",
             "unknown field `wieght`",
