@@ -38,7 +38,7 @@ pub(crate) fn group(
         priority: priority.map(narrow).transpose()?,
         weight: weight.map(narrow).transpose()?,
         // `None` inside: follow the pool's limit.
-        num_concurrent: num_concurrent.map(|cap| cap.map_or(usize::MAX, |n| n)),
+        num_concurrent: num_concurrent.map(|cap| cap.unwrap_or(usize::MAX)),
     };
     let now = pool.core().change_group_named(name, change)?;
     Ok(group_json(name, now))
