@@ -7,6 +7,7 @@ use crate::engine::current::{current_task_id, inside_pool};
 use crate::engine::lanes::GroupKey;
 use crate::engine::map::Launched;
 use crate::engine::results::{Item, Results, Slot};
+use crate::engine::settings::GroupSettings;
 use crate::engine::user::{drop_value, Whose};
 use crate::error::PoolError;
 use crate::id::TaskId;
@@ -115,9 +116,29 @@ impl<T> Group<T> {
     }
 
     /// How many of the group's items may run at once: the cap it was made with, or the last
-    /// one set by [`set_num_concurrent`](Self::set_num_concurrent).
+    /// one set (by [`set_num_concurrent`](Self::set_num_concurrent), or by the group's name
+    /// from the control server (feature `control`)).
     pub fn num_concurrent(&self) -> Concurrency {
-        Concurrency::from_cap(self.num_concurrent.load(Ordering::Relaxed))
+        Concurrency::from_cap(self.settings().num_concurrent)
+    }
+
+    /// The pool's record of the group's settings, which a change by name also moves; once
+    /// the pool has forgotten the group, the last one this handle saw.
+    fn settings(&self) -> GroupSettings {
+        match self.core.group_settings(self.key) {
+            Some(now) => {
+                self.num_concurrent
+                    .store(now.num_concurrent, Ordering::Relaxed);
+                self.priority.store(now.priority, Ordering::Relaxed);
+                self.weight.store(now.weight, Ordering::Relaxed);
+                now
+            }
+            None => GroupSettings {
+                priority: self.priority.load(Ordering::Relaxed),
+                weight: self.weight.load(Ordering::Relaxed),
+                num_concurrent: self.num_concurrent.load(Ordering::Relaxed),
+            },
+        }
     }
 
     /// Changes how many of the group's items may run at once, while it runs. Raising it
@@ -156,9 +177,10 @@ impl<T> Group<T> {
     }
 
     /// The group's priority: the one it was made with
-    /// ([`GroupBuilder::priority`](crate::GroupBuilder::priority)) or last set.
+    /// ([`GroupBuilder::priority`](crate::GroupBuilder::priority)) or last set (through this
+    /// handle, or by the group's name from the control server (feature `control`)).
     pub fn priority(&self) -> i32 {
-        self.priority.load(Ordering::Relaxed)
+        self.settings().priority
     }
 
     /// Changes the group's priority while it runs: its items that wait for slots from now on
@@ -186,9 +208,10 @@ impl<T> Group<T> {
     }
 
     /// The group's weight in the pool's shares: the one it was made with
-    /// ([`GroupBuilder::weight`](crate::GroupBuilder::weight)) or last set.
+    /// ([`GroupBuilder::weight`](crate::GroupBuilder::weight)) or last set (through this
+    /// handle, or by the group's name from the control server (feature `control`)).
     pub fn weight(&self) -> u32 {
-        self.weight.load(Ordering::Relaxed)
+        self.settings().weight
     }
 
     /// Changes the group's weight while it runs (slots are given by it from now on; none is

@@ -65,6 +65,11 @@ pub struct PoolStats {
     pub is_full: bool,
     /// Names of the groups the pool knows (running, or ended and not yet flushed).
     pub groups: Vec<String>,
+    /// The loose tasks' weight in the pool's shares (see
+    /// [`PoolBuilder::loose_weight`](crate::PoolBuilder::loose_weight)); 1 in snapshots from
+    /// versions before this field.
+    #[serde(default = "weight_one")]
+    pub loose_weight: u32,
     /// How long tasks that started since the last flush waited for a slot; `None` unless
     /// the pool was built with [`track_durations`](crate::PoolBuilder::track_durations).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -163,14 +168,21 @@ pub struct DurationStats {
 }
 
 /// One group of a pool, as [`TaskPool::group_stats`](crate::TaskPool::group_stats) sees it:
-/// its progress and, if the pool tracks durations, its items' queue-wait and run-time
-/// percentiles.
+/// its progress, its scheduling settings as they are now (set by its builder, its
+/// [`Group`](crate::Group) handle or the control server), and, if the pool tracks durations,
+/// its items' queue-wait and run-time percentiles.
+///
+/// In JSON, `num_concurrent` is a number, or `null` for
+/// [`Concurrency::PoolLimit`](crate::Concurrency::PoolLimit).
 ///
 /// ```
-/// let g: async_taskpool::GroupStats = serde_json::from_str(
-///     r#"{"name":"resize","live":2,"queued":0,"backlog":5,"done":3,"total":10,"cancelled":false}"#,
+/// use async_taskpool::{Concurrency, GroupStats};
+/// let g: GroupStats = serde_json::from_str(
+///     r#"{"name":"resize","live":2,"queued":0,"backlog":5,"done":3,"total":10,"cancelled":false,
+///         "priority":5,"weight":3,"num_concurrent":null}"#,
 /// ).unwrap();
 /// assert_eq!((g.done, g.total), (3, Some(10)));
+/// assert_eq!((g.priority, g.weight, g.num_concurrent), (5, 3, Concurrency::PoolLimit));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -191,12 +203,46 @@ pub struct GroupStats {
     pub total: Option<u64>,
     /// Whether it was cancelled.
     pub cancelled: bool,
+    /// Its priority while its items wait for slots (higher starts first); 0 in snapshots
+    /// from versions before this field.
+    #[serde(default)]
+    pub priority: i32,
+    /// Its weight in the pool's shares; 1 in snapshots from versions before this field.
+    #[serde(default = "weight_one")]
+    pub weight: u32,
+    /// How many of its items may run at once: a cap, or
+    /// [`PoolLimit`](crate::Concurrency::PoolLimit) (also in snapshots from versions before
+    /// this field).
+    #[serde(default, with = "cap_or_null")]
+    pub num_concurrent: crate::Concurrency,
     /// Its items' queue waits (see [`PoolStats::queue_wait`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue_wait: Option<DurationStats>,
     /// Its items' run times (see [`PoolStats::run_time`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_time: Option<DurationStats>,
+}
+
+fn weight_one() -> u32 {
+    1
+}
+
+/// A group's concurrency as a number, or `null` for `Concurrency::PoolLimit` (as `null` is
+/// "no limit" for the pool's own).
+mod cap_or_null {
+    use crate::Concurrency;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(c: &Concurrency, s: S) -> Result<S::Ok, S::Error> {
+        match c {
+            Concurrency::AtMost(n) => s.serialize_some(n),
+            _ => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Concurrency, D::Error> {
+        Ok(Option::<usize>::deserialize(d)?.map_or(Concurrency::PoolLimit, Concurrency::from))
+    }
 }
 
 /// Durations as seconds (a float) in serde formats.

@@ -640,3 +640,171 @@ mod readme {
         rt.block_on(example).unwrap().unwrap();
     }
 }
+
+/// `group-settings` and `pool-settings` typed as an operator would: shown and changed in one
+/// shot, negative priorities without `--`, errors with what to type and exit 1, the help.
+#[test]
+fn scheduling_settings_from_the_command_line() {
+    let f = workers();
+    let server = ControlServer::new(&f.pool)
+        .serve_tcp("127.0.0.1:0")
+        .unwrap();
+    let conn = tcp_args(&server);
+    let run = |cmd: &[&str]| ctl(&conn, cmd, "");
+    let ok = |cmd: &[&str]| {
+        let out = run(cmd);
+        assert!(out.status.success(), "{cmd:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    assert_eq!(ok(&["start", "2"]), "start-group-0\n");
+    assert_eq!(
+        ok(&["group-settings", "start-group-0"]),
+        "          name: start-group-0\n      priority: 0\n        weight: 1\nnum_concurrent: pool\n"
+    );
+    assert_eq!(
+        ok(&[
+            "group-settings",
+            "start-group-0",
+            "--priority",
+            "-5",
+            "-w",
+            "3",
+            "-n",
+            "4"
+        ]),
+        "          name: start-group-0\n      priority: -5\n        weight: 3\nnum_concurrent: 4\n"
+    );
+    let groups = ok(&["groups"]);
+    assert!(
+        groups.contains("start-group-0  (priority -5, weight 3, num_concurrent 4)"),
+        "{groups}"
+    );
+    let pool = f.pool.as_task_pool();
+    let g = pool.group_stats("start-group-0").unwrap();
+    assert_eq!((g.priority, g.weight), (-5, 3));
+    assert_eq!(g.num_concurrent, async_taskpool::Concurrency::AtMost(4));
+
+    assert_eq!(
+        ok(&["pool-settings"]),
+        "       limit: inf\nloose_weight: 1\n"
+    );
+    assert_eq!(
+        ok(&["pool-settings", "--loose-weight", "2"]),
+        "       limit: inf\nloose_weight: 2\n"
+    );
+    assert_eq!(pool.loose_weight(), 2);
+    let stats = ok(&["stats"]);
+    assert!(stats.contains("loose_weight: 2"), "{stats}");
+
+    // Refused: exit 1, the reason and what to type on stderr, nothing changed.
+    for (cmd, says) in [
+        (
+            &["group-settings", "nope", "-w", "2"][..],
+            "[group_not_found]",
+        ),
+        (
+            &["group-settings", "start-group-0", "-w", "0"],
+            "from 1 to 1000",
+        ),
+        (
+            &["group-settings", "start-group-0", "-w", "0"],
+            "[invalid_limit]",
+        ),
+        (
+            &["group-settings", "start-group-0", "-w", "5000"],
+            "[over_limit]",
+        ),
+        (
+            &["group-settings", "start-group-0", "-p", "9", "-n", "0"],
+            "or `pool` (JSON `null`) to follow the pool's limit",
+        ),
+        (
+            &["group-settings", "start-group-0", "-n", "many"],
+            "or `pool`",
+        ),
+        (&["group-settings"], "missing argument NAME"),
+        (&["pool-settings", "-w", "0"], "[invalid_limit]"),
+    ] {
+        let out = run(cmd);
+        assert_eq!(out.status.code(), Some(1), "{cmd:?}");
+        let err = text(&out.stderr);
+        assert!(err.contains(says), "{cmd:?}: {err}");
+    }
+    let g = pool.group_stats("start-group-0").unwrap();
+    assert_eq!(
+        (g.priority, g.weight),
+        (-5, 3),
+        "a refused command changed the group"
+    );
+
+    // `pool` follows the pool's limit again; `--json` prints the reply as sent.
+    let out = ctl(
+        &conn,
+        &["--json", "group-settings", "start-group-0", "-n", "pool"],
+        "",
+    );
+    let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        reply,
+        serde_json::json!({"status": "ok", "value": {"name": "start-group-0", "priority": -5,
+            "weight": 3, "num_concurrent": null}})
+    );
+
+    // The help, in one shot and listed with the others.
+    let help = ok(&["help", "group-settings"]);
+    for says in [
+        "usage: group-settings NAME [--priority P] [--weight W] [--num-concurrent N|pool]",
+        "--priority, -p P",
+        "--weight, -w W",
+        "1000 unless configured",
+        "`pool` to follow the pool's limit",
+    ] {
+        assert!(help.contains(says), "{says:?} not in:\n{help}");
+    }
+    assert_eq!(ok(&["group-settings", "-h"]), help);
+    let help = ok(&["help", "pool-settings"]);
+    assert!(
+        help.contains("usage: pool-settings [--loose-weight W]") && help.contains("`pool-size`"),
+        "{help}"
+    );
+    let all = ok(&["help"]);
+    assert!(
+        all.contains("group-settings NAME") && all.contains("pool-settings [--loose-weight W]"),
+        "{all}"
+    );
+    let usage = text(&Command::new(CTL).arg("--help").output().unwrap().stdout);
+    assert!(usage.contains("group-settings pages -w 3 -p 1"), "{usage}");
+    f.pool.stop_all();
+}
+
+/// The same typed at a piped prompt over a Unix socket.
+#[cfg(unix)]
+#[test]
+fn scheduling_settings_at_a_piped_prompt_over_a_unix_socket() {
+    let f = workers();
+    let dir = std::env::temp_dir().join(format!("tpc-cli-settings-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("ctl.sock");
+    let server = ControlServer::new(&f.pool).serve_unix(&path).unwrap();
+    let conn = vec!["unix".to_owned(), path.display().to_string()];
+    let out = ctl(
+        &conn,
+        &[],
+        "start 1\ngroup-settings start-group-0 -p 7 -w 2\npool-settings -w 4\ngroup-settings start-group-0 -w 0\nexit\n",
+    );
+    // The refused weight makes piped input exit 1.
+    assert_eq!(out.status.code(), Some(1));
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(
+        stdout.contains("      priority: 7\n        weight: 2\nnum_concurrent: pool"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("loose_weight: 4"), "{stdout}");
+    assert!(stderr.contains("[invalid_limit]"), "{stderr}");
+    let pool = f.pool.as_task_pool();
+    let g = pool.group_stats("start-group-0").unwrap();
+    assert_eq!((g.priority, g.weight, pool.loose_weight()), (7, 2, 4));
+    drop(server);
+    f.pool.stop_all();
+    std::fs::remove_dir_all(&dir).unwrap();
+}

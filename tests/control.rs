@@ -16,6 +16,9 @@ mod wire;
 #[path = "control/cases.rs"]
 mod cases;
 
+#[path = "control/settings.rs"]
+mod settings;
+
 #[cfg(feature = "tokio")]
 #[path = "control/hardening.rs"]
 mod hardening;
@@ -58,6 +61,7 @@ macro_rules! for_each_case {
                 shutdown_ends_waiting_sessions,
                 custom_commands,
                 custom_command_names_are_checked,
+                scheduling_settings_over_the_wire,
             );
         }
         #[cfg(unix)]
@@ -77,6 +81,7 @@ macro_rules! for_each_case {
                 shutdown_ends_waiting_sessions,
                 custom_commands,
                 custom_command_names_are_checked,
+                scheduling_settings_over_the_wire,
                 unix_socket_file_lifecycle,
             );
         }
@@ -108,6 +113,7 @@ mod hardened {
         refused_tokens_back_off,
         operator_is_answered_during_a_flood,
         concurrent_stops_report_each_task_once,
+        settings_are_bounded_and_checked,
     );
     #[cfg(unix)]
     #[test]

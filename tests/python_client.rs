@@ -63,7 +63,8 @@ fn python_client(args: &[&str], input: &str) -> String {
 /// The commands an operator types, and the replies the Python client must print.
 const SESSION: &str =
     "start 2\npool-size\npool-size 5\nis-locked\nlock\nis-locked\nstart 1\nunlock\n\
-    get-group-ids start-group-0\ncancel 99\nbogus\nfunc-name\nstart 1000000000000\npool-size 0\n\
+    get-group-ids start-group-0\ngroup-settings start-group-0 -p -2 -w 3\n\
+    pool-settings --loose-weight 0\ncancel 99\nbogus\nfunc-name\nstart 1000000000000\npool-size 0\n\
     stop 1\nstop-all\nnum-cancelled\nexit\n";
 
 fn check(stdout: &str) {
@@ -85,6 +86,8 @@ fn check(stdout: &str) {
         "error: pool `py-workers` is locked",
         "ok",
         "{0, 1}",
+        "          name: start-group-0\n      priority: -2\n        weight: 3\nnum_concurrent: pool",
+        "error: `pool-settings --loose-weight` (JSON `loose_weight`) must be at least 1: give a whole number from 1 to 1000",
         "error: pool `py-workers` has no task with id 99 [task_not_found]",
         "error: unknown command `bogus`",
         "work",

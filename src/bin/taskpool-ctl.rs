@@ -33,6 +33,8 @@ use std::time::{Duration, Instant};
     after_help = "Examples:\n  \
         taskpool-ctl tcp 127.0.0.1 9999                 interactive prompt\n  \
         taskpool-ctl tcp 127.0.0.1 9999 pool-size 4     one command, then exit\n  \
+        taskpool-ctl tcp 127.0.0.1 9999 group-settings pages -w 3 -p 1\n  \
+        \x20                                               a group's weight and priority\n  \
         taskpool-ctl unix /tmp/app.sock watch           live stats until Ctrl-C\n\n\
         Type `help` at the prompt for the pool's commands. Ctrl-C abandons a command that \
         waits (until-closed, flush, ...); Ctrl-D or `exit` leaves.\n\n\

@@ -86,6 +86,47 @@ pub(crate) fn check(cmd: &Command, limits: &Limits) -> Result<(), WireError> {
                 Ok(())
             }
         }
+        Command::GroupSettings {
+            priority,
+            weight,
+            num_concurrent,
+            ..
+        } => {
+            if let Some(p) = *priority {
+                if i32::try_from(p).is_err() {
+                    return Err(over(format!(
+                        "priority {p} is out of range: give a whole number from {} to {} \
+                         (higher starts first)",
+                        i32::MIN,
+                        i32::MAX
+                    )));
+                }
+            }
+            if let Some(w) = *weight {
+                check_weight("group-settings --weight", "weight", w, limits)?;
+            }
+            let range = format!(
+                "give a whole number from 1 to {max}, or `pool` (JSON `null`) to follow the \
+                 pool's limit"
+            );
+            match num_concurrent {
+                Some(Some(0)) => Err(WireError::new(
+                    ErrorKind::InvalidLimit,
+                    format!(
+                        "`group-settings --num-concurrent` (JSON `num_concurrent`) must be at \
+                         least 1: {range}"
+                    ),
+                )),
+                Some(Some(n)) if *n > max => Err(over(format!(
+                    "`group-settings --num-concurrent {n}` is more than this server lets a \
+                     client set: {range}"
+                ))),
+                _ => Ok(()),
+            }
+        }
+        Command::PoolSettings {
+            loose_weight: Some(w),
+        } => check_weight("pool-settings --loose-weight", "loose_weight", *w, limits),
         Command::Tasks {
             offset: Some(_),
             after: Some(_),
@@ -116,6 +157,28 @@ pub(crate) fn check(cmd: &Command, limits: &Limits) -> Result<(), WireError> {
             limits.max_page
         ))),
         _ => Ok(()),
+    }
+}
+
+/// A weight from 1 to the server's `max_weight`; `option` and `field` name it as typed and
+/// in JSON.
+fn check_weight(option: &str, field: &str, w: u64, limits: &Limits) -> Result<(), WireError> {
+    let max = limits.max_weight;
+    let range = format!(
+        "give a whole number from 1 to {max} (weights are shares: lanes of weights 3 and 1 \
+         hold slots 3:1)"
+    );
+    if w == 0 {
+        Err(WireError::new(
+            ErrorKind::InvalidLimit,
+            format!("`{option}` (JSON `{field}`) must be at least 1: {range}"),
+        ))
+    } else if w > u64::from(max) {
+        Err(over(format!(
+            "`{option} {w}` is above the highest weight this server lets clients set: {range}"
+        )))
+    } else {
+        Ok(())
     }
 }
 
@@ -189,6 +252,44 @@ mod tests {
         };
         assert_eq!(kind(filtered(Some(5), None)), Some(ErrorKind::BadRequest));
         assert_eq!(kind(filtered(None, Some(5))), None);
+        let group = |priority, weight, num_concurrent| Command::GroupSettings {
+            name: "g".into(),
+            priority,
+            weight,
+            num_concurrent,
+        };
+        assert_eq!(kind(group(None, None, None)), None);
+        assert_eq!(kind(group(Some(-5), Some(1_000), Some(None))), None);
+        assert_eq!(
+            kind(group(Some(i64::from(i32::MIN)), None, Some(Some(10_000)))),
+            None
+        );
+        assert_eq!(
+            kind(group(Some(i64::from(i32::MAX) + 1), None, None)),
+            Some(ErrorKind::OverLimit)
+        );
+        assert_eq!(
+            kind(group(None, Some(0), None)),
+            Some(ErrorKind::InvalidLimit)
+        );
+        assert_eq!(
+            kind(group(None, Some(1_001), None)),
+            Some(ErrorKind::OverLimit)
+        );
+        assert_eq!(
+            kind(group(None, None, Some(Some(0)))),
+            Some(ErrorKind::InvalidLimit)
+        );
+        assert_eq!(
+            kind(group(None, None, Some(Some(10_001)))),
+            Some(ErrorKind::OverLimit)
+        );
+        let loose = |w| Command::PoolSettings {
+            loose_weight: Some(w),
+        };
+        assert_eq!(kind(loose(0)), Some(ErrorKind::InvalidLimit));
+        assert_eq!(kind(loose(1_001)), Some(ErrorKind::OverLimit));
+        assert_eq!(kind(loose(1_000)), None);
         let groups = |limit| Command::Groups { after: None, limit };
         assert_eq!(kind(groups(Some(1001))), Some(ErrorKind::OverLimit));
         assert_eq!(kind(groups(Some(1000))), None);
@@ -210,5 +311,28 @@ mod tests {
         );
         let e = check(&Command::Start { num: 20_000 }, &Limits::default()).unwrap_err();
         assert!(e.message.contains("from 1 to 10000"), "{}", e.message);
+        let e = check(
+            &Command::PoolSettings {
+                loose_weight: Some(0),
+            },
+            &Limits::default(),
+        )
+        .unwrap_err();
+        assert!(
+            e.message.contains("--loose-weight") && e.message.contains("from 1 to 1000"),
+            "{}",
+            e.message
+        );
+        let e = check(
+            &Command::GroupSettings {
+                name: "g".into(),
+                priority: None,
+                weight: None,
+                num_concurrent: Some(Some(0)),
+            },
+            &Limits::default(),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("`pool`"), "{}", e.message);
     }
 }

@@ -259,6 +259,13 @@ impl Context {
                 after.as_deref(),
                 limit.unwrap_or(self.limits.default_page),
             ),
+            Command::GroupSettings {
+                name,
+                priority,
+                weight,
+                num_concurrent,
+            } => super::settings::group(pool, &name, priority, weight, num_concurrent)?,
+            Command::PoolSettings { loose_weight } => super::settings::pool(pool, loose_weight)?,
             Command::Start { num } => simple()?.start(num)?.into(),
             Command::Stop { num } => ids(simple()?.stop(num)),
             Command::StopAll => ids(simple()?.stop(usize::MAX)),

@@ -47,6 +47,7 @@ mod pages;
 pub mod protocol;
 mod server;
 mod session;
+mod settings;
 mod shape;
 mod target;
 pub mod text;

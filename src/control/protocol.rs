@@ -19,19 +19,20 @@ pub const DEFAULT_MAX_LINE: usize = 64 * 1024;
 /// The bounds a server puts on what one request may ask for; a request past one gets an
 /// `over_limit` error. Sent in the hello's `limits`; set with the
 /// [`ControlServer`](super::ControlServer) builder (`max_count`, `max_pool_size`,
-/// `tasks_page`, `max_line_len`).
+/// `max_weight`, `tasks_page`, `max_line_len`).
 ///
 /// ```
 /// let limits = async_taskpool::control::protocol::Limits::default();
 /// assert_eq!((limits.max_count, limits.max_pool_size), (10_000, 1_000_000));
 /// assert_eq!((limits.default_page, limits.max_page), (100, 1_000));
+/// assert_eq!(limits.max_weight, 1_000);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Limits {
     /// The most tasks one request may start, stop or run at once (`start`, `stop`,
-    /// `apply --num`, `map --num-concurrent`), and the longest list it may carry (`map`
-    /// items, `cancel` ids, `get-group-ids` names).
+    /// `apply --num`, `map --num-concurrent`, `group-settings --num-concurrent`), and the
+    /// longest list it may carry (`map` items, `cancel` ids, `get-group-ids` names).
     pub max_count: usize,
     /// The highest `pool-size` a client may set (`inf`, no limit, is always allowed).
     pub max_pool_size: usize,
@@ -41,6 +42,14 @@ pub struct Limits {
     pub max_page: usize,
     /// The longest request line, in bytes, newline excluded.
     pub max_line_len: usize,
+    /// The highest weight a client may set (`group-settings --weight`, `pool-settings
+    /// --loose-weight`); absent from servers before this field existed.
+    #[serde(default = "default_max_weight")]
+    pub max_weight: u32,
+}
+
+fn default_max_weight() -> u32 {
+    Limits::default().max_weight
 }
 
 impl Default for Limits {
@@ -51,6 +60,8 @@ impl Default for Limits {
             default_page: 100,
             max_page: 1_000,
             max_line_len: DEFAULT_MAX_LINE,
+            // Weights are ratios of slots: past 1,000:1 no pool limit in use tells them apart.
+            max_weight: 1_000,
         }
     }
 }
@@ -183,6 +194,34 @@ pub enum Command {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limit: Option<usize>,
     },
+    /// A group's scheduling settings, `{"name", "priority", "weight", "num_concurrent"}`
+    /// (`num_concurrent` `null`: it follows the pool's limit); with any of the optional
+    /// fields, changes those first, all or none. Checked against [`Limits`].
+    GroupSettings {
+        /// The group's name.
+        name: String,
+        /// Its new priority (higher starts first), within `i32`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        priority: Option<i64>,
+        /// Its new weight, from 1 to [`Limits::max_weight`].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        weight: Option<u64>,
+        /// `None`: unchanged; `Some(None)`: follow the pool's limit; `Some(Some(n))`: at most
+        /// `n` items at once, from 1 to [`Limits::max_count`].
+        #[serde(
+            default,
+            deserialize_with = "cap_or_null",
+            skip_serializing_if = "Option::is_none"
+        )]
+        num_concurrent: Option<Option<usize>>,
+    },
+    /// The pool's scheduling settings, `{"limit", "loose_weight"}`; with `loose_weight`,
+    /// changes it first. (The limit is changed with `pool-size`.)
+    PoolSettings {
+        /// The loose tasks' new weight, from 1 to [`Limits::max_weight`].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        loose_weight: Option<u64>,
+    },
     /// SimpleTaskPool: starts `num` copies of the job.
     Start {
         /// How many.
@@ -292,6 +331,24 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<usize>>, D::
     Option::<usize>::deserialize(d).map(Some)
 }
 
+/// A group's cap as `present` reads a limit, with an error that says what to send instead
+/// (typed, it is `pool`; in JSON, `null`).
+fn cap_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<usize>>, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Null => Ok(Some(None)),
+        v => v
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .map(|n| Some(Some(n)))
+            .ok_or_else(|| {
+                D::Error::custom(format!(
+                    "`num_concurrent` must be a whole number, or null to follow the pool's \
+                     limit, not {v}"
+                ))
+            }),
+    }
+}
+
 impl Command {
     /// Whether the command waits on the pool (a session then watches for a hang-up).
     pub(crate) fn waits_on_pool(&self) -> bool {
@@ -326,6 +383,8 @@ impl Command {
             Self::Stats => "stats",
             Self::Tasks { .. } => "tasks",
             Self::Groups { .. } => "groups",
+            Self::GroupSettings { .. } => "group-settings",
+            Self::PoolSettings { .. } => "pool-settings",
             Self::Start { .. } => "start",
             Self::Stop { .. } => "stop",
             Self::StopAll => "stop-all",
@@ -818,8 +877,17 @@ pub const COMMANDS: &[CommandSpec] = &[
         "A page of the groups, by name, with their live task counts.", Both,
         "--limit, -l N" => "at most N groups (default 100, at most 1000 unless the server says otherwise)",
         "--after, -a NAME" => "start after the group NAME (the `next` a page ends with)"),
+    spec!("group-settings", "group-settings NAME [--priority P] [--weight W] [--num-concurrent N|pool]",
+        "Shows a group's priority, weight and concurrency cap, or changes them (all, or none if one is refused).", Both,
+        "NAME" => "the group's name (see `groups`)",
+        "--priority, -p P" => "its priority while its items wait: higher starts first; a whole number, negative for lower (default 0)",
+        "--weight, -w W" => "its share of slots against busy lanes of its priority (3 vs 1: 3:1): from 1 to the server's max_weight, 1000 unless configured",
+        "--num-concurrent, -n N" => "at most N of its items at once (1 to the server's max_count, 10000 unless configured), or `pool` to follow the pool's limit"),
     spec!("pool-size", "pool-size [N|inf]", "Shows the limit (`inf`: none), or sets it (growing starts queued work at once).", Both,
         "N" => "the new limit: a whole number of at least 1, or `inf` for no limit"),
+    spec!("pool-settings", "pool-settings [--loose-weight W]",
+        "Shows the limit and the loose tasks' weight, or changes the weight (the limit: `pool-size`).", Both,
+        "--loose-weight, -w W" => "the share of slots of tasks outside groups (spawn, exec) against busy groups: from 1 to the server's max_weight, 1000 unless configured"),
     spec!(
         "num-running",
         "num-running",
@@ -961,6 +1029,11 @@ mod tests {
             r#"{"cmd":"apply","name":"j"}"#,
             r#"{"cmd":"map","name":"j","args":[]}"#,
             r#"{"cmd":"help"}"#,
+            r#"{"cmd":"group-settings","name":"g"}"#,
+            r#"{"cmd":"group-settings","name":"g","priority":-3,"weight":2,"num_concurrent":null}"#,
+            r#"{"cmd":"group-settings","name":"g","num_concurrent":4}"#,
+            r#"{"cmd":"pool-settings"}"#,
+            r#"{"cmd":"pool-settings","loose_weight":3}"#,
         ];
         for s in samples {
             let (_, cmd) = Command::from_line(s.as_bytes()).unwrap();
@@ -970,6 +1043,16 @@ mod tests {
         }
         let (_, c) = Command::from_line(br#"{"cmd":"pool-size","value":null}"#).unwrap();
         assert_eq!(c, Command::PoolSize { value: Some(None) });
+        // `null` follows the pool's limit; absent leaves the cap as it is.
+        let cap = |line: &str| match Command::from_line(line.as_bytes()).unwrap().1 {
+            Command::GroupSettings { num_concurrent, .. } => num_concurrent,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            cap(r#"{"cmd":"group-settings","name":"g","num_concurrent":null}"#),
+            Some(None)
+        );
+        assert_eq!(cap(r#"{"cmd":"group-settings","name":"g"}"#), None);
     }
 
     #[test]

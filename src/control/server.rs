@@ -297,7 +297,8 @@ impl ControlServer {
     }
 
     /// The most tasks one request may start, stop or run at once (`start NUM`, `stop NUM`,
-    /// `apply --num N`, `map --num-concurrent N`), and the most items a list in one request
+    /// `apply --num N`, `map --num-concurrent N`, a group's cap `group-settings
+    /// --num-concurrent N`), and the most items a list in one request
     /// may hold (`map`'s arguments, `cancel`'s ids, `get-group-ids`' names). Default 10,000;
     /// at least 1. A request past it gets an `over_limit` error and changes nothing.
     pub fn max_count(mut self, max: usize) -> Self {
@@ -309,6 +310,24 @@ impl ControlServer {
     /// inf` (no limit) is always allowed.
     pub fn max_pool_size(mut self, max: usize) -> Self {
         self.limits.max_pool_size = max;
+        self
+    }
+
+    /// The highest weight a client may set (`group-settings --weight W`, `pool-settings
+    /// --loose-weight W`; default 1,000, at least 1). A weight past it gets an `over_limit`
+    /// error and changes nothing; the program itself may set any weight.
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// use async_taskpool::{control::ControlServer, runtime::SmolSpawner, TaskPool};
+    /// let pool = TaskPool::new(SmolSpawner::global());
+    /// let server = ControlServer::new(&pool).max_weight(100).serve_tcp("127.0.0.1:0")?;
+    /// # server.shutdown();
+    /// # }
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn max_weight(mut self, max: u32) -> Self {
+        self.limits.max_weight = max;
         self
     }
 
@@ -356,6 +375,9 @@ impl ControlServer {
         }
         if self.limits.max_count == 0 || self.limits.max_pool_size == 0 {
             return bad("max_count and max_pool_size must be at least 1");
+        }
+        if self.limits.max_weight == 0 {
+            return bad("max_weight must be at least 1");
         }
         if self.limits.max_page == 0 || self.limits.default_page > self.limits.max_page {
             return bad(

@@ -183,6 +183,40 @@ pub fn parse_words<S: AsRef<str>>(words: &[S]) -> Result<Command, WireError> {
         "get-group-ids" => Command::GetGroupIds {
             names: args.rest().iter().map(|s| s.to_string()).collect(),
         },
+        "group-settings" => {
+            let priority = args.option(&["-p", "--priority"])?;
+            let weight = args.option(&["-w", "--weight"])?;
+            let cap = args.option(&["-n", "--num-concurrent"])?;
+            Command::GroupSettings {
+                name: args.required("NAME")?,
+                priority: priority
+                    .map(|w| signed(&w, "--priority P", &usage))
+                    .transpose()?,
+                weight: weight
+                    .map(|w| number(&w, "--weight W", &usage).map(|n| n as u64))
+                    .transpose()?,
+                num_concurrent: cap
+                    .map(|w| match w.to_ascii_lowercase().as_str() {
+                        "pool" | "pool-limit" => Ok(None),
+                        _ => number(&w, "--num-concurrent N", &usage)
+                            .map(Some)
+                            .map_err(|_| {
+                                bad(format!(
+                                    "--num-concurrent N must be a whole number, or `pool` to \
+                                     follow the pool's limit, not `{w}`; {}",
+                                    usage()
+                                ))
+                            }),
+                    })
+                    .transpose()?,
+            }
+        }
+        "pool-settings" => Command::PoolSettings {
+            loose_weight: args
+                .option(&["-w", "--loose-weight"])?
+                .map(|w| number(&w, "--loose-weight W", &usage).map(|n| n as u64))
+                .transpose()?,
+        },
         "pool-size" => Command::PoolSize {
             value: match args.optional() {
                 None => None,
@@ -326,6 +360,15 @@ fn bad(message: impl Into<String>) -> WireError {
     WireError::new(ErrorKind::BadRequest, message)
 }
 
+fn signed(word: &str, what: &str, usage: &dyn Fn() -> String) -> Result<i64, WireError> {
+    word.parse().map_err(|_| {
+        bad(format!(
+            "{what} must be a whole number (negative for lower), not `{word}`; {}",
+            usage()
+        ))
+    })
+}
+
 fn number(word: &str, what: &str, usage: &dyn Fn() -> String) -> Result<usize, WireError> {
     word.parse().map_err(|_| {
         bad(format!(
@@ -372,18 +415,15 @@ pub fn render(command: &str, value: &Value, style: Style) -> String {
                 "panicked",
                 "timed_out",
             ];
-            let known = FIRST.iter().filter_map(|k| map.get_key_value(*k));
-            let rest = map.iter().filter(|(k, _)| !FIRST.contains(&k.as_str()));
-            let mut out = String::new();
-            for (k, v) in known.chain(rest) {
-                let v = match (k.as_str(), v) {
-                    ("limit", Value::Null) => "inf".to_owned(),
-                    _ => render("", v, style),
-                };
-                let _ = writeln!(out, "{k:>10}: {v}");
-            }
-            out.pop();
-            out
+            field_lines(map, &FIRST, style)
+        }
+        ("group-settings", Value::Object(map)) => field_lines(
+            map,
+            &["name", "priority", "weight", "num_concurrent"],
+            style,
+        ),
+        ("pool-settings", Value::Object(map)) => {
+            field_lines(map, &["limit", "loose_weight"], style)
         }
         ("tasks", Value::Object(page)) => {
             let tasks = page.get("tasks").and_then(Value::as_array);
@@ -433,7 +473,15 @@ pub fn render(command: &str, value: &Value, style: Style) -> String {
             for g in groups {
                 let name = g.get("name").and_then(Value::as_str).unwrap_or("?");
                 let live = g.get("live").and_then(Value::as_u64).unwrap_or(0);
-                let _ = writeln!(out, "{live:>8} live  {name}");
+                let _ = write!(out, "{live:>8} live  {name}");
+                // Absent from servers before group settings were shown.
+                if let (Some(p), Some(w)) = (g.get("priority"), g.get("weight")) {
+                    let cap = g
+                        .get("num_concurrent")
+                        .map_or("?".into(), |c| shown_value("num_concurrent", c, style));
+                    let _ = write!(out, "  (priority {p}, weight {w}, num_concurrent {cap})");
+                }
+                out.push('\n');
             }
             out.pop();
             if let Some(next) = page.get("next").and_then(Value::as_str) {
@@ -460,6 +508,30 @@ pub fn render(command: &str, value: &Value, style: Style) -> String {
         (_, Value::Number(n)) => n.to_string(),
         (_, Value::Array(items)) => format!("[{}]", join(items, style)),
         (_, Value::Object(_)) => value.to_string(),
+    }
+}
+
+/// `key: value` lines, right-aligned on the colon: the `first` keys in that order, then the
+/// rest as they come.
+fn field_lines(map: &serde_json::Map<String, Value>, first: &[&str], style: Style) -> String {
+    let known = first.iter().filter_map(|k| map.get_key_value(*k));
+    let rest = map.iter().filter(|(k, _)| !first.contains(&k.as_str()));
+    let width = map.keys().map(String::len).max().unwrap_or(0).max(10);
+    let mut out = String::new();
+    for (k, v) in known.chain(rest) {
+        let _ = writeln!(out, "{k:>width$}: {}", shown_value(k, v, style));
+    }
+    out.pop();
+    out
+}
+
+/// A field's value as an operator reads it: no limit is `inf`, a group that follows the
+/// pool's limit is `pool`.
+fn shown_value(key: &str, v: &Value, style: Style) -> String {
+    match (key, v) {
+        ("limit", Value::Null) => "inf".to_owned(),
+        ("num_concurrent", Value::Null) => "pool".to_owned(),
+        _ => render("", v, style),
     }
 }
 
@@ -644,6 +716,77 @@ mod tests {
                 group: None
             }
         );
+    }
+
+    #[test]
+    fn settings_commands() {
+        assert_eq!(
+            parse("group-settings pages"),
+            Command::GroupSettings {
+                name: "pages".into(),
+                priority: None,
+                weight: None,
+                num_concurrent: None
+            }
+        );
+        assert_eq!(
+            parse("group-settings pages --priority -5 -w 3 --num-concurrent pool"),
+            Command::GroupSettings {
+                name: "pages".into(),
+                priority: Some(-5),
+                weight: Some(3),
+                num_concurrent: Some(None)
+            }
+        );
+        assert_eq!(
+            parse("group-settings -n 8 pages"),
+            Command::GroupSettings {
+                name: "pages".into(),
+                priority: None,
+                weight: None,
+                num_concurrent: Some(Some(8))
+            }
+        );
+        assert_eq!(
+            parse("pool-settings --loose-weight 2"),
+            Command::PoolSettings {
+                loose_weight: Some(2)
+            }
+        );
+        assert_eq!(
+            parse("pool-settings"),
+            Command::PoolSettings { loose_weight: None }
+        );
+        let err = |s: &str| parse_line(s).unwrap_err().message;
+        assert!(err("group-settings").contains("missing argument NAME"));
+        assert!(err("group-settings g -n many").contains("or `pool`"));
+        assert!(err("group-settings g -p high").contains("whole number"));
+        assert!(err("group-settings g -w -1").contains("whole number"));
+        assert!(err("pool-settings 3").contains("unexpected argument `3`"));
+    }
+
+    #[test]
+    fn settings_replies_read_as_text() {
+        let group = serde_json::json!({"name": "pages", "priority": -5, "weight": 3,
+            "num_concurrent": null});
+        assert_eq!(
+            render("group-settings", &group, Style::Plain),
+            "          name: pages\n      priority: -5\n        weight: 3\nnum_concurrent: pool"
+        );
+        let pool = serde_json::json!({"limit": null, "loose_weight": 2});
+        assert_eq!(
+            render("pool-settings", &pool, Style::Python),
+            "       limit: inf\nloose_weight: 2"
+        );
+        let page = serde_json::json!({"total": 1, "next": null, "groups": [
+            {"name": "pages", "live": 2, "priority": 1, "weight": 3, "num_concurrent": 4}]});
+        assert_eq!(
+            render("groups", &page, Style::Plain),
+            "       2 live  pages  (priority 1, weight 3, num_concurrent 4)"
+        );
+        let old = serde_json::json!({"total": 1, "next": null, "groups": [
+            {"name": "pages", "live": 2}]});
+        assert_eq!(render("groups", &old, Style::Plain), "       2 live  pages");
     }
 
     #[test]

@@ -132,6 +132,7 @@ pub(crate) mod outcome;
 pub(crate) mod poll;
 pub(crate) mod results;
 pub(crate) mod runner;
+pub(crate) mod settings;
 pub(crate) mod shares;
 pub(crate) mod shed;
 pub(crate) mod slab;

@@ -5,6 +5,7 @@ use super::core::{Core, Gate, GroupState, Input, Life, State};
 use super::current;
 use super::durations::LiveDurations;
 use super::lanes::GroupKey;
+use crate::concurrency::Concurrency;
 use crate::error::PoolError;
 use crate::id::{TaskId, TaskName};
 use crate::stats::{GroupStats, PoolStats, TaskInfo, TaskState};
@@ -90,6 +91,7 @@ impl Core {
                 closed: st.gate() == Gate::Closed,
                 is_full: !st.has_room(),
                 groups: st.group_names(),
+                loose_weight: st.loose_weight,
                 queue_wait: st.pool_durations().map(|h| h.queue_wait()),
                 run_time: st.pool_durations().map(|h| h.run_time()),
             }
@@ -121,6 +123,9 @@ impl Core {
                 done: g.ended,
                 total: exact.then_some(g.ended + live + queued + backlog),
                 cancelled: g.cancelled,
+                priority: g.priority,
+                weight: g.weight,
+                num_concurrent: Concurrency::from_cap(g.num_concurrent),
                 queue_wait: histograms.map(|h| h.queue_wait()),
                 run_time: histograms.map(|h| h.run_time()),
             })

@@ -12,6 +12,8 @@ use async_taskpool::{SimpleTaskPool, TaskPool};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
+pub use crate::settings::scheduling_settings_over_the_wire;
+
 /// A SimpleTaskPool of workers that count themselves in and wait at `gate`.
 fn gated_workers(
     sp: &Sp,

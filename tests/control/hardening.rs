@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub use crate::settings::settings_are_bounded_and_checked;
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -240,9 +242,11 @@ pub fn tasks_filter_and_groups_page(net: Net) {
         groups,
         json!({"total": 2, "next": null, "groups": [
             {"name": "start-group-0", "live": 2, "queued": 0, "backlog": 0, "done": 0,
-                "total": 2, "cancelled": false},
+                "total": 2, "cancelled": false,
+                "priority": 0, "weight": 1, "num_concurrent": null},
             {"name": "start-group-1", "live": 12_000, "queued": 11_999, "backlog": 0, "done": 0,
-                "total": 12_000, "cancelled": false},
+                "total": 12_000, "cancelled": false,
+                "priority": 0, "weight": 1, "num_concurrent": null},
         ]})
     );
     let first = w.ok(r#"{"cmd":"groups","limit":1}"#);
