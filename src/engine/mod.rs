@@ -130,6 +130,7 @@ pub(crate) mod map;
 pub(crate) mod observe;
 pub(crate) mod outcome;
 pub(crate) mod poll;
+pub(crate) mod rate;
 pub(crate) mod results;
 pub(crate) mod runner;
 pub(crate) mod shares;
