@@ -821,7 +821,8 @@ pub async fn a_group_rate_limit_spaces_starts(sp: Sp) {
             async move { x }
         })
         .unwrap();
-    let out: Vec<u32> = futures::StreamExt::collect(futures::StreamExt::map(group, Result::unwrap)).await;
+    let out: Vec<u32> =
+        futures::StreamExt::collect(futures::StreamExt::map(group, Result::unwrap)).await;
     assert_eq!(out, [0, 1, 2, 3, 4, 5]);
     let starts = starts.get();
     let order: Vec<u32> = starts.iter().map(|(x, _)| *x).collect();
@@ -885,8 +886,8 @@ pub async fn keyed_rate_limits_set_items_aside(sp: Sp) {
         })
         .unwrap();
     ran.wait_for(3).await; // a, b, c
-    // The set-aside items were registered, as queued tasks, before c (pulled after them)
-    // started: no wait is needed.
+                           // The set-aside items were registered, as queued tasks, before c (pulled after them)
+                           // started: no wait is needed.
     let aside: Vec<_> = p
         .tasks()
         .into_iter()
@@ -901,7 +902,10 @@ pub async fn keyed_rate_limits_set_items_aside(sp: Sp) {
     let results: Vec<_> = futures::StreamExt::collect(group).await;
     assert_eq!(results.len(), 5);
     assert!(matches!(results[1], Err(TaskError::Cancelled { id }) if id == aside[0]));
-    let ok: Vec<&str> = results.iter().filter_map(|r| r.as_ref().ok().copied()).collect();
+    let ok: Vec<&str> = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok().copied())
+        .collect();
     assert_eq!(ok, ["a", "b", "a", "c"], "the rest ran, in input order");
     p.join().await.unwrap();
 }
