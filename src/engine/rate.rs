@@ -191,12 +191,17 @@ pub(crate) struct RateWait {
 
 impl State {
     /// A worker of group `key` read the runtime's clock before this section.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn observe_now(&mut self, key: GroupKey, now: Option<Instant>) {
-        if let (Some(now), Some(g)) = (now, self.groups.get_mut(key)) {
-            if let Some(rate) = g.rate.as_deref_mut() {
-                rate.observe(now);
-            }
+        if let Some(now) = now {
+            self.observe_at(key, now);
+        }
+    }
+
+    #[cold]
+    fn observe_at(&mut self, key: GroupKey, now: Instant) {
+        if let Some(rate) = self.groups.get_mut(key).and_then(|g| g.rate.as_deref_mut()) {
+            rate.observe(now);
         }
     }
 
@@ -210,6 +215,7 @@ impl State {
     /// `next_item` for a group with a rate limit (not shed): a set-aside item whose key has a
     /// token, the item pulled ahead if it has one (or set aside), the input to pull one item
     /// from, or a wait for the earliest token due.
+    #[inline(never)]
     pub(super) fn next_rated(&mut self, key: GroupKey, control: &Arc<dyn TaskControl>) -> Pull {
         let g = self.groups.get_mut(key).expect("checked by next_item");
         let cap = g.num_concurrent.min(MAX_ASIDE);
