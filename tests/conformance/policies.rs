@@ -945,8 +945,7 @@ pub async fn a_rate_key_of_the_wrong_type_is_refused(sp: Sp) {
         .build_group()
         .rate_limit_by(|x: &u64| *x, Quota::per_second(1).unwrap())
         .map(0..3u32, 2, |x| async move { x })
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert!(matches!(err, PoolError::RateKeyType { .. }), "{err:?}");
     assert!(err.to_string().contains("`|item: &u32| ...`"), "{err}");
     assert_eq!(p.stats().submitted, 0);
