@@ -425,3 +425,28 @@ async fn a_slow_input_is_rate_limited() {
     group.join().await.unwrap();
     assert_eq!(starts.get(), [10, 120, 230, 340]);
 }
+
+/// A rate limit does not cap concurrency: items that run long overlap, up to
+/// `num_concurrent`, even from an input that does not know its length.
+#[tokio::test(start_paused = true)]
+async fn a_rate_limited_group_still_runs_items_concurrently() {
+    let p = pool(8);
+    let t0 = Instant::now();
+    let starts = Log::default();
+    let log = starts.clone();
+    // A size hint of (0, Some(8)): the group learns its length as it pulls.
+    let input = futures::stream::iter(0..8u64).filter(|_| std::future::ready(true));
+    assert_eq!(futures::Stream::size_hint(&input), (0, Some(8)));
+    let quota = Quota::per_second(10).unwrap().burst(1).unwrap();
+    let group = p
+        .build_group()
+        .rate_limit(quota)
+        .map_stream(input, 4, move |_| {
+            log.push(ms_since(t0));
+            sleep(1000 * MS)
+        })
+        .unwrap();
+    group.join().await.unwrap();
+    // Four at once, 100 ms apart; each next one as soon as a slot of the four frees.
+    assert_eq!(starts.get(), [0, 100, 200, 300, 1000, 1100, 1200, 1300]);
+}

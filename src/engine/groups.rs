@@ -373,7 +373,10 @@ impl State {
             } else {
                 g.input = Input::Idle(Held::new(source));
             }
-            self.queue_rated(key, pulled, keys);
+            self.queue_rated(key, pulled, hint, keys);
+            if self.has_room() {
+                self.grant(core, after);
+            }
             return Pulled::Queued;
         }
         // Items past the first wait in the group's queue (the caller puts them there in
@@ -474,7 +477,8 @@ impl State {
             g.input = Input::Idle(Held::new(source));
         }
         if g.rate.is_some() {
-            self.queue_rated(key, 1, keys);
+            // Its worker leaves without a slot, and asks for slots as it goes.
+            self.queue_rated(key, 1, hint, keys);
             return Arrival::Queued;
         }
         let id = self.allocate_id();

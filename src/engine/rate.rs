@@ -37,7 +37,7 @@
 //! [`Spawner::sleep`]: async_taskpool_runtime::Spawner::sleep
 
 use super::core::{After, Core, Entry, Input, Life, Outcome, Seat, Start, State, TaskControl};
-use super::groups::Pull;
+use super::groups::{Pull, SizeHint, MAX_RAMP};
 use super::lanes::GroupKey;
 use super::shed::QueueTimer;
 use super::user::{drop_value, Held, Whose};
@@ -346,11 +346,26 @@ impl State {
 
     /// A worker of a rate-limited group pulled `pulled` items (with these keys, for a keyed
     /// group): they join the group's queue, to start with their tokens.
-    pub(super) fn queue_rated(&mut self, key: GroupKey, pulled: usize, keys: &[KeyHash]) {
+    pub(super) fn queue_rated(
+        &mut self,
+        key: GroupKey,
+        pulled: usize,
+        hint: SizeHint,
+        keys: &[KeyHash],
+    ) {
         let Some(g) = self.groups.get_mut(key) else {
             return;
         };
         g.ahead += pulled as u64;
+        // Workers it can use: one per live or queued item and per item its input says is
+        // left, ramping as in `item_pulled` (a rate limit caps starts, not concurrency).
+        let more = match hint.upper {
+            Some(0) => 0,
+            _ => hint.lower.clamp(1, MAX_RAMP as u64),
+        };
+        let useful = (g.items_live as u64 + g.ahead).saturating_add(more);
+        let ramp = g.workers.saturating_add(MAX_RAMP) as u64;
+        g.target = g.target.max(useful.min(ramp) as usize);
         if let Some(rate) = g.rate.as_deref_mut() {
             if rate.keyed {
                 debug_assert_eq!(keys.len(), pulled);
