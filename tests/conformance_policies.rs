@@ -30,6 +30,7 @@ macro_rules! for_each_case {
             keyed_rate_limits_set_items_aside,
             a_group_deadline_sheds_items_waiting_for_a_token,
             a_rate_key_of_the_wrong_type_is_refused,
+            a_panicking_rate_key_is_contained,
         );
     };
     (@emit $run:path; $($case:ident),* $(,)?) => {

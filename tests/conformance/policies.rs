@@ -950,3 +950,29 @@ pub async fn a_rate_key_of_the_wrong_type_is_refused(sp: Sp) {
     assert!(err.to_string().contains("`|item: &u32| ...`"), "{err}");
     assert_eq!(p.stats().submitted, 0);
 }
+
+/// A `rate_limit_by` key function that panics does not take the pool down or lose the item:
+/// the panic is logged and the item runs, under a key shared by such items. (The key
+/// function runs through the engine's user-code guard, which debug builds check runs with
+/// no pool lock held.)
+pub async fn a_panicking_rate_key_is_contained(sp: Sp) {
+    use async_taskpool::policy::Quota;
+    let p = limited(&sp, 4);
+    let quota = Quota::per_second(1000).unwrap();
+    let out: Vec<u32> = futures::StreamExt::collect(futures::StreamExt::map(
+        p.build_group()
+            .rate_limit_by(
+                |x: &u32| {
+                    assert!(*x != 2, "no key for 2");
+                    *x % 2
+                },
+                quota,
+            )
+            .map(0..5u32, 2, |x| async move { x * 10 })
+            .unwrap(),
+        Result::unwrap,
+    ))
+    .await;
+    assert_eq!(out, [0, 10, 20, 30, 40]);
+    p.join().await.unwrap();
+}
