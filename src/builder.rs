@@ -4,16 +4,20 @@ use crate::concurrency::Concurrency;
 use crate::engine::callbacks::{callback, Callbacks, TaskOptions};
 use crate::engine::core::{Admission, Core, GroupKind};
 use crate::engine::current::inside_pool;
-use crate::engine::map::{GroupInput, GroupSpec, Source, StopWhen};
+use crate::engine::map::{GroupInput, GroupSpec, KeyFn, Source, StopWhen};
 use crate::engine::task::{Refused, TaskSpec};
 use crate::error::{ExecError, PoolError, TrySpawnError};
 use crate::group::Group;
 use crate::handle::TaskHandle;
 use crate::id::TaskId;
+use crate::policy::Quota;
 use crate::try_group::TryGroup;
 use futures_core::Stream;
+use std::any::Any;
+use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::future::{poll_fn, Future};
+use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -404,6 +408,22 @@ pub struct GroupBuilder<'a> {
     ordered: bool,
     cancel_on_drop: bool,
     weight: u32,
+    rate: Option<Quota>,
+    rate_key: Option<RateKey>,
+}
+
+/// A `rate_limit_by` key function, its item type erased until the group is made.
+struct RateKey {
+    /// A `KeyFn<I>`.
+    key_of: Box<dyn Any + Send + Sync>,
+    /// `I`'s name, for the error if the group's items are of another type.
+    takes: &'static str,
+}
+
+impl fmt::Debug for RateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RateKey(&{})", self.takes)
+    }
 }
 
 impl<'a> GroupBuilder<'a> {
@@ -414,6 +434,8 @@ impl<'a> GroupBuilder<'a> {
             ordered: true,
             cancel_on_drop: false,
             weight: 1,
+            rate: None,
+            rate_key: None,
         }
     }
 
@@ -541,6 +563,103 @@ impl<'a> GroupBuilder<'a> {
     /// ```
     pub fn max_queue_wait(mut self, wait: Duration) -> Self {
         self.options.set().queue_wait = Some(wait);
+        self
+    }
+
+    /// A rate limit on the group's items: at most `quota`'s starts (GCRA: on average one per
+    /// [`interval`](Quota::interval), with bursts of up to [`max_burst`](Quota::max_burst)
+    /// after a quiet spell), whatever the concurrency allows. Independent of
+    /// `num_concurrent` and of the pool's limit: an item starts when it has both a slot and
+    /// a token. The quota counts starts, not ends, so it also bounds a burst of retries.
+    ///
+    /// Waiting for a token holds no slot: while the group's next token is not due, its
+    /// workers give their slots back (other work runs in them), and the group asks for a
+    /// slot again at the instant the token is due, on a timer of the pool's runtime (so it
+    /// follows a paused tokio clock in tests). Items are still started in input order, and
+    /// items not started yet have no id. `max_queue_wait` sheds items that wait too long for
+    /// a token as for a slot; cancelling the group stops the wait. Change or lift the quota
+    /// later with [`Group::set_rate_limit`]. For one quota per key (per host, per tenant),
+    /// see [`rate_limit_by`](Self::rate_limit_by).
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")] {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// # rt.block_on(async {
+    /// use async_taskpool::{policy::Quota, runtime::TokioSpawner, TaskPool};
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let pool = TaskPool::new(TokioSpawner::current());
+    /// let t0 = Instant::now();
+    /// // 20 per second, no burst: one start every 50 ms.
+    /// let quota = Quota::per_second(20)?.burst(1)?;
+    /// let group = pool.build_group().rate_limit(quota).map(0..4, 4, |x| async move { x })?;
+    /// assert_eq!(group.rate_limit(), Some(quota));
+    /// assert_eq!(group.join().await?.completed, 4);
+    /// assert!(t0.elapsed() >= Duration::from_millis(150)); // starts at 0, 50, 100, 150 ms
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// # }).unwrap(); }
+    /// ```
+    pub fn rate_limit(mut self, quota: Quota) -> Self {
+        self.rate = Some(quota);
+        self
+    }
+
+    /// A rate limit per key: each item's key is `key(&item)` (a host, a tenant, ...), and
+    /// each key has its own `quota` (GCRA, as [`rate_limit`](Self::rate_limit)), so items of
+    /// a busy key wait without holding up the others. For `map`, `map_stream`, `try_map` and
+    /// `try_map_stream`; the closure's argument must be the group's item type (annotate it:
+    /// `|url: &String| ...`), else the `map` method refuses with
+    /// [`PoolError::RateKeyType`].
+    ///
+    /// An item whose key has no token is *set aside*: it gets its id (ids and ordered results
+    /// follow input order), waits holding no slot, and starts as soon as its key's token is
+    /// due, while the group goes on with items whose keys are ready. At most
+    /// `min(num_concurrent, 64)` items are set aside at once; beyond that the group waits for
+    /// the earliest token due. A set-aside item is queued as far as the pool is concerned
+    /// ([`TaskPool::tasks`](crate::TaskPool::tasks) shows it so): cancelling it, or the group,
+    /// ends it at once as cancelled, and the group's `max_queue_wait` sheds it. `join` waits
+    /// for it.
+    ///
+    /// `key` is called once per item, when the item is pulled from the input, with no lock
+    /// held; only a 64-bit hash of the key is kept (two keys whose hashes collide, about one
+    /// chance in 2⁶⁴ per pair, would share a quota). A `key` that panics is logged, and its
+    /// item shares one quota with the other items whose key panicked. Keys are forgotten once
+    /// their quota is full again.
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")] {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// # rt.block_on(async {
+    /// use async_taskpool::{policy::Quota, runtime::TokioSpawner, TaskPool};
+    /// use futures::StreamExt;
+    ///
+    /// let pool = TaskPool::new(TokioSpawner::current());
+    /// let urls = ["a.example/1", "a.example/2", "b.example/1", "b.example/2"];
+    /// let host = |url: &&str| url.split('/').next().unwrap_or_default().to_owned();
+    /// let fetched: Vec<_> = pool
+    ///     .build_group()
+    ///     .rate_limit_by(host, Quota::per_second(10)?.burst(1)?) // 10/s per host
+    ///     .map(urls, 4, |url| async move { url.len() })?
+    ///     .map(Result::unwrap)
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(fetched, [11, 11, 11, 11]); // in input order
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// # }).unwrap(); }
+    /// ```
+    pub fn rate_limit_by<I, K, KF>(mut self, key: KF, quota: Quota) -> Self
+    where
+        I: 'static,
+        K: Hash,
+        KF: Fn(&I) -> K + Send + Sync + 'static,
+    {
+        let hasher = RandomState::new();
+        let key_of: KeyFn<I> = Box::new(move |item: &I| hasher.hash_one(key(item)));
+        self.rate = Some(quota);
+        self.rate_key = Some(RateKey {
+            key_of: Box::new(key_of),
+            takes: std::any::type_name::<I>(),
+        });
         self
     }
 
@@ -765,6 +884,19 @@ impl<'a> GroupBuilder<'a> {
         Fut: Future + Send + 'static,
         Fut::Output: Send + 'static,
     {
+        let input = match self.rate_key {
+            None => GroupInput::Stream(source),
+            Some(k) => match k.key_of.downcast::<KeyFn<I>>() {
+                Ok(key_of) => GroupInput::Keyed(source, *key_of),
+                Err(_) => {
+                    return Err(PoolError::RateKeyType {
+                        pool: self.core.pool_name(),
+                        key_takes: k.takes,
+                        items: std::any::type_name::<I>(),
+                    })
+                }
+            },
+        };
         let spec = GroupSpec {
             kind,
             options: self.options.task_options(),
@@ -774,10 +906,9 @@ impl<'a> GroupBuilder<'a> {
             priority: self.options.priority,
             weight: self.weight,
             queue_wait: self.options.queue_wait.or_else(|| self.core.queue_wait()),
+            rate: self.rate,
         };
-        let g = self
-            .core
-            .launch_group(spec, GroupInput::Stream(source), f, stop_when)?;
+        let g = self.core.launch_group(spec, input, f, stop_when)?;
         Ok(Group::new(g, self.core.clone()).with_cancel_on_drop(self.cancel_on_drop))
     }
 }

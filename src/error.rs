@@ -114,6 +114,21 @@ pub enum PoolError {
         /// The method called.
         method: &'static str,
     },
+    /// The key function given to
+    /// [`GroupBuilder::rate_limit_by`](crate::GroupBuilder::rate_limit_by) takes another type
+    /// than the group's items.
+    #[error(
+        "pool `{pool}`: the `rate_limit_by` key function takes `&{key_takes}`, but the group's \
+         items are `{items}`; give the closure's argument the item type: `|item: &{items}| ...`"
+    )]
+    RateKeyType {
+        /// The pool's name.
+        pool: String,
+        /// The type the key function takes (by reference).
+        key_takes: &'static str,
+        /// The group's item type.
+        items: &'static str,
+    },
 }
 
 /// What the caller of each limit can pass instead of 0.

@@ -11,6 +11,7 @@ use crate::engine::settings::GroupSettings;
 use crate::engine::user::{drop_value, Whose};
 use crate::error::PoolError;
 use crate::id::TaskId;
+use crate::policy::Quota;
 use crate::stats::GroupSummary;
 use futures_core::stream::{FusedStream, Stream};
 use std::collections::VecDeque;
@@ -236,6 +237,55 @@ impl<T> Group<T> {
         self.core.set_group_weight(self.key, &self.name, weight)?;
         self.weight.store(weight, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// The group's rate limit in force: the quota it was made with
+    /// ([`GroupBuilder::rate_limit`](crate::GroupBuilder::rate_limit) or
+    /// [`rate_limit_by`](crate::GroupBuilder::rate_limit_by)) or last set, or `None`. `None`
+    /// too once the group ended or was shed (its limit no longer applies).
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")] {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// # rt.block_on(async {
+    /// # use async_taskpool::{policy::Quota, runtime::TokioSpawner, TaskPool};
+    /// let pool = TaskPool::new(TokioSpawner::current());
+    /// let quota = Quota::per_second(50)?;
+    /// let group = pool.build_group().rate_limit(quota).map(0..10, 2, |x| async move { x })?;
+    /// assert_eq!(group.rate_limit(), Some(quota));
+    /// # group.join().await?;
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// # }).unwrap(); }
+    /// ```
+    pub fn rate_limit(&self) -> Option<Quota> {
+        self.core.group_rate(self.key)
+    }
+
+    /// Changes the group's rate limit while it runs (`None` lifts it): its next starts are
+    /// judged by the new quota at once. Starts already made keep counting against it, so a
+    /// stricter quota after a burst makes the next start wait longer, never sooner. A group
+    /// made without a limit gets one; a keyed group ([`rate_limit_by`]) keeps its keys (each
+    /// key's quota changes), and with `None` its items start as soon as they have a slot.
+    /// [`PoolError::GroupEnded`] once the group was cancelled or flushed.
+    ///
+    /// [`rate_limit_by`]: crate::GroupBuilder::rate_limit_by
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")] {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// # rt.block_on(async {
+    /// # use async_taskpool::{policy::Quota, runtime::TokioSpawner, TaskPool};
+    /// let pool = TaskPool::new(TokioSpawner::current());
+    /// let slow = Quota::per_minute(1)?.burst(1)?;
+    /// let group = pool.build_group().rate_limit(slow).map(0..5, 5, |x| async move { x })?;
+    /// group.set_rate_limit(None)?; // the other four start now, not one a minute
+    /// assert_eq!(group.rate_limit(), None);
+    /// assert_eq!(group.join().await?.completed, 5);
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// # }).unwrap(); }
+    /// ```
+    pub fn set_rate_limit(&self, quota: Option<Quota>) -> Result<(), PoolError> {
+        self.core.set_group_rate(self.key, &self.name, quota)
     }
 
     /// Whether every item has ended and no more will start.

@@ -212,6 +212,7 @@ impl<T: Send + 'static> SimpleTaskPool<T> {
             priority: 0,
             weight: 1,
             queue_wait: None,
+            rate: None,
         };
         let input = GroupInput::Reserved {
             count: num as u64,

@@ -25,6 +25,12 @@ macro_rules! for_each_case {
             busy_groups_hold_slots_by_weight,
             a_task_that_cannot_start_in_time_is_shed,
             a_group_sheds_what_did_not_start_in_time,
+            a_group_rate_limit_spaces_starts,
+            a_rate_limited_group_waits_without_a_slot,
+            keyed_rate_limits_set_items_aside,
+            a_group_deadline_sheds_items_waiting_for_a_token,
+            a_rate_key_of_the_wrong_type_is_refused,
+            a_panicking_rate_key_is_contained,
         );
     };
     (@emit $run:path; $($case:ident),* $(,)?) => {

@@ -38,7 +38,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 mod futures_spawn;
 pub use futures_spawn::FuturesSpawner;
@@ -114,6 +114,33 @@ pub trait Spawner: Send + Sync + 'static {
     fn runtime_name(&self) -> &'static str {
         "custom"
     }
+
+    /// The current instant on this executor's clock: the clock [`sleep`](Spawner::sleep)
+    /// follows. The pool reads it only for rate limits (their tokens fall due at instants).
+    /// The default is [`Instant::now`]; an executor with a clock of its own (tokio's paused
+    /// clock in tests) overrides it, so that rate limits and timers agree.
+    ///
+    /// ```
+    /// # mod async_taskpool { pub mod runtime { pub use ::async_taskpool_runtime::*; } } // as re-exported
+    /// use async_taskpool::runtime::{BoxFuture, SpawnError, Spawner};
+    /// use std::time::{Duration, Instant};
+    ///
+    /// struct Inline;
+    /// impl Spawner for Inline {
+    ///     fn spawn(&self, fut: BoxFuture) -> Result<(), SpawnError> {
+    ///         futures::executor::block_on(fut);
+    ///         Ok(())
+    ///     }
+    ///     fn sleep(&self, d: Duration) -> BoxFuture {
+    ///         Box::pin(async move { std::thread::sleep(d) })
+    ///     }
+    /// }
+    /// let before = Instant::now();
+    /// assert!(Inline.now() >= before); // the default: the system's monotonic clock
+    /// ```
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
 }
 
 impl<S: Spawner + ?Sized> Spawner for Arc<S> {
@@ -126,6 +153,9 @@ impl<S: Spawner + ?Sized> Spawner for Arc<S> {
     fn runtime_name(&self) -> &'static str {
         (**self).runtime_name()
     }
+    fn now(&self) -> Instant {
+        (**self).now()
+    }
 }
 
 impl<S: Spawner + ?Sized> Spawner for Box<S> {
@@ -137,6 +167,9 @@ impl<S: Spawner + ?Sized> Spawner for Box<S> {
     }
     fn runtime_name(&self) -> &'static str {
         (**self).runtime_name()
+    }
+    fn now(&self) -> Instant {
+        (**self).now()
     }
 }
 

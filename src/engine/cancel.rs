@@ -37,7 +37,7 @@ impl State {
     /// leaves the queue and runs its callbacks without a slot.
     pub(crate) fn cancel_task(&mut self, id: TaskId, core: &Arc<Core>, after: &mut After) {
         if self.table.get(id.get()).is_some() {
-            self.cancel_running(id, after);
+            self.cancel_running(id, core, after);
             return;
         }
         if let Some((priority, ticket)) = self.loose.find(id.get()) {
@@ -71,7 +71,7 @@ impl State {
         }
     }
 
-    pub(super) fn cancel_running(&mut self, id: TaskId, after: &mut After) {
+    pub(super) fn cancel_running(&mut self, id: TaskId, core: &Arc<Core>, after: &mut After) {
         let Some(entry) = self.table.get_mut(id.get()) else {
             return;
         };
@@ -81,6 +81,10 @@ impl State {
         entry.cancel_requested = true;
         after.wake(entry.control.cancel(id));
         if let (Life::Waiting, Some(key)) = (entry.life, entry.group) {
+            if self.cancel_aside(key, id, core, after) {
+                // Set aside for a rate limit's token: it ends now (see `rate.rs`).
+                return;
+            }
             // Its worker waits for the group's turn, not on the item.
             if let Some(Some(Some(w))) = self.groups.get(key).map(|g| &g.parked_puller) {
                 after.wake(Some(w.clone()));
@@ -123,7 +127,7 @@ impl State {
             running.truncate(num - stopped.len());
             for id in running {
                 let id = TaskId::new(id);
-                self.cancel_running(id, after);
+                self.cancel_running(id, core, after);
                 stopped.push(id);
             }
         }
@@ -146,7 +150,7 @@ impl State {
             self.cancel_task(TaskId::new(id), core, after);
         }
         for id in self.table.ids() {
-            self.cancel_running(TaskId::new(id), after);
+            self.cancel_running(TaskId::new(id), core, after);
         }
         after.notify = true;
     }

@@ -11,6 +11,7 @@ use super::handoff::{Mailbox, Parking, IDLE_CAP};
 use super::lanes::{GroupKey, Lane, Reserved, Turns};
 use super::loose::LooseQueue;
 pub(crate) use super::outcome::{GroupKind, Outcome};
+use super::rate::GroupRate;
 use super::slab::Slab;
 use super::table::IdTable;
 use super::telemetry::Telemetry;
@@ -156,6 +157,12 @@ pub(crate) trait GroupDriver: Send + Sync {
     fn skip_ahead(&self) -> Option<Waker>;
     /// The group's deadline passed: its workers shed the items not started yet.
     fn shed(&self);
+    /// The group has a rate limit (from now on): its workers read the clock before taking
+    /// an item (see `rate.rs`).
+    fn set_rated(&self);
+    /// A job that ends items set aside for their rate limit's tokens (already `Ending` in
+    /// the state) as `outcome`: delivers their results and runs their callbacks.
+    fn end_aside(self: Arc<Self>, core: &Arc<Core>, ids: Vec<TaskId>, outcome: Outcome) -> BoxJob;
 }
 
 /// A worker job, and the signal that cancels the items it runs.
@@ -272,6 +279,8 @@ pub(crate) struct GroupState {
     pub(super) backlog_exact: bool,
     /// Its durations, if the pool tracks them.
     pub(super) timing: Option<Box<GroupTiming>>,
+    /// Its rate limit, if it has one (see `rate.rs`).
+    pub(super) rate: Option<Box<GroupRate>>,
 }
 
 impl GroupState {
@@ -294,6 +303,14 @@ impl GroupState {
                 Input::Reserved(r) => !r.is_empty(),
                 Input::Waiting(_) | Input::Done => false,
             }
+            || self.rate.as_ref().is_some_and(|r| r.has_aside())
+    }
+
+    /// Whether the group waits for a rate limit's token (its timer is armed): it takes no
+    /// slot meanwhile. A shed group does not: shed items take no token.
+    #[inline]
+    pub(super) fn rate_gated(&self) -> bool {
+        self.rate.as_ref().is_some_and(|r| r.gated()) && !self.shed
     }
 
     /// Whether the group would use a slot now.
@@ -307,7 +324,9 @@ impl GroupState {
     pub(super) fn wants_slot_with(&self, workers: usize) -> bool {
         !self.cancelled
             && (matches!(self.parked_puller, Some(Some(_)))
-                || (self.has_input() && workers < self.target.min(self.num_concurrent)))
+                || (self.has_input()
+                    && workers < self.target.min(self.num_concurrent)
+                    && !self.rate_gated()))
     }
 }
 
@@ -951,8 +970,9 @@ impl State {
                 }
                 self.worker_in(key);
                 // A reserved item starts with its slot, as a loose task does: it counts as
-                // running from this section on.
-                let first = self.take_reserved(key);
+                // running from this section on (unless a rate limit decides when it starts).
+                let rated = self.groups.get(key).is_some_and(|g| g.rate.is_some());
+                let first = if rated { None } else { self.take_reserved(key) };
                 let g = self.groups.get_mut(key).expect("checked");
                 let driver = g
                     .driver

@@ -8,6 +8,7 @@ use super::core::{
 };
 
 use super::lanes::{GroupKey, Lane};
+use super::rate::{KeyHash, RateWait};
 use super::user::Held;
 use crate::error::PoolError;
 use crate::id::TaskId;
@@ -38,8 +39,25 @@ pub(crate) enum Pull {
     Reserved(TaskId),
     /// Another worker is pulling from the input.
     Busy,
-    /// Nothing more: the input ended or the group was cancelled.
+    /// Nothing more: the input ended or the group was cancelled (or, for a rate-limited
+    /// group, nothing may start before the timer armed earlier fires).
     Nothing,
+    /// A set-aside item got its token: it runs now under this id (see `rate.rs`).
+    Aside(TaskId),
+    /// The front of the group's queue was set aside under this id; ask again.
+    SetAside(TaskId),
+    /// No token is due before this wait: arm the timer once unlocked, and leave.
+    Wait(RateWait),
+}
+
+/// What a worker's pull from the input became.
+pub(crate) enum Pulled {
+    /// The first item runs now under this id; the rest wait in the group's queue.
+    Run(TaskId),
+    /// All wait in the group's queue (a rate-limited group: they start with their tokens).
+    Queued,
+    /// The group was cancelled: the items never start.
+    Cancelled,
 }
 
 /// What a worker that waited on its input without a slot does with the item it got.
@@ -48,6 +66,8 @@ pub(crate) enum Arrival {
     Slot(TaskId),
     /// The item has this id; wait for the group's turn (`poll_turn`).
     WaitForTurn(TaskId),
+    /// It joins the group's queue (a rate-limited group: it starts with its token).
+    Queued,
     /// The group was cancelled: drop the item.
     Cancelled,
 }
@@ -179,6 +199,7 @@ impl State {
             ended: 0,
             backlog_exact,
             timing,
+            rate: None,
         });
         self.names.insert(name, key);
         key
@@ -255,6 +276,9 @@ impl State {
         if g.cancelled {
             return Pull::Nothing;
         }
+        if g.rate.is_some() {
+            return self.next_rated(key, control);
+        }
         if g.ahead > 0 {
             g.ahead -= 1;
             let id = self.allocate_id();
@@ -324,10 +348,11 @@ impl State {
         source: Box<dyn Any + Send>,
         pulled: usize,
         hint: SizeHint,
+        keys: &[KeyHash],
         control: &Arc<dyn TaskControl>,
         core: &Arc<Core>,
         after: &mut After,
-    ) -> Option<TaskId> {
+    ) -> Pulled {
         let g = self
             .groups
             .get_mut(key)
@@ -338,10 +363,22 @@ impl State {
             g.backlog = hint.lower;
             after.discard(Trash::Input(source));
             self.close_input(key, pulled as u64, after);
-            return None;
+            return Pulled::Cancelled;
         }
         g.backlog = hint.lower;
         g.backlog_exact = hint.is_exact();
+        if g.rate.is_some() {
+            if hint.upper == Some(0) {
+                after.discard(Trash::Input(source));
+            } else {
+                g.input = Input::Idle(Held::new(source));
+            }
+            self.queue_rated(key, pulled, hint, keys);
+            if self.has_room() {
+                self.grant(core, after);
+            }
+            return Pulled::Queued;
+        }
         // Items past the first wait in the group's queue (the caller puts them there in
         // this section).
         g.ahead += pulled as u64 - 1;
@@ -382,7 +419,7 @@ impl State {
             // More workers may start (the group ramps up as it learns its input's length).
             self.grant(core, after);
         }
-        Some(id)
+        Pulled::Run(id)
     }
 
     /// A worker found the group's input ended (or it panicked); the input is dropped by the
@@ -416,6 +453,7 @@ impl State {
         key: GroupKey,
         source: Box<dyn Any + Send>,
         hint: SizeHint,
+        keys: &[KeyHash],
         control: &Arc<dyn TaskControl>,
         waker: &Waker,
         after: &mut After,
@@ -437,6 +475,11 @@ impl State {
             after.discard(Trash::Input(source));
         } else {
             g.input = Input::Idle(Held::new(source));
+        }
+        if g.rate.is_some() {
+            // Its worker leaves without a slot, and asks for slots as it goes.
+            self.queue_rated(key, 1, hint, keys);
+            return Arrival::Queued;
         }
         let id = self.allocate_id();
         if self.has_room() && self.turns.len() == 0 {
@@ -525,7 +568,7 @@ impl State {
         // worker leaves, and its slot goes to whoever's turn it is.
         let (has_input, cancelled, shed) = match self.groups.get(key) {
             Some(g) => (
-                g.has_input() && g.workers <= g.num_concurrent,
+                g.has_input() && g.workers <= g.num_concurrent && !g.rate_gated(),
                 g.cancelled,
                 g.shed,
             ),
@@ -639,6 +682,8 @@ impl State {
         if let Some(driver) = g.driver.take() {
             after.discard(Trash::Driver(driver.into_inner()));
         }
+        self.drop_rate(key, after);
+        let g = self.groups.get_mut(key).expect("checked");
         g.backlog = 0;
         if g.in_turns {
             g.in_turns = false;
@@ -717,9 +762,12 @@ impl State {
             g.in_turns = false;
             self.turns.remove(Lane::Group(key));
         }
+        // Items set aside for their rate limit's tokens end now.
+        self.end_aside(key, Outcome::Cancelled, core, after);
+        self.drop_rate(key, after);
         let ids = self.ids_in_group(key);
         for id in ids {
-            self.cancel_running(id, after);
+            self.cancel_running(id, core, after);
         }
         self.settle_if_finished(key, after);
         after.notify = true;

@@ -17,9 +17,10 @@ use super::core::{
     TaskControl,
 };
 use super::current;
-use super::groups::{AfterItem, Arrival, Pull, SizeHint, WorkerHeld, MAX_RAMP};
+use super::groups::{AfterItem, Arrival, Pull, Pulled, SizeHint, WorkerHeld, MAX_RAMP};
 use super::lanes::{GroupKey, Reserved};
 use super::poll::{poll_task, CancelSignal, RunTimer};
+use super::rate::{GroupRate, KeyHash, PANICKED_KEY};
 use super::results::{Item, Results};
 use super::runner::{Runner, Work, RUN_BUDGET};
 use super::shed::QueueTimer;
@@ -30,6 +31,7 @@ use super::user::{self, drop_some, drop_value, Held, Whose};
 use super::yield_now::yield_now;
 use crate::error::{PoolError, TaskError};
 use crate::id::TaskId;
+use crate::policy::Quota;
 use crate::sync::lock::{lock, Rank};
 use crate::sync::{AtomicU64, AtomicU8, AtomicWaker, Mutex};
 use futures_core::Stream;
@@ -40,7 +42,7 @@ use std::pin::{pin, Pin};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub(crate) type Source<I> = Pin<Box<dyn Stream<Item = I> + Send>>;
 
@@ -48,6 +50,8 @@ pub(crate) type Source<I> = Pin<Box<dyn Stream<Item = I> + Send>>;
 pub(crate) enum GroupInput<I> {
     /// Pulled from a stream (or an iterator made one), ids given as items start.
     Stream(Source<I>),
+    /// The same, rate-limited per key: the key's hash of each item (see `rate.rs`).
+    Keyed(Source<I>, KeyFn<I>),
     /// `count` items with ids reserved now (`SimpleTaskPool::start`), each made by `item`.
     Reserved { count: u64, item: fn() -> I },
 }
@@ -65,7 +69,12 @@ pub(crate) struct GroupSpec {
     pub(crate) weight: u32,
     /// Its `max_queue_wait` (see `shed.rs`).
     pub(crate) queue_wait: Option<Duration>,
+    /// Its rate limit (see `rate.rs`): per key if the input is `GroupInput::Keyed`.
+    pub(crate) rate: Option<Quota>,
 }
+
+/// Hashes an item's rate key (user code: called with no lock held).
+pub(crate) type KeyFn<I> = Box<dyn Fn(&I) -> KeyHash + Send + Sync>;
 
 /// A group the pool accepted.
 pub(crate) struct Launched<T> {
@@ -98,6 +107,14 @@ struct MapGroup<I, F, T> {
     deadline: Option<(Duration, Arc<QueueTimer>)>,
     /// Its deadline passed: items not started yet are shed (set once, read by workers).
     shed: AtomicU8,
+    /// It has a rate limit: workers read the clock before taking an item (see `rate.rs`).
+    rated: AtomicU8,
+    /// Its rate limit's key, for keyed limits.
+    key_of: Option<KeyFn<I>>,
+    /// Items set aside for their keys' tokens, with their ids and sequence numbers; the
+    /// state counts them (`GroupRate::aside`). Touched only inside a section, or by the job
+    /// that ends them.
+    aside: Mutex<Vec<(TaskId, u64, I)>>,
 }
 
 impl<I, F, T> Drop for MapGroup<I, F, T> {
@@ -148,8 +165,14 @@ impl Core {
             });
         }
         // The input's size hint is user code: read it before locking.
+        let (input, key_of) = match input {
+            GroupInput::Keyed(source, key_of) => (GroupInput::Stream(source), Some(key_of)),
+            other => (other, None),
+        };
+        // The clock is the runtime's (maybe the user's): read before locking too.
+        let now = spec.rate.map(|_| self.spawner.now());
         let (input, reserved_item, hint, fixed) = match input {
-            GroupInput::Stream(source) => {
+            GroupInput::Stream(source) | GroupInput::Keyed(source, _) => {
                 let hint = user::call(|| source.size_hint()).unwrap_or((0, None));
                 let hint = SizeHint::of(hint);
                 (Some(source), None, hint, None)
@@ -178,7 +201,7 @@ impl Core {
             Err(e) => {
                 drop(s);
                 drop_value(
-                    (input, f),
+                    (input, f, key_of),
                     Whose {
                         pool: &self.name,
                         task: None,
@@ -221,7 +244,14 @@ impl Core {
             stop_when,
             deadline: spec.queue_wait.map(|d| (d, Arc::default())),
             shed: AtomicU8::new(0),
+            rated: AtomicU8::new(u8::from(spec.rate.is_some())),
+            aside: Mutex::new(Vec::new()),
+            key_of,
         });
+        if let (Some(quota), Some(now)) = (spec.rate, now) {
+            let keyed = group.key_of.is_some();
+            st.rate_group(key, GroupRate::new(Some(quota), keyed, now));
+        }
         let deadline = group.deadline.as_ref().map(|(d, t)| (*d, t.clone()));
         st.launch_group(key, group, core, after);
         drop(s);
@@ -253,6 +283,42 @@ impl<I, F, T> MapGroup<I, F, T> {
         self.deadline.as_ref().map(|(d, _)| *d)
     }
 
+    /// The runtime's clock, for a group with a rate limit (read with no lock held).
+    #[inline]
+    fn clock(&self, core: &Core) -> Option<Instant> {
+        if self.rated.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        Some(core.spawner.now())
+    }
+
+    /// The rate keys of `items` (user code: no lock held). A key function that panics is
+    /// logged, and its item counts under one shared key.
+    fn keys_of<'i>(
+        &self,
+        items: impl IntoIterator<Item = &'i I>,
+        pool: &str,
+        keys: &mut Vec<KeyHash>,
+    ) where
+        I: 'i,
+    {
+        keys.clear();
+        let Some(key_of) = &self.key_of else {
+            return;
+        };
+        for item in items {
+            keys.push(user::call(|| key_of(item)).unwrap_or_else(|payload| {
+                let msg = user::panic_message(&*payload);
+                tracing::error!(
+                    pool,
+                    "a rate_limit_by key function panicked; its item shares one quota with the others whose key panicked: {msg}"
+                );
+                user::drop_payload(payload);
+                PANICKED_KEY
+            }));
+        }
+    }
+
     fn reserved_item(&self) -> I {
         let make = self
             .reserved_item
@@ -272,6 +338,22 @@ impl<I, F, T> MapGroup<I, F, T> {
                     .pop_front()
                     .expect("the state counts the items pulled ahead");
                 Taken::Item(id, seq, item)
+            }
+            Pull::Aside(id) => {
+                let mut aside = lock(&self.aside, Rank::Leaf);
+                let at = aside
+                    .iter()
+                    .position(|(i, ..)| *i == id)
+                    .expect("the state counts the items set aside");
+                let (_, seq, item) = aside.swap_remove(at);
+                Taken::Item(id, seq, item)
+            }
+            Pull::SetAside(id) => {
+                let (seq, item) = lock(&self.ahead, Rank::Leaf)
+                    .pop_front()
+                    .expect("the state counts the items pulled ahead");
+                lock(&self.aside, Rank::Leaf).push((id, seq, item));
+                Taken::Pull(Pull::SetAside(id))
             }
             other => Taken::Pull(other),
         }
@@ -330,6 +412,22 @@ where
 
     fn shed(&self) {
         self.shed.store(1, Ordering::Release);
+    }
+
+    fn set_rated(&self) {
+        self.rated.store(1, Ordering::Relaxed);
+    }
+
+    fn end_aside(self: Arc<Self>, core: &Arc<Core>, ids: Vec<TaskId>, outcome: Outcome) -> BoxJob {
+        let left = AsideGuard {
+            core: core.clone(),
+            group: self,
+            ids: ids.into(),
+        };
+        Runner::job(WorkerJob {
+            fut: end_aside(left, outcome),
+            serial: core.serial,
+        })
     }
 
     fn skip_ahead(&self) -> Option<Waker> {
@@ -739,9 +837,11 @@ where
         // Counted before the section that delivers the result (see `task::finish`).
         core.telemetry.ended(group.kind, outcome, runs);
         let mut unwanted = None;
+        let now = group.clock(&core);
         let decision = {
             let mut s = core.section();
             let (st, after, c) = s.split();
+            st.observe_now(group.key, now);
             match group.results.deliver(seq, res) {
                 Ok(waker) => {
                     if let Some(waker) = waker {
@@ -810,7 +910,9 @@ where
         let taken = match pulled.take() {
             Some(taken) => taken,
             None => {
+                let now = group.clock(core);
                 let mut s = core.section();
+                s.observe_now(group.key, now);
                 let pull = s.next_item(group.key, control);
                 group.hand(pull)
             }
@@ -836,6 +938,13 @@ where
                 }
             }
             Taken::Pull(Pull::Busy) => return Now::Busy,
+            // An item was set aside for its key's token: go on with the next.
+            Taken::Pull(Pull::SetAside(_)) => continue,
+            Taken::Pull(Pull::Wait(wait)) => {
+                // The group waits for a token, holding no slot: the timer brings it back.
+                core.arm_rate_timer(group.key, wait);
+                leave_or_again(group, core, control, w)
+            }
             Taken::Pull(_) => leave_or_again(group, core, control, w),
         };
         match got {
@@ -930,9 +1039,11 @@ fn leave<I, F, T>(
     control: &Arc<dyn TaskControl>,
     w: &mut WorkerGuard,
 ) -> Result<Next, Taken<I>> {
+    let now = group.clock(core);
     let decision = {
         let mut s = core.section();
         let (st, after, c) = s.split();
+        st.observe_now(group.key, now);
         match st.after_item(group.key, true, control, c, after, &mut None) {
             AfterItem::Continue(pull) => Decision::Continue(pull.map(|p| group.hand(p))),
             AfterItem::HandOver(start) => Decision::HandOver(start),
@@ -1012,33 +1123,51 @@ where
         size_hint(&source)
     };
     let pulled = 1 + extra.len();
+    // A keyed rate limit's keys: user code, before locking.
+    let mut keys = Vec::new();
+    group.keys_of(std::iter::once(&first).chain(extra.iter()), pool, &mut keys);
+    let now = group.clock(core);
     let mut s = core.section();
     let (st, after, c) = s.split();
-    let registered = st.item_pulled(group.key, source, pulled, hint, control, c, after);
+    st.observe_now(group.key, now);
+    let registered = st.item_pulled(group.key, source, pulled, hint, &keys, control, c, after);
     // Sequence numbers follow input order: issued while this worker still holds the input's
     // turn (inside the section that brings it back), and before the input is closed, so the
     // stream cannot end before these items.
-    let seq = registered.map(|_| group.results.issue_many(pulled as u64));
-    if let Some(seq) = seq {
-        if !extra.is_empty() {
-            let mut ahead = lock(&group.ahead, Rank::Leaf);
-            ahead.extend((seq + 1..).zip(extra.drain(..)));
+    let mut first = Some(first);
+    let got = match registered {
+        Pulled::Run(id) => {
+            let seq = group.results.issue_many(pulled as u64);
+            if !extra.is_empty() {
+                let mut ahead = lock(&group.ahead, Rank::Leaf);
+                ahead.extend((seq + 1..).zip(extra.drain(..)));
+            }
+            Some(Got::Item(id, seq, first.take().expect("not taken")))
         }
-    }
-    if registered.is_some() && hint.upper == Some(0) {
+        Pulled::Queued => {
+            // Rate-limited: all wait in the queue, to start with their tokens.
+            let seq = group.results.issue_many(pulled as u64);
+            let mut ahead = lock(&group.ahead, Rank::Leaf);
+            let items = first.take().into_iter().chain(extra.drain(..));
+            ahead.extend((seq..).zip(items));
+            None
+        }
+        Pulled::Cancelled => None,
+    };
+    if !matches!(registered, Pulled::Cancelled) && hint.upper == Some(0) {
         st.input_ended(group.key, after);
     }
     drop(s);
     w.held.input = false;
-    match (registered, seq) {
-        (Some(id), Some(seq)) => Got::Item(id, seq, first),
-        _ => {
-            // Cancelled while this worker pulled: the items never start.
-            drop_value(first, input_owner(pool));
-            drop_value(std::mem::take(extra), input_owner(pool));
-            leave_or_again(group, core, control, w)
-        }
+    if let Some(got) = got {
+        return got;
     }
+    if let Some(first) = first {
+        // Cancelled while this worker pulled: the items never start.
+        drop_value(first, input_owner(pool));
+        drop_value(std::mem::take(extra), input_owner(pool));
+    }
+    leave_or_again(group, core, control, w)
 }
 
 /// The input was not ready: give the slot back and wait on it; then run the item in a slot
@@ -1084,12 +1213,22 @@ where
     };
     let hint = size_hint(&source);
     let waker = poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
+    let mut keys = Vec::new();
+    group.keys_of(std::iter::once(&item), pool, &mut keys);
+    let mut item = Some(item);
     let (arrival, seq) = {
         let mut s = core.section();
         let (st, after, _) = s.split();
-        let arrival = st.item_arrived(group.key, source, hint, control, &waker, after);
+        let arrival = st.item_arrived(group.key, source, hint, &keys, control, &waker, after);
         let seq = match arrival {
             Arrival::Slot(_) | Arrival::WaitForTurn(_) => group.results.issue(),
+            Arrival::Queued => {
+                // Rate-limited: it waits in the queue for its token (this worker leaves).
+                let seq = group.results.issue();
+                let item = item.take().expect("not taken");
+                lock(&group.ahead, Rank::Leaf).push_back((seq, item));
+                seq
+            }
             Arrival::Cancelled => 0,
         };
         if !matches!(arrival, Arrival::Cancelled) && hint.upper == Some(0) {
@@ -1098,6 +1237,9 @@ where
         (arrival, seq)
     };
     w.held.input = false;
+    let Some(item) = item else {
+        return Got::Done(gone(group.key, core, w));
+    };
     match arrival {
         Arrival::Slot(id) => {
             w.held.slot = true;
@@ -1120,7 +1262,7 @@ where
                 Got::CancelledBeforeStart(id, seq, item)
             }
         }
-        Arrival::Cancelled => {
+        Arrival::Cancelled | Arrival::Queued => {
             drop_value(item, input_owner(pool));
             Got::Done(gone(group.key, core, w))
         }
@@ -1136,6 +1278,100 @@ fn gone(key: GroupKey, core: &Arc<Core>, w: &mut WorkerGuard) -> Next {
     }
     w.ended();
     Next::End
+}
+
+/// Ends items set aside for their rate limit's tokens that were cancelled or shed: each
+/// runs its callbacks and delivers its result, as a queued task that never started.
+async fn end_aside<I, F, T>(mut left: AsideGuard<I, F, T>, outcome: Outcome) -> Next {
+    let core = left.core.clone();
+    let mut n = 0usize;
+    while let Some(id) = left.ids.pop_front() {
+        n += 1;
+        if n % RUN_BUDGET == 0 {
+            yield_now().await;
+        }
+        let taken = {
+            let mut aside = lock(&left.group.aside, Rank::Leaf);
+            let at = aside.iter().position(|(i, ..)| *i == id);
+            at.map(|at| aside.swap_remove(at))
+        };
+        let Some((_, seq, item)) = taken else {
+            continue;
+        };
+        drop_value(item, owner(&core.name, id));
+        if let Some(callbacks) = &left.group.options.callbacks {
+            let cancelled = outcome == Outcome::Cancelled;
+            let mut run = pin!(callbacks.run(&core.name, id, cancelled));
+            poll_fn(|cx| {
+                let _inside = current::enter(core.serial, Some(id));
+                run.as_mut().poll(cx)
+            })
+            .await;
+        }
+        let res = match outcome {
+            Outcome::Shed => {
+                let waited = left
+                    .group
+                    .deadline
+                    .as_ref()
+                    .map_or(Duration::ZERO, |(d, _)| *d);
+                Err(TaskError::Shed { id, waited })
+            }
+            _ => Err(TaskError::Cancelled { id }),
+        };
+        left.end(id, seq, outcome, res);
+    }
+    Next::End
+}
+
+/// The set-aside items an `end_aside` job has not ended yet. If the runtime drops the job,
+/// they end as dropped (no callbacks can run).
+struct AsideGuard<I, F, T> {
+    core: Arc<Core>,
+    group: Arc<MapGroup<I, F, T>>,
+    ids: VecDeque<TaskId>,
+}
+
+impl<I, F, T> AsideGuard<I, F, T> {
+    fn end(&self, id: TaskId, seq: u64, outcome: Outcome, res: Item<T>) {
+        let core = &self.core;
+        if Telemetry::ACTIVE {
+            core.telemetry.submitted(self.group.kind, 1, 0);
+        }
+        core.telemetry.ended(self.group.kind, outcome, false);
+        let unwanted = {
+            let mut s = core.section();
+            let (st, after, _) = s.split();
+            let unwanted = deliver_result(&self.group.results, seq, res, after);
+            st.retire(id, outcome, after);
+            // Maybe the group's last item.
+            st.settle_if_finished(self.group.key, after);
+            unwanted
+        };
+        log_end(&core.name, None, id, outcome);
+        drop_some(unwanted, owner(&core.name, id));
+    }
+}
+
+impl<I, F, T> Drop for AsideGuard<I, F, T> {
+    fn drop(&mut self) {
+        while let Some(id) = self.ids.pop_front() {
+            let taken = {
+                let mut aside = lock(&self.group.aside, Rank::Leaf);
+                let at = aside.iter().position(|(i, ..)| *i == id);
+                at.map(|at| aside.swap_remove(at))
+            };
+            if let Some((_, seq, item)) = taken {
+                drop_value(item, owner(&self.core.name, id));
+                self.end(
+                    id,
+                    seq,
+                    Outcome::Dropped,
+                    Err(TaskError::RuntimeDropped { id }),
+                );
+            }
+        }
+    }
 }
 
 /// Ends reserved items cancelled before they started: each runs its callbacks and delivers

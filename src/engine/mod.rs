@@ -18,6 +18,7 @@
 //! - A **lane** (`lanes.rs`) is where work waits for a slot: one per priority for the loose
 //!   tasks (FIFO each, `loose.rs`), one per group. Lanes that want a slot take **turns**
 //!   (`shares.rs`): ageing first, then priority, then weighted shares, then round robin.
+//!   A group waiting for a rate limit's token (`rate.rs`) wants no slot until it is due.
 //!
 //! # A loose task's life
 //!
@@ -47,6 +48,21 @@
 //! callbacks and result. After it, the scheduler says whether the worker keeps its slot for
 //! the group's next item (its group's turn, or nobody else waits), hands it to the lane whose
 //! turn it is, or gives it back. An input that is not ready is awaited without a slot.
+//!
+//! An item of a group with a rate limit (`rate.rs`) also **waits for a token**, holding no
+//! slot: it is pulled one at a time into the group's queue and takes its token in the
+//! section that gives it its id. While no token is due the group is *gated* (it wants no
+//! slot; its workers hand theirs on), and a timer on the pool's runtime ungates it when one
+//! is. With a keyed limit, an item whose key has no token is *set aside*: it gets its id
+//! (registered as waiting, cancellable, sheddable) and starts when its key's token is due,
+//! while the group goes on with ready keys.
+//!
+//! ```text
+//!  input ──pulled──▶ group queue ──token + slot──▶ Running ──▶ [Ending] ──▶ retired
+//!                       │   ▲ (no token: group gated, timer)
+//!                       └──key has no token──▶ Set aside (id, Waiting) ──token + slot──┘
+//!                                                   └──cancel, deadline──▶ Ending (no slot)
+//! ```
 //!
 //! # Slot accounting
 //!
@@ -130,6 +146,7 @@ pub(crate) mod map;
 pub(crate) mod observe;
 pub(crate) mod outcome;
 pub(crate) mod poll;
+pub(crate) mod rate;
 pub(crate) mod results;
 pub(crate) mod runner;
 pub(crate) mod settings;

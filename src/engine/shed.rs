@@ -23,15 +23,16 @@
 //!
 //! [`Spawner::sleep`]: async_taskpool_runtime::Spawner::sleep
 
-use super::core::{After, Core, Seat, Start, State};
+use super::core::{After, Core, Outcome, Seat, Start, State};
 use super::lanes::GroupKey;
 use super::user::{drop_value, Whose};
 use crate::id::TaskId;
 use crate::sync::{AtomicU8, AtomicWaker};
+use async_taskpool_runtime::BoxFuture;
 use std::future::poll_fn;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
-use std::task::Poll;
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 /// The link between work with a deadline and its timer: disarmed once the work left the
@@ -45,15 +46,38 @@ pub(crate) struct QueueTimer {
 impl QueueTimer {
     /// The work no longer waits: the timer ends without shedding anything.
     pub(crate) fn disarm(&self) {
+        if let Some(w) = self.disarm_later() {
+            w.wake();
+        }
+    }
+
+    /// Like [`disarm`](Self::disarm), from inside a section: returns the timer's waker, to
+    /// wake once unlocked.
+    pub(crate) fn disarm_later(&self) -> Option<Waker> {
         if self.disarmed.swap(1, Ordering::AcqRel) == 0 {
-            if let Some(w) = self.waker.take() {
-                w.wake();
-            }
+            self.waker.take()
+        } else {
+            None
         }
     }
 
     fn is_disarmed(&self) -> bool {
         self.disarmed.load(Ordering::Acquire) != 0
+    }
+
+    /// Waits for `sleep` unless disarmed first: whether it slept to the end.
+    pub(crate) async fn sleep(&self, mut sleep: BoxFuture) -> bool {
+        poll_fn(|cx| {
+            if self.is_disarmed() {
+                return Poll::Ready(false);
+            }
+            self.waker.register(cx.waker());
+            if self.is_disarmed() {
+                return Poll::Ready(false);
+            }
+            sleep.as_mut().poll(cx).map(|()| true)
+        })
+        .await
     }
 }
 
@@ -86,20 +110,10 @@ impl Core {
     }
 
     fn arm(self: &Arc<Self>, target: Target, wait: Duration, timer: Arc<QueueTimer>) {
-        let mut sleep = self.spawner.sleep(wait);
+        let sleep = self.spawner.sleep(wait);
         let pool = Arc::downgrade(self);
         self.spawn(Box::pin(async move {
-            let fired = poll_fn(|cx| {
-                if timer.is_disarmed() {
-                    return Poll::Ready(false);
-                }
-                timer.waker.register(cx.waker());
-                if timer.is_disarmed() {
-                    return Poll::Ready(false);
-                }
-                sleep.as_mut().poll(cx).map(|()| true)
-            })
-            .await;
+            let fired = timer.sleep(sleep).await;
             if fired {
                 shed(&pool, target);
             }
@@ -158,6 +172,12 @@ impl State {
             return;
         }
         g.shed = true;
+        // Shed items take no token: items set aside for one end now, the limit goes.
+        self.end_aside(key, Outcome::Shed, core, after);
+        self.drop_rate(key, after);
+        let Some(g) = self.groups.get_mut(key) else {
+            return;
+        };
         let Some(driver) = g.driver.as_ref() else {
             return;
         };

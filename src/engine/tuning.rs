@@ -36,7 +36,7 @@ impl State {
 impl Core {
     /// Runs `f` on the state of group `key` (a `Group` handle's own group); refused once the
     /// group was cancelled or forgotten.
-    fn tune_group(
+    pub(super) fn tune_group(
         self: &Arc<Self>,
         key: GroupKey,
         name: &str,

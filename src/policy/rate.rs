@@ -140,6 +140,18 @@ impl Quota {
         self.burst
     }
 
+    /// A TAT under this quota, carried over to `to` at `now`: the starts it still owes (how
+    /// far it runs ahead of now, in intervals) are owed under the new quota's interval.
+    fn carry(&self, tat: Instant, now: Instant, to: &Quota) -> Instant {
+        let owed = tat.saturating_duration_since(now).as_nanos();
+        if owed == 0 {
+            return tat;
+        }
+        let scaled = owed * to.interval.as_nanos() / self.interval.as_nanos().max(1);
+        let scaled = Duration::from_nanos(u64::try_from(scaled).unwrap_or(u64::MAX));
+        now.checked_add(scaled).unwrap_or(tat)
+    }
+
     /// GCRA's tolerance: how far the TAT may run ahead of now.
     fn tolerance(&self) -> Duration {
         self.interval.saturating_mul(self.burst - 1)
@@ -256,6 +268,15 @@ impl RateLimit {
     /// # Ok::<_, async_taskpool::policy::PolicyError>(())
     /// ```
     pub fn set_quota(&mut self, quota: Quota) {
+        self.quota = quota;
+    }
+
+    /// Changes the quota at `now`, carrying over what was taken as a number of starts: the
+    /// starts still owed under the old quota are owed under the new one's interval (a looser
+    /// quota makes the next start sooner, a stricter one later). For run-time changes
+    /// (`Group::set_rate_limit`), where a wait set by a slow quota should not outlive it.
+    pub(crate) fn set_quota_at(&mut self, quota: Quota, now: Instant) {
+        self.tat = self.tat.map(|t| self.quota.carry(t, now, &quota));
         self.quota = quota;
     }
 }
@@ -436,6 +457,15 @@ impl<K: Hash + Eq> KeyedRateLimit<K> {
     pub fn set_quota(&mut self, quota: Quota) {
         self.quota = quota;
     }
+
+    /// [`RateLimit::set_quota_at`] for every key. O(keys).
+    pub(crate) fn set_quota_at(&mut self, quota: Quota, now: Instant) {
+        let old = self.quota;
+        for tat in self.tats.values_mut() {
+            *tat = old.carry(*tat, now, &quota);
+        }
+        self.quota = quota;
+    }
 }
 
 #[cfg(test)]
@@ -563,6 +593,25 @@ mod tests {
             let now = later + ms(step * 7);
             assert_eq!(swept.try_acquire(&1, now), kept.try_acquire(&1, now));
         }
+    }
+
+    #[test]
+    fn a_quota_changed_at_run_time_carries_the_starts_owed() {
+        let t0 = Instant::now();
+        let mut limit = RateLimit::new(Quota::per_minute(1).unwrap().burst(1).unwrap());
+        limit.try_acquire(t0).unwrap();
+        // One start owed for the rest of the minute: under 10/s, for 100 ms from the change.
+        limit.set_quota_at(
+            Quota::per_second(10).unwrap().burst(1).unwrap(),
+            t0 + ms(30_000),
+        );
+        assert_eq!(limit.available_at(t0 + ms(30_000)), t0 + ms(30_050));
+        // Back to a stricter one: the owed start counts as one again.
+        let mut keyed = KeyedRateLimit::<u8>::new(Quota::per_second(10).unwrap().burst(1).unwrap());
+        keyed.try_acquire(&1, t0).unwrap();
+        keyed.set_quota_at(Quota::per_second(1).unwrap().burst(1).unwrap(), t0);
+        assert_eq!(keyed.available_at(&1, t0), t0 + ms(1000));
+        assert_eq!(keyed.available_at(&2, t0), t0);
     }
 
     #[test]

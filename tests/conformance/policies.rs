@@ -802,3 +802,177 @@ pub async fn a_group_sheds_what_did_not_start_in_time(sp: Sp) {
     let stats = p.stats();
     assert_eq!((stats.ended, stats.shed), (21, 19), "{stats:?}");
 }
+
+/// A group's rate limit spaces its items' starts by the quota's interval at least (GCRA
+/// with no burst: start k is never before start 0 + k intervals, on the runtime's clock),
+/// starts them in input order, and keeps results in input order.
+pub async fn a_group_rate_limit_spaces_starts(sp: Sp) {
+    use async_taskpool::policy::Quota;
+    use std::time::{Duration, Instant};
+    let p = limited(&sp, 4);
+    let starts: Log<(u32, Instant)> = Log::default();
+    let log = starts.clone();
+    let quota = Quota::per_second(50).unwrap().burst(1).unwrap(); // one per 20 ms
+    let group = p
+        .build_group()
+        .rate_limit(quota)
+        .map(0..6u32, 4, move |x| {
+            log.push((x, Instant::now()));
+            async move { x }
+        })
+        .unwrap();
+    let out: Vec<u32> =
+        futures::StreamExt::collect(futures::StreamExt::map(group, Result::unwrap)).await;
+    assert_eq!(out, [0, 1, 2, 3, 4, 5]);
+    let starts = starts.get();
+    let order: Vec<u32> = starts.iter().map(|(x, _)| *x).collect();
+    assert_eq!(order, [0, 1, 2, 3, 4, 5], "started in input order");
+    let t0 = starts[0].1;
+    for (k, (_, at)) in starts.iter().enumerate() {
+        let earliest = Duration::from_millis(20) * k as u32;
+        assert!(
+            at.duration_since(t0) >= earliest,
+            "start {k} came {:?} after the first, before {earliest:?}",
+            at.duration_since(t0)
+        );
+    }
+}
+
+/// Waiting for a token holds no slot: with a pool limit of 1 and a group whose next token is
+/// a minute away, a loose task and another group run to the end; cancelling the waiting
+/// group ends it at once.
+pub async fn a_rate_limited_group_waits_without_a_slot(sp: Sp) {
+    use async_taskpool::policy::Quota;
+    let p = limited(&sp, 1);
+    let started = Counter::new();
+    let s = started.clone();
+    let per_minute = Quota::per_minute(1).unwrap().burst(1).unwrap();
+    let waiting = p
+        .build_group()
+        .rate_limit(per_minute)
+        .map(0..5u32, 1, move |x| {
+            s.bump();
+            async move { x }
+        })
+        .unwrap();
+    started.wait_for(1).await;
+    assert_eq!(p.spawn_queued(async { 7 }).unwrap().await.unwrap(), 7);
+    let other = p.map(0..10u32, 1, |x| async move { x }).unwrap();
+    assert_eq!(other.join().await.unwrap().completed, 10);
+    assert_eq!(started.get(), 1, "the next token is a minute away");
+    waiting.cancel().unwrap();
+    let summary = waiting.join().await.unwrap();
+    assert_eq!((summary.completed, summary.not_started), (1, 4));
+    p.join().await.unwrap();
+}
+
+/// Keyed limits: items of a key with no token are set aside (with their ids, as queued
+/// tasks) while items of other keys run; a set-aside item is cancelled by id at once, and
+/// lifting the limit starts the rest.
+pub async fn keyed_rate_limits_set_items_aside(sp: Sp) {
+    use async_taskpool::policy::Quota;
+    use async_taskpool::{TaskError, TaskState};
+    let p = limited(&sp, 4);
+    let ran = Counter::new();
+    let r = ran.clone();
+    let per_minute = Quota::per_minute(1).unwrap().burst(1).unwrap();
+    let items = ["a", "a", "b", "a", "c"];
+    let group = p
+        .build_group()
+        .rate_limit_by(|host: &&'static str| *host, per_minute)
+        .map(items, 4, move |host| {
+            r.bump();
+            async move { host }
+        })
+        .unwrap();
+    ran.wait_for(3).await; // a, b, c
+                           // The set-aside items were registered, as queued tasks, before c (pulled after them)
+                           // started: no wait is needed.
+    let aside: Vec<_> = p
+        .tasks()
+        .into_iter()
+        .filter(|t| t.state == TaskState::Queued)
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(aside.len(), 2, "{aside:?}");
+    assert!(aside.iter().all(|id| group.ids().contains(id)));
+    assert_eq!(ran.get(), 3, "the second and third a wait for a's token");
+    p.cancel([aside[0]]).unwrap();
+    group.set_rate_limit(None).unwrap();
+    let results: Vec<_> = futures::StreamExt::collect(group).await;
+    assert_eq!(results.len(), 5);
+    assert!(matches!(results[1], Err(TaskError::Cancelled { id }) if id == aside[0]));
+    let ok: Vec<&str> = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok().copied())
+        .collect();
+    assert_eq!(ok, ["a", "b", "a", "c"], "the rest ran, in input order");
+    p.join().await.unwrap();
+}
+
+/// A group's deadline sheds the items waiting for a token, set-aside ones included.
+pub async fn a_group_deadline_sheds_items_waiting_for_a_token(sp: Sp) {
+    use async_taskpool::policy::Quota;
+    use std::time::Duration;
+    let p = limited(&sp, 4);
+    let per_minute = Quota::per_minute(1).unwrap().burst(1).unwrap();
+    let plain = p
+        .build_group()
+        .rate_limit(per_minute)
+        .max_queue_wait(Duration::from_millis(30))
+        .map(0..5u32, 2, |x| async move { x })
+        .unwrap();
+    let keyed = p
+        .build_group()
+        .rate_limit_by(|host: &&'static str| *host, per_minute)
+        .max_queue_wait(Duration::from_millis(30))
+        .map(["a", "a", "b", "a"], 4, |h| async move { h })
+        .unwrap();
+    let plain = plain.join().await.unwrap();
+    let keyed = keyed.join().await.unwrap();
+    assert_eq!((plain.completed, plain.shed), (1, 4));
+    assert_eq!((keyed.completed, keyed.shed), (2, 2));
+    p.join().await.unwrap();
+    assert_eq!(p.stats().shed, 6);
+}
+
+/// `rate_limit_by` with a key function of another type than the items is refused, saying
+/// how to fix it.
+pub async fn a_rate_key_of_the_wrong_type_is_refused(sp: Sp) {
+    use async_taskpool::policy::Quota;
+    let p = limited(&sp, 4);
+    let err = p
+        .build_group()
+        .rate_limit_by(|x: &u64| *x, Quota::per_second(1).unwrap())
+        .map(0..3u32, 2, |x| async move { x })
+        .expect_err("refused");
+    assert!(matches!(err, PoolError::RateKeyType { .. }), "{err:?}");
+    assert!(err.to_string().contains("`|item: &u32| ...`"), "{err}");
+    assert_eq!(p.stats().submitted, 0);
+}
+
+/// A `rate_limit_by` key function that panics does not take the pool down or lose the item:
+/// the panic is logged and the item runs, under a key shared by such items. (The key
+/// function runs through the engine's user-code guard, which debug builds check runs with
+/// no pool lock held.)
+pub async fn a_panicking_rate_key_is_contained(sp: Sp) {
+    use async_taskpool::policy::Quota;
+    let p = limited(&sp, 4);
+    let quota = Quota::per_second(1000).unwrap();
+    let out: Vec<u32> = futures::StreamExt::collect(futures::StreamExt::map(
+        p.build_group()
+            .rate_limit_by(
+                |x: &u32| {
+                    assert!(*x != 2, "no key for 2");
+                    *x % 2
+                },
+                quota,
+            )
+            .map(0..5u32, 2, |x| async move { x * 10 })
+            .unwrap(),
+        Result::unwrap,
+    ))
+    .await;
+    assert_eq!(out, [0, 10, 20, 30, 40]);
+    p.join().await.unwrap();
+}

@@ -1,0 +1,571 @@
+//! Rate limits on groups (`GroupBuilder::rate_limit`, `rate_limit_by`): GCRA quotas on when a
+//! group's items start, apart from how many run at once.
+//!
+//! A token is taken when an item starts, in the section that gives it its id and its slot
+//! (`next_item`): so starts, not pulls, are what the quota counts. The clock is the pool's
+//! runtime's ([`Spawner::now`]), read by the worker with no lock held just before that section
+//! (only for groups with a limit) and kept in [`GroupRate`] (the latest instant seen).
+//!
+//! - **Items of a rate-limited group go through its queue** of items pulled ahead: a worker
+//!   pulls one item at a time (none while no token is due), brings it back into that queue,
+//!   and takes it from there with its token. An item arriving on a pending input joins the
+//!   queue too. So no item has an id before it may start, except those set aside (below).
+//! - **Waiting holds no slot.** When the next item's token is not due, the group is *gated*:
+//!   it wants no slot, its workers give theirs back as they reach it (to other lanes at once),
+//!   and a timer on the pool's runtime ([`Spawner::sleep`], holding no slot and the pool only
+//!   weakly, as `shed.rs`'s deadlines) ungates it at the instant the token is due: the group
+//!   then asks for a slot like any lane.
+//! - **Keyed limits** (`rate_limit_by`): each key has its own GCRA state. The key function is
+//!   the user's: a worker calls it on the item it pulled, with no lock held, and only a 64-bit
+//!   hash of the key (SipHash, random per group) enters the state, so no key is held or dropped
+//!   under a lock. An item whose key has no token is *set aside*: it gets its id (ids and
+//!   ordered results follow input order) and waits, registered and cancellable, holding no
+//!   slot, while the worker goes on with items whose keys are ready. Set-aside items start,
+//!   oldest first, as soon as their keys' tokens are due. At most `min(num_concurrent,
+//!   MAX_ASIDE)` items are set aside per group; beyond that the group waits for the earliest
+//!   token due.
+//! - **Ends.** Cancelling the group (or `try_map`'s stop, or `cancel_on_drop`), or cancelling
+//!   a set-aside item by id, ends set-aside items at once as cancelled; the group's deadline
+//!   (`max_queue_wait`) sheds them at once and lifts the limit (shed items take no token).
+//!   Each runs its callbacks and delivers its result, in a job holding no slot
+//!   (`GroupDriver::end_aside`). `join` waits for them: they count as live items.
+//!
+//! A pool-wide or loose-task quota could use the same two parts: a gate that keeps a lane out
+//! of the turns until a token is due, and the weak timer that lets it back in.
+//!
+//! [`Spawner::now`]: async_taskpool_runtime::Spawner::now
+//! [`Spawner::sleep`]: async_taskpool_runtime::Spawner::sleep
+
+use super::core::{After, Core, Entry, Input, Life, Outcome, Seat, Start, State, TaskControl};
+use super::groups::{Pull, SizeHint, MAX_RAMP};
+use super::lanes::GroupKey;
+use super::shed::QueueTimer;
+use super::user::{drop_value, Held, Whose};
+use crate::id::TaskId;
+use crate::policy::{KeyedRateLimit, Quota, RateLimit};
+use std::collections::VecDeque;
+use std::sync::{Arc, Weak};
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+/// A key as the state knows it: a hash of the user's key (see the module's notes).
+pub(crate) type KeyHash = u64;
+
+/// The key of items whose key function panicked (they share one quota).
+pub(crate) const PANICKED_KEY: KeyHash = 0;
+
+/// Most items a keyed group sets aside (fewer if its `num_concurrent` is lower).
+pub(crate) const MAX_ASIDE: usize = 64;
+
+enum Limit {
+    /// No quota now (a keyed group whose limit was lifted: its items start at once).
+    Off,
+    Plain(RateLimit),
+    Keyed(KeyedRateLimit<KeyHash>),
+}
+
+/// A group's rate limit, in its `GroupState`.
+pub(crate) struct GroupRate {
+    limit: Limit,
+    keyed: bool,
+    /// The latest instant a worker (or a timer) read from the runtime's clock.
+    now: Instant,
+    /// Waiting for a token: the group takes no slot until `timer` fires.
+    gated: bool,
+    /// The timer armed last; an older one that fires finds it replaced and does nothing.
+    timer: Option<Arc<QueueTimer>>,
+    /// Keyed groups: the keys of the items in the group's queue (pulled ahead), front first.
+    keys: VecDeque<KeyHash>,
+    /// Keyed groups: items set aside (registered, `Life::Waiting`), oldest first.
+    aside: VecDeque<(TaskId, KeyHash)>,
+}
+
+impl GroupRate {
+    pub(crate) fn new(quota: Option<Quota>, keyed: bool, now: Instant) -> Self {
+        let mut rate = GroupRate {
+            limit: Limit::Off,
+            keyed,
+            now,
+            gated: false,
+            timer: None,
+            keys: VecDeque::new(),
+            aside: VecDeque::new(),
+        };
+        rate.set_quota(quota);
+        rate
+    }
+
+    #[inline]
+    pub(super) fn gated(&self) -> bool {
+        self.gated
+    }
+
+    #[inline]
+    pub(super) fn has_aside(&self) -> bool {
+        !self.aside.is_empty()
+    }
+
+    pub(crate) fn quota(&self) -> Option<Quota> {
+        match &self.limit {
+            Limit::Off => None,
+            Limit::Plain(l) => Some(l.quota()),
+            Limit::Keyed(l) => Some(l.quota()),
+        }
+    }
+
+    /// Changes the quota; the starts still owed under the old one are owed under the new.
+    fn set_quota(&mut self, quota: Option<Quota>) {
+        let now = self.now;
+        self.limit = match (std::mem::replace(&mut self.limit, Limit::Off), quota) {
+            (_, None) => Limit::Off,
+            (Limit::Plain(mut l), Some(q)) => {
+                l.set_quota_at(q, now);
+                Limit::Plain(l)
+            }
+            (Limit::Keyed(mut l), Some(q)) => {
+                l.set_quota_at(q, now);
+                Limit::Keyed(l)
+            }
+            (Limit::Off, Some(q)) if self.keyed => Limit::Keyed(KeyedRateLimit::new(q)),
+            (Limit::Off, Some(q)) => Limit::Plain(RateLimit::new(q)),
+        };
+    }
+
+    fn observe(&mut self, now: Instant) {
+        if now > self.now {
+            self.now = now;
+        }
+    }
+
+    /// Takes a token for `key` now, or says when one is due.
+    fn take(&mut self, key: KeyHash) -> Result<(), Instant> {
+        let now = self.now;
+        match &mut self.limit {
+            Limit::Off => Ok(()),
+            Limit::Plain(l) => l.try_acquire(now),
+            Limit::Keyed(l) => l.try_acquire(&key, now),
+        }
+    }
+
+    /// When a token for `key` is due (now, if one is).
+    fn due(&self, key: KeyHash) -> Instant {
+        match &self.limit {
+            Limit::Off => self.now,
+            Limit::Plain(l) => l.available_at(self.now),
+            Limit::Keyed(l) => l.available_at(&key, self.now),
+        }
+    }
+
+    /// The earliest token due among the items set aside (and `also`).
+    fn earliest(&self, also: Option<KeyHash>) -> Instant {
+        self.aside
+            .iter()
+            .map(|(_, k)| *k)
+            .chain(also)
+            .map(|k| self.due(k))
+            .min()
+            .unwrap_or(self.now)
+    }
+
+    /// The timer goes (the group ended): its waker, to wake once unlocked.
+    fn disarm(&mut self) -> Option<Waker> {
+        self.gated = false;
+        self.timer.take().and_then(|t| t.disarm_later())
+    }
+}
+
+/// The control of a set-aside item: nothing runs to be told; a cancel ends it from the state.
+struct AsideControl;
+
+impl TaskControl for AsideControl {
+    fn cancel(&self, _id: TaskId) -> Option<Waker> {
+        None
+    }
+}
+
+/// A timer to arm once unlocked: the group waits `wait` for its next token.
+pub(crate) struct RateWait {
+    pub(crate) timer: Arc<QueueTimer>,
+    pub(crate) wait: Duration,
+}
+
+impl State {
+    /// A worker of group `key` read the runtime's clock before this section.
+    #[inline(always)]
+    pub(crate) fn observe_now(&mut self, key: GroupKey, now: Option<Instant>) {
+        if let Some(now) = now {
+            self.observe_at(key, now);
+        }
+    }
+
+    #[cold]
+    fn observe_at(&mut self, key: GroupKey, now: Instant) {
+        if let Some(rate) = self.groups.get_mut(key).and_then(|g| g.rate.as_deref_mut()) {
+            rate.observe(now);
+        }
+    }
+
+    /// Gives group `key` a rate limit (at launch).
+    pub(crate) fn rate_group(&mut self, key: GroupKey, rate: GroupRate) {
+        if let Some(g) = self.groups.get_mut(key) {
+            g.rate = Some(Box::new(rate));
+        }
+    }
+
+    /// `next_item` for a group with a rate limit (not shed): a set-aside item whose key has a
+    /// token, the item pulled ahead if it has one (or set aside), the input to pull one item
+    /// from, or a wait for the earliest token due.
+    #[inline(never)]
+    pub(super) fn next_rated(&mut self, key: GroupKey, control: &Arc<dyn TaskControl>) -> Pull {
+        let g = self.groups.get_mut(key).expect("checked by next_item");
+        let cap = g.num_concurrent.min(MAX_ASIDE);
+        let ahead = g.ahead > 0;
+        let rate = g.rate.as_deref_mut().expect("checked by next_item");
+        if rate.gated {
+            return Pull::Nothing;
+        }
+        // Set-aside items first: they are older than anything still in the queue.
+        let ready = (0..rate.aside.len()).find(|&i| rate.take(rate.aside[i].1).is_ok());
+        if let Some(i) = ready {
+            let (id, _) = rate.aside.remove(i).expect("found");
+            self.start_aside(key, id, control);
+            return Pull::Aside(id);
+        }
+        if ahead {
+            let k = if rate.keyed {
+                *rate.keys.front().expect("a key per queued item")
+            } else {
+                0
+            };
+            return match rate.take(k) {
+                Ok(()) => {
+                    if rate.keyed {
+                        rate.keys.pop_front();
+                    }
+                    g.ahead -= 1;
+                    let id = self.allocate_id();
+                    self.insert_running(id, control.clone(), Seat::Worker, Some(key));
+                    Pull::Ahead(id)
+                }
+                Err(_) if rate.keyed && rate.aside.len() < cap => {
+                    rate.keys.pop_front();
+                    g.ahead -= 1;
+                    let id = self.allocate_id();
+                    self.set_aside(key, id, k);
+                    Pull::SetAside(id)
+                }
+                Err(_) => {
+                    let due = rate.earliest(Some(k));
+                    gate(rate, due)
+                }
+            };
+        }
+        match std::mem::replace(&mut g.input, Input::Pulling) {
+            Input::Idle(source) => {
+                // Pull only what may start or be set aside: the input stays lazy.
+                let room = if rate.keyed {
+                    rate.aside.len() < cap
+                } else {
+                    rate.due(0) <= rate.now
+                };
+                if room {
+                    return Pull::Source(source.into_inner(), 1);
+                }
+                g.input = Input::Idle(source);
+                let due = if rate.keyed {
+                    rate.earliest(None)
+                } else {
+                    rate.due(0)
+                };
+                gate(rate, due)
+            }
+            Input::Reserved(r) => {
+                g.input = Input::Reserved(r);
+                if let Err(due) = rate.take(0) {
+                    return gate(rate, due);
+                }
+                match self.take_reserved(key) {
+                    Some(id) => {
+                        self.insert_running(id, control.clone(), Seat::Worker, Some(key));
+                        Pull::Reserved(id)
+                    }
+                    None => Pull::Nothing,
+                }
+            }
+            Input::Pulling => Pull::Busy,
+            other => {
+                // Nothing more to pull for now: wait for the set-aside items' tokens.
+                g.input = other;
+                if rate.aside.is_empty() {
+                    Pull::Nothing
+                } else {
+                    let due = rate.earliest(None);
+                    gate(rate, due)
+                }
+            }
+        }
+    }
+
+    /// A set-aside item of group `key` got its token: it runs now, on the worker whose
+    /// `control` cancels it.
+    fn start_aside(&mut self, key: GroupKey, id: TaskId, control: &Arc<dyn TaskControl>) {
+        let Some(e) = self.table.get_mut(id.get()) else {
+            return;
+        };
+        let old = std::mem::replace(&mut e.control, Held::new(control.clone()));
+        // Our own `AsideControl`, not a user value: dropped here.
+        drop(old.into_inner());
+        e.life = Life::Running(Seat::Worker);
+        self.waiting_items -= 1;
+        self.running += 1;
+        self.time_started(id, Some(key));
+    }
+
+    /// The item at the front of group `key`'s queue waits for its key's token, set aside
+    /// under `id`: registered (cancellable), holding no slot.
+    fn set_aside(&mut self, key: GroupKey, id: TaskId, k: KeyHash) {
+        let Some(g) = self.groups.get_mut(key) else {
+            return;
+        };
+        g.items_live += 1;
+        if let Some(rate) = g.rate.as_deref_mut() {
+            rate.aside.push_back((id, k));
+        }
+        self.waiting_items += 1;
+        self.table.insert(
+            id.get(),
+            Entry {
+                control: Held::new(Arc::new(AsideControl)),
+                life: Life::Waiting,
+                cancel_requested: false,
+                group: Some(key),
+            },
+        );
+        self.time_queued(id);
+    }
+
+    /// A worker of a rate-limited group pulled `pulled` items (with these keys, for a keyed
+    /// group): they join the group's queue, to start with their tokens.
+    pub(super) fn queue_rated(
+        &mut self,
+        key: GroupKey,
+        pulled: usize,
+        hint: SizeHint,
+        keys: &[KeyHash],
+    ) {
+        let Some(g) = self.groups.get_mut(key) else {
+            return;
+        };
+        g.ahead += pulled as u64;
+        // Workers it can use: one per live or queued item and per item its input says is
+        // left, ramping as in `item_pulled` (a rate limit caps starts, not concurrency).
+        let more = match hint.upper {
+            Some(0) => 0,
+            _ => hint.lower.clamp(1, MAX_RAMP as u64),
+        };
+        let useful = (g.items_live as u64 + g.ahead).saturating_add(more);
+        let ramp = g.workers.saturating_add(MAX_RAMP) as u64;
+        g.target = g.target.max(useful.min(ramp) as usize);
+        if let Some(rate) = g.rate.as_deref_mut() {
+            if rate.keyed {
+                debug_assert_eq!(keys.len(), pulled);
+                rate.keys.extend(keys.iter().copied());
+                // A new key may be ready where the others were not.
+                rate.gated = false;
+            }
+        }
+        self.join_turns(key);
+    }
+
+    /// Group `key`'s rate timer fired at `now`: the group asks for slots again.
+    pub(crate) fn rate_due(
+        &mut self,
+        key: GroupKey,
+        timer: &Arc<QueueTimer>,
+        now: Instant,
+        core: &Arc<Core>,
+        after: &mut After,
+    ) {
+        let Some(rate) = self.groups.get_mut(key).and_then(|g| g.rate.as_deref_mut()) else {
+            return;
+        };
+        if !rate.timer.as_ref().is_some_and(|t| Arc::ptr_eq(t, timer)) {
+            return;
+        }
+        rate.timer = None;
+        rate.gated = false;
+        rate.observe(now);
+        self.join_turns(key);
+        self.grant(core, after);
+    }
+
+    /// Sets (or lifts) group `key`'s quota at `now`; the group asks for slots again at once
+    /// (its next item is judged by the new quota).
+    pub(crate) fn set_group_rate(
+        &mut self,
+        key: GroupKey,
+        quota: Option<Quota>,
+        now: Instant,
+        core: &Arc<Core>,
+        after: &mut After,
+    ) {
+        let Some(g) = self.groups.get_mut(key) else {
+            return;
+        };
+        if g.shed || g.settled {
+            return;
+        }
+        match (g.rate.as_deref_mut(), quota) {
+            (None, None) => return,
+            (Some(rate), None) if !rate.keyed => {
+                let mut rate = g.rate.take().expect("matched");
+                after.wake(rate.disarm());
+            }
+            (Some(rate), quota) => {
+                rate.observe(now);
+                rate.set_quota(quota);
+                rate.gated = false;
+            }
+            (None, Some(q)) => {
+                g.rate = Some(Box::new(GroupRate::new(Some(q), false, now)));
+                if let Some(driver) = g.driver.as_ref() {
+                    driver.set_rated();
+                }
+            }
+        }
+        self.join_turns(key);
+        if self.has_room() {
+            self.grant(core, after);
+        }
+    }
+
+    /// Group `key` is over (settled), or its limit no longer applies (cancelled, shed): its
+    /// timer goes. Set-aside items must have been ended first.
+    pub(super) fn drop_rate(&mut self, key: GroupKey, after: &mut After) {
+        if let Some(mut rate) = self.groups.get_mut(key).and_then(|g| g.rate.take()) {
+            debug_assert!(rate.aside.is_empty());
+            after.wake(rate.disarm());
+        }
+    }
+
+    /// Ends every item group `key` set aside, at once, as `outcome` (the group was cancelled
+    /// or shed): they leave the set and run their callbacks, without a slot.
+    pub(super) fn end_aside(
+        &mut self,
+        key: GroupKey,
+        outcome: Outcome,
+        core: &Arc<Core>,
+        after: &mut After,
+    ) {
+        let Some(rate) = self.groups.get_mut(key).and_then(|g| g.rate.as_deref_mut()) else {
+            return;
+        };
+        if rate.aside.is_empty() {
+            return;
+        }
+        let ids: Vec<TaskId> = rate.aside.drain(..).map(|(id, _)| id).collect();
+        self.end_set_aside(key, ids, outcome, core, after);
+    }
+
+    /// Cancels item `id` if group `key` set it aside: it ends at once. Whether it was.
+    pub(super) fn cancel_aside(
+        &mut self,
+        key: GroupKey,
+        id: TaskId,
+        core: &Arc<Core>,
+        after: &mut After,
+    ) -> bool {
+        let Some(rate) = self.groups.get_mut(key).and_then(|g| g.rate.as_deref_mut()) else {
+            return false;
+        };
+        let Some(place) = rate.aside.iter().position(|(i, _)| *i == id) else {
+            return false;
+        };
+        rate.aside.remove(place);
+        self.end_set_aside(key, vec![id], Outcome::Cancelled, core, after);
+        true
+    }
+
+    fn end_set_aside(
+        &mut self,
+        key: GroupKey,
+        ids: Vec<TaskId>,
+        outcome: Outcome,
+        core: &Arc<Core>,
+        after: &mut After,
+    ) {
+        for id in &ids {
+            self.enter_ending(*id);
+        }
+        let Some(driver) = self.groups.get(key).and_then(|g| g.driver.as_ref()) else {
+            return;
+        };
+        let job = Arc::clone(driver).end_aside(core, ids, outcome);
+        after.start(Start::Job(job), None);
+        after.notify = true;
+    }
+}
+
+/// Gates the group until `due`: a timer to arm once unlocked.
+fn gate(rate: &mut GroupRate, due: Instant) -> Pull {
+    rate.gated = true;
+    let timer = Arc::new(QueueTimer::default());
+    rate.timer = Some(timer.clone());
+    Pull::Wait(RateWait {
+        timer,
+        wait: due.saturating_duration_since(rate.now),
+    })
+}
+
+impl Core {
+    /// Arms group `key`'s rate timer: at its end, the group asks for slots again.
+    pub(crate) fn arm_rate_timer(self: &Arc<Self>, key: GroupKey, wait: RateWait) {
+        let sleep = self.spawner.sleep(wait.wait);
+        let pool: Weak<Core> = Arc::downgrade(self);
+        let timer = wait.timer;
+        self.spawn(Box::pin(async move {
+            if !timer.sleep(sleep).await {
+                return;
+            }
+            let Some(core) = pool.upgrade() else {
+                return;
+            };
+            let now = core.spawner.now();
+            {
+                let mut s = core.section();
+                let (st, after, c) = s.split();
+                st.rate_due(key, &timer, now, c, after);
+            }
+            // Possibly the pool's last reference (its spawner is the user's).
+            let whose = Whose {
+                pool: "(a pool whose last reference goes)",
+                task: None,
+                what: "the pool",
+            };
+            drop_value(core, whose);
+        }));
+    }
+
+    /// Sets group `key`'s quota (a `Group` handle's own group).
+    pub(crate) fn set_group_rate(
+        self: &Arc<Self>,
+        key: GroupKey,
+        name: &str,
+        quota: Option<Quota>,
+    ) -> Result<(), crate::error::PoolError> {
+        let now = self.spawner.now();
+        self.tune_group(key, name, |st, core, after| {
+            st.set_group_rate(key, quota, now, core, after)
+        })
+    }
+
+    /// Group `key`'s quota in force.
+    pub(crate) fn group_rate(&self, key: GroupKey) -> Option<Quota> {
+        self.read(|st| {
+            st.groups
+                .get(key)
+                .and_then(|g| g.rate.as_ref())
+                .and_then(|r| r.quota())
+        })
+    }
+}
