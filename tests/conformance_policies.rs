@@ -25,6 +25,10 @@ macro_rules! for_each_case {
             busy_groups_hold_slots_by_weight,
             a_task_that_cannot_start_in_time_is_shed,
             a_group_sheds_what_did_not_start_in_time,
+            an_adaptive_limit_rises_with_successes_up_to_its_max,
+            an_adaptive_limit_falls_on_errors_and_timeouts_down_to_its_min,
+            keyed_spawns_share_one_live_task,
+            a_keyed_task_is_cancelled_or_panics_for_every_waiter,
         );
     };
     (@emit $run:path; $($case:ident),* $(,)?) => {

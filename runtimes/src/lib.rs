@@ -114,6 +114,24 @@ pub trait Spawner: Send + Sync + 'static {
     fn runtime_name(&self) -> &'static str {
         "custom"
     }
+
+    /// The executor's clock: what its timer counts in. The default is the system's
+    /// monotonic clock; an executor with a clock of its own (tokio's, paused in tests)
+    /// returns that, so durations measured with it agree with [`sleep`](Self::sleep).
+    ///
+    /// ```
+    /// use async_taskpool_runtime::{BoxFuture, SpawnError, Spawner};
+    /// # struct Inline;
+    /// # impl Spawner for Inline {
+    /// #     fn spawn(&self, _: BoxFuture) -> Result<(), SpawnError> { Ok(()) }
+    /// #     fn sleep(&self, _: std::time::Duration) -> BoxFuture { Box::pin(async {}) }
+    /// # }
+    /// let t0 = Inline.now();
+    /// assert!(Inline.now() >= t0);
+    /// ```
+    fn now(&self) -> std::time::Instant {
+        std::time::Instant::now()
+    }
 }
 
 impl<S: Spawner + ?Sized> Spawner for Arc<S> {
@@ -126,6 +144,9 @@ impl<S: Spawner + ?Sized> Spawner for Arc<S> {
     fn runtime_name(&self) -> &'static str {
         (**self).runtime_name()
     }
+    fn now(&self) -> std::time::Instant {
+        (**self).now()
+    }
 }
 
 impl<S: Spawner + ?Sized> Spawner for Box<S> {
@@ -137,6 +158,9 @@ impl<S: Spawner + ?Sized> Spawner for Box<S> {
     }
     fn runtime_name(&self) -> &'static str {
         (**self).runtime_name()
+    }
+    fn now(&self) -> std::time::Instant {
+        (**self).now()
     }
 }
 

@@ -89,4 +89,10 @@ impl Spawner for TokioSpawner {
     fn runtime_name(&self) -> &'static str {
         "tokio"
     }
+
+    fn now(&self) -> std::time::Instant {
+        // Tokio's clock (paused and advanced by hand in tests), read in our runtime.
+        let _entered = self.handle.enter();
+        tokio::time::Instant::now().into_std()
+    }
 }

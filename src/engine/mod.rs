@@ -112,6 +112,7 @@
 //! - A task whose runtime drops or refuses it ends as `RuntimeDropped`/`SpawnFailed`: its slot
 //!   comes back and its handle resolves; its callbacks cannot run (no runtime to run them).
 
+pub(crate) mod adaptive;
 pub(crate) mod callbacks;
 pub(crate) mod cancel;
 pub(crate) mod capacity;
