@@ -120,7 +120,8 @@ impl<T> Lead<T> {
 /// use async_taskpool::{runtime::TokioSpawner, TaskPool};
 /// let pool = TaskPool::new(TokioSpawner::current());
 /// let a = pool.spawn_keyed("/index.html", async { "<html>".to_string() })?;
-/// let b = pool.spawn_keyed("/index.html", async { unreachable!("joined a") })?;
+/// // Same key and output type: joins a's task, its own future is dropped unpolled.
+/// let b = pool.spawn_keyed("/index.html", async { "never polled".to_string() })?;
 /// assert!(a.is_leader() && !b.is_leader());
 /// assert_eq!(a.id(), b.id());
 /// assert_eq!(b.await?, "<html>");

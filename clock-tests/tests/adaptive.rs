@@ -15,7 +15,6 @@ mod policy {
 }
 
 #[path = "../../src/policy/adaptive/sim.rs"]
-#[allow(dead_code)]
 mod sim;
 
 use async_taskpool::{policy::Limiter, runtime::TokioSpawner, Concurrency, TaskPool};
