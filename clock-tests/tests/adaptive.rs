@@ -115,3 +115,14 @@ async fn a_pool_with_an_adaptive_limit_settles_at_the_knee_and_follows_it() {
         }
     }
 }
+
+/// The pool measures run times on its runtime's clock: `TokioSpawner::now` follows tokio's
+/// paused clock (the system clock would see no time pass here).
+#[tokio::test(start_paused = true)]
+async fn tokio_spawner_now_follows_the_paused_clock() {
+    use async_taskpool::runtime::Spawner;
+    let sp = TokioSpawner::current();
+    let t0 = sp.now();
+    sleep(Duration::from_secs(10)).await;
+    assert_eq!(sp.now() - t0, Duration::from_secs(10));
+}
