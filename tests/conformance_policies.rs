@@ -29,6 +29,7 @@ macro_rules! for_each_case {
             an_adaptive_limit_falls_on_errors_and_timeouts_down_to_its_min,
             keyed_spawns_share_one_live_task,
             a_keyed_task_is_cancelled_or_panics_for_every_waiter,
+            a_custom_limiter_that_panics_leaves_the_limit_as_it_was,
         );
     };
     (@emit $run:path; $($case:ident),* $(,)?) => {

@@ -1125,3 +1125,48 @@ pub async fn a_keyed_task_is_cancelled_or_panics_for_every_waiter(sp: Sp) {
     let err = p.spawn_keyed("late", async { 0u8 }).unwrap_err();
     assert!(matches!(err, PoolError::Closed { .. }), "{err}");
 }
+
+/// A limiter of the user's own: its default name is its type's, its bounds cannot move, and
+/// one that panics leaves the limit as it was while the pool and its tasks carry on.
+pub async fn a_custom_limiter_that_panics_leaves_the_limit_as_it_was(sp: Sp) {
+    #[derive(Debug)]
+    struct Fickle {
+        samples: usize,
+    }
+    impl async_taskpool::policy::Limiter for Fickle {
+        fn on_sample(&mut self, _: async_taskpool::policy::Sample, _: std::time::Instant) -> usize {
+            self.samples += 1;
+            if self.samples % 2 == 0 {
+                panic!("a limiter bug");
+            }
+            3 + self.samples
+        }
+        fn limit(&self) -> usize {
+            3
+        }
+        fn bounds(&self) -> (usize, usize) {
+            (1, 100)
+        }
+    }
+    let p = TaskPool::builder(sp.clone())
+        .adaptive_limit(Fickle { samples: 0 })
+        .build()
+        .unwrap();
+    assert_eq!(p.limit(), Some(3));
+    assert!(p.adaptive().unwrap().limiter.ends_with("Fickle"));
+    assert_eq!(p.exec(async { 1 }).await.unwrap(), 1);
+    assert_eq!(p.limit(), Some(4), "its first sample set 4");
+    assert_eq!(
+        p.exec(async { 2 }).await.unwrap(),
+        2,
+        "its panic is not the task's"
+    );
+    assert_eq!(p.limit(), Some(4), "the panic left the limit");
+    assert_eq!(p.exec(async { 3 }).await.unwrap(), 3);
+    assert_eq!(p.limit(), Some(6));
+    let err = p.set_adaptive_bounds(1, 10).unwrap_err();
+    assert!(
+        err.to_string().contains("cannot change its bounds"),
+        "{err}"
+    );
+}
