@@ -120,7 +120,8 @@ pub trait Spawner: Send + Sync + 'static {
     /// returns that, so durations measured with it agree with [`sleep`](Self::sleep).
     ///
     /// ```
-    /// use async_taskpool_runtime::{BoxFuture, SpawnError, Spawner};
+    /// # mod async_taskpool { pub mod runtime { pub use ::async_taskpool_runtime::*; } } // as re-exported
+    /// use async_taskpool::runtime::{BoxFuture, SpawnError, Spawner};
     /// # struct Inline;
     /// # impl Spawner for Inline {
     /// #     fn spawn(&self, _: BoxFuture) -> Result<(), SpawnError> { Ok(()) }
