@@ -25,7 +25,22 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::{Context, Poll};
 
-/// What a keyed task's waiters get: its output, or why there is none (shared, so cloned).
+/// What a keyed task's waiters get: its output, or why there is none (shared, so cloned):
+/// the task's [`TaskError`](crate::TaskError) as [`ExecError::Task`], or, if the task could
+/// not be submitted, the [`PoolError`] as [`ExecError::Pool`].
+///
+/// ```
+/// # #[cfg(feature = "tokio")] {
+/// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+/// # rt.block_on(async {
+/// use async_taskpool::{runtime::TokioSpawner, ExecError, KeyedOutput, TaskPool};
+/// let pool = TaskPool::new(TokioSpawner::current());
+/// let out: KeyedOutput<u8> = pool.spawn_keyed("k", async { panic!("boom") })?.await;
+/// let err = out.unwrap_err();
+/// assert!(matches!(&*err, ExecError::Task(e) if e.is_panic()));
+/// # Ok::<_, async_taskpool::PoolError>(())
+/// # }).unwrap(); }
+/// ```
 pub type KeyedOutput<T> = Result<T, Arc<ExecError>>;
 
 /// A pool's single flights, one [`SingleFlight`] per key and output type.
