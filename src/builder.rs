@@ -101,6 +101,11 @@ impl<'a> TaskBuilder<'a> {
         }
     }
 
+    /// Its pool (for `spawn_keyed`, in `flight.rs`).
+    pub(crate) fn core(&self) -> &'a Arc<Core> {
+        self.core
+    }
+
     /// A name for logs and [`TaskPool::tasks`](crate::TaskPool::tasks), instead of
     /// `{pool}_Task-{id}`.
     pub fn name(mut self, name: impl Into<String>) -> Self {

@@ -106,6 +106,7 @@
 #![warn(missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod adaptive;
 mod background;
 mod builder;
 mod concurrency;
@@ -114,6 +115,7 @@ mod concurrency;
 pub mod control;
 mod engine;
 mod error;
+mod flight;
 mod group;
 mod handle;
 mod id;
@@ -145,8 +147,10 @@ pub use background::{
 };
 pub use builder::{GroupBuilder, TaskBuilder};
 pub use concurrency::Concurrency;
+pub use engine::adaptive::AdaptiveStats;
 pub use engine::current::current_task_id;
 pub use error::{ExecError, PanicPayload, PoolError, SpawnError, TaskError, TrySpawnError};
+pub use flight::{KeyedHandle, KeyedOutput};
 pub use group::Group;
 pub use handle::TaskHandle;
 pub use id::TaskId;

@@ -136,6 +136,7 @@ impl TaskPool {
             loose_weight: 1,
             ageing: None,
             queue_wait: None,
+            adaptive: None,
         }
     }
 
@@ -670,6 +671,8 @@ pub struct PoolBuilder {
     loose_weight: u32,
     ageing: Option<usize>,
     queue_wait: Option<Duration>,
+    /// Its adaptive limit (`PoolBuilder::adaptive_limit`, in `adaptive.rs`).
+    pub(crate) adaptive: Option<Box<dyn crate::policy::Limiter>>,
 }
 
 impl PoolBuilder {
@@ -826,6 +829,9 @@ impl PoolBuilder {
         if let Some(wait) = self.queue_wait {
             core.set_queue_wait(wait);
         }
+        if let Some(limiter) = self.adaptive {
+            core.adaptive.install(&core, limiter);
+        }
         let owner = Arc::new(Owner {
             core: core.clone(),
             cancel_on_drop: self.cancel_on_drop,
@@ -848,6 +854,7 @@ impl fmt::Debug for PoolBuilder {
             .field("loose_weight", &self.loose_weight)
             .field("ageing", &self.ageing)
             .field("max_queue_wait", &self.queue_wait)
+            .field("adaptive_limit", &self.adaptive)
             .finish()
     }
 }

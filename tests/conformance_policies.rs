@@ -31,6 +31,11 @@ macro_rules! for_each_case {
             a_group_deadline_sheds_items_waiting_for_a_token,
             a_rate_key_of_the_wrong_type_is_refused,
             a_panicking_rate_key_is_contained,
+            an_adaptive_limit_rises_with_successes_up_to_its_max,
+            an_adaptive_limit_falls_on_errors_and_timeouts_down_to_its_min,
+            keyed_spawns_share_one_live_task,
+            a_keyed_task_is_cancelled_or_panics_for_every_waiter,
+            a_custom_limiter_that_panics_leaves_the_limit_as_it_was,
         );
     };
     (@emit $run:path; $($case:ident),* $(,)?) => {

@@ -116,9 +116,10 @@ pub trait Spawner: Send + Sync + 'static {
     }
 
     /// The current instant on this executor's clock: the clock [`sleep`](Spawner::sleep)
-    /// follows. The pool reads it only for rate limits (their tokens fall due at instants).
-    /// The default is [`Instant::now`]; an executor with a clock of its own (tokio's paused
-    /// clock in tests) overrides it, so that rate limits and timers agree.
+    /// follows. The pool reads it only for rate limits (their tokens fall due at instants)
+    /// and, with an adaptive limit, for tasks' run times. The default is [`Instant::now`];
+    /// an executor with a clock of its own (tokio's paused clock in tests) overrides it, so
+    /// that rate limits, run times and timers agree.
     ///
     /// ```
     /// # mod async_taskpool { pub mod runtime { pub use ::async_taskpool_runtime::*; } } // as re-exported

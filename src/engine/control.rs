@@ -116,13 +116,8 @@ impl Core {
                 value: 0,
             });
         }
-        {
-            let mut s = self.section();
-            let (st, after, core) = s.split();
-            st.set_limit_to(limit);
-            st.grant(core, after);
-        }
-        self.telemetry.limit(limit);
+        // A fixed limit replaces an adaptive one (`adaptive.rs` applies it).
+        self.adaptive.fix(self, limit);
         tracing::info!(pool = %self.name, ?limit, "{} limit set to {limit:?}", self.name);
         Ok(())
     }

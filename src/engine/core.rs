@@ -6,6 +6,7 @@
 //! (`insert_running`, `to_ending`, `remove_task`, `take_slot`, ...); those methods keep the
 //! counts consistent, and nothing else writes them.
 
+use super::adaptive::Adaptive;
 use super::durations::{GroupTiming, Timing};
 use super::handoff::{Mailbox, Parking, IDLE_CAP};
 use super::lanes::{GroupKey, Lane, Reserved, Turns};
@@ -561,6 +562,10 @@ pub(crate) struct Core {
     queue_wait_nanos: std::sync::atomic::AtomicU64,
     /// Its metrics (feature `metrics`; nothing without it).
     pub(crate) telemetry: Telemetry,
+    /// Its adaptive limit, if one is set (`adaptive.rs`).
+    pub(crate) adaptive: Adaptive,
+    /// Its keyed spawns' single flights (`crate::flight`).
+    pub(crate) flights: crate::flight::Flights,
     /// Whether sections carry duration samples out to `telemetry` (durations tracked, and
     /// the `metrics` feature on).
     samples_wanted: bool,
@@ -598,6 +603,8 @@ impl Core {
         let telemetry = Telemetry::new(&name, limit, metrics);
         Arc::new(Self {
             telemetry,
+            adaptive: Adaptive::default(),
+            flights: crate::flight::Flights::default(),
             samples_wanted: Telemetry::ACTIVE && track_durations,
             serial,
             name,

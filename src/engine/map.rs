@@ -759,6 +759,7 @@ where
         let span = task_span(&core.name, id, None, Some(&group.name));
         let shed = group.shed_after();
         let runs = start && shed.is_none();
+        let mut started = None;
         let res = if runs {
             // Calls the closure on the item and runs the future it makes, as task `id`: the
             // call, the first poll and (ready at once) the future's drop under one mark.
@@ -772,6 +773,7 @@ where
                 if let Some(item) = item.take() {
                     log_started(&core.name, None, id);
                     core.telemetry.started(group.kind);
+                    started = core.adaptive.start(&*core.spawner);
                     // Calling `f` may itself panic: that is this item's panic, like one in
                     // its future.
                     match user::call(|| (group.f)(item)) {
@@ -809,6 +811,9 @@ where
             }
         };
         let outcome = Outcome::of(&res);
+        if let Some(at) = started {
+            core.adaptive.ended(&core, at, id, outcome);
+        }
         if let Some(stop) = group.stop_when {
             if stop(&res) {
                 stop_group(&group, &core, id);

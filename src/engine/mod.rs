@@ -115,6 +115,17 @@
 //!   lock leave it in the section's hand-out (`Section::drop`, `State::take_samples`).
 //! - `span.rs`: the `tracing` span of each task, entered on each poll of its future.
 //!
+//! # The adaptive limit
+//!
+//! `adaptive.rs` (pools with `adaptive_limit`): a task that starts while a limiter is set
+//! takes a stamp on the runtime's clock (`Spawner::now`); where its future ends (the same
+//! place as the telemetry's end hook, no lock held) its sample goes to the limiter, under
+//! the limiter's own mutex (never held with a pool lock), and a changed limit is applied in
+//! a section of its own (`set_limit_to`, `grant`). Each limit chosen (by the limiter, by
+//! `set_limit`, by a new limiter) carries a sequence number and a section applies only a
+//! newer one, so racing task ends and a `set_limit` never leave a stale limit. Without a
+//! limiter: one relaxed load and a branch per start, an `Option` check per end.
+//!
 //! # Invariants
 //!
 //! - Every task id is registered (table, loose lane or a group's reserved ids) from the
@@ -128,6 +139,7 @@
 //! - A task whose runtime drops or refuses it ends as `RuntimeDropped`/`SpawnFailed`: its slot
 //!   comes back and its handle resolves; its callbacks cannot run (no runtime to run them).
 
+pub(crate) mod adaptive;
 pub(crate) mod callbacks;
 pub(crate) mod cancel;
 pub(crate) mod capacity;

@@ -30,7 +30,7 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const CANCELLED: u8 = 1;
 const STARTED: u8 = 2;
@@ -369,6 +369,8 @@ pin_project! {
         seat: Seat,
         step: Step,
         extra: Option<Box<Extra<F::Output>>>,
+        // When it started, if the pool's limit is adaptive (`adaptive.rs`).
+        started: Option<Instant>,
         // Entered on each poll of the future and the callbacks (`span.rs`).
         span: tracing::Span,
     }
@@ -388,6 +390,9 @@ pin_project! {
             // Destructors first: the handle resolves after the future is gone.
             if let Err(p) = user::call(|| this.fut.set(None)) {
                 log_destructor_panic(&core.name, id, p);
+            }
+            if let Some(at) = this.started.take() {
+                core.adaptive.ended(&core, at, id, Outcome::Dropped);
             }
             let held = this.extra.as_mut().and_then(|e| e.held.take());
             let in_callbacks = *this.step == Step::Callbacks;
@@ -513,6 +518,7 @@ where
             seat,
             step: Step::Fresh,
             extra,
+            started: None,
             span: tracing::Span::none(),
         }
     }
@@ -563,6 +569,7 @@ where
                     if *this.seat != Seat::Unseated {
                         if starts {
                             log_started(&core.name, cell.custom_name(), id);
+                            *this.started = core.adaptive.start(&*core.spawner);
                         }
                     } else if cell.flag(SHED) {
                         // Shed: its future never runs. It is dropped here, before callbacks.
@@ -604,6 +611,9 @@ where
                     // resolves; a panicking one is logged, and the outcome stands.
                     if let Err(p) = user::call(|| this.fut.set(None)) {
                         log_destructor_panic(&core.name, id, p);
+                    }
+                    if let Some(at) = this.started.take() {
+                        core.adaptive.ended(core, at, id, Outcome::of(&res));
                     }
                     let Some(callbacks) = cell.options().and_then(|o| o.callbacks.clone()) else {
                         break (res, true);

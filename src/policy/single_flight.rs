@@ -22,7 +22,12 @@ struct Flights<K, T> {
 struct Entry<T> {
     id: u64,
     flight: WeakShared<BoxFuture<'static, T>>,
+    /// What the pool's keyed spawns keep with a flight (`crate::flight`).
+    tag: Option<Tag>,
 }
+
+/// A value kept with a flight, handed to those who join it.
+pub(crate) type Tag = Arc<dyn std::any::Any + Send + Sync>;
 
 type Table<K, T> = Mutex<Flights<K, T>>;
 
@@ -140,14 +145,38 @@ where
     where
         F: Future<Output = T> + Send + 'static,
     {
+        match self.run_tagged(key, fut, None) {
+            Ok(flight) => flight,
+            Err((flight, _, fut)) => {
+                drop(fut);
+                flight
+            }
+        }
+    }
+
+    /// [`run`](Self::run), keeping `tag` with a new flight: joining, it gives back the live
+    /// flight, its tag and `fut` (unpolled, for the caller to drop).
+    pub(crate) fn run_tagged<F>(
+        &self,
+        key: K,
+        fut: F,
+        tag: Option<Tag>,
+    ) -> Result<Flight<T>, (Flight<T>, Option<Tag>, F)>
+    where
+        F: Future<Output = T> + Send + 'static,
+    {
         let mut flights = lock(&self.table);
-        if let Some(shared) = flights.by_key.get(&key).and_then(|e| e.flight.upgrade()) {
+        if let Some((shared, tag)) = flights
+            .by_key
+            .get(&key)
+            .and_then(|e| Some((e.flight.upgrade()?, e.tag.clone())))
+        {
             drop(flights);
-            drop(fut);
-            return Flight {
+            let flight = Flight {
                 shared,
                 leader: false,
             };
+            return Err((flight, tag, fut));
         }
         let id = flights.next_id;
         flights.next_id += 1;
@@ -167,12 +196,13 @@ where
             .expect("a Shared that was never polled has its state");
         // A stale entry (its flight dropped, its guard not yet run) is replaced; the
         // guard then sees another id and leaves this one alone.
-        flights.by_key.insert(key, Entry { id, flight });
+        let stale = flights.by_key.insert(key, Entry { id, flight, tag });
         drop(flights);
-        Flight {
+        drop(stale);
+        Ok(Flight {
             shared,
             leader: true,
-        }
+        })
     }
 
     /// Whether a flight for `key` is live.
@@ -302,6 +332,24 @@ impl<T: Clone> Future for Flight<T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
         Pin::new(&mut self.shared).poll(cx)
+    }
+}
+
+impl<T> Clone for Flight<T> {
+    /// Another waiter on the same flight (never its leader).
+    ///
+    /// ```
+    /// let flights = async_taskpool::policy::SingleFlight::<u8, u8>::new();
+    /// let a = flights.run(1, async { 5 });
+    /// let b = a.clone();
+    /// assert!(!b.is_leader());
+    /// assert_eq!(futures::executor::block_on(b), 5);
+    /// ```
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+            leader: false,
+        }
     }
 }
 

@@ -2,7 +2,9 @@
 //! runtime it runs on. Synchronisation is by gates and counters, never by sleeping.
 
 use crate::support::*;
-use async_taskpool::{Concurrency as GroupConcurrency, PoolError, TaskPool};
+use async_taskpool::{policy::Aimd, Concurrency as GroupConcurrency, PoolError, TaskPool};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 fn limited(sp: &Sp, limit: usize) -> TaskPool {
     TaskPool::builder(sp.clone()).limit(limit).build().unwrap()
@@ -975,4 +977,370 @@ pub async fn a_panicking_rate_key_is_contained(sp: Sp) {
     .await;
     assert_eq!(out, [0, 10, 20, 30, 40]);
     p.join().await.unwrap();
+}
+
+/// The pool's limit, seen from inside its tasks: the least and the most seen.
+#[derive(Clone, Default)]
+struct LimitSeen(Arc<Mutex<(usize, usize)>>);
+
+impl LimitSeen {
+    fn see(&self, pool: &TaskPool) {
+        let limit = pool.limit().expect("an adaptive limit is a limit");
+        let mut seen = self.0.lock().unwrap();
+        *seen = if seen.1 == 0 {
+            (limit, limit)
+        } else {
+            (seen.0.min(limit), seen.1.max(limit))
+        };
+    }
+
+    fn range(&self) -> (usize, usize) {
+        *self.0.lock().unwrap()
+    }
+}
+
+/// An adaptive limit climbs while tasks succeed at full use, up to its limiter's max and
+/// no further (loose tasks and group items feed it alike); concurrency never passes it.
+pub async fn an_adaptive_limit_rises_with_successes_up_to_its_max(sp: Sp) {
+    let p = TaskPool::builder(sp.clone())
+        .adaptive_limit(Aimd::builder(2, 6).initial(2).build().unwrap())
+        .build()
+        .unwrap();
+    assert_eq!(p.limit(), Some(2));
+    let (conc, seen) = (Concurrency::default(), LimitSeen::default());
+    // Rounds of as many tasks as the limit, all running before any ends: the limit is in
+    // full use, as the limiter wants before it climbs.
+    let mut samples = 0;
+    for round in 0..40 {
+        let limit = p.limit().unwrap();
+        let (started, gate) = (Counter::new(), Gate::new());
+        let body = {
+            let (c, s, q, started, gate) = (
+                conc.clone(),
+                seen.clone(),
+                p.clone(),
+                started.clone(),
+                gate.clone(),
+            );
+            move |_| {
+                let (c, s, q, started, gate) = (
+                    c.clone(),
+                    s.clone(),
+                    q.clone(),
+                    started.clone(),
+                    gate.clone(),
+                );
+                async move {
+                    let _in = c.enter();
+                    s.see(&q);
+                    started.bump();
+                    gate.wait().await;
+                }
+            }
+        };
+        if round % 2 == 0 {
+            let handles: Vec<_> = (0..limit)
+                .map(|i| p.spawn_queued(body(i)).unwrap())
+                .collect();
+            started.wait_for(limit).await;
+            gate.open();
+            for h in handles {
+                h.await.unwrap();
+            }
+        } else {
+            let group = p.map(0..limit, GroupConcurrency::PoolLimit, body).unwrap();
+            started.wait_for(limit).await;
+            gate.open();
+            assert_eq!(group.join().await.unwrap().completed, limit as u64);
+        }
+        samples += limit as u64;
+        if round >= 30 {
+            assert_eq!(p.limit(), Some(6), "it rose to its max by round {round}");
+        }
+    }
+    let (least, most) = seen.range();
+    assert!(
+        least >= 2 && most <= 6,
+        "the limit left 2..=6: {least}..={most}"
+    );
+    assert!(conc.max() <= 6, "{} ran at once", conc.max());
+    let a = p.adaptive().unwrap();
+    assert_eq!(
+        (a.limiter.as_str(), a.min, a.max, a.limit),
+        ("aimd", 2, 6, 6)
+    );
+    assert_eq!((a.samples, a.overloads), (samples, 0));
+}
+
+/// An adaptive limit falls on overloads (reported by a task, or a timeout) down to its
+/// limiter's min and no further; new bounds clamp it; `set_limit` replaces it with a fixed
+/// limit that tasks no longer move.
+pub async fn an_adaptive_limit_falls_on_errors_and_timeouts_down_to_its_min(sp: Sp) {
+    let p = TaskPool::builder(sp.clone())
+        .adaptive_limit(
+            Aimd::builder(3, 40)
+                .initial(32)
+                .backoff(0.5)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let seen = LimitSeen::default();
+    // One at a time, so each overload is news to the limiter (it cuts once per round trip).
+    let overloaded = |p: &TaskPool| {
+        let (q, s) = (p.clone(), seen.clone());
+        async move {
+            s.see(&q);
+            q.report_overload()
+        }
+    };
+    assert!(p.exec(overloaded(&p)).await.unwrap(), "reported");
+    assert_eq!(p.limit(), Some(16));
+    let never = p
+        .build_task()
+        .timeout(Duration::from_millis(1))
+        .spawn_queued(futures::future::pending::<()>())
+        .unwrap();
+    assert!(never.await.unwrap_err().is_timeout());
+    assert_eq!(p.limit(), Some(8), "a timeout cuts too");
+    let panicked = p.spawn_queued(async { panic!("a bug") }).unwrap();
+    assert!(panicked.await.is_err());
+    assert_eq!(p.limit(), Some(4), "so does a panic");
+    for _ in 0..3 {
+        assert!(p.exec(overloaded(&p)).await.unwrap());
+    }
+    assert_eq!(p.limit(), Some(3), "never under the min");
+    let (least, most) = seen.range();
+    assert!(
+        least >= 3 && most <= 40,
+        "the limit left 3..=40: {least}..={most}"
+    );
+    assert!(!p.report_overload(), "not from one of its tasks");
+    let a = p.adaptive().unwrap();
+    assert_eq!((a.samples, a.overloads), (6, 6));
+
+    // Cancelled tasks tell nothing.
+    let gate = Gate::new();
+    let g = gate.clone();
+    let h = p.spawn_queued(async move { g.wait().await }).unwrap();
+    p.cancel([h.id()]).unwrap();
+    assert!(h.await.unwrap_err().is_cancelled());
+    assert_eq!(p.adaptive().unwrap().overloads, 6);
+
+    // New bounds clamp the limit at once; bad ones are refused.
+    p.set_adaptive_bounds(5, 10).unwrap();
+    assert_eq!(p.limit(), Some(5));
+    assert!(p.set_adaptive_bounds(0, 10).is_err());
+    assert!(p.set_adaptive_bounds(9, 8).is_err());
+
+    // A fixed limit replaces it: tasks no longer move the limit.
+    p.set_limit(7).unwrap();
+    assert_eq!(p.adaptive(), None);
+    assert!(
+        !p.exec(overloaded(&p)).await.unwrap(),
+        "nothing to report to"
+    );
+    assert_eq!(p.limit(), Some(7));
+    assert!(
+        p.set_adaptive_bounds(1, 2).is_err(),
+        "no adaptive limit to bound"
+    );
+}
+
+/// A keyed job: counts its runs (first polls) and the drops of its future, and ends with
+/// `out` once `gate` opens.
+fn keyed_job(
+    runs: &Counter,
+    drops: &Counter,
+    gate: &Gate,
+    out: u32,
+) -> impl std::future::Future<Output = u32> + Send + 'static {
+    let (runs, gate, dropped) = (runs.clone(), gate.clone(), BumpOnDrop(drops.clone()));
+    async move {
+        let _dropped = dropped;
+        runs.bump();
+        gate.wait().await;
+        out
+    }
+}
+
+/// Spawns with a key while a live task has it join that task: its future runs once, every
+/// handle gets its output, the joiners' futures are dropped unpolled; other keys run on
+/// their own; once the task ended, the key starts a new task. Joins also come from the
+/// pool's own tasks, concurrently.
+pub async fn keyed_spawns_share_one_live_task(sp: Sp) {
+    // Room for the three keyed tasks and the six that join from inside the pool.
+    let p = limited(&sp, 16);
+    let (runs, drops, gate) = (Counter::new(), Counter::new(), Gate::new());
+    let leader = p
+        .spawn_keyed("k", keyed_job(&runs, &drops, &gate, 1))
+        .unwrap();
+    assert!(leader.is_leader());
+    let id = leader.id().expect("the leader's task is submitted");
+    let mut joiners: Vec<_> = (0..20)
+        .map(|i| {
+            p.spawn_keyed("k", keyed_job(&runs, &drops, &gate, 100 + i))
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(drops.get(), 20, "the joiners' futures were dropped at once");
+    assert!(joiners.iter().all(|j| !j.is_leader() && j.id() == Some(id)));
+    // Concurrent joins from the pool's own tasks.
+    let joined = Counter::new();
+    let from_tasks: Vec<_> = (0..6)
+        .map(|i| {
+            let (q, runs, drops, gate, joined) = (
+                p.clone(),
+                runs.clone(),
+                drops.clone(),
+                gate.clone(),
+                joined.clone(),
+            );
+            p.spawn_queued(async move {
+                let h = q
+                    .spawn_keyed("k", keyed_job(&runs, &drops, &gate, 200 + i))
+                    .unwrap();
+                joined.bump();
+                (h.is_leader(), h.id(), h.await.unwrap())
+            })
+            .unwrap()
+        })
+        .collect();
+    joined.wait_for(6).await;
+    // Another key runs on its own.
+    let other = p
+        .spawn_keyed("other", keyed_job(&runs, &drops, &gate, 2))
+        .unwrap();
+    assert!(other.is_leader());
+    assert_ne!(other.id(), Some(id));
+    // A key of another type is another key.
+    let typed = p
+        .spawn_keyed(7u8, keyed_job(&runs, &drops, &gate, 3))
+        .unwrap();
+    assert!(typed.is_leader());
+    runs.wait_for(3).await;
+    gate.open();
+    for j in joiners.drain(..) {
+        assert_eq!(j.await.unwrap(), 1);
+    }
+    for t in from_tasks {
+        assert_eq!(t.await.unwrap(), (false, Some(id), 1));
+    }
+    assert_eq!(leader.await.unwrap(), 1);
+    assert_eq!((other.await.unwrap(), typed.await.unwrap()), (2, 3));
+    assert_eq!(runs.get(), 3, "one run per key");
+    // The task ended: the key starts afresh.
+    let again = p
+        .spawn_keyed("k", keyed_job(&runs, &drops, &gate, 4))
+        .unwrap();
+    assert!(again.is_leader());
+    assert_ne!(again.id(), Some(id));
+    assert_eq!(again.await.unwrap(), 4);
+    assert_eq!(runs.get(), 4);
+    p.join().await.unwrap();
+    assert_eq!(
+        p.stats().submitted,
+        6 + 4,
+        "the joining tasks and one task per flight"
+    );
+}
+
+/// Dropping a joiner's handle leaves the shared task running for the others; cancelling the
+/// task by id ends it for every handle; a panicking task gives every handle its panic.
+pub async fn a_keyed_task_is_cancelled_or_panics_for_every_waiter(sp: Sp) {
+    let p = limited(&sp, 4);
+    let (runs, drops, gate) = (Counter::new(), Counter::new(), Gate::new());
+    let a = p
+        .spawn_keyed(1u32, keyed_job(&runs, &drops, &gate, 1))
+        .unwrap();
+    let b = p
+        .spawn_keyed(1u32, keyed_job(&runs, &drops, &gate, 2))
+        .unwrap();
+    let c = p
+        .spawn_keyed(1u32, keyed_job(&runs, &drops, &gate, 3))
+        .unwrap();
+    runs.wait_for(1).await;
+    drop(b); // stops waiting; the task runs on
+    gate.open();
+    assert_eq!((a.await.unwrap(), c.await.unwrap()), (1, 1));
+
+    let gate = Gate::new();
+    let a = p
+        .spawn_keyed(2u32, keyed_job(&runs, &drops, &gate, 1))
+        .unwrap();
+    let b = p
+        .spawn_keyed(2u32, keyed_job(&runs, &drops, &gate, 2))
+        .unwrap();
+    p.cancel([b.id().unwrap()]).unwrap();
+    for err in [a.await.unwrap_err(), b.await.unwrap_err()] {
+        assert!(
+            matches!(&*err, async_taskpool::ExecError::Task(e) if e.is_cancelled()),
+            "{err}"
+        );
+    }
+
+    let leader = p
+        .spawn_keyed("boom", async { panic!("the leader fails") })
+        .unwrap();
+    let joiners: Vec<_> = (0..5)
+        .map(|_| p.spawn_keyed("boom", async { 0u8 }).unwrap())
+        .collect();
+    let errors = std::iter::once(leader).chain(joiners);
+    for h in errors {
+        let err = h.await.unwrap_err();
+        assert!(
+            matches!(&*err, async_taskpool::ExecError::Task(e) if e.is_panic()),
+            "{err}"
+        );
+    }
+    // A closed pool refuses a new key.
+    p.close();
+    let err = p.spawn_keyed("late", async { 0u8 }).unwrap_err();
+    assert!(matches!(err, PoolError::Closed { .. }), "{err}");
+}
+
+/// A limiter of the user's own: its default name is its type's, its bounds cannot move, and
+/// one that panics leaves the limit as it was while the pool and its tasks carry on.
+pub async fn a_custom_limiter_that_panics_leaves_the_limit_as_it_was(sp: Sp) {
+    #[derive(Debug)]
+    struct Fickle {
+        samples: usize,
+    }
+    impl async_taskpool::policy::Limiter for Fickle {
+        fn on_sample(&mut self, _: async_taskpool::policy::Sample, _: std::time::Instant) -> usize {
+            self.samples += 1;
+            if self.samples % 2 == 0 {
+                panic!("a limiter bug");
+            }
+            3 + self.samples
+        }
+        fn limit(&self) -> usize {
+            3
+        }
+        fn bounds(&self) -> (usize, usize) {
+            (1, 100)
+        }
+    }
+    let p = TaskPool::builder(sp.clone())
+        .adaptive_limit(Fickle { samples: 0 })
+        .build()
+        .unwrap();
+    assert_eq!(p.limit(), Some(3));
+    assert!(p.adaptive().unwrap().limiter.ends_with("Fickle"));
+    assert_eq!(p.exec(async { 1 }).await.unwrap(), 1);
+    assert_eq!(p.limit(), Some(4), "its first sample set 4");
+    assert_eq!(
+        p.exec(async { 2 }).await.unwrap(),
+        2,
+        "its panic is not the task's"
+    );
+    assert_eq!(p.limit(), Some(4), "the panic left the limit");
+    assert_eq!(p.exec(async { 3 }).await.unwrap(), 3);
+    assert_eq!(p.limit(), Some(6));
+    let err = p.set_adaptive_bounds(1, 10).unwrap_err();
+    assert!(
+        err.to_string().contains("cannot change its bounds"),
+        "{err}"
+    );
 }

@@ -296,4 +296,7 @@ impl Spawner for CountingSpawner {
     fn runtime_name(&self) -> &'static str {
         self.inner.runtime_name()
     }
+    fn now(&self) -> std::time::Instant {
+        self.inner.now()
+    }
 }

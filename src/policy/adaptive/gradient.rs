@@ -224,6 +224,20 @@ impl Limiter for Gradient {
     fn limit(&self) -> usize {
         self.limit as usize
     }
+
+    fn bounds(&self) -> (usize, usize) {
+        (self.min, self.max)
+    }
+
+    fn set_bounds(&mut self, min: usize, max: usize) -> Result<(), PolicyError> {
+        self.limit = super::rebound(min, max, self.limit)?;
+        (self.min, self.max) = (min, max);
+        Ok(())
+    }
+
+    fn name(&self) -> &str {
+        "gradient"
+    }
 }
 
 /// Builds a [`Gradient`]; [`build`](Self::build) checks the parameters.

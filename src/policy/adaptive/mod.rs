@@ -126,6 +126,54 @@ pub trait Limiter: Send + fmt::Debug {
 
     /// The limit in force.
     fn limit(&self) -> usize;
+
+    /// The bounds, `(min, max)`, the limit stays within.
+    ///
+    /// ```
+    /// use async_taskpool::policy::{Aimd, Limiter};
+    /// let aimd: &dyn Limiter = &Aimd::builder(2, 40).build()?;
+    /// assert_eq!(aimd.bounds(), (2, 40));
+    /// # Ok::<_, async_taskpool::policy::PolicyError>(())
+    /// ```
+    fn bounds(&self) -> (usize, usize);
+
+    /// Changes the bounds at run time; the limit is clamped into them.
+    ///
+    /// The default refuses: a limiter that can change its bounds overrides it ([`Aimd`]
+    /// and [`Gradient`] do).
+    ///
+    /// # Errors
+    ///
+    /// [`PolicyError::Invalid`] unless `1 <= min <= max`, or if this limiter cannot change
+    /// its bounds.
+    ///
+    /// ```
+    /// use async_taskpool::policy::{Gradient, Limiter};
+    /// let mut g = Gradient::builder(1, 100).initial(50).build()?;
+    /// g.set_bounds(1, 20)?;
+    /// assert_eq!((g.bounds(), g.limit()), ((1, 20), 20));
+    /// assert!(g.set_bounds(0, 20).is_err());
+    /// # Ok::<_, async_taskpool::policy::PolicyError>(())
+    /// ```
+    fn set_bounds(&mut self, min: usize, max: usize) -> Result<(), PolicyError> {
+        Err(PolicyError::invalid(
+            "limiter bounds",
+            (min, max),
+            "this limiter cannot change its bounds at run time; install a new one (TaskPool::set_adaptive_limit)",
+        ))
+    }
+
+    /// A short name for displays (stats, the control server). The default is the type's
+    /// name.
+    ///
+    /// ```
+    /// use async_taskpool::policy::{Aimd, Limiter};
+    /// assert_eq!(Aimd::builder(1, 10).build()?.name(), "aimd");
+    /// # Ok::<_, async_taskpool::policy::PolicyError>(())
+    /// ```
+    fn name(&self) -> &str {
+        std::any::type_name::<Self>()
+    }
 }
 
 impl<L: Limiter + ?Sized> Limiter for Box<L> {
@@ -136,6 +184,25 @@ impl<L: Limiter + ?Sized> Limiter for Box<L> {
     fn limit(&self) -> usize {
         (**self).limit()
     }
+
+    fn bounds(&self) -> (usize, usize) {
+        (**self).bounds()
+    }
+
+    fn set_bounds(&mut self, min: usize, max: usize) -> Result<(), PolicyError> {
+        (**self).set_bounds(min, max)
+    }
+
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+}
+
+/// Checks `1 <= min <= max` for [`Limiter::set_bounds`] and returns `limit` clamped into
+/// them.
+fn rebound(min: usize, max: usize, limit: f64) -> Result<f64, PolicyError> {
+    check_bounds(min, max, min)?;
+    Ok(limit.clamp(min as f64, max as f64))
 }
 
 /// Checks `min <= initial <= max` and `min >= 1`.

@@ -7,7 +7,8 @@
 //! falls from `K` by `thrash × (c − K) / K` (down to `floor × K`), shared by the `c`
 //! requests in flight, so latency rises sharply (×1.16 at 1.1 K, ×1.75 at 1.4 K, ×4 at 2 K
 //! with the defaults) and throughput falls. A request still running at the deadline fails
-//! (an overload error). The client keeps the backend as busy as its limit allows (an
+//! (an overload error). `clock-tests/tests/adaptive.rs` drives a real pool with the same
+//! [`Backend::speed`] on tokio's paused clock. The client keeps the backend as busy as its limit allows (an
 //! endless backlog), and feeds every ended request to the limiter.
 
 // Some fields are read only by the plotting program.
@@ -49,7 +50,7 @@ impl Backend {
     }
 
     /// Speed of each of `c` requests in flight under knee `k` (1.0 is full speed).
-    fn speed(&self, c: usize, k: f64) -> f64 {
+    pub fn speed(&self, c: usize, k: f64) -> f64 {
         let c = c as f64;
         if c <= k {
             return 1.0;
