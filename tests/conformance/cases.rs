@@ -809,10 +809,12 @@ pub async fn finished_runtime_tasks_park_for_the_next_task(sp: Sp) {
             assert_eq!(h.await.unwrap(), round * 4 + i);
         }
     }
-    assert_eq!(
-        refill.spawned(),
-        4,
-        "one runtime task per slot, reused every round"
+    // At most one per slot: fewer when a task ended (and its runner parked) before the
+    // producer submitted the next one, as happens on a loaded machine.
+    assert!(
+        (1..=4).contains(&refill.spawned()),
+        "one runtime task per slot at most, reused every round: {} spawned",
+        refill.spawned()
     );
     // Parked runtime tasks hold the pool; closing it (here: dropping it) ends them.
     drop(p);
