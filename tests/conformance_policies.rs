@@ -25,6 +25,10 @@ macro_rules! for_each_case {
             busy_groups_hold_slots_by_weight,
             a_task_that_cannot_start_in_time_is_shed,
             a_group_sheds_what_did_not_start_in_time,
+            a_retried_task_keeps_its_id_and_ends_once,
+            panics_and_timeouts_are_retried_only_when_opted_in,
+            the_wait_between_attempts_holds_no_slot_and_can_be_cancelled,
+            join_waits_for_a_task_between_attempts,
         );
     };
     (@emit $run:path; $($case:ident),* $(,)?) => {

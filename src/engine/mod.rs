@@ -131,6 +131,7 @@ pub(crate) mod observe;
 pub(crate) mod outcome;
 pub(crate) mod poll;
 pub(crate) mod results;
+pub(crate) mod retry;
 pub(crate) mod runner;
 pub(crate) mod shares;
 pub(crate) mod shed;

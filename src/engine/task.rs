@@ -12,6 +12,7 @@ use super::core::{
 };
 use super::current;
 use super::poll::{poll_task, CancelSignal, RunTimer};
+use super::retry::{discard, Retry};
 use super::runner::{Runner, Work};
 use super::shed::QueueTimer;
 use super::span::{enter, task_span, TARGET};
@@ -53,6 +54,8 @@ pub(crate) struct TaskSpec {
     pub(crate) priority: i32,
     /// Its `max_queue_wait`, and the link to its timer (see `shed.rs`).
     pub(crate) deadline: Option<(Duration, Arc<QueueTimer>)>,
+    /// Its retry policy, factory and attempt number, if it is retried (see `retry.rs`).
+    pub(crate) retry: Option<Retry>,
 }
 
 impl TaskSpec {
@@ -70,9 +73,25 @@ impl TaskSpec {
                     options,
                     priority,
                     deadline: queue_wait.map(|d| (d, Arc::default())),
+                    retry: None,
                 })
             },
         )
+    }
+
+    /// The spec of a retried task: `spec` (its other options, if any) with `retry`.
+    pub(crate) fn with_retry(spec: Option<Box<Self>>, retry: Retry) -> Box<Self> {
+        let mut spec = spec.unwrap_or_else(|| {
+            Box::new(Self {
+                name: None,
+                options: TaskOptions::default(),
+                priority: 0,
+                deadline: None,
+                retry: None,
+            })
+        });
+        spec.retry = Some(retry);
+        spec
     }
 }
 
@@ -137,6 +156,22 @@ impl<F: Future> TaskCell<F> {
 
     fn custom_name(&self) -> Option<&str> {
         self.spec.as_ref()?.name.as_deref()
+    }
+
+    /// Its retry policy and factory, if it is retried.
+    fn retry(&self) -> Option<&Retry> {
+        self.spec.as_ref()?.retry.as_ref()
+    }
+
+    fn attempt(&self) -> u32 {
+        self.retry().map_or(1, Retry::attempt)
+    }
+
+    /// A retried task queues again after its backoff: its next attempt's future waits here.
+    /// (Under the state lock: it only moves the future in; what it replaces is the backoff's
+    /// waker.)
+    fn repark(&self, fut: F) {
+        lock(&self.inner, Rank::Leaf).contents = Contents::Queued(fut);
     }
 
     fn flag(&self, bit: u8) -> bool {
@@ -230,6 +265,10 @@ where
     fn name(&self) -> Option<&str> {
         self.custom_name()
     }
+
+    fn attempt(&self) -> u32 {
+        TaskCell::attempt(self)
+    }
 }
 
 impl<F> QueuedTask for TaskCell<F>
@@ -264,6 +303,10 @@ where
 
     fn name(&self) -> Option<&str> {
         self.custom_name()
+    }
+
+    fn attempt(&self) -> u32 {
+        TaskCell::attempt(self)
     }
 }
 
@@ -342,6 +385,8 @@ enum Step {
     Fresh,
     /// Its future runs.
     Running,
+    /// A retried task between attempts: it waits out its backoff, without a slot.
+    Backoff,
     /// Its future is done; its callbacks run.
     Callbacks,
     /// Retired.
@@ -353,6 +398,8 @@ struct Extra<T> {
     timer: RunTimer,
     callbacks: Option<BoxFuture>,
     held: Option<Result<T, TaskError>>,
+    /// A retried task's wait between attempts (the runtime's timer).
+    backoff: Option<BoxFuture>,
 }
 
 pin_project! {
@@ -498,13 +545,18 @@ where
         id: TaskId,
         seat: Seat,
     ) -> Self {
-        let extra = cell.options().filter(|o| !o.is_plain()).map(|o| {
-            Box::new(Extra {
-                timer: RunTimer::new(o.timeout),
-                callbacks: None,
-                held: None,
-            })
-        });
+        let extra = cell
+            .spec
+            .as_ref()
+            .filter(|s| !s.options.is_plain() || s.retry.is_some())
+            .map(|s| {
+                Box::new(Extra {
+                    timer: RunTimer::new(s.options.timeout),
+                    callbacks: None,
+                    held: None,
+                    backoff: None,
+                })
+            });
         Self {
             fut,
             cell: Some(cell),
@@ -591,8 +643,14 @@ where
                                 Poll::Pending => return Poll::Pending,
                             }
                         }
-                        // Shed or cancelled while queued: it never runs.
+                        // Shed or cancelled while queued: it never runs. (Or a retried
+                        // task's backoff ended it: cancelled, or its factory panicked.)
                         None => match cell.deadline() {
+                            _ if this.extra.as_ref().is_some_and(|e| e.held.is_some()) => this
+                                .extra
+                                .as_mut()
+                                .and_then(|e| e.held.take())
+                                .expect("checked"),
                             Some((waited, _)) if cell.flag(SHED) => Err(TaskError::Shed {
                                 id,
                                 waited: *waited,
@@ -604,6 +662,19 @@ where
                     // resolves; a panicking one is logged, and the outcome stands.
                     if let Err(p) = user::call(|| this.fut.set(None)) {
                         log_destructor_panic(&core.name, id, p);
+                    }
+                    if cell.spec.is_some() && *this.seat == Seat::Slot && !cell.flag(CANCELLED) {
+                        if let Some(wait) = cell
+                            .retry()
+                            .and_then(|r| r.next_wait::<F>(&res, &core.name, id))
+                        {
+                            let extra = this.extra.as_mut().expect("a retried task has extra");
+                            start_backoff(core, cell, id, wait, extra, res);
+                            // Its slot went to other work; it ends, or starts again, without.
+                            *this.seat = Seat::Unseated;
+                            *this.step = Step::Backoff;
+                            continue;
+                        }
                     }
                     let Some(callbacks) = cell.options().and_then(|o| o.callbacks.clone()) else {
                         break (res, true);
@@ -627,6 +698,24 @@ where
                         callbacks.run(&pool, id, cancelled).await;
                     }));
                     *this.step = Step::Callbacks;
+                }
+                Step::Backoff => {
+                    let extra = this.extra.as_mut().expect("a retried task has extra");
+                    if poll_backoff(cell, id, extra, cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    extra.backoff = None;
+                    if !cell.flag(CANCELLED) {
+                        match requeue(core, cell, id) {
+                            Ok(()) => return Poll::Ready(let_go(&mut this)),
+                            // The factory panicked: the task ends with that.
+                            Err(Some(res)) => extra.held = Some(res),
+                            // Cancelled meanwhile.
+                            Err(None) => {}
+                        }
+                    }
+                    // With no future, it ends as cancelled, or with the result held.
+                    *this.step = Step::Running;
                 }
                 Step::Callbacks => {
                     let extra = this.extra.as_mut().expect("callbacks are in extra");
@@ -665,6 +754,10 @@ where
         return Next::End;
     };
     let id = *this.id;
+    let res = match cell.retry() {
+        Some(retry) => retry.final_result(res),
+        None => res,
+    };
     let outcome = Outcome::of(&res);
     *this.step = Step::Done;
     // Recorded before the section that resolves the handle and tells `join`: whoever waits
@@ -701,6 +794,132 @@ where
         },
     );
     next
+}
+
+/// A retried task's attempt ended with `res` and gets another after `wait`: its slot goes
+/// to other work at once, and it waits out its backoff still registered. Drops `res` after
+/// unlocking.
+#[cold]
+#[inline(never)]
+fn start_backoff<F>(
+    core: &Arc<Core>,
+    cell: &TaskCell<F>,
+    id: TaskId,
+    wait: Duration,
+    extra: &mut Extra<F::Output>,
+    res: Result<F::Output, TaskError>,
+) where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    extra.backoff = Some(core.spawner.sleep(wait));
+    {
+        let mut s = core.section();
+        let (st, after, c) = s.split();
+        st.enter_backoff(id, c, after);
+    }
+    if Telemetry::ACTIVE && cell.flags.fetch_and(!RAN, Ordering::AcqRel) & RAN != 0 {
+        core.telemetry.paused();
+    }
+    let attempt = cell.attempt();
+    tracing::debug!(
+        pool = %core.name,
+        task_id = id.get(),
+        attempt,
+        ?wait,
+        "attempt {attempt} of {} ended with {:?}; retrying in {wait:?}",
+        TaskName { pool: &core.name, custom: cell.custom_name(), id },
+        Outcome::of(&res),
+    );
+    discard(res, &core.name, id, "a failed attempt's output");
+}
+
+/// A retried task waits out its backoff: ready when the wait is over or it was cancelled.
+fn poll_backoff<F>(
+    cell: &TaskCell<F>,
+    id: TaskId,
+    extra: &mut Extra<F::Output>,
+    cx: &mut Context<'_>,
+) -> Poll<()>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    if cell.flag(CANCELLED) {
+        return Poll::Ready(());
+    }
+    // A cancel now wakes this job (it takes the waker under the cell's lock after setting
+    // the flag: the check below sees one that came first).
+    cell.register(id, cx.waker());
+    if cell.flag(CANCELLED) {
+        return Poll::Ready(());
+    }
+    match extra.backoff.as_mut() {
+        Some(sleep) => sleep.poll_unpin(cx),
+        None => Poll::Ready(()),
+    }
+}
+
+/// A retried task's backoff is over: its next attempt's future, from the factory (no lock
+/// held), goes into its cell and the same id queues again in its loose lane. `Err(Some)`:
+/// the factory panicked (the task ends with that); `Err(None)`: it was cancelled meanwhile.
+#[cold]
+#[inline(never)]
+fn requeue<F>(
+    core: &Arc<Core>,
+    cell: &Arc<TaskCell<F>>,
+    id: TaskId,
+) -> Result<(), Option<Result<F::Output, TaskError>>>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let retry = cell.retry().expect("a task in its backoff is retried");
+    let fut = retry
+        .make::<F>()
+        .map_err(|payload| Some(Err(TaskError::panicked(id, payload))))?;
+    let priority = cell.spec.as_ref().map_or(0, |s| s.priority);
+    let mut s = core.section();
+    let (st, after, c) = s.split();
+    if !st.may_leave_backoff(id) {
+        drop(s);
+        discard(fut, &core.name, id, "a cancelled retry's future");
+        return Err(None);
+    }
+    retry.next_attempt();
+    if Telemetry::ACTIVE {
+        cell.flags.fetch_or(QUEUED, Ordering::AcqRel);
+    }
+    cell.repark(fut);
+    st.leave_backoff(id, cell.clone(), priority, c, after);
+    drop(s);
+    if Telemetry::ACTIVE {
+        core.telemetry.enqueued();
+    }
+    Ok(())
+}
+
+/// The job of a retried task that queued again: it lets go of the task (a new job runs the
+/// next attempt) and its runner ends.
+fn let_go<F>(this: &mut TaskRunProj<'_, F>) -> Next
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    *this.step = Step::Done;
+    let (Some(core), Some(cell)) = (this.core.take(), this.cell.take()) else {
+        return Next::End;
+    };
+    let id = *this.id;
+    discard(cell, &core.name, id, "a retried task's cell");
+    discard(
+        this.extra.take(),
+        &core.name,
+        id,
+        "a retried task's options",
+    );
+    discard(core, "(a pool whose last reference goes)", id, "the pool");
+    Next::End
 }
 
 /// The `metrics` feature's view of a task's first poll: it left the queue, and it starts

@@ -452,10 +452,7 @@ mod tests {
             TaskError::SpawnFailed { id },
             // Shed: the task never ran because it waited too long; running it again later
             // would start it later still.
-            TaskError::Shed {
-                id,
-                waited: ms(10),
-            },
+            TaskError::Shed { id, waited: ms(10) },
         ] {
             let outcome = Err(final_error);
             assert!(!p.should_retry(&outcome), "{outcome:?}");
