@@ -663,19 +663,21 @@ where
                     if let Err(p) = user::call(|| this.fut.set(None)) {
                         log_destructor_panic(&core.name, id, p);
                     }
-                    if cell.spec.is_some() && *this.seat == Seat::Slot && !cell.flag(CANCELLED) {
-                        if let Some(wait) = cell
-                            .retry()
-                            .and_then(|r| r.next_wait::<F>(&res, &core.name, id))
-                        {
-                            let extra = this.extra.as_mut().expect("a retried task has extra");
-                            start_backoff(core, cell, id, wait, extra, res);
-                            // Its slot went to other work; it ends, or starts again, without.
-                            *this.seat = Seat::Unseated;
-                            *this.step = Step::Backoff;
-                            continue;
+                    // (Plain tasks have no spec: one branch.)
+                    let res = if cell.spec.is_some() && *this.seat == Seat::Slot {
+                        match end_attempt(core, cell, id, this.extra, res) {
+                            Ok(res) => res,
+                            Err(Backoff) => {
+                                // Its slot went to other work; it ends, or starts again,
+                                // without.
+                                *this.seat = Seat::Unseated;
+                                *this.step = Step::Backoff;
+                                continue;
+                            }
                         }
-                    }
+                    } else {
+                        res
+                    };
                     let Some(callbacks) = cell.options().and_then(|o| o.callbacks.clone()) else {
                         break (res, true);
                     };
@@ -699,24 +701,12 @@ where
                     }));
                     *this.step = Step::Callbacks;
                 }
-                Step::Backoff => {
-                    let extra = this.extra.as_mut().expect("a retried task has extra");
-                    if poll_backoff(cell, id, extra, cx).is_pending() {
-                        return Poll::Pending;
-                    }
-                    extra.backoff = None;
-                    if !cell.flag(CANCELLED) {
-                        match requeue(core, cell, id) {
-                            Ok(()) => return Poll::Ready(let_go(&mut this)),
-                            // The factory panicked: the task ends with that.
-                            Err(Some(res)) => extra.held = Some(res),
-                            // Cancelled meanwhile.
-                            Err(None) => {}
-                        }
-                    }
+                Step::Backoff => match wait_backoff(core, cell, id, this.extra, cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Requeued(true)) => return Poll::Ready(let_go(&mut this)),
                     // With no future, it ends as cancelled, or with the result held.
-                    *this.step = Step::Running;
-                }
+                    Poll::Ready(Requeued(false)) => *this.step = Step::Running,
+                },
                 Step::Callbacks => {
                     let extra = this.extra.as_mut().expect("callbacks are in extra");
                     if let Some(cb) = extra.callbacks.as_mut() {
@@ -754,9 +744,10 @@ where
         return Next::End;
     };
     let id = *this.id;
-    let res = match cell.retry() {
-        Some(retry) => retry.final_result(res),
-        None => res,
+    let res = if cell.spec.is_some() {
+        final_result(&cell, res)
+    } else {
+        res
     };
     let outcome = Outcome::of(&res);
     *this.step = Step::Done;
@@ -794,6 +785,88 @@ where
         },
     );
     next
+}
+
+/// A retried task's attempt ended and it waits for its next one.
+struct Backoff;
+
+/// Whether a retried task queued again after its backoff.
+struct Requeued(bool);
+
+/// The attempt of a task with options ended with `res`: if the task is retried and the
+/// policy says so, it enters its backoff (`Err`); else `res` is its final result.
+#[inline(never)]
+fn end_attempt<F>(
+    core: &Arc<Core>,
+    cell: &TaskCell<F>,
+    id: TaskId,
+    extra: &mut Option<Box<Extra<F::Output>>>,
+    res: Result<F::Output, TaskError>,
+) -> Result<Result<F::Output, TaskError>, Backoff>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let Some(retry) = cell.retry() else {
+        return Ok(res);
+    };
+    if cell.flag(CANCELLED) {
+        return Ok(res);
+    }
+    let Some(wait) = retry.next_wait::<F>(&res, &core.name, id) else {
+        return Ok(res);
+    };
+    let extra = extra.as_mut().expect("a retried task has extra");
+    start_backoff(core, cell, id, wait, extra, res);
+    Err(Backoff)
+}
+
+/// A retried task waits out its backoff, then queues again (`Requeued(true)`); or ends
+/// (`Requeued(false)`: cancelled, or its factory panicked, the result held in `extra`).
+#[inline(never)]
+fn wait_backoff<F>(
+    core: &Arc<Core>,
+    cell: &Arc<TaskCell<F>>,
+    id: TaskId,
+    extra: &mut Option<Box<Extra<F::Output>>>,
+    cx: &mut Context<'_>,
+) -> Poll<Requeued>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let extra = extra.as_mut().expect("a retried task has extra");
+    if poll_backoff(cell, id, extra, cx).is_pending() {
+        return Poll::Pending;
+    }
+    extra.backoff = None;
+    if !cell.flag(CANCELLED) {
+        match requeue(core, cell, id) {
+            Ok(()) => return Poll::Ready(Requeued(true)),
+            // The factory panicked: the task ends with that.
+            Err(Some(res)) => extra.held = Some(res),
+            // Cancelled meanwhile.
+            Err(None) => {}
+        }
+    }
+    Poll::Ready(Requeued(false))
+}
+
+/// The result the handle of a task with options gets (a retried task's error says how many
+/// attempts ran).
+#[inline(never)]
+fn final_result<F>(
+    cell: &TaskCell<F>,
+    res: Result<F::Output, TaskError>,
+) -> Result<F::Output, TaskError>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    match cell.retry() {
+        Some(retry) => retry.final_result(res),
+        None => res,
+    }
 }
 
 /// A retried task's attempt ended with `res` and gets another after `wait`: its slot goes
