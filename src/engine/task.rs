@@ -1209,7 +1209,7 @@ impl Drop for Nested<'_> {
 mod loom_tests {
     //! Model checks of a task's cell: its flags, its lock and the wake-ups of its handle and
     //! its runner (see `engine/loom_tests.rs`).
-    use super::{HandleSide, TaskCell};
+    use super::{poll_backoff, Extra, HandleSide, TaskCell};
     use crate::engine::core::Seat;
     use crate::engine::loom_tests::{check, drop_guarded, pool, Counted};
     use crate::engine::poll::{poll_task, RunTimer};
@@ -1245,6 +1245,39 @@ mod loom_tests {
             }));
             assert!(matches!(res, Err(TaskError::Cancelled { .. })));
             canceller.join().unwrap();
+        });
+    }
+
+    /// A cancel racing a retried task's backoff wait (cancel check, register, re-check in
+    /// `poll_backoff`) is never lost: the wait ends at once, and the task does not queue again.
+    #[test]
+    fn loom_task_cancel_racing_its_backoff_is_seen() {
+        check(|| {
+            let core = pool();
+            let cell = Arc::new(Cell::new(None));
+            let id = core.section().allocate_id();
+            // Nested: no slot to give back when it enters its backoff.
+            core.section()
+                .insert_running(id, cell.clone(), Seat::Nested, None);
+            {
+                let mut s = core.section();
+                let (st, after, c) = s.split();
+                st.enter_backoff(id, c, after);
+            }
+            let canceller = {
+                let core = core.clone();
+                thread::spawn(move || core.cancel(&[id]).expect("the task is live"))
+            };
+            // A wait that never ends by itself: only the cancel ends it.
+            let mut extra = Extra::<Counted> {
+                timer: RunTimer::new(None),
+                callbacks: None,
+                held: None,
+                backoff: Some(Box::pin(pending::<()>())),
+            };
+            block_on(poll_fn(|cx| poll_backoff(&*cell, id, &mut extra, cx)));
+            canceller.join().unwrap();
+            assert!(!core.section().may_leave_backoff(id));
         });
     }
 
