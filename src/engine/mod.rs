@@ -34,7 +34,8 @@
 //!                                                   (callbacks, no slot) ──▶ retired
 //! ```
 //!
-//! A **retried** task (`TaskBuilder::retry(..).spawn_with(factory)`, `retry.rs`) ends an
+//! A **retried** task (`TaskBuilder::retry(..).spawn_with(factory)`; its state's transitions
+//! in `retry.rs`, its job's steps in `task/backoff.rs`) ends an
 //! attempt the policy retries by going to `Backoff` instead of `Ending`: in one section its
 //! slot goes to the work whose turn it is; its job (on the same runner, now holding no slot)
 //! sleeps on the pool's `Spawner::sleep`, woken early by a cancel through the task's cell.
