@@ -11,6 +11,8 @@ use crate::group::Group;
 use crate::handle::TaskHandle;
 use crate::id::TaskId;
 use crate::policy::Quota;
+use crate::policy::RetryPolicy;
+use crate::retrying::RetryingTaskBuilder;
 use crate::try_group::TryGroup;
 use futures_core::Stream;
 use std::any::Any;
@@ -101,7 +103,7 @@ impl<'a> TaskBuilder<'a> {
         }
     }
 
-    /// Its pool (for `spawn_keyed`, in `flight.rs`).
+    /// The pool this builder submits to (for `spawn_keyed` and the retrying builder).
     pub(crate) fn core(&self) -> &'a Arc<Core> {
         self.core
     }
@@ -210,7 +212,70 @@ impl<'a> TaskBuilder<'a> {
         self
     }
 
-    fn spec(&self) -> Option<Box<TaskSpec>> {
+    /// Runs the task again, per `policy`, when an attempt ends with an outcome the policy
+    /// retries: each attempt's future comes from a factory, so set the task up with
+    /// [`RetryingTaskBuilder::spawn_with`] and its siblings. Set the other options first.
+    /// See [`RetryingTaskBuilder`] for what a retried task guarantees.
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")] {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// # rt.block_on(async {
+    /// use async_taskpool::{policy::RetryPolicy, runtime::TokioSpawner, TaskPool};
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// let pool = TaskPool::new(TokioSpawner::current());
+    /// let policy = RetryPolicy::builder()
+    ///     .max_attempts(4)
+    ///     .backoff(Duration::from_millis(1), Duration::from_millis(10))
+    ///     .retry_errors()
+    ///     .build()?;
+    /// let calls = Arc::new(AtomicU32::new(0));
+    /// let c = calls.clone();
+    /// let handle = pool
+    ///     .build_task()
+    ///     .name("flaky")
+    ///     .retry(policy)
+    ///     .spawn_with(move || {
+    ///         let n = c.fetch_add(1, Ordering::SeqCst) + 1;
+    ///         async move { if n < 3 { Err("503") } else { Ok(n) } }
+    ///     })
+    ///     .await?;
+    /// assert_eq!(handle.await.unwrap(), Ok(3)); // the third attempt succeeded
+    /// assert_eq!(pool.stats().retried, 2);
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// # }).unwrap(); }
+    /// ```
+    pub fn retry<T: Send + 'static>(self, policy: RetryPolicy<T>) -> RetryingTaskBuilder<'a, T> {
+        RetryingTaskBuilder::new(self, policy)
+    }
+
+    /// Like [`spawn`](Self::spawn), with the future made by `make()` (called once, here):
+    /// the same as `spawn(make())` unless the task is [retried](Self::retry).
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")] {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// # rt.block_on(async {
+    /// # use async_taskpool::{runtime::TokioSpawner, TaskPool};
+    /// let pool = TaskPool::new(TokioSpawner::current());
+    /// let handle = pool.build_task().spawn_with(|| async { 7 }).await?;
+    /// assert_eq!(handle.await.unwrap(), 7);
+    /// # Ok::<_, async_taskpool::PoolError>(())
+    /// # }).unwrap(); }
+    /// ```
+    pub async fn spawn_with<M, F>(self, mut make: M) -> Result<TaskHandle<F::Output>, PoolError>
+    where
+        M: FnMut() -> F + Send + 'static,
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.spawn(make()).await
+    }
+
+    pub(crate) fn spec(&self) -> Option<Box<TaskSpec>> {
         let o = &self.options;
         if !o.set {
             return plain_spec(self.core);

@@ -204,6 +204,30 @@ pub enum TaskError {
         /// The original payload.
         payload: PanicPayload,
     },
+    /// The task was retried (see [`TaskBuilder::retry`](crate::TaskBuilder::retry)) and
+    /// ended with an error after more than one attempt: `last` is the last attempt's error
+    /// (never itself `Retried`). A task that ends in its first attempt has the plain error.
+    /// [`is_panic`](Self::is_panic), [`is_timeout`](Self::is_timeout) and the other `is_`
+    /// methods look through to `last`; [`last_attempt`](Self::last_attempt) gives it.
+    ///
+    /// ```
+    /// use async_taskpool::{TaskError, TaskId};
+    /// let id = TaskId::new(7);
+    /// let err = TaskError::Retried { id, attempts: 3, last: Box::new(TaskError::Cancelled { id }) };
+    /// assert!(err.is_cancelled());
+    /// assert_eq!(err.attempts(), 3);
+    /// assert_eq!(err.to_string(), "task 7 failed after 3 attempts; the last one: task 7 was cancelled");
+    /// ```
+    #[error("task {id} failed after {attempts} attempts; the last one: {last}")]
+    Retried {
+        /// The task.
+        id: TaskId,
+        /// How many attempts it was given, the first included: the last one counts even if
+        /// it was cancelled before it could start.
+        attempts: u32,
+        /// The last attempt's error.
+        last: Box<TaskError>,
+    },
 }
 
 impl TaskError {
@@ -215,18 +239,47 @@ impl TaskError {
             | Self::SpawnFailed { id }
             | Self::TimedOut { id, .. }
             | Self::Shed { id, .. }
-            | Self::Panicked { id, .. } => *id,
+            | Self::Panicked { id, .. }
+            | Self::Retried { id, .. } => *id,
         }
     }
 
-    /// Whether the task was cancelled.
+    /// The error of the task's last attempt: `last` of [`TaskError::Retried`], else the
+    /// error itself.
+    ///
+    /// ```
+    /// use async_taskpool::{TaskError, TaskId};
+    /// let err = TaskError::Cancelled { id: TaskId::new(1) };
+    /// assert!(matches!(err.last_attempt(), TaskError::Cancelled { .. }));
+    /// ```
+    pub fn last_attempt(&self) -> &TaskError {
+        match self {
+            Self::Retried { last, .. } => last,
+            other => other,
+        }
+    }
+
+    /// How many attempts the task was given: `attempts` of [`TaskError::Retried`], else 1.
+    ///
+    /// ```
+    /// use async_taskpool::{TaskError, TaskId};
+    /// assert_eq!(TaskError::Cancelled { id: TaskId::new(1) }.attempts(), 1);
+    /// ```
+    pub fn attempts(&self) -> u32 {
+        match self {
+            Self::Retried { attempts, .. } => *attempts,
+            _ => 1,
+        }
+    }
+
+    /// Whether the task was cancelled (in its last attempt, for a retried task).
     pub fn is_cancelled(&self) -> bool {
-        matches!(self, Self::Cancelled { .. })
+        matches!(self.last_attempt(), Self::Cancelled { .. })
     }
 
     /// Whether the task hit its run timeout.
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Self::TimedOut { .. })
+        matches!(self.last_attempt(), Self::TimedOut { .. })
     }
 
     /// Whether the task was shed: it could not start within its `max_queue_wait`.
@@ -237,17 +290,20 @@ impl TaskError {
     /// assert!(err.is_shed() && !err.is_cancelled());
     /// ```
     pub fn is_shed(&self) -> bool {
-        matches!(self, Self::Shed { .. })
+        matches!(self.last_attempt(), Self::Shed { .. })
     }
 
     /// Whether the task panicked.
     pub fn is_panic(&self) -> bool {
-        matches!(self, Self::Panicked { .. })
+        matches!(self.last_attempt(), Self::Panicked { .. })
     }
 
     /// Whether the runtime dropped the task or refused to start it.
     pub fn is_runtime_dropped(&self) -> bool {
-        matches!(self, Self::RuntimeDropped { .. } | Self::SpawnFailed { .. })
+        matches!(
+            self.last_attempt(),
+            Self::RuntimeDropped { .. } | Self::SpawnFailed { .. }
+        )
     }
 
     pub(crate) fn panicked(id: TaskId, payload: Box<dyn Any + Send>) -> Self {

@@ -121,6 +121,7 @@ mod handle;
 mod id;
 pub mod policy;
 mod pool;
+mod retrying;
 #[cfg(any(
     feature = "control",
     feature = "tokio",
@@ -155,6 +156,7 @@ pub use group::Group;
 pub use handle::TaskHandle;
 pub use id::TaskId;
 pub use pool::{PoolBuilder, TaskPool};
+pub use retrying::RetryingTaskBuilder;
 pub use simple::{SimpleTaskPool, SimpleTaskPoolBuilder};
 pub use stats::{DurationStats, GroupStats, GroupSummary, PoolStats, TaskInfo, TaskState};
 #[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]

@@ -55,6 +55,15 @@ pub struct PoolStats {
     /// ([`TaskError::Shed`](crate::TaskError::Shed)).
     #[serde(default)]
     pub shed: u64,
+    /// Retries since the last flush: attempts of retried tasks that ended and were given
+    /// another (see [`TaskBuilder::retry`](crate::TaskBuilder::retry)). Not counted in
+    /// `ended`: a task counts there once, at its final outcome.
+    #[serde(default)]
+    pub retried: u64,
+    /// Retried tasks waiting out their backoff between attempts now (they hold no slot and
+    /// are not counted in `running` or `queued`).
+    #[serde(default)]
+    pub retrying: usize,
     /// Task ids handed out so far.
     pub submitted: u64,
     /// Whether new work is refused until `unlock`.
@@ -119,6 +128,15 @@ pub struct TaskInfo {
         skip_serializing_if = "Option::is_none"
     )]
     pub run_time: Option<Duration>,
+    /// The attempt it is on, from 1: a retried task (see
+    /// [`TaskBuilder::retry`](crate::TaskBuilder::retry)) goes past 1; in its backoff, the
+    /// attempt that just failed.
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
+}
+
+fn first_attempt() -> u32 {
+    1
 }
 
 impl TaskInfo {
@@ -296,6 +314,9 @@ pub enum TaskState {
     Running,
     /// Its future is done; callbacks are running.
     Ending,
+    /// A retried task between attempts: it waits out its backoff, holding no slot, then
+    /// queues again for its next attempt.
+    Backoff,
 }
 
 /// How the items of a [`Group`](crate::Group) ended; returned by

@@ -36,6 +36,10 @@ macro_rules! for_each_case {
             keyed_spawns_share_one_live_task,
             a_keyed_task_is_cancelled_or_panics_for_every_waiter,
             a_custom_limiter_that_panics_leaves_the_limit_as_it_was,
+            a_retried_task_keeps_its_id_and_ends_once,
+            panics_and_timeouts_are_retried_only_when_opted_in,
+            the_wait_between_attempts_holds_no_slot_and_can_be_cancelled,
+            join_waits_for_a_task_between_attempts,
         );
     };
     (@emit $run:path; $($case:ident),* $(,)?) => {

@@ -112,6 +112,8 @@ pub(super) enum Life {
     Running(Seat),
     /// Its future is done; its callbacks run. It holds no slot.
     Ending,
+    /// A retried task between attempts (`retry.rs`): it holds no slot.
+    Backoff,
 }
 
 /// The pool's handle on a task that left the queue: to cancel it and to name it.
@@ -121,6 +123,10 @@ pub(crate) trait TaskControl: Send + Sync {
     /// Its custom name, if any.
     fn name(&self) -> Option<&str> {
         None
+    }
+    /// The attempt it is on (1-based; retried tasks only go past 1).
+    fn attempt(&self) -> u32 {
+        1
     }
 }
 
@@ -139,6 +145,10 @@ pub(crate) trait QueuedTask: Send + Sync {
     fn mark_shed(&self);
     /// Its custom name, if any.
     fn name(&self) -> Option<&str>;
+    /// The attempt it waits to start (1-based; retried tasks only go past 1).
+    fn attempt(&self) -> u32 {
+        1
+    }
 }
 
 /// A group as the scheduler sees it.
@@ -198,6 +208,8 @@ pub(crate) struct Ended {
     pub(crate) timed_out: u64,
     pub(crate) dropped: u64,
     pub(crate) shed: u64,
+    /// Retries scheduled (attempts that ended and were given another).
+    pub(crate) retried: u64,
 }
 
 impl Ended {
@@ -362,6 +374,8 @@ pub(crate) struct State {
     pub(super) reserved_waiting: u64,
     /// Map items in `Life::Waiting`.
     pub(super) waiting_items: u64,
+    /// Retried tasks in `Life::Backoff`.
+    pub(super) backoff: usize,
     pub(super) ended: Ended,
     /// Durations, if the pool tracks them (`track_durations`).
     pub(super) timing: Option<Box<Timing>>,
@@ -630,6 +644,7 @@ impl Core {
                 group_workers: 0,
                 reserved_waiting: 0,
                 waiting_items: 0,
+                backoff: 0,
                 ended: Ended::default(),
                 timing: track_durations.then(Timing::new),
             }),
@@ -893,6 +908,10 @@ impl State {
                 self.waiting_items -= 1;
                 Seat::Unseated
             }
+            Life::Backoff => {
+                self.backoff -= 1;
+                Seat::Unseated
+            }
             Life::Ending => return None,
         };
         entry.life = Life::Ending;
@@ -908,6 +927,7 @@ impl State {
             Life::Waiting => self.waiting_items -= 1,
             Life::Running(_) => self.running -= 1,
             Life::Ending => self.ending -= 1,
+            Life::Backoff => self.backoff -= 1,
         }
         if let Some(key) = entry.group {
             if let Some(g) = self.groups.get_mut(key) {

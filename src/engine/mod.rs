@@ -5,7 +5,8 @@
 //!
 //! - A **task** has an id and ends exactly once, with an outcome: completed, cancelled,
 //!   panicked, timed out, shed (it could not start within its `max_queue_wait`: `shed.rs`),
-//!   or dropped by its runtime. It is a *loose task* (`spawn`,
+//!   or dropped by its runtime (a retried task ends once, after its last attempt). It is a
+//!   *loose task* (`spawn`,
 //!   `spawn_queued`, `try_spawn`, `exec`) or an *item* of a group.
 //! - A **group** (`map`, `apply`, `SimpleTaskPool::start`) has an identity of its own
 //!   ([`lanes::GroupKey`], never reused) and a name (a label, free again once the group is
@@ -24,11 +25,26 @@
 //!
 //! ```text
 //!  submit ──room──▶ Running(Slot) ──future done──▶ [Ending: callbacks] ──▶ retired
-//!     │                   ▲
-//!     └──no room──▶ Queued ┘ (its turn: the slot of a task that ended, handed over)
-//!                     │
-//!                     └──cancel, or its deadline (shed)──▶ Ending (callbacks, no slot) ──▶ retired
+//!     │                   ▲     │
+//!     └──no room──▶ Queued ┘     └──failed, policy says retry──▶ Backoff (no slot)
+//!                   ▲  │                                          │      │
+//!                   │  │    ──wait over: factory, same id, ───────┘      │
+//!                   └──┼───── its lane again (priority kept)             │
+//!                      │                                                 │
+//!                      └──cancel, or its deadline (shed)──▶ Ending ◀──cancel (at once)
+//!                                                   (callbacks, no slot) ──▶ retired
 //! ```
+//!
+//! A **retried** task (`TaskBuilder::retry(..).spawn_with(factory)`; its state's transitions
+//! in `retry.rs`, its job's steps in `task/backoff.rs`) ends an
+//! attempt the policy retries by going to `Backoff` instead of `Ending`: in one section its
+//! slot goes to the work whose turn it is; its job (on the same runner, now holding no slot)
+//! sleeps on the pool's `Spawner::sleep`, woken early by a cancel through the task's cell.
+//! When the wait is over the job calls the factory (no lock held) and, in one section, puts the
+//! new future in the cell, moves the id from the table back to its loose lane, and gives out
+//! free slots; then its runner ends. The predicate runs, and the failed output is dropped,
+//! with no lock held. `Backoff` is in the table, so `tasks()`, `cancel`, `cancel_all` and
+//! `join` see it; callbacks and the handle see only the final outcome.
 //!
 //! Submitting with room starts the task at once (on a parked runner if one waits, else a
 //! fresh runtime task); without room it waits in the loose lane, its future parked in its
@@ -130,8 +146,8 @@
 //!
 //! - Every task id is registered (table, loose lane or a group's reserved ids) from the
 //!   section that hands it out until the section that retires it; `cancel` sees it all along.
-//! - `running`, `ending`, the queued counts and `slots` change only in the named transitions
-//!   of `State`, which keep them equal to what they count.
+//! - `running`, `ending`, `backoff`, the queued counts and `slots` change only in the named
+//!   transitions of `State`, which keep them equal to what they count.
 //! - A group is counted busy (`join` waits) until its input is done, no worker lives, and no
 //!   item is live; then its driver (the user's closure and input) is dropped.
 //! - A runner that parks holds no reference to its pool, so a pool whose runtime stops
@@ -160,6 +176,7 @@ pub(crate) mod outcome;
 pub(crate) mod poll;
 pub(crate) mod rate;
 pub(crate) mod results;
+pub(crate) mod retry;
 pub(crate) mod runner;
 pub(crate) mod settings;
 pub(crate) mod shares;

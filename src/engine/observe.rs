@@ -86,6 +86,8 @@ impl Core {
                 timed_out: ended.timed_out,
                 dropped: ended.dropped,
                 shed: ended.shed,
+                retried: ended.retried,
+                retrying: st.in_backoff(),
                 submitted: st.next_id(),
                 locked: st.gate() != Gate::Open,
                 closed: st.gate() == Gate::Closed,
@@ -150,7 +152,9 @@ impl Core {
                         LiveState::Queued => TaskState::Queued,
                         LiveState::Running => TaskState::Running,
                         LiveState::Ending => TaskState::Ending,
+                        LiveState::Backoff => TaskState::Backoff,
                     },
+                    attempt: t.attempt,
                     queue_wait: t.durations.0,
                     run_time: t.durations.1,
                 })
@@ -196,6 +200,8 @@ pub(crate) struct LiveTask<'a> {
     pub(crate) group: Option<&'a str>,
     pub(crate) state: LiveState,
     pub(crate) durations: LiveDurations,
+    /// The attempt it is on (1-based).
+    pub(crate) attempt: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,6 +209,7 @@ pub(crate) enum LiveState {
     Queued,
     Running,
     Ending,
+    Backoff,
 }
 
 impl State {
@@ -245,8 +252,10 @@ impl State {
                     Life::Waiting => LiveState::Queued,
                     Life::Running(_) => LiveState::Running,
                     Life::Ending => LiveState::Ending,
+                    Life::Backoff => LiveState::Backoff,
                 },
                 durations: self.live_durations(id, None),
+                attempt: e.control.attempt(),
             })
             .collect();
         out.sort_unstable_by_key(|t| t.id);
@@ -257,6 +266,7 @@ impl State {
             group: None,
             state: LiveState::Queued,
             durations: self.live_durations(id, None),
+            attempt: t.attempt(),
         });
         out.extend(queued);
         for (_, g) in self.groups.iter() {
@@ -267,6 +277,7 @@ impl State {
                     group: Some(&*g.name),
                     state: LiveState::Queued,
                     durations: self.live_durations(id, Some(g)),
+                    attempt: 1,
                 }));
             }
         }

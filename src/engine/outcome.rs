@@ -20,11 +20,19 @@ impl Outcome {
     pub(crate) fn of<T>(res: &Result<T, TaskError>) -> Self {
         match res {
             Ok(_) => Self::Completed,
-            Err(TaskError::Cancelled { .. }) => Self::Cancelled,
-            Err(TaskError::Panicked { .. }) => Self::Panicked,
-            Err(TaskError::TimedOut { .. }) => Self::TimedOut,
-            Err(TaskError::RuntimeDropped { .. } | TaskError::SpawnFailed { .. }) => Self::Dropped,
-            Err(TaskError::Shed { .. }) => Self::Shed,
+            Err(e) => Self::of_error(e),
+        }
+    }
+
+    fn of_error(e: &TaskError) -> Self {
+        match e {
+            TaskError::Cancelled { .. } => Self::Cancelled,
+            TaskError::Panicked { .. } => Self::Panicked,
+            TaskError::TimedOut { .. } => Self::TimedOut,
+            TaskError::RuntimeDropped { .. } | TaskError::SpawnFailed { .. } => Self::Dropped,
+            TaskError::Shed { .. } => Self::Shed,
+            // A retried task ended as its last attempt did.
+            TaskError::Retried { last, .. } => Self::of_error(last),
         }
     }
 }

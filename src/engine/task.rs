@@ -12,6 +12,7 @@ use super::core::{
 };
 use super::current;
 use super::poll::{poll_task, CancelSignal, RunTimer};
+use super::retry::Retry;
 use super::runner::{Runner, Work};
 use super::shed::QueueTimer;
 use super::span::{enter, task_span, TARGET};
@@ -31,6 +32,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
+
+mod backoff;
+#[cfg(all(test, loom))]
+use backoff::poll_backoff;
+use backoff::{end_attempt, final_result, let_go, wait_backoff, Backoff, Requeued};
 
 const CANCELLED: u8 = 1;
 const STARTED: u8 = 2;
@@ -53,6 +59,8 @@ pub(crate) struct TaskSpec {
     pub(crate) priority: i32,
     /// Its `max_queue_wait`, and the link to its timer (see `shed.rs`).
     pub(crate) deadline: Option<(Duration, Arc<QueueTimer>)>,
+    /// Its retry policy, factory and attempt number, if it is retried (see `retry.rs`).
+    pub(crate) retry: Option<Retry>,
 }
 
 impl TaskSpec {
@@ -70,9 +78,25 @@ impl TaskSpec {
                     options,
                     priority,
                     deadline: queue_wait.map(|d| (d, Arc::default())),
+                    retry: None,
                 })
             },
         )
+    }
+
+    /// The spec of a retried task: `spec` (its other options, if any) with `retry`.
+    pub(crate) fn with_retry(spec: Option<Box<Self>>, retry: Retry) -> Box<Self> {
+        let mut spec = spec.unwrap_or_else(|| {
+            Box::new(Self {
+                name: None,
+                options: TaskOptions::default(),
+                priority: 0,
+                deadline: None,
+                retry: None,
+            })
+        });
+        spec.retry = Some(retry);
+        spec
     }
 }
 
@@ -137,6 +161,22 @@ impl<F: Future> TaskCell<F> {
 
     fn custom_name(&self) -> Option<&str> {
         self.spec.as_ref()?.name.as_deref()
+    }
+
+    /// Its retry policy and factory, if it is retried.
+    fn retry(&self) -> Option<&Retry> {
+        self.spec.as_ref()?.retry.as_ref()
+    }
+
+    fn attempt(&self) -> u32 {
+        self.retry().map_or(1, Retry::attempt)
+    }
+
+    /// A retried task queues again after its backoff: its next attempt's future waits here.
+    /// (Under the state lock: it only moves the future in; what it replaces is the backoff's
+    /// waker.)
+    fn repark(&self, fut: F) {
+        lock(&self.inner, Rank::Leaf).contents = Contents::Queued(fut);
     }
 
     fn flag(&self, bit: u8) -> bool {
@@ -230,6 +270,10 @@ where
     fn name(&self) -> Option<&str> {
         self.custom_name()
     }
+
+    fn attempt(&self) -> u32 {
+        TaskCell::attempt(self)
+    }
 }
 
 impl<F> QueuedTask for TaskCell<F>
@@ -264,6 +308,10 @@ where
 
     fn name(&self) -> Option<&str> {
         self.custom_name()
+    }
+
+    fn attempt(&self) -> u32 {
+        TaskCell::attempt(self)
     }
 }
 
@@ -342,6 +390,8 @@ enum Step {
     Fresh,
     /// Its future runs.
     Running,
+    /// A retried task between attempts: it waits out its backoff, without a slot.
+    Backoff,
     /// Its future is done; its callbacks run.
     Callbacks,
     /// Retired.
@@ -353,6 +403,8 @@ struct Extra<T> {
     timer: RunTimer,
     callbacks: Option<BoxFuture>,
     held: Option<Result<T, TaskError>>,
+    /// A retried task's wait between attempts (the runtime's timer).
+    backoff: Option<BoxFuture>,
 }
 
 pin_project! {
@@ -503,13 +555,18 @@ where
         id: TaskId,
         seat: Seat,
     ) -> Self {
-        let extra = cell.options().filter(|o| !o.is_plain()).map(|o| {
-            Box::new(Extra {
-                timer: RunTimer::new(o.timeout),
-                callbacks: None,
-                held: None,
-            })
-        });
+        let extra = cell
+            .spec
+            .as_ref()
+            .filter(|s| !s.options.is_plain() || s.retry.is_some())
+            .map(|s| {
+                Box::new(Extra {
+                    timer: RunTimer::new(s.options.timeout),
+                    callbacks: None,
+                    held: None,
+                    backoff: None,
+                })
+            });
         Self {
             fut,
             cell: Some(cell),
@@ -598,8 +655,14 @@ where
                                 Poll::Pending => return Poll::Pending,
                             }
                         }
-                        // Shed or cancelled while queued: it never runs.
+                        // Shed or cancelled while queued: it never runs. (Or a retried
+                        // task's backoff ended it: cancelled, or its factory panicked.)
                         None => match cell.deadline() {
+                            _ if this.extra.as_ref().is_some_and(|e| e.held.is_some()) => this
+                                .extra
+                                .as_mut()
+                                .and_then(|e| e.held.take())
+                                .expect("checked"),
                             Some((waited, _)) if cell.flag(SHED) => Err(TaskError::Shed {
                                 id,
                                 waited: *waited,
@@ -615,6 +678,21 @@ where
                     if let Some(at) = this.started.take() {
                         core.adaptive.ended(core, at, id, Outcome::of(&res));
                     }
+                    // (Plain tasks have no spec: one branch.)
+                    let res = if cell.spec.is_some() && *this.seat == Seat::Slot {
+                        match end_attempt(core, cell, id, this.extra, res) {
+                            Ok(res) => res,
+                            Err(Backoff) => {
+                                // Its slot went to other work; it ends, or starts again,
+                                // without.
+                                *this.seat = Seat::Unseated;
+                                *this.step = Step::Backoff;
+                                continue;
+                            }
+                        }
+                    } else {
+                        res
+                    };
                     let Some(callbacks) = cell.options().and_then(|o| o.callbacks.clone()) else {
                         break (res, true);
                     };
@@ -638,6 +716,12 @@ where
                     }));
                     *this.step = Step::Callbacks;
                 }
+                Step::Backoff => match wait_backoff(core, cell, id, this.extra, cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Requeued(true)) => return Poll::Ready(let_go(&mut this)),
+                    // With no future, it ends as cancelled, or with the result held.
+                    Poll::Ready(Requeued(false)) => *this.step = Step::Running,
+                },
                 Step::Callbacks => {
                     let extra = this.extra.as_mut().expect("callbacks are in extra");
                     if let Some(cb) = extra.callbacks.as_mut() {
@@ -675,6 +759,11 @@ where
         return Next::End;
     };
     let id = *this.id;
+    let res = if cell.spec.is_some() {
+        final_result(&cell, res)
+    } else {
+        res
+    };
     let outcome = Outcome::of(&res);
     *this.step = Step::Done;
     // Recorded before the section that resolves the handle and tells `join`: whoever waits
@@ -927,7 +1016,7 @@ impl Drop for Nested<'_> {
 mod loom_tests {
     //! Model checks of a task's cell: its flags, its lock and the wake-ups of its handle and
     //! its runner (see `engine/loom_tests.rs`).
-    use super::{HandleSide, TaskCell};
+    use super::{poll_backoff, Extra, HandleSide, TaskCell};
     use crate::engine::core::Seat;
     use crate::engine::loom_tests::{check, drop_guarded, pool, Counted};
     use crate::engine::poll::{poll_task, RunTimer};
@@ -963,6 +1052,39 @@ mod loom_tests {
             }));
             assert!(matches!(res, Err(TaskError::Cancelled { .. })));
             canceller.join().unwrap();
+        });
+    }
+
+    /// A cancel racing a retried task's backoff wait (cancel check, register, re-check in
+    /// `poll_backoff`) is never lost: the wait ends at once, and the task does not queue again.
+    #[test]
+    fn loom_task_cancel_racing_its_backoff_is_seen() {
+        check(|| {
+            let core = pool();
+            let cell = Arc::new(Cell::new(None));
+            let id = core.section().allocate_id();
+            // Nested: no slot to give back when it enters its backoff.
+            core.section()
+                .insert_running(id, cell.clone(), Seat::Nested, None);
+            {
+                let mut s = core.section();
+                let (st, after, c) = s.split();
+                st.enter_backoff(id, c, after);
+            }
+            let canceller = {
+                let core = core.clone();
+                thread::spawn(move || core.cancel(&[id]).expect("the task is live"))
+            };
+            // A wait that never ends by itself: only the cancel ends it.
+            let mut extra = Extra::<Counted> {
+                timer: RunTimer::new(None),
+                callbacks: None,
+                held: None,
+                backoff: Some(Box::pin(pending::<()>())),
+            };
+            block_on(poll_fn(|cx| poll_backoff(&*cell, id, &mut extra, cx)));
+            canceller.join().unwrap();
+            assert!(!core.section().may_leave_backoff(id));
         });
     }
 

@@ -255,6 +255,12 @@ mod on {
             self.running.increment(1.0);
         }
 
+        /// A retried task's attempt ended and it waits for the next: it runs no more.
+        #[cold]
+        pub(crate) fn paused(&self) {
+            self.running.decrement(1.0);
+        }
+
         /// A task ended; `started` if it had (it counted as running).
         #[inline]
         pub(crate) fn ended(&self, kind: Kind, outcome: Outcome, started: bool) {
@@ -319,6 +325,8 @@ mod off {
         #[inline(always)]
         pub(crate) fn started(&self, _kind: Kind) {}
         #[inline(always)]
+        pub(crate) fn paused(&self) {}
+
         pub(crate) fn ended(&self, _kind: Kind, _outcome: Outcome, _started: bool) {}
         #[inline(always)]
         pub(crate) fn limit(&self, _limit: Option<usize>) {}

@@ -47,8 +47,9 @@ type Predicate<T> = Arc<dyn Fn(&Result<T, TaskError>) -> bool + Send + Sync>;
 ///   are off by default (a panic is usually a bug that will happen again; a timeout may mean
 ///   the backend is overloaded, where retrying adds load): opt in.
 ///
-/// A cancelled task, and one its runtime dropped or refused, is never retried, whatever the
-/// predicate says: cancelling means "stop", and without a runtime no attempt can run.
+/// A cancelled or shed task, and one its runtime dropped or refused, is never retried,
+/// whatever the predicate says: cancelling means "stop", a shed task already waited too long
+/// (a retry would start it later still), and without a runtime no attempt can run.
 ///
 /// ```
 /// use async_taskpool::policy::{RetryPolicy, Rng};
@@ -152,7 +153,7 @@ impl<T> RetryPolicy<T> {
     }
 
     /// Whether this outcome is worth another attempt (attempts left aside): never for a
-    /// cancelled task or one its runtime dropped or refused; for a panic or a timeout if the
+    /// cancelled or shed task or one its runtime dropped or refused; for a panic or a timeout if the
     /// policy opted in; else what the predicate says (no predicate: no).
     ///
     /// Runs the user's predicate: call it with no lock held.
@@ -168,6 +169,7 @@ impl<T> RetryPolicy<T> {
     pub fn should_retry(&self, outcome: &Result<T, TaskError>) -> bool {
         match outcome {
             Err(TaskError::Cancelled { .. })
+            | Err(TaskError::Shed { .. })
             | Err(TaskError::RuntimeDropped { .. })
             | Err(TaskError::SpawnFailed { .. }) => return false,
             Err(TaskError::Panicked { .. }) if self.retry_panics => return true,
@@ -448,8 +450,12 @@ mod tests {
             TaskError::Cancelled { id },
             TaskError::RuntimeDropped { id },
             TaskError::SpawnFailed { id },
+            // Shed: the task never ran because it waited too long; running it again later
+            // would start it later still.
+            TaskError::Shed { id, waited: ms(10) },
         ] {
-            assert!(!p.should_retry(&Err(final_error)));
+            let outcome = Err(final_error);
+            assert!(!p.should_retry(&outcome), "{outcome:?}");
         }
         assert!(p.should_retry(&Ok(())));
     }

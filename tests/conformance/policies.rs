@@ -1344,3 +1344,297 @@ pub async fn a_custom_limiter_that_panics_leaves_the_limit_as_it_was(sp: Sp) {
         "{err}"
     );
 }
+// ----- retries (`TaskBuilder::retry(..).spawn_with(..)`) -----
+
+/// A policy that retries `Err` outputs, with no wait between attempts.
+fn retry_errors<T, E>(max_attempts: u32) -> async_taskpool::policy::RetryPolicy<Result<T, E>> {
+    async_taskpool::policy::RetryPolicy::builder()
+        .max_attempts(max_attempts)
+        .backoff(std::time::Duration::ZERO, std::time::Duration::ZERO)
+        .retry_errors()
+        .build()
+        .unwrap()
+}
+
+/// Every attempt of a retried task runs under one id; its handle resolves once, with the
+/// final outcome; `on_end` runs once (and `on_cancel` never) however many attempts ran; the
+/// pool counts the retries and the task once.
+pub async fn a_retried_task_keeps_its_id_and_ends_once(sp: Sp) {
+    let p = limited(&sp, 2);
+    let calls = Callbacks::default();
+    let (e, c) = (calls.end.clone(), calls.cancel.clone());
+    let ids = Log::default();
+    let made = Counter::new();
+    let (ids2, made2) = (ids.clone(), made.clone());
+    let handle = p
+        .build_task()
+        .on_end(move |_| {
+            e.bump();
+            async {}
+        })
+        .on_cancel(move |_| {
+            c.bump();
+            async {}
+        })
+        .retry(retry_errors(5))
+        .spawn_queued_with(move || {
+            made2.bump();
+            let n = made2.get();
+            let ids = ids2.clone();
+            async move {
+                ids.push(async_taskpool::current_task_id().unwrap());
+                if n < 3 {
+                    Err(format!("attempt {n} failed"))
+                } else {
+                    Ok(n)
+                }
+            }
+        })
+        .unwrap();
+    let id = handle.id();
+    assert_eq!(handle.await.unwrap(), Ok(3));
+    assert_eq!(ids.get(), [id, id, id], "one id across the attempts");
+    p.join().await.unwrap();
+    calls.end.wait_for(1).await;
+    assert_eq!((calls.end.get(), calls.cancel.get(), made.get()), (1, 0, 3));
+    let stats = p.stats();
+    assert_eq!(
+        (stats.retried, stats.ended, stats.retrying, stats.submitted),
+        (2, 1, 0, 1),
+        "{stats:?}"
+    );
+
+    // Out of attempts: the last attempt's output stands (an `Ok(Err)` is an output).
+    let h = p
+        .build_task()
+        .retry(retry_errors::<(), _>(3))
+        .spawn_with(|| async { Err("down") })
+        .await
+        .unwrap();
+    assert_eq!(h.await.unwrap(), Err("down"));
+    assert_eq!(p.stats().retried, 4);
+}
+
+/// Panics and run timeouts are retried only by a policy that opted in; each panicking attempt
+/// is isolated as a lone task's is, and the final error says how many attempts ran.
+pub async fn panics_and_timeouts_are_retried_only_when_opted_in(sp: Sp) {
+    use async_taskpool::{policy::RetryPolicy, TaskError};
+    use std::time::Duration;
+    let p = limited(&sp, 2);
+    let zero = (Duration::ZERO, Duration::ZERO);
+
+    // Not opted in: one attempt, the plain error.
+    let made = Counter::new();
+    let m = made.clone();
+    let policy = RetryPolicy::<()>::builder()
+        .backoff(zero.0, zero.1)
+        .build()
+        .unwrap();
+    let err = p
+        .build_task()
+        .retry(policy)
+        .spawn_queued_with(move || {
+            m.bump();
+            async { panic!("boom") }
+        })
+        .unwrap()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TaskError::Panicked { .. }), "{err:?}");
+    assert_eq!((err.attempts(), made.get()), (1, 1));
+
+    // Opted in: every attempt panics, the last error says 3 attempts and what the last was.
+    let made = Counter::new();
+    let m = made.clone();
+    let policy = RetryPolicy::<()>::builder()
+        .backoff(zero.0, zero.1)
+        .retry_panics()
+        .build()
+        .unwrap();
+    let err = p
+        .build_task()
+        .retry(policy)
+        .spawn_queued_with(move || {
+            m.bump();
+            async { panic!("boom") }
+        })
+        .unwrap()
+        .await
+        .unwrap_err();
+    assert!(err.is_panic(), "{err:?}");
+    assert_eq!((err.attempts(), made.get()), (3, 3));
+    match &err {
+        TaskError::Retried {
+            attempts: 3, last, ..
+        } => {
+            assert!(matches!(**last, TaskError::Panicked { ref message, .. } if message == "boom"))
+        }
+        other => panic!("not Retried: {other:?}"),
+    }
+    assert!(err.to_string().contains("after 3 attempts"), "{err}");
+
+    // Run timeouts: each attempt gets the timeout afresh.
+    let policy = RetryPolicy::<()>::builder()
+        .max_attempts(2)
+        .backoff(zero.0, zero.1)
+        .retry_timeouts()
+        .build()
+        .unwrap();
+    let err = p
+        .build_task()
+        .timeout(Duration::from_millis(5))
+        .retry(policy)
+        .spawn_queued_with(std::future::pending::<()>)
+        .unwrap()
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout() && err.attempts() == 2, "{err:?}");
+    p.join().await.unwrap();
+    let stats = p.stats();
+    assert_eq!(
+        (stats.panicked, stats.timed_out, stats.retried, stats.ended),
+        (2, 1, 3, 3),
+        "{stats:?}"
+    );
+}
+
+/// Between attempts a retried task holds no slot: with a limit of 1, another task starts the
+/// moment the attempt fails. Meanwhile the task is listed (`Backoff`, attempt 1) and counted
+/// as retrying, and a cancel ends it at once: cancelled, callbacks once, no further attempt.
+/// `cancel_all` ends a task in its backoff too.
+pub async fn the_wait_between_attempts_holds_no_slot_and_can_be_cancelled(sp: Sp) {
+    use async_taskpool::{policy::RetryPolicy, TaskState};
+    use std::time::Duration;
+    let p = limited(&sp, 1);
+    let hour = Duration::from_secs(3600);
+    let policy = RetryPolicy::<Result<(), ()>>::builder()
+        .backoff(hour, hour)
+        .jitter(async_taskpool::policy::Jitter::None)
+        .retry_errors()
+        .build()
+        .unwrap();
+    let calls = Callbacks::default();
+    let (e, c) = (calls.end.clone(), calls.cancel.clone());
+    let (gate, made) = (Gate::new(), Counter::new());
+    let (g, m) = (gate.clone(), made.clone());
+    let retried = p
+        .build_task()
+        .on_end(move |_| {
+            e.bump();
+            async {}
+        })
+        .on_cancel(move |_| {
+            c.bump();
+            async {}
+        })
+        .retry(policy.clone())
+        .spawn_queued_with(move || {
+            m.bump();
+            let g = g.clone();
+            async move {
+                g.wait().await;
+                Err(())
+            }
+        })
+        .unwrap();
+    let (other_started, other_gate) = (Counter::new(), Gate::new());
+    let (s, og) = (other_started.clone(), other_gate.clone());
+    let other = p
+        .spawn_queued(async move {
+            s.bump();
+            og.wait().await;
+        })
+        .unwrap();
+    assert_eq!(
+        other_started.get(),
+        0,
+        "the limit is 1 and the retried task holds it"
+    );
+    gate.open(); // attempt 1 fails: its slot goes to `other` at once
+    other_started.wait_for(1).await;
+    let info = p
+        .tasks()
+        .into_iter()
+        .find(|t| t.id == retried.id())
+        .unwrap();
+    assert_eq!(
+        (info.state, info.attempt),
+        (TaskState::Backoff, 1),
+        "{info:?}"
+    );
+    let stats = p.stats();
+    assert_eq!(
+        (stats.running, stats.retrying, stats.retried, stats.queued),
+        (1, 1, 1, 0),
+        "{stats:?}"
+    );
+    retried.cancel().unwrap();
+    let err = retried.await.unwrap_err();
+    assert!(err.is_cancelled() && err.attempts() == 1, "{err:?}");
+    calls.end.wait_for(1).await;
+    assert_eq!((calls.cancel.get(), calls.end.get(), made.get()), (1, 1, 1));
+    assert_eq!(p.stats().retrying, 0);
+    other_gate.open();
+    other.await.unwrap();
+    p.join().await.unwrap();
+
+    // `cancel_all` reaches a task in its backoff; `join` then returns.
+    let made = Counter::new();
+    let m = made.clone();
+    let h = p
+        .build_task()
+        .retry(policy)
+        .spawn_queued_with(move || {
+            m.bump();
+            async { Err(()) }
+        })
+        .unwrap();
+    // It holds the only slot until its attempt fails: then this one starts.
+    let marker = Counter::new();
+    let mk = marker.clone();
+    let _marker = p.spawn_queued(async move { mk.bump() }).unwrap();
+    marker.wait_for(1).await;
+    assert_eq!(p.stats().retrying, 1);
+    p.cancel_all();
+    assert!(h.await.unwrap_err().is_cancelled());
+    p.join().await.unwrap();
+    assert_eq!(made.get(), 1);
+}
+
+/// `join` waits for a task in its backoff: it returns once the task's last attempt ended.
+pub async fn join_waits_for_a_task_between_attempts(sp: Sp) {
+    use async_taskpool::policy::RetryPolicy;
+    use std::time::Duration;
+    let p = limited(&sp, 4);
+    let made = Counter::new();
+    let m = made.clone();
+    let policy = RetryPolicy::<Result<usize, ()>>::builder()
+        .backoff(Duration::from_millis(20), Duration::from_millis(20))
+        .jitter(async_taskpool::policy::Jitter::None)
+        .retry_errors()
+        .build()
+        .unwrap();
+    let h = p
+        .build_task()
+        .retry(policy)
+        .spawn_with(move || {
+            m.bump();
+            let n = m.get();
+            async move {
+                if n < 2 {
+                    Err(())
+                } else {
+                    Ok(n)
+                }
+            }
+        })
+        .await
+        .unwrap();
+    p.join().await.unwrap();
+    assert!(
+        h.is_finished(),
+        "join returned before the second attempt ended"
+    );
+    assert_eq!(made.get(), 2);
+    assert_eq!(h.await.unwrap(), Ok(2));
+}
