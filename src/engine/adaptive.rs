@@ -87,6 +87,24 @@ pub struct AdaptiveStats {
     pub overloads: u64,
 }
 
+impl Inner {
+    /// The limiter chose `limit`: it is to be applied under the next sequence number.
+    fn choose(&mut self, limit: usize) -> Choice {
+        self.chosen = limit;
+        self.next_choice(Some(limit))
+    }
+
+    /// A limit to apply (`None`: no limit) under a new sequence number, so that no limit
+    /// chosen before it can overwrite it.
+    fn next_choice(&mut self, limit: Option<usize>) -> Choice {
+        self.seq += 1;
+        Choice {
+            seq: self.seq,
+            limit,
+        }
+    }
+}
+
 fn lock(inner: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
     // A limiter that panicked left numbers, not broken invariants.
     inner.lock().unwrap_or_else(PoisonError::into_inner)
@@ -126,12 +144,7 @@ impl Adaptive {
     pub(crate) fn install(&self, core: &Arc<Core>, limiter: Box<dyn Limiter>) {
         let (choice, old) = {
             let mut inner = lock(&self.inner);
-            inner.chosen = limiter.limit();
-            inner.seq += 1;
-            let choice = Choice {
-                seq: inner.seq,
-                limit: Some(inner.chosen),
-            };
+            let choice = inner.choose(limiter.limit());
             let old = inner.limiter.replace(limiter);
             self.on.store(true, Ordering::Relaxed);
             (choice, old)
@@ -144,16 +157,9 @@ impl Adaptive {
     pub(crate) fn fix(&self, core: &Arc<Core>, limit: Option<usize>) {
         let (choice, old) = {
             let mut inner = lock(&self.inner);
-            inner.seq += 1;
             inner.reported.clear();
             self.on.store(false, Ordering::Relaxed);
-            (
-                Choice {
-                    seq: inner.seq,
-                    limit,
-                },
-                inner.limiter.take(),
-            )
+            (inner.next_choice(limit), inner.limiter.take())
         };
         self.apply(core, choice);
         drop_limiter(core, old);
@@ -184,12 +190,7 @@ impl Adaptive {
                 }
             }
             let limit = limiter.limit();
-            inner.chosen = limit;
-            inner.seq += 1;
-            Choice {
-                seq: inner.seq,
-                limit: Some(limit),
-            }
+            inner.choose(limit)
         };
         self.apply(core, choice);
         Ok(())
@@ -250,12 +251,7 @@ impl Adaptive {
             if limit == inner.chosen {
                 return;
             }
-            inner.chosen = limit;
-            inner.seq += 1;
-            Choice {
-                seq: inner.seq,
-                limit: Some(limit),
-            }
+            inner.choose(limit)
         };
         self.apply(core, choice);
     }
