@@ -1,7 +1,7 @@
 //! The pool's adaptive limit: [`PoolBuilder::adaptive_limit`] and the [`TaskPool`] methods
 //! that show and steer it (the engine side is `engine/adaptive.rs`).
 
-use crate::engine::adaptive::AdaptiveStats;
+use crate::engine::adaptive_state::AdaptiveStats;
 use crate::policy::{Limiter, PolicyError};
 use crate::{PoolBuilder, TaskPool};
 

@@ -11,8 +11,6 @@ use crate::group::Group;
 use crate::handle::TaskHandle;
 use crate::id::TaskId;
 use crate::policy::Quota;
-use crate::policy::RetryPolicy;
-use crate::retrying::RetryingTaskBuilder;
 use crate::try_group::TryGroup;
 use futures_core::Stream;
 use std::any::Any;
@@ -210,46 +208,6 @@ impl<'a> TaskBuilder<'a> {
     {
         self.options.set().callbacks.on_cancel = Some(callback(f));
         self
-    }
-
-    /// Runs the task again, per `policy`, when an attempt ends with an outcome the policy
-    /// retries: each attempt's future comes from a factory, so set the task up with
-    /// [`RetryingTaskBuilder::spawn_with`] and its siblings. Set the other options first.
-    /// See [`RetryingTaskBuilder`] for what a retried task guarantees.
-    ///
-    /// ```
-    /// # #[cfg(feature = "tokio")] {
-    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    /// # rt.block_on(async {
-    /// use async_taskpool::{policy::RetryPolicy, runtime::TokioSpawner, TaskPool};
-    /// use std::sync::atomic::{AtomicU32, Ordering};
-    /// use std::sync::Arc;
-    /// use std::time::Duration;
-    ///
-    /// let pool = TaskPool::new(TokioSpawner::current());
-    /// let policy = RetryPolicy::builder()
-    ///     .max_attempts(4)
-    ///     .backoff(Duration::from_millis(1), Duration::from_millis(10))
-    ///     .retry_errors()
-    ///     .build()?;
-    /// let calls = Arc::new(AtomicU32::new(0));
-    /// let c = calls.clone();
-    /// let handle = pool
-    ///     .build_task()
-    ///     .name("flaky")
-    ///     .retry(policy)
-    ///     .spawn_with(move || {
-    ///         let n = c.fetch_add(1, Ordering::SeqCst) + 1;
-    ///         async move { if n < 3 { Err("503") } else { Ok(n) } }
-    ///     })
-    ///     .await?;
-    /// assert_eq!(handle.await.unwrap(), Ok(3)); // the third attempt succeeded
-    /// assert_eq!(pool.stats().retried, 2);
-    /// # Ok::<_, Box<dyn std::error::Error>>(())
-    /// # }).unwrap(); }
-    /// ```
-    pub fn retry<T: Send + 'static>(self, policy: RetryPolicy<T>) -> RetryingTaskBuilder<'a, T> {
-        RetryingTaskBuilder::new(self, policy)
     }
 
     /// Like [`spawn`](Self::spawn), with the future made by `make()` (called once, here):

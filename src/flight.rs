@@ -13,11 +13,10 @@ use crate::engine::user::{drop_value, Whose};
 use crate::error::{ExecError, PoolError};
 use crate::handle::TaskHandle;
 use crate::id::TaskId;
-use crate::policy::{Flight, SingleFlight};
-use crate::TaskPool;
+use crate::policy::Flight;
+use crate::pool::TaskPool;
 use event_listener::Event;
-use std::any::{Any, TypeId};
-use std::collections::HashMap;
+use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::hash::Hash;
@@ -42,33 +41,6 @@ use std::task::{Context, Poll};
 /// # }).unwrap(); }
 /// ```
 pub type KeyedOutput<T> = Result<T, Arc<ExecError>>;
-
-/// A pool's single flights, one [`SingleFlight`] per key and output type.
-#[derive(Default)]
-pub(crate) struct Flights(Mutex<HashMap<TypeId, Box<dyn Any + Send + Sync>>>);
-
-impl fmt::Debug for Flights {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Flights").finish_non_exhaustive()
-    }
-}
-
-impl Flights {
-    /// The flights of keys `K` and outputs `T` (made on first use).
-    fn of<K, T>(&self) -> SingleFlight<K, KeyedOutput<T>>
-    where
-        K: Hash + Eq + Clone + Send + Sync + 'static,
-        T: Clone + Send + Sync + 'static,
-    {
-        let mut by_type = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        by_type
-            .entry(TypeId::of::<(K, T)>())
-            .or_insert_with(|| Box::new(SingleFlight::<K, KeyedOutput<T>>::new()))
-            .downcast_ref::<SingleFlight<K, KeyedOutput<T>>>()
-            .expect("stored under its own type")
-            .clone()
-    }
-}
 
 /// The leader's task, as its flight and its joiners see it.
 struct Lead<T> {
@@ -295,7 +267,7 @@ impl TaskBuilder<'_> {
         F::Output: Clone + Send + Sync + 'static,
     {
         let core = self.core().clone();
-        let flights = core.flights.of::<K, F::Output>();
+        let flights = core.flights.of::<K, KeyedOutput<F::Output>>();
         let lead = Arc::new(Lead::new());
         let tag: Arc<dyn Any + Send + Sync> = lead.clone();
         match flights.run_tagged(key, lead.clone().outcome(), Some(tag)) {

@@ -148,7 +148,7 @@ pub use background::{
 };
 pub use builder::{GroupBuilder, TaskBuilder};
 pub use concurrency::Concurrency;
-pub use engine::adaptive::AdaptiveStats;
+pub use engine::adaptive_state::AdaptiveStats;
 pub use engine::current::current_task_id;
 pub use error::{ExecError, PanicPayload, PoolError, SpawnError, TaskError, TrySpawnError};
 pub use flight::{KeyedHandle, KeyedOutput};

@@ -232,7 +232,7 @@ pub struct GroupStats {
     /// [`PoolLimit`](crate::Concurrency::PoolLimit) (also in snapshots from versions before
     /// this field).
     #[serde(default, with = "cap_or_null")]
-    pub num_concurrent: crate::Concurrency,
+    pub num_concurrent: crate::concurrency::Concurrency,
     /// Its items' queue waits (see [`PoolStats::queue_wait`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue_wait: Option<DurationStats>,
@@ -248,7 +248,7 @@ fn weight_one() -> u32 {
 /// A group's concurrency as a number, or `null` for `Concurrency::PoolLimit` (as `null` is
 /// "no limit" for the pool's own).
 mod cap_or_null {
-    use crate::Concurrency;
+    use crate::concurrency::Concurrency;
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub(super) fn serialize<S: Serializer>(c: &Concurrency, s: S) -> Result<S::Ok, S::Error> {

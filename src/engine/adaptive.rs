@@ -19,127 +19,17 @@
 //!   `Error`, a timeout `TimedOut`; a task cancelled, shed or dropped by its runtime is
 //!   `Dropped` (ignored by the limiters).
 
+use super::adaptive_state::{lock, Adaptive, Choice};
 use super::core::Core;
 use super::outcome::Outcome;
 use super::user::{self, drop_value, Whose};
 use crate::id::TaskId;
 use crate::policy::{Limiter, PolicyError, Sample, SampleOutcome};
-use async_taskpool_runtime::Spawner;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Instant;
 
-/// A pool's adaptive limit: off (no limiter) unless one was set.
-#[derive(Debug, Default)]
-pub(crate) struct Adaptive {
-    /// Whether a limiter is set: the hot path's one load.
-    on: AtomicBool,
-    /// Tasks started with a stamp and not yet sampled (`Sample::in_flight`).
-    in_flight: AtomicUsize,
-    /// The sequence number of the last limit applied; written in pool sections only.
-    applied: AtomicU64,
-    inner: Mutex<Inner>,
-}
-
-#[derive(Debug, Default)]
-struct Inner {
-    limiter: Option<Box<dyn Limiter>>,
-    /// The last limit chosen (applied, or on its way).
-    chosen: usize,
-    /// The last sequence number handed out.
-    seq: u64,
-    samples: u64,
-    overloads: u64,
-    /// Tasks that reported an overload and have not been sampled yet.
-    reported: Vec<TaskId>,
-}
-
-/// What [`TaskPool::adaptive`](crate::TaskPool::adaptive) shows of a pool's adaptive limit.
-///
-/// ```
-/// # #[cfg(feature = "tokio")] {
-/// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-/// # rt.block_on(async {
-/// use async_taskpool::{policy::Aimd, runtime::TokioSpawner, TaskPool};
-/// let pool = TaskPool::builder(TokioSpawner::current())
-///     .adaptive_limit(Aimd::builder(2, 50).initial(10).build()?)
-///     .build()?;
-/// let a = pool.adaptive().expect("an adaptive limit");
-/// assert_eq!((a.limiter.as_str(), a.min, a.max, a.limit), ("aimd", 2, 50, 10));
-/// assert_eq!(pool.limit(), Some(10));
-/// # Ok::<_, Box<dyn std::error::Error>>(())
-/// # }).unwrap(); }
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[non_exhaustive]
-pub struct AdaptiveStats {
-    /// The limiter's [`name`](Limiter::name).
-    pub limiter: String,
-    /// Its lower bound.
-    pub min: usize,
-    /// Its upper bound.
-    pub max: usize,
-    /// The limit it chose last (the pool's limit, once applied).
-    pub limit: usize,
-    /// Samples fed to it (tasks that ran and ended while it was set).
-    pub samples: u64,
-    /// Of those, how many said to back off (errors, reported overloads, timeouts).
-    pub overloads: u64,
-}
-
-impl Inner {
-    /// The limiter chose `limit`: it is to be applied under the next sequence number.
-    fn choose(&mut self, limit: usize) -> Choice {
-        self.chosen = limit;
-        self.next_choice(Some(limit))
-    }
-
-    /// A limit to apply (`None`: no limit) under a new sequence number, so that no limit
-    /// chosen before it can overwrite it.
-    fn next_choice(&mut self, limit: Option<usize>) -> Choice {
-        self.seq += 1;
-        Choice {
-            seq: self.seq,
-            limit,
-        }
-    }
-}
-
-fn lock(inner: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
-    // A limiter that panicked left numbers, not broken invariants.
-    inner.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// A limit chosen, to apply in a pool section.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Choice {
-    seq: u64,
-    limit: Option<usize>,
-}
-
 impl Adaptive {
-    /// Whether a limiter is set.
-    #[inline]
-    pub(crate) fn is_on(&self) -> bool {
-        self.on.load(Ordering::Relaxed)
-    }
-
-    /// A task starts: its stamp, if a limiter is set.
-    #[inline]
-    pub(crate) fn start(&self, spawner: &dyn Spawner) -> Option<Instant> {
-        if self.is_on() {
-            self.start_slow(spawner)
-        } else {
-            None
-        }
-    }
-
-    #[inline(never)]
-    fn start_slow(&self, spawner: &dyn Spawner) -> Option<Instant> {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        Some(spawner.now())
-    }
-
     /// Installs `limiter` (replacing any): its limit becomes the pool's.
     pub(crate) fn install(&self, core: &Arc<Core>, limiter: Box<dyn Limiter>) {
         let (choice, old) = {
@@ -157,7 +47,7 @@ impl Adaptive {
     pub(crate) fn fix(&self, core: &Arc<Core>, limit: Option<usize>) {
         let (choice, old) = {
             let mut inner = lock(&self.inner);
-            inner.reported.clear();
+            self.clear_reports(&mut inner);
             self.on.store(false, Ordering::Relaxed);
             (inner.next_choice(limit), inner.limiter.take())
         };
@@ -196,37 +86,29 @@ impl Adaptive {
         Ok(())
     }
 
-    /// The task that is being polled on this thread reports an overload. Whether it was
-    /// one of this pool's (and a limiter is set).
-    pub(crate) fn report(&self, id: TaskId) -> bool {
-        if !self.is_on() {
-            return false;
+    /// Task `id` ended. Stamped `started` (it started while a limiter was set): its sample
+    /// goes to the limiter, and the limit it picks to the pool. No pool lock may be held.
+    #[inline]
+    pub(crate) fn ended(
+        &self,
+        core: &Arc<Core>,
+        started: Option<Instant>,
+        id: TaskId,
+        outcome: Outcome,
+    ) {
+        match started {
+            Some(at) => self.sample(core, at, id, outcome),
+            None => self.forget(id),
         }
-        let mut inner = lock(&self.inner);
-        if inner.limiter.is_none() {
-            return false;
-        }
-        if !inner.reported.contains(&id) {
-            inner.reported.push(id);
-        }
-        true
     }
 
-    /// Task `id`, stamped `started`, ended: its sample goes to the limiter, and the limit
-    /// it picks to the pool. No pool lock may be held.
-    pub(crate) fn ended(&self, core: &Arc<Core>, started: Instant, id: TaskId, outcome: Outcome) {
+    fn sample(&self, core: &Arc<Core>, started: Instant, id: TaskId, outcome: Outcome) {
         let run_time = core.spawner.now().saturating_duration_since(started);
         let in_flight = self.in_flight.fetch_sub(1, Ordering::Relaxed);
         let choice = {
             let mut guard = lock(&self.inner);
             let inner = &mut *guard;
-            let reported = match inner.reported.iter().position(|&r| r == id) {
-                Some(i) => {
-                    inner.reported.swap_remove(i);
-                    true
-                }
-                None => false,
-            };
+            let reported = self.take_report(inner, id);
             let outcome = match outcome {
                 Outcome::Completed if reported => SampleOutcome::Error,
                 Outcome::Completed => SampleOutcome::Ok,
@@ -274,21 +156,6 @@ impl Adaptive {
             tracing::debug!(pool = %core.name, limit = ?choice.limit, "{} limit set to {:?}", core.name, choice.limit);
         }
     }
-
-    /// The snapshot `TaskPool::adaptive` shows.
-    pub(crate) fn stats(&self) -> Option<AdaptiveStats> {
-        let inner = lock(&self.inner);
-        let limiter = inner.limiter.as_ref()?;
-        let (min, max) = limiter.bounds();
-        Some(AdaptiveStats {
-            limiter: limiter.name().to_owned(),
-            min,
-            max,
-            limit: inner.chosen,
-            samples: inner.samples,
-            overloads: inner.overloads,
-        })
-    }
 }
 
 /// A limiter's panic: logged, the limit left as it was.
@@ -310,5 +177,44 @@ fn drop_limiter(core: &Core, limiter: Option<Box<dyn Limiter>>) {
                 what: "the adaptive limiter",
             },
         );
+    }
+}
+
+#[cfg(all(test, feature = "tokio", not(loom)))]
+mod tests {
+    use super::lock;
+    use crate::policy::Aimd;
+    use crate::runtime::TokioSpawner;
+    use crate::TaskPool;
+
+    /// A task that started before the limiter was set has no stamp, so it is no sample; the
+    /// overload it reports must still not stay behind once it ended.
+    #[test]
+    fn the_report_of_a_task_started_before_the_limiter_goes_when_it_ends() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let pool = TaskPool::new(TokioSpawner::current());
+            let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+            let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+            let p = pool.clone();
+            let handle = pool
+                .spawn(async move {
+                    started_tx.send(()).unwrap();
+                    go_rx.await.unwrap();
+                    p.report_overload()
+                })
+                .await
+                .unwrap();
+            started_rx.await.unwrap();
+            pool.set_adaptive_limit(Aimd::builder(1, 10).build().unwrap());
+            go_tx.send(()).unwrap();
+            assert!(handle.await.unwrap(), "the report counts: a limiter is set");
+            let adaptive = &pool.core().adaptive;
+            assert!(lock(&adaptive.inner).reported.is_empty());
+            assert_eq!(adaptive.stats().unwrap().samples, 0, "no stamp, no sample");
+        });
     }
 }

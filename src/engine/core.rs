@@ -6,13 +6,13 @@
 //! (`insert_running`, `to_ending`, `remove_task`, `take_slot`, ...); those methods keep the
 //! counts consistent, and nothing else writes them.
 
-use super::adaptive::Adaptive;
+use super::adaptive_state::Adaptive;
 use super::durations::{GroupTiming, Timing};
 use super::handoff::{Mailbox, Parking, IDLE_CAP};
 use super::lanes::{GroupKey, Lane, Reserved, Turns};
 use super::loose::LooseQueue;
 pub(crate) use super::outcome::{GroupKind, Outcome};
-use super::rate::GroupRate;
+use super::rate_state::GroupRate;
 use super::slab::Slab;
 use super::table::IdTable;
 use super::telemetry::Telemetry;
@@ -579,7 +579,7 @@ pub(crate) struct Core {
     /// Its adaptive limit, if one is set (`adaptive.rs`).
     pub(crate) adaptive: Adaptive,
     /// Its keyed spawns' single flights (`crate::flight`).
-    pub(crate) flights: crate::flight::Flights,
+    pub(crate) flights: super::flights::Flights,
     /// Whether sections carry duration samples out to `telemetry` (durations tracked, and
     /// the `metrics` feature on).
     samples_wanted: bool,
@@ -618,7 +618,7 @@ impl Core {
         Arc::new(Self {
             telemetry,
             adaptive: Adaptive::default(),
-            flights: crate::flight::Flights::default(),
+            flights: super::flights::Flights::default(),
             samples_wanted: Telemetry::ACTIVE && track_durations,
             serial,
             name,

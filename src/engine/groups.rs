@@ -8,7 +8,7 @@ use super::core::{
 };
 
 use super::lanes::{GroupKey, Lane};
-use super::rate::{KeyHash, RateWait};
+use super::rate_state::{KeyHash, RateWait};
 use super::user::Held;
 use crate::error::PoolError;
 use crate::id::TaskId;

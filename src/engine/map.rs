@@ -20,13 +20,13 @@ use super::current;
 use super::groups::{AfterItem, Arrival, Pull, Pulled, SizeHint, WorkerHeld, MAX_RAMP};
 use super::lanes::{GroupKey, Reserved};
 use super::poll::{poll_task, CancelSignal, RunTimer};
-use super::rate::{GroupRate, KeyHash, PANICKED_KEY};
+use super::rate_state::{GroupRate, KeyHash, PANICKED_KEY};
 use super::results::{Item, Results};
 use super::runner::{Runner, Work, RUN_BUDGET};
-use super::shed::QueueTimer;
 use super::span::{enter, task_span};
 use super::task::{log_end, log_started};
 use super::telemetry::{Kind, Telemetry};
+use super::timer::QueueTimer;
 use super::user::{self, drop_some, drop_value, Held, Whose};
 use super::yield_now::yield_now;
 use crate::error::{PoolError, TaskError};
@@ -811,9 +811,7 @@ where
             }
         };
         let outcome = Outcome::of(&res);
-        if let Some(at) = started {
-            core.adaptive.ended(&core, at, id, outcome);
-        }
+        core.adaptive.ended(&core, started, id, outcome);
         if let Some(stop) = group.stop_when {
             if stop(&res) {
                 stop_group(&group, &core, id);

@@ -140,7 +140,19 @@
 //! a section of its own (`set_limit_to`, `grant`). Each limit chosen (by the limiter, by
 //! `set_limit`, by a new limiter) carries a sequence number and a section applies only a
 //! newer one, so racing task ends and a `set_limit` never leave a stale limit. Without a
-//! limiter: one relaxed load and a branch per start, an `Option` check per end.
+//! limiter: one relaxed load and a branch per start, an `Option` check per end (and a
+//! relaxed load, so that the overload report of a task that started before the limiter was
+//! set is forgotten when it ends).
+//!
+//! # Layering
+//!
+//! `core.rs` holds the state, and imports only leaves: modules that import nothing of
+//! `core`. So the type of every field of the state lives in a leaf (`outcome.rs`,
+//! `durations.rs`, `adaptive_state.rs`, `rate_state.rs`, `timer.rs`, `flights.rs`, `lanes.rs`,
+//! `slab.rs`, ...), and the steps that change it (`impl State` / `impl Core` blocks) live
+//! beside the feature they serve (`adaptive.rs`, `rate.rs`, `shed.rs`, `timing.rs`, ...), above
+//! `core`. The engine has no import circle; keep it so when adding a policy (`farm-studio
+//! look` draws it).
 //!
 //! # Invariants
 //!
@@ -156,6 +168,7 @@
 //!   comes back and its handle resolves; its callbacks cannot run (no runtime to run them).
 
 pub(crate) mod adaptive;
+pub(crate) mod adaptive_state;
 pub(crate) mod callbacks;
 pub(crate) mod cancel;
 pub(crate) mod capacity;
@@ -164,6 +177,7 @@ pub(crate) mod core;
 pub(crate) mod current;
 pub(crate) mod durations;
 pub(crate) mod fifo;
+pub(crate) mod flights;
 pub(crate) mod groups;
 pub(crate) mod handoff;
 pub(crate) mod lanes;
@@ -175,6 +189,7 @@ pub(crate) mod observe;
 pub(crate) mod outcome;
 pub(crate) mod poll;
 pub(crate) mod rate;
+pub(crate) mod rate_state;
 pub(crate) mod results;
 pub(crate) mod retry;
 pub(crate) mod runner;
@@ -186,6 +201,7 @@ pub(crate) mod span;
 pub(crate) mod table;
 pub(crate) mod task;
 pub(crate) mod telemetry;
+pub(crate) mod timer;
 pub(crate) mod timing;
 pub(crate) mod tuning;
 pub(crate) mod user;

@@ -39,140 +39,14 @@
 use super::core::{After, Core, Entry, Input, Life, Outcome, Seat, Start, State, TaskControl};
 use super::groups::{Pull, SizeHint, MAX_RAMP};
 use super::lanes::GroupKey;
-use super::shed::QueueTimer;
+use super::rate_state::{GroupRate, KeyHash, RateWait, MAX_ASIDE};
+use super::timer::QueueTimer;
 use super::user::{drop_value, Held, Whose};
 use crate::id::TaskId;
-use crate::policy::{KeyedRateLimit, Quota, RateLimit};
-use std::collections::VecDeque;
+use crate::policy::Quota;
 use std::sync::{Arc, Weak};
 use std::task::Waker;
-use std::time::{Duration, Instant};
-
-/// A key as the state knows it: a hash of the user's key (see the module's notes).
-pub(crate) type KeyHash = u64;
-
-/// The key of items whose key function panicked (they share one quota).
-pub(crate) const PANICKED_KEY: KeyHash = 0;
-
-/// Most items a keyed group sets aside (fewer if its `num_concurrent` is lower).
-pub(crate) const MAX_ASIDE: usize = 64;
-
-enum Limit {
-    /// No quota now (a keyed group whose limit was lifted: its items start at once).
-    Off,
-    Plain(RateLimit),
-    Keyed(KeyedRateLimit<KeyHash>),
-}
-
-/// A group's rate limit, in its `GroupState`.
-pub(crate) struct GroupRate {
-    limit: Limit,
-    keyed: bool,
-    /// The latest instant a worker (or a timer) read from the runtime's clock.
-    now: Instant,
-    /// Waiting for a token: the group takes no slot until `timer` fires.
-    gated: bool,
-    /// The timer armed last; an older one that fires finds it replaced and does nothing.
-    timer: Option<Arc<QueueTimer>>,
-    /// Keyed groups: the keys of the items in the group's queue (pulled ahead), front first.
-    keys: VecDeque<KeyHash>,
-    /// Keyed groups: items set aside (registered, `Life::Waiting`), oldest first.
-    aside: VecDeque<(TaskId, KeyHash)>,
-}
-
-impl GroupRate {
-    pub(crate) fn new(quota: Option<Quota>, keyed: bool, now: Instant) -> Self {
-        let mut rate = GroupRate {
-            limit: Limit::Off,
-            keyed,
-            now,
-            gated: false,
-            timer: None,
-            keys: VecDeque::new(),
-            aside: VecDeque::new(),
-        };
-        rate.set_quota(quota);
-        rate
-    }
-
-    #[inline]
-    pub(super) fn gated(&self) -> bool {
-        self.gated
-    }
-
-    #[inline]
-    pub(super) fn has_aside(&self) -> bool {
-        !self.aside.is_empty()
-    }
-
-    pub(crate) fn quota(&self) -> Option<Quota> {
-        match &self.limit {
-            Limit::Off => None,
-            Limit::Plain(l) => Some(l.quota()),
-            Limit::Keyed(l) => Some(l.quota()),
-        }
-    }
-
-    /// Changes the quota; the starts still owed under the old one are owed under the new.
-    fn set_quota(&mut self, quota: Option<Quota>) {
-        let now = self.now;
-        self.limit = match (std::mem::replace(&mut self.limit, Limit::Off), quota) {
-            (_, None) => Limit::Off,
-            (Limit::Plain(mut l), Some(q)) => {
-                l.set_quota_at(q, now);
-                Limit::Plain(l)
-            }
-            (Limit::Keyed(mut l), Some(q)) => {
-                l.set_quota_at(q, now);
-                Limit::Keyed(l)
-            }
-            (Limit::Off, Some(q)) if self.keyed => Limit::Keyed(KeyedRateLimit::new(q)),
-            (Limit::Off, Some(q)) => Limit::Plain(RateLimit::new(q)),
-        };
-    }
-
-    fn observe(&mut self, now: Instant) {
-        if now > self.now {
-            self.now = now;
-        }
-    }
-
-    /// Takes a token for `key` now, or says when one is due.
-    fn take(&mut self, key: KeyHash) -> Result<(), Instant> {
-        let now = self.now;
-        match &mut self.limit {
-            Limit::Off => Ok(()),
-            Limit::Plain(l) => l.try_acquire(now),
-            Limit::Keyed(l) => l.try_acquire(&key, now),
-        }
-    }
-
-    /// When a token for `key` is due (now, if one is).
-    fn due(&self, key: KeyHash) -> Instant {
-        match &self.limit {
-            Limit::Off => self.now,
-            Limit::Plain(l) => l.available_at(self.now),
-            Limit::Keyed(l) => l.available_at(&key, self.now),
-        }
-    }
-
-    /// The earliest token due among the items set aside (and `also`).
-    fn earliest(&self, also: Option<KeyHash>) -> Instant {
-        self.aside
-            .iter()
-            .map(|(_, k)| *k)
-            .chain(also)
-            .map(|k| self.due(k))
-            .min()
-            .unwrap_or(self.now)
-    }
-
-    /// The timer goes (the group ended): its waker, to wake once unlocked.
-    fn disarm(&mut self) -> Option<Waker> {
-        self.gated = false;
-        self.timer.take().and_then(|t| t.disarm_later())
-    }
-}
+use std::time::Instant;
 
 /// The control of a set-aside item: nothing runs to be told; a cancel ends it from the state.
 struct AsideControl;
@@ -181,12 +55,6 @@ impl TaskControl for AsideControl {
     fn cancel(&self, _id: TaskId) -> Option<Waker> {
         None
     }
-}
-
-/// A timer to arm once unlocked: the group waits `wait` for its next token.
-pub(crate) struct RateWait {
-    pub(crate) timer: Arc<QueueTimer>,
-    pub(crate) wait: Duration,
 }
 
 impl State {

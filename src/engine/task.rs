@@ -14,9 +14,9 @@ use super::current;
 use super::poll::{poll_task, CancelSignal, RunTimer};
 use super::retry::Retry;
 use super::runner::{Runner, Work};
-use super::shed::QueueTimer;
 use super::span::{enter, task_span, TARGET};
 use super::telemetry::{Kind, Rejection, Telemetry};
+use super::timer::QueueTimer;
 use super::user::{self, drop_some, drop_value, Whose};
 use crate::error::{PoolError, TaskError};
 use crate::id::{TaskId, TaskName};
@@ -443,9 +443,7 @@ pin_project! {
             if let Err(p) = user::call(|| this.fut.set(None)) {
                 log_destructor_panic(&core.name, id, p);
             }
-            if let Some(at) = this.started.take() {
-                core.adaptive.ended(&core, at, id, Outcome::Dropped);
-            }
+            core.adaptive.ended(&core, this.started.take(), id, Outcome::Dropped);
             let held = this.extra.as_mut().and_then(|e| e.held.take());
             let in_callbacks = *this.step == Step::Callbacks;
             let res = held.unwrap_or_else(|| Err(dropped_error(id, *this.step == Step::Fresh)));
@@ -675,9 +673,8 @@ where
                     if let Err(p) = user::call(|| this.fut.set(None)) {
                         log_destructor_panic(&core.name, id, p);
                     }
-                    if let Some(at) = this.started.take() {
-                        core.adaptive.ended(core, at, id, Outcome::of(&res));
-                    }
+                    core.adaptive
+                        .ended(core, this.started.take(), id, Outcome::of(&res));
                     // (Plain tasks have no spec: one branch.)
                     let res = if cell.spec.is_some() && *this.seat == Seat::Slot {
                         match end_attempt(core, cell, id, this.extra, res) {

@@ -1,7 +1,7 @@
 //! Retries: how many attempts, how long between them, and which outcomes are worth another.
 
 use super::{PolicyError, Rng};
-use crate::TaskError;
+use crate::error::TaskError;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -400,7 +400,7 @@ impl<T> fmt::Debug for RetryPolicyBuilder<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::TaskId;
+    use crate::id::TaskId;
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
