@@ -1,11 +1,17 @@
 //! `IdTable`: live task records by id, in O(1).
 //!
-//! A hash map with a multiplicative hash of the id (ids are sequential integers: they need no
-//! defence against crafted keys, only spreading), so insert, lookup and removal cost the same
-//! whatever order tasks end in. After a burst the map gives its memory back, with room to
-//! spare so a pool that hovers near the threshold does not reallocate on every task.
+//! The records sit densely in a `Vec` (removal swaps the last one in); an id finds its
+//! record's index without hashing in the common case: ids are handed out in sequence and the
+//! live ones sit in a sliding window, kept as a ring of indices at `id - base` (4 bytes a
+//! slot). The few ids that fall out of it, a long-lived task far behind or an id far ahead,
+//! find theirs in a hash map (a multiplicative hash: sequential ids need spreading, not
+//! defence against crafted keys). The window moves its older half to the map once it is
+//! long and mostly empty, so each id moves at most once (O(1) amortized, in any order of
+//! ends), a long-lived task never pins the window's memory, and after a burst every part
+//! gives its memory back, with room to spare so that a pool hovering near the threshold does
+//! not reallocate on every task.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// Spreads a sequential id over the hash's bits (Fibonacci hashing).
@@ -31,59 +37,193 @@ impl Hasher for IdHasher {
     }
 }
 
+/// An empty window slot.
+const NONE: u32 = u32::MAX;
+
 pub(crate) struct IdTable<V> {
-    map: HashMap<u64, V, BuildHasherDefault<IdHasher>>,
+    /// The records, with their ids, in no order.
+    entries: Vec<(u64, V)>,
+    /// Indices into `entries` of ids `base..base + window.len()` (`NONE`: no record); the
+    /// front slot, if any, is taken.
+    window: VecDeque<u32>,
+    base: u64,
+    /// Taken slots in `window`.
+    in_window: usize,
+    /// Indices of the records whose ids are outside the window.
+    spill: HashMap<u64, u32, BuildHasherDefault<IdHasher>>,
 }
 
 impl<V> Default for IdTable<V> {
     fn default() -> Self {
         Self {
-            map: HashMap::default(),
+            entries: Vec::new(),
+            window: VecDeque::new(),
+            base: 0,
+            in_window: 0,
+            spill: HashMap::default(),
         }
     }
 }
 
 /// Below this capacity nothing is given back.
 const KEEP: usize = 1024;
+/// An insert at most this far past the window's end extends it (with empty slots between);
+/// further ahead, it goes to the spill map.
+const MAX_GAP: u64 = 64;
+/// The window moves its older half out once it is longer than this and more than `SPARSE`
+/// times its taken slots (ends come out of order: a pool's runners run in turns, so the live
+/// ids of a busy pool spread over a few times their number).
+const COMPACT_AT: usize = 4096;
+const SPARSE: usize = 16;
+
+/// Gives back most of a buffer that a burst left mostly empty.
+macro_rules! give_back {
+    ($buf:expr) => {{
+        let cap = $buf.capacity();
+        if cap > KEEP && $buf.len() < cap / 16 {
+            // Keep four times what is live (or more).
+            $buf.shrink_to((cap / 4).max(KEEP));
+        }
+    }};
+}
 
 impl<V> IdTable<V> {
+    /// The window's slot of `id`, if the window covers it.
+    #[inline]
+    fn slot(&self, id: u64) -> Option<usize> {
+        let off = id.wrapping_sub(self.base);
+        (off < self.window.len() as u64).then_some(off as usize)
+    }
+
+    /// The index of `id`'s record.
+    #[inline]
+    fn index(&self, id: u64) -> Option<usize> {
+        match self.slot(id) {
+            Some(i) => {
+                let at = self.window[i];
+                (at != NONE).then_some(at as usize)
+            }
+            None if self.spill.is_empty() => None,
+            None => self.spill.get(&id).map(|&at| at as usize),
+        }
+    }
+
     #[inline]
     pub(crate) fn insert(&mut self, id: u64, value: V) {
-        self.map.insert(id, value);
+        debug_assert!(self.index(id).is_none(), "id {id} inserted twice");
+        let at = u32::try_from(self.entries.len()).expect("fewer than 2^32 live tasks");
+        self.entries.push((id, value));
+        if self.in_window == 0 {
+            // An empty window starts afresh at this id.
+            self.window.clear();
+            self.base = id;
+        }
+        if let Some(i) = self.slot(id) {
+            self.window[i] = at;
+            self.in_window += 1;
+            return;
+        }
+        let ahead = id.wrapping_sub(self.base + self.window.len() as u64);
+        if id >= self.base && ahead <= MAX_GAP {
+            for _ in 0..ahead {
+                self.window.push_back(NONE);
+            }
+            self.window.push_back(at);
+            self.in_window += 1;
+            if self.window.len() > COMPACT_AT && self.window.len() > SPARSE * self.in_window {
+                self.compact();
+            }
+        } else {
+            self.spill.insert(id, at);
+        }
+    }
+
+    /// Moves the window's older half out: its indices to the spill map, its empty slots
+    /// away. (Each id moves once: amortized O(1) per insert.)
+    #[cold]
+    fn compact(&mut self) {
+        for _ in 0..self.window.len() / 2 {
+            if let Some(at) = self.window.pop_front().filter(|&at| at != NONE) {
+                self.in_window -= 1;
+                self.spill.insert(self.base, at);
+            }
+            self.base += 1;
+        }
+        self.trim();
+    }
+
+    /// Drops the empty slots at the window's front. (Not at its back: the next insert
+    /// would only put them back.)
+    #[inline]
+    fn trim(&mut self) {
+        while self.window.front() == Some(&NONE) {
+            self.window.pop_front();
+            self.base += 1;
+        }
     }
 
     #[inline]
     pub(crate) fn get_mut(&mut self, id: u64) -> Option<&mut V> {
-        self.map.get_mut(&id)
+        let at = self.index(id)?;
+        Some(&mut self.entries[at].1)
     }
 
     #[inline]
     pub(crate) fn get(&self, id: u64) -> Option<&V> {
-        self.map.get(&id)
+        Some(&self.entries[self.index(id)?].1)
     }
 
     #[inline]
     pub(crate) fn remove(&mut self, id: u64) -> Option<V> {
-        let value = self.map.remove(&id);
-        let cap = self.map.capacity();
-        if cap > KEEP && self.map.len() < cap / 16 {
-            // A burst has passed: give back most of it, keeping twice what is live (or more).
-            self.map.shrink_to((cap / 4).max(KEEP));
+        let at = match self.slot(id) {
+            Some(i) => {
+                let at = std::mem::replace(&mut self.window[i], NONE);
+                if at == NONE {
+                    return None;
+                }
+                self.in_window -= 1;
+                if self.in_window == 0 {
+                    // The window is empty: the next insert starts it afresh.
+                    self.window.clear();
+                    if self.window.capacity() > KEEP {
+                        self.window.shrink_to(KEEP);
+                    }
+                } else if i == 0 {
+                    self.trim();
+                    give_back!(self.window);
+                }
+                at as usize
+            }
+            None if self.spill.is_empty() => return None,
+            None => {
+                let at = self.spill.remove(&id)?;
+                give_back!(self.spill);
+                at as usize
+            }
+        };
+        let (_, value) = self.entries.swap_remove(at);
+        if let Some(&(moved, _)) = self.entries.get(at) {
+            // The last record moved into the hole: point its id at its new place.
+            match self.slot(moved) {
+                Some(i) => self.window[i] = at as u32,
+                None => *self.spill.get_mut(&moved).expect("a live id is indexed") = at as u32,
+            }
         }
-        value
+        give_back!(self.entries);
+        Some(value)
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.entries.is_empty()
     }
 
     /// All entries, in no particular order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, &V)> {
-        self.map.iter().map(|(&k, v)| (k, v))
+        self.entries.iter().map(|(id, v)| (*id, v))
     }
 
     pub(crate) fn ids(&self) -> Vec<u64> {
-        self.map.keys().copied().collect()
+        self.iter().map(|(id, _)| id).collect()
     }
 }
 
@@ -121,7 +261,12 @@ mod tests {
             }
         }
         assert_eq!(t.ids().len(), 101);
-        assert!(t.map.capacity() < 2048, "capacity {}", t.map.capacity());
+        assert!(
+            t.window.capacity() + t.spill.capacity() < 4096,
+            "capacity {} + {}",
+            t.window.capacity(),
+            t.spill.capacity()
+        );
         assert_eq!(t.get(0), Some(&"old"));
     }
 
@@ -135,6 +280,120 @@ mod tests {
             t.remove(id);
         }
         assert!(t.is_empty());
-        assert!(t.map.capacity() <= 2048, "capacity {}", t.map.capacity());
+        assert!(
+            t.window.capacity() <= 2048,
+            "capacity {}",
+            t.window.capacity()
+        );
+        assert!(
+            t.spill.capacity() <= 2048,
+            "capacity {}",
+            t.spill.capacity()
+        );
+    }
+
+    /// A burst of live tasks ended in any order still gives its memory back.
+    #[test]
+    fn a_burst_ended_in_reverse_gives_its_memory_back() {
+        let mut t = IdTable::default();
+        for id in 0..200_000u64 {
+            t.insert(id, ());
+        }
+        for id in (0..200_000u64).rev() {
+            assert_eq!(t.remove(id), Some(()));
+        }
+        assert!(t.is_empty());
+        assert!(
+            t.window.capacity() <= 2048,
+            "capacity {}",
+            t.window.capacity()
+        );
+    }
+
+    /// Ids inserted out of order (a group's reserved ids start late, some far ahead), gets,
+    /// and removals in any order: the table answers as a map would.
+    #[test]
+    fn it_answers_as_a_map_would() {
+        use proptest::prelude::*;
+        use std::collections::HashMap;
+        #[derive(Debug, Clone)]
+        enum Op {
+            /// Insert the next id this far ahead of the last one handed out.
+            Insert(u16),
+            /// Remove the k-th live id (modulo their number), or an unknown one.
+            Remove(u16),
+            Get(u16),
+        }
+        let op = prop_oneof![
+            5 => (0u16..4).prop_map(Op::Insert),
+            1 => (60u16..2000).prop_map(Op::Insert),
+            5 => any::<u16>().prop_map(Op::Remove),
+            2 => any::<u16>().prop_map(Op::Get),
+        ];
+        let config = ProptestConfig {
+            cases: 200,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        };
+        proptest!(config, |(ops in proptest::collection::vec(op, 1..600))| {
+            let mut t = IdTable::default();
+            let mut m: HashMap<u64, u64> = HashMap::new();
+            let mut next = 0u64;
+            for op in ops {
+                match op {
+                    Op::Insert(ahead) => {
+                        next += u64::from(ahead);
+                        t.insert(next, next * 3);
+                        m.insert(next, next * 3);
+                        next += 1;
+                    }
+                    Op::Remove(k) | Op::Get(k) => {
+                        let mut live: Vec<u64> = m.keys().copied().collect();
+                        live.sort_unstable();
+                        let id = if live.is_empty() { u64::from(k) } else { live[k as usize % live.len()] };
+                        if matches!(op, Op::Remove(_)) {
+                            prop_assert_eq!(t.remove(id), m.remove(&id));
+                        } else {
+                            prop_assert_eq!(t.get(id), m.get(&id));
+                        }
+                    }
+                }
+                prop_assert_eq!(t.is_empty(), m.is_empty());
+            }
+            let mut ids = t.ids();
+            ids.sort_unstable();
+            let mut want: Vec<u64> = m.keys().copied().collect();
+            want.sort_unstable();
+            prop_assert_eq!(ids, want);
+        });
+    }
+
+    /// A window gone sparse moves its old entries out, and keeps every one of them.
+    #[test]
+    fn a_sparse_window_keeps_its_entries_when_it_moves_on() {
+        let mut t = IdTable::default();
+        let mut live = Vec::new();
+        for id in 0..50_000u64 {
+            t.insert(id, id);
+            if id % 40 == 0 {
+                live.push(id); // one in 40 lives on; the rest end three ids later
+            }
+            if id >= 3 && (id - 3) % 40 != 0 {
+                assert_eq!(t.remove(id - 3), Some(id - 3));
+            }
+        }
+        assert!(
+            t.window.len() < 2 * super::COMPACT_AT,
+            "the window moved on: {}",
+            t.window.len()
+        );
+        assert!(!t.spill.is_empty(), "old entries moved out");
+        for &id in &live {
+            assert_eq!(t.get(id), Some(&id), "id {id}");
+        }
+        for &id in &live {
+            assert_eq!(t.remove(id), Some(id));
+        }
+        assert!(t.iter().all(|(id, _)| id >= 49_997), "{:?}", t.ids());
     }
 }
