@@ -91,6 +91,7 @@ macro_rules! suite {
 
         blocking_cases!(
             run_and_spawn_return_output,
+            durations_are_tracked_when_asked,
             limit_is_held,
             timeout_excludes_queue_time,
             hooks_run_in_order,

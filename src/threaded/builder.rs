@@ -45,6 +45,7 @@ pub struct ThreadedPoolBuilder {
     pub(crate) name: Option<String>,
     pub(crate) size: Option<usize>,
     pub(crate) timeout: Option<Duration>,
+    pub(crate) track_durations: bool,
     pub(crate) setup: Option<Hook>,
     pub(crate) teardown: Option<Hook>,
 }
@@ -56,6 +57,7 @@ impl ThreadedPoolBuilder {
             name: self.name,
             size: self.size,
             timeout: self.timeout,
+            track_durations: self.track_durations,
             setup: self.setup,
             teardown: self.teardown,
         }
@@ -81,6 +83,7 @@ impl ThreadedPoolBuilder {
             name: None,
             size: None,
             timeout: None,
+            track_durations: false,
             setup: None,
             teardown: None,
         }
@@ -104,6 +107,27 @@ impl ThreadedPoolBuilder {
     /// longer than `timeout`. Time spent waiting for room under `size` does not count.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// Keeps each task's queue wait and run time, and their percentiles, as
+    /// [`PoolBuilder::track_durations`](crate::PoolBuilder::track_durations) does (off by
+    /// default: it reads the clock two or three times per task). Read them from
+    /// [`task_pool()`](ThreadedPool::task_pool)`.stats()` and `.tasks()`.
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// use async_taskpool::{ThreadRuntime, ThreadedPool};
+    /// let pool = ThreadedPool::builder(ThreadRuntime::Smol).track_durations(true).build()?;
+    /// pool.run(async {})?;
+    /// let run_time = pool.task_pool().stats().run_time.expect("tracked");
+    /// assert_eq!(run_time.count, 1);
+    /// pool.stop()?;
+    /// # }
+    /// # Ok::<_, async_taskpool::ThreadedError>(())
+    /// ```
+    pub fn track_durations(mut self, yes: bool) -> Self {
+        self.track_durations = yes;
         self
     }
 
@@ -184,6 +208,7 @@ impl fmt::Debug for ThreadedPoolBuilder {
             .field("name", &self.name)
             .field("size", &self.size)
             .field("timeout", &self.timeout)
+            .field("track_durations", &self.track_durations)
             .field("setup", &self.setup.is_some())
             .field("teardown", &self.teardown.is_some())
             .finish()

@@ -51,6 +51,7 @@ pub(crate) struct Settings {
     pub(crate) name: Option<String>,
     pub(crate) size: Option<usize>,
     pub(crate) timeout: Option<Duration>,
+    pub(crate) track_durations: bool,
     pub(crate) setup: Option<Hook>,
     pub(crate) teardown: Option<Hook>,
 }
@@ -69,7 +70,9 @@ impl PoolThread {
             source,
         };
         let driver = Driver::new(b.runtime).map_err(start_error)?;
-        let mut pool = TaskPool::builder(driver.spawner()).name(name.to_string());
+        let mut pool = TaskPool::builder(driver.spawner())
+            .name(name.to_string())
+            .track_durations(b.track_durations);
         if let Some(size) = b.size {
             pool = pool.limit(size);
         }

@@ -92,6 +92,35 @@ pub fn run_and_spawn_return_output(rt: ThreadRuntime) {
     assert!(pool.is_stopped());
 }
 
+/// `track_durations(true)` reaches the pool on the thread: a running task shows its run
+/// time so far, ended ones land in the percentiles; without it, nothing is kept.
+pub fn durations_are_tracked_when_asked(rt: ThreadRuntime) {
+    let pool = ThreadedPool::builder(rt)
+        .track_durations(true)
+        .build()
+        .unwrap();
+    let gate = Gate::new();
+    let g = gate.clone();
+    let h = pool.spawn(async move { g.wait().await }).unwrap();
+    let running = |p: &ThreadedPool| p.task_pool().tasks().iter().any(|t| t.run_time.is_some());
+    eventually("the gated task is listed with its run time", || {
+        running(&pool)
+    });
+    gate.open();
+    h.wait().unwrap();
+    pool.run(async {}).unwrap();
+    let stats = pool.task_pool().stats();
+    assert_eq!(stats.run_time.expect("tracked").count, 2);
+    assert_eq!(stats.queue_wait.expect("tracked").count, 2);
+    pool.stop().unwrap();
+
+    let untracked = ThreadedPool::builder(rt).build().unwrap();
+    untracked.run(async {}).unwrap();
+    let stats = untracked.task_pool().stats();
+    assert!(stats.run_time.is_none() && stats.queue_wait.is_none());
+    untracked.stop().unwrap();
+}
+
 pub fn limit_is_held(rt: ThreadRuntime) {
     let pool = ThreadedPool::builder(rt).size(2).build().unwrap();
     assert_eq!(pool.task_pool().limit(), Some(2));
