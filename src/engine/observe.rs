@@ -71,7 +71,7 @@ impl Core {
     }
 
     pub(crate) fn stats(&self) -> PoolStats {
-        self.read(|st| {
+        let mut stats = self.read(|st| {
             let ended = st.ended();
             PoolStats {
                 name: self.name.to_string(),
@@ -96,8 +96,12 @@ impl Core {
                 loose_weight: st.loose_weight,
                 queue_wait: st.pool_durations().map(|h| h.queue_wait()),
                 run_time: st.pool_durations().map(|h| h.run_time()),
+                adaptive: None,
             }
-        })
+        });
+        // The limiter's own lock, taken with the pool's released.
+        stats.adaptive = self.adaptive.stats();
+        stats
     }
 
     /// The named group's progress and durations.
@@ -128,6 +132,7 @@ impl Core {
                 priority: g.priority,
                 weight: g.weight,
                 num_concurrent: Concurrency::from_cap(g.num_concurrent),
+                rate_limit: g.rate.as_ref().and_then(|r| r.quota()),
                 queue_wait: histograms.map(|h| h.queue_wait()),
                 run_time: histograms.map(|h| h.run_time()),
             })
