@@ -344,8 +344,9 @@ function drawOutcomes(p) {
   const start = now - width;
   const n = BARS;
   const bucketMs = width / n;
-  const buckets = Array.from({ length: n }, () => [0, 0, 0, 0, 0]);
-  const totals = [0, 0, 0, 0, 0];
+  // One count per outcome kind (`shed` made six: a fixed five gave NaN).
+  const buckets = Array.from({ length: n }, () => OUTCOMES.map(() => 0));
+  const totals = OUTCOMES.map(() => 0);
   for (const s of p.history) {
     if (!s.outcomes || s.t < start) continue;
     const b = Math.min(n - 1, Math.floor((s.t - start) / bucketMs));

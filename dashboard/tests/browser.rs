@@ -497,6 +497,18 @@ fn dashboard_in_a_real_browser() {
             |t| t.contains("thumbnails"),
         )
         .await;
+        // The outcomes chart counts every outcome, shed included (a sixth kind once gave
+        // "NaN ended").
+        wait_text(
+            &c,
+            "#pool-0 .charts figure:nth-child(2) figcaption > span.muted",
+            "the outcomes' total",
+            |t| {
+                let n = t.split_whitespace().next().unwrap_or("").replace(',', "");
+                n.parse::<u64>().is_ok_and(|n| n > 0) && t.ends_with("completed")
+            },
+        )
+        .await;
         viewport(&c, 1280, 800).await;
         c.execute("window.scrollTo(0, 0)", vec![]).await.unwrap();
         let png = c.screenshot().await.unwrap();
