@@ -379,9 +379,7 @@ pub(crate) mod quota_or_null {
         }
     }
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<Quota>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Quota>, D::Error> {
         Option::<Parts>::deserialize(d)?
             .map(|p| {
                 from_parts(p.count, p.period_ms.as_f64(), p.burst).map_err(serde::de::Error::custom)

@@ -808,7 +808,10 @@ fn rate_limits_and_the_adaptive_limit_from_the_command_line() {
         text(&out.stdout)
     };
     let shown = ok(&["group-settings", "pages", "--rate", "10/s", "--burst", "2"]);
-    assert!(shown.ends_with("\n    rate_limit: 10/s, burst 2\n"), "{shown}");
+    assert!(
+        shown.ends_with("\n    rate_limit: 10/s, burst 2\n"),
+        "{shown}"
+    );
     let ten = Quota::per_second(10).unwrap().burst(2).unwrap();
     assert_eq!(pool.group_stats("pages").unwrap().rate_limit, Some(ten));
     let groups = ok(&["groups"]);
@@ -835,23 +838,59 @@ fn rate_limits_and_the_adaptive_limit_from_the_command_line() {
     );
     assert_eq!(pool.limit(), Some(5));
     let stats = ok(&["stats"]);
-    assert!(stats.contains("adaptive: aimd at 5 (bounds 1..=5;"), "{stats}");
+    assert!(
+        stats.contains("adaptive: aimd at 5 (bounds 1..=5;"),
+        "{stats}"
+    );
 
     for (cmd, says) in [
-        (&["group-settings", "pages", "--rate", "0/s"][..], "[invalid_limit]"),
-        (&["group-settings", "pages", "--rate", "10/s", "-b", "0"], "[invalid_limit]"),
-        (&["group-settings", "pages", "--rate", "5000000000/s"], "from 1 to 1000000000"),
-        (&["group-settings", "pages", "--rate", "5000000000/s"], "[over_limit]"),
-        (&["group-settings", "pages", "--rate", "1/400day"], "365 days"),
-        (&["group-settings", "pages", "--rate", "10/fortnight"], "`30/min`"),
+        (
+            &["group-settings", "pages", "--rate", "0/s"][..],
+            "[invalid_limit]",
+        ),
+        (
+            &["group-settings", "pages", "--rate", "10/s", "-b", "0"],
+            "[invalid_limit]",
+        ),
+        (
+            &["group-settings", "pages", "--rate", "5000000000/s"],
+            "from 1 to 1000000000",
+        ),
+        (
+            &["group-settings", "pages", "--rate", "5000000000/s"],
+            "[over_limit]",
+        ),
+        (
+            &["group-settings", "pages", "--rate", "1/400day"],
+            "365 days",
+        ),
+        (
+            &["group-settings", "pages", "--rate", "10/fortnight"],
+            "`30/min`",
+        ),
         (&["group-settings", "pages", "--rate", "10"], "N/PERIOD"),
-        (&["group-settings", "pages", "--burst", "3"], "goes with --rate"),
+        (
+            &["group-settings", "pages", "--burst", "3"],
+            "goes with --rate",
+        ),
         (&["group-settings", "pages", "--rate"], "needs a value"),
         (&["pool-settings", "--adaptive-min", "9"], "upper bound 5"),
         (&["pool-settings", "--adaptive-min", "9"], "[bad_request]"),
-        (&["pool-settings", "--adaptive-min", "9", "--adaptive-max", "3"], "at most"),
+        (
+            &[
+                "pool-settings",
+                "--adaptive-min",
+                "9",
+                "--adaptive-max",
+                "3",
+            ],
+            "at most",
+        ),
         (&["pool-settings", "--adaptive-max", "0"], "[invalid_limit]"),
-        (&["pool-settings", "--adaptive-max", "2000000"], "[over_limit]"),
+        (
+            &["pool-settings", "--adaptive-max", "2000000"],
+            "[over_limit]",
+        ),
     ] {
         let out = run(cmd);
         assert_eq!(out.status.code(), Some(1), "{cmd:?}");
@@ -869,15 +908,27 @@ fn rate_limits_and_the_adaptive_limit_from_the_command_line() {
     assert!(text(&out.stderr).contains("[unsupported]"));
 
     let help = ok(&["help", "group-settings"]);
-    for says in ["[--rate N/PERIOD|inf [--burst B]]", "--rate, -r N/PERIOD", "`30/min`", "--burst, -b B"] {
+    for says in [
+        "[--rate N/PERIOD|inf [--burst B]]",
+        "--rate, -r N/PERIOD",
+        "`30/min`",
+        "--burst, -b B",
+    ] {
         assert!(help.contains(says), "{says:?} not in:\n{help}");
     }
     let help = ok(&["help", "pool-settings"]);
-    for says in ["--adaptive-min N", "--adaptive-max N", "`pool-size`, which turns an adaptive limit off"] {
+    for says in [
+        "--adaptive-min N",
+        "--adaptive-max N",
+        "`pool-size`, which turns an adaptive limit off",
+    ] {
         assert!(help.contains(says), "{says:?} not in:\n{help}");
     }
     let usage = text(&Command::new(CTL).arg("--help").output().unwrap().stdout);
-    assert!(usage.contains("group-settings pages --rate 10/s --burst 5"), "{usage}");
+    assert!(
+        usage.contains("group-settings pages --rate 10/s --burst 5"),
+        "{usage}"
+    );
     pool.cancel_group("pages").unwrap();
     drop(server);
 }
@@ -908,7 +959,10 @@ fn scheduling_settings_at_a_piped_prompt_over_a_unix_socket() {
     );
     assert!(stdout.contains("loose_weight: 4"), "{stdout}");
     assert!(stderr.contains("[invalid_limit]"), "{stderr}");
-    assert!(stdout.contains("    rate_limit: 30/min, burst 2"), "{stdout}");
+    assert!(
+        stdout.contains("    rate_limit: 30/min, burst 2"),
+        "{stdout}"
+    );
     assert!(
         stderr.contains("--rate takes N/PERIOD") && stderr.contains("[bad_request]"),
         "{stderr}"

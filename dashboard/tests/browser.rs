@@ -344,9 +344,12 @@ fn dashboard_in_a_real_browser() {
         );
 
         // The pool's policies: the loose tasks' weight, no adaptive limit.
-        wait_text(&c, "#pool-0 [data-field=policy]", "the pool's policies", |t| {
-            t == "Loose tasks' weight 1 · Adaptive limit: off"
-        })
+        wait_text(
+            &c,
+            "#pool-0 [data-field=policy]",
+            "the pool's policies",
+            |t| t == "Loose tasks' weight 1 · Adaptive limit: off",
+        )
         .await;
 
         // A group with its scheduling settings in its row, cancelled from its row.
@@ -403,9 +406,12 @@ fn dashboard_in_a_real_browser() {
                   overloads)"
         })
         .await;
-        wait_text(&c, "#pool-1 [data-field=limit]", "the adaptive limit's value", |t| {
-            t == "8"
-        })
+        wait_text(
+            &c,
+            "#pool-1 [data-field=limit]",
+            "the adaptive limit's value",
+            |t| t == "8",
+        )
         .await;
         let count = find(&c, "#pool-1 [data-action=count-input]").await;
         count.clear().await.unwrap();

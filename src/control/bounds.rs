@@ -237,11 +237,7 @@ fn check_quota(q: &WireQuota) -> Result<(), WireError> {
 
 /// The adaptive limit's bounds, each from 1 to the server's `max_pool_size`, the lower not
 /// above the upper (when both are given; the other is the limiter's own, checked when set).
-fn check_adaptive(
-    min: Option<u64>,
-    max: Option<u64>,
-    limits: &Limits,
-) -> Result<(), WireError> {
+fn check_adaptive(min: Option<u64>, max: Option<u64>, limits: &Limits) -> Result<(), WireError> {
     let top = limits.max_pool_size;
     for (option, field, v) in [
         ("--adaptive-min", "adaptive_min", min),
@@ -421,13 +417,29 @@ mod tests {
         };
         assert_eq!(kind(rate(10, 1000.0, None)), None);
         assert_eq!(kind(rate(1, 0.000001, Some(1))), None);
-        assert_eq!(kind(rate(MAX_QUOTA_COUNT, 31_536_000_000.0, Some(MAX_QUOTA_COUNT))), None);
+        assert_eq!(
+            kind(rate(
+                MAX_QUOTA_COUNT,
+                31_536_000_000.0,
+                Some(MAX_QUOTA_COUNT)
+            )),
+            None
+        );
         assert_eq!(kind(rate(0, 1000.0, None)), Some(ErrorKind::InvalidLimit));
         assert_eq!(kind(rate(1, 0.0, None)), Some(ErrorKind::InvalidLimit));
         assert_eq!(kind(rate(1, -1.0, None)), Some(ErrorKind::InvalidLimit));
-        assert_eq!(kind(rate(1, 1000.0, Some(0))), Some(ErrorKind::InvalidLimit));
-        assert_eq!(kind(rate(u64::MAX, 1000.0, None)), Some(ErrorKind::OverLimit));
-        assert_eq!(kind(rate(1, 1000.0, Some(u64::MAX))), Some(ErrorKind::OverLimit));
+        assert_eq!(
+            kind(rate(1, 1000.0, Some(0))),
+            Some(ErrorKind::InvalidLimit)
+        );
+        assert_eq!(
+            kind(rate(u64::MAX, 1000.0, None)),
+            Some(ErrorKind::OverLimit)
+        );
+        assert_eq!(
+            kind(rate(1, 1000.0, Some(u64::MAX))),
+            Some(ErrorKind::OverLimit)
+        );
         assert_eq!(kind(rate(1, 1e300, None)), Some(ErrorKind::OverLimit));
         assert_eq!(kind(rate(1000, 0.0001, None)), Some(ErrorKind::BadRequest));
         let adaptive = |min, max| Command::PoolSettings {

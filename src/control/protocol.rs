@@ -732,7 +732,7 @@ pub enum ErrorKind {
     TaskNotFound,
     /// The task is already being cancelled.
     AlreadyCancelled,
-    /// The task already ended.
+    /// The task already ended (or, for a rate limit, the group: it would never apply).
     AlreadyEnded,
     /// No group of that name.
     GroupNotFound,

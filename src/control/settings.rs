@@ -38,9 +38,7 @@ pub(crate) fn group(
     num_concurrent: Option<Option<usize>>,
     rate_limit: Option<Option<WireQuota>>,
 ) -> Result<Value, WireError> {
-    let rate = rate_limit
-        .map(|q| q.map(quota).transpose())
-        .transpose()?;
+    let rate = rate_limit.map(|q| q.map(quota).transpose()).transpose()?;
     let change = GroupChange {
         priority: priority.map(narrow).transpose()?,
         weight: weight.map(narrow).transpose()?,

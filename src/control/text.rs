@@ -2,8 +2,7 @@
 //! asyncio-taskpool's Python client) and what they read back.
 
 use super::protocol::{
-    spec, unknown_command, Applies, Command, ErrorKind, ServerInfo, WireError, WireQuota,
-    COMMANDS,
+    spec, unknown_command, Applies, Command, ErrorKind, ServerInfo, WireError, WireQuota, COMMANDS,
 };
 use serde_json::Value;
 use std::fmt::Write as _;
@@ -632,7 +631,10 @@ fn shown_value(key: &str, v: &Value, style: Style) -> String {
 /// A quota as `--rate` takes it, with its burst: `10/s, burst 5`.
 fn rate_text(q: &serde_json::Map<String, Value>) -> String {
     let count = q.get("count").map_or("?".into(), Value::to_string);
-    let ms = q.get("period_ms").and_then(Value::as_f64).unwrap_or(f64::NAN);
+    let ms = q
+        .get("period_ms")
+        .and_then(Value::as_f64)
+        .unwrap_or(f64::NAN);
     let period = match ms {
         1_000.0 => "s".to_owned(),
         60_000.0 => "min".to_owned(),
@@ -874,11 +876,20 @@ mod tests {
                 burst,
             }))
         };
-        assert_eq!(rate("group-settings g --rate 10/s"), quota(10, 1000.0, None));
-        assert_eq!(rate("group-settings g -r 30/min -b 1"), quota(30, 60000.0, Some(1)));
+        assert_eq!(
+            rate("group-settings g --rate 10/s"),
+            quota(10, 1000.0, None)
+        );
+        assert_eq!(
+            rate("group-settings g -r 30/min -b 1"),
+            quota(30, 60000.0, Some(1))
+        );
         assert_eq!(rate("group-settings g -r 5/250ms"), quota(5, 250.0, None));
         assert_eq!(rate("group-settings g -r 3/2.5s"), quota(3, 2500.0, None));
-        assert_eq!(rate("group-settings g -r 1/day"), quota(1, 86_400_000.0, None));
+        assert_eq!(
+            rate("group-settings g -r 1/day"),
+            quota(1, 86_400_000.0, None)
+        );
         assert_eq!(rate("group-settings g -r 2/h"), quota(2, 3_600_000.0, None));
         assert_eq!(rate("group-settings g --rate inf"), Some(None));
         assert_eq!(
@@ -911,9 +922,20 @@ mod tests {
         assert!(err("group-settings g -p high").contains("whole number"));
         assert!(err("group-settings g -w -1").contains("whole number"));
         assert!(err("pool-settings 3").contains("unexpected argument `3`"));
-        for bad_rate in ["10", "10/", "ten/s", "10/fortnight", "10/1000", "-1/s", "10/s/s"] {
+        for bad_rate in [
+            "10",
+            "10/",
+            "ten/s",
+            "10/fortnight",
+            "10/1000",
+            "-1/s",
+            "10/s/s",
+        ] {
             let m = err(&format!("group-settings g --rate {bad_rate}"));
-            assert!(m.contains("N/PERIOD") && m.contains("`10/s`"), "{bad_rate}: {m}");
+            assert!(
+                m.contains("N/PERIOD") && m.contains("`10/s`"),
+                "{bad_rate}: {m}"
+            );
         }
         assert!(err("group-settings g --burst 5").contains("goes with --rate"));
         assert!(err("group-settings g --rate inf --burst 5").contains("goes with a rate"));

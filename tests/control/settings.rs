@@ -440,7 +440,9 @@ pub fn settings_are_bounded_and_checked(net: Net) {
         "       limit: 2\nloose_weight: 2\n    adaptive: off"
     );
     assert_eq!(
-        say("group-settings g --rate 30/min --burst 2", 5).lines().last(),
+        say("group-settings g --rate 30/min --burst 2", 5)
+            .lines()
+            .last(),
         Some("    rate_limit: 30/min, burst 2")
     );
     let line = say("group-settings g --rate 0/s", 1);
@@ -484,7 +486,10 @@ pub async fn rate_limits_and_the_adaptive_limit_over_the_wire(sp: Sp, net: Net) 
     });
     // A keyed group (one quota per key, three keys) made with one start per key per hour:
     // three of its six items start, three wait set aside for their keys' tokens.
-    let hourly = Quota::new(1, Duration::from_secs(3_600)).unwrap().burst(1).unwrap();
+    let hourly = Quota::new(1, Duration::from_secs(3_600))
+        .unwrap()
+        .burst(1)
+        .unwrap();
     let (s, g) = (started.clone(), gate.clone());
     let keyed = pool
         .build_group()
@@ -506,7 +511,12 @@ pub async fn rate_limits_and_the_adaptive_limit_over_the_wire(sp: Sp, net: Net) 
         .build()
         .unwrap();
     let served_adaptive = Served::start(ControlServer::new(&adaptive), net);
-    let (p, a, st, gt) = (pool.clone(), adaptive.clone(), started.clone(), gate.clone());
+    let (p, a, st, gt) = (
+        pool.clone(),
+        adaptive.clone(),
+        started.clone(),
+        gate.clone(),
+    );
     let keyed = off(move || {
         let mut w = served.session();
         let hourly_json = json!({"count": 1, "period_ms": 3_600_000, "burst": 1});
