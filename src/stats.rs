@@ -79,11 +79,6 @@ pub struct PoolStats {
     /// versions before this field.
     #[serde(default = "weight_one")]
     pub loose_weight: u32,
-    /// The adaptive limit, if one drives the pool's limit (see
-    /// [`TaskPool::adaptive`](crate::TaskPool::adaptive)); read right after the rest of the
-    /// snapshot.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub adaptive: Option<crate::AdaptiveStats>,
     /// How long tasks that started since the last flush waited for a slot; `None` unless
     /// the pool was built with [`track_durations`](crate::PoolBuilder::track_durations).
     #[serde(default, skip_serializing_if = "Option::is_none")]

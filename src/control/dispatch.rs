@@ -239,7 +239,7 @@ impl Context {
                 },
                 hangup,
             )?,
-            Command::Stats => json!(pool.stats()),
+            Command::Stats => super::settings::stats(pool),
             Command::Tasks {
                 offset,
                 after,

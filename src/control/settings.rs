@@ -2,8 +2,8 @@
 //! concurrency cap and rate limit (`group-settings`), the loose tasks' weight and the adaptive
 //! limit's bounds (`pool-settings`; the limit itself is `pool-size`'s). The same values are in
 //! the replies operators already read: `groups` (each group's [`GroupStats`](crate::GroupStats))
-//! and `stats` ([`PoolStats::loose_weight`](crate::PoolStats::loose_weight),
-//! [`PoolStats::adaptive`](crate::PoolStats::adaptive)).
+//! and `stats` ([`PoolStats::loose_weight`](crate::PoolStats::loose_weight), and `adaptive`,
+//! which [`stats`] adds).
 //!
 //! # Adding a setting
 //!
@@ -111,6 +111,17 @@ pub(crate) fn pool(
         "loose_weight": loose_weight,
         "adaptive": pool.adaptive(),
     }))
+}
+
+/// `stats`: the pool's [`PoolStats`](crate::PoolStats), and `adaptive`
+/// ([`TaskPool::adaptive`]) while an adaptive limit is set. (`AdaptiveStats` is the engine's
+/// type, so the snapshot type below it does not carry it.)
+pub(crate) fn stats(pool: &TaskPool) -> Value {
+    let mut stats = json!(pool.stats());
+    if let Some(adaptive) = pool.adaptive() {
+        stats["adaptive"] = json!(adaptive);
+    }
+    stats
 }
 
 /// Moves the adaptive limit's bounds; a bound not given stays the limiter's own.

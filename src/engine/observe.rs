@@ -71,7 +71,7 @@ impl Core {
     }
 
     pub(crate) fn stats(&self) -> PoolStats {
-        let mut stats = self.read(|st| {
+        self.read(|st| {
             let ended = st.ended();
             PoolStats {
                 name: self.name.to_string(),
@@ -96,12 +96,8 @@ impl Core {
                 loose_weight: st.loose_weight,
                 queue_wait: st.pool_durations().map(|h| h.queue_wait()),
                 run_time: st.pool_durations().map(|h| h.run_time()),
-                adaptive: None,
             }
-        });
-        // The limiter's own lock, taken with the pool's released.
-        stats.adaptive = self.adaptive.stats();
-        stats
+        })
     }
 
     /// The named group's progress and durations.
