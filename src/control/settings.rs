@@ -15,8 +15,9 @@
 //! 3. here: applied in [`pool`] or [`group`] (a group's through the engine's
 //!    `GroupChange`, so a request changes all its fields or none), and shown in the reply
 //!    they build;
-//! 4. its field in `PoolStats` or `GroupStats`, so `stats` and `groups` show it too, and a
-//!    row in `PROTOCOL.md`.
+//! 4. its field in `PoolStats` or `GroupStats`, so `stats` and `groups` show it too (a value
+//!    whose type is the engine's is added to the reply here instead, as [`stats`] adds
+//!    `adaptive`: `stats.rs` imports nothing from the engine), and a row in `PROTOCOL.md`.
 //!
 //! [`Command::PoolSettings`]: super::protocol::Command::PoolSettings
 //! [`Command::GroupSettings`]: super::protocol::Command::GroupSettings
