@@ -153,3 +153,41 @@ impl TaskPool {
         }
     }
 }
+
+#[cfg(all(test, feature = "tokio", not(loom)))]
+mod tests {
+    use crate::policy::Aimd;
+    use crate::pool::TaskPool;
+    use crate::runtime::TokioSpawner;
+
+    /// A task that started before the limiter was set has no stamp, so it is no sample; the
+    /// overload it reports must still not stay behind once it ended.
+    #[test]
+    fn the_report_of_a_task_started_before_the_limiter_goes_when_it_ends() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let pool = TaskPool::new(TokioSpawner::current());
+            let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+            let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+            let p = pool.clone();
+            let handle = pool
+                .spawn(async move {
+                    started_tx.send(()).unwrap();
+                    go_rx.await.unwrap();
+                    p.report_overload()
+                })
+                .await
+                .unwrap();
+            started_rx.await.unwrap();
+            pool.set_adaptive_limit(Aimd::builder(1, 10).build().unwrap());
+            go_tx.send(()).unwrap();
+            assert!(handle.await.unwrap(), "the report counts: a limiter is set");
+            let adaptive = &pool.core().adaptive;
+            assert_eq!(adaptive.pending_reports(), 0);
+            assert_eq!(adaptive.stats().unwrap().samples, 0, "no stamp, no sample");
+        });
+    }
+}

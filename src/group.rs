@@ -138,6 +138,8 @@ impl<T> Group<T> {
                 priority: self.priority.load(Ordering::Relaxed),
                 weight: self.weight.load(Ordering::Relaxed),
                 num_concurrent: self.num_concurrent.load(Ordering::Relaxed),
+                // Forgotten by the pool: its limit no longer applies.
+                rate: None,
             },
         }
     }

@@ -197,10 +197,14 @@ pub struct DurationStats {
 /// use async_taskpool::{Concurrency, GroupStats};
 /// let g: GroupStats = serde_json::from_str(
 ///     r#"{"name":"resize","live":2,"queued":0,"backlog":5,"done":3,"total":10,"cancelled":false,
-///         "priority":5,"weight":3,"num_concurrent":null}"#,
+///         "priority":5,"weight":3,"num_concurrent":null,
+///         "rate_limit":{"count":10,"period_ms":1000,"burst":2}}"#,
 /// ).unwrap();
 /// assert_eq!((g.done, g.total), (3, Some(10)));
+/// let quota = async_taskpool::policy::Quota::per_second(10)?.burst(2)?;
+/// assert_eq!(g.rate_limit, Some(quota));
 /// assert_eq!((g.priority, g.weight, g.num_concurrent), (5, 3, Concurrency::PoolLimit));
+/// # Ok::<_, Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -233,6 +237,12 @@ pub struct GroupStats {
     /// this field).
     #[serde(default, with = "cap_or_null")]
     pub num_concurrent: crate::concurrency::Concurrency,
+    /// Its rate limit in force (see
+    /// [`GroupBuilder::rate_limit`](crate::GroupBuilder::rate_limit)), or `None`: none, or
+    /// the group ended. In JSON `{"count", "period_ms", "burst"}` (`count` starts per
+    /// `period_ms` milliseconds, bursts of up to `burst`), or `null`.
+    #[serde(default, with = "quota_or_null")]
+    pub rate_limit: Option<crate::policy::Quota>,
     /// Its items' queue waits (see [`PoolStats::queue_wait`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue_wait: Option<DurationStats>,
@@ -260,6 +270,116 @@ mod cap_or_null {
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Concurrency, D::Error> {
         Ok(Option::<usize>::deserialize(d)?.map_or(Concurrency::PoolLimit, Concurrency::from))
+    }
+}
+
+/// A rate quota as `{"count", "period_ms", "burst"}`, or `null`: the shape the control
+/// server's `group-settings` takes and shows.
+pub(crate) mod quota_or_null {
+    use crate::policy::Quota;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::time::Duration;
+
+    /// A quota as counted on the wire.
+    #[derive(Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Parts {
+        count: u64,
+        period_ms: Millis,
+        #[serde(default)]
+        burst: Option<u64>,
+    }
+
+    /// Milliseconds: whole, or a fraction (to the nanosecond).
+    #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+    #[serde(untagged)]
+    pub(crate) enum Millis {
+        Whole(u64),
+        Fraction(f64),
+    }
+
+    impl Millis {
+        pub(crate) fn as_f64(self) -> f64 {
+            match self {
+                Millis::Whole(n) => n as f64,
+                Millis::Fraction(f) => f,
+            }
+        }
+    }
+
+    /// `quota` as `count` starts per `period_ms`: the smallest whole count per second,
+    /// minute, hour or day that gives its interval exactly, else one per interval.
+    pub(crate) fn parts(quota: &Quota) -> (u32, Millis) {
+        const SECOND: u64 = 1_000_000_000;
+        for period in [SECOND, 60 * SECOND, 3_600 * SECOND, 86_400 * SECOND] {
+            let interval = quota.interval().as_nanos().max(1);
+            let count = (u128::from(period) + interval / 2) / interval;
+            let Ok(count) = u32::try_from(count) else {
+                continue;
+            };
+            let period = Duration::from_nanos(period);
+            if count > 0
+                && Quota::new(count, period).is_ok_and(|q| q.interval() == quota.interval())
+            {
+                return (count, millis(period));
+            }
+        }
+        (1, millis(quota.interval()))
+    }
+
+    /// Milliseconds, whole if they are, else to the nanosecond.
+    fn millis(d: Duration) -> Millis {
+        let ns = d.as_nanos();
+        if ns % 1_000_000 == 0 {
+            Millis::Whole(u64::try_from(ns / 1_000_000).unwrap_or(u64::MAX))
+        } else {
+            Millis::Fraction(ns as f64 / 1e6)
+        }
+    }
+
+    /// `count` starts per `period_ms` milliseconds (a fraction to the nanosecond), bursts
+    /// of `burst` (default `count`); the message says what was wrong.
+    pub(crate) fn from_parts(
+        count: u64,
+        period_ms: f64,
+        burst: Option<u64>,
+    ) -> Result<Quota, String> {
+        let count = u32::try_from(count).map_err(|_| format!("count {count} is too large"))?;
+        let ns = period_ms * 1e6;
+        if !ns.is_finite() || ns < 0.5 || ns >= u64::MAX as f64 {
+            return Err(format!("period_ms {period_ms} is not a length of time"));
+        }
+        let period = Duration::from_nanos(ns.round() as u64);
+        let quota = Quota::new(count, period).map_err(|e| e.to_string())?;
+        match burst {
+            None => Ok(quota),
+            Some(b) => {
+                let b = u32::try_from(b).map_err(|_| format!("burst {b} is too large"))?;
+                quota.burst(b).map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    pub(crate) fn serialize<S: Serializer>(q: &Option<Quota>, s: S) -> Result<S::Ok, S::Error> {
+        match q {
+            Some(q) => {
+                let (count, period_ms) = parts(q);
+                s.serialize_some(&Parts {
+                    count: count.into(),
+                    period_ms,
+                    burst: Some(q.max_burst().into()),
+                })
+            }
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Quota>, D::Error> {
+        Option::<Parts>::deserialize(d)?
+            .map(|p| {
+                from_parts(p.count, p.period_ms.as_f64(), p.burst).map_err(serde::de::Error::custom)
+            })
+            .transpose()
     }
 }
 
@@ -357,5 +477,38 @@ impl GroupSummary {
     /// All items that ended (`not_started` ones never did).
     pub fn total(&self) -> u64 {
         self.completed + self.cancelled + self.panicked + self.timed_out + self.dropped + self.shed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quota_or_null::{from_parts, parts, Millis};
+    use crate::policy::Quota;
+    use std::time::Duration;
+
+    #[test]
+    fn quotas_show_as_they_are_typed_and_read_back_exactly() {
+        let q = |count, ms| Quota::new(count, Duration::from_millis(ms)).unwrap();
+        for (quota, count, ms) in [
+            (q(10, 1_000), 10, Millis::Whole(1_000)),
+            (q(3, 1_000), 3, Millis::Whole(1_000)),
+            (q(30, 60_000), 30, Millis::Whole(60_000)),
+            (q(2, 3_600_000), 2, Millis::Whole(3_600_000)),
+            (q(1, 86_400_000), 1, Millis::Whole(86_400_000)),
+            (q(1, 2_500), 24, Millis::Whole(60_000)),
+            (q(3, 7), 1_542_857, Millis::Whole(3_600_000)),
+            (q(3, 7_000), 1, Millis::Fraction(2_333.333333)),
+            (q(1, 172_800_000), 1, Millis::Whole(172_800_000)),
+        ] {
+            let quota = quota.burst(4).unwrap();
+            assert_eq!(parts(&quota), (count, ms), "{quota:?}");
+            let back = from_parts(count.into(), ms.as_f64(), Some(4)).unwrap();
+            assert_eq!(back, quota);
+        }
+        assert!(from_parts(0, 1.0, None).is_err());
+        assert!(from_parts(1, 0.0, None).is_err());
+        assert!(from_parts(1, f64::NAN, None).is_err());
+        assert!(from_parts(1, 1.0, Some(0)).is_err());
+        assert!(from_parts(u64::MAX, 1.0, None).is_err());
     }
 }

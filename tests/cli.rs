@@ -659,7 +659,7 @@ fn scheduling_settings_from_the_command_line() {
     assert_eq!(ok(&["start", "2"]), "start-group-0\n");
     assert_eq!(
         ok(&["group-settings", "start-group-0"]),
-        "          name: start-group-0\n      priority: 0\n        weight: 1\nnum_concurrent: pool\n"
+        "          name: start-group-0\n      priority: 0\n        weight: 1\nnum_concurrent: pool\n    rate_limit: inf\n"
     );
     assert_eq!(
         ok(&[
@@ -672,7 +672,7 @@ fn scheduling_settings_from_the_command_line() {
             "-n",
             "4"
         ]),
-        "          name: start-group-0\n      priority: -5\n        weight: 3\nnum_concurrent: 4\n"
+        "          name: start-group-0\n      priority: -5\n        weight: 3\nnum_concurrent: 4\n    rate_limit: inf\n"
     );
     let groups = ok(&["groups"]);
     assert!(
@@ -686,11 +686,11 @@ fn scheduling_settings_from_the_command_line() {
 
     assert_eq!(
         ok(&["pool-settings"]),
-        "       limit: inf\nloose_weight: 1\n"
+        "       limit: inf\nloose_weight: 1\n    adaptive: off\n"
     );
     assert_eq!(
         ok(&["pool-settings", "--loose-weight", "2"]),
-        "       limit: inf\nloose_weight: 2\n"
+        "       limit: inf\nloose_weight: 2\n    adaptive: off\n"
     );
     assert_eq!(pool.loose_weight(), 2);
     let stats = ok(&["stats"]);
@@ -747,7 +747,7 @@ fn scheduling_settings_from_the_command_line() {
     assert_eq!(
         reply,
         serde_json::json!({"status": "ok", "value": {"name": "start-group-0", "priority": -5,
-            "weight": 3, "num_concurrent": null}})
+            "weight": 3, "num_concurrent": null, "rate_limit": null}})
     );
 
     // The help, in one shot and listed with the others.
@@ -777,6 +777,162 @@ fn scheduling_settings_from_the_command_line() {
     f.pool.stop_all();
 }
 
+/// A group's rate limit and the adaptive limit typed as an operator would: `--rate N/PERIOD`,
+/// `--burst`, `inf`; `--adaptive-min`/`--adaptive-max`; shown in `groups`, `pool-settings`
+/// and `stats`; bad values refused with what to type and exit 1; the help.
+#[test]
+fn rate_limits_and_the_adaptive_limit_from_the_command_line() {
+    use async_taskpool::policy::{Aimd, Quota};
+    use async_taskpool::TaskPool;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let pool = TaskPool::builder(TokioSpawner::from_handle(rt.handle().clone()))
+        .name("crawler")
+        .adaptive_limit(Aimd::builder(1, 100).initial(10).build().unwrap())
+        .build()
+        .unwrap();
+    let _pages = pool
+        .build_group()
+        .name("pages")
+        .map(0..3, 1, |_| std::future::pending::<()>())
+        .unwrap();
+    let server = ControlServer::new(&pool).serve_tcp("127.0.0.1:0").unwrap();
+    let conn = tcp_args(&server);
+    let run = |cmd: &[&str]| ctl(&conn, cmd, "");
+    let ok = |cmd: &[&str]| {
+        let out = run(cmd);
+        assert!(out.status.success(), "{cmd:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let shown = ok(&["group-settings", "pages", "--rate", "10/s", "--burst", "2"]);
+    assert!(
+        shown.ends_with("\n    rate_limit: 10/s, burst 2\n"),
+        "{shown}"
+    );
+    let ten = Quota::per_second(10).unwrap().burst(2).unwrap();
+    assert_eq!(pool.group_stats("pages").unwrap().rate_limit, Some(ten));
+    let groups = ok(&["groups"]);
+    assert!(
+        groups.contains("pages  (priority 0, weight 1, num_concurrent 1, rate 10/s, burst 2)"),
+        "{groups}"
+    );
+    let shown = ok(&["group-settings", "pages", "-r", "3/2.5s"]);
+    assert!(shown.ends_with("rate_limit: 72/min, burst 3\n"), "{shown}");
+    let shown = ok(&["group-settings", "pages", "-r", "inf"]);
+    assert!(shown.ends_with("rate_limit: inf\n"), "{shown}");
+    assert_eq!(pool.group_stats("pages").unwrap().rate_limit, None);
+
+    assert_eq!(
+        ok(&["pool-settings"]),
+        "       limit: 10\nloose_weight: 1\n    adaptive: aimd at 10 (bounds 1..=100; 0 \
+         samples, 0 overloads)\n"
+    );
+    let shown = ok(&["pool-settings", "--adaptive-max", "5"]);
+    assert!(
+        shown.starts_with("       limit: 5\n")
+            && shown.contains("adaptive: aimd at 5 (bounds 1..=5;"),
+        "{shown}"
+    );
+    assert_eq!(pool.limit(), Some(5));
+    let stats = ok(&["stats"]);
+    assert!(
+        stats.contains("adaptive: aimd at 5 (bounds 1..=5;"),
+        "{stats}"
+    );
+
+    for (cmd, says) in [
+        (
+            &["group-settings", "pages", "--rate", "0/s"][..],
+            "[invalid_limit]",
+        ),
+        (
+            &["group-settings", "pages", "--rate", "10/s", "-b", "0"],
+            "[invalid_limit]",
+        ),
+        (
+            &["group-settings", "pages", "--rate", "5000000000/s"],
+            "from 1 to 1000000000",
+        ),
+        (
+            &["group-settings", "pages", "--rate", "5000000000/s"],
+            "[over_limit]",
+        ),
+        (
+            &["group-settings", "pages", "--rate", "1/400day"],
+            "365 days",
+        ),
+        (
+            &["group-settings", "pages", "--rate", "10/fortnight"],
+            "`30/min`",
+        ),
+        (&["group-settings", "pages", "--rate", "10"], "N/PERIOD"),
+        (
+            &["group-settings", "pages", "--burst", "3"],
+            "goes with --rate",
+        ),
+        (&["group-settings", "pages", "--rate"], "needs a value"),
+        (&["pool-settings", "--adaptive-min", "9"], "upper bound 5"),
+        (&["pool-settings", "--adaptive-min", "9"], "[bad_request]"),
+        (
+            &[
+                "pool-settings",
+                "--adaptive-min",
+                "9",
+                "--adaptive-max",
+                "3",
+            ],
+            "at most",
+        ),
+        (&["pool-settings", "--adaptive-max", "0"], "[invalid_limit]"),
+        (
+            &["pool-settings", "--adaptive-max", "2000000"],
+            "[over_limit]",
+        ),
+    ] {
+        let out = run(cmd);
+        assert_eq!(out.status.code(), Some(1), "{cmd:?}");
+        let err = text(&out.stderr);
+        assert!(err.contains(says), "{cmd:?}: {err}");
+    }
+    assert_eq!(pool.group_stats("pages").unwrap().rate_limit, None);
+    assert_eq!(pool.adaptive().unwrap().max, 5);
+
+    // `pool-size` replaces the adaptive limit with a fixed one; its bounds are gone with it.
+    assert_eq!(ok(&["pool-size", "7"]), "7\n");
+    assert!(ok(&["pool-settings"]).ends_with("adaptive: off\n"));
+    let out = run(&["pool-settings", "--adaptive-max", "9"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("[unsupported]"));
+
+    let help = ok(&["help", "group-settings"]);
+    for says in [
+        "[--rate N/PERIOD|inf [--burst B]]",
+        "--rate, -r N/PERIOD",
+        "`30/min`",
+        "--burst, -b B",
+    ] {
+        assert!(help.contains(says), "{says:?} not in:\n{help}");
+    }
+    let help = ok(&["help", "pool-settings"]);
+    for says in [
+        "--adaptive-min N",
+        "--adaptive-max N",
+        "`pool-size`, which turns an adaptive limit off",
+    ] {
+        assert!(help.contains(says), "{says:?} not in:\n{help}");
+    }
+    let usage = text(&Command::new(CTL).arg("--help").output().unwrap().stdout);
+    assert!(
+        usage.contains("group-settings pages --rate 10/s --burst 5"),
+        "{usage}"
+    );
+    pool.cancel_group("pages").unwrap();
+    drop(server);
+}
+
 /// The same typed at a piped prompt over a Unix socket.
 #[cfg(unix)]
 #[test]
@@ -790,7 +946,9 @@ fn scheduling_settings_at_a_piped_prompt_over_a_unix_socket() {
     let out = ctl(
         &conn,
         &[],
-        "start 1\ngroup-settings start-group-0 -p 7 -w 2\npool-settings -w 4\ngroup-settings start-group-0 -w 0\nexit\n",
+        "start 1\ngroup-settings start-group-0 -p 7 -w 2\npool-settings -w 4\n\
+         group-settings start-group-0 -w 0\ngroup-settings start-group-0 --rate 30/min -b 2\n\
+         group-settings start-group-0 --rate 30/fortnight\nexit\n",
     );
     // The refused weight makes piped input exit 1.
     assert_eq!(out.status.code(), Some(1));
@@ -801,9 +959,19 @@ fn scheduling_settings_at_a_piped_prompt_over_a_unix_socket() {
     );
     assert!(stdout.contains("loose_weight: 4"), "{stdout}");
     assert!(stderr.contains("[invalid_limit]"), "{stderr}");
+    assert!(
+        stdout.contains("    rate_limit: 30/min, burst 2"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("--rate takes N/PERIOD") && stderr.contains("[bad_request]"),
+        "{stderr}"
+    );
     let pool = f.pool.as_task_pool();
     let g = pool.group_stats("start-group-0").unwrap();
     assert_eq!((g.priority, g.weight, pool.loose_weight()), (7, 2, 4));
+    let half_minute = async_taskpool::policy::Quota::per_minute(30).unwrap();
+    assert_eq!(g.rate_limit, Some(half_minute.burst(2).unwrap()));
     drop(server);
     f.pool.stop_all();
     std::fs::remove_dir_all(&dir).unwrap();

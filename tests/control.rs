@@ -62,6 +62,7 @@ macro_rules! for_each_case {
                 custom_commands,
                 custom_command_names_are_checked,
                 scheduling_settings_over_the_wire,
+                rate_limits_and_the_adaptive_limit_over_the_wire,
             );
         }
         #[cfg(unix)]
@@ -82,6 +83,7 @@ macro_rules! for_each_case {
                 custom_commands,
                 custom_command_names_are_checked,
                 scheduling_settings_over_the_wire,
+                rate_limits_and_the_adaptive_limit_over_the_wire,
                 unix_socket_file_lifecycle,
             );
         }

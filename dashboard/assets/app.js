@@ -128,6 +128,7 @@ function build(view) {
     return el("div", { class: "axis" }, left, el("span", { text: "now" }));
   };
   d.latency = el("div", { class: "latency panel", hidden: true });
+  d.policy = el("p", { class: "policy", "data-field": "policy" });
 
   // Actions.
   d.limitInput = el("input", { type: "number", min: "1", placeholder: "∞", "aria-label": "new limit", "data-action": "limit-input" });
@@ -186,6 +187,7 @@ function build(view) {
     el("div", { class: "pool-head" }, el("h2", {}, d.name, " ", d.kind), d.flags, d.endpoint),
     d.error,
     el("div", { class: "tiles" }, ...Object.values(d.tiles).map((t) => t.root)),
+    d.policy,
     el("div", { class: "charts" },
       el("figure", {}, el("figcaption", {}, el("strong", { text: "Throughput, tasks/s" }), legend(["started", "ended"]), d.throughputPeak), d.throughput, axis()),
       el("figure", {}, el("figcaption", {}, el("strong", { text: "Outcomes" }), legend(OUTCOMES), d.outcomesTotal), d.outcomes, axis())),
@@ -219,7 +221,8 @@ function render(p) {
   setText(t.backlog.value, int(s.backlog));
   setText(t.backlog.sub, "items not pulled yet");
   setText(t.limit.value, limit);
-  setText(t.limit.sub, s.limit === null ? "unlimited" : "tasks at once");
+  const adaptive = s.adaptive && typeof s.adaptive === "object" ? s.adaptive : null;
+  setText(t.limit.sub, adaptive ? `adaptive, ${int(adaptive.min)}–${int(adaptive.max)}` : s.limit === null ? "unlimited" : "tasks at once");
   t.started.value.replaceChildren(rate(sample.started_per_s), el("span", { class: "unit", text: "/s" }));
   setText(t.started.sub, `${int(s.submitted)} ids issued`);
   t.ended.value.replaceChildren(rate(sample.ended_per_s), el("span", { class: "unit", text: "/s" }));
@@ -237,6 +240,7 @@ function render(p) {
   drawThroughput(p);
   drawOutcomes(p);
   renderLatency(d.latency, s);
+  renderPolicy(d.policy, s, adaptive);
   renderGroups(p);
   renderQueue(p);
 }
@@ -255,6 +259,36 @@ function renderLatency(node, stats) {
     el("tbody", {}, ...rows.map(([k, label]) => el("tr", { "data-latency": k }, el("th", { text: label }),
       ...QUANTILES.map((q) => el("td", { class: "num", text: stats[k].count ? secs(stats[k][q]) : "–" })),
       el("td", { class: "num", text: int(stats[k].count) })))))));
+}
+
+// The pool's run-time policies, as `stats` carries them: the loose tasks' weight, and the
+// adaptive limit while one drives the limit (`"adaptive": {"limiter", "min", "max", "limit",
+// "samples", "overloads"}`, absent otherwise). Changed with taskpool-ctl's `pool-settings`.
+function renderPolicy(node, s, adaptive) {
+  const parts = [];
+  if (typeof s.loose_weight === "number") parts.push(`Loose tasks' weight ${int(s.loose_weight)}`);
+  parts.push(adaptive
+    ? `Adaptive limit: ${adaptive.limiter}, bounds ${int(adaptive.min)}–${int(adaptive.max)}, now ${int(adaptive.limit)} (${int(adaptive.samples)} samples, ${int(adaptive.overloads)} overloads)`
+    : "Adaptive limit: off");
+  setText(node, parts.join(" · "));
+}
+
+// A rate quota as `groups` carries it (`{"count", "period_ms", "burst"}`), as taskpool-ctl's
+// `--rate` takes it: "10/s, burst 2".
+const PERIODS = { 1000: "s", 60000: "min", 3600000: "h", 86400000: "day" };
+function quotaText(q) {
+  const ms = q.period_ms;
+  const per = PERIODS[ms] || (ms >= 1000 ? `${ms / 1000}s` : `${ms}ms`);
+  return `${int(q.count)}/${per}, burst ${int(q.burst)}`;
+}
+
+// A group's scheduling settings, under its name: priority, weight, concurrency cap, rate limit
+// (changed with taskpool-ctl's `group-settings`); a dash from servers that do not send them.
+function groupSettings(g) {
+  if (typeof g.priority !== "number") return "–";
+  const cap = typeof g.num_concurrent === "number" ? `≤ ${int(g.num_concurrent)} at once` : "pool's limit";
+  const rate = g.rate_limit && typeof g.rate_limit === "object" ? `rate ${quotaText(g.rate_limit)}` : "no rate limit";
+  return [`priority ${g.priority}`, `weight ${int(g.weight)}`, cap, rate].join(" · ");
 }
 
 // A group's percentiles in its row, e.g. "run p50 12 ms · p99 40 ms".
@@ -310,8 +344,9 @@ function drawOutcomes(p) {
   const start = now - width;
   const n = BARS;
   const bucketMs = width / n;
-  const buckets = Array.from({ length: n }, () => [0, 0, 0, 0, 0]);
-  const totals = [0, 0, 0, 0, 0];
+  // One count per outcome kind (`shed` made six: a fixed five gave NaN).
+  const buckets = Array.from({ length: n }, () => OUTCOMES.map(() => 0));
+  const totals = OUTCOMES.map(() => 0);
   for (const s of p.history) {
     if (!s.outcomes || s.t < start) continue;
     const b = Math.min(n - 1, Math.floor((s.t - start) / bucketMs));
@@ -349,7 +384,8 @@ function renderGroups(p) {
     const latency = groupLatency(g);
     if (latency) progress.append(el("span", { class: "muted", "data-group-latency": "", text: ` · ${latency}` }));
     return el("tr", { "data-group": g.name },
-      el("td", { class: "name", text: g.name, title: g.name }),
+      el("td", { class: "name", title: g.name }, el("span", { text: g.name }),
+        el("div", { class: "settings", "data-group-settings": "", text: groupSettings(g) })),
       el("td", { class: "num", text: int(g.live) }),
       el("td", {}, progress),
       el("td", {}, el("button", { type: "button", class: "small danger", "data-action": "cancel-group", text: "Cancel",

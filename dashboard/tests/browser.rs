@@ -8,6 +8,7 @@
 //! it also writes the 1280x800 one there (how `docs/dashboard.png` is made).
 
 use async_taskpool::control::ControlServer;
+use async_taskpool::policy::{Aimd, Quota};
 use async_taskpool::runtime::TokioSpawner;
 use async_taskpool::{SimpleTaskPool, TaskPool};
 use fantoccini::{elements::Element, Client, ClientBuilder, Locator};
@@ -342,10 +343,22 @@ fn dashboard_in_a_real_browser() {
             "nothing was cancelled"
         );
 
-        // A group, cancelled from its row.
+        // The pool's policies: the loose tasks' weight, no adaptive limit.
+        wait_text(
+            &c,
+            "#pool-0 [data-field=policy]",
+            "the pool's policies",
+            |t| t == "Loose tasks' weight 1 · Adaptive limit: off",
+        )
+        .await;
+
+        // A group with its scheduling settings in its row, cancelled from its row.
         let batch = crawler
             .build_group()
             .name("batch")
+            .priority(2)
+            .weight(3)
+            .rate_limit(Quota::per_second(10).unwrap().burst(2).unwrap())
             .apply(3, std::future::pending::<()>)
             .unwrap();
         wait_text(
@@ -353,6 +366,23 @@ fn dashboard_in_a_real_browser() {
             "#pool-0 tr[data-group=batch]",
             "the group's progress",
             |t| t.contains("0 of 3"),
+        )
+        .await;
+        wait_text(
+            &c,
+            "#pool-0 tr[data-group=batch] [data-group-settings]",
+            "the group's settings",
+            |t| t == "priority 2 · weight 3 · pool's limit · rate 10/s, burst 2",
+        )
+        .await;
+        // Changed at run time (as `group-settings` does), the row follows.
+        batch.set_rate_limit(None).unwrap();
+        batch.set_num_concurrent(2).unwrap();
+        wait_text(
+            &c,
+            "#pool-0 tr[data-group=batch] [data-group-settings]",
+            "the group's changed settings",
+            |t| t == "priority 2 · weight 3 · ≤ 2 at once · no rate limit",
         )
         .await;
         let cancel = "#pool-0 tr[data-group=batch] [data-action=cancel-group]";
@@ -365,8 +395,24 @@ fn dashboard_in_a_real_browser() {
         );
         drop(batch);
 
-        // The SimpleTaskPool on the Unix socket, which has no token: start from the page.
+        // The SimpleTaskPool on the Unix socket, which has no token: its adaptive limit shown,
+        // then start from the page.
         wait_text(&c, "#pool-1 .name", "the second pool", |t| t == "workers").await;
+        workers
+            .as_task_pool()
+            .set_adaptive_limit(Aimd::builder(1, 20).initial(8).build().unwrap());
+        wait_text(&c, "#pool-1 [data-field=policy]", "the adaptive limit", |t| {
+            t == "Loose tasks' weight 1 · Adaptive limit: aimd, bounds 1–20, now 8 (0 samples, 0 \
+                  overloads)"
+        })
+        .await;
+        wait_text(
+            &c,
+            "#pool-1 [data-field=limit]",
+            "the adaptive limit's value",
+            |t| t == "8",
+        )
+        .await;
         let count = find(&c, "#pool-1 [data-action=count-input]").await;
         count.clear().await.unwrap();
         count.send_keys("3").await.unwrap();
@@ -455,6 +501,18 @@ fn dashboard_in_a_real_browser() {
             "#pool-0 [data-table=groups]",
             "the thumbnails group",
             |t| t.contains("thumbnails"),
+        )
+        .await;
+        // The outcomes chart counts every outcome, shed included (a sixth kind once gave
+        // "NaN ended").
+        wait_text(
+            &c,
+            "#pool-0 .charts figure:nth-child(2) figcaption > span.muted",
+            "the outcomes' total",
+            |t| {
+                let n = t.split_whitespace().next().unwrap_or("").replace(',', "");
+                n.parse::<u64>().is_ok_and(|n| n > 0) && t.ends_with("completed")
+            },
         )
         .await;
         viewport(&c, 1280, 800).await;

@@ -35,6 +35,10 @@ use std::time::{Duration, Instant};
         taskpool-ctl tcp 127.0.0.1 9999 pool-size 4     one command, then exit\n  \
         taskpool-ctl tcp 127.0.0.1 9999 group-settings pages -w 3 -p 1\n  \
         \x20                                               a group's weight and priority\n  \
+        taskpool-ctl tcp 127.0.0.1 9999 group-settings pages --rate 10/s --burst 5\n  \
+        \x20                                               a group's rate limit (`--rate inf` lifts it)\n  \
+        taskpool-ctl tcp 127.0.0.1 9999 pool-settings --adaptive-max 50\n  \
+        \x20                                               the adaptive limit's upper bound\n  \
         taskpool-ctl unix /tmp/app.sock watch           live stats until Ctrl-C\n\n\
         Type `help` at the prompt for the pool's commands. Ctrl-C abandons a command that \
         waits (until-closed, flush, ...); Ctrl-D or `exit` leaves.\n\n\

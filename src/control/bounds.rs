@@ -1,7 +1,9 @@
 //! The bounds on what one request may ask for ([`Limits`]): checked before anything runs, so
 //! a request past one changes nothing, and no count from the wire sizes an allocation.
 
-use super::protocol::{Command, ErrorKind, Limits, WireError};
+use super::protocol::{
+    Command, ErrorKind, Limits, WireError, WireQuota, MAX_QUOTA_COUNT, MAX_QUOTA_PERIOD_MS,
+};
 
 fn over(message: String) -> WireError {
     WireError::new(ErrorKind::OverLimit, message)
@@ -90,8 +92,12 @@ pub(crate) fn check(cmd: &Command, limits: &Limits) -> Result<(), WireError> {
             priority,
             weight,
             num_concurrent,
+            rate_limit,
             ..
         } => {
+            if let Some(Some(q)) = rate_limit {
+                check_quota(q)?;
+            }
             if let Some(p) = *priority {
                 if i32::try_from(p).is_err() {
                     return Err(over(format!(
@@ -125,8 +131,15 @@ pub(crate) fn check(cmd: &Command, limits: &Limits) -> Result<(), WireError> {
             }
         }
         Command::PoolSettings {
-            loose_weight: Some(w),
-        } => check_weight("pool-settings --loose-weight", "loose_weight", *w, limits),
+            loose_weight,
+            adaptive_min,
+            adaptive_max,
+        } => {
+            if let Some(w) = *loose_weight {
+                check_weight("pool-settings --loose-weight", "loose_weight", w, limits)?;
+            }
+            check_adaptive(*adaptive_min, *adaptive_max, limits)
+        }
         Command::Tasks {
             offset: Some(_),
             after: Some(_),
@@ -156,6 +169,104 @@ pub(crate) fn check(cmd: &Command, limits: &Limits) -> Result<(), WireError> {
              number from 0 to {}, and page on with `--after ID` (JSON `after`)",
             limits.max_page
         ))),
+        _ => Ok(()),
+    }
+}
+
+/// A rate quota a group can take: a count and a burst from 1 to [`MAX_QUOTA_COUNT`], a period
+/// above 0 and at most [`MAX_QUOTA_PERIOD_MS`], at least a nanosecond between starts.
+fn check_quota(q: &WireQuota) -> Result<(), WireError> {
+    let shape = "give `--rate N/PERIOD` (JSON `rate_limit: {\"count\": N, \"period_ms\": MS}`), \
+                 e.g. `--rate 10/s`, or `inf` (JSON `null`) for no rate limit";
+    let invalid = |m: String| Err(WireError::new(ErrorKind::InvalidLimit, m));
+    if q.count == 0 {
+        return invalid(format!(
+            "a rate limit's count (N in `--rate N/PERIOD`, JSON `count`) must be at least 1 \
+             (to start nothing, lock the pool): {shape}"
+        ));
+    }
+    if q.count > MAX_QUOTA_COUNT {
+        return Err(over(format!(
+            "a rate limit's count {} is above the highest this server takes: give a whole \
+             number from 1 to {MAX_QUOTA_COUNT}, or `inf` (JSON `null`) for no rate limit",
+            q.count
+        )));
+    }
+    match q.burst {
+        Some(0) => {
+            return invalid(
+                "a rate limit's burst (`--burst B`, JSON `burst`) must be at least 1 (1: starts \
+                 evenly spaced, no burst)"
+                    .to_owned(),
+            )
+        }
+        Some(b) if b > MAX_QUOTA_COUNT => {
+            return Err(over(format!(
+                "a rate limit's burst {b} is above the highest this server takes: give a whole \
+                 number from 1 to {MAX_QUOTA_COUNT}"
+            )))
+        }
+        _ => {}
+    }
+    let ms = q.period_ms;
+    if !ms.is_finite() || ms <= 0.0 {
+        return invalid(format!(
+            "a rate limit's period (PERIOD in `--rate N/PERIOD`, JSON `period_ms`) must be \
+             longer than 0, not {ms} ms: {shape}"
+        ));
+    }
+    if ms > MAX_QUOTA_PERIOD_MS as f64 {
+        return Err(over(format!(
+            "a rate limit's period of {ms} ms is longer than this server takes: give at most \
+             {MAX_QUOTA_PERIOD_MS} ms (365 days)"
+        )));
+    }
+    // At least a nanosecond between starts (`Quota::new`'s own bound).
+    if ms * 1e6 / (q.count as f64) < 1.0 {
+        return Err(WireError::new(
+            ErrorKind::BadRequest,
+            format!(
+                "a rate limit of {} per {ms} ms leaves less than a nanosecond between starts: \
+                 give a smaller count or a longer period",
+                q.count
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The adaptive limit's bounds, each from 1 to the server's `max_pool_size`, the lower not
+/// above the upper (when both are given; the other is the limiter's own, checked when set).
+fn check_adaptive(min: Option<u64>, max: Option<u64>, limits: &Limits) -> Result<(), WireError> {
+    let top = limits.max_pool_size;
+    for (option, field, v) in [
+        ("--adaptive-min", "adaptive_min", min),
+        ("--adaptive-max", "adaptive_max", max),
+    ] {
+        let Some(v) = v else { continue };
+        let range = format!("give a whole number from 1 to {top}");
+        if v == 0 {
+            return Err(WireError::new(
+                ErrorKind::InvalidLimit,
+                format!("`pool-settings {option}` (JSON `{field}`) must be at least 1: {range}"),
+            ));
+        }
+        if v > top as u64 {
+            return Err(over(format!(
+                "`pool-settings {option} {v}` is above the highest limit this server lets \
+                 clients set: {range}"
+            )));
+        }
+    }
+    match (min, max) {
+        (Some(lo), Some(hi)) if lo > hi => Err(WireError::new(
+            ErrorKind::BadRequest,
+            format!(
+                "the adaptive limit's lower bound {lo} is above its upper bound {hi}: give \
+                 `--adaptive-min` at most `--adaptive-max` (JSON `adaptive_min` <= \
+                 `adaptive_max`)"
+            ),
+        )),
         _ => Ok(()),
     }
 }
@@ -257,6 +368,7 @@ mod tests {
             priority,
             weight,
             num_concurrent,
+            rate_limit: None,
         };
         assert_eq!(kind(group(None, None, None)), None);
         assert_eq!(kind(group(Some(-5), Some(1_000), Some(None))), None);
@@ -286,10 +398,66 @@ mod tests {
         );
         let loose = |w| Command::PoolSettings {
             loose_weight: Some(w),
+            adaptive_min: None,
+            adaptive_max: None,
         };
         assert_eq!(kind(loose(0)), Some(ErrorKind::InvalidLimit));
         assert_eq!(kind(loose(1_001)), Some(ErrorKind::OverLimit));
         assert_eq!(kind(loose(1_000)), None);
+        let rate = |count, period_ms, burst| Command::GroupSettings {
+            name: "g".into(),
+            priority: None,
+            weight: None,
+            num_concurrent: None,
+            rate_limit: Some(Some(WireQuota {
+                count,
+                period_ms,
+                burst,
+            })),
+        };
+        assert_eq!(kind(rate(10, 1000.0, None)), None);
+        assert_eq!(kind(rate(1, 0.000001, Some(1))), None);
+        assert_eq!(
+            kind(rate(
+                MAX_QUOTA_COUNT,
+                31_536_000_000.0,
+                Some(MAX_QUOTA_COUNT)
+            )),
+            None
+        );
+        assert_eq!(kind(rate(0, 1000.0, None)), Some(ErrorKind::InvalidLimit));
+        assert_eq!(kind(rate(1, 0.0, None)), Some(ErrorKind::InvalidLimit));
+        assert_eq!(kind(rate(1, -1.0, None)), Some(ErrorKind::InvalidLimit));
+        assert_eq!(
+            kind(rate(1, 1000.0, Some(0))),
+            Some(ErrorKind::InvalidLimit)
+        );
+        assert_eq!(
+            kind(rate(u64::MAX, 1000.0, None)),
+            Some(ErrorKind::OverLimit)
+        );
+        assert_eq!(
+            kind(rate(1, 1000.0, Some(u64::MAX))),
+            Some(ErrorKind::OverLimit)
+        );
+        assert_eq!(kind(rate(1, 1e300, None)), Some(ErrorKind::OverLimit));
+        assert_eq!(kind(rate(1000, 0.0001, None)), Some(ErrorKind::BadRequest));
+        let adaptive = |min, max| Command::PoolSettings {
+            loose_weight: None,
+            adaptive_min: min,
+            adaptive_max: max,
+        };
+        assert_eq!(kind(adaptive(Some(2), Some(2))), None);
+        assert_eq!(kind(adaptive(None, Some(1_000_000))), None);
+        assert_eq!(kind(adaptive(Some(0), None)), Some(ErrorKind::InvalidLimit));
+        assert_eq!(
+            kind(adaptive(None, Some(1_000_001))),
+            Some(ErrorKind::OverLimit)
+        );
+        assert_eq!(
+            kind(adaptive(Some(5), Some(4))),
+            Some(ErrorKind::BadRequest)
+        );
         let groups = |limit| Command::Groups { after: None, limit };
         assert_eq!(kind(groups(Some(1001))), Some(ErrorKind::OverLimit));
         assert_eq!(kind(groups(Some(1000))), None);
@@ -314,6 +482,8 @@ mod tests {
         let e = check(
             &Command::PoolSettings {
                 loose_weight: Some(0),
+                adaptive_min: None,
+                adaptive_max: None,
             },
             &Limits::default(),
         )
@@ -329,6 +499,7 @@ mod tests {
                 priority: None,
                 weight: None,
                 num_concurrent: Some(Some(0)),
+                rate_limit: None,
             },
             &Limits::default(),
         )

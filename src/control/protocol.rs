@@ -66,6 +66,48 @@ impl Default for Limits {
     }
 }
 
+/// A rate quota as sent in `group-settings` (`rate_limit`) and shown in its reply and in
+/// `groups`: `count` starts per `period_ms` milliseconds on average, in bursts of up to
+/// `burst` back to back (default `count`), as
+/// [`Quota::new`](crate::policy::Quota::new)`(count, period)`[`.burst(burst)`](crate::policy::Quota::burst).
+/// A reply shows the quota in force as the smallest whole `count` per second, minute, hour
+/// or day that gives its interval, else as 1 per interval.
+///
+/// ```
+/// use async_taskpool::control::protocol::{Command, WireQuota};
+/// let cmd: Command = serde_json::from_str(
+///     r#"{"cmd":"group-settings","name":"crawl","rate_limit":{"count":10,"period_ms":1000}}"#,
+/// ).unwrap();
+/// let Command::GroupSettings { rate_limit, .. } = cmd else { unreachable!() };
+/// assert_eq!(rate_limit, Some(Some(WireQuota { count: 10, period_ms: 1000.0, burst: None })));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireQuota {
+    /// Starts per period, from 1 to [`MAX_QUOTA_COUNT`].
+    pub count: u64,
+    /// The period in milliseconds (a fraction to the nanosecond), above 0 and at most
+    /// [`MAX_QUOTA_PERIOD_MS`].
+    pub period_ms: f64,
+    /// The most starts back to back, from 1 to [`MAX_QUOTA_COUNT`]; `count` if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u64>,
+}
+
+/// The highest `count` and `burst` of a [`WireQuota`].
+///
+/// ```
+/// assert_eq!(async_taskpool::control::protocol::MAX_QUOTA_COUNT, 1_000_000_000);
+/// ```
+pub const MAX_QUOTA_COUNT: u64 = 1_000_000_000;
+
+/// The longest `period_ms` of a [`WireQuota`]: 365 days.
+///
+/// ```
+/// assert_eq!(async_taskpool::control::protocol::MAX_QUOTA_PERIOD_MS, 31_536_000_000);
+/// ```
+pub const MAX_QUOTA_PERIOD_MS: u64 = 365 * 86_400_000;
+
 /// A command, as sent on the wire: `{"cmd": "<name>", ...arguments}`.
 ///
 /// The JSON names of the commands are kebab-case (`pool-size`, `cancel-group`), those of
@@ -214,13 +256,31 @@ pub enum Command {
             skip_serializing_if = "Option::is_none"
         )]
         num_concurrent: Option<Option<usize>>,
+        /// `None`: unchanged; `Some(None)`: no rate limit; `Some(Some(q))`: at most
+        /// `q.count` starts per `q.period_ms` (see [`WireQuota`]). A group made without a
+        /// limit gets one; a keyed group's applies to each key.
+        #[serde(
+            default,
+            deserialize_with = "quota_or_null",
+            skip_serializing_if = "Option::is_none"
+        )]
+        rate_limit: Option<Option<WireQuota>>,
     },
-    /// The pool's scheduling settings, `{"limit", "loose_weight"}`; with `loose_weight`,
-    /// changes it first. (The limit is changed with `pool-size`.)
+    /// The pool's scheduling settings, `{"limit", "loose_weight", "adaptive"}` (`adaptive`:
+    /// the adaptive limit's [`AdaptiveStats`](crate::AdaptiveStats), or `null`); with
+    /// `loose_weight` or the adaptive limit's bounds, changes those first. (The limit is
+    /// changed with `pool-size`, which replaces an adaptive limit with a fixed one.)
     PoolSettings {
         /// The loose tasks' new weight, from 1 to [`Limits::max_weight`].
         #[serde(default, skip_serializing_if = "Option::is_none")]
         loose_weight: Option<u64>,
+        /// The adaptive limit's new lower bound, from 1 to [`Limits::max_pool_size`] (the
+        /// upper one stays unless given too).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        adaptive_min: Option<u64>,
+        /// The adaptive limit's new upper bound, from 1 to [`Limits::max_pool_size`].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        adaptive_max: Option<u64>,
     },
     /// SimpleTaskPool: starts `num` copies of the job.
     Start {
@@ -344,6 +404,22 @@ fn cap_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<usize>>,
                 D::Error::custom(format!(
                     "`num_concurrent` must be a whole number, or null to follow the pool's \
                      limit, not {v}"
+                ))
+            }),
+    }
+}
+
+/// A group's rate limit as `present` reads a limit: absent, `null` (lift it) or a quota, with
+/// an error that says what to send instead.
+fn quota_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<WireQuota>>, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Null => Ok(Some(None)),
+        v => serde_json::from_value::<WireQuota>(v.clone())
+            .map(|q| Some(Some(q)))
+            .map_err(|e| {
+                D::Error::custom(format!(
+                    "`rate_limit` must be {{\"count\": N, \"period_ms\": MS, \"burst\": B}} \
+                     (`burst` optional), or null to lift the limit, not {v} ({e})"
                 ))
             }),
     }
@@ -656,7 +732,7 @@ pub enum ErrorKind {
     TaskNotFound,
     /// The task is already being cancelled.
     AlreadyCancelled,
-    /// The task already ended.
+    /// The task already ended (or, for a rate limit, the group: it would never apply).
     AlreadyEnded,
     /// No group of that name.
     GroupNotFound,
@@ -877,17 +953,21 @@ pub const COMMANDS: &[CommandSpec] = &[
         "A page of the groups, by name, with their live task counts.", Both,
         "--limit, -l N" => "at most N groups (default 100, at most 1000 unless the server says otherwise)",
         "--after, -a NAME" => "start after the group NAME (the `next` a page ends with)"),
-    spec!("group-settings", "group-settings NAME [--priority P] [--weight W] [--num-concurrent N|pool]",
-        "Shows a group's priority, weight and concurrency cap, or changes them (all, or none if one is refused).", Both,
+    spec!("group-settings", "group-settings NAME [--priority P] [--weight W] [--num-concurrent N|pool] [--rate N/PERIOD|inf [--burst B]]",
+        "Shows a group's priority, weight, concurrency cap and rate limit, or changes them (all, or none if one is refused).", Both,
         "NAME" => "the group's name (see `groups`)",
         "--priority, -p P" => "its priority while its items wait: higher starts first; a whole number, negative for lower (default 0)",
         "--weight, -w W" => "its share of slots against busy lanes of its priority (3 vs 1: 3:1): from 1 to the server's max_weight, 1000 unless configured",
-        "--num-concurrent, -n N" => "at most N of its items at once (1 to the server's max_count, 10000 unless configured), or `pool` to follow the pool's limit"),
+        "--num-concurrent, -n N" => "at most N of its items at once (1 to the server's max_count, 10000 unless configured), or `pool` to follow the pool's limit",
+        "--rate, -r N/PERIOD" => "at most N of its items start per PERIOD (`10/s`, `30/min`, `2/h`, `1/day`, `5/250ms`, `3/2.5s`; N from 1 to 1000000000, PERIOD up to 365 days), or `inf` for no rate limit; a group made without one gets one, a keyed group's applies to each key",
+        "--burst, -b B" => "with --rate: at most B starts back to back after a quiet spell (1: evenly spaced; default N)"),
     spec!("pool-size", "pool-size [N|inf]", "Shows the limit (`inf`: none), or sets it (growing starts queued work at once).", Both,
         "N" => "the new limit: a whole number of at least 1, or `inf` for no limit"),
-    spec!("pool-settings", "pool-settings [--loose-weight W]",
-        "Shows the limit and the loose tasks' weight, or changes the weight (the limit: `pool-size`).", Both,
-        "--loose-weight, -w W" => "the share of slots of tasks outside groups (spawn, exec) against busy groups: from 1 to the server's max_weight, 1000 unless configured"),
+    spec!("pool-settings", "pool-settings [--loose-weight W] [--adaptive-min N] [--adaptive-max N]",
+        "Shows the limit, the loose tasks' weight and the adaptive limit (limiter, bounds, current limit), or changes the weight or the adaptive bounds (the limit: `pool-size`, which turns an adaptive limit off).", Both,
+        "--loose-weight, -w W" => "the share of slots of tasks outside groups (spawn, exec) against busy groups: from 1 to the server's max_weight, 1000 unless configured",
+        "--adaptive-min N" => "the adaptive limit's lower bound: from 1 to its upper bound (the pool must have an adaptive limit)",
+        "--adaptive-max N" => "the adaptive limit's upper bound: from its lower bound to the server's max_pool_size (the limit is clamped into the bounds at once)"),
     spec!(
         "num-running",
         "num-running",

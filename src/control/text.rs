@@ -2,7 +2,7 @@
 //! asyncio-taskpool's Python client) and what they read back.
 
 use super::protocol::{
-    spec, unknown_command, Applies, Command, ErrorKind, ServerInfo, WireError, COMMANDS,
+    spec, unknown_command, Applies, Command, ErrorKind, ServerInfo, WireError, WireQuota, COMMANDS,
 };
 use serde_json::Value;
 use std::fmt::Write as _;
@@ -187,6 +187,18 @@ pub fn parse_words<S: AsRef<str>>(words: &[S]) -> Result<Command, WireError> {
             let priority = args.option(&["-p", "--priority"])?;
             let weight = args.option(&["-w", "--weight"])?;
             let cap = args.option(&["-n", "--num-concurrent"])?;
+            let rate = args.option(&["-r", "--rate"])?;
+            let burst = args.option(&["-b", "--burst"])?;
+            let rate_limit = match (rate, burst) {
+                (None, None) => None,
+                (None, Some(_)) => {
+                    return Err(bad(format!(
+                        "--burst B goes with --rate N/PERIOD (e.g. `--rate 10/s --burst 5`); {}",
+                        usage()
+                    )))
+                }
+                (Some(r), burst) => Some(rate_option(&r, burst.as_deref(), &usage)?),
+            };
             Command::GroupSettings {
                 name: args.required("NAME")?,
                 priority: priority
@@ -209,14 +221,21 @@ pub fn parse_words<S: AsRef<str>>(words: &[S]) -> Result<Command, WireError> {
                             }),
                     })
                     .transpose()?,
+                rate_limit,
             }
         }
-        "pool-settings" => Command::PoolSettings {
-            loose_weight: args
-                .option(&["-w", "--loose-weight"])?
-                .map(|w| number(&w, "--loose-weight W", &usage).map(|n| n as u64))
-                .transpose()?,
-        },
+        "pool-settings" => {
+            let mut count = |names: &[&str], what: &str| {
+                args.option(names)?
+                    .map(|w| number(&w, what, &usage).map(|n| n as u64))
+                    .transpose()
+            };
+            Command::PoolSettings {
+                loose_weight: count(&["-w", "--loose-weight"], "--loose-weight W")?,
+                adaptive_min: count(&["--adaptive-min"], "--adaptive-min N")?,
+                adaptive_max: count(&["--adaptive-max"], "--adaptive-max N")?,
+            }
+        }
         "pool-size" => Command::PoolSize {
             value: match args.optional() {
                 None => None,
@@ -369,6 +388,59 @@ fn signed(word: &str, what: &str, usage: &dyn Fn() -> String) -> Result<i64, Wir
     })
 }
 
+/// `--rate N/PERIOD [--burst B]` as a quota, or `inf` (no rate limit) as `None`; the
+/// bounds are `bounds.rs`'s.
+fn rate_option(
+    word: &str,
+    burst: Option<&str>,
+    usage: &dyn Fn() -> String,
+) -> Result<Option<WireQuota>, WireError> {
+    let shape = || {
+        bad(format!(
+            "--rate takes N/PERIOD, e.g. `10/s`, `30/min`, `2/h`, `1/day`, `5/250ms` or \
+             `3/2.5s`, or `inf` for no rate limit, not `{word}`; {}",
+            usage()
+        ))
+    };
+    if ["inf", "none", "off"].contains(&&*word.to_ascii_lowercase()) {
+        if burst.is_some() {
+            return Err(bad(format!(
+                "--burst B goes with a rate, not with `--rate {word}`; {}",
+                usage()
+            )));
+        }
+        return Ok(None);
+    }
+    let (count, period) = word.split_once('/').ok_or_else(shape)?;
+    let count: u64 = count.trim().parse().map_err(|_| shape())?;
+    let period = period.trim().to_ascii_lowercase();
+    let split = period
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(shape)?;
+    let (n, unit) = period.split_at(split);
+    let n: f64 = if n.is_empty() {
+        1.0
+    } else {
+        n.parse().map_err(|_| shape())?
+    };
+    let unit_ms = match unit {
+        "ms" => 1.0,
+        "s" | "sec" => 1_000.0,
+        "m" | "min" => 60_000.0,
+        "h" | "hour" => 3_600_000.0,
+        "d" | "day" => 86_400_000.0,
+        _ => return Err(shape()),
+    };
+    let burst = burst
+        .map(|b| number(b, "--burst B", usage).map(|n| n as u64))
+        .transpose()?;
+    Ok(Some(WireQuota {
+        count,
+        period_ms: n * unit_ms,
+        burst,
+    }))
+}
+
 fn number(word: &str, what: &str, usage: &dyn Fn() -> String) -> Result<usize, WireError> {
     word.parse().map_err(|_| {
         bad(format!(
@@ -419,11 +491,11 @@ pub fn render(command: &str, value: &Value, style: Style) -> String {
         }
         ("group-settings", Value::Object(map)) => field_lines(
             map,
-            &["name", "priority", "weight", "num_concurrent"],
+            &["name", "priority", "weight", "num_concurrent", "rate_limit"],
             style,
         ),
         ("pool-settings", Value::Object(map)) => {
-            field_lines(map, &["limit", "loose_weight"], style)
+            field_lines(map, &["limit", "loose_weight", "adaptive"], style)
         }
         ("tasks", Value::Object(page)) => {
             let tasks = page.get("tasks").and_then(Value::as_array);
@@ -479,7 +551,13 @@ pub fn render(command: &str, value: &Value, style: Style) -> String {
                     let cap = g
                         .get("num_concurrent")
                         .map_or("?".into(), |c| shown_value("num_concurrent", c, style));
-                    let _ = write!(out, "  (priority {p}, weight {w}, num_concurrent {cap})");
+                    let _ = write!(out, "  (priority {p}, weight {w}, num_concurrent {cap}");
+                    match g.get("rate_limit") {
+                        Some(r @ Value::Object(_)) => {
+                            let _ = write!(out, ", rate {})", shown_value("rate_limit", r, style));
+                        }
+                        _ => out.push(')'),
+                    }
                 }
                 out.push('\n');
             }
@@ -531,8 +609,45 @@ fn shown_value(key: &str, v: &Value, style: Style) -> String {
     match (key, v) {
         ("limit", Value::Null) => "inf".to_owned(),
         ("num_concurrent", Value::Null) => "pool".to_owned(),
+        ("rate_limit", Value::Null) => "inf".to_owned(),
+        ("rate_limit", Value::Object(q)) => rate_text(q),
+        ("adaptive", Value::Null) => "off".to_owned(),
+        ("adaptive", Value::Object(a)) => {
+            let f = |k: &str| a.get(k).map_or("?".into(), |v| render("", v, style));
+            format!(
+                "{} at {} (bounds {}..={}; {} samples, {} overloads)",
+                f("limiter"),
+                f("limit"),
+                f("min"),
+                f("max"),
+                f("samples"),
+                f("overloads")
+            )
+        }
         _ => render("", v, style),
     }
+}
+
+/// A quota as `--rate` takes it, with its burst: `10/s, burst 5`.
+fn rate_text(q: &serde_json::Map<String, Value>) -> String {
+    let count = q.get("count").map_or("?".into(), Value::to_string);
+    let ms = q
+        .get("period_ms")
+        .and_then(Value::as_f64)
+        .unwrap_or(f64::NAN);
+    let period = match ms {
+        1_000.0 => "s".to_owned(),
+        60_000.0 => "min".to_owned(),
+        3_600_000.0 => "h".to_owned(),
+        86_400_000.0 => "day".to_owned(),
+        ms if ms >= 1_000.0 => format!("{}s", ms / 1_000.0),
+        ms => format!("{ms}ms"),
+    };
+    let mut out = format!("{count}/{period}");
+    if let Some(b) = q.get("burst") {
+        let _ = write!(out, ", burst {b}");
+    }
+    out
 }
 
 fn task_lines(tasks: &[Value]) -> String {
@@ -726,7 +841,8 @@ mod tests {
                 name: "pages".into(),
                 priority: None,
                 weight: None,
-                num_concurrent: None
+                num_concurrent: None,
+                rate_limit: None
             }
         );
         assert_eq!(
@@ -735,7 +851,8 @@ mod tests {
                 name: "pages".into(),
                 priority: Some(-5),
                 weight: Some(3),
-                num_concurrent: Some(None)
+                num_concurrent: Some(None),
+                rate_limit: None
             }
         );
         assert_eq!(
@@ -744,18 +861,60 @@ mod tests {
                 name: "pages".into(),
                 priority: None,
                 weight: None,
-                num_concurrent: Some(Some(8))
+                num_concurrent: Some(Some(8)),
+                rate_limit: None
             }
         );
+        let rate = |s: &str| match parse(s) {
+            Command::GroupSettings { rate_limit, .. } => rate_limit,
+            other => panic!("{other:?}"),
+        };
+        let quota = |count, period_ms, burst| {
+            Some(Some(WireQuota {
+                count,
+                period_ms,
+                burst,
+            }))
+        };
+        assert_eq!(
+            rate("group-settings g --rate 10/s"),
+            quota(10, 1000.0, None)
+        );
+        assert_eq!(
+            rate("group-settings g -r 30/min -b 1"),
+            quota(30, 60000.0, Some(1))
+        );
+        assert_eq!(rate("group-settings g -r 5/250ms"), quota(5, 250.0, None));
+        assert_eq!(rate("group-settings g -r 3/2.5s"), quota(3, 2500.0, None));
+        assert_eq!(
+            rate("group-settings g -r 1/day"),
+            quota(1, 86_400_000.0, None)
+        );
+        assert_eq!(rate("group-settings g -r 2/h"), quota(2, 3_600_000.0, None));
+        assert_eq!(rate("group-settings g --rate inf"), Some(None));
         assert_eq!(
             parse("pool-settings --loose-weight 2"),
             Command::PoolSettings {
-                loose_weight: Some(2)
+                loose_weight: Some(2),
+                adaptive_min: None,
+                adaptive_max: None,
+            }
+        );
+        assert_eq!(
+            parse("pool-settings --adaptive-min 2 --adaptive-max 40"),
+            Command::PoolSettings {
+                loose_weight: None,
+                adaptive_min: Some(2),
+                adaptive_max: Some(40),
             }
         );
         assert_eq!(
             parse("pool-settings"),
-            Command::PoolSettings { loose_weight: None }
+            Command::PoolSettings {
+                loose_weight: None,
+                adaptive_min: None,
+                adaptive_max: None,
+            }
         );
         let err = |s: &str| parse_line(s).unwrap_err().message;
         assert!(err("group-settings").contains("missing argument NAME"));
@@ -763,6 +922,25 @@ mod tests {
         assert!(err("group-settings g -p high").contains("whole number"));
         assert!(err("group-settings g -w -1").contains("whole number"));
         assert!(err("pool-settings 3").contains("unexpected argument `3`"));
+        for bad_rate in [
+            "10",
+            "10/",
+            "ten/s",
+            "10/fortnight",
+            "10/1000",
+            "-1/s",
+            "10/s/s",
+        ] {
+            let m = err(&format!("group-settings g --rate {bad_rate}"));
+            assert!(
+                m.contains("N/PERIOD") && m.contains("`10/s`"),
+                "{bad_rate}: {m}"
+            );
+        }
+        assert!(err("group-settings g --burst 5").contains("goes with --rate"));
+        assert!(err("group-settings g --rate inf --burst 5").contains("goes with a rate"));
+        assert!(err("group-settings g --rate 1/s --burst many").contains("whole number"));
+        assert!(err("pool-settings --adaptive-max lots").contains("whole number"));
     }
 
     #[test]
@@ -778,11 +956,33 @@ mod tests {
             render("pool-settings", &pool, Style::Python),
             "       limit: inf\nloose_weight: 2"
         );
+        let group = serde_json::json!({"name": "pages", "priority": 0, "weight": 1,
+            "num_concurrent": 2, "rate_limit": {"count": 30, "period_ms": 60000, "burst": 1}});
+        assert!(
+            render("group-settings", &group, Style::Plain)
+                .ends_with("\n    rate_limit: 30/min, burst 1"),
+            "{}",
+            render("group-settings", &group, Style::Plain)
+        );
+        let group = serde_json::json!({"name": "p", "rate_limit": null});
+        assert!(render("group-settings", &group, Style::Plain).ends_with("rate_limit: inf"));
+        let pool = serde_json::json!({"limit": 7, "loose_weight": 1, "adaptive":
+            {"limiter": "aimd", "min": 1, "max": 20, "limit": 7, "samples": 40, "overloads": 3}});
+        assert_eq!(
+            render("pool-settings", &pool, Style::Plain),
+            "       limit: 7\nloose_weight: 1\n    adaptive: aimd at 7 (bounds 1..=20; 40 \
+             samples, 3 overloads)"
+        );
+        let pool = serde_json::json!({"limit": 7, "loose_weight": 1, "adaptive": null});
+        assert!(render("pool-settings", &pool, Style::Plain).ends_with("adaptive: off"));
         let page = serde_json::json!({"total": 1, "next": null, "groups": [
-            {"name": "pages", "live": 2, "priority": 1, "weight": 3, "num_concurrent": 4}]});
+            {"name": "pages", "live": 2, "priority": 1, "weight": 3, "num_concurrent": 4},
+            {"name": "hosts", "live": 0, "priority": 0, "weight": 1, "num_concurrent": null,
+             "rate_limit": {"count": 1, "period_ms": 2500, "burst": 1}}]});
         assert_eq!(
             render("groups", &page, Style::Plain),
-            "       2 live  pages  (priority 1, weight 3, num_concurrent 4)"
+            "       2 live  pages  (priority 1, weight 3, num_concurrent 4)\n       0 live  \
+             hosts  (priority 0, weight 1, num_concurrent pool, rate 1/2.5s, burst 1)"
         );
         let old = serde_json::json!({"total": 1, "next": null, "groups": [
             {"name": "pages", "live": 2}]});

@@ -150,6 +150,12 @@ impl Adaptive {
         true
     }
 
+    /// Reports not yet taken by their tasks' ends (for tests: none may stay behind).
+    #[cfg(test)]
+    pub(crate) fn pending_reports(&self) -> usize {
+        lock(&self.inner).reported.len()
+    }
+
     /// Drops every pending report (the limiter goes).
     pub(super) fn clear_reports(&self, inner: &mut Inner) {
         inner.reported.clear();

@@ -128,6 +128,7 @@ impl Core {
                 priority: g.priority,
                 weight: g.weight,
                 num_concurrent: Concurrency::from_cap(g.num_concurrent),
+                rate_limit: g.rate.as_ref().and_then(|r| r.quota()),
                 queue_wait: histograms.map(|h| h.queue_wait()),
                 run_time: histograms.map(|h| h.run_time()),
             })

@@ -12,7 +12,9 @@ use async_taskpool::{SimpleTaskPool, TaskPool};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-pub use crate::settings::scheduling_settings_over_the_wire;
+pub use crate::settings::{
+    rate_limits_and_the_adaptive_limit_over_the_wire, scheduling_settings_over_the_wire,
+};
 
 /// A SimpleTaskPool of workers that count themselves in and wait at `gate`.
 fn gated_workers(

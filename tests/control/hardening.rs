@@ -243,10 +243,10 @@ pub fn tasks_filter_and_groups_page(net: Net) {
         json!({"total": 2, "next": null, "groups": [
             {"name": "start-group-0", "live": 2, "queued": 0, "backlog": 0, "done": 0,
                 "total": 2, "cancelled": false,
-                "priority": 0, "weight": 1, "num_concurrent": null},
+                "priority": 0, "weight": 1, "num_concurrent": null, "rate_limit": null},
             {"name": "start-group-1", "live": 12_000, "queued": 11_999, "backlog": 0, "done": 0,
                 "total": 12_000, "cancelled": false,
-                "priority": 0, "weight": 1, "num_concurrent": null},
+                "priority": 0, "weight": 1, "num_concurrent": null, "rate_limit": null},
         ]})
     );
     let first = w.ok(r#"{"cmd":"groups","limit":1}"#);

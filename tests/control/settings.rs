@@ -1,7 +1,8 @@
 //! The scheduling settings over the wire: `group-settings` and `pool-settings` change what the
 //! pool really does (how many of a group's items run, which group starts first, the loose
-//! weight), `groups`, `stats` and a program's own `Group` handle show the change, and every
-//! bad value gets a clear error that changes nothing.
+//! weight, a group's rate limit, the adaptive limit's bounds), `groups`, `stats` and a
+//! program's own `Group` handle show the change, and every bad value gets a clear error that
+//! changes nothing.
 
 use crate::support::*;
 use crate::wire::*;
@@ -54,12 +55,12 @@ pub async fn scheduling_settings_over_the_wire(sp: Sp, net: Net) {
         // Shown: the group's settings, in `group-settings` and in the `groups` page.
         assert_eq!(
             w.ok(r#"{"cmd":"group-settings","name":"mine"}"#),
-            json!({"name": "mine", "priority": 1, "weight": 2, "num_concurrent": 1})
+            json!({"name": "mine", "priority": 1, "weight": 2, "num_concurrent": 1, "rate_limit": null})
         );
         // Changed by name; the program's handle sees it.
         assert_eq!(
             w.ok(r#"{"cmd":"group-settings","name":"mine","priority":-7,"weight":5,"num_concurrent":null}"#),
-            json!({"name": "mine", "priority": -7, "weight": 5, "num_concurrent": null})
+            json!({"name": "mine", "priority": -7, "weight": 5, "num_concurrent": null, "rate_limit": null})
         );
         let page = w.ok(r#"{"cmd":"groups"}"#);
         let entry = &page["groups"][0];
@@ -122,11 +123,11 @@ pub async fn scheduling_settings_over_the_wire(sp: Sp, net: Net) {
         // The loose tasks' weight: shown in `pool-settings` and `stats`, changed by it.
         assert_eq!(
             w.ok(r#"{"cmd":"pool-settings"}"#),
-            json!({"limit": 1, "loose_weight": 1})
+            json!({"limit": 1, "loose_weight": 1, "adaptive": null})
         );
         assert_eq!(
             w.ok(r#"{"cmd":"pool-settings","loose_weight":3}"#),
-            json!({"limit": 1, "loose_weight": 3})
+            json!({"limit": 1, "loose_weight": 3, "adaptive": null})
         );
         assert_eq!(w.ok(r#"{"cmd":"stats"}"#)["loose_weight"], 3);
         assert_eq!(p.loose_weight(), 3);
@@ -173,7 +174,8 @@ pub fn settings_are_bounded_and_checked(net: Net) {
         .unwrap();
     let served = Served::start(ControlServer::new(&pool), net);
     let mut w = served.session();
-    let before = json!({"name": "g", "priority": 0, "weight": 1, "num_concurrent": 1});
+    let before = json!({"name": "g", "priority": 0, "weight": 1, "num_concurrent": 1,
+        "rate_limit": null});
     assert_eq!(w.ok(r#"{"cmd":"group-settings","name":"g"}"#), before);
     let refused = [
         // (request, kind, words the message must hold)
@@ -268,6 +270,94 @@ pub fn settings_are_bounded_and_checked(net: Net) {
             "bad_request",
             "unknown field `limit`",
         ),
+        // Rate limits: zeros, huge counts, shapes that are not a quota.
+        (
+            json!({"cmd": "group-settings", "name": "g", "priority": 4,
+                "rate_limit": {"count": 0, "period_ms": 1000}}),
+            "invalid_limit",
+            "--rate N/PERIOD",
+        ),
+        (
+            json!({"cmd": "group-settings", "name": "g", "rate_limit": {"count": 5, "period_ms": 0}}),
+            "invalid_limit",
+            "longer than 0",
+        ),
+        (
+            json!({"cmd": "group-settings", "name": "g", "rate_limit": {"count": 5, "period_ms": -10}}),
+            "invalid_limit",
+            "longer than 0",
+        ),
+        (
+            json!({"cmd": "group-settings", "name": "g",
+                "rate_limit": {"count": 5, "period_ms": 1000, "burst": 0}}),
+            "invalid_limit",
+            "`--burst B`",
+        ),
+        (
+            json!({"cmd": "group-settings", "name": "g", "weight": 2,
+                "rate_limit": {"count": u64::MAX, "period_ms": 1000}}),
+            "over_limit",
+            "from 1 to 1000000000",
+        ),
+        (
+            json!({"cmd": "group-settings", "name": "g",
+                "rate_limit": {"count": 5, "period_ms": 1000, "burst": 5_000_000_000u64}}),
+            "over_limit",
+            "from 1 to 1000000000",
+        ),
+        (
+            json!({"cmd": "group-settings", "name": "g", "rate_limit": {"count": 5, "period_ms": 1e300}}),
+            "over_limit",
+            "365 days",
+        ),
+        (
+            json!({"cmd": "group-settings", "name": "g",
+                "rate_limit": {"count": 1_000_000_000, "period_ms": 0.5}}),
+            "bad_request",
+            "less than a nanosecond",
+        ),
+        (
+            json!({"cmd": "group-settings", "name": "g", "rate_limit": "10/s"}),
+            "bad_request",
+            "\"period_ms\": MS",
+        ),
+        (
+            json!({"cmd": "group-settings", "name": "g", "rate_limit": {"count": 5}}),
+            "bad_request",
+            "missing field `period_ms`",
+        ),
+        (
+            json!({"cmd": "group-settings", "name": "g",
+                "rate_limit": {"count": 5, "period_ms": 1000, "brust": 2}}),
+            "bad_request",
+            "unknown field `brust`",
+        ),
+        (
+            json!({"cmd": "group-settings", "name": "g", "rate_limit": {"count": -5, "period_ms": 1000}}),
+            "bad_request",
+            "or null to lift the limit",
+        ),
+        // The adaptive limit's bounds: out of range, crossed, or on a pool without one.
+        (
+            json!({"cmd": "pool-settings", "adaptive_min": 0}),
+            "invalid_limit",
+            "--adaptive-min",
+        ),
+        (
+            json!({"cmd": "pool-settings", "loose_weight": 2, "adaptive_max": 5_000_000_000u64}),
+            "over_limit",
+            "from 1 to 1000000",
+        ),
+        (
+            json!({"cmd": "pool-settings", "adaptive_min": 9, "adaptive_max": 3}),
+            "bad_request",
+            "`--adaptive-min` at most `--adaptive-max`",
+        ),
+        (
+            json!({"cmd": "pool-settings", "loose_weight": 2, "adaptive_max": 3}),
+            "unsupported",
+            "`pool-size N`",
+        ),
     ];
     for (req, kind, says) in refused {
         let r = w.req(&req.to_string());
@@ -290,7 +380,8 @@ pub fn settings_are_bounded_and_checked(net: Net) {
     );
     assert_eq!(
         edge,
-        json!({"name": "g", "priority": i32::MIN, "weight": 1000, "num_concurrent": 10_000})
+        json!({"name": "g", "priority": i32::MIN, "weight": 1000, "num_concurrent": 10_000,
+            "rate_limit": null})
     );
     assert_eq!(
         w.ok(r#"{"cmd":"pool-settings","loose_weight":1000}"#)["loose_weight"],
@@ -340,14 +431,182 @@ pub fn settings_are_bounded_and_checked(net: Net) {
         "{line}"
     );
     assert_eq!(
-        say("group-settings g -p 2 -w 4 -n pool", 4),
-        "          name: g\n      priority: 2\n        weight: 4\nnum_concurrent: pool"
+        say("group-settings g -p 2 -w 4 -n pool", 5),
+        "          name: g\n      priority: 2\n        weight: 4\nnum_concurrent: pool\n    \
+         rate_limit: inf"
     );
     assert_eq!(
-        say("pool-settings -w 2", 2),
-        "       limit: 2\nloose_weight: 2"
+        say("pool-settings -w 2", 3),
+        "       limit: 2\nloose_weight: 2\n    adaptive: off"
+    );
+    assert_eq!(
+        say("group-settings g --rate 30/min --burst 2", 5)
+            .lines()
+            .last(),
+        Some("    rate_limit: 30/min, burst 2")
+    );
+    let line = say("group-settings g --rate 0/s", 1);
+    assert!(line.ends_with("[invalid_limit]"), "{line}");
+    let line = say("group-settings g --rate 10/fortnight", 1);
+    assert!(
+        line.contains("`10/s`") && line.ends_with("[bad_request]"),
+        "{line}"
+    );
+    let line = say("pool-settings --adaptive-max 5", 1);
+    assert!(
+        line.contains("no adaptive limit") && line.ends_with("[unsupported]"),
+        "{line}"
+    );
+    assert_eq!(
+        say("group-settings g --rate inf", 5).lines().last(),
+        Some("    rate_limit: inf")
     );
     assert_eq!((group.priority(), group.weight()), (2, 4));
     let _ = tx.send(());
     rt.block_on(pool.join()).unwrap();
+}
+
+/// A group's rate limit and the pool's adaptive limit over the wire, on every runtime flavour,
+/// over TCP and a Unix socket: shown in `group-settings`, `groups`, `pool-settings` and
+/// `stats`; set, changed and lifted at run time, with the effect the engine gives a program's
+/// own `Group::set_rate_limit` and `TaskPool::set_adaptive_bounds`.
+pub async fn rate_limits_and_the_adaptive_limit_over_the_wire(sp: Sp, net: Net) {
+    use async_taskpool::policy::{Aimd, Quota};
+    use std::time::Duration;
+    let pool = TaskPool::builder(sp.clone())
+        .name("rated")
+        .limit(8)
+        .build()
+        .unwrap();
+    let (started, gate, marked) = (Counter::new(), Gate::new(), Counter::new());
+    let m = marked.clone();
+    let server = ControlServer::new(&pool).register("mark", move |_: u32| {
+        let m = m.clone();
+        async move { m.bump() }
+    });
+    // A keyed group (one quota per key, three keys) made with one start per key per hour:
+    // three of its six items start, three wait set aside for their keys' tokens.
+    let hourly = Quota::new(1, Duration::from_secs(3_600))
+        .unwrap()
+        .burst(1)
+        .unwrap();
+    let (s, g) = (started.clone(), gate.clone());
+    let keyed = pool
+        .build_group()
+        .name("hosts")
+        .rate_limit_by(|x: &u32| x % 3, hourly)
+        .map(0..6u32, 6, move |_| {
+            let (s, g) = (s.clone(), g.clone());
+            async move {
+                s.bump();
+                g.wait().await;
+            }
+        })
+        .unwrap();
+    started.wait_for(3).await;
+    let served = Served::start(server, net);
+    let adaptive = TaskPool::builder(sp.clone())
+        .name("adaptive")
+        .adaptive_limit(Aimd::builder(1, 100).initial(10).build().unwrap())
+        .build()
+        .unwrap();
+    let served_adaptive = Served::start(ControlServer::new(&adaptive), net);
+    let (p, a, st, gt) = (
+        pool.clone(),
+        adaptive.clone(),
+        started.clone(),
+        gate.clone(),
+    );
+    let keyed = off(move || {
+        let mut w = served.session();
+        let hourly_json = json!({"count": 1, "period_ms": 3_600_000, "burst": 1});
+        assert_eq!(
+            w.ok(r#"{"cmd":"group-settings","name":"hosts"}"#)["rate_limit"],
+            hourly_json
+        );
+        let page = w.ok(r#"{"cmd":"groups"}"#);
+        assert_eq!(page["groups"][0]["rate_limit"], hourly_json, "{page}");
+        assert_eq!(block(async { st.get() }), 3);
+
+        // A burst of 2 per key: each of the three keys has one more token now, so the three
+        // set-aside items start (one group-wide quota would have none left).
+        let set = w.ok(
+            r#"{"cmd":"group-settings","name":"hosts","rate_limit":{"count":1,"period_ms":3600000,"burst":2}}"#,
+        );
+        assert_eq!(
+            set["rate_limit"],
+            json!({"count": 1, "period_ms": 3_600_000, "burst": 2})
+        );
+        block(st.wait_for(6));
+        assert_eq!(
+            keyed.rate_limit(),
+            Some(hourly.burst(2).unwrap()),
+            "the program's handle sees the quota set over the wire"
+        );
+
+        // A group made without a rate limit gets one: two starts back to back, then one an
+        // hour; lifted (`null`), the rest start at once.
+        assert_eq!(w.ok(r#"{"cmd":"pool-size","value":6}"#), 6);
+        w.ok(r#"{"cmd":"map","name":"mark","args":[1,2,3,4,5],"num_concurrent":1,"group":"late"}"#);
+        assert_eq!(
+            w.ok(r#"{"cmd":"group-settings","name":"late"}"#)["rate_limit"],
+            Value::Null
+        );
+        let set = w.ok(
+            r#"{"cmd":"group-settings","name":"late","num_concurrent":5,"rate_limit":{"count":1,"period_ms":3600000,"burst":2}}"#,
+        );
+        assert_eq!(
+            (&set["num_concurrent"], &set["rate_limit"]),
+            (&json!(5), &json!({"count": 1, "period_ms": 3_600_000, "burst": 2})),
+        );
+        assert_eq!(p.group_stats("late").unwrap().rate_limit, Some(hourly.burst(2).unwrap()));
+        gt.open();
+        block(marked.wait_for(2));
+        let late = p.group_stats("late").unwrap();
+        // Two started (the second may still be ending); three wait for the next token.
+        assert_eq!((late.done + late.live, late.backlog), (2, 3), "{late:?}");
+        let set = w.ok(r#"{"cmd":"group-settings","name":"late","rate_limit":null}"#);
+        assert_eq!(set["rate_limit"], Value::Null);
+        block(marked.wait_for(5));
+        // Once every item ended, a rate limit would never apply: refused, in words.
+        block(p.join()).unwrap();
+        let r = w.req(r#"{"cmd":"group-settings","name":"late","rate_limit":{"count":1,"period_ms":1000}}"#);
+        assert_eq!(r["kind"], "already_ended", "{r}");
+        assert!(r["message"].as_str().unwrap().contains("`late` has ended"), "{r}");
+        assert_eq!(w.ok(r#"{"cmd":"group-settings","name":"late","weight":2}"#)["weight"], 2);
+
+        // The adaptive limit: shown in `pool-settings` and `stats`, its bounds moved (one
+        // or both; the limit is clamped into them at once).
+        let mut w = served_adaptive.session();
+        assert_eq!(
+            w.ok(r#"{"cmd":"pool-settings"}"#),
+            json!({"limit": 10, "loose_weight": 1, "adaptive": {"limiter": "aimd", "min": 1,
+                "max": 100, "limit": 10, "samples": 0, "overloads": 0}})
+        );
+        let set = w.ok(r#"{"cmd":"pool-settings","adaptive_max":5}"#);
+        assert_eq!((&set["limit"], &set["adaptive"]["max"]), (&json!(5), &json!(5)), "{set}");
+        assert_eq!((a.limit(), a.adaptive().unwrap().limit), (Some(5), 5));
+        let r = w.req(r#"{"cmd":"pool-settings","adaptive_min":8,"loose_weight":3}"#);
+        assert_eq!(r["kind"], "bad_request", "{r}");
+        assert!(r["message"].as_str().unwrap().contains("upper bound 5"), "{r}");
+        assert_eq!(a.loose_weight(), 1, "a refused request changed the weight");
+        let set = w.ok(r#"{"cmd":"pool-settings","adaptive_min":2,"adaptive_max":50}"#);
+        assert_eq!(
+            (&set["adaptive"]["min"], &set["adaptive"]["max"], &set["limit"]),
+            (&json!(2), &json!(50), &json!(5)),
+            "{set}"
+        );
+        assert_eq!(w.ok(r#"{"cmd":"stats"}"#)["adaptive"]["max"], 50);
+        // `pool-size` sets a fixed limit: the adaptive one is off for good.
+        assert_eq!(w.ok(r#"{"cmd":"pool-size","value":7}"#), 7);
+        assert_eq!(
+            w.ok(r#"{"cmd":"pool-settings"}"#),
+            json!({"limit": 7, "loose_weight": 1, "adaptive": null})
+        );
+        assert!(w.ok(r#"{"cmd":"stats"}"#).get("adaptive").is_none());
+        assert_eq!(w.err(r#"{"cmd":"pool-settings","adaptive_max":9}"#), "unsupported");
+        keyed
+    })
+    .await;
+    assert_eq!(keyed.join().await.unwrap().completed, 6);
 }
