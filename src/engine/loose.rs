@@ -4,7 +4,7 @@
 //! always was; other priorities get a level in a small ordered map when first used, dropped
 //! again once empty and out of the turns.
 
-use super::fifo::Fifo;
+use super::fifo::{Fifo, Slot};
 use std::collections::BTreeMap;
 
 /// One priority's waiting tasks.
@@ -46,7 +46,7 @@ impl<T> Default for LooseQueue<T> {
     }
 }
 
-impl<T> LooseQueue<T> {
+impl<T: Slot> LooseQueue<T> {
     #[inline]
     pub(crate) fn level(&self, priority: i32) -> Option<&Level<T>> {
         if priority == 0 {
@@ -136,7 +136,7 @@ impl<T> LooseQueue<T> {
     /// Waiting tasks with ids from `from` on, at most `max` of each priority (so the first
     /// `max` by id are among them).
     pub(crate) fn iter_from(&self, from: u64, max: usize) -> impl Iterator<Item = (u64, &T)> {
-        fn level<T>(l: &Level<T>, from: u64, max: usize) -> impl Iterator<Item = (u64, &T)> {
+        fn level<T: Slot>(l: &Level<T>, from: u64, max: usize) -> impl Iterator<Item = (u64, &T)> {
             l.fifo.iter().filter(move |(id, _)| *id >= from).take(max)
         }
         level(&self.zero, from, max)
@@ -174,26 +174,26 @@ mod tests {
     #[test]
     fn levels_keep_fifo_order_and_find_any_task() {
         let mut q = LooseQueue::default();
-        q.push(0, 1, 'a');
-        q.push(5, 2, 'b');
-        q.push(0, 3, 'c');
-        q.push(-1, 4, 'd');
+        q.push(0, 1, Some('a'));
+        q.push(5, 2, Some('b'));
+        q.push(0, 3, Some('c'));
+        q.push(-1, 4, Some('d'));
         assert_eq!(q.len(), 4);
         assert_eq!(q.newest(), Some(4));
-        assert_eq!(q.pop(5), Some((2, 'b')));
+        assert_eq!(q.pop(5), Some((2, Some('b'))));
         assert_eq!(q.pop(5), None);
         q.forget_if_idle(5);
         assert!(q.level(5).is_none());
         let (p, t) = q.find(4).unwrap();
         assert_eq!(p, -1);
-        assert_eq!(q.take(p, t), Some('d'));
+        assert_eq!(q.take(p, t), Some(Some('d')));
         assert_eq!(q.find(4), None);
-        assert_eq!(q.pop(0), Some((1, 'a')));
+        assert_eq!(q.pop(0), Some((1, Some('a'))));
         let ids: Vec<u64> = q.iter().map(|(k, _)| k).collect();
         assert_eq!(ids, [3]);
         assert_eq!(q.len(), 1);
         assert!(!q.is_empty());
-        assert_eq!(q.pop(0), Some((3, 'c')));
+        assert_eq!(q.pop(0), Some((3, Some('c'))));
         assert!(q.is_empty());
     }
 }
