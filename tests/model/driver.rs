@@ -849,7 +849,7 @@ impl Model {
                 keyed,
                 shed,
             } => self.map(step, items, *nc, *ordered, *timeout, (*keyed, *shed)),
-            Op::Retry(task, spec) => self.retry(step, *task, *spec).await,
+            Op::Retry(task, spec, wait) => self.retry(step, *task, *spec, *wait).await,
             Op::Shed(task, wait) => self.shed(step, *task, *wait).await,
             Op::Start(n) => {
                 let g = self.groups.len();
@@ -1221,7 +1221,7 @@ impl Model {
     /// `spec.fails` attempts fail, the next behaves as `task` (returns, yields or waits at
     /// its gate: a panic or a timeout would be one more failure), with a backoff of up to a
     /// few milliseconds between attempts.
-    async fn retry(&mut self, step: usize, task: Task, spec: RetrySpec) {
+    async fn retry(&mut self, step: usize, task: Task, spec: RetrySpec, wait_for_room: bool) {
         if self.limit.is_some() && !retry_on_limited_pools() {
             return;
         }
@@ -1250,9 +1250,27 @@ impl Model {
             policy = policy.retry_panics();
         }
         let make = retry_factory(self.ctx.clone(), key, task, spec, gate);
-        let res = configure(&self.ctx, self.pool().build_task(), key, beh, false)
-            .retry(policy.build().unwrap())
-            .spawn_queued_with(make);
+        let b = configure(&self.ctx, self.pool().build_task(), key, beh, false)
+            .retry(policy.build().unwrap());
+        let res = if wait_for_room {
+            // Only on an unlimited pool (see `retry_on_limited_pools`): there is room, so it
+            // returns at once.
+            let waited = b.spawn_with(make).now_or_never();
+            let Some(res) = waited else {
+                // It would wait: withdrawn (dropped), as `Spawn` does.
+                assert!(
+                    self.limit.is_some(),
+                    "spawn_with waited for room on an unlimited pool"
+                );
+                let key = self.push_single(task, gi, step, lo);
+                self.singles[key].retry = Some(spec);
+                self.singles[key].dropped_at = Some(step);
+                return;
+            };
+            res
+        } else {
+            b.spawn_queued_with(make)
+        };
         check_refusal(&res, locked, closed, "spawn_queued_with (retried)");
         if let Ok(h) = res {
             let key = self.push_single(task, gi, step, lo);
@@ -1895,6 +1913,13 @@ impl Model {
                 backlog += self.groups[g].items.len() as u64;
             }
         }
+        // Retried tasks not seen ended before the stats are read: at most these are in
+        // their backoff then.
+        let retried_live = self
+            .singles
+            .iter()
+            .filter(|s| s.retry.is_some() && !s.known_retired())
+            .count();
         let st = self.ctx.checked_stats(self.pool(), "the driver");
         let v = self.ctx.violations.lock().unwrap().clone();
         assert!(v.is_empty(), "after step {step} ({op:?}): {v:?}");
@@ -1911,11 +1936,23 @@ impl Model {
             st.ended >= st.cancelled + st.panicked + st.timed_out + st.shed,
             "{st:?}"
         );
-        let retried_live = self
-            .singles
-            .iter()
-            .filter(|s| s.retry.is_some() && !s.known_retired())
-            .count();
+        if std::env::var_os("TASKPOOL_MODEL_COVERAGE").is_some()
+            && self.groups.iter().any(|g| g.keyed)
+        {
+            // An item set aside: queued, while a later item of its group runs.
+            let tasks = self.pool().tasks();
+            let keyed = self.ctx.keyed.lock().unwrap().clone();
+            let aside = tasks.iter().any(|q| {
+                q.state == TaskState::Queued
+                    && q.group.as_ref().is_some_and(|g| keyed.contains(g))
+                    && tasks
+                        .iter()
+                        .any(|r| r.state == TaskState::Running && r.group == q.group && r.id > q.id)
+            });
+            if aside {
+                crate::cover("a keyed map's item was set aside");
+            }
+        }
         assert!(
             st.retrying <= retried_live,
             "after step {step} ({op:?}): {st:?}: {retried_live} retried tasks may live"

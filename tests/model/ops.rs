@@ -157,9 +157,10 @@ pub enum Op {
     },
     /// `SimpleTaskPool::start(n)`.
     Start(u8),
-    /// `build_task().retry(policy).spawn_queued_with(factory)`: attempts fail as the spec
-    /// says, then behave as the task (`Now`, `Yield` or `Gate`).
-    Retry(Task, RetrySpec),
+    /// `build_task().retry(policy).spawn_queued_with(factory)` (`spawn_with(factory).await`
+    /// if the flag is set): attempts fail as the spec says, then behave as the task (`Now`,
+    /// `Yield` or `Gate`).
+    Retry(Task, RetrySpec, bool),
     /// `spawn_queued` with a `max_queue_wait` of this many milliseconds (1..=4).
     Shed(Task, u8),
     /// A loose task that calls `exec` or `spawn` of a child from inside the pool.
@@ -293,7 +294,7 @@ fn submit_op() -> impl Strategy<Value = Op> {
                 shed
             }),
         1 => (0u8..5).prop_map(Op::Start),
-        2 => (task(), retry_spec()).prop_map(|(t, r)| Op::Retry(t, r)),
+        2 => (task(), retry_spec(), any::<bool>()).prop_map(|(t, r, w)| Op::Retry(t, r, w)),
         2 => (task(), 1u8..5).prop_map(|(t, w)| Op::Shed(t, w)),
         2 => (prop_oneof![Just(Inner::Exec), Just(Inner::Spawn)], task())
             .prop_map(|(i, t)| Op::FromTask(i, t)),
