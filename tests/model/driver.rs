@@ -1548,11 +1548,12 @@ impl Model {
         };
         let mut b = self.group_builder(g, timeout);
         if let Some(keys) = keyed {
-            // A generous quota (a start per key every half millisecond): items of a key
-            // whose token is not due yet are set aside for a moment.
+            // A generous quota (a start per key every half millisecond), keys in pairs of
+            // items (a a b b a a ...): an item of a key whose token is not due yet is set
+            // aside for a moment, and the next key's item passes it.
             let quota = Quota::per_second(2_000).unwrap().burst(1).unwrap();
             let keys = usize::from(keys);
-            b = b.rate_limit_by(move |p: &Pulled| p.0 % keys, quota);
+            b = b.rate_limit_by(move |p: &Pulled| p.0 / 2 % keys, quota);
             self.ctx.keyed.lock().unwrap().insert(Self::group_name(g));
         }
         if let Some(ms) = shed {
@@ -1939,15 +1940,18 @@ impl Model {
         if std::env::var_os("TASKPOOL_MODEL_COVERAGE").is_some()
             && self.groups.iter().any(|g| g.keyed)
         {
-            // An item set aside: queued, while a later item of its group runs.
+            // An item set aside: queued, while a later item of its group started.
             let tasks = self.pool().tasks();
-            let keyed = self.ctx.keyed.lock().unwrap().clone();
+            let tracer = self.ctx.tracer.lock().unwrap().clone();
             let aside = tasks.iter().any(|q| {
                 q.state == TaskState::Queued
-                    && q.group.as_ref().is_some_and(|g| keyed.contains(g))
-                    && tasks
-                        .iter()
-                        .any(|r| r.state == TaskState::Running && r.group == q.group && r.id > q.id)
+                    && (0..self.groups.len()).any(|g| {
+                        self.groups[g].keyed
+                            && q.group.as_deref() == Some(self.groups[g].name.as_str())
+                            && tracer
+                                .range(q.id.get() + 1..)
+                                .any(|(_, r)| r.kind == Some(Kind::Item(g)) && r.started > 0)
+                    })
             });
             if aside {
                 crate::cover("a keyed map's item was set aside");

@@ -148,7 +148,7 @@ pub enum Op {
         nc: u8,
         ordered: bool,
         timeout: bool,
-        /// `rate_limit_by(index % keys, quota)` with this many keys and a generous quota:
+        /// `rate_limit_by(index / 2 % keys, quota)` with this many keys and a generous quota:
         /// items of a key with no token are set aside.
         keyed: Option<u8>,
         /// The group's `max_queue_wait`, in milliseconds: items that could not start in
