@@ -213,7 +213,8 @@ fn model_async_std() {
 /// pool section, and the process aborts ("a user value's destructor would run under a pool
 /// lock", then "panic in a destructor during cleanup"); in a release build the FIFO's
 /// binary search by id (`Fifo::find`) can miss the task, so `cancel` by id of the queued
-/// retried task says it is not there. Shrunk sequence from the model (limit 1): a retried
+/// retried task says it is not there (`AlreadyEnded`, seen in a release build). The model
+/// aborts before proptest can shrink, so the sequence is shrunk by hand (limit 1): a retried
 /// task fails its first attempt and waits out its backoff; a task takes the only slot; a
 /// third one queues; the backoff ends.
 ///
