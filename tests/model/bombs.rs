@@ -33,6 +33,11 @@ impl Out {
         Self { tag, armed }
     }
 
+    /// The tag, the output left as it is (for a retry predicate).
+    pub fn peek(&self) -> usize {
+        self.tag
+    }
+
     /// The tag; the driver took the output, so its destructor no longer panics.
     pub fn tag(mut self) -> usize {
         self.armed = false;

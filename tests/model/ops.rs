@@ -118,6 +118,18 @@ pub enum Pick {
     Unknown(u8),
 }
 
+/// How a retried task fails before it behaves like a model task (issue 13's retries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetrySpec {
+    /// Its first `fails` attempts fail...
+    pub fails: u8,
+    /// ...of at most `max` attempts.
+    pub max: u8,
+    /// A failing attempt panics (the policy retries panics), else it returns the failure
+    /// output (the policy's predicate retries that).
+    pub by_panic: bool,
+}
+
 #[derive(Debug, Clone)]
 pub enum Op {
     /// `spawn().await`; if it would wait and the flag is set, drop it (withdraws the task).
@@ -136,9 +148,21 @@ pub enum Op {
         nc: u8,
         ordered: bool,
         timeout: bool,
+        /// `rate_limit_by(index / 2 % keys, quota)` with this many keys and a generous quota:
+        /// items of a key with no token are set aside.
+        keyed: Option<u8>,
+        /// The group's `max_queue_wait`, in milliseconds: items that could not start in
+        /// time are shed.
+        shed: Option<u8>,
     },
     /// `SimpleTaskPool::start(n)`.
     Start(u8),
+    /// `build_task().retry(policy).spawn_queued_with(factory)` (`spawn_with(factory).await`
+    /// if the flag is set): attempts fail as the spec says, then behave as the task (`Now`,
+    /// `Yield` or `Gate`).
+    Retry(Task, RetrySpec, bool),
+    /// `spawn_queued` with a `max_queue_wait` of this many milliseconds (1..=4).
+    Shed(Task, u8),
     /// A loose task that calls `exec` or `spawn` of a child from inside the pool.
     FromTask(Inner, Task),
     Cancel(Vec<Pick>),
@@ -237,6 +261,14 @@ fn pick() -> impl Strategy<Value = Pick> {
     ]
 }
 
+fn retry_spec() -> impl Strategy<Value = RetrySpec> {
+    (0u8..4, 1u8..4, any::<bool>()).prop_map(|(fails, max, by_panic)| RetrySpec {
+        fails,
+        max,
+        by_panic,
+    })
+}
+
 fn submit_op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (task(), any::<bool>()).prop_map(|(t, d)| Op::Spawn(t, d)),
@@ -245,10 +277,25 @@ fn submit_op() -> impl Strategy<Value = Op> {
         3 => vec((task(), prop::bool::weighted(0.5)), 2..6).prop_map(Op::Burst),
         2 => (task(), any::<bool>()).prop_map(|(t, d)| Op::Exec(t, d)),
         1 => (0u8..5, task()).prop_map(|(n, t)| Op::Apply(n, t)),
-        3 => (vec(map_item(), 0..8), 0u8..5, any::<bool>(), prop::bool::weighted(0.25)).prop_map(
-            |(items, nc, ordered, timeout)| Op::Map { items, nc, ordered, timeout }
-        ),
+        3 => (
+            vec(map_item(), 0..8),
+            0u8..5,
+            any::<bool>(),
+            prop::bool::weighted(0.25),
+            option::weighted(0.3, 1u8..4),
+            option::weighted(0.15, 1u8..5)
+        )
+            .prop_map(|(items, nc, ordered, timeout, keyed, shed)| Op::Map {
+                items,
+                nc,
+                ordered,
+                timeout,
+                keyed,
+                shed
+            }),
         1 => (0u8..5).prop_map(Op::Start),
+        2 => (task(), retry_spec(), any::<bool>()).prop_map(|(t, r, w)| Op::Retry(t, r, w)),
+        2 => (task(), 1u8..5).prop_map(|(t, w)| Op::Shed(t, w)),
         2 => (prop_oneof![Just(Inner::Exec), Just(Inner::Spawn)], task())
             .prop_map(|(i, t)| Op::FromTask(i, t)),
     ]

@@ -2,12 +2,12 @@
 //! inputs and closures) make back into the pool.
 
 use crate::bombs::{BombOnDrop, Out, PayloadBomb, PANIC_MSG};
-use crate::ops::{Beh, Inner, Reent, Task};
+use crate::ops::{Beh, Inner, Reent, RetrySpec, Task};
 use crate::support::{yield_n, Gate};
 use async_taskpool::{
     current_task_id, ExecError, PoolError, PoolStats, TaskBuilder, TaskHandle, TaskPool,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
@@ -43,6 +43,12 @@ pub struct Rec {
     pub on_end: u32,
     /// Submitted without callbacks: no `on_end`, and a cancel shows only as no completion.
     pub plain: bool,
+    /// The tag (input index of a map item) it ran with.
+    pub tag: Option<usize>,
+    /// Attempts of a retried task that failed on purpose (they do not count as started).
+    pub fail_runs: u32,
+    /// Its handle said it was shed (set by the driver at the end).
+    pub shed: bool,
 }
 
 pub type SpawnSlot = Arc<Mutex<Option<Result<TaskHandle<Out>, PoolError>>>>;
@@ -64,6 +70,9 @@ pub struct Ctx {
     pub start_gate: Mutex<Gate>,
     pub violations: Mutex<Vec<String>>,
     pub tracer: Mutex<BTreeMap<u64, Rec>>,
+    /// Names of the groups with a keyed rate limit: their items set aside wait queued while
+    /// later items start, so FIFO holds only up to the keys.
+    pub keyed: Mutex<BTreeSet<String>>,
 }
 
 impl Ctx {
@@ -77,6 +86,7 @@ impl Ctx {
             start_gate: Mutex::new(Gate::new()),
             violations: Mutex::default(),
             tracer: Mutex::default(),
+            keyed: Mutex::default(),
         }
     }
 
@@ -111,8 +121,17 @@ impl Ctx {
             self.violation(format!("task {id} runs but tasks() does not list it"));
             return;
         };
+        if me
+            .group
+            .as_ref()
+            .is_some_and(|g| self.keyed.lock().unwrap().contains(g))
+        {
+            return;
+        }
         for t in &tasks {
+            // A retried task queues again behind the work queued meanwhile.
             if t.state == async_taskpool::TaskState::Queued
+                && t.attempt == 1
                 && t.id.get() < id
                 && t.group == me.group
             {
@@ -134,7 +153,7 @@ impl Ctx {
             .cap
             .load(SeqCst)
             .saturating_add(self.nested_started.load(SeqCst) - nested_ended);
-        if st.ended < st.cancelled + st.panicked + st.timed_out + st.dropped {
+        if st.ended < st.cancelled + st.panicked + st.timed_out + st.dropped + st.shed {
             self.violation(format!("{at}: outcomes exceed ended: {st:?}"));
         }
         if st.dropped != 0 {
@@ -181,6 +200,7 @@ async fn traced<W: Future<Output = ()>>(
     ctx.set_kind(id, kind);
     ctx.record(id, |r| {
         r.beh = Some(beh);
+        r.tag = Some(tag);
         r.started += 1;
     });
     let _in = if nested {
@@ -538,4 +558,85 @@ pub async fn parent_future(
     )
     .await;
     Out::new(tag, false)
+}
+
+/// The output tag of a retried task's attempt that failed on purpose.
+pub const FAIL: usize = usize::MAX;
+
+/// Checks from inside attempt `attempt` of a retried task that `tasks()` lists it running
+/// on that attempt.
+fn check_attempt(ctx: &Arc<Ctx>, id: u64, attempt: u32) {
+    let pool = ctx.pool.lock().unwrap().clone();
+    let Some(pool) = pool else { return };
+    let info = pool.tasks().into_iter().find(|t| t.id.get() == id);
+    match info {
+        Some(t) if t.attempt == attempt && t.state == async_taskpool::TaskState::Running => {}
+        other => ctx.violation(format!(
+            "retried task {id} on its attempt {attempt}: tasks() lists {other:?}"
+        )),
+    }
+}
+
+/// The factory of a retried loose task (the model's single `key`): its attempts
+/// `1..=spec.fails` fail (panic, or return the `FAIL` output), each recorded in the tracer
+/// and checked to run under one id with its attempt number listed; the next behaves as
+/// `task`.
+pub fn retry_factory(
+    ctx: Arc<Ctx>,
+    key: usize,
+    task: Task,
+    spec: RetrySpec,
+    gate: Option<Gate>,
+) -> impl FnMut() -> TaskFuture + Send + 'static {
+    let mut made = 0u32;
+    let first_id: Arc<Mutex<Option<u64>>> = Arc::default();
+    move || {
+        made += 1;
+        let attempt = made;
+        let (ctx, first_id) = (ctx.clone(), first_id.clone());
+        let fails = attempt <= u32::from(spec.fails);
+        // The bomb goes on the attempt's whole future, which the pool drops, not on the
+        // inner one, which the attempt itself drops as it returns.
+        let bomb = !fails && task.future_bomb;
+        let inner = (!fails).then(|| {
+            let task = Task {
+                future_bomb: false,
+                ..task
+            };
+            task_future(
+                ctx.clone(),
+                Kind::Single(key),
+                task,
+                gate.clone(),
+                None,
+                key,
+                false,
+            )
+        });
+        let fut = async move {
+            let id = current_task_id().expect("runs inside a pool task").get();
+            if *first_id.lock().unwrap().get_or_insert(id) != id {
+                ctx.violation(format!(
+                    "retried single {key}: attempt {attempt} runs as task {id}, not as the \
+                     first attempt's task"
+                ));
+            }
+            check_attempt(&ctx, id, attempt);
+            match inner {
+                Some(inner) => inner.await,
+                None => {
+                    ctx.set_kind(id, Kind::Single(key));
+                    ctx.record(id, |r| r.fail_runs += 1);
+                    if attempt > 1 {
+                        crate::cover("a retried attempt failed again");
+                    }
+                    if spec.by_panic {
+                        std::panic::panic_any(PANIC_MSG);
+                    }
+                    Out::new(FAIL, false)
+                }
+            }
+        };
+        BombOnDrop::new(Box::pin(fut), bomb)
+    }
 }
