@@ -4,6 +4,7 @@ use crate::concurrency::Concurrency;
 use crate::engine::callbacks::{callback, Callbacks, TaskOptions};
 use crate::engine::core::{Admission, Core, GroupKind};
 use crate::engine::current::inside_pool;
+use crate::engine::item_retry::ItemRetry;
 use crate::engine::map::{GroupInput, GroupSpec, KeyFn, Source, StopWhen};
 use crate::engine::task::{Refused, TaskSpec};
 use crate::error::{ExecError, PoolError, TrySpawnError};
@@ -12,7 +13,7 @@ use crate::handle::TaskHandle;
 use crate::id::TaskId;
 use crate::policy::Quota;
 use crate::policy::RetryPolicy;
-use crate::retrying::RetryingTaskBuilder;
+use crate::retrying::{RetryingGroupBuilder, RetryingTaskBuilder};
 use crate::try_group::TryGroup;
 use futures_core::Stream;
 use std::any::Any;
@@ -777,6 +778,49 @@ impl<'a> GroupBuilder<'a> {
         self
     }
 
+    /// Retries the group's items per `policy` (see [`RetryingGroupBuilder`]): an item whose
+    /// attempt fails is run again by calling the function on a copy of the item (so `map`'s
+    /// items must be `Clone`), or `apply`'s factory again. Without this call items need no
+    /// `Clone` and nothing is kept.
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")] {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// # rt.block_on(async {
+    /// use async_taskpool::{policy::RetryPolicy, runtime::TokioSpawner, TaskPool};
+    /// use futures::StreamExt;
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// let pool = TaskPool::new(TokioSpawner::current());
+    /// let policy = RetryPolicy::builder()
+    ///     .max_attempts(3)
+    ///     .backoff(Duration::from_millis(1), Duration::from_millis(10))
+    ///     .retry_errors()
+    ///     .build()?;
+    /// let calls = Arc::new(AtomicU32::new(0));
+    /// let c = calls.clone();
+    /// let group = pool.build_group().retry(policy).map(["a", "b"], 2, move |s: &str| {
+    ///     // "b" fails its first attempt.
+    ///     let first = s == "b" && c.fetch_add(1, Ordering::SeqCst) == 0;
+    ///     async move { if first { Err("503") } else { Ok(s.len()) } }
+    /// })?;
+    /// let out: Vec<_> = group.map(Result::unwrap).collect().await;
+    /// assert_eq!(out, [Ok(1), Ok(1)]); // input order, "b" after its retry
+    /// assert_eq!(pool.stats().retried, 1);
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// # }).unwrap(); }
+    /// ```
+    pub fn retry<T: Send + 'static>(self, policy: RetryPolicy<T>) -> RetryingGroupBuilder<'a, T> {
+        RetryingGroupBuilder::new(self, policy)
+    }
+
+    /// Whether results come in input order.
+    pub(crate) fn is_ordered(&self) -> bool {
+        self.ordered
+    }
+
     /// Starts `num` tasks, each from `factory()`. See [`TaskPool::apply`](crate::TaskPool::apply).
     pub fn apply<F, Fut>(self, num: usize, factory: F) -> Result<Group<Fut::Output>, PoolError>
     where
@@ -918,6 +962,7 @@ impl<'a> GroupBuilder<'a> {
             ordered,
             f,
             Some(crate::try_group::fails::<T, E>),
+            None,
         )?;
         Ok(TryGroup::new(group))
     }
@@ -936,10 +981,11 @@ impl<'a> GroupBuilder<'a> {
         Fut: Future + Send + 'static,
         Fut::Output: Send + 'static,
     {
-        self.launch_stopping(kind, source, num_concurrent, ordered, f, None)
+        self.launch_stopping(kind, source, num_concurrent, ordered, f, None, None)
     }
 
-    fn launch_stopping<I, F, Fut>(
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn launch_stopping<I, F, Fut>(
         self,
         kind: GroupKind,
         source: Source<I>,
@@ -947,6 +993,7 @@ impl<'a> GroupBuilder<'a> {
         ordered: bool,
         f: F,
         stop_when: Option<StopWhen<Fut::Output>>,
+        retry: Option<ItemRetry<I, Fut::Output>>,
     ) -> Result<Group<Fut::Output>, PoolError>
     where
         I: Send + 'static,
@@ -978,7 +1025,7 @@ impl<'a> GroupBuilder<'a> {
             queue_wait: self.options.queue_wait.or_else(|| self.core.queue_wait()),
             rate: self.rate,
         };
-        let g = self.core.launch_group(spec, input, f, stop_when)?;
+        let g = self.core.launch_group(spec, input, f, stop_when, retry)?;
         Ok(Group::new(g, self.core.clone()).with_cancel_on_drop(self.cancel_on_drop))
     }
 }

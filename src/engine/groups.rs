@@ -48,6 +48,9 @@ pub(crate) enum Pull {
     SetAside(TaskId),
     /// No token is due before this wait: arm the timer once unlocked, and leave.
     Wait(RateWait),
+    /// An item whose retry backoff is over runs its next attempt now, under its own id (see
+    /// `item_retry.rs`).
+    Requeued(TaskId),
 }
 
 /// What a worker's pull from the input became.
@@ -200,6 +203,7 @@ impl State {
             backlog_exact,
             timing,
             rate: None,
+            requeued: Default::default(),
         });
         self.names.insert(name, key);
         key
@@ -275,6 +279,9 @@ impl State {
         };
         if g.cancelled {
             return Pull::Nothing;
+        }
+        if !g.requeued.is_empty() {
+            return self.take_requeued(key, control);
         }
         if g.rate.is_some() {
             return self.next_rated(key, control);

@@ -18,6 +18,7 @@ use super::core::{
 };
 use super::current;
 use super::groups::{AfterItem, Arrival, Pull, Pulled, SizeHint, WorkerHeld, MAX_RAMP};
+use super::item_retry::{final_result, ItemRetry, ItemWait};
 use super::lanes::{GroupKey, Reserved};
 use super::poll::{poll_task, CancelSignal, RunTimer};
 use super::rate::{GroupRate, KeyHash, PANICKED_KEY};
@@ -39,7 +40,7 @@ use pin_project_lite::pin_project;
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::pin::{pin, Pin};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -115,6 +116,12 @@ struct MapGroup<I, F, T> {
     /// state counts them (`GroupRate::aside`). Touched only inside a section, or by the job
     /// that ends them.
     aside: Mutex<Vec<(TaskId, u64, I)>>,
+    /// Its retry policy, if its items are retried (see `item_retry.rs`).
+    retry: Option<ItemRetry<I, T>>,
+    /// Items whose backoff is over, kept for their next attempt, with their ids, sequence
+    /// numbers and the attempt they wait for; the state queues their ids
+    /// (`GroupState::requeued`). Touched only inside a section, or by the job that ends them.
+    requeued: Mutex<Vec<(TaskId, u64, I, u32)>>,
 }
 
 impl<I, F, T> Drop for MapGroup<I, F, T> {
@@ -133,6 +140,9 @@ pub(crate) type StopWhen<T> = fn(&Item<T>) -> bool;
 enum Taken<I> {
     /// An item, now running under this id, with its result's sequence number.
     Item(TaskId, u64, I),
+    /// A retried item's next attempt, now running under its id: its sequence number and
+    /// the attempt.
+    Retry(TaskId, u64, I, u32),
     /// The input to pull from, busy, or nothing.
     Pull(Pull),
 }
@@ -145,6 +155,7 @@ impl Core {
         input: GroupInput<I>,
         f: F,
         stop_when: Option<StopWhen<Fut::Output>>,
+        retry: Option<ItemRetry<I, Fut::Output>>,
     ) -> Result<Launched<Fut::Output>, PoolError>
     where
         I: Send + 'static,
@@ -201,7 +212,7 @@ impl Core {
             Err(e) => {
                 drop(s);
                 drop_value(
-                    (input, f, key_of),
+                    (input, f, key_of, retry),
                     Whose {
                         pool: &self.name,
                         task: None,
@@ -247,6 +258,8 @@ impl Core {
             rated: AtomicU8::new(u8::from(spec.rate.is_some())),
             aside: Mutex::new(Vec::new()),
             key_of,
+            retry,
+            requeued: Mutex::new(Vec::new()),
         });
         if let (Some(quota), Some(now)) = (spec.rate, now) {
             let keyed = group.key_of.is_some();
@@ -319,6 +332,18 @@ impl<I, F, T> MapGroup<I, F, T> {
         }
     }
 
+    /// Requeued item `id`, taken out of the store (inside the section that took its id).
+    #[cold]
+    fn take_kept(&self, id: TaskId) -> Taken<I> {
+        let mut kept = lock(&self.requeued, Rank::Leaf);
+        let at = kept
+            .iter()
+            .position(|(i, ..)| *i == id)
+            .expect("the state queues the items kept");
+        let (_, seq, item, attempt) = kept.swap_remove(at);
+        Taken::Retry(id, seq, item, attempt)
+    }
+
     fn reserved_item(&self) -> I {
         let make = self
             .reserved_item
@@ -348,6 +373,7 @@ impl<I, F, T> MapGroup<I, F, T> {
                 let (_, seq, item) = aside.swap_remove(at);
                 Taken::Item(id, seq, item)
             }
+            Pull::Requeued(id) => self.take_kept(id),
             Pull::SetAside(id) => {
                 let (seq, item) = lock(&self.ahead, Rank::Leaf)
                     .pop_front()
@@ -430,6 +456,32 @@ where
         })
     }
 
+    fn end_requeued(self: Arc<Self>, core: &Arc<Core>, id: TaskId) -> BoxJob {
+        let kept = {
+            let mut kept = lock(&self.requeued, Rank::Leaf);
+            let at = kept.iter().position(|(i, ..)| *i == id);
+            at.map(|at| kept.swap_remove(at))
+        };
+        let (seq, item, attempt) = match kept {
+            Some((_, seq, item, attempt)) => (seq, Some(item), attempt),
+            None => (0, None, 1),
+        };
+        let left = Unrun {
+            core: core.clone(),
+            group: Some(self),
+            id,
+            seq,
+            attempts: attempt,
+            item,
+            armed: true,
+            queued: true,
+        };
+        Runner::job(WorkerJob {
+            fut: end_unrun(left),
+            serial: core.serial,
+        })
+    }
+
     fn skip_ahead(&self) -> Option<Waker> {
         let seqs: Vec<u64> = lock(&self.ahead, Rank::Leaf)
             .iter()
@@ -467,6 +519,8 @@ impl<W: Future<Output = Next> + Send> Work for WorkerJob<W> {
 struct ItemAbort {
     target: AtomicU64,
     waker: AtomicWaker,
+    /// The attempt of the item it runs, set by retried groups only (0 reads as 1).
+    attempt: AtomicU32,
 }
 
 impl CancelSignal for ItemAbort {
@@ -484,6 +538,10 @@ impl TaskControl for ItemAbort {
         // `+ 1`: the default 0 names no item.
         self.target.store(id.get() + 1, Ordering::Release);
         self.waker.take()
+    }
+
+    fn attempt(&self) -> u32 {
+        self.attempt.load(Ordering::Relaxed).max(1)
     }
 }
 
@@ -674,6 +732,8 @@ enum Decision<I> {
 enum Got<I> {
     /// An item, running under this id, with its result's sequence number.
     Item(TaskId, u64, I),
+    /// A retried item's next attempt (see `Taken::Retry`).
+    Retry(TaskId, u64, I, u32),
     /// An item that waited for a slot was cancelled first: it ends without running.
     CancelledBeforeStart(TaskId, u64, I),
     /// Nothing: the worker ends, and its runner does this next.
@@ -733,14 +793,21 @@ where
                 }
             }
         };
-        let (id, seq, item, start) = match got {
-            Got::Item(id, seq, item) => (id, seq, item, true),
-            Got::CancelledBeforeStart(id, seq, item) => (id, seq, item, false),
+        let (id, seq, item, start, attempt) = match got {
+            Got::Item(id, seq, item) => (id, seq, item, true, 1),
+            Got::Retry(id, seq, item, attempt) => (id, seq, item, true, attempt),
+            Got::CancelledBeforeStart(id, seq, item) => (id, seq, item, false, 1),
             Got::Done(next) => return next,
             Got::Again(_) => unreachable!("next_item goes around itself"),
         };
+        if group.retry.is_some() {
+            abort.attempt.store(attempt, Ordering::Relaxed);
+        }
         if Telemetry::ACTIVE {
-            if group.reserved_item.is_some() {
+            if attempt > 1 {
+                // Counted as submitted at its first attempt, queued again after its backoff.
+                core.telemetry.dequeued();
+            } else if group.reserved_item.is_some() {
                 // Counted as submitted (and queued) when the group was made.
                 core.telemetry.dequeued();
             } else {
@@ -757,9 +824,12 @@ where
             started: start,
         };
         let span = task_span(&core.name, id, None, Some(&group.name));
-        let shed = group.shed_after();
+        // A retried item's later attempts are not shed (its wait for a slot was its first).
+        let shed = group.shed_after().filter(|_| attempt == 1);
         let runs = start && shed.is_none();
         let mut started = None;
+        // The item kept for its next attempt (retried groups only).
+        let mut kept: Option<I> = None;
         let res = if runs {
             // Calls the closure on the item and runs the future it makes, as task `id`: the
             // call, the first poll and (ready at once) the future's drop under one mark.
@@ -774,6 +844,13 @@ where
                     log_started(&core.name, None, id);
                     core.telemetry.started(group.kind);
                     started = core.adaptive.start(&*core.spawner);
+                    if let Some(retry) = &group.retry {
+                        if let Err(err) = keep_item(retry, &item, attempt, &mut kept, id) {
+                            tracing::error!(pool = %core.name, task_id = id.get(), "{err}");
+                            drop_value(item, owner(&core.name, id));
+                            return Poll::Ready(Err(err));
+                        }
+                    }
                     // Calling `f` may itself panic: that is this item's panic, like one in
                     // its future.
                     match user::call(|| (group.f)(item)) {
@@ -814,6 +891,32 @@ where
         if let Some(at) = started {
             core.adaptive.ended(&core, at, id, outcome);
         }
+        let res = match &group.retry {
+            None => res,
+            Some(_) => match retry_item(&group, &core, id, seq, attempt, kept.take(), res) {
+                Ok(res) => res,
+                Err(Backoff) => {
+                    // The item waits out its backoff (a job of its own): this worker goes on
+                    // with the group's next item, or hands its slot on.
+                    guard.armed = false;
+                    drop(span);
+                    match after_backoff(&group, &core, &control, &mut w, ran) {
+                        Decision::Continue(next) => {
+                            pulled = next;
+                            continue;
+                        }
+                        Decision::HandOver(start) => {
+                            w.ended();
+                            return Next::Run(start);
+                        }
+                        Decision::Leave(next) => {
+                            w.ended();
+                            return next;
+                        }
+                    }
+                }
+            },
+        };
         if let Some(stop) = group.stop_when {
             if stop(&res) {
                 stop_group(&group, &core, id);
@@ -887,6 +990,268 @@ where
     }
 }
 
+/// A retried item's attempt ended and it waits for its next one.
+struct Backoff;
+
+/// Keeps a copy of `item` for its next attempt, if attempt `attempt` may be followed by one
+/// (user code: `Clone`; no lock held). A clone that panics is the attempt's panic.
+#[cold]
+#[inline(never)]
+fn keep_item<I, T>(
+    retry: &ItemRetry<I, T>,
+    item: &I,
+    attempt: u32,
+    kept: &mut Option<I>,
+    id: TaskId,
+) -> Result<(), TaskError> {
+    if !retry.may_retry(attempt) {
+        return Ok(());
+    }
+    match retry.keep(item) {
+        Ok(copy) => {
+            *kept = Some(copy);
+            Ok(())
+        }
+        Err(payload) => Err(TaskError::panicked(id, payload)),
+    }
+}
+
+/// Attempt `attempt` of item `id` of a retried group ended with `res`: its final result
+/// (`Ok`), or (the policy says retry) it enters its backoff, holding no slot, and a job of
+/// its own waits it out (`Err`). The predicate runs, and the failed output and any item no
+/// longer needed are dropped, with no lock held.
+#[cold]
+#[inline(never)]
+fn retry_item<I, F, Fut>(
+    group: &Arc<MapGroup<I, F, Fut::Output>>,
+    core: &Arc<Core>,
+    id: TaskId,
+    seq: u64,
+    attempt: u32,
+    kept: Option<I>,
+    res: Item<Fut::Output>,
+) -> Result<Item<Fut::Output>, Backoff>
+where
+    I: Send + 'static,
+    F: Fn(I) -> Fut + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: Send + 'static,
+{
+    let retry = group.retry.as_ref().expect("a retried group");
+    let wait = kept
+        .as_ref()
+        .and_then(|_| retry.next_wait(attempt, &res, &core.name, id));
+    let Some(wait) = wait else {
+        drop_some(kept, kept_owner(&core.name, id));
+        return Ok(final_result(attempt, res));
+    };
+    let item = kept.expect("a wait comes with a kept item");
+    let ticket = Arc::new(ItemWait::new(attempt));
+    let control: Arc<dyn TaskControl> = ticket.clone();
+    if !core.section().item_to_backoff(id, group.key, control) {
+        // Cancelled meanwhile: this outcome is final.
+        drop_value(item, kept_owner(&core.name, id));
+        return Ok(final_result(attempt, res));
+    }
+    core.telemetry.paused();
+    tracing::debug!(
+        pool = %core.name,
+        task_id = id.get(),
+        attempt,
+        ?wait,
+        "attempt {attempt} of task {id} ({}) ended with {:?}; retrying in {wait:?}",
+        group.name,
+        Outcome::of(&res),
+    );
+    drop_value(res, owner(&core.name, id));
+    let left = Unrun {
+        core: core.clone(),
+        group: Some(group.clone()),
+        id,
+        seq,
+        attempts: attempt,
+        item: Some(item),
+        armed: true,
+        queued: false,
+    };
+    let job = Runner::job(WorkerJob {
+        fut: item_backoff(left, ticket, wait),
+        serial: core.serial,
+    });
+    core.start(Start::Job(job), None);
+    Err(Backoff)
+}
+
+/// A worker whose item entered its backoff: the scheduler's word, as after any item.
+fn after_backoff<I, F, T>(
+    group: &MapGroup<I, F, T>,
+    core: &Arc<Core>,
+    control: &Arc<dyn TaskControl>,
+    w: &mut WorkerGuard,
+    ran: usize,
+) -> Decision<I> {
+    let now = group.clock(core);
+    let mut s = core.section();
+    let (st, after, c) = s.split();
+    st.observe_now(group.key, now);
+    if !w.held.slot {
+        st.worker_gone(group.key, w.held, c, after);
+        return Decision::Leave(Next::End);
+    }
+    let take_next = ran % RUN_BUDGET != RUN_BUDGET - 1;
+    match st.after_item(group.key, take_next, control, c, after, &mut None) {
+        AfterItem::Continue(next) => Decision::Continue(next.map(|p| group.hand(p))),
+        AfterItem::HandOver(start) => Decision::HandOver(start),
+        AfterItem::Leave(next) => Decision::Leave(next),
+    }
+}
+
+fn kept_owner(pool: &str, id: TaskId) -> Whose<'_> {
+    Whose {
+        pool,
+        task: Some(id),
+        what: "a map item kept for its next attempt",
+    }
+}
+
+/// A retried item's job between attempts (holding no slot): waits out its backoff, woken
+/// early by a cancel; then queues the item again in its group (the same id, its place in
+/// the results kept), or ends it as cancelled.
+async fn item_backoff<I, F, T>(
+    mut left: Unrun<I, F, T>,
+    ticket: Arc<ItemWait>,
+    wait: Duration,
+) -> Next {
+    let core = left.core.clone();
+    let mut sleep = core.spawner.sleep(wait);
+    poll_fn(|cx| {
+        if ticket.is_cancelled() {
+            return Poll::Ready(());
+        }
+        // A cancel from now on wakes this job (it sets the flag, then takes the waker).
+        ticket.register(cx.waker());
+        if ticket.is_cancelled() {
+            return Poll::Ready(());
+        }
+        sleep.as_mut().poll(cx)
+    })
+    .await;
+    drop(sleep);
+    drop(ticket.unregister());
+    let (id, next) = (left.id, left.attempts + 1);
+    let requeued = {
+        let mut s = core.section();
+        let (st, after, c) = s.split();
+        let key = left.group().key;
+        if st.item_requeue(id, key, c, after) {
+            let item = left.item.take().expect("kept until requeued");
+            lock(&left.group().requeued, Rank::Leaf).push((id, left.seq, item, next));
+            ticket.set_attempt(next);
+            true
+        } else {
+            // Cancelled meanwhile.
+            st.enter_ending(id);
+            false
+        }
+    };
+    drop(ticket);
+    if requeued {
+        left.armed = false;
+        core.telemetry.enqueued();
+        return Next::End;
+    }
+    end_unrun(left).await
+}
+
+/// Ends a retried item cancelled between attempts (in its backoff, or waiting for a slot
+/// for its next attempt; already `Ending`): drops the item kept, runs its callbacks and
+/// delivers its result.
+async fn end_unrun<I, F, T>(mut left: Unrun<I, F, T>) -> Next {
+    let core = left.core.clone();
+    let id = left.id;
+    drop_some(left.item.take(), kept_owner(&core.name, id));
+    let group = left.group.clone().expect("held until the end");
+    if let Some(callbacks) = &group.options.callbacks {
+        let mut run = pin!(callbacks.run(&core.name, id, true));
+        poll_fn(|cx| {
+            let _inside = current::enter(core.serial, Some(id));
+            run.as_mut().poll(cx)
+        })
+        .await;
+    }
+    drop(group);
+    left.end(Outcome::Cancelled, TaskError::Cancelled { id });
+    Next::End
+}
+
+/// A retried item between attempts, not running: what its job must end if the runtime
+/// drops the job (it ends as dropped, without callbacks).
+struct Unrun<I, F, T> {
+    core: Arc<Core>,
+    /// Its group (let go of in a panic guard: it may be the last reference).
+    group: Option<Arc<MapGroup<I, F, T>>>,
+    id: TaskId,
+    seq: u64,
+    /// Attempts it was given so far.
+    attempts: u32,
+    /// The item kept for its next attempt.
+    item: Option<I>,
+    /// Not ended yet.
+    armed: bool,
+    /// It waited in its group's queue (the telemetry counts it queued).
+    queued: bool,
+}
+
+impl<I, F, T> Unrun<I, F, T> {
+    fn group(&self) -> &MapGroup<I, F, T> {
+        self.group.as_deref().expect("held until the end")
+    }
+
+    /// Delivers its result and retires it.
+    fn end(&mut self, outcome: Outcome, err: TaskError) {
+        self.armed = false;
+        let core = &self.core;
+        let id = self.id;
+        let group = self.group.as_deref().expect("held until the end");
+        if self.queued {
+            core.telemetry.dequeued();
+        }
+        core.telemetry.ended(group.kind, outcome, false);
+        let res = final_result(self.attempts, Err(err));
+        let unwanted = {
+            let mut s = core.section();
+            let (st, after, _) = s.split();
+            let unwanted = deliver_result(&group.results, self.seq, res, after);
+            st.retire(id, outcome, after);
+            // Maybe the group's last item.
+            st.settle_if_finished(group.key, after);
+            unwanted
+        };
+        log_end(&core.name, None, id, outcome);
+        drop_some(unwanted, owner(&core.name, id));
+    }
+}
+
+impl<I, F, T> Drop for Unrun<I, F, T> {
+    fn drop(&mut self) {
+        drop_some(self.item.take(), kept_owner(&self.core.name, self.id));
+        if self.armed {
+            let id = self.id;
+            self.end(Outcome::Dropped, TaskError::RuntimeDropped { id });
+        }
+        if let Some(group) = self.group.take() {
+            drop_value(
+                group,
+                Whose {
+                    pool: &self.core.name,
+                    task: Some(self.id),
+                    what: "a map group's closure",
+                },
+            );
+        }
+    }
+}
+
 /// What a worker holding a slot got without waiting.
 enum Now<I> {
     Got(Got<I>),
@@ -924,6 +1289,7 @@ where
         };
         let got = match taken {
             Taken::Item(id, seq, item) => Got::Item(id, seq, item),
+            Taken::Retry(id, seq, item, attempt) => Got::Retry(id, seq, item, attempt),
             Taken::Pull(Pull::Source(any, batch)) => {
                 w.held.input = true;
                 let mut source: Box<Source<I>> = any

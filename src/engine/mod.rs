@@ -166,6 +166,7 @@ pub(crate) mod durations;
 pub(crate) mod fifo;
 pub(crate) mod groups;
 pub(crate) mod handoff;
+pub(crate) mod item_retry;
 pub(crate) mod lanes;
 #[cfg(all(test, loom))]
 mod loom_tests;
@@ -175,6 +176,7 @@ pub(crate) mod observe;
 pub(crate) mod outcome;
 pub(crate) mod poll;
 pub(crate) mod rate;
+pub(crate) mod requeue;
 pub(crate) mod results;
 pub(crate) mod retry;
 pub(crate) mod runner;
