@@ -829,7 +829,7 @@ where
         let runs = start && shed.is_none();
         let mut started = None;
         // The item kept for its next attempt (retried groups only).
-        let mut kept: Option<I> = None;
+        let mut kept = Kept(None);
         let res = if runs {
             // Calls the closure on the item and runs the future it makes, as task `id`: the
             // call, the first poll and (ready at once) the future's drop under one mark.
@@ -845,7 +845,7 @@ where
                     core.telemetry.started(group.kind);
                     started = core.adaptive.start(&*core.spawner);
                     if let Some(retry) = &group.retry {
-                        if let Err(err) = keep_item(retry, &item, attempt, &mut kept, id) {
+                        if let Err(err) = keep_item(retry, &item, attempt, &mut kept.0, id) {
                             tracing::error!(pool = %core.name, task_id = id.get(), "{err}");
                             drop_value(item, owner(&core.name, id));
                             return Poll::Ready(Err(err));
@@ -893,7 +893,7 @@ where
         }
         let res = match &group.retry {
             None => res,
-            Some(_) => match retry_item(&group, &core, id, seq, attempt, kept.take(), res) {
+            Some(_) => match retry_item(&group, &core, id, seq, attempt, kept.0.take(), res) {
                 Ok(res) => res,
                 Err(Backoff) => {
                     // The item waits out its backoff (a job of its own): this worker goes on
@@ -992,6 +992,24 @@ where
 
 /// A retried item's attempt ended and it waits for its next one.
 struct Backoff;
+
+/// An item kept for its next attempt by a worker: let go of in a panic guard if the worker
+/// is dropped with it (else it goes to `retry_item`).
+struct Kept<I>(Option<I>);
+
+impl<I> Drop for Kept<I> {
+    #[inline]
+    fn drop(&mut self) {
+        drop_some(
+            self.0.take(),
+            Whose {
+                pool: "",
+                task: None,
+                what: "a map item kept for its next attempt",
+            },
+        );
+    }
+}
 
 /// Keeps a copy of `item` for its next attempt, if attempt `attempt` may be followed by one
 /// (user code: `Clone`; no lock held). A clone that panics is the attempt's panic.
