@@ -280,10 +280,11 @@ impl State {
         if g.cancelled {
             return Pull::Nothing;
         }
-        if !g.requeued.is_empty() {
-            return self.take_requeued(key, control);
-        }
         if g.rate.is_some() {
+            // A retried item's next attempt takes no token (see `item_retry.rs`).
+            if !g.requeued.is_empty() {
+                return self.take_requeued(key, control);
+            }
             return self.next_rated(key, control);
         }
         if g.ahead > 0 {
@@ -291,6 +292,10 @@ impl State {
             let id = self.allocate_id();
             self.insert_running(id, control.clone(), Seat::Worker, Some(key));
             return Pull::Ahead(id);
+        }
+        // Items retried go before new ones are pulled (after the few pulled ahead already).
+        if !g.requeued.is_empty() {
+            return self.take_requeued(key, control);
         }
         match std::mem::replace(&mut g.input, Input::Pulling) {
             Input::Idle(source) => {

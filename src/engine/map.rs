@@ -122,6 +122,11 @@ struct MapGroup<I, F, T> {
     /// numbers and the attempt they wait for; the state queues their ids
     /// (`GroupState::requeued`). Touched only inside a section, or by the job that ends them.
     requeued: Mutex<Vec<(TaskId, u64, I, u32)>>,
+    /// Copies of the items running an attempt that may be retried, by id (kept here, not in
+    /// the worker: a worker without retries carries nothing more across its awaits).
+    kept: Mutex<Vec<(TaskId, I)>>,
+    /// The attempts of requeued items taken by a worker, until it starts them.
+    attempts: Mutex<Vec<(TaskId, u32)>>,
 }
 
 impl<I, F, T> Drop for MapGroup<I, F, T> {
@@ -140,9 +145,6 @@ pub(crate) type StopWhen<T> = fn(&Item<T>) -> bool;
 enum Taken<I> {
     /// An item, now running under this id, with its result's sequence number.
     Item(TaskId, u64, I),
-    /// A retried item's next attempt, now running under its id: its sequence number and
-    /// the attempt.
-    Retry(TaskId, u64, I, u32),
     /// The input to pull from, busy, or nothing.
     Pull(Pull),
 }
@@ -260,6 +262,8 @@ impl Core {
             key_of,
             retry,
             requeued: Mutex::new(Vec::new()),
+            kept: Mutex::new(Vec::new()),
+            attempts: Mutex::new(Vec::new()),
         });
         if let (Some(quota), Some(now)) = (spec.rate, now) {
             let keyed = group.key_of.is_some();
@@ -332,16 +336,31 @@ impl<I, F, T> MapGroup<I, F, T> {
         }
     }
 
-    /// Requeued item `id`, taken out of the store (inside the section that took its id).
+    /// Requeued item `id`, taken out of the store (inside the section that took its id); the
+    /// attempt it is on waits in `attempts` for its worker.
     #[cold]
     fn take_kept(&self, id: TaskId) -> Taken<I> {
-        let mut kept = lock(&self.requeued, Rank::Leaf);
-        let at = kept
-            .iter()
-            .position(|(i, ..)| *i == id)
-            .expect("the state queues the items kept");
-        let (_, seq, item, attempt) = kept.swap_remove(at);
-        Taken::Retry(id, seq, item, attempt)
+        let (_, seq, item, attempt) = {
+            let mut kept = lock(&self.requeued, Rank::Leaf);
+            let at = kept
+                .iter()
+                .position(|(i, ..)| *i == id)
+                .expect("the state queues the items kept");
+            kept.swap_remove(at)
+        };
+        // One leaf lock at a time.
+        lock(&self.attempts, Rank::Leaf).push((id, attempt));
+        Taken::Item(id, seq, item)
+    }
+
+    /// The attempt item `id` (about to run) is on, in a retried group.
+    #[cold]
+    fn attempt_of(&self, id: TaskId) -> u32 {
+        let mut attempts = lock(&self.attempts, Rank::Leaf);
+        match attempts.iter().position(|(i, _)| *i == id) {
+            Some(at) => attempts.swap_remove(at).1,
+            None => 1,
+        }
     }
 
     fn reserved_item(&self) -> I {
@@ -406,10 +425,18 @@ where
             polled: false,
             wake: None,
         };
-        let job = Runner::job(WorkerJob {
-            fut: work(self, guard, abort.clone(), first),
-            serial: core.serial,
-        });
+        // Groups without retries run a worker with no retry step compiled in.
+        let job = if self.retry.is_some() {
+            Runner::job(WorkerJob {
+                fut: work::<I, F, Fut, true>(self, guard, abort.clone(), first),
+                serial: core.serial,
+            })
+        } else {
+            Runner::job(WorkerJob {
+                fut: work::<I, F, Fut, false>(self, guard, abort.clone(), first),
+                serial: core.serial,
+            })
+        };
         NewWorker {
             job,
             control: abort,
@@ -502,6 +529,7 @@ pin_project! {
 }
 
 impl<W: Future<Output = Next> + Send> Work for WorkerJob<W> {
+    #[inline(never)]
     fn poll_work(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -732,8 +760,6 @@ enum Decision<I> {
 enum Got<I> {
     /// An item, running under this id, with its result's sequence number.
     Item(TaskId, u64, I),
-    /// A retried item's next attempt (see `Taken::Retry`).
-    Retry(TaskId, u64, I, u32),
     /// An item that waited for a slot was cancelled first: it ends without running.
     CancelledBeforeStart(TaskId, u64, I),
     /// Nothing: the worker ends, and its runner does this next.
@@ -743,7 +769,8 @@ enum Got<I> {
 }
 
 /// A worker: pulls and runs its group's items while it holds its slot.
-async fn work<I, F, Fut>(
+/// `RETRY`: the group retries its items (`group.retry` is set).
+async fn work<I, F, Fut, const RETRY: bool>(
     group: Arc<MapGroup<I, F, Fut::Output>>,
     mut w: WorkerGuard,
     abort: Arc<ItemAbort>,
@@ -793,14 +820,14 @@ where
                 }
             }
         };
-        let (id, seq, item, start, attempt) = match got {
-            Got::Item(id, seq, item) => (id, seq, item, true, 1),
-            Got::Retry(id, seq, item, attempt) => (id, seq, item, true, attempt),
-            Got::CancelledBeforeStart(id, seq, item) => (id, seq, item, false, 1),
+        let (id, seq, item, start) = match got {
+            Got::Item(id, seq, item) => (id, seq, item, true),
+            Got::CancelledBeforeStart(id, seq, item) => (id, seq, item, false),
             Got::Done(next) => return next,
             Got::Again(_) => unreachable!("next_item goes around itself"),
         };
-        if group.retry.is_some() {
+        let attempt = if RETRY { group.attempt_of(id) } else { 1 };
+        if RETRY {
             abort.attempt.store(attempt, Ordering::Relaxed);
         }
         if Telemetry::ACTIVE {
@@ -814,168 +841,162 @@ where
                 core.telemetry.submitted(group.kind, 1, 0);
             }
         }
-        let mut guard = ItemGuard {
-            results: &group.results,
-            core: &core,
-            id,
-            seq,
-            armed: true,
-            kind: group.kind,
-            started: start,
-        };
-        let span = task_span(&core.name, id, None, Some(&group.name));
-        // A retried item's later attempts are not shed (its wait for a slot was its first).
-        let shed = group.shed_after().filter(|_| attempt == 1);
-        let runs = start && shed.is_none();
-        let mut started = None;
-        // The item kept for its next attempt (retried groups only).
-        let mut kept = Kept(None);
-        let res = if runs {
-            // Calls the closure on the item and runs the future it makes, as task `id`: the
-            // call, the first poll and (ready at once) the future's drop under one mark.
-            let mut item = Some(item);
-            let mut fut = pin!(ItemFuture { fut: None });
-            let mut timer = RunTimer::new(group.options.timeout);
-            poll_fn(|cx| {
-                let _inside = current::enter(core.serial, Some(id));
-                let _entered = enter(&span);
-                let mut slot = fut.as_mut().project().fut;
-                if let Some(item) = item.take() {
-                    log_started(&core.name, None, id);
-                    core.telemetry.started(group.kind);
-                    started = core.adaptive.start(&*core.spawner);
-                    if let Some(retry) = &group.retry {
-                        if let Err(err) = keep_item(retry, &item, attempt, &mut kept.0, id) {
-                            tracing::error!(pool = %core.name, task_id = id.get(), "{err}");
-                            drop_value(item, owner(&core.name, id));
-                            return Poll::Ready(Err(err));
+        // One item, to the worker's next step (a retried item's backoff leaves early).
+        let decision = 'item: {
+            let mut guard = ItemGuard {
+                results: &group.results,
+                core: &core,
+                id,
+                seq,
+                armed: true,
+                kind: group.kind,
+                started: start,
+            };
+            let span = task_span(&core.name, id, None, Some(&group.name));
+            // A retried item's later attempts are not shed (its wait for a slot was its first).
+            let shed = if RETRY {
+                group.shed_after().filter(|_| attempt == 1)
+            } else {
+                group.shed_after()
+            };
+            let runs = start && shed.is_none();
+            let mut started = None;
+            let mut res = if runs {
+                // Calls the closure on the item and runs the future it makes, as task `id`: the
+                // call, the first poll and (ready at once) the future's drop under one mark.
+                let mut item = Some(item);
+                let mut fut = pin!(ItemFuture { fut: None });
+                let mut timer = RunTimer::new(group.options.timeout);
+                poll_fn(|cx| {
+                    let _inside = current::enter(core.serial, Some(id));
+                    let _entered = enter(&span);
+                    let mut slot = fut.as_mut().project().fut;
+                    if let Some(item) = item.take() {
+                        log_started(&core.name, None, id);
+                        core.telemetry.started(group.kind);
+                        started = core.adaptive.start(&*core.spawner);
+                        if RETRY {
+                            if let Err(err) = keep_item(&group, &item, &abort, id) {
+                                tracing::error!(pool = %core.name, task_id = id.get(), "{err}");
+                                drop_value(item, owner(&core.name, id));
+                                return Poll::Ready(Err(err));
+                            }
+                        }
+                        // Calling `f` may itself panic: that is this item's panic, like one in
+                        // its future.
+                        match user::call(|| (group.f)(item)) {
+                            Ok(made) => slot.set(Some(made)),
+                            Err(payload) => {
+                                let err = TaskError::panicked(id, payload);
+                                tracing::error!(pool = %core.name, task_id = id.get(), "{err}");
+                                return Poll::Ready(Err(err));
+                            }
                         }
                     }
-                    // Calling `f` may itself panic: that is this item's panic, like one in
-                    // its future.
-                    match user::call(|| (group.f)(item)) {
-                        Ok(made) => slot.set(Some(made)),
-                        Err(payload) => {
-                            let err = TaskError::panicked(id, payload);
-                            tracing::error!(pool = %core.name, task_id = id.get(), "{err}");
-                            return Poll::Ready(Err(err));
+                    let Some(f) = slot.as_mut().as_pin_mut() else {
+                        return Poll::Ready(Err(TaskError::Cancelled { id }));
+                    };
+                    match poll_task(f, id, &*abort, &mut timer, &*core.spawner, &core.name, cx) {
+                        Poll::Pending => {
+                            w.wake_consumer();
+                            Poll::Pending
+                        }
+                        Poll::Ready(res) => {
+                            // The future's destructors run before callbacks and before the result
+                            // is delivered.
+                            drop_in_place_guarded(slot, &core.name, Some(id));
+                            Poll::Ready(res)
                         }
                     }
+                })
+                .await
+            } else {
+                // Never started: shed (its group's deadline passed), or cancelled while it waited.
+                drop_value(item, owner(&core.name, id));
+                match shed {
+                    Some(waited) => Err(TaskError::Shed { id, waited }),
+                    None => Err(TaskError::Cancelled { id }),
                 }
-                let Some(f) = slot.as_mut().as_pin_mut() else {
-                    return Poll::Ready(Err(TaskError::Cancelled { id }));
+            };
+            let outcome = Outcome::of(&res);
+            if let Some(at) = started {
+                core.adaptive.ended(&core, at, id, outcome);
+            }
+            if RETRY {
+                let attempt = abort.attempt.load(Ordering::Relaxed);
+                res = match retry_item(&group, &core, id, seq, attempt, res) {
+                    Ok(last) => last,
+                    Err(Backoff) => {
+                        // The item waits out its backoff (a job of its own): this worker goes on
+                        // with the group's next item, or hands its slot on.
+                        guard.armed = false;
+                        break 'item after_backoff(&group, &core, &control, &mut w, ran);
+                    }
                 };
-                match poll_task(f, id, &*abort, &mut timer, &*core.spawner, &core.name, cx) {
-                    Poll::Pending => {
-                        w.wake_consumer();
-                        Poll::Pending
-                    }
-                    Poll::Ready(res) => {
-                        // The future's destructors run before callbacks and before the result
-                        // is delivered.
-                        drop_in_place_guarded(slot, &core.name, Some(id));
-                        Poll::Ready(res)
-                    }
-                }
-            })
-            .await
-        } else {
-            // Never started: shed (its group's deadline passed), or cancelled while it waited.
-            drop_value(item, owner(&core.name, id));
-            match shed {
-                Some(waited) => Err(TaskError::Shed { id, waited }),
-                None => Err(TaskError::Cancelled { id }),
             }
-        };
-        let outcome = Outcome::of(&res);
-        if let Some(at) = started {
-            core.adaptive.ended(&core, at, id, outcome);
-        }
-        let res = match &group.retry {
-            None => res,
-            Some(_) => match retry_item(&group, &core, id, seq, attempt, kept.0.take(), res) {
-                Ok(res) => res,
-                Err(Backoff) => {
-                    // The item waits out its backoff (a job of its own): this worker goes on
-                    // with the group's next item, or hands its slot on.
-                    guard.armed = false;
-                    drop(span);
-                    match after_backoff(&group, &core, &control, &mut w, ran) {
-                        Decision::Continue(next) => {
-                            pulled = next;
-                            continue;
-                        }
-                        Decision::HandOver(start) => {
-                            w.ended();
-                            return Next::Run(start);
-                        }
-                        Decision::Leave(next) => {
-                            w.ended();
-                            return next;
-                        }
-                    }
+            if let Some(stop) = group.stop_when {
+                if stop(&res) {
+                    stop_group(&group, &core, id);
                 }
-            },
-        };
-        if let Some(stop) = group.stop_when {
-            if stop(&res) {
-                stop_group(&group, &core, id);
             }
-        }
-        if let Some(callbacks) = &group.options.callbacks {
-            if w.held.slot {
-                // Free the slot before the callbacks, as single tasks do; this worker then
-                // ends, and a fresh one takes the group's next item in turn.
+            if let Some(callbacks) = &group.options.callbacks {
+                if w.held.slot {
+                    // Free the slot before the callbacks, as single tasks do; this worker then
+                    // ends, and a fresh one takes the group's next item in turn.
+                    let mut s = core.section();
+                    let (st, after, c) = s.split();
+                    st.item_to_callbacks(group.key, id, c, after);
+                    w.held.slot = false;
+                }
+                w.wake_consumer();
+                let mut run = pin!(callbacks.run(&core.name, id, outcome == Outcome::Cancelled));
+                poll_fn(|cx| {
+                    let _inside = current::enter(core.serial, Some(id));
+                    let _entered = enter(&span);
+                    run.as_mut().poll(cx)
+                })
+                .await;
+            }
+            drop(span);
+            guard.armed = false;
+            // Counted before the section that delivers the result (see `task::finish`).
+            core.telemetry.ended(group.kind, outcome, runs);
+            let mut unwanted = None;
+            let now = group.clock(&core);
+            let decision = {
                 let mut s = core.section();
                 let (st, after, c) = s.split();
-                st.item_to_callbacks(group.key, id, c, after);
-                w.held.slot = false;
-            }
-            w.wake_consumer();
-            let mut run = pin!(callbacks.run(&core.name, id, outcome == Outcome::Cancelled));
-            poll_fn(|cx| {
-                let _inside = current::enter(core.serial, Some(id));
-                let _entered = enter(&span);
-                run.as_mut().poll(cx)
-            })
-            .await;
-        }
-        drop(span);
-        guard.armed = false;
-        // Counted before the section that delivers the result (see `task::finish`).
-        core.telemetry.ended(group.kind, outcome, runs);
-        let mut unwanted = None;
-        let now = group.clock(&core);
-        let decision = {
-            let mut s = core.section();
-            let (st, after, c) = s.split();
-            st.observe_now(group.key, now);
-            match group.results.deliver(seq, res) {
-                Ok(waker) => {
-                    if let Some(waker) = waker {
-                        w.wake = Some(waker);
+                st.observe_now(group.key, now);
+                match group.results.deliver(seq, res) {
+                    Ok(waker) => {
+                        if let Some(waker) = waker {
+                            w.wake = Some(waker);
+                        }
                     }
+                    Err(res) => unwanted = Some(res),
                 }
-                Err(res) => unwanted = Some(res),
-            }
-            // The worker holds `abort`, the item's control in the table.
-            st.retire_held(id, outcome, after);
-            if w.held.slot {
-                // Every RUN_BUDGET items the worker yields before its next one: it takes that
-                // one after the yield, not now, so no other worker finds the input held.
-                let take_next = ran % RUN_BUDGET != RUN_BUDGET - 1;
-                match st.after_item(group.key, take_next, &control, c, after, &mut None) {
-                    AfterItem::Continue(next) => Decision::Continue(next.map(|p| group.hand(p))),
-                    AfterItem::HandOver(start) => Decision::HandOver(start),
-                    AfterItem::Leave(next) => Decision::Leave(next),
+                // The worker holds `abort`, the item's control in the table.
+                st.retire_held(id, outcome, after);
+                if w.held.slot {
+                    // Every RUN_BUDGET items the worker yields before its next one: it takes that
+                    // one after the yield, not now, so no other worker finds the input held.
+                    let take_next = ran % RUN_BUDGET != RUN_BUDGET - 1;
+                    match st.after_item(group.key, take_next, &control, c, after, &mut None) {
+                        AfterItem::Continue(next) => {
+                            Decision::Continue(next.map(|p| group.hand(p)))
+                        }
+                        AfterItem::HandOver(start) => Decision::HandOver(start),
+                        AfterItem::Leave(next) => Decision::Leave(next),
+                    }
+                } else {
+                    st.worker_gone(group.key, w.held, c, after);
+                    Decision::Leave(Next::End)
                 }
-            } else {
-                st.worker_gone(group.key, w.held, c, after);
-                Decision::Leave(Next::End)
-            }
+            };
+            log_end(&core.name, None, id, outcome);
+            drop_some(unwanted, owner(&core.name, id));
+            decision
         };
-        log_end(&core.name, None, id, outcome);
-        drop_some(unwanted, owner(&core.name, id));
         match decision {
             Decision::Continue(next) => pulled = next,
             Decision::HandOver(start) => {
@@ -993,41 +1014,26 @@ where
 /// A retried item's attempt ended and it waits for its next one.
 struct Backoff;
 
-/// An item kept for its next attempt by a worker: let go of in a panic guard if the worker
-/// is dropped with it (else it goes to `retry_item`).
-struct Kept<I>(Option<I>);
-
-impl<I> Drop for Kept<I> {
-    #[inline]
-    fn drop(&mut self) {
-        drop_some(
-            self.0.take(),
-            Whose {
-                pool: "",
-                task: None,
-                what: "a map item kept for its next attempt",
-            },
-        );
-    }
-}
-
-/// Keeps a copy of `item` for its next attempt, if attempt `attempt` may be followed by one
-/// (user code: `Clone`; no lock held). A clone that panics is the attempt's panic.
+/// Keeps a copy of item `id` in its group's store for its next attempt, if the attempt it
+/// is on (in `abort`) may be followed by one (user code: `Clone`; no pool lock held). A clone
+/// that panics is the attempt's panic.
 #[cold]
 #[inline(never)]
-fn keep_item<I, T>(
-    retry: &ItemRetry<I, T>,
+fn keep_item<I, F, T>(
+    group: &MapGroup<I, F, T>,
     item: &I,
-    attempt: u32,
-    kept: &mut Option<I>,
+    abort: &ItemAbort,
     id: TaskId,
 ) -> Result<(), TaskError> {
-    if !retry.may_retry(attempt) {
+    let Some(retry) = &group.retry else {
+        return Ok(());
+    };
+    if !retry.may_retry(abort.attempt.load(Ordering::Relaxed)) {
         return Ok(());
     }
     match retry.keep(item) {
         Ok(copy) => {
-            *kept = Some(copy);
+            lock(&group.kept, Rank::Leaf).push((id, copy));
             Ok(())
         }
         Err(payload) => Err(TaskError::panicked(id, payload)),
@@ -1046,7 +1052,6 @@ fn retry_item<I, F, Fut>(
     id: TaskId,
     seq: u64,
     attempt: u32,
-    kept: Option<I>,
     res: Item<Fut::Output>,
 ) -> Result<Item<Fut::Output>, Backoff>
 where
@@ -1056,6 +1061,11 @@ where
     Fut::Output: Send + 'static,
 {
     let retry = group.retry.as_ref().expect("a retried group");
+    let kept = {
+        let mut kept = lock(&group.kept, Rank::Leaf);
+        let at = kept.iter().position(|(i, _)| *i == id);
+        at.map(|at| kept.swap_remove(at).1)
+    };
     let wait = kept
         .as_ref()
         .and_then(|_| retry.next_wait(attempt, &res, &core.name, id));
@@ -1307,7 +1317,6 @@ where
         };
         let got = match taken {
             Taken::Item(id, seq, item) => Got::Item(id, seq, item),
-            Taken::Retry(id, seq, item, attempt) => Got::Retry(id, seq, item, attempt),
             Taken::Pull(Pull::Source(any, batch)) => {
                 w.held.input = true;
                 let mut source: Box<Source<I>> = any
