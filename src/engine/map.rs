@@ -529,7 +529,6 @@ pin_project! {
 }
 
 impl<W: Future<Output = Next> + Send> Work for WorkerJob<W> {
-    #[inline(never)]
     fn poll_work(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -998,7 +997,12 @@ where
             decision
         };
         match decision {
-            Decision::Continue(next) => pulled = next,
+            Decision::Continue(next) => {
+                // `pulled` was taken at the top of this round (it is `None`): set it without
+                // a drop, whose out-of-line glue would cost a map ~1% per item.
+                debug_assert!(pulled.is_none());
+                std::mem::forget(std::mem::replace(&mut pulled, next));
+            }
             Decision::HandOver(start) => {
                 w.ended();
                 return Next::Run(start);
