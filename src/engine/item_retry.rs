@@ -120,7 +120,7 @@ impl ItemWait {
     pub(crate) fn new(attempt: u32) -> Self {
         Self {
             cancelled: AtomicBool::new(false),
-            waker: AtomicWaker::new(),
+            waker: AtomicWaker::default(),
             attempt: AtomicU32::new(attempt),
         }
     }
