@@ -297,7 +297,29 @@ impl<'a, T: Send + 'static> RetryingGroupBuilder<'a, T> {
     }
 
     /// `f(item)` for each item, at most `num_concurrent` at once, each item retried per the
-    /// policy (see [`GroupBuilder::map`] and the type's example).
+    /// policy (see [`GroupBuilder::map`]).
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")] {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// # rt.block_on(async {
+    /// use async_taskpool::{policy::RetryPolicy, runtime::TokioSpawner, TaskPool};
+    /// use futures::StreamExt;
+    ///
+    /// let pool = TaskPool::new(TokioSpawner::current());
+    /// // Retries outputs under 10; an item gets 2 attempts.
+    /// let policy = RetryPolicy::builder()
+    ///     .max_attempts(2)
+    ///     .backoff(std::time::Duration::ZERO, std::time::Duration::ZERO)
+    ///     .retry_if(|r: &Result<u32, _>| matches!(r, Ok(n) if *n < 10))
+    ///     .build()?;
+    /// let group = pool.build_group().retry(policy).map(vec![5u32, 20], 2, |x| async move { x })?;
+    /// let out: Vec<u32> = group.map(Result::unwrap).collect().await;
+    /// assert_eq!(out, [5, 20]); // 5 ran twice: its last output stands
+    /// assert_eq!(pool.stats().retried, 1);
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// # }).unwrap(); }
+    /// ```
     pub fn map<It, F, Fut>(
         self,
         items: It,
