@@ -4,6 +4,7 @@ use crate::concurrency::Concurrency;
 use crate::engine::callbacks::{callback, Callbacks, TaskOptions};
 use crate::engine::core::{Admission, Core, GroupKind};
 use crate::engine::current::inside_pool;
+use crate::engine::item_retry::ItemRetry;
 use crate::engine::map::{GroupInput, GroupSpec, KeyFn, Source, StopWhen};
 use crate::engine::task::{Refused, TaskSpec};
 use crate::error::{ExecError, PoolError, TrySpawnError};
@@ -735,6 +736,11 @@ impl<'a> GroupBuilder<'a> {
         self
     }
 
+    /// Whether results come in input order.
+    pub(crate) fn is_ordered(&self) -> bool {
+        self.ordered
+    }
+
     /// Starts `num` tasks, each from `factory()`. See [`TaskPool::apply`](crate::TaskPool::apply).
     pub fn apply<F, Fut>(self, num: usize, factory: F) -> Result<Group<Fut::Output>, PoolError>
     where
@@ -876,6 +882,7 @@ impl<'a> GroupBuilder<'a> {
             ordered,
             f,
             Some(crate::try_group::fails::<T, E>),
+            None,
         )?;
         Ok(TryGroup::new(group))
     }
@@ -894,10 +901,11 @@ impl<'a> GroupBuilder<'a> {
         Fut: Future + Send + 'static,
         Fut::Output: Send + 'static,
     {
-        self.launch_stopping(kind, source, num_concurrent, ordered, f, None)
+        self.launch_stopping(kind, source, num_concurrent, ordered, f, None, None)
     }
 
-    fn launch_stopping<I, F, Fut>(
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn launch_stopping<I, F, Fut>(
         self,
         kind: GroupKind,
         source: Source<I>,
@@ -905,6 +913,7 @@ impl<'a> GroupBuilder<'a> {
         ordered: bool,
         f: F,
         stop_when: Option<StopWhen<Fut::Output>>,
+        retry: Option<ItemRetry<I, Fut::Output>>,
     ) -> Result<Group<Fut::Output>, PoolError>
     where
         I: Send + 'static,
@@ -936,7 +945,7 @@ impl<'a> GroupBuilder<'a> {
             queue_wait: self.options.queue_wait.or_else(|| self.core.queue_wait()),
             rate: self.rate,
         };
-        let g = self.core.launch_group(spec, input, f, stop_when)?;
+        let g = self.core.launch_group(spec, input, f, stop_when, retry)?;
         Ok(Group::new(g, self.core.clone()).with_cancel_on_drop(self.cancel_on_drop))
     }
 }

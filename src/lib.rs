@@ -156,7 +156,7 @@ pub use group::Group;
 pub use handle::TaskHandle;
 pub use id::TaskId;
 pub use pool::{PoolBuilder, TaskPool};
-pub use retrying::RetryingTaskBuilder;
+pub use retrying::{RetryingGroupBuilder, RetryingTaskBuilder};
 pub use simple::{SimpleTaskPool, SimpleTaskPoolBuilder};
 pub use stats::{DurationStats, GroupStats, GroupSummary, PoolStats, TaskInfo, TaskState};
 #[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]

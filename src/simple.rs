@@ -2,10 +2,12 @@
 
 use crate::engine::callbacks::{callback, Callbacks, TaskOptions};
 use crate::engine::core::GroupKind;
+use crate::engine::item_retry::ItemRetry;
 use crate::engine::map::{GroupInput, GroupSpec};
 use crate::error::PoolError;
 use crate::group::Group;
 use crate::id::TaskId;
+use crate::policy::RetryPolicy;
 use crate::pool::{PoolBuilder, TaskPool};
 use crate::stats::{PoolStats, TaskInfo};
 use async_taskpool_runtime::Spawner;
@@ -51,6 +53,7 @@ pub struct SimpleTaskPool<T = ()> {
     factory: Arc<JobFactory<T>>,
     func_name: Arc<str>,
     options: TaskOptions,
+    retry: Option<RetryPolicy<T>>,
 }
 
 impl<T> Clone for SimpleTaskPool<T> {
@@ -60,6 +63,7 @@ impl<T> Clone for SimpleTaskPool<T> {
             factory: self.factory.clone(),
             func_name: self.func_name.clone(),
             options: self.options.clone(),
+            retry: self.retry.clone(),
         }
     }
 }
@@ -85,6 +89,7 @@ pub struct SimpleTaskPoolBuilder<T> {
     func_name: Option<String>,
     timeout: Option<Duration>,
     callbacks: Callbacks,
+    retry: Option<RetryPolicy<T>>,
 }
 
 impl<T> fmt::Debug for SimpleTaskPoolBuilder<T> {
@@ -93,6 +98,7 @@ impl<T> fmt::Debug for SimpleTaskPoolBuilder<T> {
             .field("pool", &self.pool)
             .field("func_name", &self.func_name)
             .field("timeout", &self.timeout)
+            .field("retry", &self.retry)
             .finish_non_exhaustive()
     }
 }
@@ -148,6 +154,45 @@ impl<T: Send + 'static> SimpleTaskPoolBuilder<T> {
         self
     }
 
+    /// Retries the pool's tasks per `policy`: a task whose attempt fails is run again from
+    /// the job's factory, under the same id, after a backoff that holds no slot. The
+    /// guarantees are those of a [retried group](crate::RetryingGroupBuilder): callbacks
+    /// once, at the final outcome; [`stop`](SimpleTaskPool::stop) and
+    /// [`stop_all`](SimpleTaskPool::stop_all) end a task in its backoff at once.
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")] {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// # rt.block_on(async {
+    /// use async_taskpool::{policy::RetryPolicy, runtime::TokioSpawner, SimpleTaskPool};
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// let calls = Arc::new(AtomicU32::new(0));
+    /// let c = calls.clone();
+    /// let policy = RetryPolicy::builder()
+    ///     .max_attempts(3)
+    ///     .backoff(Duration::ZERO, Duration::ZERO)
+    ///     .retry_errors()
+    ///     .build()?;
+    /// let pool = SimpleTaskPool::builder(TokioSpawner::current(), move || {
+    ///     let n = c.fetch_add(1, Ordering::SeqCst);
+    ///     async move { if n == 0 { Err("flaky") } else { Ok(n) } }
+    /// })
+    /// .retry(policy)
+    /// .build()?;
+    /// assert_eq!(pool.start(1)?.join().await?.completed, 1);
+    /// assert_eq!(calls.load(Ordering::SeqCst), 2); // one retry
+    /// assert_eq!(pool.stats().retried, 1);
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// # }).unwrap(); }
+    /// ```
+    pub fn retry(mut self, policy: RetryPolicy<T>) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
     /// Builds the pool; fails only for a limit of 0.
     pub fn build(self) -> Result<SimpleTaskPool<T>, PoolError> {
         Ok(SimpleTaskPool {
@@ -155,6 +200,7 @@ impl<T: Send + 'static> SimpleTaskPoolBuilder<T> {
             factory: self.factory,
             func_name: self.func_name.as_deref().unwrap_or("work").into(),
             options: TaskOptions::new(self.timeout, self.callbacks),
+            retry: self.retry,
         })
     }
 }
@@ -183,6 +229,7 @@ impl<T: Send + 'static> SimpleTaskPool<T> {
             func_name: None,
             timeout: None,
             callbacks: Callbacks::default(),
+            retry: None,
         }
     }
 
@@ -219,7 +266,8 @@ impl<T: Send + 'static> SimpleTaskPool<T> {
             item: || (),
         };
         let core = self.pool.core();
-        let g = core.launch_group(spec, input, move |()| factory(), None)?;
+        let retry = self.retry.clone().map(ItemRetry::new);
+        let g = core.launch_group(spec, input, move |()| factory(), None, retry)?;
         Ok(Group::new(g, core.clone()))
     }
 

@@ -40,6 +40,11 @@ macro_rules! for_each_case {
             panics_and_timeouts_are_retried_only_when_opted_in,
             the_wait_between_attempts_holds_no_slot_and_can_be_cancelled,
             join_waits_for_a_task_between_attempts,
+            a_retried_item_keeps_its_id_and_place_and_ends_once,
+            an_item_between_attempts_holds_no_slot_and_can_be_cancelled,
+            an_item_waiting_for_its_next_attempt_can_be_cancelled,
+            join_waits_for_an_item_between_attempts,
+            a_simple_pool_retries_its_tasks,
         );
     };
     (@emit $run:path; $($case:ident),* $(,)?) => {

@@ -81,6 +81,10 @@ impl State {
         entry.cancel_requested = true;
         after.wake(entry.control.cancel(id));
         if let (Life::Waiting, Some(key)) = (entry.life, entry.group) {
+            if self.cancel_requeued(key, id, core, after) {
+                // Waiting for a slot for its next attempt: it ends now (see `item_retry.rs`).
+                return;
+            }
             if self.cancel_aside(key, id, core, after) {
                 // Set aside for a rate limit's token: it ends now (see `rate.rs`).
                 return;

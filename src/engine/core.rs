@@ -174,6 +174,10 @@ pub(crate) trait GroupDriver: Send + Sync {
     /// A job that ends items set aside for their rate limit's tokens (already `Ending` in
     /// the state) as `outcome`: delivers their results and runs their callbacks.
     fn end_aside(self: Arc<Self>, core: &Arc<Core>, ids: Vec<TaskId>, outcome: Outcome) -> BoxJob;
+    /// A job that ends item `id`, cancelled while it waited for a slot for its next attempt
+    /// (already `Ending` in the state): drops the item it kept, runs its callbacks and
+    /// delivers its result (see `item_retry.rs`).
+    fn end_requeued(self: Arc<Self>, core: &Arc<Core>, id: TaskId) -> BoxJob;
 }
 
 /// A worker job, and the signal that cancels the items it runs.
@@ -294,6 +298,8 @@ pub(crate) struct GroupState {
     pub(super) timing: Option<Box<GroupTiming>>,
     /// Its rate limit, if it has one (see `rate.rs`).
     pub(super) rate: Option<Box<GroupRate>>,
+    /// Its items whose retry backoff is over, waiting for a slot (see `item_retry.rs`).
+    pub(super) requeued: super::requeue::Requeued,
 }
 
 impl GroupState {
@@ -317,6 +323,7 @@ impl GroupState {
                 Input::Waiting(_) | Input::Done => false,
             }
             || self.rate.as_ref().is_some_and(|r| r.has_aside())
+            || !self.requeued.is_empty()
     }
 
     /// Whether the group waits for a rate limit's token (its timer is armed): it takes no

@@ -48,6 +48,9 @@ pub(crate) enum Pull {
     SetAside(TaskId),
     /// No token is due before this wait: arm the timer once unlocked, and leave.
     Wait(RateWait),
+    /// An item whose retry backoff is over runs its next attempt now, under its own id (see
+    /// `item_retry.rs`).
+    Requeued(TaskId),
 }
 
 /// What a worker's pull from the input became.
@@ -200,6 +203,7 @@ impl State {
             backlog_exact,
             timing,
             rate: None,
+            requeued: Default::default(),
         });
         self.names.insert(name, key);
         key
@@ -277,6 +281,10 @@ impl State {
             return Pull::Nothing;
         }
         if g.rate.is_some() {
+            // A retried item's next attempt takes no token (see `item_retry.rs`).
+            if !g.requeued.is_empty() {
+                return self.take_requeued(key, control);
+            }
             return self.next_rated(key, control);
         }
         if g.ahead > 0 {
@@ -284,6 +292,10 @@ impl State {
             let id = self.allocate_id();
             self.insert_running(id, control.clone(), Seat::Worker, Some(key));
             return Pull::Ahead(id);
+        }
+        // Items retried go before new ones are pulled (after the few pulled ahead already).
+        if !g.requeued.is_empty() {
+            return self.take_requeued(key, control);
         }
         match std::mem::replace(&mut g.input, Input::Pulling) {
             Input::Idle(source) => {

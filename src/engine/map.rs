@@ -18,6 +18,7 @@ use super::core::{
 };
 use super::current;
 use super::groups::{AfterItem, Arrival, Pull, Pulled, SizeHint, WorkerHeld, MAX_RAMP};
+use super::item_retry::{final_result, ItemRetry, ItemWait};
 use super::lanes::{GroupKey, Reserved};
 use super::poll::{poll_task, CancelSignal, RunTimer};
 use super::rate_state::{GroupRate, KeyHash, PANICKED_KEY};
@@ -39,7 +40,7 @@ use pin_project_lite::pin_project;
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::pin::{pin, Pin};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -115,6 +116,17 @@ struct MapGroup<I, F, T> {
     /// state counts them (`GroupRate::aside`). Touched only inside a section, or by the job
     /// that ends them.
     aside: Mutex<Vec<(TaskId, u64, I)>>,
+    /// Its retry policy, if its items are retried (see `item_retry.rs`).
+    retry: Option<ItemRetry<I, T>>,
+    /// Items whose backoff is over, kept for their next attempt, with their ids, sequence
+    /// numbers and the attempt they wait for; the state queues their ids
+    /// (`GroupState::requeued`). Touched only inside a section, or by the job that ends them.
+    requeued: Mutex<Vec<(TaskId, u64, I, u32)>>,
+    /// Copies of the items running an attempt that may be retried, by id (kept here, not in
+    /// the worker: a worker without retries carries nothing more across its awaits).
+    kept: Mutex<Vec<(TaskId, I)>>,
+    /// The attempts of requeued items taken by a worker, until it starts them.
+    attempts: Mutex<Vec<(TaskId, u32)>>,
 }
 
 impl<I, F, T> Drop for MapGroup<I, F, T> {
@@ -145,6 +157,7 @@ impl Core {
         input: GroupInput<I>,
         f: F,
         stop_when: Option<StopWhen<Fut::Output>>,
+        retry: Option<ItemRetry<I, Fut::Output>>,
     ) -> Result<Launched<Fut::Output>, PoolError>
     where
         I: Send + 'static,
@@ -201,7 +214,7 @@ impl Core {
             Err(e) => {
                 drop(s);
                 drop_value(
-                    (input, f, key_of),
+                    (input, f, key_of, retry),
                     Whose {
                         pool: &self.name,
                         task: None,
@@ -247,6 +260,10 @@ impl Core {
             rated: AtomicU8::new(u8::from(spec.rate.is_some())),
             aside: Mutex::new(Vec::new()),
             key_of,
+            retry,
+            requeued: Mutex::new(Vec::new()),
+            kept: Mutex::new(Vec::new()),
+            attempts: Mutex::new(Vec::new()),
         });
         if let (Some(quota), Some(now)) = (spec.rate, now) {
             let keyed = group.key_of.is_some();
@@ -319,6 +336,33 @@ impl<I, F, T> MapGroup<I, F, T> {
         }
     }
 
+    /// Requeued item `id`, taken out of the store (inside the section that took its id); the
+    /// attempt it is on waits in `attempts` for its worker.
+    #[cold]
+    fn take_kept(&self, id: TaskId) -> Taken<I> {
+        let (_, seq, item, attempt) = {
+            let mut kept = lock(&self.requeued, Rank::Leaf);
+            let at = kept
+                .iter()
+                .position(|(i, ..)| *i == id)
+                .expect("the state queues the items kept");
+            kept.swap_remove(at)
+        };
+        // One leaf lock at a time.
+        lock(&self.attempts, Rank::Leaf).push((id, attempt));
+        Taken::Item(id, seq, item)
+    }
+
+    /// The attempt item `id` (about to run) is on, in a retried group.
+    #[cold]
+    fn attempt_of(&self, id: TaskId) -> u32 {
+        let mut attempts = lock(&self.attempts, Rank::Leaf);
+        match attempts.iter().position(|(i, _)| *i == id) {
+            Some(at) => attempts.swap_remove(at).1,
+            None => 1,
+        }
+    }
+
     fn reserved_item(&self) -> I {
         let make = self
             .reserved_item
@@ -348,6 +392,7 @@ impl<I, F, T> MapGroup<I, F, T> {
                 let (_, seq, item) = aside.swap_remove(at);
                 Taken::Item(id, seq, item)
             }
+            Pull::Requeued(id) => self.take_kept(id),
             Pull::SetAside(id) => {
                 let (seq, item) = lock(&self.ahead, Rank::Leaf)
                     .pop_front()
@@ -380,10 +425,18 @@ where
             polled: false,
             wake: None,
         };
-        let job = Runner::job(WorkerJob {
-            fut: work(self, guard, abort.clone(), first),
-            serial: core.serial,
-        });
+        // Groups without retries run a worker with no retry step compiled in.
+        let job = if self.retry.is_some() {
+            Runner::job(WorkerJob {
+                fut: work::<I, F, Fut, true>(self, guard, abort.clone(), first),
+                serial: core.serial,
+            })
+        } else {
+            Runner::job(WorkerJob {
+                fut: work::<I, F, Fut, false>(self, guard, abort.clone(), first),
+                serial: core.serial,
+            })
+        };
         NewWorker {
             job,
             control: abort,
@@ -430,6 +483,32 @@ where
         })
     }
 
+    fn end_requeued(self: Arc<Self>, core: &Arc<Core>, id: TaskId) -> BoxJob {
+        let kept = {
+            let mut kept = lock(&self.requeued, Rank::Leaf);
+            let at = kept.iter().position(|(i, ..)| *i == id);
+            at.map(|at| kept.swap_remove(at))
+        };
+        let (seq, item, attempt) = match kept {
+            Some((_, seq, item, attempt)) => (seq, Some(item), attempt),
+            None => (0, None, 1),
+        };
+        let left = Unrun {
+            core: core.clone(),
+            group: Some(self),
+            id,
+            seq,
+            attempts: attempt,
+            item,
+            armed: true,
+            queued: true,
+        };
+        Runner::job(WorkerJob {
+            fut: end_unrun(left),
+            serial: core.serial,
+        })
+    }
+
     fn skip_ahead(&self) -> Option<Waker> {
         let seqs: Vec<u64> = lock(&self.ahead, Rank::Leaf)
             .iter()
@@ -467,6 +546,8 @@ impl<W: Future<Output = Next> + Send> Work for WorkerJob<W> {
 struct ItemAbort {
     target: AtomicU64,
     waker: AtomicWaker,
+    /// The attempt of the item it runs, set by retried groups only (0 reads as 1).
+    attempt: AtomicU32,
 }
 
 impl CancelSignal for ItemAbort {
@@ -484,6 +565,10 @@ impl TaskControl for ItemAbort {
         // `+ 1`: the default 0 names no item.
         self.target.store(id.get() + 1, Ordering::Release);
         self.waker.take()
+    }
+
+    fn attempt(&self) -> u32 {
+        self.attempt.load(Ordering::Relaxed).max(1)
     }
 }
 
@@ -683,7 +768,8 @@ enum Got<I> {
 }
 
 /// A worker: pulls and runs its group's items while it holds its slot.
-async fn work<I, F, Fut>(
+/// `RETRY`: the group retries its items (`group.retry` is set).
+async fn work<I, F, Fut, const RETRY: bool>(
     group: Arc<MapGroup<I, F, Fut::Output>>,
     mut w: WorkerGuard,
     abort: Arc<ItemAbort>,
@@ -739,140 +825,182 @@ where
             Got::Done(next) => return next,
             Got::Again(_) => unreachable!("next_item goes around itself"),
         };
+        let attempt = if RETRY { group.attempt_of(id) } else { 1 };
+        if RETRY {
+            abort.attempt.store(attempt, Ordering::Relaxed);
+        }
         if Telemetry::ACTIVE {
-            if group.reserved_item.is_some() {
+            if attempt > 1 {
+                // Counted as submitted at its first attempt, queued again after its backoff.
+                core.telemetry.dequeued();
+            } else if group.reserved_item.is_some() {
                 // Counted as submitted (and queued) when the group was made.
                 core.telemetry.dequeued();
             } else {
                 core.telemetry.submitted(group.kind, 1, 0);
             }
         }
-        let mut guard = ItemGuard {
-            results: &group.results,
-            core: &core,
-            id,
-            seq,
-            armed: true,
-            kind: group.kind,
-            started: start,
-        };
-        let span = task_span(&core.name, id, None, Some(&group.name));
-        let shed = group.shed_after();
-        let runs = start && shed.is_none();
-        let mut started = None;
-        let res = if runs {
-            // Calls the closure on the item and runs the future it makes, as task `id`: the
-            // call, the first poll and (ready at once) the future's drop under one mark.
-            let mut item = Some(item);
-            let mut fut = pin!(ItemFuture { fut: None });
-            let mut timer = RunTimer::new(group.options.timeout);
-            poll_fn(|cx| {
-                let _inside = current::enter(core.serial, Some(id));
-                let _entered = enter(&span);
-                let mut slot = fut.as_mut().project().fut;
-                if let Some(item) = item.take() {
-                    log_started(&core.name, None, id);
-                    core.telemetry.started(group.kind);
-                    started = core.adaptive.start(&*core.spawner);
-                    // Calling `f` may itself panic: that is this item's panic, like one in
-                    // its future.
-                    match user::call(|| (group.f)(item)) {
-                        Ok(made) => slot.set(Some(made)),
-                        Err(payload) => {
-                            let err = TaskError::panicked(id, payload);
-                            tracing::error!(pool = %core.name, task_id = id.get(), "{err}");
-                            return Poll::Ready(Err(err));
+        // One item, to the worker's next step (a retried item's backoff leaves early).
+        let decision = 'item: {
+            let mut guard = ItemGuard {
+                results: &group.results,
+                core: &core,
+                id,
+                seq,
+                armed: true,
+                kind: group.kind,
+                started: start,
+            };
+            let span = task_span(&core.name, id, None, Some(&group.name));
+            // A retried item's later attempts are not shed (its wait for a slot was its first).
+            let shed = if RETRY {
+                group.shed_after().filter(|_| attempt == 1)
+            } else {
+                group.shed_after()
+            };
+            let runs = start && shed.is_none();
+            let mut started = None;
+            let mut res = if runs {
+                // Calls the closure on the item and runs the future it makes, as task `id`: the
+                // call, the first poll and (ready at once) the future's drop under one mark.
+                let mut item = Some(item);
+                let mut fut = pin!(ItemFuture { fut: None });
+                let mut timer = RunTimer::new(group.options.timeout);
+                poll_fn(|cx| {
+                    let _inside = current::enter(core.serial, Some(id));
+                    let _entered = enter(&span);
+                    let mut slot = fut.as_mut().project().fut;
+                    if let Some(item) = item.take() {
+                        log_started(&core.name, None, id);
+                        core.telemetry.started(group.kind);
+                        started = core.adaptive.start(&*core.spawner);
+                        if RETRY {
+                            if let Err(err) = keep_item(&group, &item, &abort, id) {
+                                tracing::error!(pool = %core.name, task_id = id.get(), "{err}");
+                                drop_value(item, owner(&core.name, id));
+                                return Poll::Ready(Err(err));
+                            }
+                        }
+                        // Calling `f` may itself panic: that is this item's panic, like one in
+                        // its future.
+                        match user::call(|| (group.f)(item)) {
+                            Ok(made) => slot.set(Some(made)),
+                            Err(payload) => {
+                                let err = TaskError::panicked(id, payload);
+                                tracing::error!(pool = %core.name, task_id = id.get(), "{err}");
+                                return Poll::Ready(Err(err));
+                            }
                         }
                     }
+                    let Some(f) = slot.as_mut().as_pin_mut() else {
+                        return Poll::Ready(Err(TaskError::Cancelled { id }));
+                    };
+                    match poll_task(f, id, &*abort, &mut timer, &*core.spawner, &core.name, cx) {
+                        Poll::Pending => {
+                            w.wake_consumer();
+                            Poll::Pending
+                        }
+                        Poll::Ready(res) => {
+                            // The future's destructors run before callbacks and before the result
+                            // is delivered.
+                            drop_in_place_guarded(slot, &core.name, Some(id));
+                            Poll::Ready(res)
+                        }
+                    }
+                })
+                .await
+            } else {
+                // Never started: shed (its group's deadline passed), or cancelled while it waited.
+                drop_value(item, owner(&core.name, id));
+                match shed {
+                    Some(waited) => Err(TaskError::Shed { id, waited }),
+                    None => Err(TaskError::Cancelled { id }),
                 }
-                let Some(f) = slot.as_mut().as_pin_mut() else {
-                    return Poll::Ready(Err(TaskError::Cancelled { id }));
+            };
+            let outcome = Outcome::of(&res);
+            core.adaptive.ended(&core, started, id, outcome);
+            if RETRY {
+                let attempt = abort.attempt.load(Ordering::Relaxed);
+                res = match retry_item(&group, &core, id, seq, attempt, res) {
+                    Ok(last) => last,
+                    Err(Backoff) => {
+                        // The item waits out its backoff (a job of its own): this worker goes on
+                        // with the group's next item, or hands its slot on.
+                        guard.armed = false;
+                        break 'item after_backoff(&group, &core, &control, &mut w, ran);
+                    }
                 };
-                match poll_task(f, id, &*abort, &mut timer, &*core.spawner, &core.name, cx) {
-                    Poll::Pending => {
-                        w.wake_consumer();
-                        Poll::Pending
-                    }
-                    Poll::Ready(res) => {
-                        // The future's destructors run before callbacks and before the result
-                        // is delivered.
-                        drop_in_place_guarded(slot, &core.name, Some(id));
-                        Poll::Ready(res)
-                    }
+            }
+            if let Some(stop) = group.stop_when {
+                if stop(&res) {
+                    stop_group(&group, &core, id);
                 }
-            })
-            .await
-        } else {
-            // Never started: shed (its group's deadline passed), or cancelled while it waited.
-            drop_value(item, owner(&core.name, id));
-            match shed {
-                Some(waited) => Err(TaskError::Shed { id, waited }),
-                None => Err(TaskError::Cancelled { id }),
             }
-        };
-        let outcome = Outcome::of(&res);
-        core.adaptive.ended(&core, started, id, outcome);
-        if let Some(stop) = group.stop_when {
-            if stop(&res) {
-                stop_group(&group, &core, id);
+            if let Some(callbacks) = &group.options.callbacks {
+                if w.held.slot {
+                    // Free the slot before the callbacks, as single tasks do; this worker then
+                    // ends, and a fresh one takes the group's next item in turn.
+                    let mut s = core.section();
+                    let (st, after, c) = s.split();
+                    st.item_to_callbacks(group.key, id, c, after);
+                    w.held.slot = false;
+                }
+                w.wake_consumer();
+                let mut run = pin!(callbacks.run(&core.name, id, outcome == Outcome::Cancelled));
+                poll_fn(|cx| {
+                    let _inside = current::enter(core.serial, Some(id));
+                    let _entered = enter(&span);
+                    run.as_mut().poll(cx)
+                })
+                .await;
             }
-        }
-        if let Some(callbacks) = &group.options.callbacks {
-            if w.held.slot {
-                // Free the slot before the callbacks, as single tasks do; this worker then
-                // ends, and a fresh one takes the group's next item in turn.
+            drop(span);
+            guard.armed = false;
+            // Counted before the section that delivers the result (see `task::finish`).
+            core.telemetry.ended(group.kind, outcome, runs);
+            let mut unwanted = None;
+            let now = group.clock(&core);
+            let decision = {
                 let mut s = core.section();
                 let (st, after, c) = s.split();
-                st.item_to_callbacks(group.key, id, c, after);
-                w.held.slot = false;
-            }
-            w.wake_consumer();
-            let mut run = pin!(callbacks.run(&core.name, id, outcome == Outcome::Cancelled));
-            poll_fn(|cx| {
-                let _inside = current::enter(core.serial, Some(id));
-                let _entered = enter(&span);
-                run.as_mut().poll(cx)
-            })
-            .await;
-        }
-        drop(span);
-        guard.armed = false;
-        // Counted before the section that delivers the result (see `task::finish`).
-        core.telemetry.ended(group.kind, outcome, runs);
-        let mut unwanted = None;
-        let now = group.clock(&core);
-        let decision = {
-            let mut s = core.section();
-            let (st, after, c) = s.split();
-            st.observe_now(group.key, now);
-            match group.results.deliver(seq, res) {
-                Ok(waker) => {
-                    if let Some(waker) = waker {
-                        w.wake = Some(waker);
+                st.observe_now(group.key, now);
+                match group.results.deliver(seq, res) {
+                    Ok(waker) => {
+                        if let Some(waker) = waker {
+                            w.wake = Some(waker);
+                        }
                     }
+                    Err(res) => unwanted = Some(res),
                 }
-                Err(res) => unwanted = Some(res),
-            }
-            // The worker holds `abort`, the item's control in the table.
-            st.retire_held(id, outcome, after);
-            if w.held.slot {
-                // Every RUN_BUDGET items the worker yields before its next one: it takes that
-                // one after the yield, not now, so no other worker finds the input held.
-                let take_next = ran % RUN_BUDGET != RUN_BUDGET - 1;
-                match st.after_item(group.key, take_next, &control, c, after, &mut None) {
-                    AfterItem::Continue(next) => Decision::Continue(next.map(|p| group.hand(p))),
-                    AfterItem::HandOver(start) => Decision::HandOver(start),
-                    AfterItem::Leave(next) => Decision::Leave(next),
+                // The worker holds `abort`, the item's control in the table.
+                st.retire_held(id, outcome, after);
+                if w.held.slot {
+                    // Every RUN_BUDGET items the worker yields before its next one: it takes that
+                    // one after the yield, not now, so no other worker finds the input held.
+                    let take_next = ran % RUN_BUDGET != RUN_BUDGET - 1;
+                    match st.after_item(group.key, take_next, &control, c, after, &mut None) {
+                        AfterItem::Continue(next) => {
+                            Decision::Continue(next.map(|p| group.hand(p)))
+                        }
+                        AfterItem::HandOver(start) => Decision::HandOver(start),
+                        AfterItem::Leave(next) => Decision::Leave(next),
+                    }
+                } else {
+                    st.worker_gone(group.key, w.held, c, after);
+                    Decision::Leave(Next::End)
                 }
-            } else {
-                st.worker_gone(group.key, w.held, c, after);
-                Decision::Leave(Next::End)
-            }
+            };
+            log_end(&core.name, None, id, outcome);
+            drop_some(unwanted, owner(&core.name, id));
+            decision
         };
-        log_end(&core.name, None, id, outcome);
-        drop_some(unwanted, owner(&core.name, id));
         match decision {
-            Decision::Continue(next) => pulled = next,
+            Decision::Continue(next) => {
+                // `pulled` was taken at the top of this round (it is `None`): set it without
+                // a drop, whose out-of-line glue would cost a map ~1% per item.
+                debug_assert!(pulled.is_none());
+                std::mem::forget(std::mem::replace(&mut pulled, next));
+            }
             Decision::HandOver(start) => {
                 w.ended();
                 return Next::Run(start);
@@ -881,6 +1009,275 @@ where
                 w.ended();
                 return next;
             }
+        }
+    }
+}
+
+/// A retried item's attempt ended and it waits for its next one.
+struct Backoff;
+
+/// Keeps a copy of item `id` in its group's store for its next attempt, if the attempt it
+/// is on (in `abort`) may be followed by one (user code: `Clone`; no pool lock held). A clone
+/// that panics is the attempt's panic.
+#[cold]
+#[inline(never)]
+fn keep_item<I, F, T>(
+    group: &MapGroup<I, F, T>,
+    item: &I,
+    abort: &ItemAbort,
+    id: TaskId,
+) -> Result<(), TaskError> {
+    let Some(retry) = &group.retry else {
+        return Ok(());
+    };
+    if !retry.may_retry(abort.attempt.load(Ordering::Relaxed)) {
+        return Ok(());
+    }
+    match retry.keep(item) {
+        Ok(copy) => {
+            lock(&group.kept, Rank::Leaf).push((id, copy));
+            Ok(())
+        }
+        Err(payload) => Err(TaskError::panicked(id, payload)),
+    }
+}
+
+/// Attempt `attempt` of item `id` of a retried group ended with `res`: its final result
+/// (`Ok`), or (the policy says retry) it enters its backoff, holding no slot, and a job of
+/// its own waits it out (`Err`). The predicate runs, and the failed output and any item no
+/// longer needed are dropped, with no lock held.
+#[cold]
+#[inline(never)]
+fn retry_item<I, F, Fut>(
+    group: &Arc<MapGroup<I, F, Fut::Output>>,
+    core: &Arc<Core>,
+    id: TaskId,
+    seq: u64,
+    attempt: u32,
+    res: Item<Fut::Output>,
+) -> Result<Item<Fut::Output>, Backoff>
+where
+    I: Send + 'static,
+    F: Fn(I) -> Fut + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: Send + 'static,
+{
+    let retry = group.retry.as_ref().expect("a retried group");
+    let kept = {
+        let mut kept = lock(&group.kept, Rank::Leaf);
+        let at = kept.iter().position(|(i, _)| *i == id);
+        at.map(|at| kept.swap_remove(at).1)
+    };
+    let wait = kept
+        .as_ref()
+        .and_then(|_| retry.next_wait(attempt, &res, &core.name, id));
+    let Some(wait) = wait else {
+        drop_some(kept, kept_owner(&core.name, id));
+        return Ok(final_result(attempt, res));
+    };
+    let item = kept.expect("a wait comes with a kept item");
+    let ticket = Arc::new(ItemWait::new(attempt));
+    let control: Arc<dyn TaskControl> = ticket.clone();
+    if !core.section().item_to_backoff(id, group.key, control) {
+        // Cancelled meanwhile: this outcome is final.
+        drop_value(item, kept_owner(&core.name, id));
+        return Ok(final_result(attempt, res));
+    }
+    core.telemetry.paused();
+    tracing::debug!(
+        pool = %core.name,
+        task_id = id.get(),
+        attempt,
+        ?wait,
+        "attempt {attempt} of task {id} ({}) ended with {:?}; retrying in {wait:?}",
+        group.name,
+        Outcome::of(&res),
+    );
+    drop_value(res, owner(&core.name, id));
+    let left = Unrun {
+        core: core.clone(),
+        group: Some(group.clone()),
+        id,
+        seq,
+        attempts: attempt,
+        item: Some(item),
+        armed: true,
+        queued: false,
+    };
+    let job = Runner::job(WorkerJob {
+        fut: item_backoff(left, ticket, wait),
+        serial: core.serial,
+    });
+    core.start(Start::Job(job), None);
+    Err(Backoff)
+}
+
+/// A worker whose item entered its backoff: the scheduler's word, as after any item.
+fn after_backoff<I, F, T>(
+    group: &MapGroup<I, F, T>,
+    core: &Arc<Core>,
+    control: &Arc<dyn TaskControl>,
+    w: &mut WorkerGuard,
+    ran: usize,
+) -> Decision<I> {
+    let now = group.clock(core);
+    let mut s = core.section();
+    let (st, after, c) = s.split();
+    st.observe_now(group.key, now);
+    if !w.held.slot {
+        st.worker_gone(group.key, w.held, c, after);
+        return Decision::Leave(Next::End);
+    }
+    let take_next = ran % RUN_BUDGET != RUN_BUDGET - 1;
+    match st.after_item(group.key, take_next, control, c, after, &mut None) {
+        AfterItem::Continue(next) => Decision::Continue(next.map(|p| group.hand(p))),
+        AfterItem::HandOver(start) => Decision::HandOver(start),
+        AfterItem::Leave(next) => Decision::Leave(next),
+    }
+}
+
+fn kept_owner(pool: &str, id: TaskId) -> Whose<'_> {
+    Whose {
+        pool,
+        task: Some(id),
+        what: "a map item kept for its next attempt",
+    }
+}
+
+/// A retried item's job between attempts (holding no slot): waits out its backoff, woken
+/// early by a cancel; then queues the item again in its group (the same id, its place in
+/// the results kept), or ends it as cancelled.
+async fn item_backoff<I, F, T>(
+    mut left: Unrun<I, F, T>,
+    ticket: Arc<ItemWait>,
+    wait: Duration,
+) -> Next {
+    let core = left.core.clone();
+    let mut sleep = core.spawner.sleep(wait);
+    poll_fn(|cx| {
+        if ticket.is_cancelled() {
+            return Poll::Ready(());
+        }
+        // A cancel from now on wakes this job (it sets the flag, then takes the waker).
+        ticket.register(cx.waker());
+        if ticket.is_cancelled() {
+            return Poll::Ready(());
+        }
+        sleep.as_mut().poll(cx)
+    })
+    .await;
+    drop(sleep);
+    drop(ticket.unregister());
+    let (id, next) = (left.id, left.attempts + 1);
+    let requeued = {
+        let mut s = core.section();
+        let (st, after, c) = s.split();
+        let key = left.group().key;
+        if st.item_requeue(id, key, c, after) {
+            let item = left.item.take().expect("kept until requeued");
+            lock(&left.group().requeued, Rank::Leaf).push((id, left.seq, item, next));
+            ticket.set_attempt(next);
+            true
+        } else {
+            // Cancelled meanwhile.
+            st.enter_ending(id);
+            false
+        }
+    };
+    drop(ticket);
+    if requeued {
+        left.armed = false;
+        core.telemetry.enqueued();
+        return Next::End;
+    }
+    end_unrun(left).await
+}
+
+/// Ends a retried item cancelled between attempts (in its backoff, or waiting for a slot
+/// for its next attempt; already `Ending`): drops the item kept, runs its callbacks and
+/// delivers its result.
+async fn end_unrun<I, F, T>(mut left: Unrun<I, F, T>) -> Next {
+    let core = left.core.clone();
+    let id = left.id;
+    drop_some(left.item.take(), kept_owner(&core.name, id));
+    let group = left.group.clone().expect("held until the end");
+    if let Some(callbacks) = &group.options.callbacks {
+        let mut run = pin!(callbacks.run(&core.name, id, true));
+        poll_fn(|cx| {
+            let _inside = current::enter(core.serial, Some(id));
+            run.as_mut().poll(cx)
+        })
+        .await;
+    }
+    drop(group);
+    left.end(Outcome::Cancelled, TaskError::Cancelled { id });
+    Next::End
+}
+
+/// A retried item between attempts, not running: what its job must end if the runtime
+/// drops the job (it ends as dropped, without callbacks).
+struct Unrun<I, F, T> {
+    core: Arc<Core>,
+    /// Its group (let go of in a panic guard: it may be the last reference).
+    group: Option<Arc<MapGroup<I, F, T>>>,
+    id: TaskId,
+    seq: u64,
+    /// Attempts it was given so far.
+    attempts: u32,
+    /// The item kept for its next attempt.
+    item: Option<I>,
+    /// Not ended yet.
+    armed: bool,
+    /// It waited in its group's queue (the telemetry counts it queued).
+    queued: bool,
+}
+
+impl<I, F, T> Unrun<I, F, T> {
+    fn group(&self) -> &MapGroup<I, F, T> {
+        self.group.as_deref().expect("held until the end")
+    }
+
+    /// Delivers its result and retires it.
+    fn end(&mut self, outcome: Outcome, err: TaskError) {
+        self.armed = false;
+        let core = &self.core;
+        let id = self.id;
+        let group = self.group.as_deref().expect("held until the end");
+        if self.queued {
+            core.telemetry.dequeued();
+        }
+        core.telemetry.ended(group.kind, outcome, false);
+        let res = final_result(self.attempts, Err(err));
+        let unwanted = {
+            let mut s = core.section();
+            let (st, after, _) = s.split();
+            let unwanted = deliver_result(&group.results, self.seq, res, after);
+            st.retire(id, outcome, after);
+            // Maybe the group's last item.
+            st.settle_if_finished(group.key, after);
+            unwanted
+        };
+        log_end(&core.name, None, id, outcome);
+        drop_some(unwanted, owner(&core.name, id));
+    }
+}
+
+impl<I, F, T> Drop for Unrun<I, F, T> {
+    fn drop(&mut self) {
+        drop_some(self.item.take(), kept_owner(&self.core.name, self.id));
+        if self.armed {
+            let id = self.id;
+            self.end(Outcome::Dropped, TaskError::RuntimeDropped { id });
+        }
+        if let Some(group) = self.group.take() {
+            drop_value(
+                group,
+                Whose {
+                    pool: &self.core.name,
+                    task: Some(self.id),
+                    what: "a map group's closure",
+                },
+            );
         }
     }
 }

@@ -73,6 +73,25 @@
 //! (registered as waiting, cancellable, sheddable) and starts when its key's token is due,
 //! while the group goes on with ready keys.
 //!
+//! An item of a **retried** group (`GroupBuilder::retry`, `SimpleTaskPoolBuilder::retry`;
+//! `item_retry.rs`) is copied (`Clone`, no lock held) into the group's store before each
+//! attempt that may be followed by another. When the policy retries an attempt, one section
+//! moves the item from `Running` to `Backoff` (same id, same place in the results; a cancel
+//! now reaches its `ItemWait`) and the worker goes on with the group's next item or hands its
+//! slot on, as after any item. A job of its own, holding no slot, sleeps out the backoff
+//! (woken early by a cancel), then in one section moves the item to `Waiting` and queues its
+//! id in the group's `requeued` list: the group wants a slot again, and its workers take
+//! requeued items before pulling new ones. Cancelled in its backoff, the item is ended by
+//! its job; cancelled while requeued, it leaves the list in the cancel's section and a job
+//! of the group's driver ends it (`end_requeued`). Workers of groups without retries are
+//! compiled without the retry steps (`work::<.., false>`).
+//!
+//! ```text
+//!  Running ──attempt failed, policy says retry──▶ Backoff (own job, no slot)
+//!     ▲                                              │ wait over        └─cancel─▶ Ending
+//!     └──── a worker's slot, before new items ◀── Waiting (requeued) ──cancel──▶ Ending
+//! ```
+//!
 //! ```text
 //!  input ──pulled──▶ group queue ──token + slot──▶ Running ──▶ [Ending] ──▶ retired
 //!                       │   ▲ (no token: group gated, timer)
@@ -180,6 +199,7 @@ pub(crate) mod fifo;
 pub(crate) mod flights;
 pub(crate) mod groups;
 pub(crate) mod handoff;
+pub(crate) mod item_retry;
 pub(crate) mod lanes;
 #[cfg(all(test, loom))]
 mod loom_tests;
@@ -190,6 +210,7 @@ pub(crate) mod outcome;
 pub(crate) mod poll;
 pub(crate) mod rate;
 pub(crate) mod rate_state;
+pub(crate) mod requeue;
 pub(crate) mod results;
 pub(crate) mod retry;
 pub(crate) mod runner;

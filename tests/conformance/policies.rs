@@ -1641,3 +1641,406 @@ pub async fn join_waits_for_a_task_between_attempts(sp: Sp) {
     assert_eq!(made.get(), 2);
     assert_eq!(h.await.unwrap(), Ok(2));
 }
+
+// ----- retries of group items (`GroupBuilder::retry(..).map(..)`, `apply`, `SimpleTaskPool`) -----
+
+/// The id of the task with `id`'s entry in `tasks()`: its state and attempt.
+fn live(p: &TaskPool, id: async_taskpool::TaskId) -> Option<(async_taskpool::TaskState, u32)> {
+    p.tasks()
+        .into_iter()
+        .find(|t| t.id == id)
+        .map(|t| (t.state, t.attempt))
+}
+
+/// Every attempt of a retried map item runs under one id, by calling the function again on
+/// (a copy of) the item; `TaskInfo` shows the attempt it is on; its result comes once, in its
+/// place in the input order; `on_end` runs once per item (never `on_cancel`); the pool counts
+/// the retries and each item once. `apply`'s factory is called again for each attempt;
+/// panics and timeouts are retried only when the policy opted in, and the final error says
+/// how many attempts ran.
+pub async fn a_retried_item_keeps_its_id_and_place_and_ends_once(sp: Sp) {
+    use async_taskpool::{current_task_id, policy::RetryPolicy, TaskError, TaskState};
+    use futures_util::StreamExt;
+    let p = limited(&sp, 2);
+    let calls = Callbacks::default();
+    let (e, c) = (calls.end.clone(), calls.cancel.clone());
+    let ids = Log::default();
+    let (made, gate, second) = (Counter::new(), Gate::new(), Counter::new());
+    let (ids2, made2, g2, s2) = (ids.clone(), made.clone(), gate.clone(), second.clone());
+    let group = p
+        .build_group()
+        .on_end(move |_| {
+            e.bump();
+            async {}
+        })
+        .on_cancel(move |_| {
+            c.bump();
+            async {}
+        })
+        .retry(retry_errors(5))
+        .map(vec![0u32, 1, 2], 2, move |x| {
+            let (ids, made, gate, second) = (ids2.clone(), made2.clone(), g2.clone(), s2.clone());
+            async move {
+                if x != 0 {
+                    return Ok(x);
+                }
+                made.bump();
+                let n = made.get();
+                ids.push(current_task_id().unwrap());
+                if n == 2 {
+                    second.bump();
+                    gate.wait().await;
+                }
+                if n < 3 {
+                    Err(format!("attempt {n} failed"))
+                } else {
+                    Ok(x)
+                }
+            }
+        })
+        .unwrap();
+    second.wait_for(1).await;
+    let id = ids.get()[0];
+    assert_eq!(live(&p, id), Some((TaskState::Running, 2)));
+    gate.open();
+    let out: Vec<_> = group.map(Result::unwrap).collect().await;
+    assert_eq!(
+        out,
+        [Ok(0), Ok(1), Ok(2)],
+        "input order, item 0 after its retries"
+    );
+    assert_eq!(ids.get(), [id, id, id], "one id across the attempts");
+    p.join().await.unwrap();
+    calls.end.wait_for(3).await;
+    assert_eq!((calls.end.get(), calls.cancel.get(), made.get()), (3, 0, 3));
+    let stats = p.stats();
+    assert_eq!(
+        (stats.retried, stats.ended, stats.retrying),
+        (2, 3, 0),
+        "{stats:?}"
+    );
+
+    // `apply`: the factory is called again; panics are retried when opted in.
+    let zero = Duration::ZERO;
+    let made = Counter::new();
+    let m = made.clone();
+    let policy = RetryPolicy::<()>::builder()
+        .backoff(zero, zero)
+        .retry_panics()
+        .build()
+        .unwrap();
+    let out: Vec<_> = p
+        .build_group()
+        .retry(policy)
+        .apply(1, move || {
+            m.bump();
+            async { panic!("boom") }
+        })
+        .unwrap()
+        .collect()
+        .await;
+    let err = out[0].as_ref().unwrap_err();
+    assert!(err.is_panic(), "{err:?}");
+    assert_eq!((err.attempts(), made.get()), (3, 3));
+    assert!(
+        matches!(err, TaskError::Retried { attempts: 3, last, .. } if last.is_panic()),
+        "{err:?}"
+    );
+
+    // Not opted in: one attempt, the plain error.
+    let made = Counter::new();
+    let m = made.clone();
+    let policy = RetryPolicy::<()>::builder()
+        .backoff(zero, zero)
+        .build()
+        .unwrap();
+    let out: Vec<_> = p
+        .build_group()
+        .retry(policy)
+        .map(vec![()], 1, move |()| {
+            m.bump();
+            async { panic!("boom") }
+        })
+        .unwrap()
+        .collect()
+        .await;
+    let err = out[0].as_ref().unwrap_err();
+    assert!(matches!(err, TaskError::Panicked { .. }), "{err:?}");
+    assert_eq!(made.get(), 1);
+
+    // Run timeouts, opted in: each attempt gets the timeout afresh.
+    let policy = RetryPolicy::<()>::builder()
+        .max_attempts(2)
+        .backoff(zero, zero)
+        .retry_timeouts()
+        .build()
+        .unwrap();
+    let out: Vec<_> = p
+        .build_group()
+        .timeout(Duration::from_millis(5))
+        .retry(policy)
+        .map(vec![()], 1, |()| std::future::pending::<()>())
+        .unwrap()
+        .collect()
+        .await;
+    let err = out[0].as_ref().unwrap_err();
+    assert!(err.is_timeout() && err.attempts() == 2, "{err:?}");
+    p.join().await.unwrap();
+}
+
+/// A policy with an hour between attempts (never reached: the test cancels first).
+fn retry_errors_hourly() -> async_taskpool::policy::RetryPolicy<Result<(), ()>> {
+    let hour = Duration::from_secs(3600);
+    async_taskpool::policy::RetryPolicy::builder()
+        .backoff(hour, hour)
+        .jitter(async_taskpool::policy::Jitter::None)
+        .retry_errors()
+        .build()
+        .unwrap()
+}
+
+/// Between attempts a map item holds no slot: with a limit of 1, the group's next item runs
+/// while the failed one waits (listed as `Backoff`, attempt 1, counted as retrying). A
+/// cancel by id ends it at once: cancelled, its callbacks once, no further attempt, its
+/// place in the results kept. Cancelling the group, or dropping a `cancel_on_drop` group,
+/// ends an item in its backoff too, and `join` returns.
+pub async fn an_item_between_attempts_holds_no_slot_and_can_be_cancelled(sp: Sp) {
+    use async_taskpool::{current_task_id, TaskState};
+    use futures_util::StreamExt;
+    let p = limited(&sp, 1);
+    let calls = Callbacks::default();
+    let (e, c) = (calls.end.clone(), calls.cancel.clone());
+    let ids = Log::default();
+    let (made, gate, other) = (Counter::new(), Gate::new(), Counter::new());
+    let (ids2, m, g, o) = (ids.clone(), made.clone(), gate.clone(), other.clone());
+    let group = p
+        .build_group()
+        .on_end(move |_| {
+            e.bump();
+            async {}
+        })
+        .on_cancel(move |_| {
+            c.bump();
+            async {}
+        })
+        .retry(retry_errors_hourly())
+        .map(vec![0u32, 1], 1, move |x| {
+            let (ids, m, g, o) = (ids2.clone(), m.clone(), g.clone(), o.clone());
+            async move {
+                if x == 0 {
+                    ids.push(current_task_id().unwrap());
+                    m.bump();
+                    return Err(());
+                }
+                o.bump();
+                g.wait().await;
+                Ok(())
+            }
+        })
+        .unwrap();
+    other.wait_for(1).await; // item 1 runs in the only slot while item 0 waits
+    let id = ids.get()[0];
+    assert_eq!(live(&p, id), Some((TaskState::Backoff, 1)));
+    let stats = p.stats();
+    assert_eq!(
+        (stats.running, stats.retrying, stats.retried),
+        (1, 1, 1),
+        "{stats:?}"
+    );
+    p.cancel([id]).unwrap();
+    calls.cancel.wait_for(1).await;
+    gate.open();
+    let out: Vec<_> = group.collect().await;
+    let err = out[0].as_ref().unwrap_err();
+    assert!(err.is_cancelled() && err.attempts() == 1, "{err:?}");
+    assert_eq!(out[1].as_ref().unwrap(), &Ok(()));
+    p.join().await.unwrap();
+    calls.end.wait_for(2).await;
+    assert_eq!((calls.cancel.get(), calls.end.get(), made.get()), (1, 2, 1));
+    assert_eq!(p.stats().retrying, 0);
+
+    // The group cancelled while its item waits out its backoff.
+    for drop_it in [false, true] {
+        let made = Counter::new();
+        let m = made.clone();
+        let group = p
+            .build_group()
+            .cancel_on_drop(drop_it)
+            .retry(retry_errors_hourly())
+            .map(vec![()], 1, move |()| {
+                m.bump();
+                async { Err(()) }
+            })
+            .unwrap();
+        // The only slot is free once the attempt failed: then this starts.
+        let marker = p.spawn_queued(async {}).unwrap();
+        marker.await.unwrap();
+        assert_eq!(p.stats().retrying, 1);
+        let cancelled = p.stats().cancelled;
+        if drop_it {
+            drop(group);
+        } else {
+            group.cancel().unwrap();
+            let out: Vec<_> = group.collect().await;
+            assert!(out[0].as_ref().unwrap_err().is_cancelled(), "{out:?}");
+        }
+        p.join().await.unwrap();
+        let stats = p.stats();
+        assert_eq!((stats.retrying, stats.cancelled), (0, cancelled + 1));
+        assert_eq!(made.get(), 1);
+    }
+}
+
+/// An item whose backoff is over waits for a slot of its group (listed as queued, on its
+/// next attempt); a cancel then ends it at once, and its final error counts that attempt.
+pub async fn an_item_waiting_for_its_next_attempt_can_be_cancelled(sp: Sp) {
+    use async_taskpool::{current_task_id, TaskState};
+    use futures_util::StreamExt;
+    let p = limited(&sp, 1);
+    let ids = Log::default();
+    let (made, gate, other) = (Counter::new(), Gate::new(), Counter::new());
+    let (ids2, m, g, o) = (ids.clone(), made.clone(), gate.clone(), other.clone());
+    let group = p
+        .build_group()
+        .retry(retry_errors::<(), ()>(3))
+        .map(vec![0u32, 1], 1, move |x| {
+            let (ids, m, g, o) = (ids2.clone(), m.clone(), g.clone(), o.clone());
+            async move {
+                if x == 0 {
+                    ids.push(current_task_id().unwrap());
+                    m.bump();
+                    return Err(());
+                }
+                o.bump();
+                g.wait().await;
+                Ok(())
+            }
+        })
+        .unwrap();
+    other.wait_for(1).await;
+    let id = ids.get()[0];
+    // Its backoff (none) ends while item 1 holds the group's only slot.
+    while live(&p, id) != Some((TaskState::Queued, 2)) {
+        assert_ne!(live(&p, id), None, "item 0 ended");
+        yield_n(1).await;
+    }
+    assert_eq!(p.stats().queued, 1);
+    p.cancel([id]).unwrap();
+    gate.open();
+    let out: Vec<_> = group.collect().await;
+    let err = out[0].as_ref().unwrap_err();
+    assert!(err.is_cancelled() && err.attempts() == 2, "{err:?}");
+    assert_eq!(made.get(), 1);
+    p.join().await.unwrap();
+    let stats = p.stats();
+    assert_eq!((stats.queued, stats.retrying, stats.cancelled), (0, 0, 1));
+}
+
+/// `join` waits for an item in its backoff; the group's results come once its last attempt
+/// ended. A `try_map` with retries stops only at an item's final failure.
+pub async fn join_waits_for_an_item_between_attempts(sp: Sp) {
+    use async_taskpool::{policy::RetryPolicy, TryMapError};
+    use futures_util::TryStreamExt;
+    let p = limited(&sp, 4);
+    let made = Counter::new();
+    let m = made.clone();
+    let policy = RetryPolicy::<Result<usize, ()>>::builder()
+        .backoff(Duration::from_millis(20), Duration::from_millis(20))
+        .jitter(async_taskpool::policy::Jitter::None)
+        .retry_errors()
+        .build()
+        .unwrap();
+    let group = p
+        .build_group()
+        .retry(policy)
+        .map(vec![()], 1, move |()| {
+            m.bump();
+            let n = m.get();
+            async move {
+                if n < 2 {
+                    Err(())
+                } else {
+                    Ok(n)
+                }
+            }
+        })
+        .unwrap();
+    p.join().await.unwrap();
+    assert!(
+        group.is_finished(),
+        "join returned before the second attempt ended"
+    );
+    assert_eq!(made.get(), 2);
+
+    let tried = Log::default();
+    let t = tried.clone();
+    let err = p
+        .build_group()
+        .retry(retry_errors(2))
+        .try_map(vec!["1", "x"], 1, move |s: &str| {
+            t.push(s);
+            async move { s.parse::<u32>().map_err(|_| s) }
+        })
+        .unwrap()
+        .try_collect::<Vec<u32>>()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TryMapError::Item("x")), "{err:?}");
+    assert_eq!(tried.get(), ["1", "x", "x"]);
+    p.join().await.unwrap();
+}
+
+/// A `SimpleTaskPool` with a retry policy retries its tasks (the job's factory is called
+/// again, under the same id, callbacks once); `stop_all` ends a task in its backoff.
+pub async fn a_simple_pool_retries_its_tasks(sp: Sp) {
+    use async_taskpool::SimpleTaskPool;
+    let made = Counter::new();
+    let ends = Counter::new();
+    let (m, e) = (made.clone(), ends.clone());
+    let pool = SimpleTaskPool::builder(sp.clone(), move || {
+        m.bump();
+        let n = m.get();
+        async move {
+            if n == 1 {
+                Err(())
+            } else {
+                Ok(n)
+            }
+        }
+    })
+    .on_end(move |_| {
+        e.bump();
+        async {}
+    })
+    .retry(retry_errors(3))
+    .build()
+    .unwrap();
+    let summary = pool.start(2).unwrap().join().await.unwrap();
+    assert_eq!(summary.completed, 2, "{summary:?}");
+    ends.wait_for(2).await;
+    assert_eq!((made.get(), ends.get()), (3, 2));
+    assert_eq!(pool.stats().retried, 1);
+
+    let made = Counter::new();
+    let m = made.clone();
+    let pool = SimpleTaskPool::builder(sp, move || {
+        m.bump();
+        async { Err::<(), ()>(()) }
+    })
+    .limit(1)
+    .retry(retry_errors_hourly())
+    .build()
+    .unwrap();
+    let group = pool.start(1).unwrap();
+    // The only slot is free once the attempt failed: then this starts.
+    pool.as_task_pool()
+        .spawn_queued(async {})
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(pool.stats().retrying, 1);
+    assert_eq!(pool.stop_all().len(), 1);
+    let summary = group.join().await.unwrap();
+    assert_eq!(summary.cancelled, 1, "{summary:?}");
+    assert_eq!(made.get(), 1);
+}
