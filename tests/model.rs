@@ -9,9 +9,9 @@
 //! attempts that fail by panic or by output, then behave as a model task), `max_queue_wait`
 //! on loose tasks and on map groups (shed or run; exactly shed when every slot is held by a
 //! task at a closed gate past the deadline), and maps with a keyed rate limit (items set
-//! aside). Retried tasks run only on unlimited pools for now, because of an engine bug (see
-//! `engine_bug_retry_requeued_behind_later_ids` below; `TASKPOOL_MODEL_RETRY_QUEUED=1` lifts
-//! the restriction).
+//! aside). The two engine bugs these found have regression tests below
+//! (`a_retried_task_requeued_behind_later_ids_keeps_its_place`,
+//! `a_detached_rate_limited_group_runs_on_without_handles`).
 //!
 //! `TASKPOOL_MODEL_CASES` sets the number of cases per runtime (default 256; try 20000 for a
 //! long local run). A failure prints the shrunk operation sequence.
@@ -205,26 +205,17 @@ fn model_async_std() {
     check(support::flavour::async_std_global, false, true);
 }
 
-/// **ENGINE BUG, found by the model's `Retry` op (issue 13); not fixed here, reported.**
-///
-/// A retried task queues again for its next attempt under its own (old) id, behind loose
-/// tasks with later ids queued meanwhile; the loose lane's FIFO (`src/engine/fifo.rs`)
-/// requires keys that never decrease. In a debug build its `debug_assert!` fires inside a
-/// pool section, and the process aborts ("a user value's destructor would run under a pool
-/// lock", then "panic in a destructor during cleanup"); in a release build the FIFO's
-/// binary search by id (`Fifo::find`) can miss the task, so `cancel` by id of the queued
-/// retried task says it is not there (`AlreadyEnded`, seen in a release build). The model
-/// aborts before proptest can shrink, so the sequence is shrunk by hand (limit 1): a retried
-/// task fails its first attempt and waits out its backoff; a task takes the only slot; a
-/// third one queues; the backoff ends.
-///
-/// Ignored because it aborts the whole test binary in debug builds: run it with
-/// `cargo test --all-features --test model engine_bug -- --ignored`. Once the engine is
-/// fixed, drop the `ignore`, and lift the model's restriction (`retry_on_limited_pools`).
+/// Regression test of an engine bug the model's `Retry` op found (issue 13): a retried task
+/// queues again for its next attempt under its own (old) id, behind loose tasks with later
+/// ids queued meanwhile, and the loose lane's FIFO required keys that never decrease. A debug
+/// build aborted (its `debug_assert!` fired inside a pool section); a release build's binary
+/// search by id missed the task, so `cancel` said `AlreadyEnded`. Now an id below the newest
+/// takes its place in the FIFO (`fifo.rs`). Shrunk by hand from the model (limit 1): a
+/// retried task fails its first attempt and waits out its backoff; a task takes the only
+/// slot; a third one queues; the backoff ends.
 #[cfg(feature = "tokio")]
 #[test]
-#[ignore = "ENGINE BUG: a retried task requeued behind later ids breaks the loose FIFO's order"]
-fn engine_bug_retry_requeued_behind_later_ids() {
+fn a_retried_task_requeued_behind_later_ids_keeps_its_place() {
     use async_taskpool::policy::{Jitter, RetryPolicy};
     use async_taskpool::runtime::TokioSpawner;
     use async_taskpool::{TaskError, TaskPool, TaskState};
@@ -297,24 +288,16 @@ fn engine_bug_retry_requeued_behind_later_ids() {
     });
 }
 
-/// **ENGINE BUG, found by the model's keyed maps (issue 13); not fixed here, reported.**
-///
-/// A rate-limited map whose `Group` was dropped (its items run on, detached) stops for good
-/// when the pool's last handle goes while the group waits for a token: its timer is weak on
-/// the pool, and nothing else holds the pool, so the pool is freed with the group's
-/// remaining items never run (no ids, no callbacks). The same map without a rate limit runs
-/// every item after the last handle goes, as the model requires of every accepted group; the
-/// same with `rate_limit(quota)` (no keys) stops too.
-/// Shrunk sequence from the model (smol, unlimited pool): a keyed map of three `Now` items,
-/// one key, `num_concurrent` 1; `Lock`; its `Group` dropped; then every pool handle dropped.
-///
-/// Ignored until the engine is fixed; run it with
-/// `cargo test --all-features --test model engine_bug -- --ignored`, and once fixed drop the
-/// `ignore` and the model's allowance (`rate_limited_groups_stop_without_handles`).
+/// Regression test of an engine bug the model's keyed maps found (issue 13): a rate-limited
+/// map whose `Group` was dropped (its items run on, detached) stopped for good when the
+/// pool's last handle went while the group waited for a token: its timer held the pool
+/// weakly and nothing else held it, so the pool was freed with the remaining items never run
+/// (no ids, no callbacks). The timer holds the pool now (`rate.rs`). Shrunk by the model
+/// (smol, unlimited pool): a keyed map of three `Now` items, one key, `num_concurrent` 1;
+/// `Lock`; its `Group` dropped; then every pool handle dropped.
 #[cfg(feature = "tokio")]
 #[test]
-#[ignore = "ENGINE BUG: a detached rate-limited group stops for good when the pool's last handle goes"]
-fn engine_bug_rate_limited_group_stops_without_handles() {
+fn a_detached_rate_limited_group_runs_on_without_handles() {
     use async_taskpool::policy::Quota;
     use async_taskpool::runtime::TokioSpawner;
     use async_taskpool::TaskPool;

@@ -151,7 +151,7 @@ impl Adaptive {
     }
 
     /// Reports not yet taken by their tasks' ends (for tests: none may stay behind).
-    #[cfg(test)]
+    #[cfg(all(test, feature = "tokio", not(loom)))]
     pub(crate) fn pending_reports(&self) -> usize {
         lock(&self.inner).reported.len()
     }

@@ -65,7 +65,8 @@ impl<T: Slot> LooseQueue<T> {
         }
     }
 
-    /// Appends a task under its id (ids only grow); returns its level.
+    /// Adds a task under its id, in its id's place (a retried task queues again under its
+    /// first id); returns its level.
     #[inline]
     pub(crate) fn push(&mut self, priority: i32, id: u64, task: T) -> &mut Level<T> {
         if priority != 0 {
@@ -145,13 +146,13 @@ impl<T: Slot> LooseQueue<T> {
 
     /// The newest waiting task's id.
     pub(crate) fn newest(&self) -> Option<u64> {
-        let zero = self.zero.fifo.iter().next_back().map(|(k, _)| k);
+        let zero = self.zero.fifo.newest();
         if self.others_len == 0 {
             return zero;
         }
         self.others
             .values()
-            .filter_map(|l| l.fifo.iter().next_back().map(|(k, _)| k))
+            .filter_map(|l| l.fifo.newest())
             .chain(zero)
             .max()
     }

@@ -182,7 +182,9 @@
 //! - A group is counted busy (`join` waits) until its input is done, no worker lives, and no
 //!   item is live; then its driver (the user's closure and input) is dropped.
 //! - A runner that parks holds no reference to its pool, so a pool whose runtime stops
-//!   polling is freed with its last handle.
+//!   polling is freed with its last handle, unless work is still to start: a rate-limited
+//!   group waiting for its token holds its pool through its timer (`rate.rs`), as a running
+//!   task holds it through its runner.
 //! - A task whose runtime drops or refuses it ends as `RuntimeDropped`/`SpawnFailed`: its slot
 //!   comes back and its handle resolves; its callbacks cannot run (no runtime to run them).
 

@@ -12,9 +12,11 @@
 //!   queue too. So no item has an id before it may start, except those set aside (below).
 //! - **Waiting holds no slot.** When the next item's token is not due, the group is *gated*:
 //!   it wants no slot, its workers give theirs back as they reach it (to other lanes at once),
-//!   and a timer on the pool's runtime ([`Spawner::sleep`], holding no slot and the pool only
-//!   weakly, as `shed.rs`'s deadlines) ungates it at the instant the token is due: the group
-//!   then asks for a slot like any lane.
+//!   and a timer on the pool's runtime ([`Spawner::sleep`], holding no slot) ungates it at the
+//!   instant the token is due: the group then asks for a slot like any lane. Unlike
+//!   `shed.rs`'s deadlines, the timer holds the pool: the group's items are work to do, and
+//!   with no worker and no handle left nothing else would (a detached group would stop for
+//!   good); cancelling or shedding the group disarms the timer, which lets go at once.
 //! - **Keyed limits** (`rate_limit_by`): each key has its own GCRA state. The key function is
 //!   the user's: a worker calls it on the item it pulled, with no lock held, and only a 64-bit
 //!   hash of the key (SipHash, random per group) enters the state, so no key is held or dropped
@@ -44,7 +46,7 @@ use super::timer::QueueTimer;
 use super::user::{drop_value, Held, Whose};
 use crate::id::TaskId;
 use crate::policy::Quota;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::task::Waker;
 use std::time::Instant;
 
@@ -389,17 +391,15 @@ impl Core {
     /// Arms group `key`'s rate timer: at its end, the group asks for slots again.
     pub(crate) fn arm_rate_timer(self: &Arc<Self>, key: GroupKey, wait: RateWait) {
         let sleep = self.spawner.sleep(wait.wait);
-        let pool: Weak<Core> = Arc::downgrade(self);
+        // The timer holds the pool, as a worker would: the group's items are work still to
+        // do, and without a worker nothing else may hold the pool once its handles are gone
+        // (a weak timer let the pool go, with the items never run). A cancel or shed of the
+        // group disarms it, which lets go at once.
+        let core = Arc::clone(self);
         let timer = wait.timer;
         self.spawn(Box::pin(async move {
-            if !timer.sleep(sleep).await {
-                return;
-            }
-            let Some(core) = pool.upgrade() else {
-                return;
-            };
-            let now = core.spawner.now();
-            {
+            if timer.sleep(sleep).await {
+                let now = core.spawner.now();
                 let mut s = core.section();
                 let (st, after, c) = s.split();
                 st.rate_due(key, &timer, now, c, after);

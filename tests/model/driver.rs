@@ -36,17 +36,6 @@ pub fn watchdog() -> Duration {
     Duration::from_secs(secs)
 }
 
-/// Whether retried tasks run on pools with a limit (`TASKPOOL_MODEL_RETRY_QUEUED=1`).
-///
-/// **Off by default because of an engine bug** (see `engine_bug_retry_requeued_behind_later_ids`
-/// in `tests/model.rs`): a retried task that queues again behind later ids breaks the loose
-/// FIFO's order, and a debug build aborts. Until it is fixed, the model submits retried tasks
-/// only to an unlimited pool (where nothing ever waits in the queue), and keeps the pool
-/// unlimited while one may live (a `SetLimit` to a limit is then skipped).
-pub fn retry_on_limited_pools() -> bool {
-    std::env::var_os("TASKPOOL_MODEL_RETRY_QUEUED").is_some_and(|v| v == "1")
-}
-
 /// Runs one case under the watchdog. `strict`: the runtime polls everything on one thread.
 pub async fn guarded(sp: Sp, case: Case, strict: bool) {
     let limit = watchdog();
@@ -1097,14 +1086,6 @@ impl Model {
                     );
                     return;
                 }
-                let retried_live = self
-                    .singles
-                    .iter()
-                    .any(|s| s.retry.is_some() && !s.known_retired());
-                if l.is_some() && retried_live && !retry_on_limited_pools() {
-                    // See `retry_on_limited_pools`.
-                    return;
-                }
                 // Tasks already running may exceed a lowered limit until they end: keep the
                 // highest limit since the pool was last idle as the bound.
                 self.ctx.cap.fetch_max(cap_of(l), SeqCst);
@@ -1222,9 +1203,6 @@ impl Model {
     /// its gate: a panic or a timeout would be one more failure), with a backoff of up to a
     /// few milliseconds between attempts.
     async fn retry(&mut self, step: usize, task: Task, spec: RetrySpec, wait_for_room: bool) {
-        if self.limit.is_some() && !retry_on_limited_pools() {
-            return;
-        }
         crate::cover("a retried task submitted");
         let (locked, closed) = (self.locked, self.closed);
         let beh = match task.beh {
@@ -1253,8 +1231,7 @@ impl Model {
         let b = configure(&self.ctx, self.pool().build_task(), key, beh, false)
             .retry(policy.build().unwrap());
         let res = if wait_for_room {
-            // Only on an unlimited pool (see `retry_on_limited_pools`): there is room, so it
-            // returns at once.
+            // On a full pool it would wait for room: then it is withdrawn, as `Spawn` does.
             let waited = b.spawn_with(make).now_or_never();
             let Some(res) = waited else {
                 // It would wait: withdrawn (dropped), as `Spawn` does.

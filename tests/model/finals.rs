@@ -18,14 +18,6 @@ struct Answer {
     unanswered: bool,
 }
 
-/// **An allowance for an engine bug** (see `engine_bug_rate_limited_group_stops_without_handles`
-/// in `tests/model.rs`): a rate-limited group whose `Group` was dropped stops for good if the
-/// pool's last handle goes while it waits for a token. Until that is fixed, such a group's
-/// items need not all run when the case ends by dropping its handles.
-fn rate_limited_group_may_stop(gr: &GroupRec, handles_dropped: bool) -> bool {
-    handles_dropped && gr.keyed && gr.dropped_at.is_some()
-}
-
 impl Model {
     /// At the end: every task ended exactly once, as allowed, and every handle, group,
     /// callback and counter (`st`, when the driver still had the pool) agrees; then the pool,
@@ -264,9 +256,7 @@ impl Model {
                 GKind::Start(n) => n as usize,
                 _ => gr.items.len(),
             };
-            if rate_limited_group_may_stop(gr, st.is_none()) {
-                assert!(items.len() <= expected);
-            } else if !maybe_cancelled || matches!(gr.kind, GKind::Start(_)) {
+            if !maybe_cancelled || matches!(gr.kind, GKind::Start(_)) {
                 assert_eq!(items.len(), expected, "group {g}: every item runs");
             } else {
                 assert!(items.len() <= expected);
