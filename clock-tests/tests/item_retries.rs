@@ -184,3 +184,82 @@ async fn a_simple_pools_tasks_retry_after_the_policys_waits() {
     assert_eq!(starts.get(), [("job", 0.0), ("job", 1.0), ("job", 3.0)]);
     assert_eq!(pool.stats().retried, 2);
 }
+
+/// Retries immediately (no backoff), up to `max` attempts.
+fn at_once<T: Send + 'static>(max: u32) -> RetryPolicy<Result<T, ()>> {
+    RetryPolicy::builder()
+        .max_attempts(max)
+        .backoff(Duration::ZERO, Duration::ZERO)
+        .jitter(Jitter::None)
+        .retry_errors()
+        .build()
+        .unwrap()
+}
+
+/// Policies compose: in a rate-limited group, each attempt of a retried item takes a token,
+/// as a first attempt does (a crawler retrying a 503 stays within the host's quota). At one
+/// start a second, "a" fails once: its retry starts at 1 s (before "b", which was not pulled
+/// yet), "b" at 2 s; without the token the retry started at once.
+#[tokio::test(start_paused = true)]
+async fn each_attempt_of_a_retried_item_takes_a_rate_token() {
+    use async_taskpool::policy::Quota;
+    let p = pool(4);
+    let t0 = Instant::now();
+    let starts = Starts::default();
+    let s = starts.clone();
+    let failed = Arc::new(Mutex::new(false));
+    let group = p
+        .build_group()
+        .rate_limit(Quota::per_second(1).unwrap())
+        .retry(at_once::<&str>(3))
+        .map(["a", "b"], 1, move |x: &'static str| {
+            let (s, failed) = (s.clone(), failed.clone());
+            async move {
+                s.push(x, t0);
+                let first = !std::mem::replace(&mut *failed.lock().unwrap(), true);
+                if x == "a" && first {
+                    Err(())
+                } else {
+                    Ok(x)
+                }
+            }
+        })
+        .unwrap();
+    let out: Vec<_> = group.map(Result::unwrap).collect().await;
+    assert_eq!(out, [Ok("a"), Ok("b")]);
+    assert_eq!(starts.get(), [("a", 0.0), ("a", 1.0), ("b", 2.0)]);
+}
+
+/// The same with a keyed limit: a retried item waits for its own key's token, not for the
+/// other keys' ("b" of another host starts at once while "a"'s retry waits a second).
+#[tokio::test(start_paused = true)]
+async fn a_retried_item_waits_for_its_own_keys_token() {
+    use async_taskpool::policy::Quota;
+    let p = pool(4);
+    let t0 = Instant::now();
+    let starts = Starts::default();
+    let s = starts.clone();
+    let failed = Arc::new(Mutex::new(false));
+    let group = p
+        .build_group()
+        .rate_limit_by(|x: &&'static str| *x, Quota::per_second(1).unwrap())
+        .retry(at_once::<&str>(3))
+        .map(["a", "b"], 2, move |x: &'static str| {
+            let (s, failed) = (s.clone(), failed.clone());
+            async move {
+                s.push(x, t0);
+                let first = !std::mem::replace(&mut *failed.lock().unwrap(), true);
+                if x == "a" && first {
+                    Err(())
+                } else {
+                    Ok(x)
+                }
+            }
+        })
+        .unwrap();
+    let out: Vec<_> = group.map(Result::unwrap).collect().await;
+    assert_eq!(out, [Ok("a"), Ok("b")]);
+    let mut got = starts.get();
+    got.sort_by(|x, y| x.1.total_cmp(&y.1).then(x.0.cmp(y.0)));
+    assert_eq!(got, [("a", 0.0), ("b", 0.0), ("a", 1.0)]);
+}

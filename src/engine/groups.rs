@@ -281,11 +281,10 @@ impl State {
             return Pull::Nothing;
         }
         if g.rate.is_some() {
-            // A retried item's next attempt takes no token (see `item_retry.rs`).
-            if !g.requeued.is_empty() {
-                return self.take_requeued(key, control);
+            if g.requeued.is_empty() {
+                return self.next_rated(key, control);
             }
-            return self.next_rated(key, control);
+            return self.next_rated_or_requeued(key, control);
         }
         if g.ahead > 0 {
             g.ahead -= 1;

@@ -21,6 +21,7 @@
 use super::core::{After, Core, Life, Seat, Start, State, TaskControl};
 use super::groups::Pull;
 use super::lanes::GroupKey;
+use super::rate_state::KeyHash;
 use super::user::{self, Held};
 use crate::error::TaskError;
 use crate::id::TaskId;
@@ -192,6 +193,7 @@ impl State {
         &mut self,
         id: TaskId,
         key: GroupKey,
+        rate_key: KeyHash,
         core: &Arc<Core>,
         after: &mut After,
     ) -> bool {
@@ -207,7 +209,7 @@ impl State {
         let Some(g) = self.groups.get_mut(key) else {
             return false;
         };
-        g.requeued.push(id);
+        g.requeued.push(id, rate_key);
         self.backoff -= 1;
         self.waiting_items += 1;
         self.time_queued(id);
@@ -223,6 +225,16 @@ impl State {
         let Some(id) = self.groups.get_mut(key).and_then(|g| g.requeued.pop()) else {
             return Pull::Nothing;
         };
+        self.start_requeued(key, id, control)
+    }
+
+    /// Requeued item `id` of group `key`, taken out of its group's queue, runs now.
+    pub(crate) fn start_requeued(
+        &mut self,
+        key: GroupKey,
+        id: TaskId,
+        control: &Arc<dyn TaskControl>,
+    ) -> Pull {
         let entry = self
             .table
             .get_mut(id.get())

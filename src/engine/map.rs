@@ -1169,11 +1169,19 @@ async fn item_backoff<I, F, T>(
     drop(sleep);
     drop(ticket.unregister());
     let (id, next) = (left.id, left.attempts + 1);
+    // Its rate key, for a keyed rate limit: its next attempt waits for that key's token (the
+    // key function is user code: no lock held).
+    let mut keys = Vec::new();
+    if let Some(item) = left.item.as_ref() {
+        left.group()
+            .keys_of(std::iter::once(item), &core.name, &mut keys);
+    }
+    let rate_key = keys.first().copied().unwrap_or(0);
     let requeued = {
         let mut s = core.section();
         let (st, after, c) = s.split();
         let key = left.group().key;
-        if st.item_requeue(id, key, c, after) {
+        if st.item_requeue(id, key, rate_key, c, after) {
             let item = left.item.take().expect("kept until requeued");
             lock(&left.group().requeued, Rank::Leaf).push((id, left.seq, item, next));
             ticket.set_attempt(next);

@@ -176,6 +176,49 @@ impl State {
         }
     }
 
+    /// `next_rated` for a group with retried items waiting for their next attempt: each
+    /// attempt takes a token of its key, as a first one does. The oldest requeued item whose
+    /// key has a token runs first; otherwise the group's other items go on as usual, and a
+    /// group that would wait (or has nothing else) waits no longer than the earliest token due
+    /// to a requeued item.
+    #[cold]
+    pub(super) fn next_rated_or_requeued(
+        &mut self,
+        key: GroupKey,
+        control: &Arc<dyn TaskControl>,
+    ) -> Pull {
+        let g = self.groups.get_mut(key).expect("checked by next_item");
+        let rate = g.rate.as_deref_mut().expect("checked by next_item");
+        if rate.gated {
+            return Pull::Nothing;
+        }
+        if let Some(id) = g.requeued.take_first(|k| rate.take(k).is_ok()) {
+            return self.start_requeued(key, id, control);
+        }
+        let pull = self.next_rated(key, control);
+        let Some(g) = self.groups.get_mut(key) else {
+            return pull;
+        };
+        let (Some(rate), false) = (g.rate.as_deref_mut(), g.requeued.is_empty()) else {
+            return pull;
+        };
+        let due = g
+            .requeued
+            .keys()
+            .map(|k| rate.due(k))
+            .min()
+            .unwrap_or(rate.now);
+        let wait = due.saturating_duration_since(rate.now);
+        match pull {
+            Pull::Wait(mut w) => {
+                w.wait = w.wait.min(wait);
+                Pull::Wait(w)
+            }
+            Pull::Nothing if !rate.gated => gate(rate, due),
+            other => other,
+        }
+    }
+
     /// A set-aside item of group `key` got its token: it runs now, on the worker whose
     /// `control` cancels it.
     fn start_aside(&mut self, key: GroupKey, id: TaskId, control: &Arc<dyn TaskControl>) {
