@@ -112,6 +112,11 @@ fn outcome_of(r: &Rec) -> Outcome {
         Outcome::Completed
     } else if r.panicked > 0 {
         Outcome::Panicked
+    } else if r.fail_runs > 0 && r.fail_panicked {
+        // A retried task whose every attempt failed: the last failure is its outcome.
+        Outcome::Panicked
+    } else if r.fail_runs > 0 {
+        Outcome::Completed
     } else if r.plain {
         // Never slow: it did not finish because it was cancelled.
         Outcome::Cancelled

@@ -47,6 +47,8 @@ pub struct Rec {
     pub tag: Option<usize>,
     /// Attempts of a retried task that failed on purpose (they do not count as started).
     pub fail_runs: u32,
+    /// Those failed by panicking (else by a failing output).
+    pub fail_panicked: bool,
     /// Its handle said it was shed (set by the driver at the end).
     pub shed: bool,
 }
@@ -626,7 +628,10 @@ pub fn retry_factory(
                 Some(inner) => inner.await,
                 None => {
                     ctx.set_kind(id, Kind::Single(key));
-                    ctx.record(id, |r| r.fail_runs += 1);
+                    ctx.record(id, |r| {
+                        r.fail_runs += 1;
+                        r.fail_panicked = spec.by_panic;
+                    });
                     if attempt > 1 {
                         crate::cover("a retried attempt failed again");
                     }
