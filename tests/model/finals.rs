@@ -580,8 +580,18 @@ impl Model {
     /// given another.
     fn retried_bounds(&self, tracer: &BTreeMap<u64, Rec>) -> (u64, u64) {
         let (mut lo, mut hi) = (0, 0);
-        for s in &self.singles {
-            let (Some(r), Some(id)) = (s.retry, s.id) else {
+        for (k, s) in self.singles.iter().enumerate() {
+            let Some(r) = s.retry else { continue };
+            let Some(id) = s.id else {
+                // Withdrawn (its `spawn_with` dropped while it waited for room): on a runtime
+                // with several threads it may have started just before the withdrawing cancel,
+                // and failed an attempt or two then. Its record says (found by its kind).
+                let runs = tracer
+                    .values()
+                    .filter(|rec| rec.kind == Some(Kind::Single(k)))
+                    .map(|rec| u64::from(rec.fail_runs))
+                    .sum::<u64>();
+                hi += runs.min(u64::from(r.max) - 1);
                 continue;
             };
             let Some(rec) = tracer.get(&id) else { continue };
