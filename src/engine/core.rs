@@ -12,7 +12,7 @@ use super::handoff::{Mailbox, Parking, IDLE_CAP};
 use super::lanes::{GroupKey, Lane, Reserved, Turns};
 use super::loose::LooseQueue;
 pub(crate) use super::outcome::{GroupKind, Outcome};
-use super::rate_state::GroupRate;
+use super::rate_state::{GroupRate, PoolRate};
 use super::slab::Slab;
 use super::table::IdTable;
 use super::telemetry::Telemetry;
@@ -379,6 +379,8 @@ pub(crate) struct State {
     pub(super) ended: Ended,
     /// Durations, if the pool tracks them (`track_durations`).
     pub(super) timing: Option<Box<Timing>>,
+    /// The pool's rate limit, if it has one (see `rate.rs`).
+    pub(super) pool_rate: Option<Box<PoolRate>>,
 }
 
 /// Work the section found to do once the lock is released. Most sections make at most one
@@ -519,12 +521,17 @@ impl Drop for Section<'_> {
         } else {
             None
         };
+        // The pool's rate timer this section made, if any (see `rate.rs`).
+        let timer = self.st.as_mut().and_then(|st| st.pool_timer_to_arm());
         drop(self.st.take());
         if let Some(samples) = samples {
             // Before the wake-ups: whoever this section wakes sees them recorded.
             self.core.telemetry.durations(samples.as_slice());
         }
         self.after.run(self.core);
+        if let Some(timer) = timer {
+            self.core.arm_pool_timer(timer);
+        }
     }
 }
 
@@ -583,6 +590,9 @@ pub(crate) struct Core {
     /// Whether sections carry duration samples out to `telemetry` (durations tracked, and
     /// the `metrics` feature on).
     samples_wanted: bool,
+    /// Whether the pool has a rate limit (`rate.rs`): sections read the runtime's clock
+    /// before locking. A plain load, so that a pool without one pays a branch.
+    pub(crate) pool_rated: std::sync::atomic::AtomicBool,
 }
 
 #[cfg(feature = "metrics")]
@@ -620,6 +630,7 @@ impl Core {
             adaptive: Adaptive::default(),
             flights: super::flights::Flights::default(),
             samples_wanted: Telemetry::ACTIVE && track_durations,
+            pool_rated: std::sync::atomic::AtomicBool::new(false),
             serial,
             name,
             spawner,
@@ -647,6 +658,7 @@ impl Core {
                 backoff: 0,
                 ended: Ended::default(),
                 timing: track_durations.then(Timing::new),
+                pool_rate: None,
             }),
             changed: Event::new(),
             waiters: AtomicUsize::new(0),
@@ -672,10 +684,27 @@ impl Core {
     /// Enters a critical section.
     #[inline]
     pub(crate) fn section(self: &Arc<Self>) -> Section<'_> {
+        // A pool with a rate limit reads the clock first (no lock held): its starts take
+        // tokens at the instant they happen.
+        let now = self.rate_clock();
+        let mut st = lock(&self.state, Rank::State);
+        if let Some(now) = now {
+            st.observe_pool(now);
+        }
         Section {
             core: self,
-            st: Some(lock(&self.state, Rank::State)),
+            st: Some(st),
             after: ManuallyDrop::new(After::default()),
+        }
+    }
+
+    /// The runtime's clock, if the pool has a rate limit (read with no lock held).
+    #[inline]
+    pub(crate) fn rate_clock(&self) -> Option<std::time::Instant> {
+        if self.pool_rated.load(Ordering::Relaxed) {
+            Some(self.spawner.now())
+        } else {
+            None
         }
     }
 
@@ -977,6 +1006,9 @@ impl State {
                     .loose
                     .pop(priority)
                     .expect("the loose lane wants a slot");
+                // Its start takes a token of the pool's rate limit, if it has one (the
+                // caller saw one due: `pool_held`).
+                self.take_pool_token();
                 let task = task.into_inner();
                 let id = TaskId::new(key);
                 self.insert_running(id, task.clone().control(), Seat::Slot, None);
@@ -990,8 +1022,9 @@ impl State {
             Lane::Group(key) => {
                 let g = self.groups.get_mut(key).expect("a group in turns is known");
                 if let Some(waiting) = g.parked_puller.as_mut().filter(|w| w.is_some()) {
-                    // A worker holding an item gets the slot.
+                    // A worker holding an item gets the slot (and the item its token).
                     after.wake(waiting.take());
+                    self.take_pool_token();
                     self.worker_in(key);
                     return None;
                 }
@@ -1016,12 +1049,24 @@ impl State {
 
     /// Gives free slots to waiting work, in turn.
     pub(crate) fn grant(&mut self, core: &Arc<Core>, after: &mut After) {
+        // With a pool rate limit: new workers of groups, which take their tokens when they
+        // start an item, a moment from now (see `rate.rs`).
+        let mut promised = 0;
         while self.has_room() {
             let Some(lane) = self.lane_up(None) else {
                 break;
             };
+            if self.pool_rate.is_some() && self.pool_held_after(promised) {
+                break;
+            }
             self.take_slot();
             if let Some(start) = self.start_turn(lane, core, after) {
+                if self.pool_rate.is_some()
+                    && matches!(lane.0, Lane::Group(_))
+                    && matches!(start, Start::Job(_))
+                {
+                    promised += 1;
+                }
                 let runner = self.idle_runner();
                 after.start(start, runner);
             }
@@ -1038,10 +1083,13 @@ impl State {
     ) -> Next {
         if !self.over_limit() {
             if let Some(lane) = self.lane_up(Some(Lane::Loose(0))) {
-                match self.start_turn(lane, core, after) {
-                    Some(start) => return Next::Run(start),
-                    // The slot went to a waiting worker; this runner has none now.
-                    None => return self.park_or_end(spare),
+                // No token of the pool's rate limit due: the slot goes back (`rate.rs`).
+                if !self.pool_held() {
+                    match self.start_turn(lane, core, after) {
+                        Some(start) => return Next::Run(start),
+                        // The slot went to a waiting worker; this runner has none now.
+                        None => return self.park_or_end(spare),
+                    }
                 }
             }
         }

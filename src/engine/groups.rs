@@ -215,6 +215,10 @@ impl State {
     ) {
         let g = self.groups.get_mut(key).expect("registered");
         g.driver = Some(Held::new(driver));
+        if self.pool_rate.is_some() {
+            // Its items start through its queue, with the pool's tokens (see `rate.rs`).
+            self.rate_group_for_pool(key);
+        }
         self.join_turns(key);
         self.grant(core, after);
         self.settle_if_finished(key, after);
@@ -574,9 +578,15 @@ impl State {
             ),
             None => (false, true, false),
         };
-        // A shed group's items take no time: its worker goes on through them even over the
-        // limit (it may have been started over it to shed them: see `shed.rs`).
-        let go_on = has_input && !cancelled && (shed || !self.over_limit());
+        // With no token of the pool's rate limit due, no lane gets the slot: the worker gives
+        // it back rather than hold it (see `rate.rs`).
+        let held = self.pool_rate.is_some()
+            && !cancelled
+            && (has_input || self.anything_waits())
+            && self.pool_held_after(0);
+        // A shed group's items take no time (and no token): its worker goes on through them
+        // even over the limit (it may have been started over it to shed them: `shed.rs`).
+        let go_on = has_input && !cancelled && (shed || (!held && !self.over_limit()));
         if go_on
             && (self.turns.len() <= 1 && self.turns.get(0).is_none_or(|l| l == Lane::Group(key))
                 || shed)
@@ -585,7 +595,7 @@ impl State {
             // next items end at once, taking no time from the others.
             return AfterItem::Continue(take_next.then(|| self.next_item(key, control)));
         }
-        if !self.over_limit() && !cancelled {
+        if !self.over_limit() && !cancelled && !held {
             match self.lane_up(Some(Lane::Group(key))) {
                 // Its own turn, or nobody else waits: go on with the group's next item.
                 Some((Lane::Group(k), place)) if k == key && has_input => {

@@ -30,8 +30,40 @@
 //!   Each runs its callbacks and delivers its result, in a job holding no slot
 //!   (`GroupDriver::end_aside`). `join` waits for them: they count as live items.
 //!
-//! A pool-wide or loose-task quota could use the same two parts: a gate that keeps a lane out
-//! of the turns until a token is due, and the weak timer that lets it back in.
+//! # The pool's rate limit
+//!
+//! `PoolBuilder::rate_limit` / `TaskPool::set_rate_limit` ([`PoolRate`], in the state) use
+//! the same two parts for the whole pool: a gate, and one weak timer.
+//!
+//! - **Every start takes a pool token**, in the section that starts it: a loose task
+//!   starting at once (`Core::submit`) or leaving its lane (`start_turn`), a worker's item
+//!   (`next_rated`, beside the group's own token: an item starts with both), a waiting
+//!   worker's item (`start_turn`). A nested `exec` (`Seat::Nested`) takes none: it runs in
+//!   its caller's slot, as part of the caller's work, which took its token when it started.
+//!   A retried task's attempts each take one (each attempt starts again).
+//! - **The clock.** While the pool has a quota, every section reads the runtime's clock
+//!   first, with no lock held (`Core::section`, `Core::rate_clock`; the flag
+//!   `Core::pool_rated` is one relaxed load without a quota), so a token is taken at the
+//!   instant of its start.
+//! - **Every group goes through its queue** while the pool has a quota: a group without a
+//!   quota of its own gets a [`GroupRate`] with none (`Limit::Off`), so its items start one
+//!   by one in `next_rated`, where both tokens are taken, and never in a section with no
+//!   token check (`item_pulled`, `item_arrived`). Lifting the pool's quota takes those away.
+//! - **The gate.** While no token is due (`pool_held`): no lane gets a turn (`grant` stops,
+//!   `next_for_slot` gives its slot back, `after_item` lets its worker leave rather than hold
+//!   its slot, `next_rated` gives nothing) and `submit` queues (`try_spawn` refuses with
+//!   `PoolError::RateLimited`). Nothing is stored for it: it is judged again from the GCRA
+//!   state and the clock each time. So waiting holds no slot.
+//! - **The timer.** The pool has at most one timer live ([`Spawner::sleep`], holding the
+//!   pool weakly). A section that finds no token due asks for one at the instant one is
+//!   due (`PoolRate::arm`: kept if one armed already fires no later, else it replaces it);
+//!   the section arms it once unlocked (`Section::drop`). When it fires, `grant` gives the
+//!   free slots out again.
+//! - **Promised tokens.** `grant` hands a group's new worker its slot before the worker takes
+//!   its item's token (next section): it counts such workers, and gives no more slots than
+//!   tokens are due counting them, so a burst of 1 does not start a worker per free slot.
+//!   A worker that ends up starting nothing gives its slot back through `after_item`, which
+//!   grants again.
 //!
 //! [`Spawner::now`]: async_taskpool_runtime::Spawner::now
 //! [`Spawner::sleep`]: async_taskpool_runtime::Spawner::sleep
@@ -39,7 +71,7 @@
 use super::core::{After, Core, Entry, Input, Life, Outcome, Seat, Start, State, TaskControl};
 use super::groups::{Pull, SizeHint, MAX_RAMP};
 use super::lanes::GroupKey;
-use super::rate_state::{GroupRate, KeyHash, RateWait, MAX_ASIDE};
+use super::rate_state::{GroupRate, KeyHash, Limit, PoolRate, PoolWait, RateWait, MAX_ASIDE};
 use super::timer::QueueTimer;
 use super::user::{drop_value, Held, Whose};
 use crate::id::TaskId;
@@ -85,6 +117,10 @@ impl State {
     /// from, or a wait for the earliest token due.
     #[inline(never)]
     pub(super) fn next_rated(&mut self, key: GroupKey, control: &Arc<dyn TaskControl>) -> Pull {
+        if self.pool_held() {
+            // The pool has no token due: the worker gives its slot back (`after_item`).
+            return Pull::Nothing;
+        }
         let g = self.groups.get_mut(key).expect("checked by next_item");
         let cap = g.num_concurrent.min(MAX_ASIDE);
         let ahead = g.ahead > 0;
@@ -96,6 +132,7 @@ impl State {
         let ready = (0..rate.aside.len()).find(|&i| rate.take(rate.aside[i].1).is_ok());
         if let Some(i) = ready {
             let (id, _) = rate.aside.remove(i).expect("found");
+            take_pool(&mut self.pool_rate);
             self.start_aside(key, id, control);
             return Pull::Aside(id);
         }
@@ -111,6 +148,7 @@ impl State {
                         rate.keys.pop_front();
                     }
                     g.ahead -= 1;
+                    take_pool(&mut self.pool_rate);
                     let id = self.allocate_id();
                     self.insert_running(id, control.clone(), Seat::Worker, Some(key));
                     Pull::Ahead(id)
@@ -154,6 +192,7 @@ impl State {
                 }
                 match self.take_reserved(key) {
                     Some(id) => {
+                        take_pool(&mut self.pool_rate);
                         self.insert_running(id, control.clone(), Seat::Worker, Some(key));
                         Pull::Reserved(id)
                     }
@@ -283,9 +322,11 @@ impl State {
         if g.shed || g.settled {
             return;
         }
+        // While the pool has a quota, the group keeps a rate with none (see the notes).
+        let pool_rated = self.pool_rate.is_some();
         match (g.rate.as_deref_mut(), quota) {
             (None, None) => return,
-            (Some(rate), None) if !rate.keyed => {
+            (Some(rate), None) if !rate.keyed && !pool_rated => {
                 let mut rate = g.rate.take().expect("matched");
                 after.wake(rate.disarm());
             }
@@ -435,5 +476,227 @@ impl Core {
                 .and_then(|g| g.rate.as_ref())
                 .and_then(|r| r.quota())
         })
+    }
+}
+
+/// A start takes a token of the pool's rate limit, if it has one (the section saw one due).
+#[inline]
+fn take_pool(pool: &mut Option<Box<PoolRate>>) {
+    if let Some(rate) = pool.as_deref_mut() {
+        let taken = rate.take();
+        debug_assert!(taken.is_ok(), "a pool token was seen due in this section");
+    }
+}
+
+// ----- the pool's rate limit (see the notes above) -----
+
+impl State {
+    /// A section read the runtime's clock before locking (the pool has a rate limit).
+    #[cold]
+    pub(crate) fn observe_pool(&mut self, now: Instant) {
+        if let Some(rate) = self.pool_rate.as_deref_mut() {
+            rate.observe(now);
+        }
+    }
+
+    /// The pool's rate timer this section asked for, to arm once unlocked.
+    #[inline]
+    pub(crate) fn pool_timer_to_arm(&mut self) -> Option<PoolWait> {
+        match self.pool_rate.as_deref_mut() {
+            None => None,
+            Some(rate) => rate.to_arm.take(),
+        }
+    }
+
+    /// A start takes a token of the pool's rate limit, if it has one (the caller saw one due).
+    #[inline]
+    pub(crate) fn take_pool_token(&mut self) {
+        take_pool(&mut self.pool_rate);
+    }
+
+    /// Whether the pool's rate limit holds every start back now (no token due); if so, its
+    /// timer is asked for, at the instant one is due.
+    #[inline]
+    pub(crate) fn pool_held(&mut self) -> bool {
+        self.pool_rate.is_some() && self.pool_held_after(0)
+    }
+
+    /// Like [`pool_held`](Self::pool_held), after `promised` more starts take their tokens.
+    #[cold]
+    pub(crate) fn pool_held_after(&mut self, promised: usize) -> bool {
+        let Some(rate) = self.pool_rate.as_deref_mut() else {
+            return false;
+        };
+        let due = rate.due_after(promised);
+        if due <= rate.now {
+            return false;
+        }
+        rate.arm(due);
+        true
+    }
+
+    /// `submit` of a loose task that would start now: takes its pool token, or says when
+    /// one is due (`wait`: and asks for the timer, for the task that now queues). The
+    /// caller arms the timer (it holds the state alone, not a section).
+    #[cold]
+    pub(crate) fn submit_pool_token(&mut self, wait: bool) -> Result<(), (Instant, Instant)> {
+        let Some(rate) = self.pool_rate.as_deref_mut() else {
+            return Ok(());
+        };
+        rate.take().map_err(|due| {
+            if wait {
+                rate.arm(due);
+            }
+            (due, rate.now)
+        })
+    }
+
+    /// A group launches while the pool has a rate limit: unless it has a quota of its own, it
+    /// gets a rate with none, so that its items start through its queue, with tokens.
+    pub(super) fn rate_group_for_pool(&mut self, key: GroupKey) {
+        let Some(now) = self.pool_rate.as_ref().map(|r| r.now) else {
+            return;
+        };
+        let Some(g) = self.groups.get_mut(key) else {
+            return;
+        };
+        if g.rate.is_some() || g.shed || g.cancelled || g.settled {
+            return;
+        }
+        g.rate = Some(Box::new(GroupRate::new(None, false, now)));
+        if let Some(driver) = g.driver.as_ref() {
+            driver.set_rated();
+        }
+    }
+
+    /// The pool's rate timer fired at `now`: free slots are given out again.
+    pub(crate) fn pool_rate_due(
+        &mut self,
+        timer: &Arc<QueueTimer>,
+        now: Instant,
+        core: &Arc<Core>,
+        after: &mut After,
+    ) {
+        let Some(rate) = self.pool_rate.as_deref_mut() else {
+            return;
+        };
+        if !rate
+            .timer
+            .as_ref()
+            .is_some_and(|(t, _)| Arc::ptr_eq(t, timer))
+        {
+            return;
+        }
+        rate.timer = None;
+        rate.observe(now);
+        self.grant(core, after);
+    }
+
+    /// Sets (or lifts) the pool's quota at `now`. Lifted, what waits for a token is granted
+    /// at once; changed, the starts still owed are owed under the new quota.
+    pub(crate) fn set_pool_rate(
+        &mut self,
+        quota: Option<Quota>,
+        now: Instant,
+        core: &Arc<Core>,
+        after: &mut After,
+    ) {
+        match (self.pool_rate.as_deref_mut(), quota) {
+            (None, None) => return,
+            (Some(_), None) => {
+                let mut rate = self.pool_rate.take().expect("matched");
+                after.wake(rate.disarm());
+                // The groups given a rate with no quota go back to the common path.
+                let keys: Vec<GroupKey> = self
+                    .groups
+                    .iter()
+                    .filter(|(_, g)| {
+                        g.rate.as_deref().is_some_and(|r| {
+                            !r.keyed && matches!(r.limit, Limit::Off) && r.aside.is_empty()
+                        })
+                    })
+                    .map(|(k, _)| k)
+                    .collect();
+                for key in keys {
+                    if let Some(mut rate) = self.groups.get_mut(key).and_then(|g| g.rate.take()) {
+                        after.wake(rate.disarm());
+                    }
+                    self.join_turns(key);
+                }
+            }
+            (Some(rate), Some(q)) => {
+                rate.observe(now);
+                rate.set_quota(q);
+            }
+            (None, Some(q)) => {
+                self.pool_rate = Some(Box::new(PoolRate::new(q, now)));
+                let keys: Vec<GroupKey> = self.groups.iter().map(|(k, _)| k).collect();
+                for key in keys {
+                    self.rate_group_for_pool(key);
+                }
+            }
+        }
+        // Under the lock, so that racing calls leave it as the last one set the state.
+        core.pool_rated.store(
+            self.pool_rate.is_some(),
+            std::sync::atomic::Ordering::SeqCst,
+        );
+        self.grant(core, after);
+    }
+}
+
+impl Core {
+    /// Arms the pool's rate timer (a section asked for it): when it fires, the pool gives
+    /// its free slots out again.
+    pub(crate) fn arm_pool_timer(self: &Arc<Self>, wait: PoolWait) {
+        if let Some(w) = wait.replaced {
+            w.wake();
+        }
+        let sleep = self
+            .spawner
+            .sleep(wait.due.saturating_duration_since(self.spawner.now()));
+        let pool: Weak<Core> = Arc::downgrade(self);
+        let timer = wait.timer;
+        self.spawn(Box::pin(async move {
+            if !timer.sleep(sleep).await {
+                return;
+            }
+            let Some(core) = pool.upgrade() else {
+                return;
+            };
+            let now = core.spawner.now();
+            {
+                let mut s = core.section();
+                let (st, after, c) = s.split();
+                st.pool_rate_due(&timer, now, c, after);
+            }
+            // Possibly the pool's last reference (its spawner is the user's).
+            let whose = Whose {
+                pool: "(a pool whose last reference goes)",
+                task: None,
+                what: "the pool",
+            };
+            drop_value(core, whose);
+        }));
+    }
+
+    /// Sets (or lifts) the pool's rate limit.
+    pub(crate) fn set_pool_rate(self: &Arc<Self>, quota: Option<Quota>) {
+        use std::sync::atomic::Ordering;
+        if quota.is_some() {
+            // Before the clock is read: sections from now on read it too.
+            self.pool_rated.store(true, Ordering::SeqCst);
+        }
+        let now = self.spawner.now();
+        {
+            let mut s = self.section();
+            let (st, after, c) = s.split();
+            st.set_pool_rate(quota, now, c, after);
+        }
+    }
+
+    /// The pool's quota in force.
+    pub(crate) fn pool_rate(&self) -> Option<Quota> {
+        self.read(|st| st.pool_rate.as_ref().map(|r| r.quota()))
     }
 }

@@ -831,7 +831,8 @@ impl<F> Refused<F> {
         let pool = match &self.error {
             PoolError::Closed { pool }
             | PoolError::Locked { pool }
-            | PoolError::Full { pool, .. } => pool.as_str(),
+            | PoolError::Full { pool, .. }
+            | PoolError::RateLimited { pool, .. } => pool.as_str(),
             _ => "",
         };
         drop_value(
@@ -863,7 +864,8 @@ impl Core {
         let refuse = |error: PoolError| {
             if admission == Admission::StartNowOrRefuse {
                 self.telemetry.rejected(match error {
-                    PoolError::Full { .. } => Rejection::Full,
+                    // No room now, for a slot or a rate token.
+                    PoolError::Full { .. } | PoolError::RateLimited { .. } => Rejection::Full,
                     PoolError::Locked { .. } => Rejection::Locked,
                     _ => Rejection::Closed,
                 });
@@ -871,13 +873,32 @@ impl Core {
             let future = cell.take_future();
             Err(Refused { error, future })
         };
-        let (id, started, runner, samples, deadline) = {
+        // A pool with a rate limit reads the clock before locking (see `rate.rs`).
+        let now = self.rate_clock();
+        let (id, started, runner, samples, deadline, rate_timer) = {
             let mut s = self.state();
+            if let Some(now) = now {
+                s.observe_pool(now);
+            }
             if let Err(error) = s.check_open(&self.name) {
                 drop(s);
                 return refuse(error);
             }
-            let room = s.has_room() && !s.anything_waits();
+            let mut room = s.has_room() && !s.anything_waits();
+            if room && s.pool_rate.is_some() {
+                // Its start takes a token of the pool's rate limit, or it waits for one.
+                let queues = admission != Admission::StartNowOrRefuse;
+                if let Err((due, now)) = s.submit_pool_token(queues) {
+                    if !queues {
+                        drop(s);
+                        return refuse(PoolError::RateLimited {
+                            pool: self.pool_name(),
+                            retry_in: due.saturating_duration_since(now),
+                        });
+                    }
+                    room = false;
+                }
+            }
             if !room && admission == Admission::StartNowOrRefuse {
                 let limit = s.limit().unwrap_or(usize::MAX);
                 drop(s);
@@ -896,7 +917,7 @@ impl Core {
                 } else {
                     None
                 };
-                (id, true, s.idle_runner(), samples, None)
+                (id, true, s.idle_runner(), samples, None, None)
             } else {
                 if Telemetry::ACTIVE {
                     cell.flags.fetch_or(QUEUED, Ordering::AcqRel);
@@ -906,9 +927,12 @@ impl Core {
                     Some(spec) => (spec.priority, spec.deadline.as_ref()),
                 };
                 s.queue_loose(id, cell.clone(), priority);
-                (id, false, None, None, deadline)
+                (id, false, None, None, deadline, s.pool_timer_to_arm())
             }
         };
+        if let Some(timer) = rate_timer {
+            self.arm_pool_timer(timer);
+        }
         if let Some((wait, timer)) = deadline {
             // It waits: its deadline runs from now (the timer starts after unlocking).
             self.arm_task_deadline(id, *wait, timer.clone());
