@@ -43,8 +43,9 @@ pub enum PoolError {
         limit: usize,
     },
     /// `try_spawn` found a free slot but no token of the pool's rate limit
-    /// ([`PoolBuilder::rate_limit`](crate::PoolBuilder::rate_limit)): the quota allows the
-    /// next start in `retry_in`. Nothing was queued.
+    /// ([`PoolBuilder::rate_limit`](crate::PoolBuilder::rate_limit)), or earlier work queued
+    /// for one: the quota allows the next start in `retry_in`. Nothing was queued. (With no
+    /// free slot, it is [`Full`](PoolError::Full).)
     ///
     /// ```
     /// # #[cfg(feature = "tokio")] {

@@ -551,6 +551,13 @@ impl State {
         })
     }
 
+    /// When the pool's next rate token is due, and the instant it is now, if none is due now.
+    pub(crate) fn pool_due(&self) -> Option<(Instant, Instant)> {
+        let rate = self.pool_rate.as_deref()?;
+        let due = rate.due_after(0);
+        (due > rate.now).then_some((due, rate.now))
+    }
+
     /// A group launches while the pool has a rate limit: unless it has a quota of its own, it
     /// gets a rate with none, so that its items start through its queue, with tokens.
     pub(super) fn rate_group_for_pool(&mut self, key: GroupKey) {

@@ -900,6 +900,14 @@ impl Core {
                 }
             }
             if !room && admission == Admission::StartNowOrRefuse {
+                // A free slot, and work queued ahead for want of a rate token: say so.
+                if let Some((due, now)) = s.has_room().then(|| s.pool_due()).flatten() {
+                    drop(s);
+                    return refuse(PoolError::RateLimited {
+                        pool: self.pool_name(),
+                        retry_in: due.saturating_duration_since(now),
+                    });
+                }
                 let limit = s.limit().unwrap_or(usize::MAX);
                 drop(s);
                 return refuse(PoolError::Full {
