@@ -535,27 +535,43 @@ impl State {
         true
     }
 
-    /// `submit` of a loose task that would start now: takes its pool token, or says when
-    /// one is due (`wait`: and asks for the timer, for the task that now queues). The
-    /// caller arms the timer (it holds the state alone, not a section).
+    /// `submit` of a loose task to a pool with a rate limit: whether it starts now (`room`:
+    /// it would but for the limit; it takes its token), else it queues (the timer asked
+    /// for, if no token is due), or, `refusing` (`try_spawn`) with a free slot and no token
+    /// due, the error that says so.
     #[cold]
-    pub(crate) fn submit_pool_token(&mut self, wait: bool) -> Result<(), (Instant, Instant)> {
+    #[inline(never)]
+    pub(crate) fn admit_rated(
+        &mut self,
+        room: bool,
+        refusing: bool,
+        pool: &str,
+    ) -> Result<bool, crate::error::PoolError> {
+        let has_room = self.has_room();
         let Some(rate) = self.pool_rate.as_deref_mut() else {
-            return Ok(());
+            return Ok(room);
         };
-        rate.take().map_err(|due| {
-            if wait {
-                rate.arm(due);
+        let due = if room {
+            match rate.take() {
+                Ok(()) => return Ok(true),
+                Err(due) => due,
             }
-            (due, rate.now)
-        })
-    }
-
-    /// When the pool's next rate token is due, and the instant it is now, if none is due now.
-    pub(crate) fn pool_due(&self) -> Option<(Instant, Instant)> {
-        let rate = self.pool_rate.as_deref()?;
-        let due = rate.due_after(0);
-        (due > rate.now).then_some((due, rate.now))
+        } else {
+            // Earlier work queues: for a slot, or for a token.
+            let due = rate.due_after(0);
+            if !refusing || !has_room || due <= rate.now {
+                return Ok(false);
+            }
+            due
+        };
+        if refusing {
+            return Err(crate::error::PoolError::RateLimited {
+                pool: pool.into(),
+                retry_in: due.saturating_duration_since(rate.now),
+            });
+        }
+        rate.arm(due);
+        Ok(false)
     }
 
     /// A group launches while the pool has a rate limit: unless it has a quota of its own, it

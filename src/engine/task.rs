@@ -875,7 +875,7 @@ impl Core {
         };
         // A pool with a rate limit reads the clock before locking (see `rate.rs`).
         let now = self.rate_clock();
-        let (id, started, runner, samples, deadline, rate_timer) = {
+        let (id, started, runner, samples, deadline, rated) = {
             let mut s = self.state();
             if let Some(now) = now {
                 s.observe_pool(now);
@@ -885,29 +885,19 @@ impl Core {
                 return refuse(error);
             }
             let mut room = s.has_room() && !s.anything_waits();
-            if room && s.pool_rate.is_some() {
+            let rated = s.pool_rate.is_some();
+            if rated {
                 // Its start takes a token of the pool's rate limit, or it waits for one.
-                let queues = admission != Admission::StartNowOrRefuse;
-                if let Err((due, now)) = s.submit_pool_token(queues) {
-                    if !queues {
+                let refusing = admission == Admission::StartNowOrRefuse;
+                match s.admit_rated(room, refusing, &self.name) {
+                    Ok(token) => room = token,
+                    Err(error) => {
                         drop(s);
-                        return refuse(PoolError::RateLimited {
-                            pool: self.pool_name(),
-                            retry_in: due.saturating_duration_since(now),
-                        });
+                        return refuse(error);
                     }
-                    room = false;
                 }
             }
             if !room && admission == Admission::StartNowOrRefuse {
-                // A free slot, and work queued ahead for want of a rate token: say so.
-                if let Some((due, now)) = s.has_room().then(|| s.pool_due()).flatten() {
-                    drop(s);
-                    return refuse(PoolError::RateLimited {
-                        pool: self.pool_name(),
-                        retry_in: due.saturating_duration_since(now),
-                    });
-                }
                 let limit = s.limit().unwrap_or(usize::MAX);
                 drop(s);
                 return refuse(PoolError::Full {
@@ -925,7 +915,7 @@ impl Core {
                 } else {
                     None
                 };
-                (id, true, s.idle_runner(), samples, None, None)
+                (id, true, s.idle_runner(), samples, None, rated)
             } else {
                 if Telemetry::ACTIVE {
                     cell.flags.fetch_or(QUEUED, Ordering::AcqRel);
@@ -935,11 +925,12 @@ impl Core {
                     Some(spec) => (spec.priority, spec.deadline.as_ref()),
                 };
                 s.queue_loose(id, cell.clone(), priority);
-                (id, false, None, None, deadline, s.pool_timer_to_arm())
+                (id, false, None, None, deadline, rated)
             }
         };
-        if let Some(timer) = rate_timer {
-            self.arm_pool_timer(timer);
+        if rated && !started {
+            // A section of its own arms the pool's rate timer this one may have asked for.
+            drop(self.section());
         }
         if let Some((wait, timer)) = deadline {
             // It waits: its deadline runs from now (the timer starts after unlocking).
