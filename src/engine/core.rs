@@ -12,7 +12,7 @@ use super::handoff::{Mailbox, Parking, IDLE_CAP};
 use super::lanes::{GroupKey, Lane, Reserved, Turns};
 use super::loose::LooseQueue;
 pub(crate) use super::outcome::{GroupKind, Outcome};
-use super::rate_state::{GroupRate, PoolRate};
+use super::rate_state::{GroupRate, PoolRate, PoolWait};
 use super::slab::Slab;
 use super::table::IdTable;
 use super::telemetry::Telemetry;
@@ -403,6 +403,8 @@ struct Rest {
     starts: Vec<(Start, Option<Arc<Inbox>>)>,
     trash: Vec<Trash>,
     closing: Vec<Arc<Inbox>>,
+    /// The pool's rate timer to arm (see `rate.rs`).
+    pool_timer: Option<PoolWait>,
 }
 
 /// A user value carried out of the state lock: held only to be dropped after unlocking.
@@ -446,9 +448,14 @@ impl After {
         }
     }
 
+    /// The pool's rate timer, to arm once unlocked.
+    pub(crate) fn arm_pool_timer(&mut self, timer: PoolWait) {
+        self.rest().pool_timer = Some(timer);
+    }
+
     /// Does it all, with no lock held.
     #[inline]
-    fn run(&mut self, core: &Core) {
+    fn run(&mut self, core: &Arc<Core>) {
         if let Some(w) = self.wake.take() {
             w.wake();
         }
@@ -476,7 +483,10 @@ fn drop_trash(t: Trash, core: &Core) {
 }
 
 impl Rest {
-    fn run(self, core: &Core) {
+    fn run(self, core: &Arc<Core>) {
+        if let Some(timer) = self.pool_timer {
+            core.arm_pool_timer(timer);
+        }
         for w in self.wakes {
             w.wake();
         }
@@ -521,17 +531,18 @@ impl Drop for Section<'_> {
         } else {
             None
         };
-        // The pool's rate timer this section made, if any (see `rate.rs`).
-        let timer = self.st.as_mut().and_then(|st| st.pool_timer_to_arm());
+        if let Some(st) = self.st.as_deref_mut() {
+            if st.pool_rate.is_some() {
+                // The pool's rate timer this section asked for, if any (see `rate.rs`).
+                st.pool_timer_to_after(&mut self.after);
+            }
+        }
         drop(self.st.take());
         if let Some(samples) = samples {
             // Before the wake-ups: whoever this section wakes sees them recorded.
             self.core.telemetry.durations(samples.as_slice());
         }
         self.after.run(self.core);
-        if let Some(timer) = timer {
-            self.core.arm_pool_timer(timer);
-        }
     }
 }
 
@@ -1049,24 +1060,16 @@ impl State {
 
     /// Gives free slots to waiting work, in turn.
     pub(crate) fn grant(&mut self, core: &Arc<Core>, after: &mut After) {
-        // With a pool rate limit: new workers of groups, which take their tokens when they
-        // start an item, a moment from now (see `rate.rs`).
-        let mut promised = 0;
+        if self.pool_rate.is_some() {
+            // No more starts than the pool's rate limit has tokens due (`rate.rs`).
+            return self.grant_rated(core, after);
+        }
         while self.has_room() {
             let Some(lane) = self.lane_up(None) else {
                 break;
             };
-            if self.pool_rate.is_some() && self.pool_held_after(promised) {
-                break;
-            }
             self.take_slot();
             if let Some(start) = self.start_turn(lane, core, after) {
-                if self.pool_rate.is_some()
-                    && matches!(lane.0, Lane::Group(_))
-                    && matches!(start, Start::Job(_))
-                {
-                    promised += 1;
-                }
                 let runner = self.idle_runner();
                 after.start(start, runner);
             }

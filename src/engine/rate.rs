@@ -70,7 +70,7 @@
 
 use super::core::{After, Core, Entry, Input, Life, Outcome, Seat, Start, State, TaskControl};
 use super::groups::{Pull, SizeHint, MAX_RAMP};
-use super::lanes::GroupKey;
+use super::lanes::{GroupKey, Lane};
 use super::rate_state::{GroupRate, KeyHash, Limit, PoolRate, PoolWait, RateWait, MAX_ASIDE};
 use super::timer::QueueTimer;
 use super::user::{drop_value, Held, Whose};
@@ -499,12 +499,38 @@ impl State {
         }
     }
 
-    /// The pool's rate timer this section asked for, to arm once unlocked.
-    #[inline]
-    pub(crate) fn pool_timer_to_arm(&mut self) -> Option<PoolWait> {
-        match self.pool_rate.as_deref_mut() {
-            None => None,
-            Some(rate) => rate.to_arm.take(),
+    /// The pool's rate timer this section asked for goes to its after-work, to arm once
+    /// unlocked.
+    #[cold]
+    pub(crate) fn pool_timer_to_after(&mut self, after: &mut After) {
+        if let Some(timer) = self.pool_rate.as_deref_mut().and_then(|r| r.to_arm.take()) {
+            after.arm_pool_timer(timer);
+        }
+    }
+
+    /// [`grant`](Self::grant) for a pool with a rate limit: as many starts as tokens are
+    /// due. A group's new worker takes its token when it starts its item, a moment from
+    /// now: such workers count as promised, so that a burst of 1 does not start a worker
+    /// per free slot.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn grant_rated(&mut self, core: &Arc<Core>, after: &mut After) {
+        let mut promised = 0;
+        while self.has_room() {
+            let Some(lane) = self.lane_up(None) else {
+                break;
+            };
+            if self.pool_held_after(promised) {
+                break;
+            }
+            self.take_slot();
+            if let Some(start) = self.start_turn(lane, core, after) {
+                if matches!(lane.0, Lane::Group(_)) && matches!(start, Start::Job(_)) {
+                    promised += 1;
+                }
+                let runner = self.idle_runner();
+                after.start(start, runner);
+            }
         }
     }
 
