@@ -531,12 +531,6 @@ impl Drop for Section<'_> {
         } else {
             None
         };
-        if let Some(st) = self.st.as_deref_mut() {
-            if st.pool_rate.is_some() {
-                // The pool's rate timer this section asked for, if any (see `rate.rs`).
-                st.pool_timer_to_after(&mut self.after);
-            }
-        }
         drop(self.st.take());
         if let Some(samples) = samples {
             // Before the wake-ups: whoever this section wakes sees them recorded.
@@ -1018,7 +1012,7 @@ impl State {
                     .pop(priority)
                     .expect("the loose lane wants a slot");
                 // Its start takes a token of the pool's rate limit, if it has one (the
-                // caller saw one due: `pool_held`).
+                // caller saw one due: `pool_held_after`).
                 self.take_pool_token();
                 let task = task.into_inner();
                 let id = TaskId::new(key);
@@ -1087,7 +1081,7 @@ impl State {
         if !self.over_limit() {
             if let Some(lane) = self.lane_up(Some(Lane::Loose(0))) {
                 // No token of the pool's rate limit due: the slot goes back (`rate.rs`).
-                if !self.pool_held() {
+                if !(self.pool_rate.is_some() && self.pool_held_after(0, after)) {
                     match self.start_turn(lane, core, after) {
                         Some(start) => return Next::Run(start),
                         // The slot went to a waiting worker; this runner has none now.

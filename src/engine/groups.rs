@@ -583,7 +583,7 @@ impl State {
         let held = self.pool_rate.is_some()
             && !cancelled
             && (has_input || self.anything_waits())
-            && self.pool_held_after(0);
+            && self.pool_held_after(0, after);
         // A shed group's items take no time (and no token): its worker goes on through them
         // even over the limit (it may have been started over it to shed them: `shed.rs`).
         let go_on = has_input && !cancelled && (shed || (!held && !self.over_limit()));

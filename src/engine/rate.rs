@@ -49,16 +49,18 @@
 //!   quota of its own gets a [`GroupRate`] with none (`Limit::Off`), so its items start one
 //!   by one in `next_rated`, where both tokens are taken, and never in a section with no
 //!   token check (`item_pulled`, `item_arrived`). Lifting the pool's quota takes those away.
-//! - **The gate.** While no token is due (`pool_held`): no lane gets a turn (`grant` stops,
+//! - **The gate.** While no token is due (`pool_due`): no lane gets a turn (`grant` stops,
 //!   `next_for_slot` gives its slot back, `after_item` lets its worker leave rather than hold
 //!   its slot, `next_rated` gives nothing) and `submit` queues (`try_spawn` refuses with
 //!   `PoolError::RateLimited`). Nothing is stored for it: it is judged again from the GCRA
 //!   state and the clock each time. So waiting holds no slot.
 //! - **The timer.** The pool has at most one timer live ([`Spawner::sleep`], holding the
-//!   pool weakly). A section that finds no token due asks for one at the instant one is
-//!   due (`PoolRate::arm`: kept if one armed already fires no later, else it replaces it);
-//!   the section arms it once unlocked (`Section::drop`). When it fires, `grant` gives the
-//!   free slots out again.
+//!   pool weakly). A step with the section's after-work that finds no token due
+//!   (`pool_held_after`: `grant`, `next_for_slot`, `after_item`) asks for one at the instant
+//!   one is due (`PoolRate::arm`: kept if one armed already fires no later, else it replaces
+//!   it), armed once unlocked (`After`). Steps without one (`next_rated`, `submit`) only
+//!   decline: the worker goes on to `after_item`, `submit` to a section that grants. When the
+//!   timer fires, `grant` gives the free slots out again.
 //! - **Promised tokens.** `grant` hands a group's new worker its slot before the worker takes
 //!   its item's token (next section): it counts such workers, and gives no more slots than
 //!   tokens are due counting them, so a burst of 1 does not start a worker per free slot.
@@ -117,8 +119,9 @@ impl State {
     /// from, or a wait for the earliest token due.
     #[inline(never)]
     pub(super) fn next_rated(&mut self, key: GroupKey, control: &Arc<dyn TaskControl>) -> Pull {
-        if self.pool_held() {
-            // The pool has no token due: the worker gives its slot back (`after_item`).
+        if self.pool_rate.is_some() && self.pool_due(0).is_some() {
+            // The pool has no token due: the worker gives its slot back (`after_item`, which
+            // arms the pool's timer).
             return Pull::Nothing;
         }
         let g = self.groups.get_mut(key).expect("checked by next_item");
@@ -499,15 +502,6 @@ impl State {
         }
     }
 
-    /// The pool's rate timer this section asked for goes to its after-work, to arm once
-    /// unlocked.
-    #[cold]
-    pub(crate) fn pool_timer_to_after(&mut self, after: &mut After) {
-        if let Some(timer) = self.pool_rate.as_deref_mut().and_then(|r| r.to_arm.take()) {
-            after.arm_pool_timer(timer);
-        }
-    }
-
     /// [`grant`](Self::grant) for a pool with a rate limit: as many starts as tokens are
     /// due. A group's new worker takes its token when it starts its item, a moment from
     /// now: such workers count as promised, so that a burst of 1 does not start a worker
@@ -520,7 +514,7 @@ impl State {
             let Some(lane) = self.lane_up(None) else {
                 break;
             };
-            if self.pool_held_after(promised) {
+            if self.pool_held_after(promised, after) {
                 break;
             }
             self.take_slot();
@@ -540,31 +534,33 @@ impl State {
         take_pool(&mut self.pool_rate);
     }
 
-    /// Whether the pool's rate limit holds every start back now (no token due); if so, its
-    /// timer is asked for, at the instant one is due.
-    #[inline]
-    pub(crate) fn pool_held(&mut self) -> bool {
-        self.pool_rate.is_some() && self.pool_held_after(0)
+    /// When the pool's next rate token is due after `promised` more starts take theirs, if
+    /// not now.
+    #[cold]
+    pub(crate) fn pool_due(&self, promised: usize) -> Option<Instant> {
+        let rate = self.pool_rate.as_deref()?;
+        let due = rate.due_after(promised);
+        (due > rate.now).then_some(due)
     }
 
-    /// Like [`pool_held`](Self::pool_held), after `promised` more starts take their tokens.
+    /// Whether the pool's rate limit holds every start back now (no token due, after
+    /// `promised` more starts take theirs); if so, its timer goes to `after`, to fire at the
+    /// instant one is due (unless one armed already fires no later).
     #[cold]
-    pub(crate) fn pool_held_after(&mut self, promised: usize) -> bool {
-        let Some(rate) = self.pool_rate.as_deref_mut() else {
+    pub(crate) fn pool_held_after(&mut self, promised: usize, after: &mut After) -> bool {
+        let Some(due) = self.pool_due(promised) else {
             return false;
         };
-        let due = rate.due_after(promised);
-        if due <= rate.now {
-            return false;
+        if let Some(timer) = self.pool_rate.as_deref_mut().and_then(|r| r.arm(due)) {
+            after.arm_pool_timer(timer);
         }
-        rate.arm(due);
         true
     }
 
     /// `submit` of a loose task to a pool with a rate limit: whether it starts now (`room`:
-    /// it would but for the limit; it takes its token), else it queues (the timer asked
-    /// for, if no token is due), or, `refusing` (`try_spawn`) with a free slot and no token
-    /// due, the error that says so.
+    /// it would but for the limit; it takes its token), else it queues (the caller then
+    /// grants in a section of its own, which arms the timer if no token is due), or,
+    /// `refusing` (`try_spawn`) with a free slot and no token due, the error that says so.
     #[cold]
     #[inline(never)]
     pub(crate) fn admit_rated(
@@ -596,7 +592,7 @@ impl State {
                 retry_in: due.saturating_duration_since(rate.now),
             });
         }
-        rate.arm(due);
+        // It queues; the caller's next section arms the timer (`grant`).
         Ok(false)
     }
 

@@ -149,15 +149,13 @@ pub(crate) struct PoolRate {
     pub(super) limit: RateLimit,
     /// The latest instant read from the runtime's clock (before a section, or by a timer).
     pub(super) now: Instant,
-    /// The timer armed last, and the instant it fires at; an older one that fires finds it
-    /// replaced and does nothing.
+    /// The timer armed last (handed to a section's after-work), and the instant it fires
+    /// at; an older one that fires finds it replaced and does nothing.
     pub(super) timer: Option<(Arc<QueueTimer>, Instant)>,
-    /// A timer to arm once unlocked (the section that made it arms it), and the waker of the
-    /// one it replaces, to wake once unlocked.
-    pub(super) to_arm: Option<PoolWait>,
 }
 
-/// The pool's timer to arm once unlocked: it fires at `due`, when the pool's next token is.
+/// The pool's timer to arm once unlocked: it fires at `due`, when the pool's next token is;
+/// `replaced` is the waker of the timer it replaces, to wake once unlocked.
 pub(crate) struct PoolWait {
     pub(crate) timer: Arc<QueueTimer>,
     pub(crate) due: Instant,
@@ -170,7 +168,6 @@ impl PoolRate {
             limit: RateLimit::new(quota),
             now,
             timer: None,
-            to_arm: None,
         }
     }
 
@@ -210,31 +207,24 @@ impl PoolRate {
         self.limit.try_acquire(self.now)
     }
 
-    /// A timer fires at `due` (unless one armed already fires no later).
-    pub(super) fn arm(&mut self, due: Instant) {
+    /// A timer that fires at `due`, to arm once unlocked, unless one armed already fires
+    /// no later (then `None`). It replaces the one armed before, which is disarmed.
+    pub(super) fn arm(&mut self, due: Instant) -> Option<PoolWait> {
         if self.timer.as_ref().is_some_and(|(_, at)| *at <= due) {
-            return;
+            return None;
         }
         let replaced = self.timer.take().and_then(|(t, _)| t.disarm_later());
         let timer = Arc::new(QueueTimer::default());
         self.timer = Some((timer.clone(), due));
-        let replaced = match self.to_arm.take() {
-            // Not armed yet: it is simply not armed; what it replaced still must wake.
-            Some(w) => w.replaced.or(replaced),
-            None => replaced,
-        };
-        self.to_arm = Some(PoolWait {
+        Some(PoolWait {
             timer,
             due,
             replaced,
-        });
+        })
     }
 
     /// The timer goes (the quota was lifted): its waker, to wake once unlocked.
     pub(super) fn disarm(&mut self) -> Option<Waker> {
-        let pending = self.to_arm.take().and_then(|w| w.replaced);
-        let armed = self.timer.take().and_then(|(t, _)| t.disarm_later());
-        // At most one of them is set: a timer not armed yet was never polled.
-        armed.or(pending)
+        self.timer.take().and_then(|(t, _)| t.disarm_later())
     }
 }

@@ -929,8 +929,10 @@ impl Core {
             }
         };
         if rated && !started {
-            // A section of its own arms the pool's rate timer this one may have asked for.
-            drop(self.section());
+            // It may wait for a token: a section of its own grants (so arms the timer).
+            let mut s = self.section();
+            let (st, after, c) = s.split();
+            st.grant(c, after);
         }
         if let Some((wait, timer)) = deadline {
             // It waits: its deadline runs from now (the timer starts after unlocking).
