@@ -709,3 +709,28 @@ async fn a_simple_pool_quota_spaces_its_copies() {
     group.join().await.unwrap();
     assert_eq!(starts.get(), [0, 100, 200, 250, 250]);
 }
+
+/// A map waiting for the pool's token holds no slot either: its worker gave the slot back
+/// (at limit 1 the pool is not full), and its items start at the token instants.
+#[tokio::test(start_paused = true)]
+async fn a_map_waiting_for_a_pool_token_holds_no_slot() {
+    let p = rated_pool(1, Quota::per_second(2).unwrap().burst(1).unwrap()); // one per 500 ms
+    let t0 = Instant::now();
+    let starts = Log::default();
+    let log = starts.clone();
+    let group = p
+        .map(0..3u64, 1, move |_| {
+            log.push(ms_since(t0));
+            async {}
+        })
+        .unwrap();
+    sleep(10 * MS).await;
+    assert_eq!(p.num_running(), 0, "waiting for a token holds no slot");
+    assert!(!p.is_full());
+    assert!(matches!(
+        p.try_spawn(async {}).unwrap_err().error(),
+        async_taskpool::PoolError::RateLimited { .. }
+    ));
+    group.join().await.unwrap();
+    assert_eq!(starts.get(), [0, 500, 1000]);
+}
