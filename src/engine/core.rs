@@ -455,7 +455,7 @@ impl After {
 
     /// Does it all, with no lock held.
     #[inline]
-    fn run(&mut self, core: &Arc<Core>) {
+    fn run(&mut self, core: &Core) {
         if let Some(w) = self.wake.take() {
             w.wake();
         }
@@ -483,7 +483,7 @@ fn drop_trash(t: Trash, core: &Core) {
 }
 
 impl Rest {
-    fn run(self, core: &Arc<Core>) {
+    fn run(self, core: &Core) {
         if let Some(timer) = self.pool_timer {
             core.arm_pool_timer(timer);
         }
@@ -598,6 +598,8 @@ pub(crate) struct Core {
     /// Whether the pool has a rate limit (`rate.rs`): sections read the runtime's clock
     /// before locking. A plain load, so that a pool without one pays a branch.
     pub(crate) pool_rated: std::sync::atomic::AtomicBool,
+    /// The pool itself, weakly: what its rate timer holds (see `rate.rs`).
+    pub(crate) this: std::sync::Weak<Core>,
 }
 
 #[cfg(feature = "metrics")]
@@ -630,7 +632,8 @@ impl Core {
         };
         tracing::debug!(pool = %name, runtime = spawner.runtime_name(), ?limit, "{name} initialized");
         let telemetry = Telemetry::new(&name, limit, metrics);
-        Arc::new(Self {
+        Arc::new_cyclic(|this| Self {
+            this: this.clone(),
             telemetry,
             adaptive: Adaptive::default(),
             flights: super::flights::Flights::default(),
@@ -1053,6 +1056,7 @@ impl State {
     }
 
     /// Gives free slots to waiting work, in turn.
+    #[inline]
     pub(crate) fn grant(&mut self, core: &Arc<Core>, after: &mut After) {
         if self.pool_rate.is_some() {
             // No more starts than the pool's rate limit has tokens due (`rate.rs`).

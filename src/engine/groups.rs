@@ -579,14 +579,15 @@ impl State {
             None => (false, true, false),
         };
         // With no token of the pool's rate limit due, no lane gets the slot: the worker gives
-        // it back rather than hold it (see `rate.rs`).
-        let held = self.pool_rate.is_some()
-            && !cancelled
-            && (has_input || self.anything_waits())
-            && self.pool_held_after(0, after);
-        // A shed group's items take no time (and no token): its worker goes on through them
-        // even over the limit (it may have been started over it to shed them: `shed.rs`).
-        let go_on = has_input && !cancelled && (shed || (!held && !self.over_limit()));
+        // it back rather than hold it (see `rate.rs`). A shed group's items take no token.
+        if self.pool_rate.is_some() && !cancelled && !(shed && has_input) {
+            if let Some(leave) = self.leave_for_pool_token(key, has_input, core, after, spare) {
+                return leave;
+            }
+        }
+        // A shed group's items take no time: its worker goes on through them even over the
+        // limit (it may have been started over it to shed them: see `shed.rs`).
+        let go_on = has_input && !cancelled && (shed || !self.over_limit());
         if go_on
             && (self.turns.len() <= 1 && self.turns.get(0).is_none_or(|l| l == Lane::Group(key))
                 || shed)
@@ -595,7 +596,7 @@ impl State {
             // next items end at once, taking no time from the others.
             return AfterItem::Continue(take_next.then(|| self.next_item(key, control)));
         }
-        if !self.over_limit() && !cancelled && !held {
+        if !self.over_limit() && !cancelled {
             match self.lane_up(Some(Lane::Group(key))) {
                 // Its own turn, or nobody else waits: go on with the group's next item.
                 Some((Lane::Group(k), place)) if k == key && has_input => {

@@ -71,7 +71,7 @@
 //! [`Spawner::sleep`]: async_taskpool_runtime::Spawner::sleep
 
 use super::core::{After, Core, Entry, Input, Life, Outcome, Seat, Start, State, TaskControl};
-use super::groups::{Pull, SizeHint, MAX_RAMP};
+use super::groups::{AfterItem, Pull, SizeHint, MAX_RAMP};
 use super::lanes::{GroupKey, Lane};
 use super::rate_state::{GroupRate, KeyHash, Limit, PoolRate, PoolWait, RateWait, MAX_ASIDE};
 use super::timer::QueueTimer;
@@ -534,6 +534,28 @@ impl State {
         take_pool(&mut self.pool_rate);
     }
 
+    /// `after_item` in a pool with a rate limit and no token due: the worker of group `key`
+    /// gives its slot back and leaves (no lane gets it). `None` if a token is due, or nobody
+    /// wants one (`has_input`: the group has more to start).
+    #[cold]
+    #[inline(never)]
+    pub(super) fn leave_for_pool_token(
+        &mut self,
+        key: GroupKey,
+        has_input: bool,
+        core: &Arc<Core>,
+        after: &mut After,
+        spare: &mut Option<Arc<super::core::Inbox>>,
+    ) -> Option<AfterItem> {
+        if !(has_input || self.anything_waits()) || !self.pool_held_after(0, after) {
+            return None;
+        }
+        self.leave_group_slot(key, after);
+        self.free_slot();
+        self.grant(core, after);
+        Some(AfterItem::Leave(self.park_or_end(spare)))
+    }
+
     /// When the pool's next rate token is due after `promised` more starts take theirs, if
     /// not now.
     #[cold]
@@ -693,14 +715,14 @@ impl State {
 impl Core {
     /// Arms the pool's rate timer (a section asked for it): when it fires, the pool gives
     /// its free slots out again.
-    pub(crate) fn arm_pool_timer(self: &Arc<Self>, wait: PoolWait) {
+    pub(crate) fn arm_pool_timer(&self, wait: PoolWait) {
         if let Some(w) = wait.replaced {
             w.wake();
         }
         let sleep = self
             .spawner
             .sleep(wait.due.saturating_duration_since(self.spawner.now()));
-        let pool: Weak<Core> = Arc::downgrade(self);
+        let pool: Weak<Core> = self.this.clone();
         let timer = wait.timer;
         self.spawn(Box::pin(async move {
             if !timer.sleep(sleep).await {
