@@ -1056,7 +1056,6 @@ impl State {
     }
 
     /// Gives free slots to waiting work, in turn.
-    #[inline]
     pub(crate) fn grant(&mut self, core: &Arc<Core>, after: &mut After) {
         if self.pool_rate.is_some() {
             // No more starts than the pool's rate limit has tokens due (`rate.rs`).

@@ -568,6 +568,27 @@ impl State {
         after: &mut After,
         spare: &mut Option<Arc<Inbox>>,
     ) -> AfterItem {
+        // With no token of the pool's rate limit due, no lane gets the slot: the worker gives
+        // it back rather than hold it (see `rate.rs`).
+        if self.pool_rate.is_some() {
+            if let Some(leave) = self.leave_for_pool_token(key, core, after, spare) {
+                return leave;
+            }
+        }
+        self.after_item_in_turn(key, take_next, control, core, after, spare)
+    }
+
+    /// [`after_item`](Self::after_item) once the pool's rate limit (if any) let it go on.
+    #[inline(always)]
+    fn after_item_in_turn(
+        &mut self,
+        key: GroupKey,
+        take_next: bool,
+        control: &Arc<dyn TaskControl>,
+        core: &Arc<Core>,
+        after: &mut After,
+        spare: &mut Option<Arc<Inbox>>,
+    ) -> AfterItem {
         // A group over its cap (it was lowered at run time) takes no next item here: the
         // worker leaves, and its slot goes to whoever's turn it is.
         let (has_input, cancelled, shed) = match self.groups.get(key) {
@@ -578,13 +599,6 @@ impl State {
             ),
             None => (false, true, false),
         };
-        // With no token of the pool's rate limit due, no lane gets the slot: the worker gives
-        // it back rather than hold it (see `rate.rs`). A shed group's items take no token.
-        if self.pool_rate.is_some() && !cancelled && !(shed && has_input) {
-            if let Some(leave) = self.leave_for_pool_token(key, has_input, core, after, spare) {
-                return leave;
-            }
-        }
         // A shed group's items take no time: its worker goes on through them even over the
         // limit (it may have been started over it to shed them: see `shed.rs`).
         let go_on = has_input && !cancelled && (shed || !self.over_limit());

@@ -536,17 +536,28 @@ impl State {
 
     /// `after_item` in a pool with a rate limit and no token due: the worker of group `key`
     /// gives its slot back and leaves (no lane gets it). `None` if a token is due, or nobody
-    /// wants one (`has_input`: the group has more to start).
+    /// wants one, or the group is cancelled, or shed with items left (they take no token:
+    /// its worker goes on through them).
     #[cold]
     #[inline(never)]
     pub(super) fn leave_for_pool_token(
         &mut self,
         key: GroupKey,
-        has_input: bool,
         core: &Arc<Core>,
         after: &mut After,
         spare: &mut Option<Arc<super::core::Inbox>>,
     ) -> Option<AfterItem> {
+        let (has_input, cancelled, shed) = match self.groups.get(key) {
+            Some(g) => (
+                g.has_input() && g.workers <= g.num_concurrent && !g.rate_gated(),
+                g.cancelled,
+                g.shed,
+            ),
+            None => (false, true, false),
+        };
+        if cancelled || (shed && has_input) {
+            return None;
+        }
         if !(has_input || self.anything_waits()) || !self.pool_held_after(0, after) {
             return None;
         }
