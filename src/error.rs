@@ -42,6 +42,36 @@ pub enum PoolError {
         /// The limit in force.
         limit: usize,
     },
+    /// `try_spawn` found a free slot but no token of the pool's rate limit
+    /// ([`PoolBuilder::rate_limit`](crate::PoolBuilder::rate_limit)), or earlier work queued
+    /// for one: the quota allows the next start in `retry_in`. Nothing was queued. (With no
+    /// free slot, it is [`Full`](PoolError::Full).)
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")] {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// # rt.block_on(async {
+    /// use async_taskpool::{policy::Quota, runtime::TokioSpawner, PoolError, TaskPool};
+    /// let pool = TaskPool::builder(TokioSpawner::current())
+    ///     .rate_limit(Quota::per_second(1)?)
+    ///     .build()?;
+    /// pool.try_spawn(async {})?; // the one token of the burst
+    /// let refused = pool.try_spawn(async {}).unwrap_err();
+    /// assert!(matches!(refused.error(), PoolError::RateLimited { .. }));
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// # }).unwrap(); }
+    /// ```
+    #[error(
+        "pool `{pool}` has no rate-limit token now (the next is due in {retry_in:?}); use \
+         `spawn().await` to wait for one, `spawn_queued` to queue, or `set_rate_limit` to \
+         change the quota"
+    )]
+    RateLimited {
+        /// The pool's name.
+        pool: String,
+        /// How long until the quota allows the next start.
+        retry_in: std::time::Duration,
+    },
     /// No task with this id was ever submitted to the pool.
     #[error("pool `{pool}` has no task with id {id}")]
     TaskNotFound {

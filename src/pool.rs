@@ -7,6 +7,7 @@ use crate::error::{ExecError, PoolError, TrySpawnError};
 use crate::group::Group;
 use crate::handle::TaskHandle;
 use crate::id::TaskId;
+use crate::policy::Quota;
 use crate::stats::{GroupStats, PoolStats, TaskInfo};
 use crate::try_group::TryGroup;
 use async_taskpool_runtime::Spawner;
@@ -136,6 +137,7 @@ impl TaskPool {
             loose_weight: 1,
             ageing: None,
             queue_wait: None,
+            rate: None,
             adaptive: None,
         }
     }
@@ -485,6 +487,50 @@ impl TaskPool {
         self.core.read(|st| st.limit())
     }
 
+    /// Changes the pool's rate limit while it runs (`None` lifts it; see
+    /// [`PoolBuilder::rate_limit`]). The next starts are judged by the new quota at once:
+    /// starts already made keep counting against it, so a stricter quota after a burst makes
+    /// the next start wait longer, a looser one sooner. Lifted, everything that waited only
+    /// for a token starts now, as far as the limit allows. A pool built without a quota
+    /// gets one.
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")] {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// # rt.block_on(async {
+    /// use async_taskpool::{policy::Quota, runtime::TokioSpawner, TaskPool};
+    /// let pool = TaskPool::new(TokioSpawner::current());
+    /// let slow = Quota::per_minute(1)?.burst(1)?;
+    /// pool.set_rate_limit(Some(slow));
+    /// assert_eq!(pool.rate_limit(), Some(slow));
+    /// let group = pool.map(0..5, 5, |x| async move { x })?; // one a minute...
+    /// pool.set_rate_limit(None); // ...no: the other four start now
+    /// assert_eq!(group.join().await?.completed, 5);
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// # }).unwrap(); }
+    /// ```
+    pub fn set_rate_limit(&self, quota: Option<Quota>) {
+        self.core.set_pool_rate(quota);
+    }
+
+    /// The pool's rate limit in force: the quota it was built with
+    /// ([`PoolBuilder::rate_limit`]) or last set ([`set_rate_limit`](Self::set_rate_limit)),
+    /// or `None`.
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// use async_taskpool::{policy::Quota, runtime::SmolSpawner, TaskPool};
+    /// let quota = Quota::per_second(100)?;
+    /// let pool = TaskPool::builder(SmolSpawner::global()).rate_limit(quota).build()?;
+    /// assert_eq!(pool.rate_limit(), Some(quota));
+    /// assert_eq!(TaskPool::new(SmolSpawner::global()).rate_limit(), None);
+    /// # }
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn rate_limit(&self) -> Option<Quota> {
+        self.core.pool_rate()
+    }
+
     /// Waits until nothing runs or waits: no task queued or running, no group with items left
     /// to pull. The pool stays open, so new work may arrive right after.
     ///
@@ -671,6 +717,7 @@ pub struct PoolBuilder {
     loose_weight: u32,
     ageing: Option<usize>,
     queue_wait: Option<Duration>,
+    rate: Option<Quota>,
     /// Its adaptive limit (`PoolBuilder::adaptive_limit`, in `adaptive.rs`).
     pub(crate) adaptive: Option<Box<dyn crate::policy::Limiter>>,
 }
@@ -780,6 +827,47 @@ impl PoolBuilder {
         self
     }
 
+    /// A rate limit on the whole pool: at most `quota`'s starts (GCRA: on average one per
+    /// [`interval`](Quota::interval), with bursts of up to [`max_burst`](Quota::max_burst)
+    /// after a quiet spell), of loose tasks and groups' items together, whatever the limit
+    /// allows. Independent of the limit: work starts when it has both a slot and a token. A
+    /// group's own quota ([`GroupBuilder::rate_limit`]) applies on top: its items take a
+    /// token of each. The quota counts starts, not ends (each attempt of a retried task is a
+    /// start). Change or lift it later with [`TaskPool::set_rate_limit`].
+    ///
+    /// Waiting for a token holds no slot: while no token is due, no work gets a slot (a
+    /// group's worker gives its slot back rather than hold it), and at the instant one is due
+    /// a timer on the pool's runtime gives the free slots out again (so it follows a paused
+    /// tokio clock in tests). Work waits as it waits for room: `spawn().await` waits,
+    /// `spawn_queued` queues, `max_queue_wait` sheds work that waits too long, and
+    /// `try_spawn` refuses with [`PoolError::RateLimited`] (saying when the next token is
+    /// due). A task's nested `exec` (called from one of the pool's own tasks) takes no token:
+    /// it runs in its caller's slot, as part of the caller's work.
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")] {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// # rt.block_on(async {
+    /// use async_taskpool::{policy::Quota, runtime::TokioSpawner, TaskPool};
+    /// use std::time::{Duration, Instant};
+    ///
+    /// // 20 starts per second, no burst: one every 50 ms, loose tasks and items alike.
+    /// let quota = Quota::per_second(20)?.burst(1)?;
+    /// let pool = TaskPool::builder(TokioSpawner::current()).rate_limit(quota).build()?;
+    /// let t0 = Instant::now();
+    /// let task = pool.spawn(async {}).await?; // starts at 0 ms
+    /// let group = pool.map(0..3, 3, |x| async move { x })?; // 50, 100, 150 ms
+    /// task.await?;
+    /// assert_eq!(group.join().await?.completed, 3);
+    /// assert!(t0.elapsed() >= Duration::from_millis(150));
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// # }).unwrap(); }
+    /// ```
+    pub fn rate_limit(mut self, quota: Quota) -> Self {
+        self.rate = Some(quota);
+        self
+    }
+
     /// Tracks how long each task waits for a slot and runs: [`TaskInfo::queue_wait`] and
     /// [`TaskInfo::run_time`] in [`TaskPool::tasks`], percentiles in [`PoolStats`]
     /// (`queue_wait`, `run_time`) and per group in [`TaskPool::group_stats`], and, with the
@@ -832,6 +920,9 @@ impl PoolBuilder {
         if let Some(limiter) = self.adaptive {
             core.adaptive.install(&core, limiter);
         }
+        if let Some(quota) = self.rate {
+            core.set_pool_rate(Some(quota));
+        }
         let owner = Arc::new(Owner {
             core: core.clone(),
             cancel_on_drop: self.cancel_on_drop,
@@ -854,6 +945,7 @@ impl fmt::Debug for PoolBuilder {
             .field("loose_weight", &self.loose_weight)
             .field("ageing", &self.ageing)
             .field("max_queue_wait", &self.queue_wait)
+            .field("rate_limit", &self.rate)
             .field("adaptive_limit", &self.adaptive)
             .finish()
     }

@@ -7,6 +7,7 @@ use crate::engine::map::{GroupInput, GroupSpec};
 use crate::error::PoolError;
 use crate::group::Group;
 use crate::id::TaskId;
+use crate::policy::Quota;
 use crate::policy::RetryPolicy;
 use crate::pool::{PoolBuilder, TaskPool};
 use crate::stats::{PoolStats, TaskInfo};
@@ -119,6 +120,32 @@ impl<T: Send + 'static> SimpleTaskPoolBuilder<T> {
     /// Tracks queue waits and run times: see [`PoolBuilder::track_durations`].
     pub fn track_durations(mut self, yes: bool) -> Self {
         self.pool = self.pool.track_durations(yes);
+        self
+    }
+
+    /// At most `quota`'s task starts (GCRA), whatever the limit allows: see
+    /// [`PoolBuilder::rate_limit`]. Change it later with [`SimpleTaskPool::set_rate_limit`].
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")] {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// # rt.block_on(async {
+    /// use async_taskpool::{policy::Quota, runtime::TokioSpawner, SimpleTaskPool};
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let quota = Quota::per_second(20)?.burst(1)?; // one start every 50 ms
+    /// let pool = SimpleTaskPool::builder(TokioSpawner::current(), || async {})
+    ///     .rate_limit(quota)
+    ///     .build()?;
+    /// let t0 = Instant::now();
+    /// pool.start(3)?.join().await?; // starts at 0, 50 and 100 ms
+    /// assert!(t0.elapsed() >= Duration::from_millis(100));
+    /// assert_eq!(pool.rate_limit(), Some(quota));
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// # }).unwrap(); }
+    /// ```
+    pub fn rate_limit(mut self, quota: Quota) -> Self {
+        self.pool = self.pool.rate_limit(quota);
         self
     }
 
@@ -359,6 +386,29 @@ impl<T: Send + 'static> SimpleTaskPool<T> {
     /// See [`TaskPool::limit`].
     pub fn limit(&self) -> Option<usize> {
         self.pool.limit()
+    }
+
+    /// See [`TaskPool::set_rate_limit`].
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// use async_taskpool::{policy::Quota, runtime::SmolSpawner, SimpleTaskPool};
+    /// let pool = SimpleTaskPool::new(SmolSpawner::global(), || async {});
+    /// let quota = Quota::per_second(5)?;
+    /// pool.set_rate_limit(Some(quota));
+    /// assert_eq!(pool.rate_limit(), Some(quota));
+    /// pool.set_rate_limit(None);
+    /// assert_eq!(pool.rate_limit(), None);
+    /// # }
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_rate_limit(&self, quota: Option<Quota>) {
+        self.pool.set_rate_limit(quota);
+    }
+
+    /// See [`TaskPool::rate_limit`].
+    pub fn rate_limit(&self) -> Option<Quota> {
+        self.pool.rate_limit()
     }
 
     /// See [`TaskPool::join`].

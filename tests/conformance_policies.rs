@@ -31,6 +31,8 @@ macro_rules! for_each_case {
             a_group_deadline_sheds_items_waiting_for_a_token,
             a_rate_key_of_the_wrong_type_is_refused,
             a_panicking_rate_key_is_contained,
+            a_pool_rate_limit_spaces_loose_tasks_and_items,
+            a_pool_rate_limit_waits_without_a_slot,
             an_adaptive_limit_rises_with_successes_up_to_its_max,
             an_adaptive_limit_falls_on_errors_and_timeouts_down_to_its_min,
             keyed_spawns_share_one_live_task,

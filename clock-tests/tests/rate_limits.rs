@@ -450,3 +450,324 @@ async fn a_rate_limited_group_still_runs_items_concurrently() {
     // Four at once, 100 ms apart; each next one as soon as a slot of the four frees.
     assert_eq!(starts.get(), [0, 100, 200, 300, 1000, 1100, 1200, 1300]);
 }
+
+// ----- the pool's rate limit (`PoolBuilder::rate_limit`, `TaskPool::set_rate_limit`) -----
+
+fn rated_pool(limit: usize, quota: Quota) -> TaskPool {
+    TaskPool::builder(TokioSpawner::current())
+        .limit(limit)
+        .rate_limit(quota)
+        .build()
+        .unwrap()
+}
+
+/// The pool's quota counts every start, loose tasks and map items together: with 10/s and
+/// no burst, six starts at exactly 0, 100, ..., 500 ms, while the limit (8) would allow all
+/// at once and the work runs long (it is starts that are counted, not ends).
+#[tokio::test(start_paused = true)]
+async fn a_pool_quota_spaces_loose_tasks_and_items_together() {
+    let quota = Quota::per_second(10).unwrap().burst(1).unwrap();
+    let p = rated_pool(8, quota);
+    assert_eq!(p.rate_limit(), Some(quota));
+    let t0 = Instant::now();
+    let starts = Log::default();
+    let mut loose = Vec::new();
+    for k in 0..3u64 {
+        let log = starts.clone();
+        loose.push(
+            p.spawn_queued(async move {
+                log.push((format!("loose-{k}"), ms_since(t0)));
+                sleep(1000 * MS).await;
+            })
+            .unwrap(),
+        );
+    }
+    let log = starts.clone();
+    let group = p
+        .map(0..3u64, 3, move |k| {
+            log.push((format!("item-{k}"), ms_since(t0)));
+            async { sleep(1000 * MS).await }
+        })
+        .unwrap();
+    for h in loose {
+        h.await.unwrap();
+    }
+    assert_eq!(group.join().await.unwrap().completed, 3);
+    let got = starts.get();
+    let mut times: Vec<u64> = got.iter().map(|(_, t)| *t).collect();
+    times.sort_unstable();
+    assert_eq!(times, [0, 100, 200, 300, 400, 500], "{got:?}");
+    // Each kind in its own order.
+    let of = |kind: &str| -> Vec<String> {
+        got.iter()
+            .filter(|(n, _)| n.starts_with(kind))
+            .map(|(n, _)| n.clone())
+            .collect()
+    };
+    assert_eq!(of("loose"), ["loose-0", "loose-1", "loose-2"]);
+    assert_eq!(of("item"), ["item-0", "item-1", "item-2"]);
+}
+
+/// A burst of 3 at 10/s: three starts at once, then one every 100 ms, across `spawn` and
+/// `spawn_queued`; `spawn().await` waits for its token as it waits for room.
+#[tokio::test(start_paused = true)]
+async fn a_pool_burst_starts_at_once_then_the_rate_holds() {
+    let p = rated_pool(8, Quota::per_second(10).unwrap().burst(3).unwrap());
+    let t0 = Instant::now();
+    let starts = Log::default();
+    let mut handles = Vec::new();
+    for _ in 0..4 {
+        let log = starts.clone();
+        handles.push(
+            p.spawn_queued(async move { log.push(ms_since(t0)) })
+                .unwrap(),
+        );
+    }
+    let log = starts.clone();
+    // The fifth waits for its token (at 200 ms: the fourth took the one due at 100 ms).
+    let h = p
+        .spawn(async move { log.push(ms_since(t0)) })
+        .await
+        .unwrap();
+    assert_eq!(
+        ms_since(t0),
+        200,
+        "spawn().await returns once the task started"
+    );
+    h.await.unwrap();
+    for h in handles {
+        h.await.unwrap();
+    }
+    assert_eq!(starts.get(), [0, 0, 0, 100, 200]);
+}
+
+/// Waiting for a pool token holds no slot: with a limit of 1, while a task waits for its
+/// token the pool is not full and nothing else runs; a running task's nested `exec` takes
+/// no token (it runs in its caller's slot) and starts at once.
+#[tokio::test(start_paused = true)]
+async fn waiting_for_a_pool_token_holds_no_slot() {
+    let p = rated_pool(1, Quota::per_second(2).unwrap().burst(1).unwrap()); // one per 500 ms
+    let t0 = Instant::now();
+    let starts = Log::default();
+    let log = starts.clone();
+    let first = p
+        .spawn_queued(async move { log.push(("first".to_string(), ms_since(t0))) })
+        .unwrap();
+    // The first took the token at 0: the second waits for the token at 500 ms.
+    let log = starts.clone();
+    let second = p
+        .spawn_queued(async move { log.push(("second".to_string(), ms_since(t0))) })
+        .unwrap();
+    first.await.unwrap();
+    sleep(10 * MS).await;
+    assert_eq!(p.num_running(), 0, "waiting for a token holds no slot");
+    assert_eq!(p.num_queued(), 1);
+    assert!(!p.is_full());
+    second.await.unwrap();
+    assert_eq!(
+        starts.get(),
+        [("first".to_string(), 0), ("second".to_string(), 500)]
+    );
+    // A nested exec (from inside the pool) takes no token: it starts in its caller's slot
+    // at once, though the next token is due only at 1000 ms.
+    let p2 = p.clone();
+    let outer = p
+        .spawn_queued(async move {
+            let before = ms_since(t0);
+            let at = p2.exec(async move { ms_since(t0) }).await.unwrap();
+            (before, at)
+        })
+        .unwrap();
+    assert_eq!(outer.await.unwrap(), (1000, 1000));
+    // The nested one took no token: the next start is due at 1500 ms, not 2000.
+    let h = p.spawn(async move { ms_since(t0) }).await.unwrap();
+    assert_eq!(h.await.unwrap(), 1500);
+}
+
+/// `try_spawn` with a free slot but no token refuses with `RateLimited`, saying when the
+/// next token is due; nothing was queued. Once it is due, `try_spawn` starts the task.
+#[tokio::test(start_paused = true)]
+async fn try_spawn_refuses_without_a_pool_token() {
+    let p = rated_pool(4, Quota::per_second(1).unwrap().burst(1).unwrap());
+    p.try_spawn(async {}).unwrap().await.unwrap();
+    sleep(300 * MS).await;
+    let refused = p.try_spawn(async {}).unwrap_err();
+    match refused.error() {
+        async_taskpool::PoolError::RateLimited { retry_in, .. } => {
+            assert_eq!(*retry_in, 700 * MS)
+        }
+        other => panic!("expected RateLimited, got {other}"),
+    }
+    assert!(refused.to_string().contains("rate"), "{refused}");
+    assert_eq!(p.num_queued(), 0);
+    assert_eq!(p.stats().submitted, 1);
+    sleep(700 * MS).await;
+    p.try_spawn(async {}).unwrap().await.unwrap();
+}
+
+/// The pool's quota changes at run time: a looser one brings the next start forward (the
+/// start owed is owed at the new rate), a stricter one spaces the next starts by it, `None`
+/// starts everything that waited at once; a pool built without one gets one.
+#[tokio::test(start_paused = true)]
+async fn the_pool_quota_changes_at_run_time() {
+    let p = pool(4);
+    assert_eq!(p.rate_limit(), None);
+    let t0 = Instant::now();
+    let starts = Log::default();
+    let hourly = Quota::per_minute(1).unwrap().burst(1).unwrap();
+    p.set_rate_limit(Some(hourly));
+    assert_eq!(p.rate_limit(), Some(hourly));
+    let log = starts.clone();
+    let group = p
+        .map(0..8u64, 1, move |_| {
+            log.push(ms_since(t0));
+            async {}
+        })
+        .unwrap();
+    sleep(100 * MS).await;
+    // Up: the start owed for the rest of the minute is owed for 100 ms at 10/s (due at
+    // 199.8 ms, on tokio's millisecond timer 200 ms), then one every 100 ms.
+    p.set_rate_limit(Some(Quota::per_second(10).unwrap().burst(1).unwrap()));
+    sleep(250 * MS).await; // 350 ms
+                           // Down: 2/s. At 350 the start due at 400 is owed for 50 ms at 10/s, so for 250 ms at
+                           // 2/s: due at 600 ms, then one every 500 ms.
+    p.set_rate_limit(Some(Quota::per_second(2).unwrap().burst(1).unwrap()));
+    sleep(800 * MS).await; // 1150 ms
+    p.set_rate_limit(None);
+    assert_eq!(p.rate_limit(), None);
+    group.join().await.unwrap();
+    assert_eq!(starts.get(), [0, 200, 300, 600, 1100, 1150, 1150, 1150]);
+    // Lifted: starts are free again.
+    let h = p.spawn(async move { ms_since(t0) }).await.unwrap();
+    assert_eq!(h.await.unwrap(), 1150);
+}
+
+/// A group's own quota applies on top of the pool's: its items take a token of each. With
+/// the pool at 10/s and the group at 5/s (both without bursts), every start is at one of
+/// the pool's token instants (a multiple of 100 ms, never two at once), the group's items
+/// are 200 ms apart or more, and loose tasks take the pool's other tokens. (When the
+/// group's token and the pool's are due at the same instant, which of the two lanes gets
+/// the pool's depends on which timer runs first: so the instants are not all fixed.)
+#[tokio::test(start_paused = true)]
+async fn a_group_quota_applies_on_top_of_the_pools() {
+    let p = rated_pool(8, Quota::per_second(10).unwrap().burst(1).unwrap());
+    let t0 = Instant::now();
+    let starts = Log::default();
+    let log = starts.clone();
+    let group = p
+        .build_group()
+        .rate_limit(Quota::per_second(5).unwrap().burst(1).unwrap())
+        .map(0..3u64, 3, move |k| {
+            log.push((format!("item-{k}"), ms_since(t0)));
+            async {}
+        })
+        .unwrap();
+    let mut loose = Vec::new();
+    for k in 0..3u64 {
+        let log = starts.clone();
+        loose.push(
+            p.spawn_queued(async move { log.push((format!("loose-{k}"), ms_since(t0))) })
+                .unwrap(),
+        );
+    }
+    group.join().await.unwrap();
+    for h in loose {
+        h.await.unwrap();
+    }
+    let got = starts.get();
+    let mut times: Vec<u64> = got.iter().map(|(_, t)| *t).collect();
+    times.sort_unstable();
+    assert_eq!(times[..4], [0, 100, 200, 300], "{got:?}");
+    assert!(times.iter().all(|t| t % 100 == 0), "{got:?}");
+    assert!(times.windows(2).all(|w| w[1] > w[0]), "{got:?}");
+    assert!(times[5] <= 600, "{got:?}");
+    let items: Vec<u64> = got
+        .iter()
+        .filter(|(n, _)| n.starts_with("item"))
+        .map(|(_, t)| *t)
+        .collect();
+    assert_eq!(items.len(), 3);
+    assert!(items.windows(2).all(|w| w[1] - w[0] >= 200), "{got:?}");
+}
+
+/// A `SimpleTaskPool` with a quota spaces its copies' starts; lifting it starts the rest.
+#[tokio::test(start_paused = true)]
+async fn a_simple_pool_quota_spaces_its_copies() {
+    let t0 = Instant::now();
+    let starts = Log::default();
+    let log = starts.clone();
+    let p = async_taskpool::SimpleTaskPool::builder(TokioSpawner::current(), move || {
+        let log = log.clone();
+        async move { log.push(ms_since(t0)) }
+    })
+    .rate_limit(Quota::per_second(10).unwrap().burst(1).unwrap())
+    .build()
+    .unwrap();
+    let group = p.start(5).unwrap();
+    sleep(250 * MS).await;
+    p.set_rate_limit(None);
+    group.join().await.unwrap();
+    assert_eq!(starts.get(), [0, 100, 200, 250, 250]);
+}
+
+/// A map waiting for the pool's token holds no slot either: its worker gave the slot back
+/// (at limit 1 the pool is not full), and its items start at the token instants.
+#[tokio::test(start_paused = true)]
+async fn a_map_waiting_for_a_pool_token_holds_no_slot() {
+    let p = rated_pool(1, Quota::per_second(2).unwrap().burst(1).unwrap()); // one per 500 ms
+    let t0 = Instant::now();
+    let starts = Log::default();
+    let log = starts.clone();
+    let group = p
+        .map(0..3u64, 1, move |_| {
+            log.push(ms_since(t0));
+            async {}
+        })
+        .unwrap();
+    sleep(10 * MS).await;
+    assert_eq!(p.num_running(), 0, "waiting for a token holds no slot");
+    assert!(!p.is_full());
+    assert!(matches!(
+        p.try_spawn(async {}).unwrap_err().error(),
+        async_taskpool::PoolError::RateLimited { .. }
+    ));
+    group.join().await.unwrap();
+    assert_eq!(starts.get(), [0, 500, 1000]);
+}
+
+/// Work waiting only for a token still runs when every handle of the pool, its tasks and its
+/// groups is gone: the rate timers hold the pool while work waits for them (a detached
+/// group, and loose tasks, behind the pool's quota and a group's).
+#[tokio::test(start_paused = true)]
+async fn work_waiting_for_a_token_runs_after_every_handle_is_gone() {
+    let ran = Arc::new(AtomicUsize::new(0));
+    let p = TaskPool::builder(TokioSpawner::current())
+        .rate_limit(Quota::per_second(10).unwrap().burst(1).unwrap())
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        let r = ran.clone();
+        drop(
+            p.spawn_queued(async move {
+                r.fetch_add(1, Ordering::SeqCst);
+            })
+            .unwrap(),
+        );
+    }
+    let r = ran.clone();
+    let group = p
+        .build_group()
+        .rate_limit(Quota::per_second(5).unwrap().burst(1).unwrap())
+        .unordered()
+        .map(0..3, 3, move |_| {
+            let r = r.clone();
+            async move {
+                r.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+        .unwrap();
+    drop(group);
+    drop(p);
+    sleep(Duration::from_secs(5)).await;
+    assert_eq!(ran.load(Ordering::SeqCst), 6, "every task and item ran");
+}

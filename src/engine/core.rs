@@ -12,7 +12,7 @@ use super::handoff::{Mailbox, Parking, IDLE_CAP};
 use super::lanes::{GroupKey, Lane, Reserved, Turns};
 use super::loose::LooseQueue;
 pub(crate) use super::outcome::{GroupKind, Outcome};
-use super::rate_state::GroupRate;
+use super::rate_state::{GroupRate, PoolRate, PoolWait};
 use super::slab::Slab;
 use super::table::IdTable;
 use super::telemetry::Telemetry;
@@ -386,6 +386,8 @@ pub(crate) struct State {
     pub(super) ended: Ended,
     /// Durations, if the pool tracks them (`track_durations`).
     pub(super) timing: Option<Box<Timing>>,
+    /// The pool's rate limit, if it has one (see `rate.rs`).
+    pub(super) pool_rate: Option<Box<PoolRate>>,
 }
 
 /// Work the section found to do once the lock is released. Most sections make at most one
@@ -408,6 +410,8 @@ struct Rest {
     starts: Vec<(Start, Option<Arc<Inbox>>)>,
     trash: Vec<Trash>,
     closing: Vec<Arc<Inbox>>,
+    /// The pool's rate timer to arm (see `rate.rs`).
+    pool_timer: Option<PoolWait>,
 }
 
 /// A user value carried out of the state lock: held only to be dropped after unlocking.
@@ -451,6 +455,11 @@ impl After {
         }
     }
 
+    /// The pool's rate timer, to arm once unlocked.
+    pub(crate) fn arm_pool_timer(&mut self, timer: PoolWait) {
+        self.rest().pool_timer = Some(timer);
+    }
+
     /// Does it all, with no lock held.
     #[inline]
     fn run(&mut self, core: &Core) {
@@ -482,6 +491,9 @@ fn drop_trash(t: Trash, core: &Core) {
 
 impl Rest {
     fn run(self, core: &Core) {
+        if let Some(timer) = self.pool_timer {
+            core.arm_pool_timer(timer);
+        }
         for w in self.wakes {
             w.wake();
         }
@@ -590,6 +602,12 @@ pub(crate) struct Core {
     /// Whether sections carry duration samples out to `telemetry` (durations tracked, and
     /// the `metrics` feature on).
     samples_wanted: bool,
+    /// Whether the pool has a rate limit (`rate.rs`): sections read the runtime's clock
+    /// before locking. A plain load, so that a pool without one pays a branch.
+    pub(crate) pool_rated: std::sync::atomic::AtomicBool,
+    /// The pool itself, weakly: its rate timer (`arm_pool_timer`, given only `&Core`) takes a
+    /// strong reference from it for as long as work waits for a token.
+    pub(crate) this: std::sync::Weak<Core>,
 }
 
 #[cfg(feature = "metrics")]
@@ -622,11 +640,13 @@ impl Core {
         };
         tracing::debug!(pool = %name, runtime = spawner.runtime_name(), ?limit, "{name} initialized");
         let telemetry = Telemetry::new(&name, limit, metrics);
-        Arc::new(Self {
+        Arc::new_cyclic(|this| Self {
+            this: this.clone(),
             telemetry,
             adaptive: Adaptive::default(),
             flights: super::flights::Flights::default(),
             samples_wanted: Telemetry::ACTIVE && track_durations,
+            pool_rated: std::sync::atomic::AtomicBool::new(false),
             serial,
             name,
             spawner,
@@ -654,6 +674,7 @@ impl Core {
                 backoff: 0,
                 ended: Ended::default(),
                 timing: track_durations.then(Timing::new),
+                pool_rate: None,
             }),
             changed: Event::new(),
             waiters: AtomicUsize::new(0),
@@ -679,10 +700,27 @@ impl Core {
     /// Enters a critical section.
     #[inline]
     pub(crate) fn section(self: &Arc<Self>) -> Section<'_> {
+        // A pool with a rate limit reads the clock first (no lock held): its starts take
+        // tokens at the instant they happen.
+        let now = self.rate_clock();
+        let mut st = lock(&self.state, Rank::State);
+        if let Some(now) = now {
+            st.observe_pool(now);
+        }
         Section {
             core: self,
-            st: Some(lock(&self.state, Rank::State)),
+            st: Some(st),
             after: ManuallyDrop::new(After::default()),
+        }
+    }
+
+    /// The runtime's clock, if the pool has a rate limit (read with no lock held).
+    #[inline]
+    pub(crate) fn rate_clock(&self) -> Option<std::time::Instant> {
+        if self.pool_rated.load(Ordering::Relaxed) {
+            Some(self.spawner.now())
+        } else {
+            None
         }
     }
 
@@ -984,6 +1022,9 @@ impl State {
                     .loose
                     .pop(priority)
                     .expect("the loose lane wants a slot");
+                // Its start takes a token of the pool's rate limit, if it has one (the
+                // caller saw one due: `pool_held_after`).
+                self.take_pool_token();
                 let task = task.into_inner();
                 let id = TaskId::new(key);
                 self.insert_running(id, task.clone().control(), Seat::Slot, None);
@@ -997,8 +1038,9 @@ impl State {
             Lane::Group(key) => {
                 let g = self.groups.get_mut(key).expect("a group in turns is known");
                 if let Some(waiting) = g.parked_puller.as_mut().filter(|w| w.is_some()) {
-                    // A worker holding an item gets the slot.
+                    // A worker holding an item gets the slot (and the item its token).
                     after.wake(waiting.take());
+                    self.take_pool_token();
                     self.worker_in(key);
                     return None;
                 }
@@ -1023,6 +1065,10 @@ impl State {
 
     /// Gives free slots to waiting work, in turn.
     pub(crate) fn grant(&mut self, core: &Arc<Core>, after: &mut After) {
+        if self.pool_rate.is_some() {
+            // No more starts than the pool's rate limit has tokens due (`rate.rs`).
+            return self.grant_rated(core, after);
+        }
         while self.has_room() {
             let Some(lane) = self.lane_up(None) else {
                 break;
@@ -1045,10 +1091,13 @@ impl State {
     ) -> Next {
         if !self.over_limit() {
             if let Some(lane) = self.lane_up(Some(Lane::Loose(0))) {
-                match self.start_turn(lane, core, after) {
-                    Some(start) => return Next::Run(start),
-                    // The slot went to a waiting worker; this runner has none now.
-                    None => return self.park_or_end(spare),
+                // No token of the pool's rate limit due: the slot goes back (`rate.rs`).
+                if !(self.pool_rate.is_some() && self.pool_held_after(0, after)) {
+                    match self.start_turn(lane, core, after) {
+                        Some(start) => return Next::Run(start),
+                        // The slot went to a waiting worker; this runner has none now.
+                        None => return self.park_or_end(spare),
+                    }
                 }
             }
         }

@@ -219,6 +219,10 @@ impl State {
     ) {
         let g = self.groups.get_mut(key).expect("registered");
         g.driver = Some(Held::new(driver));
+        if self.pool_rate.is_some() {
+            // Its items start through its queue, with the pool's tokens (see `rate.rs`).
+            self.rate_group_for_pool(key);
+        }
         self.join_turns(key);
         self.grant(core, after);
         self.settle_if_finished(key, after);
@@ -567,6 +571,27 @@ impl State {
     /// After an item ended: whether its worker keeps the slot for the group's next item,
     /// hands it to the lane whose turn it is, or gives it back.
     pub(crate) fn after_item(
+        &mut self,
+        key: GroupKey,
+        take_next: bool,
+        control: &Arc<dyn TaskControl>,
+        core: &Arc<Core>,
+        after: &mut After,
+        spare: &mut Option<Arc<Inbox>>,
+    ) -> AfterItem {
+        // With no token of the pool's rate limit due, no lane gets the slot: the worker gives
+        // it back rather than hold it (see `rate.rs`).
+        if self.pool_rate.is_some() {
+            if let Some(leave) = self.leave_for_pool_token(key, core, after, spare) {
+                return leave;
+            }
+        }
+        self.after_item_in_turn(key, take_next, control, core, after, spare)
+    }
+
+    /// [`after_item`](Self::after_item) once the pool's rate limit (if any) let it go on.
+    #[inline(always)]
+    fn after_item_in_turn(
         &mut self,
         key: GroupKey,
         take_next: bool,

@@ -19,7 +19,8 @@
 //! - A **lane** (`lanes.rs`) is where work waits for a slot: one per priority for the loose
 //!   tasks (FIFO each, `loose.rs`), one per group. Lanes that want a slot take **turns**
 //!   (`shares.rs`): ageing first, then priority, then weighted shares, then round robin.
-//!   A group waiting for a rate limit's token (`rate.rs`) wants no slot until it is due.
+//!   A group waiting for a rate limit's token (`rate.rs`) wants no slot until it is due;
+//!   while the pool's own rate limit has no token due, no lane gets a turn (`rate.rs`).
 //!
 //! # A loose task's life
 //!

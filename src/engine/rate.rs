@@ -32,16 +32,51 @@
 //!   Each runs its callbacks and delivers its result, in a job holding no slot
 //!   (`GroupDriver::end_aside`). `join` waits for them: they count as live items.
 //!
-//! A pool-wide or loose-task quota could use the same two parts: a gate that keeps a lane out
-//! of the turns until a token is due, and the weak timer that lets it back in.
+//! # The pool's rate limit
+//!
+//! `PoolBuilder::rate_limit` / `TaskPool::set_rate_limit` ([`PoolRate`], in the state) use
+//! the same two parts for the whole pool: a gate, and one weak timer.
+//!
+//! - **Every start takes a pool token**, in the section that starts it: a loose task
+//!   starting at once (`Core::submit`) or leaving its lane (`start_turn`), a worker's item
+//!   (`next_rated`, beside the group's own token: an item starts with both), a waiting
+//!   worker's item (`start_turn`). A nested `exec` (`Seat::Nested`) takes none: it runs in
+//!   its caller's slot, as part of the caller's work, which took its token when it started.
+//!   A retried task's attempts each take one (each attempt starts again).
+//! - **The clock.** While the pool has a quota, every section reads the runtime's clock
+//!   first, with no lock held (`Core::section`, `Core::rate_clock`; the flag
+//!   `Core::pool_rated` is one relaxed load without a quota), so a token is taken at the
+//!   instant of its start.
+//! - **Every group goes through its queue** while the pool has a quota: a group without a
+//!   quota of its own gets a [`GroupRate`] with none (`Limit::Off`), so its items start one
+//!   by one in `next_rated`, where both tokens are taken, and never in a section with no
+//!   token check (`item_pulled`, `item_arrived`). Lifting the pool's quota takes those away.
+//! - **The gate.** While no token is due (`pool_due`): no lane gets a turn (`grant` stops,
+//!   `next_for_slot` gives its slot back, `after_item` lets its worker leave rather than hold
+//!   its slot, `next_rated` gives nothing) and `submit` queues (`try_spawn` refuses with
+//!   `PoolError::RateLimited`). Nothing is stored for it: it is judged again from the GCRA
+//!   state and the clock each time. So waiting holds no slot.
+//! - **The timer.** The pool has at most one timer live ([`Spawner::sleep`], holding the
+//!   pool, as a group's rate timer does: work waiting for a token still runs when every
+//!   handle is gone). A step with the section's after-work that finds no token due
+//!   (`pool_held_after`: `grant`, `next_for_slot`, `after_item`) asks for one at the instant
+//!   one is due (`PoolRate::arm`: kept if one armed already fires no later, else it replaces
+//!   it), armed once unlocked (`After`). Steps without one (`next_rated`, `submit`) only
+//!   decline: the worker goes on to `after_item`, `submit` to a section that grants. When the
+//!   timer fires, `grant` gives the free slots out again.
+//! - **Promised tokens.** `grant` hands a group's new worker its slot before the worker takes
+//!   its item's token (next section): it counts such workers, and gives no more slots than
+//!   tokens are due counting them, so a burst of 1 does not start a worker per free slot.
+//!   A worker that ends up starting nothing gives its slot back through `after_item`, which
+//!   grants again.
 //!
 //! [`Spawner::now`]: async_taskpool_runtime::Spawner::now
 //! [`Spawner::sleep`]: async_taskpool_runtime::Spawner::sleep
 
 use super::core::{After, Core, Entry, Input, Life, Outcome, Seat, Start, State, TaskControl};
-use super::groups::{Pull, SizeHint, MAX_RAMP};
-use super::lanes::GroupKey;
-use super::rate_state::{GroupRate, KeyHash, RateWait, MAX_ASIDE};
+use super::groups::{AfterItem, Pull, SizeHint, MAX_RAMP};
+use super::lanes::{GroupKey, Lane};
+use super::rate_state::{GroupRate, KeyHash, Limit, PoolRate, PoolWait, RateWait, MAX_ASIDE};
 use super::timer::QueueTimer;
 use super::user::{drop_value, Held, Whose};
 use crate::id::TaskId;
@@ -87,6 +122,11 @@ impl State {
     /// from, or a wait for the earliest token due.
     #[inline(never)]
     pub(super) fn next_rated(&mut self, key: GroupKey, control: &Arc<dyn TaskControl>) -> Pull {
+        if self.pool_rate.is_some() && self.pool_due(0).is_some() {
+            // The pool has no token due: the worker gives its slot back (`after_item`, which
+            // arms the pool's timer).
+            return Pull::Nothing;
+        }
         let g = self.groups.get_mut(key).expect("checked by next_item");
         let cap = g.num_concurrent.min(MAX_ASIDE);
         let ahead = g.ahead > 0;
@@ -98,6 +138,7 @@ impl State {
         let ready = (0..rate.aside.len()).find(|&i| rate.take(rate.aside[i].1).is_ok());
         if let Some(i) = ready {
             let (id, _) = rate.aside.remove(i).expect("found");
+            take_pool(&mut self.pool_rate);
             self.start_aside(key, id, control);
             return Pull::Aside(id);
         }
@@ -113,6 +154,7 @@ impl State {
                         rate.keys.pop_front();
                     }
                     g.ahead -= 1;
+                    take_pool(&mut self.pool_rate);
                     let id = self.allocate_id();
                     self.insert_running(id, control.clone(), Seat::Worker, Some(key));
                     Pull::Ahead(id)
@@ -156,6 +198,7 @@ impl State {
                 }
                 match self.take_reserved(key) {
                     Some(id) => {
+                        take_pool(&mut self.pool_rate);
                         self.insert_running(id, control.clone(), Seat::Worker, Some(key));
                         Pull::Reserved(id)
                     }
@@ -328,9 +371,11 @@ impl State {
         if g.shed || g.settled {
             return;
         }
+        // While the pool has a quota, the group keeps a rate with none (see the notes).
+        let pool_rated = self.pool_rate.is_some();
         match (g.rate.as_deref_mut(), quota) {
             (None, None) => return,
-            (Some(rate), None) if !rate.keyed => {
+            (Some(rate), None) if !rate.keyed && !pool_rated => {
                 let mut rate = g.rate.take().expect("matched");
                 after.wake(rate.disarm());
             }
@@ -478,5 +523,301 @@ impl Core {
                 .and_then(|g| g.rate.as_ref())
                 .and_then(|r| r.quota())
         })
+    }
+}
+
+/// A start takes a token of the pool's rate limit, if it has one (the section saw one due).
+#[inline]
+fn take_pool(pool: &mut Option<Box<PoolRate>>) {
+    if let Some(rate) = pool.as_deref_mut() {
+        let taken = rate.take();
+        debug_assert!(taken.is_ok(), "a pool token was seen due in this section");
+    }
+}
+
+// ----- the pool's rate limit (see the notes above) -----
+
+impl State {
+    /// A section read the runtime's clock before locking (the pool has a rate limit).
+    #[cold]
+    pub(crate) fn observe_pool(&mut self, now: Instant) {
+        if let Some(rate) = self.pool_rate.as_deref_mut() {
+            rate.observe(now);
+        }
+    }
+
+    /// [`grant`](Self::grant) for a pool with a rate limit: as many starts as tokens are
+    /// due. A group's new worker takes its token when it starts its item, a moment from
+    /// now: such workers count as promised, so that a burst of 1 does not start a worker
+    /// per free slot.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn grant_rated(&mut self, core: &Arc<Core>, after: &mut After) {
+        let mut promised = 0;
+        while self.has_room() {
+            let Some(lane) = self.lane_up(None) else {
+                break;
+            };
+            if self.pool_held_after(promised, after) {
+                break;
+            }
+            self.take_slot();
+            if let Some(start) = self.start_turn(lane, core, after) {
+                if matches!(lane.0, Lane::Group(_)) && matches!(start, Start::Job(_)) {
+                    promised += 1;
+                }
+                let runner = self.idle_runner();
+                after.start(start, runner);
+            }
+        }
+    }
+
+    /// A start takes a token of the pool's rate limit, if it has one (the caller saw one due).
+    #[inline]
+    pub(crate) fn take_pool_token(&mut self) {
+        take_pool(&mut self.pool_rate);
+    }
+
+    /// `after_item` in a pool with a rate limit and no token due: the worker of group `key`
+    /// gives its slot back and leaves (no lane gets it). `None` if a token is due, or nobody
+    /// wants one, or the group is cancelled, or shed with items left (they take no token:
+    /// its worker goes on through them).
+    #[cold]
+    #[inline(never)]
+    pub(super) fn leave_for_pool_token(
+        &mut self,
+        key: GroupKey,
+        core: &Arc<Core>,
+        after: &mut After,
+        spare: &mut Option<Arc<super::core::Inbox>>,
+    ) -> Option<AfterItem> {
+        let (has_input, cancelled, shed) = match self.groups.get(key) {
+            Some(g) => (
+                g.has_input() && g.workers <= g.num_concurrent && !g.rate_gated(),
+                g.cancelled,
+                g.shed,
+            ),
+            None => (false, true, false),
+        };
+        if cancelled || (shed && has_input) {
+            return None;
+        }
+        if !(has_input || self.anything_waits()) || !self.pool_held_after(0, after) {
+            return None;
+        }
+        self.leave_group_slot(key, after);
+        self.free_slot();
+        self.grant(core, after);
+        Some(AfterItem::Leave(self.park_or_end(spare)))
+    }
+
+    /// When the pool's next rate token is due after `promised` more starts take theirs, if
+    /// not now.
+    #[cold]
+    pub(crate) fn pool_due(&self, promised: usize) -> Option<Instant> {
+        let rate = self.pool_rate.as_deref()?;
+        let due = rate.due_after(promised);
+        (due > rate.now).then_some(due)
+    }
+
+    /// Whether the pool's rate limit holds every start back now (no token due, after
+    /// `promised` more starts take theirs); if so, its timer goes to `after`, to fire at the
+    /// instant one is due (unless one armed already fires no later).
+    #[cold]
+    pub(crate) fn pool_held_after(&mut self, promised: usize, after: &mut After) -> bool {
+        let Some(due) = self.pool_due(promised) else {
+            return false;
+        };
+        if let Some(timer) = self.pool_rate.as_deref_mut().and_then(|r| r.arm(due)) {
+            after.arm_pool_timer(timer);
+        }
+        true
+    }
+
+    /// `submit` of a loose task to a pool with a rate limit: whether it starts now (`room`:
+    /// it would but for the limit; it takes its token), else it queues (the caller then
+    /// grants in a section of its own, which arms the timer if no token is due), or,
+    /// `refusing` (`try_spawn`) with a free slot and no token due, the error that says so.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn admit_rated(
+        &mut self,
+        room: bool,
+        refusing: bool,
+        pool: &str,
+    ) -> Result<bool, crate::error::PoolError> {
+        let has_room = self.has_room();
+        let Some(rate) = self.pool_rate.as_deref_mut() else {
+            return Ok(room);
+        };
+        let due = if room {
+            match rate.take() {
+                Ok(()) => return Ok(true),
+                Err(due) => due,
+            }
+        } else {
+            // Earlier work queues: for a slot, or for a token.
+            let due = rate.due_after(0);
+            if !refusing || !has_room || due <= rate.now {
+                return Ok(false);
+            }
+            due
+        };
+        if refusing {
+            return Err(crate::error::PoolError::RateLimited {
+                pool: pool.into(),
+                retry_in: due.saturating_duration_since(rate.now),
+            });
+        }
+        // It queues; the caller's next section arms the timer (`grant`).
+        Ok(false)
+    }
+
+    /// A group launches while the pool has a rate limit: unless it has a quota of its own, it
+    /// gets a rate with none, so that its items start through its queue, with tokens.
+    pub(super) fn rate_group_for_pool(&mut self, key: GroupKey) {
+        let Some(now) = self.pool_rate.as_ref().map(|r| r.now) else {
+            return;
+        };
+        let Some(g) = self.groups.get_mut(key) else {
+            return;
+        };
+        if g.rate.is_some() || g.shed || g.cancelled || g.settled {
+            return;
+        }
+        g.rate = Some(Box::new(GroupRate::new(None, false, now)));
+        if let Some(driver) = g.driver.as_ref() {
+            driver.set_rated();
+        }
+    }
+
+    /// The pool's rate timer fired at `now`: free slots are given out again.
+    pub(crate) fn pool_rate_due(
+        &mut self,
+        timer: &Arc<QueueTimer>,
+        now: Instant,
+        core: &Arc<Core>,
+        after: &mut After,
+    ) {
+        let Some(rate) = self.pool_rate.as_deref_mut() else {
+            return;
+        };
+        if !rate
+            .timer
+            .as_ref()
+            .is_some_and(|(t, _)| Arc::ptr_eq(t, timer))
+        {
+            return;
+        }
+        rate.timer = None;
+        rate.observe(now);
+        self.grant(core, after);
+    }
+
+    /// Sets (or lifts) the pool's quota at `now`. Lifted, what waits for a token is granted
+    /// at once; changed, the starts still owed are owed under the new quota.
+    pub(crate) fn set_pool_rate(
+        &mut self,
+        quota: Option<Quota>,
+        now: Instant,
+        core: &Arc<Core>,
+        after: &mut After,
+    ) {
+        match (self.pool_rate.as_deref_mut(), quota) {
+            (None, None) => return,
+            (Some(_), None) => {
+                let mut rate = self.pool_rate.take().expect("matched");
+                after.wake(rate.disarm());
+                // The groups given a rate with no quota go back to the common path.
+                let keys: Vec<GroupKey> = self
+                    .groups
+                    .iter()
+                    .filter(|(_, g)| {
+                        g.rate.as_deref().is_some_and(|r| {
+                            !r.keyed && matches!(r.limit, Limit::Off) && r.aside.is_empty()
+                        })
+                    })
+                    .map(|(k, _)| k)
+                    .collect();
+                for key in keys {
+                    if let Some(mut rate) = self.groups.get_mut(key).and_then(|g| g.rate.take()) {
+                        after.wake(rate.disarm());
+                    }
+                    self.join_turns(key);
+                }
+            }
+            (Some(rate), Some(q)) => {
+                rate.observe(now);
+                rate.set_quota(q);
+            }
+            (None, Some(q)) => {
+                self.pool_rate = Some(Box::new(PoolRate::new(q, now)));
+                let keys: Vec<GroupKey> = self.groups.iter().map(|(k, _)| k).collect();
+                for key in keys {
+                    self.rate_group_for_pool(key);
+                }
+            }
+        }
+        // Under the lock, so that racing calls leave it as the last one set the state.
+        core.pool_rated.store(
+            self.pool_rate.is_some(),
+            std::sync::atomic::Ordering::SeqCst,
+        );
+        self.grant(core, after);
+    }
+}
+
+impl Core {
+    /// Arms the pool's rate timer (a section asked for it): when it fires, the pool gives
+    /// its free slots out again.
+    pub(crate) fn arm_pool_timer(&self, wait: PoolWait) {
+        if let Some(w) = wait.replaced {
+            w.wake();
+        }
+        let sleep = self
+            .spawner
+            .sleep(wait.due.saturating_duration_since(self.spawner.now()));
+        // The timer holds the pool, as the group's rate timer does (see `arm_rate_timer`):
+        // the work waiting for a token is work still to do, which a pool whose handles all
+        // went still finishes. Lifting the quota disarms the timer, which lets go at once.
+        let Some(core) = self.this.upgrade() else {
+            return; // (the pool is going: nothing waits any more)
+        };
+        let timer = wait.timer;
+        self.spawn(Box::pin(async move {
+            if timer.sleep(sleep).await {
+                let now = core.spawner.now();
+                let mut s = core.section();
+                let (st, after, c) = s.split();
+                st.pool_rate_due(&timer, now, c, after);
+            }
+            // Possibly the pool's last reference (its spawner is the user's).
+            let whose = Whose {
+                pool: "(a pool whose last reference goes)",
+                task: None,
+                what: "the pool",
+            };
+            drop_value(core, whose);
+        }));
+    }
+
+    /// Sets (or lifts) the pool's rate limit.
+    pub(crate) fn set_pool_rate(self: &Arc<Self>, quota: Option<Quota>) {
+        use std::sync::atomic::Ordering;
+        if quota.is_some() {
+            // Before the clock is read: sections from now on read it too.
+            self.pool_rated.store(true, Ordering::SeqCst);
+        }
+        let now = self.spawner.now();
+        {
+            let mut s = self.section();
+            let (st, after, c) = s.split();
+            st.set_pool_rate(quota, now, c, after);
+        }
+    }
+
+    /// The pool's quota in force.
+    pub(crate) fn pool_rate(&self) -> Option<Quota> {
+        self.read(|st| st.pool_rate.as_ref().map(|r| r.quota()))
     }
 }

@@ -1,6 +1,7 @@
-//! The data of a group's rate limit (`GroupBuilder::rate_limit`, `rate_limit_by`) and its
-//! GCRA arithmetic: a leaf, so that a group's state can hold it. The steps that gate and
-//! ungate the group in the pool's state are in `rate.rs`, whose notes say how the two fit.
+//! The data of a group's rate limit (`GroupBuilder::rate_limit`, `rate_limit_by`) and of the
+//! pool's (`PoolBuilder::rate_limit`), with their GCRA arithmetic: a leaf, so that a group's
+//! state and the pool's can hold them. The steps that gate and ungate the group or the pool
+//! in the pool's state are in `rate.rs`, whose notes say how the parts fit.
 
 use super::timer::QueueTimer;
 use crate::id::TaskId;
@@ -140,4 +141,90 @@ impl GroupRate {
 pub(crate) struct RateWait {
     pub(crate) timer: Arc<QueueTimer>,
     pub(crate) wait: Duration,
+}
+
+/// The pool's rate limit (`PoolBuilder::rate_limit`, `TaskPool::set_rate_limit`), in the
+/// pool's `State`: every start of a loose task or a group's item takes one of its tokens.
+pub(crate) struct PoolRate {
+    pub(super) limit: RateLimit,
+    /// The latest instant read from the runtime's clock (before a section, or by a timer).
+    pub(super) now: Instant,
+    /// The timer armed last (handed to a section's after-work), and the instant it fires
+    /// at; an older one that fires finds it replaced and does nothing.
+    pub(super) timer: Option<(Arc<QueueTimer>, Instant)>,
+}
+
+/// The pool's timer to arm once unlocked: it fires at `due`, when the pool's next token is;
+/// `replaced` is the waker of the timer it replaces, to wake once unlocked.
+pub(crate) struct PoolWait {
+    pub(crate) timer: Arc<QueueTimer>,
+    pub(crate) due: Instant,
+    pub(crate) replaced: Option<Waker>,
+}
+
+impl PoolRate {
+    pub(crate) fn new(quota: Quota, now: Instant) -> Self {
+        PoolRate {
+            limit: RateLimit::new(quota),
+            now,
+            timer: None,
+        }
+    }
+
+    pub(crate) fn quota(&self) -> Quota {
+        self.limit.quota()
+    }
+
+    pub(super) fn observe(&mut self, now: Instant) {
+        if now > self.now {
+            self.now = now;
+        }
+    }
+
+    /// Changes the quota; the starts still owed under the old one are owed under the new.
+    pub(super) fn set_quota(&mut self, quota: Quota) {
+        self.limit.set_quota_at(quota, self.now);
+    }
+
+    /// When the next token is due after `promised` more are taken (now, if one is).
+    pub(super) fn due_after(&self, promised: usize) -> Instant {
+        if promised == 0 {
+            return self.limit.available_at(self.now);
+        }
+        // Each promised start takes its token now (each was due when promised).
+        let mut limit = self.limit.clone();
+        for _ in 0..promised {
+            if limit.try_acquire(self.now).is_err() {
+                break;
+            }
+        }
+        limit.available_at(self.now)
+    }
+
+    /// Takes a token now, or says when one is due.
+    #[inline]
+    pub(super) fn take(&mut self) -> Result<(), Instant> {
+        self.limit.try_acquire(self.now)
+    }
+
+    /// A timer that fires at `due`, to arm once unlocked, unless one armed already fires
+    /// no later (then `None`). It replaces the one armed before, which is disarmed.
+    pub(super) fn arm(&mut self, due: Instant) -> Option<PoolWait> {
+        if self.timer.as_ref().is_some_and(|(_, at)| *at <= due) {
+            return None;
+        }
+        let replaced = self.timer.take().and_then(|(t, _)| t.disarm_later());
+        let timer = Arc::new(QueueTimer::default());
+        self.timer = Some((timer.clone(), due));
+        Some(PoolWait {
+            timer,
+            due,
+            replaced,
+        })
+    }
+
+    /// The timer goes (the quota was lifted): its waker, to wake once unlocked.
+    pub(super) fn disarm(&mut self) -> Option<Waker> {
+        self.timer.take().and_then(|(t, _)| t.disarm_later())
+    }
 }

@@ -354,9 +354,9 @@ mod tests {
                             Op::Any(id) => u64::from(id),
                             _ => unreachable!(),
                         };
-                        if !m.contains_key(&id) {
+                        if let std::collections::hash_map::Entry::Vacant(e) = m.entry(id) {
+                            e.insert(id * 3);
                             t.insert(id, id * 3);
-                            m.insert(id, id * 3);
                             last = id;
                         }
                     }

@@ -831,7 +831,8 @@ impl<F> Refused<F> {
         let pool = match &self.error {
             PoolError::Closed { pool }
             | PoolError::Locked { pool }
-            | PoolError::Full { pool, .. } => pool.as_str(),
+            | PoolError::Full { pool, .. }
+            | PoolError::RateLimited { pool, .. } => pool.as_str(),
             _ => "",
         };
         drop_value(
@@ -863,7 +864,8 @@ impl Core {
         let refuse = |error: PoolError| {
             if admission == Admission::StartNowOrRefuse {
                 self.telemetry.rejected(match error {
-                    PoolError::Full { .. } => Rejection::Full,
+                    // No room now, for a slot or a rate token.
+                    PoolError::Full { .. } | PoolError::RateLimited { .. } => Rejection::Full,
                     PoolError::Locked { .. } => Rejection::Locked,
                     _ => Rejection::Closed,
                 });
@@ -871,13 +873,30 @@ impl Core {
             let future = cell.take_future();
             Err(Refused { error, future })
         };
-        let (id, started, runner, samples, deadline) = {
+        // A pool with a rate limit reads the clock before locking (see `rate.rs`).
+        let now = self.rate_clock();
+        let (id, started, runner, samples, deadline, rated) = {
             let mut s = self.state();
+            if let Some(now) = now {
+                s.observe_pool(now);
+            }
             if let Err(error) = s.check_open(&self.name) {
                 drop(s);
                 return refuse(error);
             }
-            let room = s.has_room() && !s.anything_waits();
+            let mut room = s.has_room() && !s.anything_waits();
+            let rated = s.pool_rate.is_some();
+            if rated {
+                // Its start takes a token of the pool's rate limit, or it waits for one.
+                let refusing = admission == Admission::StartNowOrRefuse;
+                match s.admit_rated(room, refusing, &self.name) {
+                    Ok(token) => room = token,
+                    Err(error) => {
+                        drop(s);
+                        return refuse(error);
+                    }
+                }
+            }
             if !room && admission == Admission::StartNowOrRefuse {
                 let limit = s.limit().unwrap_or(usize::MAX);
                 drop(s);
@@ -896,7 +915,7 @@ impl Core {
                 } else {
                     None
                 };
-                (id, true, s.idle_runner(), samples, None)
+                (id, true, s.idle_runner(), samples, None, rated)
             } else {
                 if Telemetry::ACTIVE {
                     cell.flags.fetch_or(QUEUED, Ordering::AcqRel);
@@ -906,9 +925,15 @@ impl Core {
                     Some(spec) => (spec.priority, spec.deadline.as_ref()),
                 };
                 s.queue_loose(id, cell.clone(), priority);
-                (id, false, None, None, deadline)
+                (id, false, None, None, deadline, rated)
             }
         };
+        if rated && !started {
+            // It may wait for a token: a section of its own grants (so arms the timer).
+            let mut s = self.section();
+            let (st, after, c) = s.split();
+            st.grant(c, after);
+        }
         if let Some((wait, timer)) = deadline {
             // It waits: its deadline runs from now (the timer starts after unlocking).
             self.arm_task_deadline(id, *wait, timer.clone());

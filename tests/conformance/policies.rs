@@ -2044,3 +2044,100 @@ pub async fn a_simple_pool_retries_its_tasks(sp: Sp) {
     assert_eq!(summary.cancelled, 1, "{summary:?}");
     assert_eq!(made.get(), 1);
 }
+
+/// The pool's rate limit counts every start, loose tasks and items together: with no burst,
+/// start k (in start order) is never before k intervals after the pool was made, on the
+/// runtime's clock, though the limit would start them all at once. (Each start is logged
+/// when it runs, at or after its token: so the k-th log is at or after the k-th token.)
+pub async fn a_pool_rate_limit_spaces_loose_tasks_and_items(sp: Sp) {
+    use async_taskpool::policy::Quota;
+    use std::time::{Duration, Instant};
+    let quota = Quota::per_second(50).unwrap().burst(1).unwrap(); // one per 20 ms
+    let t0 = Instant::now();
+    let p = TaskPool::builder(sp.clone())
+        .limit(8)
+        .rate_limit(quota)
+        .build()
+        .unwrap();
+    assert_eq!(p.rate_limit(), Some(quota));
+    let starts: Log<Instant> = Log::default();
+    let mut loose = Vec::new();
+    for _ in 0..3 {
+        let log = starts.clone();
+        loose.push(
+            p.spawn_queued(async move { log.push(Instant::now()) })
+                .unwrap(),
+        );
+    }
+    let log = starts.clone();
+    let group = p
+        .map(0..3u32, 3, move |x| {
+            log.push(Instant::now());
+            async move { x }
+        })
+        .unwrap();
+    for h in loose {
+        h.await.unwrap();
+    }
+    assert_eq!(group.join().await.unwrap().completed, 3);
+    let mut starts = starts.get();
+    assert_eq!(starts.len(), 6);
+    starts.sort_unstable();
+    for (k, at) in starts.iter().enumerate() {
+        let earliest = Duration::from_millis(20) * k as u32;
+        let after = at.duration_since(t0);
+        assert!(
+            after >= earliest,
+            "start {k} came {after:?} after the pool was made, before {earliest:?}"
+        );
+    }
+}
+
+/// Waiting for the pool's token holds no slot and changes nothing else: with a limit of 1
+/// and the next token a minute away, the waiting task holds no slot (the pool is not full),
+/// `try_spawn` is refused as rate-limited, a waiting task is cancelled or shed at once, and
+/// lifting the quota starts what waits (loose tasks and a map).
+pub async fn a_pool_rate_limit_waits_without_a_slot(sp: Sp) {
+    use async_taskpool::policy::Quota;
+    use std::time::Duration;
+    let per_minute = Quota::per_minute(1).unwrap().burst(1).unwrap();
+    let p = TaskPool::builder(sp.clone())
+        .limit(1)
+        .rate_limit(per_minute)
+        .build()
+        .unwrap();
+    assert_eq!(p.spawn(async { 1 }).await.unwrap().await.unwrap(), 1);
+    let waiting = p.spawn_queued(async { 2 }).unwrap();
+    let cancelled = p.spawn_queued(async { 3 }).unwrap();
+    let shed = p
+        .build_task()
+        .max_queue_wait(Duration::from_millis(20))
+        .spawn_queued(async { 4 })
+        .unwrap();
+    assert_eq!((p.num_running(), p.num_queued()), (0, 3));
+    assert!(!p.is_full(), "waiting for a token holds no slot");
+    let refused = p.try_spawn(async { 5 }).unwrap_err();
+    match refused.error() {
+        PoolError::RateLimited { retry_in, .. } => assert!(
+            *retry_in > Duration::from_secs(50),
+            "the next token is a minute away: {retry_in:?}"
+        ),
+        other => panic!("expected RateLimited, got {other}"),
+    }
+    cancelled.cancel().unwrap();
+    assert!(cancelled.await.unwrap_err().is_cancelled());
+    assert!(shed.await.unwrap_err().is_shed());
+    let group = p.map(0..4u32, 2, |x| async move { x }).unwrap();
+    assert_eq!(p.num_running(), 0);
+    p.set_rate_limit(None);
+    assert_eq!(p.rate_limit(), None);
+    assert_eq!(waiting.await.unwrap(), 2);
+    assert_eq!(group.join().await.unwrap().completed, 4);
+    p.join().await.unwrap();
+    let stats = p.stats();
+    assert_eq!(
+        (stats.ended, stats.cancelled, stats.shed),
+        (8, 1, 1),
+        "{stats:?}"
+    );
+}
