@@ -686,15 +686,29 @@ fn scheduling_settings_from_the_command_line() {
 
     assert_eq!(
         ok(&["pool-settings"]),
-        "       limit: inf\nloose_weight: 1\n    adaptive: off\n"
+        "       limit: inf\nloose_weight: 1\n  rate_limit: inf\n    adaptive: off\n"
     );
     assert_eq!(
         ok(&["pool-settings", "--loose-weight", "2"]),
-        "       limit: inf\nloose_weight: 2\n    adaptive: off\n"
+        "       limit: inf\nloose_weight: 2\n  rate_limit: inf\n    adaptive: off\n"
     );
     assert_eq!(pool.loose_weight(), 2);
     let stats = ok(&["stats"]);
     assert!(stats.contains("loose_weight: 2"), "{stats}");
+    // The pool-wide rate limit, set and lifted.
+    let shown = ok(&["pool-settings", "--rate", "10/s", "--burst", "2"]);
+    assert!(shown.contains("\n  rate_limit: 10/s, burst 2\n"), "{shown}");
+    assert_eq!(
+        pool.rate_limit(),
+        Some(
+            async_taskpool::policy::Quota::per_second(10)
+                .unwrap()
+                .burst(2)
+                .unwrap()
+        )
+    );
+    assert!(ok(&["pool-settings", "--rate", "inf"]).contains("rate_limit: inf"));
+    assert_eq!(pool.rate_limit(), None);
 
     // Refused: exit 1, the reason and what to type on stderr, nothing changed.
     for (cmd, says) in [
@@ -827,8 +841,8 @@ fn rate_limits_and_the_adaptive_limit_from_the_command_line() {
 
     assert_eq!(
         ok(&["pool-settings"]),
-        "       limit: 10\nloose_weight: 1\n    adaptive: aimd at 10 (bounds 1..=100; 0 \
-         samples, 0 overloads)\n"
+        "       limit: 10\nloose_weight: 1\n  rate_limit: inf\n    adaptive: aimd at 10 (bounds \
+         1..=100; 0 samples, 0 overloads)\n"
     );
     let shown = ok(&["pool-settings", "--adaptive-max", "5"]);
     assert!(

@@ -134,9 +134,13 @@ pub(crate) fn check(cmd: &Command, limits: &Limits) -> Result<(), WireError> {
             loose_weight,
             adaptive_min,
             adaptive_max,
+            rate_limit,
         } => {
             if let Some(w) = *loose_weight {
                 check_weight("pool-settings --loose-weight", "loose_weight", w, limits)?;
+            }
+            if let Some(Some(q)) = rate_limit {
+                check_quota(q)?;
             }
             check_adaptive(*adaptive_min, *adaptive_max, limits)
         }
@@ -400,6 +404,7 @@ mod tests {
             loose_weight: Some(w),
             adaptive_min: None,
             adaptive_max: None,
+            rate_limit: None,
         };
         assert_eq!(kind(loose(0)), Some(ErrorKind::InvalidLimit));
         assert_eq!(kind(loose(1_001)), Some(ErrorKind::OverLimit));
@@ -446,6 +451,7 @@ mod tests {
             loose_weight: None,
             adaptive_min: min,
             adaptive_max: max,
+            rate_limit: None,
         };
         assert_eq!(kind(adaptive(Some(2), Some(2))), None);
         assert_eq!(kind(adaptive(None, Some(1_000_000))), None);
@@ -484,6 +490,7 @@ mod tests {
                 loose_weight: Some(0),
                 adaptive_min: None,
                 adaptive_max: None,
+                rate_limit: None,
             },
             &Limits::default(),
         )

@@ -266,9 +266,10 @@ pub enum Command {
         )]
         rate_limit: Option<Option<WireQuota>>,
     },
-    /// The pool's scheduling settings, `{"limit", "loose_weight", "adaptive"}` (`adaptive`:
-    /// the adaptive limit's [`AdaptiveStats`](crate::AdaptiveStats), or `null`); with
-    /// `loose_weight` or the adaptive limit's bounds, changes those first. (The limit is
+    /// The pool's scheduling settings, `{"limit", "loose_weight", "rate_limit", "adaptive"}`
+    /// (`rate_limit`: the pool-wide quota, or `null`; `adaptive`: the adaptive limit's
+    /// [`AdaptiveStats`](crate::AdaptiveStats), or `null`); with `loose_weight`, `rate_limit`
+    /// or the adaptive limit's bounds, changes those first. (The limit is
     /// changed with `pool-size`, which replaces an adaptive limit with a fixed one.)
     PoolSettings {
         /// The loose tasks' new weight, from 1 to [`Limits::max_weight`].
@@ -281,6 +282,14 @@ pub enum Command {
         /// The adaptive limit's new upper bound, from 1 to [`Limits::max_pool_size`].
         #[serde(default, skip_serializing_if = "Option::is_none")]
         adaptive_max: Option<u64>,
+        /// `None`: unchanged; `Some(None)`: no pool-wide rate limit; `Some(Some(q))`: at most
+        /// `q.count` starts per `q.period_ms` across the pool (see [`WireQuota`]).
+        #[serde(
+            default,
+            deserialize_with = "quota_or_null",
+            skip_serializing_if = "Option::is_none"
+        )]
+        rate_limit: Option<Option<WireQuota>>,
     },
     /// SimpleTaskPool: starts `num` copies of the job.
     Start {
@@ -963,9 +972,11 @@ pub const COMMANDS: &[CommandSpec] = &[
         "--burst, -b B" => "with --rate: at most B starts back to back after a quiet spell (1: evenly spaced; default N)"),
     spec!("pool-size", "pool-size [N|inf]", "Shows the limit (`inf`: none), or sets it (growing starts queued work at once).", Both,
         "N" => "the new limit: a whole number of at least 1, or `inf` for no limit"),
-    spec!("pool-settings", "pool-settings [--loose-weight W] [--adaptive-min N] [--adaptive-max N]",
-        "Shows the limit, the loose tasks' weight and the adaptive limit (limiter, bounds, current limit), or changes the weight or the adaptive bounds (the limit: `pool-size`, which turns an adaptive limit off).", Both,
+    spec!("pool-settings", "pool-settings [--loose-weight W] [--rate N/PERIOD|inf [--burst B]] [--adaptive-min N] [--adaptive-max N]",
+        "Shows the limit, the loose tasks' weight, the pool's rate limit and the adaptive limit (limiter, bounds, current limit), or changes the weight, the rate limit or the adaptive bounds (the limit: `pool-size`, which turns an adaptive limit off).", Both,
         "--loose-weight, -w W" => "the share of slots of tasks outside groups (spawn, exec) against busy groups: from 1 to the server's max_weight, 1000 unless configured",
+        "--rate, -r N/PERIOD" => "at most N starts per PERIOD across the whole pool, loose tasks and group items together (`10/s`, `30/min`, `5/250ms`; N from 1 to 1000000000, PERIOD up to 365 days), or `inf` for no pool-wide rate limit",
+        "--burst, -b B" => "with --rate: at most B starts back to back after a quiet spell (1: evenly spaced; default N)",
         "--adaptive-min N" => "the adaptive limit's lower bound: from 1 to its upper bound (the pool must have an adaptive limit)",
         "--adaptive-max N" => "the adaptive limit's upper bound: from its lower bound to the server's max_pool_size (the limit is clamped into the bounds at once)"),
     spec!(

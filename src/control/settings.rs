@@ -1,14 +1,13 @@
 //! The run-time scheduling settings an operator shows and changes: a group's priority, weight,
-//! concurrency cap and rate limit (`group-settings`), the loose tasks' weight and the adaptive
-//! limit's bounds (`pool-settings`; the limit itself is `pool-size`'s). The same values are in
+//! concurrency cap and rate limit (`group-settings`), the loose tasks' weight, the pool's rate
+//! limit and the adaptive limit's bounds (`pool-settings`; the limit itself is `pool-size`'s). The same values are in
 //! the replies operators already read: `groups` (each group's [`GroupStats`](crate::GroupStats))
 //! and `stats` ([`PoolStats::loose_weight`](crate::PoolStats::loose_weight), and `adaptive`,
 //! which [`stats`] adds).
 //!
 //! # Adding a setting
 //!
-//! A setting the pool gains at run time (a rate quota on the pool, say) is shown and changed
-//! the same way:
+//! A setting the pool gains at run time is shown and changed the same way:
 //! 1. an optional field of [`Command::PoolSettings`] or [`Command::GroupSettings`]
 //!    (`protocol.rs`), its spec line in `COMMANDS`, and its option in `text.rs`;
 //! 2. its bound, checked before anything changes, in `bounds.rs`;
@@ -87,18 +86,23 @@ fn quota_json(q: Option<crate::policy::Quota>) -> Value {
     quota_or_null::serialize(&q, serde_json::value::Serializer).unwrap_or(Value::Null)
 }
 
-/// `pool-settings`: sets the loose tasks' weight and the adaptive limit's bounds if given
-/// (checked by `bounds.rs` first; the weight is set only if the bounds can be), and answers
-/// with the pool's settings, the weight as this request set it.
+/// `pool-settings`: sets the loose tasks' weight, the pool's rate limit and the adaptive
+/// limit's bounds if given (checked by `bounds.rs` first; a quota that cannot be made, or
+/// bounds that cannot be set, change nothing), and answers with the pool's settings.
 pub(crate) fn pool(
     pool: &TaskPool,
     loose_weight: Option<u64>,
     adaptive_min: Option<u64>,
     adaptive_max: Option<u64>,
+    rate_limit: Option<Option<WireQuota>>,
 ) -> Result<Value, WireError> {
     let loose = loose_weight.map(narrow::<u64, u32>).transpose()?;
+    let rate = rate_limit.map(|q| q.map(quota).transpose()).transpose()?;
     if adaptive_min.is_some() || adaptive_max.is_some() {
         set_adaptive_bounds(pool, adaptive_min, adaptive_max)?;
+    }
+    if let Some(rate) = rate {
+        pool.set_rate_limit(rate);
     }
     let loose_weight = match loose {
         Some(w) => {
@@ -110,6 +114,7 @@ pub(crate) fn pool(
     Ok(json!({
         "limit": pool.limit(),
         "loose_weight": loose_weight,
+        "rate_limit": quota_json(pool.rate_limit()),
         "adaptive": pool.adaptive(),
     }))
 }

@@ -230,10 +230,26 @@ pub fn parse_words<S: AsRef<str>>(words: &[S]) -> Result<Command, WireError> {
                     .map(|w| number(&w, what, &usage).map(|n| n as u64))
                     .transpose()
             };
+            let loose_weight = count(&["-w", "--loose-weight"], "--loose-weight W")?;
+            let adaptive_min = count(&["--adaptive-min"], "--adaptive-min N")?;
+            let adaptive_max = count(&["--adaptive-max"], "--adaptive-max N")?;
+            let rate = args.option(&["-r", "--rate"])?;
+            let burst = args.option(&["-b", "--burst"])?;
+            let rate_limit = match (rate, burst) {
+                (None, None) => None,
+                (None, Some(_)) => {
+                    return Err(bad(format!(
+                        "--burst B goes with --rate N/PERIOD (e.g. `--rate 10/s --burst 5`); {}",
+                        usage()
+                    )))
+                }
+                (Some(r), burst) => Some(rate_option(&r, burst.as_deref(), &usage)?),
+            };
             Command::PoolSettings {
-                loose_weight: count(&["-w", "--loose-weight"], "--loose-weight W")?,
-                adaptive_min: count(&["--adaptive-min"], "--adaptive-min N")?,
-                adaptive_max: count(&["--adaptive-max"], "--adaptive-max N")?,
+                loose_weight,
+                adaptive_min,
+                adaptive_max,
+                rate_limit,
             }
         }
         "pool-size" => Command::PoolSize {
@@ -494,9 +510,11 @@ pub fn render(command: &str, value: &Value, style: Style) -> String {
             &["name", "priority", "weight", "num_concurrent", "rate_limit"],
             style,
         ),
-        ("pool-settings", Value::Object(map)) => {
-            field_lines(map, &["limit", "loose_weight", "adaptive"], style)
-        }
+        ("pool-settings", Value::Object(map)) => field_lines(
+            map,
+            &["limit", "loose_weight", "rate_limit", "adaptive"],
+            style,
+        ),
         ("tasks", Value::Object(page)) => {
             let tasks = page.get("tasks").and_then(Value::as_array);
             let tasks = tasks.map_or(&[][..], Vec::as_slice);
@@ -898,6 +916,7 @@ mod tests {
                 loose_weight: Some(2),
                 adaptive_min: None,
                 adaptive_max: None,
+                rate_limit: None,
             }
         );
         assert_eq!(
@@ -906,6 +925,7 @@ mod tests {
                 loose_weight: None,
                 adaptive_min: Some(2),
                 adaptive_max: Some(40),
+                rate_limit: None,
             }
         );
         assert_eq!(
@@ -914,6 +934,29 @@ mod tests {
                 loose_weight: None,
                 adaptive_min: None,
                 adaptive_max: None,
+                rate_limit: None,
+            }
+        );
+        assert_eq!(
+            parse("pool-settings --rate 10/s --burst 2"),
+            Command::PoolSettings {
+                loose_weight: None,
+                adaptive_min: None,
+                adaptive_max: None,
+                rate_limit: Some(Some(WireQuota {
+                    count: 10,
+                    period_ms: 1000.0,
+                    burst: Some(2),
+                })),
+            }
+        );
+        assert_eq!(
+            parse("pool-settings --rate inf"),
+            Command::PoolSettings {
+                loose_weight: None,
+                adaptive_min: None,
+                adaptive_max: None,
+                rate_limit: Some(None),
             }
         );
         let err = |s: &str| parse_line(s).unwrap_err().message;
@@ -922,6 +965,7 @@ mod tests {
         assert!(err("group-settings g -p high").contains("whole number"));
         assert!(err("group-settings g -w -1").contains("whole number"));
         assert!(err("pool-settings 3").contains("unexpected argument `3`"));
+        assert!(err("pool-settings --burst 2").contains("goes with --rate"));
         for bad_rate in [
             "10",
             "10/",

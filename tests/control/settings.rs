@@ -511,6 +511,7 @@ pub async fn rate_limits_and_the_adaptive_limit_over_the_wire(sp: Sp, net: Net) 
         .build()
         .unwrap();
     let served_adaptive = Served::start(ControlServer::new(&adaptive), net);
+    let hourly_json = json!({"count": 1, "period_ms": 3_600_000, "burst": 1});
     let (p, a, st, gt) = (
         pool.clone(),
         adaptive.clone(),
@@ -519,7 +520,6 @@ pub async fn rate_limits_and_the_adaptive_limit_over_the_wire(sp: Sp, net: Net) 
     );
     let keyed = off(move || {
         let mut w = served.session();
-        let hourly_json = json!({"count": 1, "period_ms": 3_600_000, "burst": 1});
         assert_eq!(
             w.ok(r#"{"cmd":"group-settings","name":"hosts"}"#)["rate_limit"],
             hourly_json
@@ -580,8 +580,8 @@ pub async fn rate_limits_and_the_adaptive_limit_over_the_wire(sp: Sp, net: Net) 
         let mut w = served_adaptive.session();
         assert_eq!(
             w.ok(r#"{"cmd":"pool-settings"}"#),
-            json!({"limit": 10, "loose_weight": 1, "adaptive": {"limiter": "aimd", "min": 1,
-                "max": 100, "limit": 10, "samples": 0, "overloads": 0}})
+            json!({"limit": 10, "loose_weight": 1, "rate_limit": null, "adaptive": {"limiter":
+                "aimd", "min": 1, "max": 100, "limit": 10, "samples": 0, "overloads": 0}})
         );
         let set = w.ok(r#"{"cmd":"pool-settings","adaptive_max":5}"#);
         assert_eq!((&set["limit"], &set["adaptive"]["max"]), (&json!(5), &json!(5)), "{set}");
@@ -601,8 +601,32 @@ pub async fn rate_limits_and_the_adaptive_limit_over_the_wire(sp: Sp, net: Net) 
         assert_eq!(w.ok(r#"{"cmd":"pool-size","value":7}"#), 7);
         assert_eq!(
             w.ok(r#"{"cmd":"pool-settings"}"#),
-            json!({"limit": 7, "loose_weight": 1, "adaptive": null})
+            json!({"limit": 7, "loose_weight": 1, "rate_limit": null, "adaptive": null})
         );
+        // The pool-wide rate limit: set, in force (one start, then `try_spawn` is refused
+        // until the next token, an hour away), refused with nothing changed, and lifted.
+        let set = w.ok(
+            r#"{"cmd":"pool-settings","rate_limit":{"count":1,"period_ms":3600000,"burst":1}}"#,
+        );
+        assert_eq!(set["rate_limit"], hourly_json, "{set}");
+        assert_eq!(a.rate_limit(), Some(hourly));
+        block(async { a.spawn(async {}).await.unwrap().await.unwrap() });
+        let refused = a.try_spawn(async {}).unwrap_err();
+        assert!(
+            matches!(refused.error(), async_taskpool::PoolError::RateLimited { .. }),
+            "{}",
+            refused.error()
+        );
+        let r = w.req(
+            r#"{"cmd":"pool-settings","loose_weight":3,"rate_limit":{"count":0,"period_ms":1000}}"#,
+        );
+        assert_eq!(r["kind"], "invalid_limit", "{r}");
+        assert_eq!(a.loose_weight(), 1, "a refused request changed the weight");
+        assert_eq!(a.rate_limit(), Some(hourly), "a refused request changed the quota");
+        let set = w.ok(r#"{"cmd":"pool-settings","rate_limit":null}"#);
+        assert_eq!(set["rate_limit"], Value::Null);
+        assert_eq!(a.rate_limit(), None);
+        block(async { a.try_spawn(async {}).unwrap().await.unwrap() });
         assert!(w.ok(r#"{"cmd":"stats"}"#).get("adaptive").is_none());
         assert_eq!(w.err(r#"{"cmd":"pool-settings","adaptive_max":9}"#), "unsupported");
         keyed
