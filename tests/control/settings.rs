@@ -123,11 +123,11 @@ pub async fn scheduling_settings_over_the_wire(sp: Sp, net: Net) {
         // The loose tasks' weight: shown in `pool-settings` and `stats`, changed by it.
         assert_eq!(
             w.ok(r#"{"cmd":"pool-settings"}"#),
-            json!({"limit": 1, "loose_weight": 1, "adaptive": null})
+            json!({"limit": 1, "loose_weight": 1, "rate_limit": null, "adaptive": null})
         );
         assert_eq!(
             w.ok(r#"{"cmd":"pool-settings","loose_weight":3}"#),
-            json!({"limit": 1, "loose_weight": 3, "adaptive": null})
+            json!({"limit": 1, "loose_weight": 3, "rate_limit": null, "adaptive": null})
         );
         assert_eq!(w.ok(r#"{"cmd":"stats"}"#)["loose_weight"], 3);
         assert_eq!(p.loose_weight(), 3);
@@ -436,8 +436,8 @@ pub fn settings_are_bounded_and_checked(net: Net) {
          rate_limit: inf"
     );
     assert_eq!(
-        say("pool-settings -w 2", 3),
-        "       limit: 2\nloose_weight: 2\n    adaptive: off"
+        say("pool-settings -w 2", 4),
+        "       limit: 2\nloose_weight: 2\n  rate_limit: inf\n    adaptive: off"
     );
     assert_eq!(
         say("group-settings g --rate 30/min --burst 2", 5)
