@@ -187,18 +187,7 @@ pub fn parse_words<S: AsRef<str>>(words: &[S]) -> Result<Command, WireError> {
             let priority = args.option(&["-p", "--priority"])?;
             let weight = args.option(&["-w", "--weight"])?;
             let cap = args.option(&["-n", "--num-concurrent"])?;
-            let rate = args.option(&["-r", "--rate"])?;
-            let burst = args.option(&["-b", "--burst"])?;
-            let rate_limit = match (rate, burst) {
-                (None, None) => None,
-                (None, Some(_)) => {
-                    return Err(bad(format!(
-                        "--burst B goes with --rate N/PERIOD (e.g. `--rate 10/s --burst 5`); {}",
-                        usage()
-                    )))
-                }
-                (Some(r), burst) => Some(rate_option(&r, burst.as_deref(), &usage)?),
-            };
+            let rate_limit = args.rate_limit()?;
             Command::GroupSettings {
                 name: args.required("NAME")?,
                 priority: priority
@@ -233,18 +222,7 @@ pub fn parse_words<S: AsRef<str>>(words: &[S]) -> Result<Command, WireError> {
             let loose_weight = count(&["-w", "--loose-weight"], "--loose-weight W")?;
             let adaptive_min = count(&["--adaptive-min"], "--adaptive-min N")?;
             let adaptive_max = count(&["--adaptive-max"], "--adaptive-max N")?;
-            let rate = args.option(&["-r", "--rate"])?;
-            let burst = args.option(&["-b", "--burst"])?;
-            let rate_limit = match (rate, burst) {
-                (None, None) => None,
-                (None, Some(_)) => {
-                    return Err(bad(format!(
-                        "--burst B goes with --rate N/PERIOD (e.g. `--rate 10/s --burst 5`); {}",
-                        usage()
-                    )))
-                }
-                (Some(r), burst) => Some(rate_option(&r, burst.as_deref(), &usage)?),
-            };
+            let rate_limit = args.rate_limit()?;
             Command::PoolSettings {
                 loose_weight,
                 adaptive_min,
@@ -349,6 +327,21 @@ impl Args<'_, '_> {
         let before = self.words.len();
         self.words.retain(|w| !names.contains(w));
         before != self.words.len()
+    }
+
+    /// `--rate N/PERIOD [--burst B]` (`group-settings`, `pool-settings`): `None` if not
+    /// given, `Some(None)` for `inf`.
+    fn rate_limit(&mut self) -> Result<Option<Option<WireQuota>>, WireError> {
+        let rate = self.option(&["-r", "--rate"])?;
+        let burst = self.option(&["-b", "--burst"])?;
+        match (rate, burst) {
+            (None, None) => Ok(None),
+            (None, Some(_)) => Err(bad(format!(
+                "--burst B goes with --rate N/PERIOD (e.g. `--rate 10/s --burst 5`); {}",
+                (self.usage)()
+            ))),
+            (Some(r), burst) => rate_option(&r, burst.as_deref(), self.usage).map(Some),
+        }
     }
 
     fn option(&mut self, names: &[&str]) -> Result<Option<String>, WireError> {
