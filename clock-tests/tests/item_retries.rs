@@ -196,6 +196,30 @@ fn at_once<T: Send + 'static>(max: u32) -> RetryPolicy<Result<T, ()>> {
         .unwrap()
 }
 
+/// An item function logging each attempt's start in `starts`: the first attempt of all (of
+/// "a") fails, every other succeeds.
+fn a_fails_once(
+    starts: Starts,
+    t0: Instant,
+) -> impl Fn(&'static str) -> futures::future::BoxFuture<'static, Result<&'static str, ()>>
+       + Send
+       + Sync
+       + 'static {
+    let failed = Arc::new(Mutex::new(false));
+    move |x| {
+        let (s, failed) = (starts.clone(), failed.clone());
+        Box::pin(async move {
+            s.push(x, t0);
+            let first = !std::mem::replace(&mut *failed.lock().unwrap(), true);
+            if x == "a" && first {
+                Err(())
+            } else {
+                Ok(x)
+            }
+        })
+    }
+}
+
 /// Policies compose: in a rate-limited group, each attempt of a retried item takes a token,
 /// as a first attempt does (a crawler retrying a 503 stays within the host's quota). At one
 /// start a second, "a" fails once: its retry starts at 1 s (before "b", which was not pulled
@@ -206,24 +230,11 @@ async fn each_attempt_of_a_retried_item_takes_a_rate_token() {
     let p = pool(4);
     let t0 = Instant::now();
     let starts = Starts::default();
-    let s = starts.clone();
-    let failed = Arc::new(Mutex::new(false));
     let group = p
         .build_group()
         .rate_limit(Quota::per_second(1).unwrap())
         .retry(at_once::<&str>(3))
-        .map(["a", "b"], 1, move |x: &'static str| {
-            let (s, failed) = (s.clone(), failed.clone());
-            async move {
-                s.push(x, t0);
-                let first = !std::mem::replace(&mut *failed.lock().unwrap(), true);
-                if x == "a" && first {
-                    Err(())
-                } else {
-                    Ok(x)
-                }
-            }
-        })
+        .map(["a", "b"], 1, a_fails_once(starts.clone(), t0))
         .unwrap();
     let out: Vec<_> = group.map(Result::unwrap).collect().await;
     assert_eq!(out, [Ok("a"), Ok("b")]);
@@ -238,24 +249,11 @@ async fn a_retried_item_waits_for_its_own_keys_token() {
     let p = pool(4);
     let t0 = Instant::now();
     let starts = Starts::default();
-    let s = starts.clone();
-    let failed = Arc::new(Mutex::new(false));
     let group = p
         .build_group()
         .rate_limit_by(|x: &&'static str| *x, Quota::per_second(1).unwrap())
         .retry(at_once::<&str>(3))
-        .map(["a", "b"], 2, move |x: &'static str| {
-            let (s, failed) = (s.clone(), failed.clone());
-            async move {
-                s.push(x, t0);
-                let first = !std::mem::replace(&mut *failed.lock().unwrap(), true);
-                if x == "a" && first {
-                    Err(())
-                } else {
-                    Ok(x)
-                }
-            }
-        })
+        .map(["a", "b"], 2, a_fails_once(starts.clone(), t0))
         .unwrap();
     let out: Vec<_> = group.map(Result::unwrap).collect().await;
     assert_eq!(out, [Ok("a"), Ok("b")]);
