@@ -22,6 +22,7 @@ use super::core::{After, Core, Life, Seat, Start, State, TaskControl};
 use super::groups::Pull;
 use super::lanes::GroupKey;
 use super::rate_state::KeyHash;
+use super::retry::predicate_panicked;
 use super::user::{self, Held};
 use crate::error::TaskError;
 use crate::id::TaskId;
@@ -80,13 +81,7 @@ impl<I, T> ItemRetry<I, T> {
             Ok(true) => {}
             Ok(false) => return None,
             Err(payload) => {
-                tracing::error!(
-                    pool,
-                    task_id = id.get(),
-                    "the retry predicate of task {id} panicked; its outcome is final: {}",
-                    user::panic_message(&*payload)
-                );
-                user::drop_payload(payload);
+                predicate_panicked(pool, id, payload);
                 return None;
             }
         }

@@ -95,19 +95,10 @@ impl Retry {
             let mut make = retrier.make.lock().unwrap_or_else(PoisonError::into_inner);
             retrier.policy.retry_after(attempt, res, &mut make.1)
         });
-        match decided {
-            Ok(wait) => wait,
-            Err(payload) => {
-                tracing::error!(
-                    pool,
-                    task_id = id.get(),
-                    "the retry predicate of task {id} panicked; its outcome is final: {}",
-                    user::panic_message(&*payload)
-                );
-                user::drop_payload(payload);
-                None
-            }
-        }
+        decided.unwrap_or_else(|payload| {
+            predicate_panicked(pool, id, payload);
+            None
+        })
     }
 
     /// The next attempt's future, from the user's factory: call with no lock held. A panic
@@ -204,4 +195,16 @@ impl State {
     pub(crate) fn in_backoff(&self) -> usize {
         self.backoff
     }
+}
+
+/// A retry predicate panicked: logged against its task, whose outcome is then final.
+#[cold]
+pub(crate) fn predicate_panicked(pool: &str, id: TaskId, payload: Payload) {
+    tracing::error!(
+        pool,
+        task_id = id.get(),
+        "the retry predicate of task {id} panicked; its outcome is final: {}",
+        user::panic_message(&*payload)
+    );
+    user::drop_payload(payload);
 }
