@@ -1621,8 +1621,7 @@ pub async fn join_waits_for_a_task_between_attempts(sp: Sp) {
         .build_task()
         .retry(policy)
         .spawn_with(move || {
-            m.bump();
-            let n = m.get();
+            let n = m.bumped();
             async move {
                 if n < 2 {
                     Err(())
@@ -1954,8 +1953,7 @@ pub async fn join_waits_for_an_item_between_attempts(sp: Sp) {
         .build_group()
         .retry(policy)
         .map(vec![()], 1, move |()| {
-            m.bump();
-            let n = m.get();
+            let n = m.bumped();
             async move {
                 if n < 2 {
                     Err(())
@@ -1998,8 +1996,7 @@ pub async fn a_simple_pool_retries_its_tasks(sp: Sp) {
     let ends = Counter::new();
     let (m, e) = (made.clone(), ends.clone());
     let pool = SimpleTaskPool::builder(sp.clone(), move || {
-        m.bump();
-        let n = m.get();
+        let n = m.bumped();
         async move {
             if n == 1 {
                 Err(())

@@ -125,8 +125,14 @@ impl Counter {
         Self::default()
     }
     pub fn bump(&self) {
-        self.0 .0.fetch_add(1, Ordering::SeqCst);
+        self.bumped();
+    }
+    /// Counts one more thing, and says the count with it (one atomic step: two bumps at once
+    /// on two threads see different counts, which `bump(); get()` does not promise).
+    pub fn bumped(&self) -> usize {
+        let now = self.0 .0.fetch_add(1, Ordering::SeqCst) + 1;
         self.0 .1.notify(usize::MAX);
+        now
     }
     pub fn get(&self) -> usize {
         self.0 .0.load(Ordering::SeqCst)
