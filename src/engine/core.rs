@@ -761,6 +761,18 @@ impl Core {
 
     /// Spawns a runtime task. A refused spawn drops the future unpolled, which retires its
     /// task as refused (see [`inside_spawn`]).
+    /// Lets go of a reference to the pool that may be its last (a timer's or a job's): the
+    /// pool's drop drops its spawner, the user's, so it goes through the panic guard as any
+    /// user value does.
+    pub(crate) fn let_go(self: Arc<Self>) {
+        let whose = Whose {
+            pool: "(a pool whose last reference goes)",
+            task: None,
+            what: "the pool",
+        };
+        drop_value(self, whose);
+    }
+
     pub(crate) fn spawn(&self, fut: BoxFuture) {
         if SPAWNING.get() {
             DEFERRED.with_borrow_mut(|d| d.push((self.spawner.clone(), fut)));

@@ -78,7 +78,7 @@ use super::groups::{AfterItem, Pull, SizeHint, MAX_RAMP};
 use super::lanes::{GroupKey, Lane};
 use super::rate_state::{GroupRate, KeyHash, Limit, PoolRate, PoolWait, RateWait, MAX_ASIDE};
 use super::timer::QueueTimer;
-use super::user::{drop_value, Held, Whose};
+use super::user::Held;
 use crate::id::TaskId;
 use crate::policy::Quota;
 use std::sync::Arc;
@@ -483,23 +483,12 @@ impl Core {
         // do, and without a worker nothing else may hold the pool once its handles are gone
         // (a weak timer let the pool go, with the items never run). A cancel or shed of the
         // group disarms it, which lets go at once.
-        let core = Arc::clone(self);
-        let timer = wait.timer;
-        self.spawn(Box::pin(async move {
-            if timer.sleep(sleep).await {
-                let now = core.spawner.now();
-                let mut s = core.section();
-                let (st, after, c) = s.split();
-                st.rate_due(key, &timer, now, c, after);
-            }
-            // Possibly the pool's last reference (its spawner is the user's).
-            let whose = Whose {
-                pool: "(a pool whose last reference goes)",
-                task: None,
-                what: "the pool",
-            };
-            drop_value(core, whose);
-        }));
+        spawn_rate_timer(
+            Arc::clone(self),
+            sleep,
+            wait.timer,
+            move |st, timer, now, c, after| st.rate_due(key, timer, now, c, after),
+        );
     }
 
     /// Sets group `key`'s quota (a `Group` handle's own group).
@@ -783,22 +772,9 @@ impl Core {
         let Some(core) = self.this.upgrade() else {
             return; // (the pool is going: nothing waits any more)
         };
-        let timer = wait.timer;
-        self.spawn(Box::pin(async move {
-            if timer.sleep(sleep).await {
-                let now = core.spawner.now();
-                let mut s = core.section();
-                let (st, after, c) = s.split();
-                st.pool_rate_due(&timer, now, c, after);
-            }
-            // Possibly the pool's last reference (its spawner is the user's).
-            let whose = Whose {
-                pool: "(a pool whose last reference goes)",
-                task: None,
-                what: "the pool",
-            };
-            drop_value(core, whose);
-        }));
+        spawn_rate_timer(core, sleep, wait.timer, |st, timer, now, c, after| {
+            st.pool_rate_due(timer, now, c, after)
+        });
     }
 
     /// Sets (or lifts) the pool's rate limit.
@@ -820,4 +796,25 @@ impl Core {
     pub(crate) fn pool_rate(&self) -> Option<Quota> {
         self.read(|st| st.pool_rate.as_ref().map(|r| r.quota()))
     }
+}
+
+/// Spawns a rate timer on the pool's runtime, holding the pool: when `sleep` ends, unless the
+/// timer was disarmed first, `due` runs in a section with the runtime's clock (read before
+/// locking); then the reference goes.
+fn spawn_rate_timer(
+    core: Arc<Core>,
+    sleep: async_taskpool_runtime::BoxFuture,
+    timer: Arc<QueueTimer>,
+    due: impl FnOnce(&mut State, &Arc<QueueTimer>, Instant, &Arc<Core>, &mut After) + Send + 'static,
+) {
+    let pool = Arc::clone(&core);
+    pool.spawn(Box::pin(async move {
+        if timer.sleep(sleep).await {
+            let now = core.spawner.now();
+            let mut s = core.section();
+            let (st, after, c) = s.split();
+            due(st, &timer, now, c, after);
+        }
+        core.let_go();
+    }));
 }

@@ -26,7 +26,6 @@
 use super::core::{After, Core, Outcome, Seat, Start, State};
 use super::lanes::GroupKey;
 use super::timer::QueueTimer;
-use super::user::{drop_value, Whose};
 use crate::id::TaskId;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -84,13 +83,7 @@ fn shed(pool: &Weak<Core>, target: Target) {
             Target::Group(key) => st.shed_group(key, c, after),
         }
     }
-    // Possibly the pool's last reference (its spawner is the user's).
-    let whose = Whose {
-        pool: "(a pool whose last reference goes)",
-        task: None,
-        what: "the pool",
-    };
-    drop_value(core, whose);
+    core.let_go();
 }
 
 impl State {
