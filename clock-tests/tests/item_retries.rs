@@ -14,39 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::{sleep, Instant};
 
-const SEC: Duration = Duration::from_secs(1);
-
-fn pool(limit: usize) -> TaskPool {
-    TaskPool::builder(TokioSpawner::current())
-        .limit(limit)
-        .build()
-        .unwrap()
-}
-
-/// Retries `Err` outputs after 1 s, 2 s, 4 s, ... (no jitter), up to `max` attempts.
-fn doubling<T: Send + 'static>(max: u32) -> RetryPolicy<Result<T, ()>> {
-    RetryPolicy::builder()
-        .max_attempts(max)
-        .backoff(SEC, 60 * SEC)
-        .jitter(Jitter::None)
-        .retry_errors()
-        .build()
-        .unwrap()
-}
-
-/// When each attempt started, in seconds of virtual time since `t0`.
-#[derive(Clone, Default)]
-struct Starts(Arc<Mutex<Vec<(&'static str, f64)>>>);
-
-impl Starts {
-    fn push(&self, who: &'static str, t0: Instant) {
-        let at = t0.elapsed().as_secs_f64();
-        self.0.lock().unwrap().push((who, at));
-    }
-    fn get(&self) -> Vec<(&'static str, f64)> {
-        self.0.lock().unwrap().clone()
-    }
-}
+mod common;
+use common::{doubling, pool, Starts, SEC};
 
 /// An item's attempts start exactly after the policy's waits (1, 2, 4 s after each failure);
 /// the other item runs once; the results keep input order, the failed item's last output

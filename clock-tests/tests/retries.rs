@@ -3,49 +3,13 @@
 //! again, and a cancel during the wait. The same behaviours on every runtime flavour, without
 //! exact times, are in the main crate's `tests/conformance/policies.rs`.
 
-use async_taskpool::{
-    policy::{Jitter, RetryPolicy},
-    runtime::TokioSpawner,
-    TaskError, TaskPool, TaskState,
-};
+use async_taskpool::{policy::RetryPolicy, TaskError, TaskState};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 use tokio::time::{sleep, Instant};
 
-const SEC: Duration = Duration::from_secs(1);
-
-fn pool(limit: usize) -> TaskPool {
-    TaskPool::builder(TokioSpawner::current())
-        .limit(limit)
-        .build()
-        .unwrap()
-}
-
-/// Retries `Err` outputs after 1 s, 2 s, 4 s, ... (no jitter), up to `max` attempts.
-fn doubling<T: Send + 'static>(max: u32) -> RetryPolicy<Result<T, ()>> {
-    RetryPolicy::builder()
-        .max_attempts(max)
-        .backoff(SEC, 60 * SEC)
-        .jitter(Jitter::None)
-        .retry_errors()
-        .build()
-        .unwrap()
-}
-
-/// When each attempt started, in seconds of virtual time since `t0`.
-#[derive(Clone, Default)]
-struct Starts(Arc<Mutex<Vec<(&'static str, f64)>>>);
-
-impl Starts {
-    fn push(&self, who: &'static str, t0: Instant) {
-        let at = t0.elapsed().as_secs_f64();
-        self.0.lock().unwrap().push((who, at));
-    }
-    fn get(&self) -> Vec<(&'static str, f64)> {
-        self.0.lock().unwrap().clone()
-    }
-}
+mod common;
+use common::{doubling, pool, Starts, SEC};
 
 /// Attempts start exactly after the policy's waits (1, 2, 4 s after each failure), and the
 /// task's run time between them does not shift the schedule's waits.
