@@ -1899,9 +1899,17 @@ pub async fn an_item_waiting_for_its_next_attempt_can_be_cancelled(sp: Sp) {
     let ids = Log::default();
     let (made, gate, other) = (Counter::new(), Gate::new(), Counter::new());
     let (ids2, m, g, o) = (ids.clone(), made.clone(), gate.clone(), other.clone());
+    // A backoff the worker outruns by far: it pulls item 1 before item 0 is requeued.
+    let policy = async_taskpool::policy::RetryPolicy::<Result<(), ()>>::builder()
+        .max_attempts(10)
+        .backoff(Duration::from_millis(50), Duration::from_millis(50))
+        .jitter(async_taskpool::policy::Jitter::None)
+        .retry_errors()
+        .build()
+        .unwrap();
     let group = p
         .build_group()
-        .retry(retry_errors::<(), ()>(3))
+        .retry(policy)
         .map(vec![0u32, 1], 1, move |x| {
             let (ids, m, g, o) = (ids2.clone(), m.clone(), g.clone(), o.clone());
             async move {
@@ -1918,18 +1926,29 @@ pub async fn an_item_waiting_for_its_next_attempt_can_be_cancelled(sp: Sp) {
         .unwrap();
     other.wait_for(1).await;
     let id = ids.get()[0];
-    // Its backoff (none) ends while item 1 holds the group's only slot.
-    while live(&p, id) != Some((TaskState::Queued, 2)) {
-        assert_ne!(live(&p, id), None, "item 0 ended");
+    // Its backoff ends while item 1 holds the group's only slot. Had the worker been slower
+    // than the backoff, a requeued item 0 took the slot again (it goes ahead of items not
+    // pulled yet; seen with no backoff): it then waits on a later attempt.
+    let next = loop {
+        match live(&p, id) {
+            Some((TaskState::Queued, n)) if n >= 2 => break n,
+            state => assert!(
+                matches!(state, Some((_, n)) if n < 10),
+                "item 0 is {state:?} after {} attempts, stats {:?}",
+                made.get(),
+                p.stats()
+            ),
+        }
         yield_n(1).await;
-    }
+    };
+    assert_eq!(made.get(), next as usize - 1);
     assert_eq!(p.stats().queued, 1);
     p.cancel([id]).unwrap();
     gate.open();
     let out: Vec<_> = group.collect().await;
     let err = out[0].as_ref().unwrap_err();
-    assert!(err.is_cancelled() && err.attempts() == 2, "{err:?}");
-    assert_eq!(made.get(), 1);
+    assert!(err.is_cancelled() && err.attempts() == next, "{err:?}");
+    assert_eq!(made.get(), next as usize - 1);
     p.join().await.unwrap();
     let stats = p.stats();
     assert_eq!((stats.queued, stats.retrying, stats.cancelled), (0, 0, 1));
