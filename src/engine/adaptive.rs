@@ -102,6 +102,7 @@ impl Adaptive {
         }
     }
 
+    #[inline(never)]
     fn sample(&self, core: &Arc<Core>, started: Instant, id: TaskId, outcome: Outcome) {
         let run_time = core.spawner.now().saturating_duration_since(started);
         let in_flight = self.in_flight.fetch_sub(1, Ordering::Relaxed);

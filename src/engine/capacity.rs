@@ -14,11 +14,18 @@ const KEEP: usize = 1024;
 /// The new capacity (a quarter of the old) is at least twice the length, so the buffer can
 /// grow again before it reallocates, and one that hovers near the threshold does not
 /// reallocate on every call.
+#[inline]
 pub(crate) fn shrink_after_burst<T>(v: &mut VecDeque<T>) {
     let cap = v.capacity();
     if cap > KEEP && v.len() < cap / 8 {
-        v.shrink_to((cap / 4).max(KEEP));
+        shrink(v, cap);
     }
+}
+
+#[cold]
+#[inline(never)]
+fn shrink<T>(v: &mut VecDeque<T>, cap: usize) {
+    v.shrink_to((cap / 4).max(KEEP));
 }
 
 #[cfg(test)]

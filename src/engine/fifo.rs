@@ -77,13 +77,28 @@ impl<T: Slot> Fifo<T> {
     }
 
     /// Removes and returns the oldest item with its key.
+    #[inline]
     pub(crate) fn pop(&mut self) -> Option<(u64, T)> {
+        if !self.late.is_empty() {
+            return self.pop_with_late();
+        }
+        self.pop_ring()
+    }
+
+    /// [`pop`](Self::pop) while items wait in `late` (retried tasks): the lower key goes.
+    #[inline(never)]
+    fn pop_with_late(&mut self) -> Option<(u64, T)> {
         if let Some((&late, _)) = self.late.first_key_value() {
             if self.front_key().is_none_or(|k| late < k) {
                 self.live -= 1;
                 return self.late.pop_first();
             }
         }
+        self.pop_ring()
+    }
+
+    #[inline]
+    fn pop_ring(&mut self) -> Option<(u64, T)> {
         while let Some((key, item)) = self.items.pop_front() {
             self.head += 1;
             if !item.is_vacant() {

@@ -17,6 +17,7 @@ pub(crate) enum Outcome {
 }
 
 impl Outcome {
+    #[inline]
     pub(crate) fn of<T>(res: &Result<T, TaskError>) -> Self {
         match res {
             Ok(_) => Self::Completed,
@@ -24,6 +25,7 @@ impl Outcome {
         }
     }
 
+    #[inline(never)]
     fn of_error(e: &TaskError) -> Self {
         match e {
             TaskError::Cancelled { .. } => Self::Cancelled,

@@ -144,6 +144,7 @@ impl State {
     /// The lane whose turn it is (see the module's rules). `from` is the lane whose slot is
     /// up for grabs (it counts one fewer). Lanes that want none leave the ring. Returns the
     /// lane's place in the ring too, for [`take_turn`](Self::take_turn).
+    #[inline]
     pub(super) fn lane_up(&mut self, from: Option<Lane>) -> Option<(Lane, usize)> {
         if self.turns.len() == 0 {
             return None;
@@ -155,6 +156,13 @@ impl State {
                 return Some((lane, 0));
             }
         }
+        self.weigh_lanes(from)
+    }
+
+    /// [`lane_up`](Self::lane_up) when more than one lane competes (or the one lane wants
+    /// nothing more).
+    #[inline(never)]
+    fn weigh_lanes(&mut self, from: Option<Lane>) -> Option<(Lane, usize)> {
         let from_out_of_ring = self.out_of_ring(from);
         let window = self.ageing_window();
         let mut best: Option<Candidate> = None;

@@ -116,6 +116,20 @@ impl<V> IdTable<V> {
         debug_assert!(self.index(id).is_none(), "id {id} inserted twice");
         let at = u32::try_from(self.entries.len()).expect("fewer than 2^32 live tasks");
         self.entries.push((id, value));
+        let end = self.base + self.window.len() as u64;
+        if id == end && self.in_window != 0 && self.window.len() < COMPACT_AT {
+            // The next id in sequence (the common case): it extends the window.
+            self.window.push_back(at);
+            self.in_window += 1;
+            return;
+        }
+        self.place(id, at);
+    }
+
+    /// Where [`insert`](Self::insert) puts the index `at` of `id` when it does not simply
+    /// extend the window.
+    #[inline(never)]
+    fn place(&mut self, id: u64, at: u32) {
         if self.in_window == 0 {
             // An empty window starts afresh at this id.
             self.window.clear();
