@@ -212,6 +212,50 @@ async fn a_group_sheds_what_did_not_start_by_its_deadline() {
     assert_eq!((stats.ended, stats.shed), (50, 40));
 }
 
+/// A group shed while every slot is held gets a worker at once, over the limit, to shed its
+/// items: they never run, so they count as ending, not running, and the pool never shows
+/// more tasks running than its limit (seen by an item's destructor, which runs as the item
+/// is shed). The model test found `running` at 2 with a limit of 1.
+#[tokio::test(start_paused = true)]
+async fn shed_items_never_count_as_running() {
+    struct Probe {
+        pool: TaskPool,
+        seen: Log<(usize, usize)>,
+    }
+    impl Drop for Probe {
+        fn drop(&mut self) {
+            let st = self.pool.stats();
+            self.seen.push((st.running, st.ending));
+        }
+    }
+    let p = pool(1);
+    let busy = p.spawn_queued(sleep(10 * SEC)).unwrap();
+    let seen = Log::default();
+    let items: Vec<Probe> = (0..3)
+        .map(|_| Probe {
+            pool: p.clone(),
+            seen: seen.clone(),
+        })
+        .collect();
+    let group = p
+        .build_group()
+        .max_queue_wait(2 * SEC)
+        .map(items, 1, |_probe| async {})
+        .unwrap();
+    let results: Vec<_> = group.collect().await;
+    assert!(
+        results.iter().all(|r| r.as_ref().unwrap_err().is_shed()),
+        "{results:?}"
+    );
+    assert_eq!(
+        seen.get(),
+        [(1, 1); 3],
+        "each shed item is ending while the busy task runs"
+    );
+    assert_eq!(p.stats().running, 1);
+    busy.await.unwrap();
+}
+
 /// An item that waits for its group's turn without a slot (its input was not ready) is shed
 /// at the deadline at once; items arriving after the deadline are shed as they come.
 #[tokio::test(start_paused = true)]

@@ -261,12 +261,15 @@ function renderLatency(node, stats) {
       el("td", { class: "num", text: int(stats[k].count) })))))));
 }
 
-// The pool's run-time policies, as `stats` carries them: the loose tasks' weight, and the
-// adaptive limit while one drives the limit (`"adaptive": {"limiter", "min", "max", "limit",
-// "samples", "overloads"}`, absent otherwise). Changed with taskpool-ctl's `pool-settings`.
+// The pool's run-time policies, as `stats` carries them: the loose tasks' weight, the
+// pool-wide rate limit while one is set (`"rate_limit": {"count", "period_ms", "burst"}`),
+// and the adaptive limit while one drives the limit (`"adaptive": {"limiter", "min", "max",
+// "limit", "samples", "overloads"}`); each absent otherwise. Changed with taskpool-ctl's
+// `pool-settings`.
 function renderPolicy(node, s, adaptive) {
   const parts = [];
   if (typeof s.loose_weight === "number") parts.push(`Loose tasks' weight ${int(s.loose_weight)}`);
+  if (s.rate_limit && typeof s.rate_limit === "object") parts.push(`Rate limit ${quotaText(s.rate_limit)}`);
   parts.push(adaptive
     ? `Adaptive limit: ${adaptive.limiter}, bounds ${int(adaptive.min)}–${int(adaptive.max)}, now ${int(adaptive.limit)} (${int(adaptive.samples)} samples, ${int(adaptive.overloads)} overloads)`
     : "Adaptive limit: off");

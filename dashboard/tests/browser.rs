@@ -351,6 +351,23 @@ fn dashboard_in_a_real_browser() {
             |t| t == "Loose tasks' weight 1 · Adaptive limit: off",
         )
         .await;
+        // The pool-wide rate limit, while one is set (as `pool-settings` sets it).
+        crawler.set_rate_limit(Some(Quota::per_second(50).unwrap().burst(5).unwrap()));
+        wait_text(
+            &c,
+            "#pool-0 [data-field=policy]",
+            "the pool's rate limit",
+            |t| t == "Loose tasks' weight 1 · Rate limit 50/s, burst 5 · Adaptive limit: off",
+        )
+        .await;
+        crawler.set_rate_limit(None);
+        wait_text(
+            &c,
+            "#pool-0 [data-field=policy]",
+            "the pool's rate limit lifted",
+            |t| t == "Loose tasks' weight 1 · Adaptive limit: off",
+        )
+        .await;
 
         // A group with its scheduling settings in its row, cancelled from its row.
         let batch = crawler

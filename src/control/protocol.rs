@@ -200,7 +200,9 @@ pub enum Command {
     GatherAndClose,
     /// Waits until the pool is closed.
     UntilClosed,
-    /// A [`PoolStats`](crate::PoolStats) snapshot.
+    /// A [`PoolStats`](crate::PoolStats) snapshot, with `adaptive` (the adaptive limit's
+    /// [`AdaptiveStats`](crate::AdaptiveStats)) and `rate_limit` (the pool-wide quota, as
+    /// `pool-settings` shows it) while the pool has them.
     Stats,
     /// A page of the live tasks, in id order: `{"total", "offset", "tasks", "next"}` (see
     /// `PROTOCOL.md`).

@@ -119,13 +119,18 @@ pub(crate) fn pool(
     }))
 }
 
-/// `stats`: the pool's [`PoolStats`](crate::PoolStats), and `adaptive`
-/// ([`TaskPool::adaptive`]) while an adaptive limit is set. (`AdaptiveStats` is the engine's
-/// type, so the snapshot type below it does not carry it.)
+/// `stats`: the pool's [`PoolStats`](crate::PoolStats), `adaptive`
+/// ([`TaskPool::adaptive`]) while an adaptive limit is set, and `rate_limit`
+/// ([`TaskPool::rate_limit`], as `pool-settings` shows it) while the pool has one; both are
+/// absent otherwise. (`AdaptiveStats` is the engine's type, so the snapshot type below it
+/// does not carry it.)
 pub(crate) fn stats(pool: &TaskPool) -> Value {
     let mut stats = json!(pool.stats());
     if let Some(adaptive) = pool.adaptive() {
         stats["adaptive"] = json!(adaptive);
+    }
+    if let Some(quota) = pool.rate_limit() {
+        stats["rate_limit"] = quota_json(Some(quota));
     }
     stats
 }

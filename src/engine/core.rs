@@ -934,6 +934,53 @@ impl State {
         self.time_started(id, group);
     }
 
+    /// Group `key`'s worker takes up item `id`: it runs, unless its group was shed (see
+    /// [`insert_item_entry`](Self::insert_item_entry)).
+    #[inline]
+    pub(crate) fn insert_item(&mut self, id: TaskId, control: Arc<dyn TaskControl>, key: GroupKey) {
+        let shed = match self.groups.get_mut(key) {
+            Some(g) => {
+                g.items_live += 1;
+                g.shed
+            }
+            None => false,
+        };
+        self.insert_item_entry(id, control, key, shed);
+    }
+
+    /// Registers item `id` of group `key` (its group counted it live already). An item of a
+    /// shed group is shed as its worker reaches it: it never runs, so it counts as ending,
+    /// not running (a shed group's worker may hold no slot: `shed_group`), and has no start
+    /// to time.
+    #[inline]
+    pub(crate) fn insert_item_entry(
+        &mut self,
+        id: TaskId,
+        control: Arc<dyn TaskControl>,
+        key: GroupKey,
+        shed: bool,
+    ) {
+        let life = if shed {
+            self.ending += 1;
+            Life::Ending
+        } else {
+            self.running += 1;
+            Life::Running(Seat::Worker)
+        };
+        self.table.insert(
+            id.get(),
+            Entry {
+                control: Held::new(control),
+                life,
+                cancel_requested: false,
+                group: Some(key),
+            },
+        );
+        if !shed {
+            self.time_started(id, Some(key));
+        }
+    }
+
     /// A queued task that was cancelled (or shed) runs its callbacks without a slot.
     pub(super) fn insert_ending(
         &mut self,
@@ -1068,7 +1115,7 @@ impl State {
                     .expect("a group that wants a slot has its driver");
                 let worker = Arc::clone(driver).worker(core, first);
                 if let Some(id) = first {
-                    self.insert_running(id, worker.control, Seat::Worker, Some(key));
+                    self.insert_item(id, worker.control, key);
                 }
                 Some(Start::Job(worker.job))
             }

@@ -292,8 +292,10 @@ impl State {
         }
         if g.ahead > 0 {
             g.ahead -= 1;
+            g.items_live += 1;
+            let shed = g.shed;
             let id = self.allocate_id();
-            self.insert_running(id, control.clone(), Seat::Worker, Some(key));
+            self.insert_item_entry(id, control.clone(), key, shed);
             return Pull::Ahead(id);
         }
         // Items retried go before new ones are pulled (after the few pulled ahead already).
@@ -323,7 +325,7 @@ impl State {
                 g.input = Input::Reserved(r);
                 match self.take_reserved(key) {
                     Some(id) => {
-                        self.insert_running(id, control.clone(), Seat::Worker, Some(key));
+                        self.insert_item(id, control.clone(), key);
                         Pull::Reserved(id)
                     }
                     None => Pull::Nothing,
@@ -415,18 +417,9 @@ impl State {
         g.target = g.target.max(useful.min(ramp) as usize);
         g.items_live += 1;
         let wants_turn = !g.in_turns && g.wants_slot();
+        let shed = g.shed;
         let id = self.allocate_id();
-        self.running += 1;
-        self.table.insert(
-            id.get(),
-            Entry {
-                control: Held::new(control.clone()),
-                life: Life::Running(Seat::Worker),
-                cancel_requested: false,
-                group: Some(key),
-            },
-        );
-        self.time_started(id, Some(key));
+        self.insert_item_entry(id, control.clone(), key, shed);
         if wants_turn {
             self.join_turns(key);
         }
@@ -500,7 +493,7 @@ impl State {
         if self.has_room() && self.turns.len() == 0 {
             self.take_slot();
             self.worker_in(key);
-            self.insert_running(id, control.clone(), Seat::Worker, Some(key));
+            self.insert_item(id, control.clone(), key);
             return Arrival::Slot(id);
         }
         self.waiting_items += 1;

@@ -610,6 +610,7 @@ pub async fn rate_limits_and_the_adaptive_limit_over_the_wire(sp: Sp, net: Net) 
         );
         assert_eq!(set["rate_limit"], hourly_json, "{set}");
         assert_eq!(a.rate_limit(), Some(hourly));
+        assert_eq!(w.ok(r#"{"cmd":"stats"}"#)["rate_limit"], hourly_json, "`stats` shows it");
         block(async { a.spawn(async {}).await.unwrap().await.unwrap() });
         let refused = a.try_spawn(async {}).unwrap_err();
         assert!(
@@ -627,7 +628,8 @@ pub async fn rate_limits_and_the_adaptive_limit_over_the_wire(sp: Sp, net: Net) 
         assert_eq!(set["rate_limit"], Value::Null);
         assert_eq!(a.rate_limit(), None);
         block(async { a.try_spawn(async {}).unwrap().await.unwrap() });
-        assert!(w.ok(r#"{"cmd":"stats"}"#).get("adaptive").is_none());
+        let stats = w.ok(r#"{"cmd":"stats"}"#);
+        assert!(stats.get("adaptive").is_none() && stats.get("rate_limit").is_none(), "{stats}");
         assert_eq!(w.err(r#"{"cmd":"pool-settings","adaptive_max":9}"#), "unsupported");
         keyed
     })
