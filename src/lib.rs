@@ -159,6 +159,11 @@ pub use pool::{PoolBuilder, TaskPool};
 pub use retrying::{RetryingGroupBuilder, RetryingTaskBuilder};
 pub use simple::{SimpleTaskPool, SimpleTaskPoolBuilder};
 pub use stats::{DurationStats, GroupStats, GroupSummary, PoolStats, TaskInfo, TaskState};
+/// The pool's state-lock hold and wait times: only in builds with
+/// `RUSTFLAGS="--cfg taskpool_lock_timing"` (see `benches/lock_hold.rs`).
+#[cfg(taskpool_lock_timing)]
+#[doc(hidden)]
+pub use sync::lock::timing as lock_timing;
 #[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
 #[cfg_attr(
     docsrs,

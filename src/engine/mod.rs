@@ -174,6 +174,14 @@
 //! `core`. The engine has no import circle; keep it so when adding a policy (`farm-studio
 //! look` draws it).
 //!
+//! # Contention
+//!
+//! One state lock per pool, taken about twice per task and held 0.1-0.5 µs: for tasks of a
+//! few microseconds or less it is the pool's serial part, about 2-3 million tasks per second
+//! per pool whatever the core count. `docs/contention.md` has the measured hold and wait
+//! times (`benches/lock_hold.rs`, built with `--cfg taskpool_lock_timing`), what they mean at
+//! 16 and 64 cores, and the changes that would lift the ceiling.
+//!
 //! # Invariants
 //!
 //! - Every task id is registered (table, loose lane or a group's reserved ids) from the

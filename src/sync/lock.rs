@@ -26,6 +26,8 @@ pub(crate) enum Rank {
 /// A held lock; releases it (and, in debug builds, its count) when dropped.
 pub(crate) struct Locked<'a, T> {
     guard: Guard<'a, T>,
+    #[cfg(taskpool_lock_timing)]
+    held_since: Option<std::time::Instant>,
     #[cfg(debug_assertions)]
     rank: Rank,
 }
@@ -57,10 +59,73 @@ pub(crate) fn lock<T, M: Lockable<T>>(m: &M, rank: Rank) -> Locked<'_, T> {
     held::acquire(rank);
     #[cfg(not(debug_assertions))]
     let _ = rank;
+    #[cfg(taskpool_lock_timing)]
+    let asked = (rank == Rank::State).then(std::time::Instant::now);
+    let guard = m.acquire();
     Locked {
-        guard: m.acquire(),
+        guard,
+        #[cfg(taskpool_lock_timing)]
+        held_since: asked.map(timing::acquired),
         #[cfg(debug_assertions)]
         rank,
+    }
+}
+
+/// How long the pool's state lock is waited for and held, summed over every pool of the
+/// process: built only with `RUSTFLAGS="--cfg taskpool_lock_timing"` (two clock reads per
+/// section), for `benches/lock_hold.rs` and the figures in `docs/contention.md`.
+#[cfg(taskpool_lock_timing)]
+pub mod timing {
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    use std::time::Instant;
+
+    static SECTIONS: AtomicU64 = AtomicU64::new(0);
+    static HELD_NS: AtomicU64 = AtomicU64::new(0);
+    static MAX_HELD_NS: AtomicU64 = AtomicU64::new(0);
+    static WAITED_NS: AtomicU64 = AtomicU64::new(0);
+    static WAITED_OVER_1US: AtomicU64 = AtomicU64::new(0);
+
+    /// What the state lock saw since the last [`take`].
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct LockTimes {
+        /// Sections (acquisitions of a pool's state lock).
+        pub sections: u64,
+        /// Time held, summed, in nanoseconds.
+        pub held_ns: u64,
+        /// The longest hold, in nanoseconds.
+        pub max_held_ns: u64,
+        /// Time waited to acquire, summed, in nanoseconds.
+        pub waited_ns: u64,
+        /// Acquisitions that waited more than a microsecond.
+        pub waited_over_1us: u64,
+    }
+
+    /// The times since the last call, and starts counting afresh.
+    pub fn take() -> LockTimes {
+        LockTimes {
+            sections: SECTIONS.swap(0, Relaxed),
+            held_ns: HELD_NS.swap(0, Relaxed),
+            max_held_ns: MAX_HELD_NS.swap(0, Relaxed),
+            waited_ns: WAITED_NS.swap(0, Relaxed),
+            waited_over_1us: WAITED_OVER_1US.swap(0, Relaxed),
+        }
+    }
+
+    pub(super) fn acquired(asked: Instant) -> Instant {
+        let now = Instant::now();
+        let waited = (now - asked).as_nanos() as u64;
+        WAITED_NS.fetch_add(waited, Relaxed);
+        if waited > 1_000 {
+            WAITED_OVER_1US.fetch_add(1, Relaxed);
+        }
+        now
+    }
+
+    pub(super) fn released(since: Instant) {
+        let held = since.elapsed().as_nanos() as u64;
+        SECTIONS.fetch_add(1, Relaxed);
+        HELD_NS.fetch_add(held, Relaxed);
+        MAX_HELD_NS.fetch_max(held, Relaxed);
     }
 }
 
@@ -112,10 +177,15 @@ impl<T> DerefMut for Locked<'_, T> {
     }
 }
 
-#[cfg(debug_assertions)]
+#[cfg(any(debug_assertions, taskpool_lock_timing))]
 impl<T> Drop for Locked<'_, T> {
     fn drop(&mut self) {
+        #[cfg(debug_assertions)]
         held::release(self.rank);
+        #[cfg(taskpool_lock_timing)]
+        if let Some(since) = self.held_since {
+            timing::released(since);
+        }
     }
 }
 
