@@ -907,31 +907,10 @@ impl State {
         std::mem::take(&mut self.idle)
     }
 
-    /// A task starts running.
+    /// A loose task starts running, in `seat` (a group's items: [`insert_item`](Self::insert_item)).
     #[inline]
-    pub(crate) fn insert_running(
-        &mut self,
-        id: TaskId,
-        control: Arc<dyn TaskControl>,
-        seat: Seat,
-        group: Option<GroupKey>,
-    ) {
-        self.running += 1;
-        if let Some(key) = group {
-            if let Some(g) = self.groups.get_mut(key) {
-                g.items_live += 1;
-            }
-        }
-        self.table.insert(
-            id.get(),
-            Entry {
-                control: Held::new(control),
-                life: Life::Running(seat),
-                cancel_requested: false,
-                group,
-            },
-        );
-        self.time_started(id, group);
+    pub(crate) fn insert_running(&mut self, id: TaskId, control: Arc<dyn TaskControl>, seat: Seat) {
+        self.register(id, control, Life::Running(seat), false, None);
     }
 
     /// Group `key`'s worker takes up item `id`: it runs, unless its group was shed (see
@@ -961,24 +940,11 @@ impl State {
         shed: bool,
     ) {
         let life = if shed {
-            self.ending += 1;
             Life::Ending
         } else {
-            self.running += 1;
             Life::Running(Seat::Worker)
         };
-        self.table.insert(
-            id.get(),
-            Entry {
-                control: Held::new(control),
-                life,
-                cancel_requested: false,
-                group: Some(key),
-            },
-        );
-        if !shed {
-            self.time_started(id, Some(key));
-        }
+        self.register(id, control, life, false, Some(key));
     }
 
     /// A queued task that was cancelled (or shed) runs its callbacks without a slot.
@@ -988,16 +954,37 @@ impl State {
         control: Arc<dyn TaskControl>,
         cancel_requested: bool,
     ) {
-        self.ending += 1;
+        self.register(id, control, Life::Ending, cancel_requested, None);
+    }
+
+    /// Enters task `id` in the table, counted by its life; a running one's start is timed.
+    #[inline]
+    fn register(
+        &mut self,
+        id: TaskId,
+        control: Arc<dyn TaskControl>,
+        life: Life,
+        cancel_requested: bool,
+        group: Option<GroupKey>,
+    ) {
+        match life {
+            Life::Running(_) => self.running += 1,
+            Life::Ending => self.ending += 1,
+            Life::Waiting => self.waiting_items += 1,
+            Life::Backoff => self.backoff += 1,
+        }
         self.table.insert(
             id.get(),
             Entry {
                 control: Held::new(control),
-                life: Life::Ending,
+                life,
                 cancel_requested,
-                group: None,
+                group,
             },
         );
+        if let Life::Running(_) = life {
+            self.time_started(id, group);
+        }
     }
 
     /// A task's future is done and its callbacks are about to run. Returns its seat.
@@ -1086,7 +1073,7 @@ impl State {
                 self.take_pool_token();
                 let task = task.into_inner();
                 let id = TaskId::new(key);
-                self.insert_running(id, task.clone().control(), Seat::Slot, None);
+                self.insert_running(id, task.clone().control(), Seat::Slot);
                 // Its future leaves the cell when the runner takes it up, outside the lock.
                 Some(Start::Task(Launch {
                     task,

@@ -346,7 +346,7 @@ fn loom_waiter_sees_the_last_task_retire() {
             let mut s = core.section();
             let id = s.allocate_id();
             s.take_slot();
-            s.insert_running(id, Arc::new(Inert), Seat::Slot, None);
+            s.insert_running(id, Arc::new(Inert), Seat::Slot);
             id
         };
         let ender = {

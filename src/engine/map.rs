@@ -1889,13 +1889,13 @@ mod loom_tests {
         let mut s = core.section();
         let (st, after, _) = s.split();
         st.retire_held(done, Outcome::Completed, after);
-        st.insert_running(next, abort.clone(), Seat::Worker, None);
+        st.insert_running(next, abort.clone(), Seat::Worker);
     }
 
     fn first_item(core: &Arc<Core>, abort: &Arc<ItemAbort>) -> (TaskId, TaskId) {
         let mut s = core.section();
         let (n, next) = (s.allocate_id(), s.allocate_id());
-        s.insert_running(n, abort.clone(), Seat::Worker, None);
+        s.insert_running(n, abort.clone(), Seat::Worker);
         (n, next)
     }
 

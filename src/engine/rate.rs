@@ -156,7 +156,7 @@ impl State {
                     g.ahead -= 1;
                     take_pool(&mut self.pool_rate);
                     let id = self.allocate_id();
-                    self.insert_running(id, control.clone(), Seat::Worker, Some(key));
+                    self.insert_item(id, control.clone(), key);
                     Pull::Ahead(id)
                 }
                 Err(_) if rate.keyed && rate.aside.len() < cap => {
@@ -199,7 +199,7 @@ impl State {
                 match self.take_reserved(key) {
                     Some(id) => {
                         take_pool(&mut self.pool_rate);
-                        self.insert_running(id, control.clone(), Seat::Worker, Some(key));
+                        self.insert_item(id, control.clone(), key);
                         Pull::Reserved(id)
                     }
                     None => Pull::Nothing,

@@ -958,7 +958,7 @@ impl Core {
             let id = s.allocate_id();
             if room {
                 s.take_slot();
-                s.insert_running(id, cell.clone(), Seat::Slot, None);
+                s.insert_running(id, cell.clone(), Seat::Slot);
                 cell.flags.fetch_or(STARTED, Ordering::AcqRel);
                 let samples = if Telemetry::ACTIVE {
                     s.take_samples()
@@ -1032,7 +1032,7 @@ impl Core {
                 return Err(Refused { error, future: fut }.into_error());
             }
             let id = s.allocate_id();
-            s.insert_running(id, cell.clone(), Seat::Nested, None);
+            s.insert_running(id, cell.clone(), Seat::Nested);
             cell.flags.fetch_or(STARTED, Ordering::AcqRel);
             id
         };
@@ -1110,8 +1110,7 @@ mod loom_tests {
             let core = pool();
             let cell = Arc::new(Cell::new(None));
             let id = core.section().allocate_id();
-            core.section()
-                .insert_running(id, cell.clone(), Seat::Slot, None);
+            core.section().insert_running(id, cell.clone(), Seat::Slot);
             let canceller = {
                 let core = core.clone();
                 thread::spawn(move || core.cancel(&[id]).expect("the task is live"))
@@ -1137,7 +1136,7 @@ mod loom_tests {
             let id = core.section().allocate_id();
             // Nested: no slot to give back when it enters its backoff.
             core.section()
-                .insert_running(id, cell.clone(), Seat::Nested, None);
+                .insert_running(id, cell.clone(), Seat::Nested);
             {
                 let mut s = core.section();
                 let (st, after, c) = s.split();
