@@ -102,6 +102,10 @@ struct MapGroup<I, F, T> {
     /// Items pulled ahead, with their sequence numbers, for any worker of the group; the
     /// state counts them (`GroupState::ahead`). Touched only inside a section.
     ahead: Mutex<VecDeque<(u64, I)>>,
+    /// The buffer a batch is pulled into, kept empty between pulls for the next: one per
+    /// group, not per worker, since only the worker holding the input pulls (so a map's
+    /// memory stays one batch, not `num_concurrent` batches).
+    batch: Mutex<Vec<I>>,
     /// Whether an item's outcome stops the group (`try_map`: an `Err`, or any failure).
     stop_when: Option<StopWhen<T>>,
     /// Its `max_queue_wait` and deadline timer (see `shed.rs`).
@@ -254,6 +258,7 @@ impl Core {
             results: results.clone(),
             reserved_item,
             ahead: Mutex::new(VecDeque::new()),
+            batch: Mutex::new(Vec::new()),
             stop_when,
             deadline: spec.queue_wait.map(|d| (d, Arc::default())),
             shed: AtomicU8::new(0),
@@ -786,8 +791,6 @@ where
     let control: Arc<dyn TaskControl> = abort.clone();
     // The next item, when the section that ended the last one took it too.
     let mut pulled: Option<Taken<I>> = None;
-    // Items pulled with the next one, on their way to the group's queue.
-    let mut extra: Vec<I> = Vec::new();
     let mut ran = 0usize;
     loop {
         // Ready items would otherwise run back to back in one poll and starve the executor's
@@ -808,14 +811,12 @@ where
                 let mut pull = pulled.take();
                 let now = poll_fn(|cx| {
                     let pull = pull.take();
-                    Poll::Ready(item_now(
-                        &group, &core, &control, &mut w, pull, &mut extra, cx,
-                    ))
+                    Poll::Ready(item_now(&group, &core, &control, &mut w, pull, cx))
                 })
                 .await;
                 match now {
                     Now::Got(got) => got,
-                    slow => next_item(&group, &core, &control, &mut w, &mut extra, slow).await,
+                    slow => next_item(&group, &core, &control, &mut w, slow).await,
                 }
             }
         };
@@ -1308,7 +1309,6 @@ fn item_now<I, F, T>(
     control: &Arc<dyn TaskControl>,
     w: &mut WorkerGuard,
     mut pulled: Option<Taken<I>>,
-    extra: &mut Vec<I>,
     cx: &mut Context<'_>,
 ) -> Now<I>
 where
@@ -1332,9 +1332,16 @@ where
                 let mut source: Box<Source<I>> = any
                     .downcast()
                     .expect("a group's input has the group's item type");
-                match pull_batch(&mut source, batch, extra, cx, &core.name) {
+                // Items pulled with the first, on their way to the group's queue.
+                let mut extra = std::mem::take(&mut *lock(&group.batch, Rank::Leaf));
+                let pulled = pull_batch(&mut source, batch, &mut extra, cx, &core.name);
+                let got = match pulled {
+                    Batch::Pending => {
+                        let _empty = std::mem::replace(&mut *lock(&group.batch, Rank::Leaf), extra);
+                        return Now::Pending(source);
+                    }
                     Batch::Items(first, ended) => {
-                        pulled_some(group, core, control, source, first, ended, extra, w)
+                        pulled_some(group, core, control, source, first, ended, &mut extra, w)
                     }
                     Batch::Ended => {
                         end_input(group.key, core);
@@ -1342,8 +1349,11 @@ where
                         drop_value(source, input_owner(&core.name));
                         leave_or_again(group, core, control, w)
                     }
-                    Batch::Pending => return Now::Pending(source),
-                }
+                };
+                debug_assert!(extra.is_empty(), "a batch's items all went on");
+                // Empty (another worker's, if it pulled meanwhile): dropped after unlocking.
+                let _empty = std::mem::replace(&mut *lock(&group.batch, Rank::Leaf), extra);
+                got
             }
             Taken::Pull(Pull::Busy) => return Now::Busy,
             // An item was set aside for its key's token: go on with the next.
@@ -1406,7 +1416,6 @@ async fn next_item<I, F, T>(
     core: &Arc<Core>,
     control: &Arc<dyn TaskControl>,
     w: &mut WorkerGuard,
-    extra: &mut Vec<I>,
     mut now: Now<I>,
 ) -> Got<I>
 where
@@ -1435,7 +1444,7 @@ where
                 return Got::Done(next);
             }
         }
-        now = poll_fn(|cx| Poll::Ready(item_now(group, core, control, w, None, extra, cx))).await;
+        now = poll_fn(|cx| Poll::Ready(item_now(group, core, control, w, None, cx))).await;
     }
 }
 
