@@ -771,9 +771,12 @@ pub async fn a_group_sheds_what_did_not_start_in_time(sp: Sp) {
     let called = Counter::new();
     let ends = Counter::new();
     let (g, c, e) = (gate.clone(), called.clone(), ends.clone());
+    // The deadline leaves the first two items ample time to start on a loaded machine: a
+    // worker that finds the input busy (its puller preempted) gives its slot back, and an
+    // item not started by the deadline is rightly shed.
     let group = p
         .build_group()
-        .max_queue_wait(Duration::from_millis(20))
+        .max_queue_wait(Duration::from_millis(300))
         .on_end(move |_| {
             e.bump();
             async {}
@@ -787,10 +790,14 @@ pub async fn a_group_sheds_what_did_not_start_in_time(sp: Sp) {
             }
         })
         .unwrap();
-    // A loose task with a longer deadline, queued behind: when it is shed, so is the group.
+    // Both slots are held by running items from here until the gate opens. (The canary
+    // used to be queued before this: a slot given back by a worker went to it, and it ran.)
+    called.wait_for(2).await;
+    // A loose task queued behind them, with a deadline due after the group's: when it is
+    // shed, the group's deadline has passed too.
     let canary = p
         .build_task()
-        .max_queue_wait(Duration::from_millis(200))
+        .max_queue_wait(Duration::from_millis(500))
         .spawn_queued(async {})
         .unwrap();
     assert!(canary.await.unwrap_err().is_shed());
