@@ -14,64 +14,15 @@
 //! cargo bench --bench memory --features tokio -- --summary rows.md  # target lines too
 //! ```
 
+#[path = "../tests/common/counting_alloc.rs"]
+#[allow(dead_code)]
+mod counting_alloc;
+
 use async_taskpool::{runtime::TokioSpawner, TaskPool};
-use std::alloc::{GlobalAlloc, Layout, System};
+use counting_alloc::{allocations, live, peak_during};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::task::{Context, Poll};
-
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts sizes.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            ALLOCS.fetch_add(1, Relaxed);
-            let now = LIVE.fetch_add(layout.size(), Relaxed) + layout.size();
-            PEAK.fetch_max(now, Relaxed);
-        }
-        p
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Relaxed);
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            if new_size >= layout.size() {
-                let now =
-                    LIVE.fetch_add(new_size - layout.size(), Relaxed) + new_size - layout.size();
-                PEAK.fetch_max(now, Relaxed);
-            } else {
-                LIVE.fetch_sub(layout.size() - new_size, Relaxed);
-            }
-        }
-        p
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn live() -> usize {
-    LIVE.load(Relaxed)
-}
-
-/// Peak live bytes above the level at the call, while `f` runs.
-fn peak_during<R>(f: impl FnOnce() -> R) -> (usize, R) {
-    let base = live();
-    PEAK.store(base, Relaxed);
-    let r = f();
-    (PEAK.load(Relaxed) - base, r)
-}
 
 /// A future of exactly `B` bytes (`size_of::<Payload<B>>() == B`) that completes at once.
 struct Payload<const B: usize>([u8; B]);
@@ -96,12 +47,12 @@ where
         .build()
         .unwrap();
     let blocker = pool.spawn(std::future::pending::<()>()).await.unwrap();
-    let (before, allocs) = (live(), ALLOCS.load(Relaxed));
+    let (before, allocs) = (live(), allocations());
     for _ in 0..n {
         drop(pool.spawn_queued(make()).unwrap());
     }
     let per_task = (live() - before) as f64 / n as f64;
-    let allocs = (ALLOCS.load(Relaxed) - allocs) as f64 / n as f64;
+    let allocs = (allocations() - allocs) as f64 / n as f64;
     let before_kept = live();
     let mut handles = Vec::with_capacity(n);
     for _ in 0..n {

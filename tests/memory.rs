@@ -6,38 +6,16 @@
 //! current-thread runtime so every run allocates the same. One test at a time: the counter
 //! is the whole binary's.
 
+#[path = "common/counting_alloc.rs"]
+#[allow(dead_code)]
+mod counting_alloc;
+
 use async_taskpool::{runtime::TokioSpawner, TaskPool};
-use std::alloc::{GlobalAlloc, Layout, System};
+use counting_alloc::{live, peak_during};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::task::{Context, Poll};
-
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts sizes.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            let now = LIVE.fetch_add(layout.size(), Relaxed) + layout.size();
-            PEAK.fetch_max(now, Relaxed);
-        }
-        p
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Relaxed);
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 /// The counter is shared by the whole binary: its tests take turns.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -49,16 +27,8 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// Peak live bytes above the level at the call, while `f` runs.
-fn peak_during(f: impl FnOnce()) -> usize {
-    let base = LIVE.load(Relaxed);
-    PEAK.store(base, Relaxed);
-    f();
-    PEAK.load(Relaxed) - base
-}
-
 fn map_peak(rt: &tokio::runtime::Runtime, items: u64, unordered: bool) -> usize {
-    peak_during(|| {
+    let (peak, ()) = peak_during(|| {
         rt.block_on(async {
             let pool = TaskPool::new(TokioSpawner::current());
             let b = pool.build_group();
@@ -67,7 +37,8 @@ fn map_peak(rt: &tokio::runtime::Runtime, items: u64, unordered: bool) -> usize 
             let summary = group.join().await.unwrap();
             assert_eq!(summary.completed, items);
         })
-    })
+    });
+    peak
 }
 
 #[test]
@@ -107,11 +78,11 @@ fn a_queued_task_costs_a_bounded_number_of_bytes_beside_its_future() {
             .build()
             .unwrap();
         let blocker = pool.spawn(std::future::pending::<()>()).await.unwrap();
-        let before = LIVE.load(Relaxed);
+        let before = live();
         for _ in 0..N {
             drop(pool.spawn_queued(Payload([7; 64])).unwrap());
         }
-        let beyond = (LIVE.load(Relaxed) - before) as f64 / N as f64 - 64.0;
+        let beyond = (live() - before) as f64 / N as f64 - 64.0;
         // 89 bytes on 64-bit targets today (BENCHMARKS.md, "Memory"); the bound catches a
         // field or an allocation added to every queued task.
         assert!(

@@ -16,51 +16,23 @@
 //! (`TASKPOOL_STRESS_TASKS=1000000 cargo test --release --all-features --test stress`).
 #![cfg(any(feature = "tokio", feature = "smol"))]
 
+#[path = "common/counting_alloc.rs"]
+#[allow(dead_code)]
+mod counting_alloc;
 #[path = "conformance/support.rs"]
 #[allow(dead_code)]
 mod support;
 
 use async_taskpool::runtime::Spawner;
 use async_taskpool::{PoolError, TaskPool};
+use counting_alloc::live;
 use futures::StreamExt;
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::future::{pending, Future};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::{Counter, Sp};
-
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts sizes.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            LIVE.fetch_add(layout.size(), Relaxed);
-        }
-        p
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Relaxed);
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            LIVE.fetch_add(new_size, Relaxed);
-            LIVE.fetch_sub(layout.size(), Relaxed);
-        }
-        p
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 /// Heap measurements are global: one test at a time in this binary.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -199,7 +171,7 @@ async fn stress(sp: Sp) {
         produce(pool.clone(), 0, 2_000, warm).await;
         pool.gather_and_close().await.unwrap();
     }
-    let base = LIVE.load(SeqCst);
+    let base = live();
 
     let pool = TaskPool::builder(sp.clone()).limit(64).build().unwrap();
     let tally = Arc::new(Tally::default());
@@ -266,13 +238,13 @@ async fn stress(sp: Sp) {
 /// A runtime task that retired its pool task may still be finishing on another thread,
 /// holding the pool: nothing signals when the runtime frees it, so this polls, bounded.
 async fn settled_heap(sp: &Sp, base: usize) -> usize {
-    let mut now = LIVE.load(SeqCst);
+    let mut now = live();
     for _ in 0..200 {
         if now <= base + LEAK_BOUND {
             break;
         }
         sp.sleep(Duration::from_millis(10)).await;
-        now = LIVE.load(SeqCst);
+        now = live();
     }
     now
 }
@@ -325,9 +297,9 @@ async fn dropped_waits(sp: Sp) {
     // The first batch grows the pool's queue, table and group registry to their high-water
     // mark (kept as capacity); a second one must not add to it.
     batch(pool.clone()).await;
-    let base = LIVE.load(SeqCst);
+    let base = live();
     batch(pool.clone()).await;
-    let after = LIVE.load(SeqCst);
+    let after = live();
     assert!(
         after <= base + LEAK_BOUND,
         "live heap grew by {} bytes over {rounds} rounds of dropped waits",

@@ -296,6 +296,13 @@ impl Core {
 }
 
 impl<I, F, T> MapGroup<I, F, T> {
+    /// Puts the (emptied) batch buffer back for the next pull, its room kept. One another
+    /// worker put back meanwhile is empty too, and is dropped after unlocking.
+    fn keep_batch_buffer(&self, buffer: Vec<I>) {
+        debug_assert!(buffer.is_empty(), "a batch's items all went on");
+        let _empty = std::mem::replace(&mut *lock(&self.batch, Rank::Leaf), buffer);
+    }
+
     /// The group's deadline passed: `Some(max_queue_wait)`.
     #[inline]
     fn shed_after(&self) -> Option<Duration> {
@@ -1337,7 +1344,7 @@ where
                 let pulled = pull_batch(&mut source, batch, &mut extra, cx, &core.name);
                 let got = match pulled {
                     Batch::Pending => {
-                        let _empty = std::mem::replace(&mut *lock(&group.batch, Rank::Leaf), extra);
+                        group.keep_batch_buffer(extra);
                         return Now::Pending(source);
                     }
                     Batch::Items(first, ended) => {
@@ -1350,9 +1357,7 @@ where
                         leave_or_again(group, core, control, w)
                     }
                 };
-                debug_assert!(extra.is_empty(), "a batch's items all went on");
-                // Empty (another worker's, if it pulled meanwhile): dropped after unlocking.
-                let _empty = std::mem::replace(&mut *lock(&group.batch, Rank::Leaf), extra);
+                group.keep_batch_buffer(extra);
                 got
             }
             Taken::Pull(Pull::Busy) => return Now::Busy,
