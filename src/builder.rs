@@ -311,6 +311,7 @@ where
     F::Output: Send + 'static,
 {
     let s = core.submit(fut, spec, admission)?;
+    debug_assert!(s.here.is_none(), "only `exec` starts a task in its caller");
     Ok((TaskHandle::new(s.id, s.cell, core.clone()), s.started))
 }
 
@@ -324,7 +325,7 @@ where
     F::Output: Send + 'static,
 {
     let (handle, started) =
-        submit(core, fut, spec, Admission::StartOrQueue).map_err(Refused::into_error)?;
+        submit(core, fut, spec, Admission::Queue).map_err(Refused::into_error)?;
     // From one of the pool's own tasks, waiting for room could wait for the caller's own
     // slot: the task stays queued and the handle comes back at once.
     if !started && !inside_pool(core.serial) {
@@ -348,7 +349,7 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    submit(core, fut, spec, Admission::StartOrQueue)
+    submit(core, fut, spec, Admission::Queue)
         .map(|(h, _)| h)
         .map_err(Refused::into_error)
 }
@@ -362,7 +363,7 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    submit(core, fut, spec, Admission::StartNowOrRefuse)
+    submit(core, fut, spec, Admission::Refuse)
         .map(|(h, _)| h)
         .map_err(|r| TrySpawnError::new(r.error, r.future))
 }
@@ -380,13 +381,26 @@ where
         // From one of the pool's own tasks: the child runs in the caller's slot.
         return Ok(core.exec_nested(fut, spec).await??);
     }
-    let (handle, _) =
-        submit(core, fut, spec, Admission::StartOrQueue).map_err(Refused::into_error)?;
+    // On the pool's single-threaded runtime, a task that finds room runs right here, in the
+    // awaiting task: no runner to wake, no wake back (see `Spawner::is_current_thread`).
+    let admission = if core.spawner.is_current_thread() {
+        Admission::InCallerOrQueue
+    } else {
+        Admission::Queue
+    };
+    let s = core
+        .submit(fut, spec, admission)
+        .map_err(Refused::into_error)?;
+    let (handle, here) = (TaskHandle::new(s.id, s.cell, core.clone()), s.here);
     let mut cancel = CancelOnDrop {
         core,
         id: handle.id(),
         armed: true,
     };
+    if let Some(job) = here {
+        core.run_in_caller(handle.id(), job).await;
+    }
+    // Ready at once if it ran here (a retried task may have queued again for its next try).
     let out = handle.await;
     cancel.armed = false;
     Ok(out?)

@@ -228,6 +228,31 @@ impl TaskPool {
     /// of the pool's own tasks, the child runs at once in the caller's slot instead.
     ///
     /// Dropping this future cancels the task.
+    ///
+    /// When the pool has room and the caller runs on the pool's own runtime, and that runtime
+    /// has only the caller's thread (its spawner's
+    /// [`is_current_thread`](crate::runtime::Spawner::is_current_thread): tokio's
+    /// current-thread runtime), the task takes its slot and runs right here, inside the
+    /// awaiting task, as work under a semaphore would: no runtime task to wake and no
+    /// wake-up when it ends, and no parallelism lost, since a runtime task would run on this
+    /// thread too. It keeps its id, cancellation, timeout, callbacks and panic isolation;
+    /// what differs is that it is polled in the caller's task (task-locals are the caller's)
+    /// and makes progress while this future is polled. Otherwise (multi-threaded runtimes,
+    /// other runtimes) it runs on one of the pool's runtime tasks, in parallel with the
+    /// caller's other work, and this future waits for its output.
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")] {
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// # rt.block_on(async {
+    /// # use async_taskpool::{runtime::TokioSpawner, TaskPool};
+    /// let pool = TaskPool::builder(TokioSpawner::current()).limit(8).build()?;
+    /// let caller = std::thread::current().id();
+    /// let ran_on = pool.exec(async { std::thread::current().id() }).await?;
+    /// assert_eq!(ran_on, caller); // room, on the pool's runtime: run in the caller
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// # }).unwrap(); }
+    /// ```
     pub async fn exec<F>(&self, fut: F) -> Result<F::Output, ExecError>
     where
         F: Future + Send + 'static,

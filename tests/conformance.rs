@@ -42,6 +42,7 @@ macro_rules! for_each_case {
             a_group_held_back_by_the_limit_reuses_its_worker,
             an_unbounded_map_starts_a_worker_per_item_at_most,
             finished_runtime_tasks_park_for_the_next_task,
+            exec_on_a_single_threaded_runtime_runs_in_the_caller,
             map_respects_group_and_pool_limits,
             map_stream_waits_without_a_slot,
             map_items_panic_and_cancel_individually,

@@ -41,4 +41,7 @@ impl Spawner for AsyncStdSpawner {
     fn runtime_name(&self) -> &'static str {
         "async-std"
     }
+
+    // `is_current_thread` keeps its default (`false`): async-std's executor has several
+    // threads, and its `block_on` runs on the caller's.
 }

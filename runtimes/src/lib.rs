@@ -142,6 +142,36 @@ pub trait Spawner: Send + Sync + 'static {
     fn now(&self) -> Instant {
         Instant::now()
     }
+
+    /// Whether a task spawned now would run on the calling thread anyway: the caller runs on
+    /// this executor, and the executor runs all its tasks on this one thread (tokio's
+    /// current-thread runtime). The pool's `exec` then runs a task that finds room inside
+    /// the awaiting caller rather than on a runtime task of its own: no runtime task to wake
+    /// and no wake back, and no parallelism lost, since there was none to have. The default
+    /// is `false` (always a runtime task), right for any executor that cannot tell or that
+    /// has several threads; override it only if the answer is exact, since a wrong `true`
+    /// runs work on the caller's thread that would have run elsewhere.
+    ///
+    /// ```
+    /// # mod async_taskpool { pub mod runtime { pub use ::async_taskpool_runtime::*; } } // as re-exported
+    /// use async_taskpool::runtime::{BoxFuture, SpawnError, Spawner};
+    /// use std::time::Duration;
+    ///
+    /// struct ThreadPerTask;
+    /// impl Spawner for ThreadPerTask {
+    ///     fn spawn(&self, fut: BoxFuture) -> Result<(), SpawnError> {
+    ///         std::thread::spawn(move || futures::executor::block_on(fut));
+    ///         Ok(())
+    ///     }
+    ///     fn sleep(&self, d: Duration) -> BoxFuture {
+    ///         Box::pin(async move { std::thread::sleep(d) })
+    ///     }
+    /// }
+    /// assert!(!ThreadPerTask.is_current_thread()); // the default: never
+    /// ```
+    fn is_current_thread(&self) -> bool {
+        false
+    }
 }
 
 impl<S: Spawner + ?Sized> Spawner for Arc<S> {
@@ -157,6 +187,9 @@ impl<S: Spawner + ?Sized> Spawner for Arc<S> {
     fn now(&self) -> Instant {
         (**self).now()
     }
+    fn is_current_thread(&self) -> bool {
+        (**self).is_current_thread()
+    }
 }
 
 impl<S: Spawner + ?Sized> Spawner for Box<S> {
@@ -171,6 +204,9 @@ impl<S: Spawner + ?Sized> Spawner for Box<S> {
     }
     fn now(&self) -> Instant {
         (**self).now()
+    }
+    fn is_current_thread(&self) -> bool {
+        (**self).is_current_thread()
     }
 }
 

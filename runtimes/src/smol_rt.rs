@@ -65,4 +65,7 @@ impl Spawner for SmolSpawner {
     fn runtime_name(&self) -> &'static str {
         "smol"
     }
+
+    // `is_current_thread` keeps its default (`false`): an `async_executor::Executor` cannot
+    // tell whether the calling task is one of its own, nor how many threads run it.
 }

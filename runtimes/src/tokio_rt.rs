@@ -1,6 +1,6 @@
 use crate::{BoxFuture, SpawnError, Spawner};
 use std::time::Duration;
-use tokio::runtime::Handle;
+use tokio::runtime::{Handle, RuntimeFlavor};
 
 /// Spawns on a tokio runtime, through its [`Handle`].
 ///
@@ -88,6 +88,14 @@ impl Spawner for TokioSpawner {
 
     fn runtime_name(&self) -> &'static str {
         "tokio"
+    }
+
+    /// True when called on this runtime (in one of its tasks, or in its `block_on`) and it
+    /// is a current-thread runtime; a multi-thread runtime, another runtime, or none is
+    /// `false`.
+    fn is_current_thread(&self) -> bool {
+        self.handle.runtime_flavor() == RuntimeFlavor::CurrentThread
+            && Handle::try_current().is_ok_and(|h| h.id() == self.handle.id())
     }
 
     fn now(&self) -> std::time::Instant {

@@ -198,9 +198,12 @@ pub(crate) enum Gate {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Admission {
     /// Start now if there is room, else wait in the queue (`spawn`, `spawn_queued`, `exec`).
-    StartOrQueue,
+    Queue,
     /// Start now or give the future back (`try_spawn`).
-    StartNowOrRefuse,
+    Refuse,
+    /// Start now in the caller's own task, if there is room, else wait in the queue (`exec`
+    /// called on the pool's runtime: see [`Submitted::here`](super::task::Submitted)).
+    InCallerOrQueue,
 }
 
 /// Counters of ended tasks since the last flush.
@@ -1135,15 +1138,34 @@ impl State {
         after: &mut After,
         spare: &mut Option<Arc<Inbox>>,
     ) -> Next {
+        match self.slot_to_turn(core, after) {
+            Some(start) => Next::Run(start),
+            // The slot went to a waiting worker, or back to the pool: this runner has none.
+            None => self.park_or_end(spare),
+        }
+    }
+
+    /// Like [`next_for_slot`](Self::next_for_slot), for work that holds a slot but no runner
+    /// (an `exec` run in its caller's task): what starts in its place goes to a parked
+    /// runner, or a new one, once unlocked.
+    #[inline(never)]
+    pub(crate) fn pass_slot_on(&mut self, core: &Arc<Core>, after: &mut After) {
+        if let Some(start) = self.slot_to_turn(core, after) {
+            let runner = self.idle_runner();
+            after.start(start, runner);
+        }
+    }
+
+    /// The slot of work that ended goes to the work whose turn it is: returned to run in its
+    /// place, or given (to a waiting worker, or back to the pool) here.
+    #[inline]
+    fn slot_to_turn(&mut self, core: &Arc<Core>, after: &mut After) -> Option<Start> {
         if !self.over_limit() {
             if let Some(lane) = self.lane_up(Some(Lane::Loose(0))) {
                 // No token of the pool's rate limit due: the slot goes back (`rate.rs`).
                 if !(self.pool_rate.is_some() && self.pool_held_after(0, after)) {
-                    match self.start_turn(lane, core, after) {
-                        Some(start) => return Next::Run(start),
-                        // The slot went to a waiting worker; this runner has none now.
-                        None => return self.park_or_end(spare),
-                    }
+                    // `None`: the slot went to a waiting worker.
+                    return self.start_turn(lane, core, after);
                 }
             }
         }
@@ -1151,7 +1173,7 @@ impl State {
         if self.anything_waits() {
             self.grant(core, after);
         }
-        self.park_or_end(spare)
+        None
     }
 
     /// A runner with no slot and no job: park it for the next job that starts at once.

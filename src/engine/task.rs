@@ -423,6 +423,9 @@ pin_project! {
         extra: Option<Box<Extra<F::Output>>>,
         // When it started, if the pool's limit is adaptive (`adaptive.rs`).
         started: Option<Instant>,
+        // It runs in its caller's task (`exec` on the pool's runtime), not on a runner: it
+        // cannot park, and the work that takes its slot starts elsewhere.
+        in_caller: bool,
         // Entered on each poll of the future and the callbacks (`span.rs`).
         span: tracing::Span,
     }
@@ -586,8 +589,15 @@ where
             seat,
             step: Step::Fresh,
             started: None,
+            in_caller: false,
             span: tracing::Span::none(),
         }
+    }
+
+    /// The job runs in the task that awaits it (see [`Core::run_in_caller`]).
+    fn in_caller(mut self) -> Self {
+        self.in_caller = true;
+        self
     }
 
     /// Runs task `id` in this job's place, field by field (cheaper than building a new job
@@ -610,6 +620,8 @@ where
         *this.seat = Seat::Slot;
         *this.step = Step::Fresh;
         *this.started = None;
+        // (A job run in its caller ends with `Next::End`: it never takes up another task.)
+        debug_assert!(!*this.in_caller);
         *this.span = tracing::Span::none();
     }
 }
@@ -823,7 +835,12 @@ where
     let unwanted = deliver(&cell, res, after);
     st.retire_held(id, outcome, after);
     let next = if slot_held && *this.seat == Seat::Slot {
-        st.next_for_slot(c, after, spare)
+        if *this.in_caller {
+            st.pass_slot_on(c, after);
+            Next::End
+        } else {
+            st.next_for_slot(c, after, spare)
+        }
     } else {
         Next::End
     };
@@ -867,6 +884,9 @@ pub(crate) struct Submitted<T> {
     pub(crate) cell: Arc<dyn HandleSide<T>>,
     /// Whether it started at once (else it waits in the queue).
     pub(crate) started: bool,
+    /// Its job, when it started at once under [`Admission::InCallerOrQueue`]: the caller
+    /// runs it ([`Core::run_in_caller`]) before awaiting the handle.
+    pub(crate) here: Option<BoxJob>,
 }
 
 /// A task refused by [`Core::submit`], with its future back.
@@ -899,7 +919,11 @@ impl<F> Refused<F> {
 
 impl Core {
     /// Admits a loose task: starts it if there is room and nothing waits, else queues it
-    /// (or, for [`Admission::StartNowOrRefuse`], gives it back).
+    /// (or, for [`Admission::Refuse`], gives it back; for
+    /// [`Admission::InCallerOrQueue`], a start is left to the caller). Inlined into its two
+    /// callers (`exec` and the other entry points), as it was into its one caller before
+    /// `exec` called it too: ~30 instructions a task.
+    #[inline(always)]
     pub(crate) fn submit<F>(
         self: &Arc<Self>,
         fut: F,
@@ -912,7 +936,7 @@ impl Core {
     {
         let cell = Arc::new(TaskCell::with_future(spec, fut));
         let refuse = |error: PoolError| {
-            if admission == Admission::StartNowOrRefuse {
+            if admission == Admission::Refuse {
                 self.telemetry.rejected(match error {
                     // No room now, for a slot or a rate token.
                     PoolError::Full { .. } | PoolError::RateLimited { .. } => Rejection::Full,
@@ -938,7 +962,7 @@ impl Core {
             let rated = s.pool_rate.is_some();
             if rated {
                 // Its start takes a token of the pool's rate limit, or it waits for one.
-                let refusing = admission == Admission::StartNowOrRefuse;
+                let refusing = admission == Admission::Refuse;
                 match s.admit_rated(room, refusing, &self.name) {
                     Ok(token) => room = token,
                     Err(error) => {
@@ -947,7 +971,7 @@ impl Core {
                     }
                 }
             }
-            if !room && admission == Admission::StartNowOrRefuse {
+            if !room && admission == Admission::Refuse {
                 let limit = s.limit().unwrap_or(usize::MAX);
                 drop(s);
                 return refuse(PoolError::Full {
@@ -965,7 +989,12 @@ impl Core {
                 } else {
                     None
                 };
-                (id, true, s.idle_runner(), samples, None, rated)
+                let runner = if admission == Admission::InCallerOrQueue {
+                    None
+                } else {
+                    s.idle_runner()
+                };
+                (id, true, runner, samples, None, rated)
             } else {
                 if Telemetry::ACTIVE {
                     cell.flags.fetch_or(QUEUED, Ordering::AcqRel);
@@ -992,6 +1021,7 @@ impl Core {
             self.telemetry.durations(samples.as_slice());
         }
         self.telemetry.submitted(Kind::Task, 1, u64::from(!started));
+        let mut here = None;
         match (started, runner) {
             (true, Some(mailbox)) => {
                 // A parked runner takes it up (in place, if it last ran a task of this type).
@@ -1005,11 +1035,20 @@ impl Core {
             (true, None) => {
                 let fut = cell.take_future();
                 let run = TaskRun::new(self.clone(), cell.clone(), Some(fut), id, Seat::Slot);
-                self.spawn(Runner::job(run).into_future());
+                if admission == Admission::InCallerOrQueue {
+                    here = Some(Runner::job(run.in_caller()));
+                } else {
+                    self.spawn(Runner::job(run).into_future());
+                }
             }
             (false, _) => {}
         }
-        Ok(Submitted { id, cell, started })
+        Ok(Submitted {
+            id,
+            cell,
+            started,
+            here,
+        })
     }
 
     /// Runs a task inside the task calling it (`exec` from one of the pool's own tasks): the
@@ -1037,23 +1076,8 @@ impl Core {
             id
         };
         self.telemetry.submitted(Kind::Task, 1, 0);
-        let mut nested = Nested {
-            core: self,
-            id,
-            job: Some(Runner::job(TaskRun::new(
-                self.clone(),
-                cell.clone(),
-                Some(fut),
-                id,
-                Seat::Nested,
-            ))),
-        };
-        std::future::poll_fn(|cx| {
-            let job = nested.job.as_mut().expect("polled until done");
-            job.as_mut().poll_job(cx, &mut None).map(|_| ())
-        })
-        .await;
-        nested.job = None;
+        let job = TaskRun::new(self.clone(), cell.clone(), Some(fut), id, Seat::Nested);
+        self.run_in_caller(id, Runner::job(job)).await;
         let handle: Arc<dyn HandleSide<F::Output>> = cell;
         let waker = futures_util::task::noop_waker();
         match handle.poll_result(&mut Context::from_waker(&waker)) {
@@ -1063,15 +1087,44 @@ impl Core {
     }
 }
 
-/// A nested task whose caller stopped waiting: it is cancelled, and its job moves to a
-/// runtime task of its own to run its callbacks and retire.
-struct Nested<'a> {
+impl Core {
+    /// Runs task `id`'s job in the calling task, until the job ends: a nested `exec` (in its
+    /// caller's slot), or an `exec` that found room on the pool's runtime (in a slot of its
+    /// own). If the caller stops waiting, the task is cancelled and its job finishes on a
+    /// runtime task of its own.
+    pub(crate) async fn run_in_caller(self: &Arc<Self>, id: TaskId, job: BoxJob) {
+        let mut in_caller = InCaller {
+            core: self,
+            id,
+            job: Some(job),
+        };
+        let next = std::future::poll_fn(|cx| {
+            let job = in_caller.job.as_mut().expect("polled until done");
+            job.as_mut().poll_job(cx, &mut None)
+        })
+        .await;
+        in_caller.job = None;
+        // Such a job hands its slot on itself and never parks; anything else still starts.
+        debug_assert!(
+            matches!(next, Next::End),
+            "a job run in its caller ended with work"
+        );
+        match next {
+            Next::End | Next::Park(_) => {}
+            Next::Run(start) => self.start(start, None),
+        }
+    }
+}
+
+/// A task run in its caller whose caller stopped waiting: it is cancelled, and its job moves
+/// to a runtime task of its own to run its callbacks and retire.
+struct InCaller<'a> {
     core: &'a Arc<Core>,
     id: TaskId,
     job: Option<BoxJob>,
 }
 
-impl Drop for Nested<'_> {
+impl Drop for InCaller<'_> {
     fn drop(&mut self) {
         if let Some(job) = self.job.take() {
             {

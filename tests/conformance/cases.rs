@@ -791,12 +791,13 @@ pub async fn finished_runtime_tasks_park_for_the_next_task(sp: Sp) {
     let (counting, counts) = CountingSpawner::wrap(sp.clone());
     let p = TaskPool::new(counting);
     for i in 0..200u32 {
-        assert_eq!(p.exec(async move { i }).await.unwrap(), i);
+        let h = p.spawn(async move { i }).await.unwrap();
+        assert_eq!(h.await.unwrap(), i);
     }
     assert_eq!(
         counts.spawned(),
         1,
-        "exec in a loop reuses one runtime task"
+        "spawn then await in a loop reuses one runtime task"
     );
     // A producer refilling a limited pool after it drained reuses the parked ones too.
     let (counting, refill) = CountingSpawner::wrap(sp.clone());
@@ -821,6 +822,87 @@ pub async fn finished_runtime_tasks_park_for_the_next_task(sp: Sp) {
     drop(q);
     counts.all_ended().await;
     refill.all_ended().await;
+}
+
+/// `exec` on the pool's own single-threaded runtime runs a task that finds room inside the
+/// awaiting task (no runtime task, the caller's thread); the work queued behind it starts
+/// when it ends, and dropping the `exec` future cancels the task and frees its slot. On
+/// multi-threaded runtimes (or where the spawner cannot tell: smol) the task runs on a pool
+/// runtime task as before, with the same outcomes.
+pub async fn exec_on_a_single_threaded_runtime_runs_in_the_caller(sp: Sp) {
+    let here = sp.is_current_thread();
+    #[cfg(feature = "tokio")]
+    if sp.runtime_name() == "tokio" {
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        let single = Handle::current().runtime_flavor() == RuntimeFlavor::CurrentThread;
+        assert_eq!(here, single, "tokio tells its current-thread runtime");
+    }
+    if sp.runtime_name() != "tokio" {
+        assert!(!here, "{} has several threads", sp.runtime_name());
+    }
+    let (counting, counts) = CountingSpawner::wrap(sp.clone());
+    let p = TaskPool::builder(counting).limit(1).build().unwrap();
+    for i in 0..100u32 {
+        let caller = std::thread::current().id();
+        let (out, ran_on) = p
+            .exec(async move { (i, std::thread::current().id()) })
+            .await
+            .unwrap();
+        assert_eq!(out, i);
+        if here {
+            assert_eq!(ran_on, caller, "ran in the caller's task");
+        }
+    }
+    assert_eq!(
+        counts.spawned(),
+        usize::from(!here),
+        "exec in a loop: no runtime task on the pool's runtime, else one, reused"
+    );
+    // A task queued behind it starts when it ends: its slot goes on.
+    let (gate, started) = (Gate::new(), Counter::new());
+    let first = {
+        let (gate, started) = (gate.clone(), started.clone());
+        p.exec(async move {
+            started.bump();
+            gate.wait().await;
+            1
+        })
+    };
+    let second = async {
+        started.wait_for(1).await;
+        let queued = p.spawn_queued(async { 2 }).unwrap();
+        assert!(!queued.is_finished());
+        gate.open();
+        queued.await.unwrap()
+    };
+    let (first, second) = futures::join!(first, second);
+    assert_eq!((first.unwrap(), second), (1, 2));
+    // Dropping the `exec` future cancels its task; its future is dropped, its slot frees.
+    let dropped = Counter::new();
+    {
+        let guard = BumpOnDrop(dropped.clone());
+        let mut exec = std::pin::pin!(p.exec(async move {
+            let _guard = guard;
+            pending::<()>().await
+        }));
+        assert!(futures::poll!(exec.as_mut()).is_pending());
+        assert_eq!(p.stats().running, 1);
+    }
+    dropped.wait_for(1).await;
+    assert_eq!(
+        p.exec(async { 3 }).await.unwrap(),
+        3,
+        "the slot is free again"
+    );
+    let stats = p.stats();
+    assert_eq!((stats.cancelled, stats.running), (1, 0), "{stats:?}");
+    // A panic is the task's: the caller gets it as the task's error, the slot frees.
+    let err = p.exec(async { panic!("inline boom") }).await.unwrap_err();
+    assert!(
+        matches!(err, ExecError::Task(TaskError::Panicked { .. })),
+        "{err}"
+    );
+    assert_eq!(p.exec(async { 4 }).await.unwrap(), 4);
 }
 
 pub async fn map_respects_group_and_pool_limits(sp: Sp) {

@@ -305,4 +305,7 @@ impl Spawner for CountingSpawner {
     fn now(&self) -> std::time::Instant {
         self.inner.now()
     }
+    fn is_current_thread(&self) -> bool {
+        self.inner.is_current_thread()
+    }
 }
