@@ -903,6 +903,33 @@ pub async fn exec_on_a_single_threaded_runtime_runs_in_the_caller(sp: Sp) {
         "{err}"
     );
     assert_eq!(p.exec(async { 4 }).await.unwrap(), 4);
+    // Its options hold: a timeout ends it (its future dropped), then its callbacks run.
+    let (ended, dropped) = (Counter::new(), Counter::new());
+    let (e, guard) = (ended.clone(), BumpOnDrop(dropped.clone()));
+    let err = p
+        .build_task()
+        .timeout(Duration::from_millis(20))
+        .on_end(move |_| {
+            e.bump();
+            async {}
+        })
+        .exec(async move {
+            let _guard = guard;
+            pending::<()>().await
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ExecError::Task(e) if e.is_timeout()),
+        "{err}"
+    );
+    assert_eq!((ended.get(), dropped.get()), (1, 1));
+    assert_eq!(
+        p.exec(async { 5 }).await.unwrap(),
+        5,
+        "the slot is free again"
+    );
+    assert_eq!(p.stats().timed_out, 1);
 }
 
 pub async fn map_respects_group_and_pool_limits(sp: Sp) {

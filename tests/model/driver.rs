@@ -86,6 +86,10 @@ impl Spawner for FreedSpawner {
     fn runtime_name(&self) -> &'static str {
         self.inner.runtime_name()
     }
+    // So that on tokio's current-thread runtime the model's `exec`s run in their callers.
+    fn is_current_thread(&self) -> bool {
+        self.inner.is_current_thread()
+    }
 }
 
 #[path = "finals.rs"]
