@@ -381,8 +381,9 @@ where
         // From one of the pool's own tasks: the child runs in the caller's slot.
         return Ok(core.exec_nested(fut, spec).await??);
     }
-    // On the pool's single-threaded runtime, a task that finds room runs right here, in the
-    // awaiting task: no runner to wake, no wake back (see `Spawner::is_current_thread`).
+    // In a task of the pool's single-threaded runtime, a task that finds room runs right
+    // here, in the awaiting task: no runner to wake, no wake back (see
+    // `Spawner::is_current_thread`).
     let admission = if core.spawner.is_current_thread() {
         Admission::InCallerOrQueue
     } else {

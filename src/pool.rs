@@ -229,9 +229,9 @@ impl TaskPool {
     ///
     /// Dropping this future cancels the task.
     ///
-    /// When the pool has room and the caller runs on the pool's own runtime, and that runtime
-    /// has only the caller's thread (its spawner's
-    /// [`is_current_thread`](crate::runtime::Spawner::is_current_thread): tokio's
+    /// When the pool has room and the caller is a task of the pool's own runtime, and that
+    /// runtime has only the caller's thread (its spawner's
+    /// [`is_current_thread`](crate::runtime::Spawner::is_current_thread): a task of tokio's
     /// current-thread runtime), the task takes its slot and runs right here, inside the
     /// awaiting task, as work under a semaphore would: no runtime task to wake and no
     /// wake-up when it ends, and no parallelism lost, since a runtime task would run on this
@@ -247,9 +247,12 @@ impl TaskPool {
     /// # rt.block_on(async {
     /// # use async_taskpool::{runtime::TokioSpawner, TaskPool};
     /// let pool = TaskPool::builder(TokioSpawner::current()).limit(8).build()?;
-    /// let caller = std::thread::current().id();
-    /// let ran_on = pool.exec(async { std::thread::current().id() }).await?;
-    /// assert_eq!(ran_on, caller); // room, on the pool's runtime: run in the caller
+    /// let handler = tokio::spawn(async move {
+    ///     let caller = tokio::task::id();
+    ///     let ran_in = pool.exec(async { tokio::task::id() }).await.unwrap();
+    ///     assert_eq!(ran_in, caller); // room, a current-thread runtime: run in the caller
+    /// });
+    /// handler.await?;
     /// # Ok::<_, Box<dyn std::error::Error>>(())
     /// # }).unwrap(); }
     /// ```

@@ -57,8 +57,11 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Mutex;
 use support::Sp;
 
+/// A case, given the runtime's spawner.
+type CaseFn = Box<dyn FnOnce(Sp) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+
 /// Builds a runtime, runs the future on it, tears it down.
-type Runner = fn(Box<dyn FnOnce(Sp) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>);
+type Runner = fn(CaseFn);
 
 /// What the cases exercised, counted when `TASKPOOL_MODEL_COVERAGE` is set (printed at the
 /// end of each flavour's run; counts are shared by the flavours running at once).
@@ -185,6 +188,24 @@ fn model_tokio_multi_thread() {
 #[test]
 fn model_tokio_current_thread() {
     check(support::flavour::tokio_current_thread, true, false);
+}
+
+/// tokio current-thread again, the case inside one of the runtime's tasks rather than
+/// `block_on`'s future: there an `exec` that finds room runs its task in its caller.
+#[cfg(feature = "tokio")]
+#[test]
+fn model_tokio_current_thread_in_a_task() {
+    check(tokio_current_thread_in_a_task, true, false);
+}
+
+#[cfg(feature = "tokio")]
+fn tokio_current_thread_in_a_task(case: CaseFn) {
+    support::flavour::tokio_current_thread(|sp| async move {
+        if let Err(e) = tokio::spawn(case(sp)).await {
+            // The case's own panic, with its message, as if it had panicked here.
+            std::panic::resume_unwind(e.into_panic());
+        }
+    })
 }
 
 #[cfg(feature = "smol")]

@@ -202,7 +202,8 @@ pub(crate) enum Admission {
     /// Start now or give the future back (`try_spawn`).
     Refuse,
     /// Start now in the caller's own task, if there is room, else wait in the queue (`exec`
-    /// called on the pool's runtime: see [`Submitted::here`](super::task::Submitted)).
+    /// called on the pool's single-threaded runtime: see
+    /// [`Submitted::here`](super::task::Submitted)).
     InCallerOrQueue,
 }
 

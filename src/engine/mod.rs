@@ -53,9 +53,9 @@
 //! runs on the same runner in the same slot: no slot released and re-taken, no runtime
 //! spawn. `exec` from one of the pool's own tasks runs the child nested in the caller's slot
 //! (`Seat::Nested`), so a task waiting for work of its own pool never waits for a slot that
-//! only it could free. An `exec` that finds room while its caller runs on the pool's runtime,
-//! which has only the caller's thread (`Spawner::is_current_thread`: a runtime task would run
-//! there anyway), runs its job in the caller's task too, in a slot of its own
+//! only it could free. An `exec` that finds room while its caller is a task of the pool's
+//! runtime, which has only the caller's thread (`Spawner::is_current_thread`: a runtime task
+//! would run there anyway), runs its job in the caller's task too, in a slot of its own
 //! (`Admission::InCallerOrQueue`, `Core::run_in_caller`): no runner to wake and no wake
 //! back, and the work whose turn comes when it ends starts on a parked or new runner
 //! (`State::pass_slot_on`), since the caller cannot run it. If the caller stops waiting, the

@@ -423,8 +423,8 @@ pin_project! {
         extra: Option<Box<Extra<F::Output>>>,
         // When it started, if the pool's limit is adaptive (`adaptive.rs`).
         started: Option<Instant>,
-        // It runs in its caller's task (`exec` on the pool's runtime), not on a runner: it
-        // cannot park, and the work that takes its slot starts elsewhere.
+        // It runs in its caller's task (an `exec` on the pool's single-threaded runtime), not
+        // on a runner: it cannot park, and the work that takes its slot starts elsewhere.
         in_caller: bool,
         // Entered on each poll of the future and the callbacks (`span.rs`).
         span: tracing::Span,
@@ -1085,12 +1085,10 @@ impl Core {
             Poll::Pending => unreachable!("a nested task delivers before its job ends"),
         }
     }
-}
 
-impl Core {
     /// Runs task `id`'s job in the calling task, until the job ends: a nested `exec` (in its
-    /// caller's slot), or an `exec` that found room on the pool's runtime (in a slot of its
-    /// own). If the caller stops waiting, the task is cancelled and its job finishes on a
+    /// caller's slot), or an `exec` that found room on the pool's single-threaded runtime (in
+    /// a slot of its own). If the caller stops waiting, the task is cancelled and its job finishes on a
     /// runtime task of its own.
     pub(crate) async fn run_in_caller(self: &Arc<Self>, id: TaskId, job: BoxJob) {
         let mut in_caller = InCaller {

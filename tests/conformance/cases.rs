@@ -830,6 +830,21 @@ pub async fn finished_runtime_tasks_park_for_the_next_task(sp: Sp) {
 /// multi-threaded runtimes (or where the spawner cannot tell: smol) the task runs on a pool
 /// runtime task as before, with the same outcomes.
 pub async fn exec_on_a_single_threaded_runtime_runs_in_the_caller(sp: Sp) {
+    // Not from the runtime's `block_on` future (see `TokioSpawner::is_current_thread`): the
+    // checks run in one of its tasks.
+    assert!(!sp.is_current_thread(), "never from block_on");
+    let (tx, rx) = futures::channel::oneshot::channel();
+    let inner = sp.clone();
+    sp.spawn(Box::pin(async move {
+        exec_in_caller_checks(inner).await;
+        let _ = tx.send(());
+    }))
+    .unwrap();
+    rx.await
+        .expect("the checks failed in their task (see the panic above)");
+}
+
+async fn exec_in_caller_checks(sp: Sp) {
     let here = sp.is_current_thread();
     #[cfg(feature = "tokio")]
     if sp.runtime_name() == "tokio" {
