@@ -401,7 +401,7 @@ where
     if let Some(job) = here {
         core.run_in_caller(handle.id(), job).await;
     }
-    // Ready at once if it ran here (a retried task may have queued again for its next try).
+    // Ready at once if it ran here.
     let out = handle.await;
     cancel.armed = false;
     Ok(out?)

@@ -1088,8 +1088,8 @@ impl Core {
 
     /// Runs task `id`'s job in the calling task, until the job ends: a nested `exec` (in its
     /// caller's slot), or an `exec` that found room on the pool's single-threaded runtime (in
-    /// a slot of its own). If the caller stops waiting, the task is cancelled and its job finishes on a
-    /// runtime task of its own.
+    /// a slot of its own). If the caller stops waiting, the task is cancelled and its job
+    /// finishes on a runtime task of its own.
     pub(crate) async fn run_in_caller(self: &Arc<Self>, id: TaskId, job: BoxJob) {
         let mut in_caller = InCaller {
             core: self,
