@@ -149,6 +149,63 @@ pub(crate) trait QueuedTask: Send + Sync {
     fn attempt(&self) -> u32 {
         1
     }
+    /// Its id, which is its key in its lane's FIFO (kept in its cell: the FIFO's entry is the
+    /// fat pointer alone).
+    fn key(&self) -> u64;
+}
+
+/// An entry of a loose lane's FIFO: a waiting task, or the place one left (cancelled or
+/// shed), which keeps its key so the ring stays sorted. 16 bytes: the vacant form lives in
+/// the niche of the task's pointer. Like a [`Held`] value, a task leaves it only through the
+/// state's named steps (`pop`, `take`: started, cancelled or shed), which carry it out of
+/// the section; the entries left are dropped with the state, when no lock is held. (It has
+/// no `Drop` of its own to check that, as `Held` does: one would cost it its niche.)
+pub(crate) enum Waiting {
+    Task(Arc<dyn QueuedTask>),
+    Left(u64),
+}
+
+// The point of the type: a queued task's entry is its pointer alone.
+const _: () = assert!(std::mem::size_of::<Waiting>() == 16);
+
+impl Waiting {
+    /// The task (an entry handed out by `pop` or `take` always holds one).
+    #[inline]
+    pub(crate) fn into_inner(self) -> Arc<dyn QueuedTask> {
+        match self {
+            Waiting::Task(task) => task,
+            Waiting::Left(_) => unreachable!("a vacated entry is never handed out"),
+        }
+    }
+}
+
+impl std::ops::Deref for Waiting {
+    type Target = Arc<dyn QueuedTask>;
+    #[inline]
+    fn deref(&self) -> &Self::Target {
+        match self {
+            Waiting::Task(task) => task,
+            Waiting::Left(_) => unreachable!("a vacated entry is never handed out"),
+        }
+    }
+}
+
+impl super::fifo::Slot for Waiting {
+    #[inline]
+    fn vacant(key: u64) -> Self {
+        Waiting::Left(key)
+    }
+    #[inline]
+    fn is_vacant(&self) -> bool {
+        matches!(self, Waiting::Left(_))
+    }
+    #[inline]
+    fn key(&self) -> u64 {
+        match self {
+            Waiting::Task(task) => task.key(),
+            Waiting::Left(key) => *key,
+        }
+    }
 }
 
 /// A group as the scheduler sees it.
@@ -361,7 +418,7 @@ pub(crate) struct State {
     pub(super) gate: Gate,
     pub(super) next_id: u64,
     pub(super) table: IdTable<Entry>,
-    pub(super) loose: LooseQueue<Held<Arc<dyn QueuedTask>>>,
+    pub(super) loose: LooseQueue<Waiting>,
     /// The loose tasks' weight in the shares of the pool (see `shares.rs`).
     pub(super) loose_weight: u32,
     /// Starts a waiting lane may be passed over before it goes first (`None`: the default,
@@ -1040,7 +1097,7 @@ impl State {
     pub(crate) fn queue_loose(&mut self, id: TaskId, task: Arc<dyn QueuedTask>, priority: i32) {
         self.time_queued(id);
         let clock = self.pass_clock;
-        let level = self.loose.push(priority, id.get(), Held::new(task));
+        let level = self.loose.push(priority, id.get(), Waiting::Task(task));
         if !level.in_turns {
             level.in_turns = true;
             level.passed_over = 0;

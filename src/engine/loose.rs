@@ -170,31 +170,32 @@ impl<T: Slot> LooseQueue<T> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::fifo::tests::K;
     use super::LooseQueue;
 
     #[test]
     fn levels_keep_fifo_order_and_find_any_task() {
         let mut q = LooseQueue::default();
-        q.push(0, 1, Some('a'));
-        q.push(5, 2, Some('b'));
-        q.push(0, 3, Some('c'));
-        q.push(-1, 4, Some('d'));
+        q.push(0, 1, K(1, Some('a')));
+        q.push(5, 2, K(2, Some('b')));
+        q.push(0, 3, K(3, Some('c')));
+        q.push(-1, 4, K(4, Some('d')));
         assert_eq!(q.len(), 4);
         assert_eq!(q.newest(), Some(4));
-        assert_eq!(q.pop(5), Some((2, Some('b'))));
+        assert_eq!(q.pop(5), Some((2, K(2, Some('b')))));
         assert_eq!(q.pop(5), None);
         q.forget_if_idle(5);
         assert!(q.level(5).is_none());
         let (p, t) = q.find(4).unwrap();
         assert_eq!(p, -1);
-        assert_eq!(q.take(p, t), Some(Some('d')));
+        assert_eq!(q.take(p, t).map(|k| k.1), Some(Some('d')));
         assert_eq!(q.find(4), None);
-        assert_eq!(q.pop(0), Some((1, Some('a'))));
+        assert_eq!(q.pop(0), Some((1, K(1, Some('a')))));
         let ids: Vec<u64> = q.iter().map(|(k, _)| k).collect();
         assert_eq!(ids, [3]);
         assert_eq!(q.len(), 1);
         assert!(!q.is_empty());
-        assert_eq!(q.pop(0), Some((3, Some('c'))));
+        assert_eq!(q.pop(0), Some((3, K(3, Some('c')))));
         assert!(q.is_empty());
     }
 }

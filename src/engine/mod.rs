@@ -131,7 +131,9 @@
 //! - user code is called only through `user::call` (debug builds check no pool lock is held);
 //! - values that may hold user values live in the state wrapped in `user::Held`, whose drop
 //!   checks (in debug builds) that no lock is held; the state hands them out when it removes
-//!   them, into the section's `After`, which drops them after unlocking;
+//!   them, into the section's `After`, which drops them after unlocking (a queued loose task
+//!   waits in a `core::Waiting` entry, 16 bytes with no drop check of its own, and leaves it
+//!   the same way: started, cancelled or shed);
 //! - every drop of a user value goes through `user::drop_value`, inside a panic guard: a
 //!   panicking destructor is logged against its task and reaches neither the executor nor
 //!   another task. A future is dropped in place in a guard (`TaskRun`, `ItemFuture`), before

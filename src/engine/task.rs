@@ -21,7 +21,7 @@ use super::user::{self, drop_some, drop_value, Whose};
 use crate::error::{PoolError, TaskError};
 use crate::id::{TaskId, TaskName};
 use crate::sync::lock::{lock, Rank};
-use crate::sync::{AtomicU8, Mutex};
+use crate::sync::{AtomicU64, Mutex};
 use async_taskpool_runtime::BoxFuture;
 use futures_util::FutureExt;
 use pin_project_lite::pin_project;
@@ -38,18 +38,21 @@ mod backoff;
 use backoff::poll_backoff;
 use backoff::{end_attempt, final_result, let_go, wait_backoff, Backoff, Requeued};
 
-const CANCELLED: u8 = 1;
-const STARTED: u8 = 2;
-const DONE: u8 = 4;
-const DETACHED: u8 = 8;
+// A cell's flags: the low byte of its word (`TaskCell::word`).
+const CANCELLED: u64 = 1;
+const STARTED: u64 = 2;
+const DONE: u64 = 4;
+const DETACHED: u64 = 8;
 /// The handle took the result.
-const TAKEN: u8 = 16;
+const TAKEN: u64 = 16;
 /// It waited in the queue (for the `metrics` feature's gauges).
-const QUEUED: u8 = 32;
+const QUEUED: u64 = 32;
 /// Its future started running (for the `metrics` feature's gauges).
-const RAN: u8 = 64;
+const RAN: u64 = 64;
 /// It left the queue shed: its deadline passed before it could start.
-const SHED: u8 = 128;
+const SHED: u64 = 128;
+/// Where its id starts in its word: the bits above the flags.
+const ID_SHIFT: u32 = 8;
 
 /// Everything optional about a task, boxed once so plain tasks stay small.
 pub(crate) struct TaskSpec {
@@ -102,7 +105,11 @@ impl TaskSpec {
 
 /// What a task shares between its job, its handle and the pool.
 pub(crate) struct TaskCell<F: Future> {
-    flags: AtomicU8,
+    /// Its flags (the low byte) and, once it has one, its id (the bits above): one word,
+    /// where a byte of flags would take a padded word anyway. Ids stay below 2^56 (a pool
+    /// would need centuries at its lock's ceiling of a few million tasks a second to reach
+    /// it).
+    flags: AtomicU64,
     spec: Option<Box<TaskSpec>>,
     inner: Mutex<CellInner<F>>,
 }
@@ -137,7 +144,7 @@ impl<F: Future> TaskCell<F> {
 
     fn holding(spec: Option<Box<TaskSpec>>, contents: Contents<F>) -> Self {
         Self {
-            flags: AtomicU8::new(0),
+            flags: AtomicU64::new(0),
             spec,
             inner: Mutex::new(CellInner {
                 contents,
@@ -179,7 +186,14 @@ impl<F: Future> TaskCell<F> {
         lock(&self.inner, Rank::Leaf).contents = Contents::Queued(fut);
     }
 
-    fn flag(&self, bit: u8) -> bool {
+    /// Its id goes into its word, once, when it gets it (before anyone else sees the cell).
+    #[inline]
+    fn set_id(&self, id: TaskId) {
+        debug_assert!(id.get() < 1 << (64 - ID_SHIFT), "ids stay below 2^56");
+        self.flags.fetch_or(id.get() << ID_SHIFT, Ordering::Relaxed);
+    }
+
+    fn flag(&self, bit: u64) -> bool {
         self.flags.load(Ordering::Acquire) & bit != 0
     }
 
@@ -312,6 +326,12 @@ where
 
     fn attempt(&self) -> u32 {
         TaskCell::attempt(self)
+    }
+
+    #[inline]
+    fn key(&self) -> u64 {
+        // Set before it was first queued, under the state lock this is read under.
+        self.flags.load(Ordering::Relaxed) >> ID_SHIFT
     }
 }
 
@@ -980,6 +1000,7 @@ impl Core {
                 });
             }
             let id = s.allocate_id();
+            cell.set_id(id);
             if room {
                 s.take_slot();
                 s.insert_running(id, cell.clone(), Seat::Slot);

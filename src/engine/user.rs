@@ -105,18 +105,6 @@ impl<T> Drop for Held<T> {
     }
 }
 
-/// A vacated queue slot is a `Held` with nothing in it (no tag beside the value).
-impl<T> super::fifo::Slot for Held<T> {
-    #[inline]
-    fn vacant() -> Self {
-        Self(None)
-    }
-    #[inline]
-    fn is_vacant(&self) -> bool {
-        self.0.is_none()
-    }
-}
-
 impl<T> std::ops::Deref for Held<T> {
     type Target = T;
     #[inline]
