@@ -26,14 +26,14 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 /// Explores every interleaving of `f` (`LOOM_MAX_PREEMPTIONS` may bound it).
-pub(super) fn check(f: impl Fn() + Sync + Send + 'static) {
+pub(crate) fn check(f: impl Fn() + Sync + Send + 'static) {
     explore(None, f);
 }
 
 /// Explores the interleavings of `f` with at most `preemptions` preemptions (unless
 /// `LOOM_MAX_PREEMPTIONS` says otherwise): for models of three threads, whose full space
 /// would take CI hours. Most bugs of this kind need two or three preemptions to show.
-pub(super) fn check_bounded(preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
+pub(crate) fn check_bounded(preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
     explore(Some(preemptions), f);
 }
 

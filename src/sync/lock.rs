@@ -52,6 +52,25 @@ impl<T> Lockable<T> for std::sync::Mutex<T> {
     }
 }
 
+/// A lock of `rank` that is not a mutex (a task slot's lock bit) was taken: counted as
+/// [`lock`] counts its own, in debug builds.
+#[inline]
+pub(crate) fn acquired(rank: Rank) {
+    #[cfg(debug_assertions)]
+    held::acquire(rank);
+    #[cfg(not(debug_assertions))]
+    let _ = rank;
+}
+
+/// The lock [`acquired`] counted was released.
+#[inline]
+pub(crate) fn released(rank: Rank) {
+    #[cfg(debug_assertions)]
+    held::release(rank);
+    #[cfg(not(debug_assertions))]
+    let _ = rank;
+}
+
 /// Locks `m`. A poisoned lock is taken as it is: no user code runs under the crate's locks,
 /// so the data is consistent even after a panic elsewhere.
 pub(crate) fn lock<T, M: Lockable<T>>(m: &M, rank: Rank) -> Locked<'_, T> {

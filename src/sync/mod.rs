@@ -12,6 +12,47 @@
 
 pub(crate) mod lock;
 
+/// An `UnsafeCell` reached through a closure, loom's way (its `with_mut`), so that code using
+/// it is model-checked under `cfg(loom)`; in normal builds, std's.
+#[cfg(not(loom))]
+pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+#[cfg(not(loom))]
+impl<T> UnsafeCell<T> {
+    pub(crate) const fn new(value: T) -> Self {
+        Self(std::cell::UnsafeCell::new(value))
+    }
+
+    #[inline]
+    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        f(self.0.get())
+    }
+}
+
+#[cfg(loom)]
+pub(crate) use loom::cell::UnsafeCell;
+
+/// One round of waiting for a lock bit another thread holds: a spin hint for the first
+/// rounds (its holders only move a value), then the thread yields (the holder may have been
+/// preempted). Under loom, a yield every round, as loom requires of spin loops.
+#[inline]
+pub(crate) fn spin(round: &mut u32) {
+    #[cfg(loom)]
+    {
+        let _ = round;
+        loom::thread::yield_now();
+    }
+    #[cfg(not(loom))]
+    {
+        *round += 1;
+        if *round < 64 {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+}
+
 #[cfg(not(loom))]
 pub(crate) use futures_util::task::AtomicWaker;
 #[cfg(not(loom))]

@@ -122,7 +122,7 @@ fn start_backoff<F>(
         let (st, after, c) = s.split();
         st.enter_backoff(id, c, after);
     }
-    if Telemetry::ACTIVE && cell.flags.fetch_and(!RAN, Ordering::AcqRel) & RAN != 0 {
+    if Telemetry::ACTIVE && cell.flags().fetch_and(!RAN, Ordering::AcqRel) & RAN != 0 {
         core.telemetry.paused();
     }
     let attempt = cell.attempt();
@@ -192,7 +192,7 @@ where
     }
     retry.next_attempt();
     if Telemetry::ACTIVE {
-        cell.flags.fetch_or(QUEUED, Ordering::AcqRel);
+        cell.flags().fetch_or(QUEUED, Ordering::AcqRel);
     }
     cell.repark(fut);
     st.leave_backoff(id, cell.clone(), priority, c, after);
