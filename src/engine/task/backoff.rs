@@ -3,7 +3,7 @@
 //! `task.rs`, for the cell's and the job's private parts; none of it is inlined into a plain
 //! task's poll.
 
-use super::{Extra, Step, TaskCell, TaskRunProj, CANCELLED, QUEUED, RAN};
+use super::{CellSpec, Extra, Step, TaskCell, TaskRunProj, CANCELLED, QUEUED, RAN};
 use crate::engine::core::{Core, Next};
 use crate::engine::outcome::Outcome;
 use crate::engine::poll::CancelSignal;
@@ -27,9 +27,9 @@ pub(super) struct Requeued(pub(super) bool);
 /// The attempt of a task with options ended with `res`: if the task is retried and the
 /// policy says so, it enters its backoff (`Err`); else `res` is its final result.
 #[inline(never)]
-pub(super) fn end_attempt<F>(
+pub(super) fn end_attempt<F, S: CellSpec>(
     core: &Arc<Core>,
-    cell: &TaskCell<F>,
+    cell: &TaskCell<F, S>,
     id: TaskId,
     extra: &mut Option<Box<Extra<F::Output>>>,
     res: Result<F::Output, TaskError>,
@@ -55,9 +55,9 @@ where
 /// A retried task waits out its backoff, then queues again (`Requeued(true)`); or ends
 /// (`Requeued(false)`: cancelled, or its factory panicked, the result held in `extra`).
 #[inline(never)]
-pub(super) fn wait_backoff<F>(
+pub(super) fn wait_backoff<F, S: CellSpec>(
     core: &Arc<Core>,
-    cell: &Arc<TaskCell<F>>,
+    cell: &Arc<TaskCell<F, S>>,
     id: TaskId,
     extra: &mut Option<Box<Extra<F::Output>>>,
     cx: &mut Context<'_>,
@@ -86,8 +86,8 @@ where
 /// The result the handle of a task with options gets (a retried task's error says how many
 /// attempts ran).
 #[inline(never)]
-pub(super) fn final_result<F>(
-    cell: &TaskCell<F>,
+pub(super) fn final_result<F, S: CellSpec>(
+    cell: &TaskCell<F, S>,
     res: Result<F::Output, TaskError>,
 ) -> Result<F::Output, TaskError>
 where
@@ -105,9 +105,9 @@ where
 /// unlocking.
 #[cold]
 #[inline(never)]
-fn start_backoff<F>(
+fn start_backoff<F, S: CellSpec>(
     core: &Arc<Core>,
-    cell: &TaskCell<F>,
+    cell: &TaskCell<F, S>,
     id: TaskId,
     wait: Duration,
     extra: &mut Extra<F::Output>,
@@ -139,8 +139,8 @@ fn start_backoff<F>(
 }
 
 /// A retried task waits out its backoff: ready when the wait is over or it was cancelled.
-pub(super) fn poll_backoff<F>(
-    cell: &TaskCell<F>,
+pub(super) fn poll_backoff<F, S: CellSpec>(
+    cell: &TaskCell<F, S>,
     id: TaskId,
     extra: &mut Extra<F::Output>,
     cx: &mut Context<'_>,
@@ -169,9 +169,9 @@ where
 /// the factory panicked (the task ends with that); `Err(None)`: it was cancelled meanwhile.
 #[cold]
 #[inline(never)]
-fn requeue<F>(
+fn requeue<F, S: CellSpec>(
     core: &Arc<Core>,
-    cell: &Arc<TaskCell<F>>,
+    cell: &Arc<TaskCell<F, S>>,
     id: TaskId,
 ) -> Result<(), Option<Result<F::Output, TaskError>>>
 where
@@ -182,7 +182,7 @@ where
     let fut = retry
         .make::<F>()
         .map_err(|payload| Some(Err(TaskError::panicked(id, payload))))?;
-    let priority = cell.spec.as_ref().map_or(0, |s| s.priority);
+    let priority = cell.spec.get().map_or(0, |s| s.priority);
     let mut s = core.section();
     let (st, after, c) = s.split();
     if !st.may_leave_backoff(id) {
@@ -205,7 +205,7 @@ where
 
 /// The job of a retried task that queued again: it lets go of the task (a new job runs the
 /// next attempt) and its runner ends.
-pub(super) fn let_go<F>(this: &mut TaskRunProj<'_, F>) -> Next
+pub(super) fn let_go<F, S: CellSpec>(this: &mut TaskRunProj<'_, F, S>) -> Next
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
