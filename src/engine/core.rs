@@ -160,6 +160,7 @@ pub(crate) trait QueuedTask: Send + Sync {
 /// state's named steps (`pop`, `take`: started, cancelled or shed), which carry it out of
 /// the section; the entries left are dropped with the state, when no lock is held. (It has
 /// no `Drop` of its own to check that, as `Held` does: one would cost it its niche.)
+#[must_use = "a waiting task is carried out of the section, never dropped under the lock"]
 pub(crate) enum Waiting {
     Task(Arc<dyn QueuedTask>),
     Left(u64),

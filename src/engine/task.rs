@@ -40,7 +40,7 @@ use backoff::poll_backoff;
 use backoff::{end_attempt, final_result, let_go, wait_backoff, Backoff, Requeued};
 use slot::{Contents, Slot, Stage};
 
-// A cell's flags: the low byte of its word (`TaskCell::word`).
+// A cell's flags: the low byte of its word (`TaskCell::flags`).
 const CANCELLED: u64 = 1;
 const STARTED: u64 = 2;
 const DONE: u64 = 4;
