@@ -163,10 +163,10 @@ impl<F: Future, S: CellSpec> TaskCell<F, S> {
 
     /// The future of a cell made [`with_future`](Self::with_future) that no job took.
     fn take_future(&self) -> F {
-        match self.slot.lock().replace(Contents::Running(None)) {
-            Contents::Queued(fut) => fut,
-            _ => unreachable!("taken once, by its submitter, before it was shared"),
-        }
+        self.slot
+            .lock()
+            .take_queued()
+            .expect("taken once, by its submitter, before it was shared")
     }
 
     fn options(&self) -> Option<&TaskOptions> {
@@ -226,13 +226,7 @@ impl<F: Future, S: CellSpec> TaskCell<F, S> {
         }
         self.flags().fetch_or(STARTED, Ordering::AcqRel);
         let mut slot = self.slot.lock();
-        let fut = match slot.stage() {
-            Stage::Queued => match slot.replace(Contents::Running(None)) {
-                Contents::Queued(fut) => Some(fut),
-                _ => unreachable!("the stage said queued"),
-            },
-            _ => None,
-        };
+        let fut = slot.take_queued();
         (fut, slot.with_handle_waker(Option::take))
     }
 
@@ -251,9 +245,7 @@ impl<F: Future, S: CellSpec> TaskCell<F, S> {
         if self.flags().fetch_or(DONE, Ordering::AcqRel) & DETACHED != 0 {
             // The handle went away meanwhile, before it could see the result (its `detach`
             // saw no `DONE` yet): the result comes back, to be dropped in the job's guard.
-            let Contents::Done(res) = slot.replace(Contents::Taken) else {
-                unreachable!("stored above");
-            };
+            let res = slot.take_done().expect("stored above");
             return Err(res.map_err(|e| *e));
         }
         Ok(slot.with_handle_waker(Option::take))
@@ -354,23 +346,16 @@ where
 {
     fn poll_result(&self, cx: &mut Context<'_>) -> Poll<Result<F::Output, TaskError>> {
         let mut slot = self.slot.lock();
-        match slot.stage() {
-            Stage::Done => {
-                let Contents::Done(res) = slot.replace(Contents::Taken) else {
-                    unreachable!("the stage said done");
-                };
-                self.flags().fetch_or(TAKEN, Ordering::Release);
-                Poll::Ready(res.map_err(|e| *e))
-            }
-            Stage::Taken => {
-                drop(slot);
-                panic!("TaskHandle polled after it returned its result")
-            }
-            Stage::Queued | Stage::Running => {
-                slot.with_handle_waker(|w| *w = Some(cx.waker().clone()));
-                Poll::Pending
-            }
+        if let Some(res) = slot.take_done() {
+            self.flags().fetch_or(TAKEN, Ordering::Release);
+            return Poll::Ready(res.map_err(|e| *e));
         }
+        if slot.stage() == Stage::Taken {
+            drop(slot);
+            panic!("TaskHandle polled after it returned its result")
+        }
+        slot.with_handle_waker(|w| *w = Some(cx.waker().clone()));
+        Poll::Pending
     }
 
     fn poll_started(&self, cx: &mut Context<'_>) -> Poll<()> {
@@ -399,13 +384,7 @@ where
         }
         let mut slot = self.slot.lock();
         let _waker = slot.with_handle_waker(Option::take);
-        match slot.stage() {
-            Stage::Done => match slot.replace(Contents::Taken) {
-                Contents::Done(res) => Some(res.map_err(|e| *e)),
-                _ => unreachable!("the stage said done"),
-            },
-            _ => None,
-        }
+        slot.take_done().map(|res| res.map_err(|e| *e))
     }
 }
 

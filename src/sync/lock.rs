@@ -52,8 +52,8 @@ impl<T> Lockable<T> for std::sync::Mutex<T> {
     }
 }
 
-/// A lock of `rank` that is not a mutex (a task slot's lock bit) was taken: counted as
-/// [`lock`] counts its own, in debug builds.
+/// A lock of `rank` was taken (by [`lock`], or a task slot's lock bit): counted in debug
+/// builds, where the order is checked.
 #[inline]
 pub(crate) fn acquired(rank: Rank) {
     #[cfg(debug_assertions)]
@@ -74,10 +74,7 @@ pub(crate) fn released(rank: Rank) {
 /// Locks `m`. A poisoned lock is taken as it is: no user code runs under the crate's locks,
 /// so the data is consistent even after a panic elsewhere.
 pub(crate) fn lock<T, M: Lockable<T>>(m: &M, rank: Rank) -> Locked<'_, T> {
-    #[cfg(debug_assertions)]
-    held::acquire(rank);
-    #[cfg(not(debug_assertions))]
-    let _ = rank;
+    acquired(rank);
     #[cfg(taskpool_lock_timing)]
     let asked = (rank == Rank::State).then(std::time::Instant::now);
     let guard = m.acquire();
@@ -200,7 +197,7 @@ impl<T> DerefMut for Locked<'_, T> {
 impl<T> Drop for Locked<'_, T> {
     fn drop(&mut self) {
         #[cfg(debug_assertions)]
-        held::release(self.rank);
+        released(self.rank);
         #[cfg(taskpool_lock_timing)]
         if let Some(since) = self.held_since {
             timing::released(since);

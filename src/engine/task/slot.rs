@@ -210,6 +210,30 @@ impl<F: Future> Locked<'_, F> {
         taken
     }
 
+    /// The future, if it is queued; the task runs from now on (no runner's waker yet).
+    #[inline]
+    pub(crate) fn take_queued(&mut self) -> Option<F> {
+        if self.stage() != Stage::Queued {
+            return None;
+        }
+        match self.replace(Contents::Running(None)) {
+            Contents::Queued(fut) => Some(fut),
+            _ => unreachable!("the stage said queued"),
+        }
+    }
+
+    /// The output, if it is done; it is taken from now on.
+    #[inline]
+    pub(crate) fn take_done(&mut self) -> Option<Result<F::Output, Box<TaskError>>> {
+        if self.stage() != Stage::Done {
+            return None;
+        }
+        match self.replace(Contents::Taken) {
+            Contents::Done(res) => Some(res),
+            _ => unreachable!("the stage said done"),
+        }
+    }
+
     /// Calls `f` on the runner's waker, if the task runs (and gives back what `f` returns).
     #[inline]
     pub(crate) fn with_runner_waker<R>(
