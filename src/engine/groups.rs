@@ -561,6 +561,50 @@ impl State {
         true
     }
 
+    /// A lone group's usual step between two items, in one move: item `ended` retires and
+    /// the next item pulled ahead starts on the same worker, reusing the ended item's record
+    /// in the table (same control, same seat), so nothing is removed or inserted there.
+    /// Returns the next item's id, or `None`, having changed nothing, whenever the case is
+    /// any other: the caller then calls [`retire_held`](State::retire_held) and
+    /// [`after_item`](Self::after_item), which decide the same where this applies.
+    #[inline]
+    pub(crate) fn item_to_next(
+        &mut self,
+        key: GroupKey,
+        ended: TaskId,
+        outcome: Outcome,
+        control: &Arc<dyn TaskControl>,
+        after: &mut After,
+    ) -> Option<TaskId> {
+        // The conditions under which `after_item` goes on with `next_item`'s `Pull::Ahead`.
+        let alone = self.turns.len() == 0
+            || (self.turns.len() == 1 && self.turns.get(0) == Some(Lane::Group(key)));
+        if self.pool_rate.is_some() || self.over_limit() || !alone {
+            return None;
+        }
+        let g = self.groups.get(key)?;
+        if g.cancelled || g.shed || g.rate.is_some() || g.ahead == 0 || g.workers > g.num_concurrent
+        {
+            return None;
+        }
+        let e = self.table.get(ended.get())?;
+        let same_control = std::ptr::addr_eq(Arc::as_ptr(&e.control), Arc::as_ptr(control));
+        if !matches!(e.life, Life::Running(Seat::Worker)) || e.group != Some(key) || !same_control {
+            return None;
+        }
+        let next = self.allocate_id();
+        let e = self.table.rekey(ended.get(), next.get()).expect("checked");
+        e.cancel_requested = false;
+        let g = self.groups.get_mut(key).expect("checked");
+        g.ahead -= 1;
+        g.ended += 1;
+        self.ended.count(outcome);
+        self.time_ended(ended, Some(key));
+        self.time_started(next, Some(key));
+        after.notify = true;
+        Some(next)
+    }
+
     /// After an item ended: whether its worker keeps the slot for the group's next item,
     /// hands it to the lane whose turn it is, or gives it back.
     pub(crate) fn after_item(

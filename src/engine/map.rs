@@ -980,22 +980,31 @@ where
                     }
                     Err(res) => unwanted = Some(res),
                 }
-                // The worker holds `abort`, the item's control in the table.
-                st.retire_held(id, outcome, after);
-                if w.held.slot {
-                    // Every RUN_BUDGET items the worker yields before its next one: it takes that
-                    // one after the yield, not now, so no other worker finds the input held.
-                    let take_next = ran % RUN_BUDGET != RUN_BUDGET - 1;
-                    match st.after_item(group.key, take_next, &control, c, after, &mut None) {
-                        AfterItem::Continue(next) => {
-                            Decision::Continue(next.map(|p| group.hand(p)))
-                        }
-                        AfterItem::HandOver(start) => Decision::HandOver(start),
-                        AfterItem::Leave(next) => Decision::Leave(next),
-                    }
+                // Every RUN_BUDGET items the worker yields before its next one: it takes that
+                // one after the yield, not now, so no other worker finds the input held.
+                let take_next = ran % RUN_BUDGET != RUN_BUDGET - 1;
+                let in_place = if w.held.slot && take_next {
+                    st.item_to_next(group.key, id, outcome, &control, after)
                 } else {
-                    st.worker_gone(group.key, w.held, c, after);
-                    Decision::Leave(Next::End)
+                    None
+                };
+                if let Some(next) = in_place {
+                    Decision::Continue(Some(group.hand(Pull::Ahead(next))))
+                } else {
+                    // The worker holds `abort`, the item's control in the table.
+                    st.retire_held(id, outcome, after);
+                    if w.held.slot {
+                        match st.after_item(group.key, take_next, &control, c, after, &mut None) {
+                            AfterItem::Continue(next) => {
+                                Decision::Continue(next.map(|p| group.hand(p)))
+                            }
+                            AfterItem::HandOver(start) => Decision::HandOver(start),
+                            AfterItem::Leave(next) => Decision::Leave(next),
+                        }
+                    } else {
+                        st.worker_gone(group.key, w.held, c, after);
+                        Decision::Leave(Next::End)
+                    }
                 }
             };
             log_end(&core.name, None, id, outcome);

@@ -116,6 +116,24 @@ impl<V> IdTable<V> {
         debug_assert!(self.index(id).is_none(), "id {id} inserted twice");
         let at = u32::try_from(self.entries.len()).expect("fewer than 2^32 live tasks");
         self.entries.push((id, value));
+        self.index_at(id, at);
+    }
+
+    /// Moves the record of `old` to id `new` in place (`new` not live): what a `remove` of
+    /// `old` and an `insert` of its value under `new` would do, without moving any record.
+    /// `None` (and no change) if `old` is not live.
+    #[inline]
+    pub(crate) fn rekey(&mut self, old: u64, new: u64) -> Option<&mut V> {
+        debug_assert!(self.index(new).is_none(), "id {new} inserted twice");
+        let at = self.unindex(old)?;
+        self.entries[at].0 = new;
+        self.index_at(new, at as u32);
+        Some(&mut self.entries[at].1)
+    }
+
+    /// Points `id` at index `at` of `entries`.
+    #[inline]
+    fn index_at(&mut self, id: u64, at: u32) {
         let end = self.base + self.window.len() as u64;
         if id == end && self.in_window != 0 && self.window.len() < COMPACT_AT {
             // The next id in sequence (the common case): it extends the window.
@@ -126,8 +144,8 @@ impl<V> IdTable<V> {
         self.place(id, at);
     }
 
-    /// Where [`insert`](Self::insert) puts the index `at` of `id` when it does not simply
-    /// extend the window.
+    /// Where [`index_at`](Self::index_at) puts the index `at` of `id` when it does not
+    /// simply extend the window.
     #[inline(never)]
     fn place(&mut self, id: u64, at: u32) {
         if self.in_window == 0 {
@@ -192,8 +210,26 @@ impl<V> IdTable<V> {
 
     #[inline]
     pub(crate) fn remove(&mut self, id: u64) -> Option<V> {
+        let at = self.unindex(id)?;
+        let (_, value) = self.entries.swap_remove(at);
+        if let Some(&(moved, _)) = self.entries.get(at) {
+            // The last record moved into the hole: point its id at its new place, where its
+            // old place was written.
+            let was = self.entries.len() as u32;
+            match self.slot(moved).filter(|&i| self.window[i] == was) {
+                Some(i) => self.window[i] = at as u32,
+                None => *self.spill.get_mut(&moved).expect("a live id is indexed") = at as u32,
+            }
+        }
+        give_back!(self.entries);
+        Some(value)
+    }
+
+    /// Forgets where `id`'s record is; returns its index in `entries`, if it is live.
+    #[inline]
+    fn unindex(&mut self, id: u64) -> Option<usize> {
         let in_window = self.slot(id).filter(|&i| self.window[i] != NONE);
-        let at = match in_window {
+        match in_window {
             Some(i) => {
                 let at = std::mem::replace(&mut self.window[i], NONE);
                 self.in_window -= 1;
@@ -207,27 +243,15 @@ impl<V> IdTable<V> {
                     self.trim();
                     give_back!(self.window);
                 }
-                at as usize
+                Some(at as usize)
             }
-            None if self.spill.is_empty() => return None,
+            None if self.spill.is_empty() => None,
             None => {
                 let at = self.spill.remove(&id)?;
                 give_back!(self.spill);
-                at as usize
-            }
-        };
-        let (_, value) = self.entries.swap_remove(at);
-        if let Some(&(moved, _)) = self.entries.get(at) {
-            // The last record moved into the hole: point its id at its new place, where its
-            // old place was written.
-            let was = self.entries.len() as u32;
-            match self.slot(moved).filter(|&i| self.window[i] == was) {
-                Some(i) => self.window[i] = at as u32,
-                None => *self.spill.get_mut(&moved).expect("a live id is indexed") = at as u32,
+                Some(at as usize)
             }
         }
-        give_back!(self.entries);
-        Some(value)
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -343,6 +367,9 @@ mod tests {
             /// Remove or get the k-th live id (modulo their number), or an unknown one.
             Remove(u16),
             Get(u16),
+            /// Move the k-th live id's value (or an unknown id's) to the next unused id
+            /// after the last one inserted (a map worker's next item).
+            Rekey(u16, u8),
         }
         let op = prop_oneof![
             5 => any::<u8>().prop_map(|a| Op::Next(a % 4)),
@@ -350,6 +377,7 @@ mod tests {
             2 => (0u16..3000).prop_map(Op::Any),
             5 => any::<u16>().prop_map(Op::Remove),
             2 => any::<u16>().prop_map(Op::Get),
+            3 => (any::<u16>(), any::<u8>()).prop_map(|(k, a)| Op::Rekey(k, a % 4)),
         ];
         let config = ProptestConfig {
             cases: 300,
@@ -372,6 +400,21 @@ mod tests {
                             e.insert(id * 3);
                             t.insert(id, id * 3);
                             last = id;
+                        }
+                    }
+                    Op::Rekey(k, ahead) => {
+                        let mut live: Vec<u64> = m.keys().copied().collect();
+                        live.sort_unstable();
+                        let old = if live.is_empty() { u64::from(k) } else { live[k as usize % live.len()] };
+                        let mut new = last + 1 + u64::from(ahead);
+                        while m.contains_key(&new) {
+                            new += 1;
+                        }
+                        let moved = t.rekey(old, new).map(|v| *v);
+                        prop_assert_eq!(moved, m.get(&old).copied());
+                        if let Some(v) = m.remove(&old) {
+                            m.insert(new, v);
+                            last = new;
                         }
                     }
                     Op::Remove(k) | Op::Get(k) => {
