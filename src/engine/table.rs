@@ -125,6 +125,21 @@ impl<V> IdTable<V> {
     #[inline]
     pub(crate) fn rekey(&mut self, old: u64, new: u64) -> Option<&mut V> {
         debug_assert!(self.index(new).is_none(), "id {new} inserted twice");
+        // The usual case: `new` is the next id in sequence and `old` is in the window. Its
+        // slot empties and the window grows by `new`'s, the count of taken slots unchanged
+        // (where `unindex` would start an emptied window afresh for `index_at` to refill).
+        let end = self.base + self.window.len() as u64;
+        if new == end && self.window.len() < COMPACT_AT {
+            if let Some(i) = self.slot(old).filter(|&i| self.window[i] != NONE) {
+                let at = std::mem::replace(&mut self.window[i], NONE);
+                self.window.push_back(at);
+                if i == 0 {
+                    self.trim();
+                }
+                self.entries[at as usize].0 = new;
+                return Some(&mut self.entries[at as usize].1);
+            }
+        }
         let at = self.unindex(old)?;
         self.entries[at].0 = new;
         self.index_at(new, at as u32);
