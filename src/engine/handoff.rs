@@ -44,6 +44,7 @@ impl<T: Send> Mailbox<T> {
     }
 
     /// Hands `job` to the parked runner; gives it back if the runner is gone.
+    #[inline(always)]
     pub(crate) fn deliver(&self, job: T) -> Result<(), T> {
         let mut slot = lock(&self.0, Rank::Leaf);
         match &mut *slot {
@@ -62,6 +63,7 @@ impl<T: Send> Mailbox<T> {
 
     /// The runner's side: the job handed over (the mailbox is then ready for the next park),
     /// `None` once closed, or pending with the waker kept.
+    #[inline(always)]
     pub(crate) fn poll_take(&self, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let mut slot = lock(&self.0, Rank::Leaf);
         match std::mem::replace(&mut *slot, Delivery::Waiting(None)) {
