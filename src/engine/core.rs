@@ -1204,6 +1204,76 @@ impl State {
         }
     }
 
+    /// The usual end of a loose task whose runner holds its slot, with only loose tasks of
+    /// one priority waiting: task `ended` retires and the oldest of them starts on the same
+    /// runner, taking over the ended task's record in the table (its control swapped in), so
+    /// nothing is removed or inserted there. Returns what the runner runs next, or `None`,
+    /// having changed nothing, in any other case: the caller then calls
+    /// [`retire_held`](Self::retire_held) and [`next_for_slot`](Self::next_for_slot), which
+    /// decide the same where this applies. The ended task's control is the caller's too
+    /// (its runner holds the cell), so the table's reference is dropped here, a count only.
+    #[inline]
+    pub(crate) fn task_to_next(
+        &mut self,
+        ended: TaskId,
+        outcome: Outcome,
+        core: &Arc<Core>,
+        after: &mut After,
+    ) -> Option<Start> {
+        // The case in which `slot_to_turn` asks `lane_up`, which answers from its one lane
+        // without weighing or changing the ring, and `start_turn` pops a loose task.
+        if self.turns.len() != 1 {
+            return None;
+        }
+        self.queued_to_next(ended, outcome, core, after)
+    }
+
+    /// [`task_to_next`](Self::task_to_next) once one lane waits.
+    #[inline(never)]
+    fn queued_to_next(
+        &mut self,
+        ended: TaskId,
+        outcome: Outcome,
+        core: &Arc<Core>,
+        after: &mut After,
+    ) -> Option<Start> {
+        if self.over_limit() || self.pool_rate.is_some() {
+            return None;
+        }
+        let lane = self.turns.get(0)?;
+        let Lane::Loose(priority) = lane else {
+            return None;
+        };
+        if !self.wants(lane) {
+            return None;
+        }
+        let e = self.table.get(ended.get())?;
+        if !matches!(e.life, Life::Running(Seat::Slot)) || e.group.is_some() {
+            return None;
+        }
+        let (key, task) = self
+            .loose
+            .pop(priority)
+            .expect("the loose lane wants a slot");
+        let task = task.into_inner();
+        let id = TaskId::new(key);
+        let e = self.table.rekey(ended.get(), key).expect("checked");
+        let old = std::mem::replace(&mut e.control, Held::new(task.clone().control()));
+        e.cancel_requested = false;
+        self.ended.count(outcome);
+        self.time_ended(ended, None);
+        self.time_started(id, None);
+        after.notify = true;
+        let old = old.into_inner();
+        debug_assert!(Arc::strong_count(&old) > 1, "the caller holds the control");
+        drop(old);
+        Some(Start::Task(Launch {
+            task,
+            id,
+            core: core.clone(),
+        }))
+    }
+
     /// Like [`next_for_slot`](Self::next_for_slot), for work that holds a slot but no runner
     /// (an `exec` run in its caller's task): what starts in its place goes to a parked
     /// runner, or a new one, once unlocked.

@@ -839,15 +839,19 @@ where
     let mut s = core.section();
     let (st, after, c) = s.split();
     let unwanted = deliver(&cell, res, after);
-    st.retire_held(id, outcome, after);
-    let next = if slot_held && *this.seat == Seat::Slot {
-        if *this.in_caller {
-            st.pass_slot_on(c, after);
-            Next::End
-        } else {
-            st.next_for_slot(c, after, spare)
+    let next = if slot_held && *this.seat == Seat::Slot && !*this.in_caller {
+        match st.task_to_next(id, outcome, c, after) {
+            Some(start) => Next::Run(start),
+            None => {
+                st.retire_held(id, outcome, after);
+                st.next_for_slot(c, after, spare)
+            }
         }
     } else {
+        st.retire_held(id, outcome, after);
+        if slot_held && *this.seat == Seat::Slot {
+            st.pass_slot_on(c, after);
+        }
         Next::End
     };
     drop(s);
