@@ -21,6 +21,7 @@ macro_rules! for_each_case {
             dropped_spawn_withdraws_the_task,
             try_spawn_gives_the_future_back,
             cancel_running_task,
+            cancel_a_task_that_took_over_a_runner,
             cancel_queued_task_releases_slot_and_fires_callbacks,
             cancel_before_first_poll_releases_slot,
             cancel_is_atomic,

@@ -903,7 +903,7 @@ where
                     let Some(f) = slot.as_mut().as_pin_mut() else {
                         return Poll::Ready(Err(TaskError::Cancelled { id }));
                     };
-                    match poll_task(f, id, &*abort, &mut timer, &*core.spawner, &core.name, cx) {
+                    match poll_task(f, id, &*abort, &mut timer, None, &core, cx) {
                         Poll::Pending => {
                             w.wake_consumer();
                             Poll::Pending
@@ -1900,11 +1900,7 @@ mod loom_tests {
     ) -> Result<F::Output, TaskError> {
         let mut fut = pin!(fut);
         let mut timer = RunTimer::new(None);
-        poll_fn(|cx| {
-            let spawner = &*core.spawner;
-            poll_task(fut.as_mut(), id, abort, &mut timer, spawner, "loom", cx)
-        })
-        .await
+        poll_fn(|cx| poll_task(fut.as_mut(), id, abort, &mut timer, None, core, cx)).await
     }
 
     /// The worker retires item `done` and registers its next item `next`.

@@ -1,9 +1,10 @@
 //! The one guarded poll of a task's future, for tasks and map items alike.
 
+use super::core::Core;
 use super::user;
 use crate::error::TaskError;
 use crate::id::TaskId;
-use async_taskpool_runtime::{BoxFuture, Spawner};
+use async_taskpool_runtime::BoxFuture;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
@@ -31,16 +32,40 @@ impl RunTimer {
     }
 }
 
+/// The waker a task's pending poll last left with its cancel signal, by identity (what
+/// [`Waker::will_wake`] compares), so that the next poll with the same waker need not take
+/// the signal's lock to leave it again. Only for a signal whose waker leaves it by a cancel
+/// alone (a task's cell: the cancel sets the flag the poll checks before it takes the
+/// waker); the task forgets it whenever the cell's waker goes another way (a retry's
+/// backoff, a new task on the same runner).
+#[derive(Default)]
+pub(crate) struct Registered(Option<(usize, usize)>);
+
+impl Registered {
+    #[inline]
+    fn key(waker: &Waker) -> (usize, usize) {
+        (waker.data() as usize, waker.vtable() as *const _ as usize)
+    }
+
+    /// The signal's waker may be gone: the next pending poll leaves it again.
+    #[inline]
+    pub(crate) fn forget(&mut self) {
+        self.0 = None;
+    }
+}
+
 /// One poll of task `id`'s future: cancelled (checked before and after, so a cancel that
 /// races the poll is never lost), finished, panicked, timed out, or pending.
-#[inline]
+// Inlined into each caller: a call of its own costs a task's every poll more than its
+// waker check saves (callgrind).
+#[inline(always)]
 pub(crate) fn poll_task<F: Future>(
     fut: Pin<&mut F>,
     id: TaskId,
     signal: &dyn CancelSignal,
     timer: &mut RunTimer,
-    spawner: &dyn Spawner,
-    pool: &str,
+    registered: Option<&mut Registered>,
+    core: &Core,
     cx: &mut Context<'_>,
 ) -> Poll<Result<F::Output, TaskError>> {
     if signal.is_cancelled(id) {
@@ -51,17 +76,25 @@ pub(crate) fn poll_task<F: Future>(
         Ok(Poll::Pending) => {}
         Err(payload) => {
             let err = TaskError::panicked(id, payload);
-            tracing::error!(pool, task_id = id.get(), "{err}");
+            tracing::error!(pool = %core.name, task_id = id.get(), "{err}");
             return Poll::Ready(Err(err));
         }
     }
     if let Some(after) = timer.after {
-        let sleep = timer.sleep.get_or_insert_with(|| spawner.sleep(after));
+        let sleep = timer.sleep.get_or_insert_with(|| core.spawner.sleep(after));
         if sleep.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Err(TaskError::TimedOut { id, after }));
         }
     }
-    signal.register(id, cx.waker());
+    match registered {
+        // Still there: only a cancel takes it, and the check below sees the cancel.
+        Some(r) if r.0 == Some(Registered::key(cx.waker())) => {}
+        Some(r) => {
+            signal.register(id, cx.waker());
+            r.0 = Some(Registered::key(cx.waker()));
+        }
+        None => signal.register(id, cx.waker()),
+    }
     if signal.is_cancelled(id) {
         return Poll::Ready(Err(TaskError::Cancelled { id }));
     }

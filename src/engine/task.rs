@@ -11,7 +11,7 @@ use super::core::{
     TaskControl,
 };
 use super::current;
-use super::poll::{poll_task, CancelSignal, RunTimer};
+use super::poll::{poll_task, CancelSignal, Registered, RunTimer};
 use super::retry::Retry;
 use super::runner::{Runner, Work};
 use super::span::{enter, task_span, TARGET};
@@ -434,6 +434,8 @@ pin_project! {
         in_caller: bool,
         // Entered on each poll of the future and the callbacks (`span.rs`).
         span: tracing::Span,
+        // The waker its cell holds for a cancel, while the cell holds it.
+        registered: Registered,
     }
 
     impl<F: Future, S: CellSpec> PinnedDrop for TaskRun<F, S> {
@@ -597,6 +599,7 @@ where
             started: None,
             in_caller: false,
             span: tracing::Span::none(),
+            registered: Registered::default(),
         }
     }
 
@@ -629,6 +632,7 @@ where
         // (A job run in its caller ends with `Next::End`: it never takes up another task.)
         debug_assert!(!*this.in_caller);
         *this.span = tracing::Span::none();
+        this.registered.forget();
     }
 }
 
@@ -714,9 +718,9 @@ where
                                 Some(e) => &mut e.timer,
                                 None => &mut plain,
                             };
-                            let spawner = &*core.spawner;
                             let _entered = enter(this.span);
-                            match poll_task(fut, id, &**cell, timer, spawner, &core.name, cx) {
+                            let registered = Some(&mut *this.registered);
+                            match poll_task(fut, id, &**cell, timer, registered, core, cx) {
                                 Poll::Ready(res) => res,
                                 Poll::Pending => return Poll::Pending,
                             }
@@ -752,6 +756,9 @@ where
                                 // without.
                                 *this.seat = Seat::Unseated;
                                 *this.step = Step::Backoff;
+                                // The backoff puts the future back in the cell, in the
+                                // waker's place.
+                                this.registered.forget();
                                 continue;
                             }
                         }
@@ -1209,22 +1216,21 @@ mod loom_tests {
     use super::{poll_backoff, Extra, HandleSide, TaskCell};
     use crate::engine::core::Seat;
     use crate::engine::loom_tests::{check, check_bounded, drop_guarded, pool, Counted};
-    use crate::engine::poll::{poll_task, RunTimer};
+    use crate::engine::poll::{poll_task, Registered, RunTimer};
     use crate::error::TaskError;
     use loom::future::block_on;
     use loom::thread;
-    use std::future::{pending, poll_fn, Pending};
+    use std::future::{pending, poll_fn, Future, Pending};
     use std::pin::pin;
     use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
     use std::sync::Arc;
 
     type Cell = TaskCell<Pending<Counted>, ()>;
 
-    /// A cancel racing the task's poll (cancel check, poll, register, re-check in
-    /// `poll_task`) is never lost: the task always ends cancelled.
-    #[test]
-    fn loom_task_cancel_racing_its_poll_is_seen() {
-        check(|| {
+    /// Polls the future `make` gives as task `id`'s runner does, while another thread
+    /// cancels the task: it must end cancelled.
+    fn polls_racing_a_cancel<F: Future>(make: impl Fn() -> F + Sync + Send + 'static) {
+        check(move || {
             let core = pool();
             let cell = Arc::new(Cell::new(()));
             let id = core.section().allocate_id();
@@ -1233,14 +1239,39 @@ mod loom_tests {
                 let core = core.clone();
                 thread::spawn(move || core.cancel(&[id]).expect("the task is live"))
             };
-            let mut fut = pin!(pending::<Counted>());
+            let mut fut = pin!(make());
             let mut timer = RunTimer::new(None);
+            let mut registered = Registered::default();
             let res = block_on(poll_fn(|cx| {
-                let spawner = &*core.spawner;
-                poll_task(fut.as_mut(), id, &*cell, &mut timer, spawner, "loom", cx)
+                let r = Some(&mut registered);
+                poll_task(fut.as_mut(), id, &*cell, &mut timer, r, &core, cx)
             }));
             assert!(matches!(res, Err(TaskError::Cancelled { .. })));
             canceller.join().unwrap();
+        });
+    }
+
+    /// A cancel racing the task's poll (cancel check, poll, register, re-check in
+    /// `poll_task`) is never lost: the task always ends cancelled.
+    #[test]
+    fn loom_task_cancel_racing_its_poll_is_seen() {
+        polls_racing_a_cancel(pending::<Counted>);
+    }
+
+    /// The same race while the task polls again with the waker it left (it yields twice,
+    /// then waits for good): the polls that skip leaving the waker again (`Registered`)
+    /// still end cancelled, whenever the cancel lands.
+    #[test]
+    fn loom_task_cancel_racing_its_repolls_is_seen() {
+        polls_racing_a_cancel(|| {
+            let mut yields = 2;
+            poll_fn(move |cx| {
+                if yields > 0 {
+                    yields -= 1;
+                    cx.waker().wake_by_ref();
+                }
+                std::task::Poll::<()>::Pending
+            })
         });
     }
 

@@ -237,6 +237,33 @@ pub async fn cancel_running_task(sp: Sp) {
     assert_eq!(p.num_running(), 0);
 }
 
+/// A task that starts on the runner of a task before it (limit 1, same future type, so the
+/// runner takes it up in place) and then waits can still be cancelled: the runner's waker
+/// is left with the new task too, though it is the waker the first task left.
+pub async fn cancel_a_task_that_took_over_a_runner(sp: Sp) {
+    async fn job(gate: Option<Gate>, started: Counter) {
+        started.bump();
+        match gate {
+            Some(gate) => gate.wait().await,
+            // Pending once, with the runner's waker left for a cancel.
+            None => yield_n(1).await,
+        }
+    }
+    let p = limited(&sp, 1);
+    let (first_started, second_started, never) = (Counter::new(), Counter::new(), Gate::new());
+    let first = p.spawn_queued(job(None, first_started.clone())).unwrap();
+    let second = p
+        .spawn_queued(job(Some(never), second_started.clone()))
+        .unwrap();
+    first.await.unwrap();
+    second_started.wait_for(1).await;
+    second.cancel().unwrap();
+    let err = second.await.unwrap_err();
+    assert!(err.is_cancelled(), "{err}");
+    assert_eq!((first_started.get(), p.num_cancelled()), (1, 1));
+    p.join().await.unwrap();
+}
+
 pub async fn cancel_queued_task_releases_slot_and_fires_callbacks(sp: Sp) {
     let p = limited(&sp, 1);
     let gate = Gate::new();
