@@ -1257,13 +1257,8 @@ impl State {
             .expect("the loose lane wants a slot");
         let task = task.into_inner();
         let id = TaskId::new(key);
-        let e = self.table.rekey(ended.get(), key).expect("checked");
+        let e = self.hand_record_on(ended, id, None, outcome, after);
         let old = std::mem::replace(&mut e.control, Held::new(task.clone().control()));
-        e.cancel_requested = false;
-        self.ended.count(outcome);
-        self.time_ended(ended, None);
-        self.time_started(id, None);
-        after.notify = true;
         let old = old.into_inner();
         debug_assert!(Arc::strong_count(&old) > 1, "the caller holds the control");
         drop(old);
@@ -1272,6 +1267,31 @@ impl State {
             id,
             core: core.clone(),
         }))
+    }
+
+    /// The shared step of [`task_to_next`](Self::task_to_next) and
+    /// [`item_to_next`](Self::item_to_next): `ended` (live, checked by the caller) retires
+    /// and `next` starts in its record, which moves to `next`'s id; the ended count, the
+    /// durations and the waiters end where `retire_held` and a start would leave them.
+    /// Returns the record, for what differs (a task's control).
+    pub(super) fn hand_record_on(
+        &mut self,
+        ended: TaskId,
+        next: TaskId,
+        group: Option<GroupKey>,
+        outcome: Outcome,
+        after: &mut After,
+    ) -> &mut Entry {
+        self.ended.count(outcome);
+        self.time_ended(ended, group);
+        self.time_started(next, group);
+        after.notify = true;
+        let e = self
+            .table
+            .rekey(ended.get(), next.get())
+            .expect("checked live");
+        e.cancel_requested = false;
+        e
     }
 
     /// Like [`next_for_slot`](Self::next_for_slot), for work that holds a slot but no runner

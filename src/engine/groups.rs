@@ -593,15 +593,10 @@ impl State {
             return None;
         }
         let next = self.allocate_id();
-        let e = self.table.rekey(ended.get(), next.get()).expect("checked");
-        e.cancel_requested = false;
+        self.hand_record_on(ended, next, Some(key), outcome, after);
         let g = self.groups.get_mut(key).expect("checked");
         g.ahead -= 1;
         g.ended += 1;
-        self.ended.count(outcome);
-        self.time_ended(ended, Some(key));
-        self.time_started(next, Some(key));
-        after.notify = true;
         Some(next)
     }
 

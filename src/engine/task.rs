@@ -846,7 +846,8 @@ where
     let mut s = core.section();
     let (st, after, c) = s.split();
     let unwanted = deliver(&cell, res, after);
-    let next = if slot_held && *this.seat == Seat::Slot && !*this.in_caller {
+    let holds_slot = slot_held && *this.seat == Seat::Slot;
+    let next = if holds_slot && !*this.in_caller {
         match st.task_to_next(id, outcome, c, after) {
             Some(start) => Next::Run(start),
             None => {
@@ -856,7 +857,7 @@ where
         }
     } else {
         st.retire_held(id, outcome, after);
-        if slot_held && *this.seat == Seat::Slot {
+        if holds_slot {
             st.pass_slot_on(c, after);
         }
         Next::End
